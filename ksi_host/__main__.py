@@ -1,0 +1,5 @@
+"""``python -m ksi_host`` is the ``ksi-host`` command."""
+
+from ksi_host._cli import main
+
+main()

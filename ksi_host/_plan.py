@@ -1,0 +1,124 @@
+"""Plain data handed from stage to stage: discover -> describe -> resolve -> load.
+
+Every value here is frozen, so a stage can only pass on a new value, never change
+the one it was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+
+__all__ = ["Exclusion", "LoadPlan", "Origin", "PluginSpec", "Reason", "ReasonCode", "SourceKind"]
+
+SourceKind = Literal["path", "folder", "user", "entry-point", "builtin"]
+
+ReasonCode = Literal[
+    "disabled",
+    "shadowed",
+    "import-error",
+    "not-a-plugin",
+    "invalid-metadata",
+    "missing-dependency",
+    "version-conflict",
+    "cycle",
+    "ambiguous-service",
+    "dependency-excluded",
+    "context-failed",
+    "startup-failed",
+    "dependency-failed",
+]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a plugin came from, for every message that mentions it."""
+
+    kind: SourceKind
+    location: str
+    distribution: str | None = None
+    dist_version: str | None = None
+    entry_point: str | None = None
+
+    def __str__(self) -> str:
+        if self.distribution:
+            version = f" {self.dist_version}" if self.dist_version else ""
+            ep = f", entry point {self.entry_point!r}" if self.entry_point else ""
+            return f"{self.distribution}{version}{ep}"
+        return f"{self.kind} {self.location}"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a plugin will not (or no longer does) run; ``cause`` leads to the root cause."""
+
+    code: ReasonCode
+    message: str
+    hint: str = ""
+    cause: Reason | None = None
+    traceback: str | None = None
+
+    @property
+    def root(self) -> Reason:
+        reason = self
+        while reason.cause is not None:
+            reason = reason.cause
+        return reason
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A plugin that imported and whose metadata validated."""
+
+    plugin: object
+    metadata: PluginMetadata
+    capabilities: PluginCapabilities
+    origin: Origin
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def key(self) -> str:
+        return self.metadata.key
+
+    @property
+    def version(self) -> str | None:
+        return self.metadata.version or self.origin.dist_version
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A plugin that was found but will not load, and why."""
+
+    name: str
+    origin: Origin
+    reason: Reason
+    spec: PluginSpec | None = None
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """The resolver's answer: what loads, in which order, and what does not, with reasons.
+
+    ``requires`` maps each loadable plugin's key to the keys of the plugins it
+    must start after (its resolved dependencies and present ``after_dependencies``).
+    """
+
+    order: tuple[PluginSpec, ...]
+    excluded: tuple[Exclusion, ...] = ()
+    requires: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    warnings: tuple[str, ...] = ()
+
+    def dependents(self, key: str) -> tuple[str, ...]:
+        """Keys of the plugins that need ``key``, directly or not, in load order."""
+        affected = {key}
+        for spec in self.order:
+            if any(dep in affected for dep in self.requires.get(spec.key, ())):
+                affected.add(spec.key)
+        return tuple(spec.key for spec in self.order if spec.key in affected - {key})

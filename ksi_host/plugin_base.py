@@ -1,0 +1,84 @@
+"""The base classes plugin authors subclass, and the ``hookimpl`` marker they decorate with."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import pluggy
+
+from ksi_host.hookspecs import PROJECT_NAME
+from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+
+__all__ = ["BasePlugin", "Emitter", "TransportPlugin", "hookimpl"]
+
+hookimpl: Final = pluggy.HookimplMarker(PROJECT_NAME)
+
+Emitter = Callable[[str, dict[str, Any]], Awaitable[Any]]
+"""What a host gives a transport to hand events in: ``await emit(event_name, data)``."""
+
+
+class BasePlugin:
+    """A KSI plugin: metadata, capabilities, and the ``@hookimpl`` methods of a subclass."""
+
+    def __init__(
+        self,
+        metadata: PluginMetadata,
+        capabilities: PluginCapabilities | None = None,
+    ) -> None:
+        if not isinstance(metadata, PluginMetadata):
+            raise TypeError(
+                f"{type(self).__name__}: metadata must be a PluginMetadata, "
+                f"not {type(metadata).__name__}; e.g. PluginMetadata(name='my_plugin')"
+            )
+        if capabilities is not None and not isinstance(capabilities, PluginCapabilities):
+            raise TypeError(
+                f"{type(self).__name__}: capabilities must be a PluginCapabilities or None, "
+                f"not {type(capabilities).__name__}"
+            )
+        self.metadata: Final = metadata
+        self.capabilities: Final = capabilities or PluginCapabilities()
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def __repr__(self) -> str:
+        version = self.metadata.version or "unversioned"
+        return f"<{type(self).__name__} {self.metadata.name} {version}>"
+
+
+class TransportPlugin(BasePlugin):
+    """A plugin that brings events in from outside (a socket, a websocket, ...).
+
+    The host attaches itself when it loads the plugin; until then ``emit_event``
+    raises, since there is nowhere to send the event.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        transport_type: str,
+        *,
+        metadata: PluginMetadata | None = None,
+        capabilities: PluginCapabilities | None = None,
+    ) -> None:
+        super().__init__(
+            metadata=metadata or PluginMetadata(name=name),
+            capabilities=capabilities,
+        )
+        self.transport_type: Final = transport_type
+        self._emitter: Emitter | None = None
+
+    def attach(self, emitter: Emitter | None) -> None:
+        """Connect to (or, with ``None``, detach from) the host that routes events."""
+        self._emitter = emitter
+
+    async def emit_event(self, event_name: str, data: dict[str, Any]) -> Any:
+        """Hand an event to the host and return its answer."""
+        if self._emitter is None:
+            raise RuntimeError(
+                f"transport {self.name!r} is not attached to a host; "
+                "load it through ksi_host (or call attach(emitter)) before emitting"
+            )
+        return await self._emitter(event_name, data)

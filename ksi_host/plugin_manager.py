@@ -1,0 +1,117 @@
+"""The guide's ``PluginManager``: a pluggy manager for project ``ksi`` with the specs added.
+
+pluggy accepts any object and silently ignores hook names it has no spec for; a
+plugin host cannot, because a typo such as ``ksi_handle_events`` would mean a
+plugin that never runs. :class:`KsiPluggyManager` refuses such registrations with
+an error that names the plugin, the hook and the likely fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Final
+
+import pluggy
+
+from ksi_host import hookspecs
+from ksi_host.errors import PluginRegistrationError
+
+__all__ = ["KsiPluggyManager", "PluginManager"]
+
+_HOOK_IN_MESSAGE: Final = re.compile(r"hook '([^']+)'")
+
+
+def _label(plugin: object, name: str | None) -> str:
+    if name:
+        return name
+    metadata = getattr(plugin, "metadata", None)
+    plugin_name = getattr(metadata, "name", None)
+    return plugin_name if isinstance(plugin_name, str) else repr(plugin)
+
+
+class KsiPluggyManager(pluggy.PluginManager):
+    """A ``pluggy.PluginManager`` that only accepts well-formed KSI plugins."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT_NAME)
+        self.add_hookspecs(hookspecs)
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        """Register ``plugin`` under its metadata name, refusing anything pluggy would not run."""
+        label = _label(plugin, name)
+        self._check_is_plugin(plugin, label)
+        try:
+            registered = super().register(plugin, name=name or self._default_name(plugin))
+        except pluggy.PluginValidationError as exc:
+            match = _HOOK_IN_MESSAGE.search(str(exc))
+            raise PluginRegistrationError(
+                plugin=plugin,
+                name=label,
+                hook=match.group(1) if match else None,
+                what=f"plugin {label!r} does not match the hook spec: {exc}",
+                hint="use only argument names the hook spec declares "
+                "(see ksi_host.hookspecs); a hook may take fewer arguments, never others",
+            ) from exc
+        except ValueError as exc:
+            raise PluginRegistrationError(
+                plugin=plugin,
+                name=label,
+                what=f"cannot register plugin {label!r}: {exc}",
+                hint="each plugin name may be registered once; unregister the old one first "
+                "or give the new one another name",
+            ) from exc
+        self._check_unknown_hooks(plugin, label)
+        return registered
+
+    def _default_name(self, plugin: object) -> str | None:
+        metadata = getattr(plugin, "metadata", None)
+        name = getattr(metadata, "name", None)
+        return name if isinstance(name, str) else None
+
+    def _check_is_plugin(self, plugin: object, label: str) -> None:
+        if isinstance(plugin, type):
+            raise PluginRegistrationError(
+                plugin=plugin,
+                name=label,
+                what=f"{plugin.__name__} is a class, not a plugin instance",
+                hint=f"register an instance: pm.register({plugin.__name__}())",
+            )
+        has_hooks = any(self.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin))
+        if not has_hooks:
+            raise PluginRegistrationError(
+                plugin=plugin,
+                name=label,
+                what=f"{plugin!r} is not a plugin: it has no @hookimpl methods",
+                hint="decorate the plugin's hook methods with ksi_host.plugin_base.hookimpl",
+            )
+
+    def _check_unknown_hooks(self, plugin: object, label: str) -> None:
+        known = sorted(name for name, caller in vars(self.hook).items() if caller.spec is not None)
+        for hook_name, caller in vars(self.hook).items():
+            if caller.spec is not None:
+                continue
+            if any(impl.plugin is plugin for impl in caller.get_hookimpls()):
+                self.unregister(plugin)
+                close = difflib.get_close_matches(hook_name, known, n=1)
+                suggestion = f"rename it to {close[0]!r}" if close else "remove the @hookimpl"
+                raise PluginRegistrationError(
+                    plugin=plugin,
+                    name=label,
+                    hook=hook_name,
+                    what=f"plugin {label!r} implements {hook_name!r}, which is not a KSI hook",
+                    hint=f"{suggestion}; the hooks are: {', '.join(known)}",
+                )
+
+
+class PluginManager:
+    """The entry point of the guide's examples: ``PluginManager().pm`` is the pluggy manager."""
+
+    def __init__(self) -> None:
+        self.pm: Final = KsiPluggyManager()
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        return self.pm.register(plugin, name=name)
+
+    def unregister(self, plugin: object) -> Any:
+        return self.pm.unregister(plugin)

@@ -1,0 +1,220 @@
+"""What a plugin says about itself: the guide's ``PluginMetadata`` and ``PluginCapabilities``.
+
+These models cross a boundary (plugin authors write them, the resolver, ``plugins
+--json`` and ``doctor`` read them), so they are strict pydantic models: frozen,
+no unknown fields, and every bad value is reported at once with the plugin, the
+field, the value and a valid example.
+
+>>> meta = PluginMetadata(name="my_plugin", version="1.0", dependencies=["database>=1.2,<2"])
+>>> meta.key, meta.version, meta.dependencies
+('my-plugin', '1.0', ('database<2,>=1.2',))
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import cached_property
+from typing import Any, Final
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from ksi_host.errors import InvalidEventName, InvalidPluginMetadata, MetadataProblem
+from ksi_host.events import EVENT_NAME_EXAMPLE, check_event_name, normalise_namespace
+
+__all__ = ["PluginCapabilities", "PluginMetadata", "canonical_name"]
+
+_EXAMPLES: Final[dict[str, str]] = {
+    "name": "'my_plugin'",
+    "version": "'1.0.0'",
+    "description": "'Stores key/value pairs'",
+    "author": "'Jane Doe <jane@example.org>'",
+    "dependencies": "['database', 'auth>=1.2,<2']",
+    "after_dependencies": "['metrics']",
+    "event_namespaces": "['/system']",
+    "commands": f"['{EVENT_NAME_EXAMPLE}']",
+    "provides_services": "['database']",
+}
+
+
+def canonical_name(name: str) -> str:
+    """Normalise a plugin or service name the way PyPI normalises project names.
+
+    >>> canonical_name("My_Plugin.Two")
+    'my-plugin-two'
+    """
+    try:
+        return canonicalize_name(name, validate=True)
+    except InvalidName:
+        raise ValueError(
+            "a name must be ASCII letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        ) from None
+
+
+def _owner_hint() -> str:
+    """Name the plugin class whose ``__init__`` is building this model, if any."""
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            owner = frame.f_locals.get("self")
+            is_init = frame.f_code.co_name == "__init__"
+            if is_init and owner is not None and not isinstance(owner, _KsiModel):
+                return type(owner).__name__
+            frame = frame.f_back
+        return "<unknown plugin>"
+    finally:
+        del frame
+
+
+class _KsiModel(BaseModel):
+    """Frozen, strict, and raising :class:`InvalidPluginMetadata` instead of pydantic's error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise self._translate(exc, data) from None
+
+    @classmethod
+    def _plugin_label(cls, data: dict[str, Any]) -> str:
+        return _owner_hint()
+
+    @classmethod
+    def _translate(cls, exc: ValidationError, data: dict[str, Any]) -> InvalidPluginMetadata:
+        problems = []
+        for err in exc.errors():
+            loc = err["loc"]
+            field = str(loc[0]) if loc else "<model>"
+            value: object = data.get(field, err.get("input")) if loc else data
+            if len(loc) > 1 and isinstance(loc[1], int):
+                field = f"{field}[{loc[1]}]"
+                value = err.get("input")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(
+                MetadataProblem(
+                    field=field,
+                    value=value,
+                    message=message,
+                    example=_EXAMPLES.get(str(loc[0]) if loc else "", "see the plugin guide"),
+                )
+            )
+        return InvalidPluginMetadata(
+            plugin=cls._plugin_label(data), model=cls.__name__, problems=problems
+        )
+
+
+class PluginMetadata(_KsiModel):
+    """Who a plugin is and what it needs before it can start."""
+
+    name: str
+    version: str | None = None
+    description: str = ""
+    author: str = ""
+    dependencies: tuple[str, ...] = ()
+    after_dependencies: tuple[str, ...] = ()
+
+    @classmethod
+    def _plugin_label(cls, data: dict[str, Any]) -> str:
+        name = data.get("name")
+        return name if isinstance(name, str) and name.strip() else _owner_hint()
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        canonical_name(value)
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _check_version(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(Version(value))
+        except InvalidVersion:
+            raise ValueError("not a valid PEP 440 version") from None
+
+    @field_validator("dependencies", mode="before")
+    @classmethod
+    def _check_dependencies(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError("must be a list of requirement strings, not one string")
+        return value
+
+    @field_validator("dependencies")
+    @classmethod
+    def _parse_dependencies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(_parse_requirement(item)) for item in value)
+
+    @field_validator("after_dependencies")
+    @classmethod
+    def _check_after(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            canonical_name(item)
+        return value
+
+    @property
+    def key(self) -> str:
+        """The normalised name every comparison uses (``My_Plugin`` is ``my-plugin``)."""
+        return canonical_name(self.name)
+
+    @cached_property
+    def requirements(self) -> tuple[Requirement, ...]:
+        """``dependencies`` parsed, for the resolver."""
+        return tuple(Requirement(item) for item in self.dependencies)
+
+
+def _parse_requirement(text: str) -> Requirement:
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise ValueError(f"{text!r} is not a requirement: {exc}") from None
+    if req.url:
+        raise ValueError(f"{text!r} names a URL; a dependency names a plugin or service")
+    if req.extras:
+        raise ValueError(f"{text!r} has extras, which plugin dependencies do not support")
+    return req
+
+
+class PluginCapabilities(_KsiModel):
+    """Which events a plugin wants and which services it offers other plugins."""
+
+    event_namespaces: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()
+    provides_services: tuple[str, ...] = ()
+
+    @field_validator("event_namespaces")
+    @classmethod
+    def _check_namespaces(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return tuple(normalise_namespace(item) for item in value)
+        except InvalidEventName as exc:
+            raise ValueError(f"{exc.name!r} is not a namespace") from None
+
+    @field_validator("commands")
+    @classmethod
+    def _check_commands(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        checked = []
+        for item in value:
+            try:
+                checked.append(check_event_name(item))
+            except InvalidEventName as exc:
+                raise ValueError(f"{item!r} is not 'namespace:action': {exc.what}") from None
+        return tuple(checked)
+
+    @field_validator("provides_services")
+    @classmethod
+    def _check_services(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            canonical_name(item)
+        return value
+
+    @property
+    def routes_everything(self) -> bool:
+        """A plugin that declares no events sees every event (the guide's minimal plugin)."""
+        return not (self.event_namespaces or self.commands)
