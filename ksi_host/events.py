@@ -40,6 +40,8 @@ _EVENT_RE: Final = re.compile(rf"({_SEGMENT}):({_SEGMENT})")
 def _reason(name: str) -> str:
     if ":" not in name:
         return "it has no ':' between namespace and action"
+    if name.count(":") > 1:
+        return "it has more than one ':'"
     namespace, _, action = name.partition(":")
     for label, part in (("namespace", namespace), ("action", action)):
         if not part:
@@ -51,7 +53,7 @@ def _reason(name: str) -> str:
                 f"the {label} {part!r} must start with a lowercase letter and contain only "
                 "lowercase letters, digits, '_' and '-'"
             )
-    return "it has more than one ':'"
+    return "it is not 'namespace:action'"
 
 
 def split_event_name(name: object) -> tuple[str, str]:

@@ -1,0 +1,102 @@
+"""The pluggy manager refuses what pluggy alone would accept and never run."""
+
+from __future__ import annotations
+
+import pluggy
+import pytest
+
+from ksi_host import BasePlugin, PluginManager, PluginRegistrationError, hookimpl
+from ksi_host.plugin_types import PluginMetadata
+
+
+class Good(BasePlugin):
+    def __init__(self, name: str = "good") -> None:
+        super().__init__(metadata=PluginMetadata(name=name))
+
+    @hookimpl
+    def ksi_handle_event(self, event_name, data, context):
+        return {"from": self.name}
+
+
+def test_pm_is_a_real_pluggy_manager_with_the_specs():
+    manager = PluginManager()
+    assert isinstance(manager.pm, pluggy.PluginManager)
+    assert manager.pm.project_name == "ksi"
+    specs = {name for name, caller in vars(manager.pm.hook).items() if caller.spec}
+    assert specs == {
+        "ksi_startup",
+        "ksi_shutdown",
+        "ksi_plugin_context",
+        "ksi_handle_event",
+        "ksi_filter_event",
+        "ksi_validate_event",
+        "ksi_metrics_collected",
+    }
+
+
+def test_plugins_register_under_their_metadata_name():
+    manager = PluginManager()
+    plugin = Good()
+    assert manager.register(plugin) == "good"
+    assert manager.pm.get_plugin("good") is plugin
+    manager.unregister(plugin)
+    assert manager.pm.get_plugin("good") is None
+
+
+def test_a_typo_in_a_hook_name_is_refused_with_the_right_name():
+    class Typo(BasePlugin):
+        def __init__(self):
+            super().__init__(metadata=PluginMetadata(name="typo"))
+
+        @hookimpl
+        def ksi_handle_events(self, event_name, data, context):
+            return None
+
+    manager = PluginManager()
+    with pytest.raises(PluginRegistrationError) as info:
+        manager.pm.register(Typo())
+    assert info.value.name == "typo"
+    assert info.value.hook == "ksi_handle_events"
+    assert str(info.value).splitlines()[:2] == [
+        "error[plugin-registration]: plugin 'typo' implements 'ksi_handle_events', "
+        "which is not a KSI hook",
+        "  where: plugin 'typo', hook 'ksi_handle_events'",
+    ]
+    assert "rename it to 'ksi_handle_event'" in str(info.value)
+    assert manager.pm.get_plugin("typo") is None
+
+
+def test_arguments_that_do_not_match_the_spec_are_refused():
+    class BadArgs(BasePlugin):
+        def __init__(self):
+            super().__init__(metadata=PluginMetadata(name="bad_args"))
+
+        @hookimpl
+        def ksi_handle_event(self, event, data):
+            return None
+
+    with pytest.raises(PluginRegistrationError) as info:
+        PluginManager().pm.register(BadArgs())
+    assert (info.value.name, info.value.hook) == ("bad_args", "ksi_handle_event")
+    assert "Argument(s) {'event'} are declared in the hookimpl" in str(info.value)
+    assert isinstance(info.value.__cause__, pluggy.PluginValidationError)
+
+
+@pytest.mark.parametrize("thing", [42, "plugin", None, object()])
+def test_things_without_hooks_are_not_plugins(thing):
+    with pytest.raises(PluginRegistrationError, match="is not a plugin: it has no @hookimpl"):
+        PluginManager().pm.register(thing)
+
+
+def test_registering_the_class_instead_of_an_instance_says_so():
+    with pytest.raises(
+        PluginRegistrationError, match=r"register an instance: pm.register\(Good\(\)\)"
+    ):
+        PluginManager().pm.register(Good)
+
+
+def test_registering_the_same_name_twice_is_refused():
+    manager = PluginManager()
+    manager.register(Good())
+    with pytest.raises(PluginRegistrationError, match="already registered"):
+        manager.register(Good())
