@@ -33,10 +33,6 @@ from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 __all__ = ["Described", "describe", "file_module_name"]
 
 _MISSING: Final = object()
-_SHADOW_HINT: Final = (
-    "sources are searched in this order: explicit paths, KSI_PLUGIN_PATH, ~/.ksi/plugins, "
-    "entry points, built-ins; remove the copy you do not want"
-)
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,7 @@ def describe(
         if isinstance(outcome, PluginSpec):
             spec = outcome
             if spec.key in specs:
-                outcome = _shadowed(spec, specs[spec.key])
+                outcome = Exclusion.shadowed(spec, by=specs[spec.key])
             elif spec.key in disabled:
                 outcome = _disabled(spec.name, spec.origin, disabled[spec.key], spec)
             else:
@@ -109,18 +105,17 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
         return Exclusion(name, origin, reason)
     where = _target(candidate)
     try:
-        problem = _plugin_problem(plugin, where, hooks)
+        described = _inspect(plugin, where, hooks)
     except Exception as exc:
-        problem = Reason(
+        described = Reason(
             "not-a-plugin",
             f"{where} cannot be inspected: {type(exc).__name__}: {exc}",
             "make the plugin's attributes readable without raising",
             traceback=_traceback(),
         )
-    if problem is not None:
-        return Exclusion(name, origin, problem)
-    metadata: PluginMetadata = getattr(plugin, "metadata")  # noqa: B009
-    capabilities = getattr(plugin, "capabilities", None) or PluginCapabilities()
+    if isinstance(described, Reason):
+        return Exclusion(name, origin, described)
+    metadata, capabilities = described
     return PluginSpec(plugin=plugin, metadata=metadata, capabilities=capabilities, origin=origin)
 
 
@@ -162,8 +157,10 @@ def _import_file(file: Path) -> ModuleType:
     return module
 
 
-def _plugin_problem(plugin: object, where: str, hooks: KsiPluggyManager) -> Reason | None:
-    """Why the object found at ``where`` is not a KSI plugin, if it is not."""
+def _inspect(
+    plugin: object, where: str, hooks: KsiPluggyManager
+) -> tuple[PluginMetadata, PluginCapabilities] | Reason:
+    """What the object found at ``where`` says about itself, or why it is not a KSI plugin."""
     example = "plugin = MyPlugin()  # MyPlugin subclasses ksi_host.BasePlugin"
     if plugin is _MISSING:
         return Reason("not-a-plugin", f"{where} has no `plugin`", f"expose the instance: {example}")
@@ -180,24 +177,26 @@ def _plugin_problem(plugin: object, where: str, hooks: KsiPluggyManager) -> Reas
             f"{where} is a {type(plugin).__name__} with no `metadata`",
             f"subclass ksi_host.BasePlugin and pass PluginMetadata(name=...): {example}",
         )
-    capabilities = getattr(plugin, "capabilities", None)
-    for field, value, model in (
-        ("metadata", metadata, PluginMetadata),
-        ("capabilities", capabilities, PluginCapabilities),
-    ):
-        if value is not None and not isinstance(value, model):
-            return Reason(
-                "invalid-metadata",
-                f"{where}.{field} is a {type(value).__name__}, not a {model.__name__}",
-                f"build it with ksi_host.{model.__name__}(...)",
-            )
+    if not isinstance(metadata, PluginMetadata):
+        return _wrong_type(f"{where}.metadata", metadata, PluginMetadata)
+    capabilities = getattr(plugin, "capabilities", None) or PluginCapabilities()
+    if not isinstance(capabilities, PluginCapabilities):
+        return _wrong_type(f"{where}.capabilities", capabilities, PluginCapabilities)
     if not any(hooks.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin)):
         return Reason(
             "not-a-plugin",
             f"{where} ({type(plugin).__name__}) has no @hookimpl methods",
             "decorate the plugin's hook methods with ksi_host.hookimpl",
         )
-    return None
+    return metadata, capabilities
+
+
+def _wrong_type(where: str, value: object, model: type) -> Reason:
+    return Reason(
+        "invalid-metadata",
+        f"{where} is a {type(value).__name__}, not a {model.__name__}",
+        f"build it with ksi_host.{model.__name__}(...)",
+    )
 
 
 def _target(candidate: Candidate) -> str:
@@ -213,15 +212,6 @@ def _disabled(name: str, origin: Origin, setting: str, spec: PluginSpec | None =
         "disabled", f"{name} is disabled by {setting}", f"remove {name!r} from {setting} to load it"
     )
     return Exclusion(name, origin, reason, spec)
-
-
-def _shadowed(spec: PluginSpec, winner: PluginSpec) -> Exclusion:
-    reason = Reason(
-        "shadowed",
-        f"{spec.name} from {spec.origin} is shadowed by {winner.name} from {winner.origin}",
-        _SHADOW_HINT,
-    )
-    return Exclusion(spec.name, spec.origin, reason, spec)
 
 
 def _version_warnings(spec: PluginSpec) -> list[str]:

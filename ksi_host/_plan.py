@@ -129,6 +129,17 @@ class Exclusion:
     reason: Reason
     spec: PluginSpec | None = None
 
+    @classmethod
+    def shadowed(cls, spec: PluginSpec, *, by: PluginSpec) -> Exclusion:
+        """``spec`` is the same plugin as ``by``, which came from a source of higher precedence."""
+        reason = Reason(
+            "shadowed",
+            f"{spec.name} from {spec.origin} is shadowed by {by.name} from {by.origin}",
+            "sources are searched in this order: explicit paths, KSI_PLUGIN_PATH, "
+            "~/.ksi/plugins, entry points, built-ins; remove the copy you do not want",
+        )
+        return cls(spec.name, spec.origin, reason, spec)
+
 
 @dataclass(frozen=True)
 class LoadPlan:

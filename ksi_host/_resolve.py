@@ -92,12 +92,7 @@ class _Graph:
         if winner is None:
             self.plugins[spec.key] = spec
             return
-        reason = Reason(
-            "shadowed",
-            f"{spec.name} from {spec.origin} is shadowed by {winner.name} from {winner.origin}",
-            "remove the copy you do not want",
-        )
-        self.shadowed.append(Exclusion(spec.name, spec.origin, reason, spec))
+        self.shadowed.append(Exclusion.shadowed(spec, by=winner))
 
     def link(self) -> None:
         """Resolve every dependency to a provider, or record the first that cannot be."""
