@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from ksi_host import __version__
+from ksi_host._pipeline import build_plan
+from ksi_host._plans_report import plan_report, render_text
+from ksi_host.errors import KsiError
 
 __all__ = ["cli", "main"]
 
@@ -18,3 +21,29 @@ def cli() -> None:
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (PlanReport).")
+@click.option(
+    "--plugin-path",
+    "plugin_paths",
+    multiple=True,
+    metavar="PATH",
+    help="A plugin file, folder or dotted module to load first (repeatable).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show the traceback of each failed import.")
+def plugins(as_json: bool, plugin_paths: tuple[str, ...], verbose: bool) -> None:
+    """Show which plugins will load, in which order, and why the others will not.
+
+    Exits 1 when a plugin found cannot load; disabled and shadowed ones do not count.
+    """
+    try:
+        report = plan_report(build_plan(paths=plugin_paths))
+    except KsiError as exc:
+        click.echo(exc.render(), err=True)
+        raise SystemExit(exc.exit_code) from None
+    click.echo(
+        report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
+    )
+    raise SystemExit(0 if report.ok else 1)

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
-__all__ = ["Exclusion", "LoadPlan", "Origin", "PluginSpec", "Reason", "ReasonCode", "SourceKind"]
+__all__ = [
+    "Candidate",
+    "Exclusion",
+    "LoadPlan",
+    "Origin",
+    "PluginSpec",
+    "Reason",
+    "ReasonCode",
+    "SourceKind",
+]
 
 SourceKind = Literal["path", "folder", "user", "entry-point", "builtin"]
 
@@ -50,6 +60,24 @@ class Origin:
             ep = f", entry point {self.entry_point!r}" if self.entry_point else ""
             return f"{self.distribution}{version}{ep}"
         return f"{self.kind} {self.location}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Something that may be a plugin, found but not imported yet.
+
+    Exactly one of ``module`` (a dotted module name), ``file`` (a ``.py`` file or a
+    package's ``__init__.py``) or ``entry_point`` (an entry point value such as
+    ``pkg.mod:plugin``) says how to load it. ``disabled_by`` names the setting that
+    turned it off, so it is reported instead of imported.
+    """
+
+    name_hint: str
+    origin: Origin
+    module: str | None = None
+    file: Path | None = None
+    entry_point: str | None = None
+    disabled_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +128,17 @@ class Exclusion:
     origin: Origin
     reason: Reason
     spec: PluginSpec | None = None
+
+    @classmethod
+    def shadowed(cls, spec: PluginSpec, *, by: PluginSpec) -> Exclusion:
+        """``spec`` is the same plugin as ``by``, which came from a source of higher precedence."""
+        reason = Reason(
+            "shadowed",
+            f"{spec.name} from {spec.origin} is shadowed by {by.name} from {by.origin}",
+            "sources are searched in this order: explicit paths, KSI_PLUGIN_PATH, "
+            "~/.ksi/plugins, entry points, built-ins; remove the copy you do not want",
+        )
+        return cls(spec.name, spec.origin, reason, spec)
 
 
 @dataclass(frozen=True)

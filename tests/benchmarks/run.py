@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_discovery
+
 
 def main() -> None:
-    print("no benchmarks yet")
+    for line in bench_discovery.run():
+        print(line)
 
 
 if __name__ == "__main__":

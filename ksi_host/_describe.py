@@ -1,0 +1,235 @@
+"""Import each candidate and read what it says about itself: the one place plugin code runs.
+
+Every way a candidate can fail (it does not import, raises while importing, has no
+``plugin``, is not a plugin, or its metadata does not validate) becomes an
+:class:`~ksi_host._plan.Exclusion` with the traceback kept, and the others go on.
+When two candidates turn out to be the same plugin, the first (by source
+precedence) wins and the other is kept as ``shadowed``, naming the winner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import Final
+
+import importlib_metadata
+from packaging.version import InvalidVersion, Version
+
+from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
+from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason
+from ksi_host._report import NullReporter, Reporter
+from ksi_host.errors import InvalidPluginMetadata
+from ksi_host.plugin_manager import KsiPluggyManager
+from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+
+__all__ = ["Described", "describe", "file_module_name"]
+
+_MISSING: Final = object()
+
+
+@dataclass(frozen=True)
+class Described:
+    """The candidates that are plugins, the ones that are not (with why), and warnings."""
+
+    specs: tuple[PluginSpec, ...]
+    excluded: tuple[Exclusion, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def describe(
+    candidates: Iterable[Candidate],
+    reporter: Reporter | None = None,
+    *,
+    disabled: Mapping[str, str] = MappingProxyType({}),
+) -> Described:
+    """Import every candidate in order; ``disabled`` also matches names known only after import.
+
+    ``disabled`` maps canonical plugin names to the setting that turned them off, as
+    :func:`ksi_host._discover.disabled_names` returns it.
+    """
+    reporter = reporter or NullReporter()
+    hooks = KsiPluggyManager()
+    specs: dict[str, PluginSpec] = {}
+    excluded: list[Exclusion] = []
+    warnings: list[str] = []
+    for candidate in candidates:
+        outcome = _describe_one(candidate, hooks)
+        if isinstance(outcome, PluginSpec):
+            spec = outcome
+            if spec.key in specs:
+                outcome = Exclusion.shadowed(spec, by=specs[spec.key])
+            elif spec.key in disabled:
+                outcome = _disabled(spec.name, spec.origin, disabled[spec.key], spec)
+            else:
+                specs[spec.key] = spec
+                warnings.extend(_version_warnings(spec))
+                reporter.described(spec)
+                continue
+        excluded.append(outcome)
+        reporter.excluded(outcome)
+    return Described(
+        specs=tuple(specs.values()), excluded=tuple(excluded), warnings=tuple(warnings)
+    )
+
+
+def file_module_name(file: Path) -> str:
+    """A ``sys.modules`` name unique to this file, so two ``plugin.py`` never collide."""
+    digest = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:16]
+    return f"ksi_plugin_file_{digest}"
+
+
+def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec | Exclusion:
+    name, origin = candidate.name_hint, candidate.origin
+    if candidate.disabled_by is not None:
+        return _disabled(name, origin, candidate.disabled_by)
+    try:
+        plugin = _load(candidate)
+    except InvalidPluginMetadata as exc:
+        reason = Reason("invalid-metadata", exc.what, exc.hint or "", traceback=_traceback())
+        return Exclusion(name, origin, reason)
+    except (Exception, SystemExit) as exc:
+        reason = Reason(
+            "import-error",
+            f"{name} from {origin} failed to import: {type(exc).__name__}: {exc}",
+            f"fix the error in the traceback, or set KSI_DISABLE_PLUGINS={name} to skip it",
+            traceback=_traceback(),
+        )
+        return Exclusion(name, origin, reason)
+    where = _target(candidate)
+    try:
+        described = _inspect(plugin, where, hooks)
+    except Exception as exc:
+        described = Reason(
+            "not-a-plugin",
+            f"{where} cannot be inspected: {type(exc).__name__}: {exc}",
+            "make the plugin's attributes readable without raising",
+            traceback=_traceback(),
+        )
+    if isinstance(described, Reason):
+        return Exclusion(name, origin, described)
+    metadata, capabilities = described
+    return PluginSpec(plugin=plugin, metadata=metadata, capabilities=capabilities, origin=origin)
+
+
+def _load(candidate: Candidate) -> object:
+    """The object a candidate names, or ``_MISSING`` when its module has no ``plugin``."""
+    if candidate.entry_point is not None:
+        entry_point = importlib_metadata.EntryPoint(
+            name=candidate.name_hint, value=candidate.entry_point, group=ENTRY_POINT_GROUP
+        )
+        loaded: object = entry_point.load()
+    elif candidate.file is not None:
+        loaded = _import_file(candidate.file)
+    else:
+        loaded = importlib.import_module(str(candidate.module))
+    if isinstance(loaded, ModuleType):
+        return getattr(loaded, PLUGIN_ATTRIBUTE, _MISSING)
+    return loaded
+
+
+def _import_file(file: Path) -> ModuleType:
+    name = file_module_name(file)
+    if name in sys.modules:
+        return sys.modules[name]
+    if not file.is_file():
+        raise FileNotFoundError(f"no such plugin file: {file}")
+    is_package = file.name == "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        name, file, submodule_search_locations=[str(file.parent)] if is_package else None
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{file} is not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _inspect(
+    plugin: object, where: str, hooks: KsiPluggyManager
+) -> tuple[PluginMetadata, PluginCapabilities] | Reason:
+    """What the object found at ``where`` says about itself, or why it is not a KSI plugin."""
+    example = "plugin = MyPlugin()  # MyPlugin subclasses ksi_host.BasePlugin"
+    if plugin is _MISSING:
+        return Reason("not-a-plugin", f"{where} has no `plugin`", f"expose the instance: {example}")
+    if isinstance(plugin, type):
+        return Reason(
+            "not-a-plugin",
+            f"{where} is the class {plugin.__name__}, not a plugin instance",
+            f"create the instance: plugin = {plugin.__name__}()",
+        )
+    metadata = getattr(plugin, "metadata", _MISSING)
+    if metadata is _MISSING:
+        return Reason(
+            "not-a-plugin",
+            f"{where} is a {type(plugin).__name__} with no `metadata`",
+            f"subclass ksi_host.BasePlugin and pass PluginMetadata(name=...): {example}",
+        )
+    if not isinstance(metadata, PluginMetadata):
+        return _wrong_type(f"{where}.metadata", metadata, PluginMetadata)
+    capabilities = getattr(plugin, "capabilities", None) or PluginCapabilities()
+    if not isinstance(capabilities, PluginCapabilities):
+        return _wrong_type(f"{where}.capabilities", capabilities, PluginCapabilities)
+    if not any(hooks.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin)):
+        return Reason(
+            "not-a-plugin",
+            f"{where} ({type(plugin).__name__}) has no @hookimpl methods",
+            "decorate the plugin's hook methods with ksi_host.hookimpl",
+        )
+    return metadata, capabilities
+
+
+def _wrong_type(where: str, value: object, model: type) -> Reason:
+    return Reason(
+        "invalid-metadata",
+        f"{where} is a {type(value).__name__}, not a {model.__name__}",
+        f"build it with ksi_host.{model.__name__}(...)",
+    )
+
+
+def _target(candidate: Candidate) -> str:
+    if candidate.entry_point is not None:
+        return candidate.entry_point
+    if candidate.file is not None:
+        return str(candidate.file)
+    return str(candidate.module)
+
+
+def _disabled(name: str, origin: Origin, setting: str, spec: PluginSpec | None = None) -> Exclusion:
+    reason = Reason(
+        "disabled", f"{name} is disabled by {setting}", f"remove {name!r} from {setting} to load it"
+    )
+    return Exclusion(name, origin, reason, spec)
+
+
+def _version_warnings(spec: PluginSpec) -> list[str]:
+    declared, packaged = spec.metadata.version, spec.origin.dist_version
+    if declared is None or packaged is None or _same_version(declared, packaged):
+        return []
+    return [
+        f"{spec.name} says it is version {declared} but its distribution "
+        f"{spec.origin.distribution} is {packaged}; using {declared}"
+    ]
+
+
+def _same_version(one: str, other: str) -> bool:
+    try:
+        return Version(one) == Version(other)
+    except InvalidVersion:
+        return one == other
+
+
+def _traceback() -> str:
+    return traceback.format_exc()

@@ -1,0 +1,221 @@
+"""Find plugin candidates in every source, in precedence order, without importing any.
+
+Sources, the first one winning when two offer the same plugin name::
+
+    path         files, folders or dotted module names given by the caller or config
+    folder       each folder of KSI_PLUGIN_PATH (os.pathsep-separated, in order)
+    user         ~/.ksi/plugins ($KSI_HOME/plugins)
+    entry-point  entry points of group "ksi.plugins" (off with KSI_DISABLE_PLUGIN_AUTOLOAD=1)
+    builtin      every module of ksi_plugins_builtin that binds ``plugin``
+
+A folder offers its ``*.py`` files and its packages (names starting with ``_`` or
+``.`` are skipped). Nothing here imports plugin code: that is ``_describe``'s job.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Final
+
+import importlib_metadata
+from packaging.utils import canonicalize_name
+
+from ksi_host._paths import KsiPaths
+from ksi_host._plan import Candidate, Origin, SourceKind
+from ksi_host._report import NullReporter, Reporter
+from ksi_host.errors import ConfigError
+from ksi_host.plugin_types import canonical_name
+
+__all__ = [
+    "BUILTIN_PACKAGE",
+    "ENTRY_POINT_GROUP",
+    "PLUGIN_ATTRIBUTE",
+    "disabled_names",
+    "discover",
+]
+
+ENTRY_POINT_GROUP: Final = "ksi.plugins"
+BUILTIN_PACKAGE: Final = "ksi_plugins_builtin"
+PLUGIN_ATTRIBUTE: Final = "plugin"
+_FALSE_WORDS: Final = frozenset({"", "0", "false", "no", "off"})
+
+
+def disabled_names(
+    disabled: Collection[str] = (), env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Map each canonical name the user turned off to the setting that turned it off."""
+    env = os.environ if env is None else env
+    names: dict[str, str] = {}
+    settings = [(name, "the config's 'disabled' list") for name in disabled]
+    raw = env.get("KSI_DISABLE_PLUGINS", "")
+    settings += [(name.strip(), "KSI_DISABLE_PLUGINS") for name in raw.split(",") if name.strip()]
+    for name, setting in settings:
+        try:
+            names.setdefault(canonical_name(name), setting)
+        except ValueError as exc:
+            raise ConfigError(
+                what=f"{setting} names {name!r}, which is not a plugin name: {exc}",
+                where=setting,
+                hint="list plugin names as `ksi-host plugins` shows them, e.g. 'my_plugin'",
+            ) from None
+    return names
+
+
+def discover(
+    *,
+    paths: Sequence[str | Path] = (),
+    env: Mapping[str, str] | None = None,
+    disabled: Collection[str] = (),
+    reporter: Reporter | None = None,
+    builtin_package: str | None = BUILTIN_PACKAGE,
+) -> tuple[Candidate, ...]:
+    """Every candidate of every source, highest precedence first, disabled ones marked.
+
+    ``builtin_package`` names the package whose modules are the built-in plugins
+    (``None`` leaves them out).
+    """
+    env = os.environ if env is None else env
+    reporter = reporter or NullReporter()
+    off = disabled_names(disabled, env)
+    found: list[Candidate] = []
+    seen: set[str] = set()
+    for candidate in _all_sources(paths, env, builtin_package):
+        identity = _identity(candidate)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        setting = off.get(canonicalize_name(candidate.name_hint))
+        if setting is not None:
+            candidate = replace(candidate, disabled_by=setting)
+        reporter.found(candidate)
+        found.append(candidate)
+    return tuple(found)
+
+
+def _all_sources(
+    paths: Sequence[str | Path], env: Mapping[str, str], builtin_package: str | None
+) -> Iterator[Candidate]:
+    for item in paths:
+        yield from _explicit(item)
+    for folder in env.get("KSI_PLUGIN_PATH", "").split(os.pathsep):
+        if folder.strip():
+            yield from _folder(Path(folder).expanduser(), "folder")
+    yield from _folder(KsiPaths.from_env(env).plugins_dir, "user")
+    if env.get("KSI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _FALSE_WORDS:
+        yield from _entry_points()
+    if builtin_package is not None:
+        yield from _builtins(builtin_package)
+
+
+def _identity(candidate: Candidate) -> str:
+    """The same file, module or entry point reached twice is one candidate."""
+    if candidate.file is not None:
+        return f"file:{candidate.file.resolve()}"
+    if candidate.module is not None:
+        return f"module:{candidate.module}"
+    return f"entry-point:{candidate.origin.distribution}:{candidate.entry_point}"
+
+
+def _explicit(item: str | Path) -> Iterator[Candidate]:
+    text = str(item)
+    path = Path(text).expanduser()
+    looks_like_path = (
+        isinstance(item, Path) or path.suffix == ".py" or "/" in text or os.sep in text
+    )
+    if not looks_like_path and not path.exists():
+        yield Candidate(name_hint=text.rpartition(".")[2], origin=Origin("path", text), module=text)
+    elif path.is_dir() and not (path / "__init__.py").is_file():
+        yield from _folder(path, "path")
+    else:
+        yield _file_candidate(path, "path")
+
+
+def _folder(folder: Path, kind: SourceKind) -> Iterator[Candidate]:
+    """A missing folder offers nothing, as a missing PYTHONPATH entry does."""
+    if not folder.is_dir():
+        return
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(("_", ".")):
+            continue
+        is_module = entry.suffix == ".py" and entry.is_file()
+        if is_module or (entry / "__init__.py").is_file():
+            yield _file_candidate(entry, kind)
+
+
+def _file_candidate(path: Path, kind: SourceKind) -> Candidate:
+    is_package = path.is_dir()
+    name = path.name if is_package else path.stem
+    file = path / "__init__.py" if is_package else path
+    return Candidate(name_hint=name, origin=Origin(kind, str(path)), file=file)
+
+
+def _entry_points() -> Iterator[Candidate]:
+    """One scan of ``ksi.plugins``; importlib_metadata drops a distribution seen twice."""
+    for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        yield Candidate(
+            name_hint=ep.name,
+            origin=Origin(
+                "entry-point",
+                ep.value,
+                distribution=dist.name if dist is not None else None,
+                dist_version=dist.version if dist is not None else None,
+                entry_point=ep.name,
+            ),
+            entry_point=ep.value,
+        )
+
+
+def _builtins(package: str) -> Iterator[Candidate]:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return
+    for location in spec.submodule_search_locations:
+        yield from _walk_package(package, Path(location))
+
+
+def _walk_package(package: str, folder: Path) -> Iterator[Candidate]:
+    """Modules and subpackages that bind ``plugin``; helpers and ``_private`` ones are skipped."""
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(("_", ".")):
+            continue
+        module = f"{package}.{entry.stem if entry.is_file() else entry.name}"
+        if entry.suffix == ".py" and entry.is_file():
+            source = entry
+        elif (entry / "__init__.py").is_file():
+            source = entry / "__init__.py"
+            yield from _walk_package(module, entry)
+        else:
+            continue
+        if _binds_plugin(source):
+            yield Candidate(
+                name_hint=module.rpartition(".")[2],
+                origin=Origin("builtin", module),
+                module=module,
+            )
+
+
+def _binds_plugin(source: Path) -> bool:
+    """Whether a module binds ``plugin`` at top level; unreadable ones say yes, to be reported."""
+    try:
+        tree = ast.parse(source.read_bytes(), filename=str(source))
+    except (OSError, SyntaxError, ValueError):
+        return True
+    return any(PLUGIN_ATTRIBUTE in _bound_names(node) for node in tree.body)
+
+
+def _bound_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.Assign):
+        return [target.id for target in node.targets if isinstance(target, ast.Name)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return [node.target.id]
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [alias.asname or alias.name for alias in node.names]
+    return []

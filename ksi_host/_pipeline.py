@@ -1,0 +1,40 @@
+"""The whole way from plugin sources to a load plan: discover, describe, resolve."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from ksi_host._describe import describe
+from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
+from ksi_host._plan import LoadPlan
+from ksi_host._report import Reporter
+from ksi_host._resolve import resolve
+
+__all__ = ["build_plan"]
+
+
+def build_plan(
+    *,
+    paths: Sequence[str | Path] = (),
+    env: Mapping[str, str] | None = None,
+    disabled: Collection[str] = (),
+    service_choices: Mapping[str, str] | None = None,
+    reporter: Reporter | None = None,
+    builtin_package: str | None = BUILTIN_PACKAGE,
+) -> LoadPlan:
+    """Find, import and order every plugin; what cannot load is in ``excluded`` with why."""
+    env = os.environ if env is None else env
+    candidates = discover(
+        paths=paths, env=env, disabled=disabled, reporter=reporter, builtin_package=builtin_package
+    )
+    described = describe(candidates, reporter, disabled=disabled_names(disabled, env))
+    plan = resolve(
+        described.specs,
+        excluded=described.excluded,
+        service_choices=service_choices,
+        reporter=reporter,
+    )
+    return replace(plan, warnings=(*described.warnings, *plan.warnings))

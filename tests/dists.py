@@ -1,0 +1,123 @@
+"""Build real plugin distributions for tests: plugin sources, ``.dist-info`` folders, wheels."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+
+def plugin_source(
+    name: str,
+    *,
+    version: str | None = None,
+    dependencies: Sequence[str] = (),
+    after: Sequence[str] = (),
+    services: Sequence[str] = (),
+) -> str:
+    """A module whose ``plugin`` is a minimal, valid KSI plugin with the given metadata."""
+    return textwrap.dedent(
+        f"""\
+        from ksi_host import BasePlugin, PluginCapabilities, PluginMetadata, hookimpl
+
+
+        class FixturePlugin(BasePlugin):
+            @hookimpl
+            def ksi_handle_event(self, event_name, data, context):
+                return None
+
+
+        plugin = FixturePlugin(
+            PluginMetadata(
+                name={name!r},
+                version={version!r},
+                dependencies={list(dependencies)!r},
+                after_dependencies={list(after)!r},
+            ),
+            PluginCapabilities(provides_services={list(services)!r}),
+        )
+        """
+    )
+
+
+def _files_text(root: Path, files: Mapping[str, str]) -> list[Path]:
+    written = []
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def _entry_points_text(entry_points: Mapping[str, str]) -> str:
+    lines = ["[ksi.plugins]", *(f"{name} = {value}" for name, value in entry_points.items())]
+    return "\n".join(lines) + "\n"
+
+
+def install_dist(
+    site: Path,
+    *,
+    dist: str,
+    version: str,
+    files: Mapping[str, str],
+    entry_points: Mapping[str, str],
+    info_name: str | None = None,
+) -> Path:
+    """Write an installed distribution into ``site`` as pip would: files plus a ``.dist-info``.
+
+    ``info_name`` overrides the ``.dist-info`` folder's project part (to test spellings).
+    """
+    written = _files_text(site, files)
+    stem = info_name or str(canonicalize_name(dist)).replace("-", "_")
+    info = site / f"{stem}-{version}.dist-info"
+    info.mkdir(parents=True)
+    meta = {
+        "METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n",
+        "entry_points.txt": _entry_points_text(entry_points),
+        "INSTALLER": "ksi-tests\n",
+    }
+    written += _files_text(info, meta)
+    record = [f"{path.relative_to(site).as_posix()},," for path in written]
+    record.append(f"{info.name}/RECORD,,")
+    (info / "RECORD").write_text("\n".join(record) + "\n")
+    return info
+
+
+def write_project(
+    root: Path, *, dist: str, version: str, package: str, source: str, entry_point: str
+) -> Path:
+    """A buildable hatchling project whose package is the plugin and whose entry point names it."""
+    project = root / dist
+    pyproject = f"""\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "{dist}"
+version = "{version}"
+
+[project.entry-points."ksi.plugins"]
+{entry_point} = "{package}"
+
+[tool.hatch.build.targets.wheel]
+packages = ["{package}"]
+"""
+    _files_text(project, {"pyproject.toml": pyproject, f"{package}/__init__.py": source})
+    return project
+
+
+def build_and_install(projects: Sequence[Path], wheelhouse: Path, target: Path) -> list[Path]:
+    """``pip wheel`` the projects, then ``pip install --target`` the wheels, as a user would."""
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    wheel = ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheelhouse)]
+    subprocess.run([*pip, *wheel, *map(str, projects)], check=True)
+    wheels = sorted(wheelhouse.glob("*.whl"))
+    install = ["install", "--no-deps", "--no-index", "--target", str(target)]
+    subprocess.run([*pip, *install, *map(str, wheels)], check=True)
+    return wheels
