@@ -226,13 +226,21 @@ def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[st
     return merged
 
 
+def _env_variable(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | None:
+    """The KSI_ variable that set the value at ``loc`` (or a table around it), if one did."""
+    for end in range(len(loc), 0, -1):
+        variable = ENV_PREFIX + _NESTED.join(str(part) for part in loc[:end]).upper()
+        if variable in env:
+            return f"environment variable {variable}"
+    return None
+
+
 def _translate(exc: ValidationError, file: Path, env: Mapping[str, str]) -> ConfigError:
     lines = []
     wheres = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
-        variable = ENV_PREFIX + _NESTED.join(str(part) for part in error["loc"]).upper()
-        source = f"environment variable {variable}" if variable in env else f"{file}"
+        source = _env_variable(error["loc"], env) or str(file)
         lines.append(f"{key} = {json.dumps(error.get('input'), default=repr)}: {error['msg']}")
         wheres.append(f"{source}, key {key!r}")
     return ConfigError(
