@@ -70,8 +70,8 @@ class EventContext(Mapping[str, Any]):
         return f"EventContext({sorted(self._items)})"
 
     def extend(self, extra: Mapping[str, Any]) -> EventContext:
-        """This context plus a caller's entries (e.g. which connection sent the event)."""
-        return EventContext({**self._items, **extra}, self.emit)
+        """This context plus a caller's entries (e.g. the connection); the host's entries win."""
+        return EventContext({**extra, **self._items}, self.emit)
 
 
 @dataclass(frozen=True)

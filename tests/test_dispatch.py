@@ -149,6 +149,7 @@ class ContextReader(BasePlugin):
             "has_emit": callable(context.emit),
             "bus": context.get("event_bus") is not None,
             "client": context.get("client"),
+            "host": type(context["host"]).__name__,
         }
 
 
@@ -277,12 +278,13 @@ def test_handlers_get_a_context_with_emit_and_the_callers_entries(make_plan):
     async def main() -> tuple[Any, Any]:
         async with Host(make_plan(ContextReader())) as host:
             plain = await host.dispatch("ctx:read", {})
-            with_client = await host.dispatch("ctx:read", {}, {"client": "conn-1"})
+            caller = {"client": "conn-1", "host": "spoofed"}
+            with_client = await host.dispatch("ctx:read", {}, caller)
             return plain, with_client
 
     plain, with_client = asyncio.run(main())
-    assert plain == {"has_emit": True, "bus": True, "client": None}
-    assert with_client == {"has_emit": True, "bus": True, "client": "conn-1"}
+    assert plain == {"has_emit": True, "bus": True, "client": None, "host": "Host"}
+    assert with_client == {"has_emit": True, "bus": True, "client": "conn-1", "host": "Host"}
 
 
 def test_routing_calls_only_plugins_that_declared_the_event(make_plan, scripted_plugin):
@@ -314,26 +316,21 @@ def test_routing_calls_only_plugins_that_declared_the_event(make_plan, scripted_
     }
 
 
-def test_routes_follow_registration_changes(make_plan):
-    host = Host(make_plan())
-    pm = host.manager.pm
+def test_routes_cached_during_startup_forget_a_plugin_that_then_fails(make_plan, scripted_plugin):
+    class Early(BasePlugin):
+        @hookimpl
+        def ksi_plugin_context(self, context):
+            self.context = context
 
-    async def main() -> list[Any]:
-        await host.start()
-        before = await host.dispatch("echo:x", {})
-        echo = Echo()
-        pm.register(echo)
-        host._dispatcher.declare(echo.name, echo.capabilities)
-        during = await host.dispatch("echo:x", {})
-        pm.unregister(echo)
-        host._dispatcher.declare(echo.name, None)
-        after = await host.dispatch("echo:x", {})
-        await host.stop()
-        return [before, during, after]
+        @hookimpl
+        async def ksi_startup(self):
+            self.reply = await self.context.emit("x:y", {})
 
-    before, during, after = asyncio.run(main())
-    assert before["error"]["code"] == after["error"]["code"] == "NO_HANDLER"
-    assert during["by"] == "echo"
+    early = Early(PluginMetadata(name="early"))
+    late = scripted_plugin("late", raises=["ksi_startup"], answers={"x:y": "late"})
+    [after] = dispatch_all(make_plan(early, late), ("x:y", {}))
+    assert early.reply == "late"  # routed while "late" was registered
+    assert after["error"]["code"] == "NO_HANDLER"  # and no longer once it failed
 
 
 @given(name=st.one_of(event_names, not_event_names))
