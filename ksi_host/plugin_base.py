@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import pluggy
+from pydantic import BaseModel
 
 from ksi_host.hookspecs import PROJECT_NAME
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
@@ -20,6 +21,9 @@ Emitter = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
 class BasePlugin:
     """A KSI plugin: metadata, capabilities, and the ``@hookimpl`` methods of a subclass."""
+
+    config_model: ClassVar[type[BaseModel] | None] = None
+    """A pydantic model the plugin's config section must validate against, if any."""
 
     def __init__(
         self,

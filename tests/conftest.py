@@ -73,3 +73,102 @@ def wheel_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = root / "site"
     build_and_install(projects, root / "wheelhouse", target)
     return target
+
+
+# --- lifecycle ---
+
+from collections.abc import Callable, Iterable  # noqa: E402
+from types import MappingProxyType  # noqa: E402
+from typing import Any  # noqa: E402
+
+from ksi_host._plan import LoadPlan, Origin, PluginSpec  # noqa: E402
+from ksi_host.plugin_base import BasePlugin, hookimpl  # noqa: E402
+from ksi_host.plugin_types import PluginCapabilities, PluginMetadata  # noqa: E402
+
+
+class ScriptedPlugin(BasePlugin):
+    """A real plugin whose every hook logs its call, may raise, and answers what it is told."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        namespaces: Iterable[str] = (),
+        commands: Iterable[str] = (),
+        raises: Iterable[str] = (),
+        answers: dict[str, Any] | None = None,
+        log: list[tuple[str, str]] | None = None,
+        dependencies: Iterable[str] = (),
+    ) -> None:
+        super().__init__(
+            PluginMetadata(name=name, version="1.0", dependencies=list(dependencies)),
+            PluginCapabilities(event_namespaces=list(namespaces), commands=list(commands)),
+        )
+        self.raises = set(raises)
+        self.answers = answers or {}
+        self.log = [] if log is None else log
+        self.context: Any = None
+
+    def _hit(self, hook: str) -> None:
+        self.log.append((self.name, hook))
+        if hook in self.raises:
+            raise RuntimeError(f"{self.name} broke in {hook}")
+
+    @hookimpl
+    def ksi_plugin_context(self, context: Any) -> None:
+        self._hit("ksi_plugin_context")
+        self.context = context
+
+    @hookimpl
+    def ksi_startup(self) -> Any:
+        self._hit("ksi_startup")
+        return {"status": "plugin_started"}
+
+    @hookimpl
+    def ksi_shutdown(self) -> Any:
+        self._hit("ksi_shutdown")
+        return {"status": "plugin_stopped"}
+
+    @hookimpl
+    def ksi_filter_event(self, event_name: str, data: dict[str, Any]) -> Any:
+        self._hit("ksi_filter_event")
+        return data
+
+    @hookimpl
+    def ksi_validate_event(self, event_name: str, data: dict[str, Any]) -> None:
+        self._hit("ksi_validate_event")
+
+    @hookimpl
+    def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
+        self._hit("ksi_handle_event")
+        return self.answers.get(event_name)
+
+    @hookimpl
+    def ksi_metrics_collected(self, metrics: dict[str, Any]) -> Any:
+        self._hit("ksi_metrics_collected")
+        metrics[self.name] = {"hooks_called": len(self.log)}
+        return metrics
+
+
+def plan_of(*plugins: BasePlugin, requires: dict[str, tuple[str, ...]] | None = None) -> LoadPlan:
+    """A LoadPlan built by hand, in the given order, as the resolver would hand it over."""
+    specs = tuple(
+        PluginSpec(
+            plugin=plugin,
+            metadata=plugin.metadata,
+            capabilities=plugin.capabilities,
+            origin=Origin("path", "test"),
+        )
+        for plugin in plugins
+    )
+    return LoadPlan(order=specs, requires=MappingProxyType(dict(requires or {})))
+
+
+@pytest.fixture(scope="session")
+def scripted_plugin() -> type[ScriptedPlugin]:
+    return ScriptedPlugin
+
+
+@pytest.fixture(scope="session")
+def make_plan() -> Callable[..., LoadPlan]:
+    return plan_of

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 
 from ksi_host._plan import Exclusion, Origin, PluginSpec, Reason
+from ksi_host.events import MAX_SEGMENT
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
 # --- resolver (discover) ---
@@ -65,3 +66,28 @@ def plugin_sets(draw: st.DrawFn) -> list[PluginSpec]:
     """Up to eight plugins with random dependencies, services, specifiers and cycles."""
     names = draw(st.lists(st.sampled_from(PLUGIN_NAMES), unique=True, max_size=len(PLUGIN_NAMES)))
     return [draw(_spec(name)) for name in names]
+
+
+# --- event names ---
+
+_FIRST = "abcdefghijklmnopqrstuvwxyz"
+_REST = _FIRST + "0123456789_-"
+
+segments = st.builds(
+    lambda first, rest: first + rest,
+    st.sampled_from(_FIRST),
+    st.text(alphabet=_REST, max_size=MAX_SEGMENT - 1),
+)
+"""A namespace or an action: a lowercase letter, then letters, digits, '_' or '-'."""
+
+event_names = st.builds(lambda ns, action: f"{ns}:{action}", segments, segments)
+"""Valid ``namespace:action`` names."""
+
+not_event_names = st.one_of(
+    st.text(max_size=80).filter(lambda s: s.count(":") != 1),
+    st.builds(lambda ns, action: f"{ns}:{action}", st.text(max_size=70), st.text(max_size=70)),
+    st.builds(lambda ns: f"{ns}:{'a' * (MAX_SEGMENT + 1)}", segments),
+    st.integers(),
+    st.none(),
+)
+"""Mostly invalid names (the text-built ones may be valid by chance; tests check both ways)."""

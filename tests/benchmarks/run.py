@@ -1,4 +1,7 @@
-"""Run every benchmark and print medians and ratios against a floor measured in the same run."""
+"""Run every benchmark and print medians and ratios against a floor measured in the same run.
+
+Run as a script (``nox -s bench``), so this folder is on ``sys.path``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_discovery
+import bench_dispatch
 
 
 def main() -> None:
-    for line in bench_discovery.run():
-        print(line)
+    print("\n".join(bench_discovery.run()))
+    bench_dispatch.run()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,199 @@
+"""The event bus: publish through the host's dispatch, listen by pattern, look back at history.
+
+Every event the host accepts (its name is valid, no filter blocked it, no validator
+rejected it) is kept in a bounded ring buffer and handed to the listeners whose
+pattern matches, before the handlers run. Listeners make the guide's
+request/response pattern work: publish with a ``correlation_id`` and wait for the
+event that carries it back::
+
+    reply = await bus.wait_for("service:response", lambda data: data["correlation_id"] == cid)
+
+A listener is ``listener(event_name, data)``, a plain function or a coroutine
+function; it is awaited in turn, and one that raises is logged and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import inspect
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Final, Protocol
+
+from ksi_host.events import check_event_name, normalise_namespace
+
+__all__ = ["DEFAULT_HISTORY_SIZE", "EventBus", "EventContext", "Listener", "Router"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HISTORY_SIZE: Final = 1000
+
+Listener = Callable[[str, dict[str, Any]], Any]
+"""``listener(event_name, data)``; may return an awaitable, which the bus awaits."""
+
+
+class Router(Protocol):
+    """What the bus publishes through: the host's ``dispatch``."""
+
+    def __call__(
+        self, event_name: str, data: dict[str, Any], context: Mapping[str, Any] | None = None
+    ) -> Awaitable[Any]: ...
+
+
+class EventContext(Mapping[str, Any]):
+    """What hooks receive as ``context``: read-only ``context.get(...)`` plus ``context.emit``."""
+
+    __slots__ = ("_items", "emit")
+
+    def __init__(
+        self, items: Mapping[str, Any], emit: Callable[[str, dict[str, Any]], Awaitable[Any]]
+    ) -> None:
+        self._items = dict(items)
+        self.emit: Final = emit
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"EventContext({sorted(self._items)})"
+
+    def extend(self, extra: Mapping[str, Any]) -> EventContext:
+        """This context plus a caller's entries (e.g. the connection); the host's entries win."""
+        return EventContext({**extra, **self._items}, self.emit)
+
+
+@dataclass(frozen=True)
+class _Subscription:
+    listener: Listener
+    pattern: str
+    matches: Callable[[str], object]
+
+
+def _matcher(pattern: str) -> Callable[[str], object]:
+    """``*`` is everything, ``system`` or ``/system`` a namespace, else a glob on the name."""
+    if pattern == "*":
+        return bool
+    if ":" not in pattern:
+        prefix = normalise_namespace(pattern) + ":"
+        return lambda name: name.startswith(prefix)
+    if not any(char in pattern for char in "*?["):
+        exact = check_event_name(pattern)
+        return lambda name: name == exact
+    return re.compile(fnmatch.translate(pattern)).match
+
+
+class EventBus:
+    """Publish/subscribe over the host's dispatch, with a bounded event history."""
+
+    def __init__(self, route: Router, *, history_size: int = DEFAULT_HISTORY_SIZE) -> None:
+        if history_size < 0:
+            raise ValueError(f"history_size must be 0 or more, not {history_size}")
+        self._route = route
+        self._history: deque[tuple[float, str, str, dict[str, Any]]] = deque(maxlen=history_size)
+        self._subscriptions: list[_Subscription] = []
+
+    async def publish(
+        self,
+        event_name: str,
+        data: dict[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Send an event through the host's pipeline and return its answer."""
+        return await self._route(event_name, {} if data is None else data, context)
+
+    async def emit(self, event_name: str, data: dict[str, Any] | None = None) -> Any:
+        """The guide's ``context.emit(name, data)``: :meth:`publish` without a context."""
+        return await self._route(event_name, {} if data is None else data, None)
+
+    def subscribe(self, listener: Listener, pattern: str = "*") -> Callable[[], None]:
+        """Call ``listener`` for each accepted event matching ``pattern``; return an undo."""
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, not {type(listener).__name__}")
+        subscription = _Subscription(listener, pattern, _matcher(pattern))
+        self._subscriptions.append(subscription)
+
+        def unsubscribe() -> None:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+
+        return unsubscribe
+
+    def unsubscribe(self, listener: Listener) -> bool:
+        """Remove every subscription of ``listener``; say whether there was one."""
+        before = len(self._subscriptions)
+        self._subscriptions = [s for s in self._subscriptions if s.listener != listener]
+        return len(self._subscriptions) != before
+
+    async def wait_for(
+        self,
+        pattern: str,
+        predicate: Callable[[dict[str, Any]], object] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """The next accepted event matching ``pattern`` (and ``predicate``), as a history entry."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        def listener(event_name: str, data: dict[str, Any]) -> None:
+            if not future.done() and (predicate is None or predicate(data)):
+                future.set_result(self._entry(time.time(), event_name, data))
+
+        unsubscribe = self.subscribe(listener, pattern)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            unsubscribe()
+
+    def get_event_history(
+        self, namespace: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Recent accepted events, oldest first: ``timestamp`` (ISO 8601), ``name``, ``data``."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be 0 or more, not {limit}")
+        wanted = None if namespace is None else normalise_namespace(namespace)
+        entries = [e for e in self._history if wanted is None or e[2] == wanted]
+        if limit is not None:
+            entries = entries[len(entries) - limit :] if limit else []
+        return [self._entry(stamp, name, data) for stamp, name, _, data in entries]
+
+    def record(self, event_name: str, namespace: str, data: dict[str, Any]) -> bool:
+        """Keep an accepted event in the history; say whether listeners are waiting for it."""
+        self._history.append((time.time(), event_name, namespace, data))
+        return bool(self._subscriptions)
+
+    async def notify(self, event_name: str, data: dict[str, Any]) -> None:
+        """Hand an accepted event to each matching listener; a failing listener is logged."""
+        for subscription in tuple(self._subscriptions):
+            if not subscription.matches(event_name):
+                continue
+            try:
+                result = subscription.listener(event_name, data)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception(
+                    "event listener %r (pattern %r) failed on %r",
+                    subscription.listener,
+                    subscription.pattern,
+                    event_name,
+                )
+
+    @staticmethod
+    def _entry(stamp: float, event_name: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "timestamp": datetime.fromtimestamp(stamp, timezone.utc).isoformat(),
+            "name": event_name,
+            "data": data,
+        }

@@ -1,0 +1,251 @@
+"""The host's configuration: one TOML file plus ``KSI_``-prefixed environment overrides.
+
+The file::
+
+    [host]
+    plugin_paths = ["~/my-plugins"]     # folders searched for plugins
+    disabled = ["noisy_plugin"]         # plugins that are found but not loaded
+    services = { database = "sqlite" }  # chosen provider per service name
+
+    [server]                            # the daemon's settings
+    socket = "/run/ksi/ksi.sock"
+
+    [my_plugin]                         # every other table: that plugin's section
+    setting = "value"
+
+Environment variables override the file, nested with ``__``: ``KSI_HOST__DISABLED='["a"]'``
+(lists and tables are JSON), ``KSI_SERVER__SOCKET=/tmp/ksi.sock``, and
+``KSI_MY_PLUGIN__SETTING=other`` for a plugin section the file already has.
+
+Which file: the ``path`` argument (``--config``), else ``$KSI_CONFIG``, else the default
+of :class:`~ksi_host._paths.KsiPaths`. A missing default file means "all defaults"; a
+missing file that was asked for is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from ksi_host._paths import KsiPaths
+from ksi_host.errors import ConfigError
+from ksi_host.plugin_types import canonical_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["ENV_PREFIX", "HostConfig", "HostSection", "load_config"]
+
+ENV_PREFIX: Final = "KSI_"
+_NESTED: Final = "__"
+_RESERVED: Final = frozenset({"host", "server"})
+_AT_LINE: Final = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+class HostSection(BaseModel):
+    """The ``[host]`` table: where plugins come from and which ones load."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    plugin_paths: list[str] = Field(default_factory=list)
+    disabled: list[str] = Field(default_factory=list)
+    services: dict[str, str] = Field(default_factory=dict)
+
+
+class HostConfig(BaseSettings):
+    """The whole configuration; tables other than ``host`` and ``server`` are plugin sections."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="allow",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=_NESTED,
+        case_sensitive=False,
+    )
+
+    host: HostSection = Field(default_factory=HostSection)
+    server: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what :func:`load_config` passes in: it reads the file and a given environment."""
+        return (init_settings,)
+
+    @property
+    def plugin_sections(self) -> dict[str, dict[str, Any]]:
+        """Every table that is not ``[host]`` or ``[server]``, by its name in the file."""
+        return {name: dict(value) for name, value in (self.model_extra or {}).items()}
+
+    def plugin_section(self, name: str) -> dict[str, Any] | None:
+        """The section of plugin ``name`` (``[my_plugin]`` and ``[my-plugin]`` both match)."""
+        sections = self.plugin_sections
+        if name in sections:
+            return sections[name]
+        key = canonical_name(name)
+        for section, value in sections.items():
+            if _canonical_or_none(section) == key:
+                return value
+        return None
+
+    def as_context_dict(self) -> dict[str, Any]:
+        """The whole config as plain data, for ``context["config"]``."""
+        return self.model_dump(mode="json")
+
+
+def _canonical_or_none(name: str) -> str | None:
+    try:
+        return canonical_name(name)
+    except ValueError:
+        return None
+
+
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._given_env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._given_env.items()}
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> HostConfig:
+    """Read the config file (if any) and apply ``KSI_`` environment overrides."""
+    env = os.environ if env is None else env
+    explicit = path is not None or bool(env.get("KSI_CONFIG"))
+    file = Path(path).expanduser() if path is not None else KsiPaths.from_env(env).config_file
+    data = _read_toml(file, explicit=explicit)
+    _check_top_level(data, file)
+    overrides = _env_overrides(data, env)
+    merged = _deep_merge(data, overrides)
+    try:
+        return HostConfig(**merged)
+    except ValidationError as exc:
+        raise _translate(exc, file, env) from None
+
+
+def _read_toml(file: Path, *, explicit: bool) -> dict[str, Any]:
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        if not explicit:
+            return {}
+        raise ConfigError(
+            what=f"config file {str(file)!r} does not exist",
+            where="--config or KSI_CONFIG",
+            hint="create the file, or point --config/KSI_CONFIG at an existing TOML file",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            what=f"config file is not UTF-8 text: {exc.reason} at byte {exc.start}",
+            where=str(file),
+            hint="save the file as UTF-8",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            what=f"cannot read config file: {exc.strerror or exc}",
+            where=str(file),
+            hint="check that the path is a readable file",
+        ) from None
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        at = _AT_LINE.search(message)
+        where = f"{file}, line {at.group(1)}, column {at.group(2)}" if at else str(file)
+        raise ConfigError(
+            what=f"config file is not valid TOML: {_AT_LINE.sub('', message).strip()}",
+            where=where,
+            hint="fix the TOML syntax at that position (see https://toml.io)",
+        ) from None
+    return data
+
+
+def _check_top_level(data: Mapping[str, Any], file: Path) -> None:
+    for name, value in data.items():
+        if not isinstance(value, dict):
+            raise ConfigError(
+                what=f"top-level key {name!r} is a {type(value).__name__}, not a table",
+                where=f"{file}, key {name!r}",
+                hint=f"settings go in tables: [host], [server], or [<plugin name>] "
+                f"(e.g. move it under [{name}] as 'value = ...')",
+            )
+
+
+def _env_overrides(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Environment overrides for [host], [server] and the plugin sections the file has."""
+    sections: dict[str, Any] = {
+        name: (dict[str, Any], Field(default_factory=dict))
+        for name in data
+        if name not in _RESERVED and name.isidentifier()
+    }
+    model: type[HostConfig] = create_model("HostConfigSections", __base__=HostConfig, **sections)
+    try:
+        return dict(_EnvSource(model, env)())
+    except SettingsError as exc:
+        names = sorted(name for name in env if name.upper().startswith(ENV_PREFIX))
+        raise ConfigError(
+            what=f"cannot parse an environment override: {exc}",
+            where="environment variables " + ", ".join(names),
+            hint="list and table values are JSON, e.g. KSI_HOST__DISABLED='[\"my_plugin\"]'",
+        ) from None
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            merged[key] = _deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _env_variable(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | None:
+    """The KSI_ variable that set the value at ``loc`` (or a table around it), if one did."""
+    for end in range(len(loc), 0, -1):
+        variable = ENV_PREFIX + _NESTED.join(str(part) for part in loc[:end]).upper()
+        if variable in env:
+            return f"environment variable {variable}"
+    return None
+
+
+def _translate(exc: ValidationError, file: Path, env: Mapping[str, str]) -> ConfigError:
+    lines = []
+    wheres = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        source = _env_variable(error["loc"], env) or str(file)
+        lines.append(f"{key} = {json.dumps(error.get('input'), default=repr)}: {error['msg']}")
+        wheres.append(f"{source}, key {key!r}")
+    return ConfigError(
+        what="invalid configuration:\n" + "\n".join(f"    - {line}" for line in lines),
+        where="; ".join(dict.fromkeys(wheres)),
+        hint="[host] takes plugin_paths and disabled (lists of strings) and services "
+        "(a table of service = provider)",
+    )

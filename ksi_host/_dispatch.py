@@ -1,0 +1,344 @@
+"""Route a ``namespace:action`` event through filter -> validate -> handle, calling only who asked.
+
+pluggy calls every implementation of a hook for every event. The dispatcher
+instead keeps, per event name, the implementations that want it: a plugin that
+declares ``event_namespaces``/``commands`` is called only for those, one that
+declares nothing sees every event. Within a stage, implementations run in pluggy's
+order (``tryfirst`` first, later registrations first, ``trylast`` last), and
+coroutines are awaited.
+
+What :meth:`Dispatcher.dispatch` returns:
+
+- exactly one handler answered (returned non-``None`` or raised): that answer, as is, so
+  a socket client gets the plugin's own dict, e.g. ``{"status": "healthy"}``;
+- several answered: ``{"status": "multiple", "results": [{"plugin": name, "result": answer},
+  ...]}`` in call order, a raising handler's entry being ``{"plugin": name, "error": {...}}``;
+- otherwise an error ``{"status": "error", "error": {"code": ..., "message": ...,
+  "plugin": ...}}`` (``plugin`` when one is to blame) with one of the stable codes
+  ``INVALID_EVENT_NAME``, ``INVALID_INPUT`` (data is not an object, or a validator
+  raised: its message), ``BLOCKED`` (a filter returned ``None``), ``NO_HANDLER``,
+  ``INTERNAL_ERROR`` (a filter or the only handler raised; logged with its traceback,
+  the reply names the plugin but not the exception).
+
+Filters fail closed: a filter that raises or returns something other than a dict
+stops the event, since it may be the one that guards it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import CoroutineType
+from typing import Any, Final, Protocol
+
+import pluggy
+
+from ksi_host._bus import EventContext
+from ksi_host.errors import InvalidEventName
+from ksi_host.events import split_event_name
+from ksi_host.plugin_types import PluginCapabilities
+
+__all__ = [
+    "BLOCKED",
+    "DISPATCH_HOOKS",
+    "INTERNAL_ERROR",
+    "INVALID_EVENT_NAME",
+    "INVALID_INPUT",
+    "NO_HANDLER",
+    "Dispatcher",
+    "EventObserver",
+    "call_hookimpl",
+    "error_reply",
+    "unsupported_hooks",
+]
+
+logger = logging.getLogger(__name__)
+
+INVALID_EVENT_NAME: Final = "INVALID_EVENT_NAME"
+BLOCKED: Final = "BLOCKED"
+INVALID_INPUT: Final = "INVALID_INPUT"
+NO_HANDLER: Final = "NO_HANDLER"
+INTERNAL_ERROR: Final = "INTERNAL_ERROR"
+
+DISPATCH_HOOKS: Final = ("ksi_filter_event", "ksi_validate_event", "ksi_handle_event")
+_FILTER_ARGS: Final = ("event_name", "data")
+_HANDLE_ARGS: Final = ("event_name", "data", "context")
+_MAX_ROUTES: Final = 4096
+
+
+def error_reply(code: str, message: str, plugin: str | None = None) -> dict[str, Any]:
+    """The guide's error shape, naming the plugin at fault when there is one."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if plugin is not None:
+        error["plugin"] = plugin
+    return {"status": "error", "error": error}
+
+
+async def call_hookimpl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
+    """Call one plugin's implementation with the arguments it takes; await a coroutine."""
+    result = impl.function(*(kwargs[name] for name in impl.argnames))
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def unsupported_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Event hooks of ``plugin`` that are wrappers, which the dispatcher does not run."""
+    return [
+        name
+        for name in DISPATCH_HOOKS
+        for impl in getattr(pm.hook, name).get_hookimpls()
+        if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper)
+    ]
+
+
+class EventObserver(Protocol):
+    """Who sees accepted events besides the handlers: the event bus."""
+
+    def record(self, event_name: str, namespace: str, data: dict[str, Any]) -> bool:
+        """Note an accepted event; return True to have :meth:`notify` called."""
+
+    async def notify(self, event_name: str, data: dict[str, Any]) -> None:
+        """Deliver an accepted event to listeners."""
+
+
+class _Impl:
+    """One plugin's implementation of an event hook, ready to call positionally."""
+
+    __slots__ = ("call", "is_async", "plugin", "stats")
+
+    def __init__(
+        self, impl: pluggy.HookImpl, full: tuple[str, ...], stats: list[int] | None = None
+    ) -> None:
+        self.plugin: Final = impl.plugin_name
+        self.call: Final = _adapt(impl.function, tuple(impl.argnames), full)
+        self.is_async: Final = inspect.iscoroutinefunction(impl.function)
+        self.stats: Final = stats if stats is not None else [0, 0, 0]
+
+
+def _adapt(function: Callable[..., Any], argnames: tuple[str, ...], full: tuple[str, ...]) -> Any:
+    """Call ``function`` with the subset of ``full`` it names (a hook may take fewer args)."""
+    if argnames == full:
+        return function
+    positions = tuple(full.index(name) for name in argnames)
+
+    def call(*args: Any) -> Any:
+        return function(*(args[i] for i in positions))
+
+    return call
+
+
+@dataclass(frozen=True)
+class _Route:
+    namespace: str
+    count: list[int]
+    filters: tuple[_Impl, ...]
+    validators: tuple[_Impl, ...]
+    handlers: tuple[_Impl, ...]
+
+
+class Dispatcher:
+    """The event pipeline over one pluggy manager, with a routing index per event name.
+
+    ``routing=False`` calls every implementation as pluggy would; the routing property
+    test compares both, and it helps find a plugin that handles events it never declared.
+    """
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        context: EventContext,
+        observer: EventObserver,
+        *,
+        routing: bool = True,
+    ) -> None:
+        self._pm = pm
+        self._context = context
+        self._observer = observer
+        self._routing = routing
+        self._capabilities: dict[str, PluginCapabilities] = {}
+        self._routes: dict[str, _Route] = {}
+        self._events: dict[str, list[int]] = {}
+        self._errors: dict[str, int] = {}
+        self._handler_stats: dict[str, list[int]] = {}
+
+    def declare(self, plugin_name: str, capabilities: PluginCapabilities | None) -> None:
+        """Record (or, with ``None``, forget) which events a plugin wants; re-route everything."""
+        if capabilities is None:
+            self._capabilities.pop(plugin_name, None)
+        else:
+            self._capabilities[plugin_name] = capabilities
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget cached routes; call after registering or unregistering plugins."""
+        self._routes.clear()
+
+    async def dispatch(
+        self,
+        event_name: str,
+        data: dict[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Run the pipeline for one event and return the answer (see the module docstring)."""
+        route = self._routes.get(event_name)
+        if route is None:
+            try:
+                route = self._build_route(event_name)
+            except InvalidEventName as exc:
+                return self._error(INVALID_EVENT_NAME, f"{exc.what}; {exc.hint}")
+        if data is None:
+            data = {}
+        elif not isinstance(data, dict):
+            return self._error(
+                INVALID_INPUT, f"event data must be an object, not {type(data).__name__}"
+            )
+        route.count[0] += 1
+        for impl in route.filters:
+            try:
+                result = impl.call(event_name, data)
+                if impl.is_async or type(result) is CoroutineType:
+                    result = await result
+            except Exception:
+                logger.exception("filter of plugin %r failed on %r", impl.plugin, event_name)
+                return self._error(
+                    INTERNAL_ERROR,
+                    f"the event filter of plugin {impl.plugin!r} failed on {event_name!r}",
+                    impl.plugin,
+                )
+            if result is None:
+                return self._error(
+                    BLOCKED,
+                    f"event {event_name!r} was blocked by plugin {impl.plugin!r}",
+                    impl.plugin,
+                )
+            if not isinstance(result, dict):
+                logger.error("filter of plugin %r returned %r", impl.plugin, type(result))
+                return self._error(
+                    INTERNAL_ERROR,
+                    f"the event filter of plugin {impl.plugin!r} returned "
+                    f"{type(result).__name__}, not the event data (a dict) or None",
+                    impl.plugin,
+                )
+            data = result
+        for impl in route.validators:
+            try:
+                result = impl.call(event_name, data)
+                if impl.is_async or type(result) is CoroutineType:
+                    await result
+            except Exception as exc:
+                return self._error(INVALID_INPUT, str(exc) or type(exc).__name__, impl.plugin)
+        if self._observer.record(event_name, route.namespace, data):
+            await self._observer.notify(event_name, data)
+        if context is None:
+            context = self._context
+        elif not isinstance(context, EventContext):
+            context = self._context.extend(context)
+        answers: list[tuple[str, Any, bool]] = []
+        for impl in route.handlers:
+            stats = impl.stats  # [calls, errors, nanoseconds], shared per plugin
+            start = time.perf_counter_ns()
+            try:
+                result = impl.call(event_name, data, context)
+                if impl.is_async or type(result) is CoroutineType:
+                    result = await result
+            except Exception:
+                stats[1] += 1
+                logger.exception("handler of plugin %r failed on %r", impl.plugin, event_name)
+                answers.append((impl.plugin, None, False))
+            else:
+                if result is not None:
+                    answers.append((impl.plugin, result, True))
+            stats[0] += 1
+            stats[2] += time.perf_counter_ns() - start
+        if len(answers) == 1:
+            plugin, result, ok = answers[0]
+            return result if ok else self._handler_failed(plugin, event_name)
+        if not answers:
+            return self._error(NO_HANDLER, f"no plugin handles {event_name!r}")
+        return {
+            "status": "multiple",
+            "results": [
+                {"plugin": plugin, "result": result}
+                if ok
+                else {"plugin": plugin, "error": self._handler_failed(plugin, event_name)["error"]}
+                for plugin, result, ok in answers
+            ],
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """The host's own metrics: events per namespace, errors per code, time per handler."""
+        return {
+            "events": {namespace: count[0] for namespace, count in self._events.items()},
+            "errors": dict(self._errors),
+            "handlers": {
+                plugin: {"calls": calls, "errors": errors, "time_ms": elapsed / 1e6}
+                for plugin, (calls, errors, elapsed) in self._handler_stats.items()
+            },
+        }
+
+    def _error(self, code: str, message: str, plugin: str | None = None) -> dict[str, Any]:
+        self._errors[code] = self._errors.get(code, 0) + 1
+        return error_reply(code, message, plugin)
+
+    def _handler_failed(self, plugin: str, event_name: str) -> dict[str, Any]:
+        return self._error(
+            INTERNAL_ERROR,
+            f"plugin {plugin!r} failed while handling {event_name!r}; see the host's log",
+            plugin,
+        )
+
+    def _build_route(self, event_name: str) -> _Route:
+        namespace, _ = split_event_name(event_name)
+        hooks = self._pm.hook
+        filters = self._select(hooks.ksi_filter_event, namespace, event_name)
+        validators = self._select(hooks.ksi_validate_event, namespace, event_name)
+        handlers = tuple(
+            _Impl(impl, _HANDLE_ARGS, self._handler_stats.setdefault(impl.plugin_name, [0, 0, 0]))
+            for impl in self._routed(hooks.ksi_handle_event, namespace, event_name)
+        )
+        route = _Route(
+            namespace=namespace,
+            count=self._events.setdefault(namespace, [0]),
+            filters=filters,
+            validators=validators,
+            handlers=handlers,
+        )
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        self._routes[event_name] = route
+        return route
+
+    def _select(
+        self, caller: pluggy.HookCaller, namespace: str, event_name: str
+    ) -> tuple[_Impl, ...]:
+        return tuple(
+            _Impl(impl, _FILTER_ARGS) for impl in self._routed(caller, namespace, event_name)
+        )
+
+    def _routed(
+        self, caller: pluggy.HookCaller, namespace: str, event_name: str
+    ) -> list[pluggy.HookImpl]:
+        """The implementations that want this event, in pluggy's call order."""
+        return [
+            impl
+            for impl in reversed(caller.get_hookimpls())
+            if not (impl.hookwrapper or impl.wrapper) and self._wants(impl, namespace, event_name)
+        ]
+
+    def _wants(self, impl: pluggy.HookImpl, namespace: str, event_name: str) -> bool:
+        if not self._routing:
+            return True
+        capabilities = self._capabilities.get(impl.plugin_name)
+        if capabilities is None:
+            declared = getattr(impl.plugin, "capabilities", None)
+            capabilities = declared if isinstance(declared, PluginCapabilities) else None
+        return (
+            capabilities is None
+            or capabilities.routes_everything
+            or namespace in capabilities.event_namespaces
+            or event_name in capabilities.commands
+        )

@@ -1,0 +1,316 @@
+"""Start the plugins of a plan in order, stop them in reverse, and contain each one's failures.
+
+``await host.start()`` runs three passes over the plan, each in load order:
+register with pluggy (checking the plugin's config section against its
+``config_model``), ``ksi_plugin_context``, then ``ksi_startup``. A plugin that fails
+any pass is unregistered and marked failed with its traceback, and so is every
+plugin that depends on it (``dependency-failed``); the others go on. ``await
+host.stop()`` calls ``ksi_shutdown`` in reverse load order, logging failures and
+carrying on. A host runs once: start, then stop.
+
+>>> import asyncio
+>>> from ksi_host._plan import LoadPlan
+>>> async def main():
+...     async with Host(LoadPlan(order=())) as host:
+...         return await host.dispatch("system:health", {})
+>>> asyncio.run(main())["error"]["code"]
+'NO_HANDLER'
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, Final, Literal
+
+from pydantic import ValidationError
+
+from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
+from ksi_host._config import HostConfig
+from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
+from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
+from ksi_host.errors import KsiError, PluginRegistrationError
+from ksi_host.plugin_base import TransportPlugin
+from ksi_host.plugin_manager import PluginManager
+
+__all__ = ["Host", "HostStateError", "PluginState", "PluginStatus"]
+
+logger = logging.getLogger(__name__)
+
+PluginState = Literal["pending", "running", "failed", "stopped", "excluded"]
+
+
+@dataclass(frozen=True)
+class PluginStatus:
+    """One plugin as ``plugin:list`` shows it."""
+
+    name: str
+    key: str
+    version: str | None
+    origin: Origin
+    status: PluginState
+    reason: Reason | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for the wire and ``--json``."""
+        reason = self.reason
+        return {
+            "name": self.name,
+            "version": self.version,
+            "origin": str(self.origin),
+            "status": self.status,
+            "reason": None
+            if reason is None
+            else {
+                "code": reason.code,
+                "message": reason.message,
+                "hint": reason.hint,
+                "root": reason.root.message if reason.root is not reason else None,
+                "traceback": reason.traceback,
+            },
+        }
+
+
+class HostStateError(KsiError, RuntimeError):
+    """A lifecycle call out of order, such as starting a host twice."""
+
+    reference = "host-state"
+
+    def __init__(self, *, action: str, phase: str) -> None:
+        self.phase = phase
+        super().__init__(
+            what=f"cannot {action} a host that is {phase}",
+            where="ksi_host.Host",
+            hint="a Host starts once and stops once; create a new Host to start again",
+        )
+
+
+class Host:
+    """The running set of plugins of one :class:`LoadPlan`, and the door events come in by."""
+
+    def __init__(
+        self,
+        plan: LoadPlan,
+        config: HostConfig | None = None,
+        *,
+        history_size: int = DEFAULT_HISTORY_SIZE,
+    ) -> None:
+        self.plan: Final = plan
+        self.config: Final = config if config is not None else HostConfig()
+        self.manager: Final = PluginManager()
+        self.bus: Final = EventBus(self.dispatch, history_size=history_size)
+        self.context: Final = EventContext(
+            {
+                "event_bus": self.bus,
+                "config": self.config.as_context_dict(),
+                "emit": self.bus.emit,
+                "host": self,
+            },
+            self.bus.emit,
+        )
+        self._dispatcher: Final = Dispatcher(self.manager.pm, self.context, self.bus)
+        self._status: dict[str, PluginStatus] = {
+            spec.key: PluginStatus(spec.name, spec.key, spec.version, spec.origin, "pending")
+            for spec in plan.order
+        }
+        self._phase = "new"
+
+    async def __aenter__(self) -> Host:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Register, give context to, and start every plugin of the plan, in load order."""
+        if self._phase != "new":
+            raise HostStateError(action="start", phase=self._phase)
+        self._phase = "starting"
+        for spec in self.plan.order:
+            if self._is_pending(spec):
+                self._register(spec)
+        for spec in self.plan.order:
+            if self._is_pending(spec):
+                await self._run_hook(spec, "ksi_plugin_context", "context-failed", self.context)
+        for spec in self.plan.order:
+            if self._is_pending(spec) and await self._run_hook(
+                spec, "ksi_startup", "startup-failed"
+            ):
+                self._set(spec.key, "running")
+        self._phase = "running"
+
+    async def stop(self) -> None:
+        """Shut every running plugin down in reverse load order; one failing stops no other."""
+        if self._phase in ("stopping", "stopped"):
+            return
+        self._phase = "stopping"
+        for spec in reversed(self.plan.order):
+            state = self._status[spec.key].status
+            if state == "running":
+                for impl in self._impls(spec, "ksi_shutdown"):
+                    try:
+                        await call_hookimpl(impl)
+                    except Exception:
+                        logger.exception("plugin %r failed in ksi_shutdown", spec.name)
+            if state in ("running", "pending"):
+                self._unregister(spec)
+                self._set(spec.key, "stopped")
+        self._phase = "stopped"
+
+    async def dispatch(
+        self,
+        event_name: str,
+        data: dict[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Route one event through filter, validate and handle; see :mod:`ksi_host._dispatch`."""
+        return await self._dispatcher.dispatch(event_name, data, context)
+
+    def status(self) -> tuple[PluginStatus, ...]:
+        """Every plugin of the plan in load order, then the ones the plan excluded."""
+        excluded = tuple(
+            PluginStatus(
+                name=exclusion.name,
+                key=exclusion.spec.key if exclusion.spec else exclusion.name,
+                version=exclusion.spec.version if exclusion.spec else None,
+                origin=exclusion.origin,
+                status="excluded",
+                reason=exclusion.reason,
+            )
+            for exclusion in self.plan.excluded
+        )
+        return tuple(self._status[spec.key] for spec in self.plan.order) + excluded
+
+    async def metrics(self) -> dict[str, Any]:
+        """Every plugin's ``ksi_metrics_collected`` plus the host's own under ``"ksi_host"``."""
+        metrics: dict[str, Any] = {}
+        failed = []
+        for impl in reversed(self.manager.pm.hook.ksi_metrics_collected.get_hookimpls()):
+            try:
+                result = await call_hookimpl(impl, metrics=metrics)
+            except Exception:
+                logger.exception("plugin %r failed in ksi_metrics_collected", impl.plugin_name)
+                failed.append(impl.plugin_name)
+                continue
+            if isinstance(result, dict) and result is not metrics:
+                metrics.update(result)
+        metrics["ksi_host"] = {
+            **self._dispatcher.stats(),
+            "plugins": dict(Counter(status.status for status in self.status())),
+            "metrics_failed": failed,
+        }
+        return metrics
+
+    def _is_pending(self, spec: PluginSpec) -> bool:
+        return self._status[spec.key].status == "pending"
+
+    def _set(self, key: str, state: PluginState, reason: Reason | None = None) -> None:
+        self._status[key] = replace(self._status[key], status=state, reason=reason)
+
+    def _register(self, spec: PluginSpec) -> None:
+        problem = self._config_problem(spec)
+        if problem is not None:
+            self._fail(spec, problem)
+            return
+        try:
+            self.manager.pm.register(spec.plugin, name=spec.name)
+        except PluginRegistrationError as exc:
+            self._fail(spec, Reason("not-a-plugin", exc.what, exc.hint or ""))
+            return
+        wrappers = unsupported_hooks(self.manager.pm, spec.plugin)
+        if wrappers:
+            self._fail(
+                spec,
+                Reason(
+                    "not-a-plugin",
+                    f"plugin {spec.name!r} implements {', '.join(wrappers)} as a wrapper, "
+                    "which the host's event pipeline does not run",
+                    "use @hookimpl(tryfirst=True) or (trylast=True) to run before or after others",
+                ),
+            )
+            return
+        self._dispatcher.declare(spec.name, spec.capabilities)
+        if isinstance(spec.plugin, TransportPlugin):
+            spec.plugin.attach(self.dispatch)
+
+    def _config_problem(self, spec: PluginSpec) -> Reason | None:
+        model = getattr(spec.plugin, "config_model", None)
+        if model is None:
+            return None
+        section = self.config.plugin_section(spec.name) or {}
+        try:
+            model.model_validate(section)
+        except ValidationError as exc:
+            details = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or '<section>'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            return Reason(
+                "context-failed",
+                f"config section [{spec.name}] does not validate: {details}",
+                f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
+            )
+        return None
+
+    def _impls(self, spec: PluginSpec, hook: str) -> list[Any]:
+        caller = getattr(self.manager.pm.hook, hook)
+        return [impl for impl in caller.get_hookimpls() if impl.plugin is spec.plugin]
+
+    async def _run_hook(
+        self, spec: PluginSpec, hook: str, code: ReasonCode, context: EventContext | None = None
+    ) -> bool:
+        """Call one plugin's ``hook``; on an exception, fail it and its dependents."""
+        kwargs = {} if context is None else {"context": context}
+        for impl in self._impls(spec, hook):
+            try:
+                await call_hookimpl(impl, **kwargs)
+            except Exception as exc:
+                logger.exception("plugin %r failed in %s", spec.name, hook)
+                self._fail(
+                    spec,
+                    Reason(
+                        code,
+                        f"plugin {spec.name!r} raised {type(exc).__name__} in {hook}: {exc}",
+                        f"fix the plugin's {hook}, or disable it in [host] disabled",
+                        traceback=traceback.format_exc(),
+                    ),
+                )
+                return False
+        return True
+
+    def _fail(self, spec: PluginSpec, reason: Reason) -> None:
+        self._unregister(spec)
+        self._set(spec.key, "failed", reason)
+        for key in self.plan.dependents(spec.key):
+            if self._status[key].status == "failed":
+                continue
+            dependent = next(s for s in self.plan.order if s.key == key)
+            self._unregister(dependent)
+            self._set(
+                key,
+                "failed",
+                Reason(
+                    "dependency-failed",
+                    f"plugin {dependent.name!r} needs {spec.name!r}, which failed",
+                    f"fix {spec.name!r} first (see its reason)",
+                    cause=reason,
+                ),
+            )
+
+    def _unregister(self, spec: PluginSpec) -> None:
+        pm = self.manager.pm
+        if pm.is_registered(spec.plugin):
+            pm.unregister(spec.plugin)
+            self._dispatcher.declare(spec.name, None)
+        if isinstance(spec.plugin, TransportPlugin):
+            spec.plugin.attach(None)

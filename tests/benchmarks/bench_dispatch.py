@@ -1,0 +1,108 @@
+"""ns per event: a bare pluggy call (the floor) against ``host.dispatch`` with 1, 100, 1000 plugins.
+
+One plugin handles ``bench:ping``; the others declare namespaces of their own, so
+routing should keep dispatch flat in the number of plugins. For scale, the run also
+times pluggy broadcasting to 100 implementations, which is what routing avoids.
+Samples of every case are interleaved, so load on a shared machine hits them alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from contextlib import AsyncExitStack
+from types import MappingProxyType
+from typing import Any
+
+from ksi_host._lifecycle import Host
+from ksi_host._plan import LoadPlan, Origin, PluginSpec
+from ksi_host.plugin_base import BasePlugin, hookimpl
+from ksi_host.plugin_manager import PluginManager
+from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+
+EVENTS = 20_000
+REPEATS = 7
+SIZES = (1, 100, 1000)
+FLOOR = "pluggy call, 1 impl (floor)"
+BROADCAST = "pluggy call, 100 impls"
+
+
+class Handler(BasePlugin):
+    """Answers ``bench:ping``, as the guide's command handler does."""
+
+    @hookimpl
+    def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
+        if event_name == "bench:ping":
+            return {"pong": True}
+        return None
+
+
+def _plugin(index: int) -> Handler:
+    namespace = "bench" if index == 0 else f"other{index}"
+    return Handler(
+        PluginMetadata(name=f"p{index}"),
+        PluginCapabilities(event_namespaces=[namespace]),
+    )
+
+
+def _plan(size: int) -> LoadPlan:
+    origin = Origin("path", "bench")
+    specs = tuple(
+        PluginSpec(plugin=p, metadata=p.metadata, capabilities=p.capabilities, origin=origin)
+        for p in map(_plugin, range(size))
+    )
+    return LoadPlan(order=specs, requires=MappingProxyType({}))
+
+
+def _pluggy(size: int) -> Any:
+    manager = PluginManager()
+    for index in range(size):
+        manager.pm.register(_plugin(index))
+    return manager.pm.hook.ksi_handle_event
+
+
+def _time_pluggy(hook: Any, events: int) -> float:
+    start = time.perf_counter_ns()
+    for _ in range(events):
+        hook(event_name="bench:ping", data={}, context=None)
+    return (time.perf_counter_ns() - start) / events
+
+
+async def _time_dispatch(host: Host) -> float:
+    data: dict[str, Any] = {}
+    start = time.perf_counter_ns()
+    for _ in range(EVENTS):
+        await host.dispatch("bench:ping", data)
+    return (time.perf_counter_ns() - start) / EVENTS
+
+
+async def _samples() -> dict[str, list[float]]:
+    floor, broadcast = _pluggy(1), _pluggy(100)
+    samples: dict[str, list[float]] = {FLOOR: [], BROADCAST: []}
+    async with AsyncExitStack() as stack:
+        hosts = {}
+        for size in SIZES:
+            host = await stack.enter_async_context(Host(_plan(size)))
+            assert await host.dispatch("bench:ping", {}) == {"pong": True}
+            hosts[f"host.dispatch, {size} plugins"] = host
+        for _ in range(REPEATS):
+            samples[FLOOR].append(_time_pluggy(floor, EVENTS))
+            samples[BROADCAST].append(_time_pluggy(broadcast, EVENTS // 10))
+            for label, host in hosts.items():
+                samples.setdefault(label, []).append(await _time_dispatch(host))
+    return samples
+
+
+def run() -> dict[str, float]:
+    """Print medians and ratios to the floor; return the medians by label."""
+    medians = {label: statistics.median(s) for label, s in asyncio.run(_samples()).items()}
+    base = medians[FLOOR]
+    print(f"dispatch: median ns/event over {REPEATS} interleaved repeats of {EVENTS} events")
+    for label, value in medians.items():
+        print(f"  {label:<30} {value:8.0f} ns  {value / base:6.2f}x floor")
+    return medians
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,157 @@
+"""Config: one TOML file plus KSI_ environment overrides; every bad input says what and where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ksi_host._config import HostConfig, load_config
+from ksi_host.errors import ConfigError
+
+FULL = """
+[host]
+plugin_paths = ["/opt/plugins"]
+disabled = ["noisy"]
+services = { database = "sqlite_db" }
+
+[server]
+socket = "/run/ksi.sock"
+backlog = 8
+
+[my_plugin]
+setting = "from-file"
+retries = 2
+"""
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> dict[str, str]:
+    """An environment whose KSI_HOME is a temporary dir (never the real home)."""
+    return {"HOME": str(tmp_path / "home"), "KSI_HOME": str(tmp_path / "ksi")}
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_missing_default_file_means_defaults(home):
+    config = load_config(env=home)
+    assert config == HostConfig()
+    assert config.as_context_dict() == {
+        "host": {"plugin_paths": [], "disabled": [], "services": {}},
+        "server": {},
+    }
+
+
+def test_the_default_file_lives_in_ksi_home(home):
+    write(Path(home["KSI_HOME"]) / "config.toml", FULL)
+    config = load_config(env=home)
+    assert config.host.disabled == ["noisy"]
+    assert config.host.services == {"database": "sqlite_db"}
+    assert config.server == {"socket": "/run/ksi.sock", "backlog": 8}
+    assert config.plugin_sections == {"my_plugin": {"setting": "from-file", "retries": 2}}
+    assert config.as_context_dict()["my_plugin"] == {"setting": "from-file", "retries": 2}
+
+
+def test_plugin_sections_match_by_canonical_name(tmp_path, home):
+    config = load_config(write(tmp_path / "c.toml", '["My.Plugin"]\na = 1\n'), env=home)
+    assert config.plugin_section("my_plugin") == {"a": 1}
+    assert config.plugin_section("My.Plugin") == {"a": 1}
+    assert config.plugin_section("other") is None
+
+
+def test_ksi_config_names_the_file(tmp_path, home):
+    path = write(tmp_path / "elsewhere.toml", "[host]\ndisabled = ['x']\n")
+    assert load_config(env={**home, "KSI_CONFIG": str(path)}).host.disabled == ["x"]
+
+
+def test_an_explicit_path_wins_over_ksi_config(tmp_path, home):
+    explicit = write(tmp_path / "explicit.toml", "[host]\ndisabled = ['explicit']\n")
+    other = write(tmp_path / "other.toml", "[host]\ndisabled = ['other']\n")
+    config = load_config(explicit, env={**home, "KSI_CONFIG": str(other)})
+    assert config.host.disabled == ["explicit"]
+
+
+@pytest.mark.parametrize("how", ["argument", "KSI_CONFIG"])
+def test_a_missing_requested_file_is_an_error(tmp_path, home, how):
+    missing = tmp_path / "nope.toml"
+    path, env = (
+        (missing, home) if how == "argument" else (None, {**home, "KSI_CONFIG": str(missing)})
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=env)
+    assert str(info.value) == (
+        f"error[config-error]: config file {str(missing)!r} does not exist\n"
+        "  where: --config or KSI_CONFIG\n"
+        "  hint: create the file, or point --config/KSI_CONFIG at an existing TOML file"
+    )
+
+
+def test_environment_overrides_the_file(tmp_path, home):
+    path = write(tmp_path / "c.toml", FULL)
+    env = {
+        **home,
+        "KSI_HOST__DISABLED": '["a", "b"]',
+        "KSI_HOST__SERVICES__CACHE": "redis",
+        "KSI_SERVER__SOCKET": "/tmp/other.sock",
+        "KSI_MY_PLUGIN__SETTING": "from-env",
+    }
+    config = load_config(path, env=env)
+    assert config.host.disabled == ["a", "b"]
+    assert config.host.plugin_paths == ["/opt/plugins"]
+    assert config.host.services == {"database": "sqlite_db", "cache": "redis"}
+    assert config.server == {"socket": "/tmp/other.sock", "backlog": 8}
+    assert config.plugin_section("my_plugin") == {"setting": "from-env", "retries": 2}
+
+
+def test_toml_syntax_errors_give_line_and_column(tmp_path, home):
+    path = write(tmp_path / "c.toml", "[host]\ndisabled = [1,,]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=home)
+    assert info.value.what.startswith("config file is not valid TOML: ")
+    assert info.value.where == f"{path}, line 2, column 15"
+
+
+def test_wrong_types_name_the_file_and_key(tmp_path, home):
+    path = write(tmp_path / "c.toml", "[host]\ndisabled = 'noisy'\ncolour = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=home)
+    assert info.value.what == (
+        "invalid configuration:\n"
+        '    - host.disabled = "noisy": Input should be a valid list\n'
+        "    - host.colour = 1: Extra inputs are not permitted"
+    )
+    assert info.value.where == f"{path}, key 'host.disabled'; {path}, key 'host.colour'"
+
+
+def test_wrong_types_from_the_environment_name_the_variable(home):
+    with pytest.raises(ConfigError) as info:
+        load_config(env={**home, "KSI_HOST__SERVICES": '{"db": 1}'})
+    assert info.value.where == "environment variable KSI_HOST__SERVICES, key 'host.services.db'"
+
+
+def test_unparseable_environment_values_are_config_errors(home):
+    with pytest.raises(ConfigError) as info:
+        load_config(env={**home, "KSI_HOST__DISABLED": "[not json"})
+    assert "KSI_HOST__DISABLED" in info.value.where
+    assert "JSON" in info.value.hint
+
+
+def test_top_level_values_must_be_tables(tmp_path, home):
+    path = write(tmp_path / "c.toml", "debug = true\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=home)
+    assert info.value.what == "top-level key 'debug' is a bool, not a table"
+    assert info.value.where == f"{path}, key 'debug'"
+
+
+def test_unreadable_files_are_config_errors(tmp_path, home):
+    binary = tmp_path / "c.toml"
+    binary.write_bytes(b"\xff\xfe[host]")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(binary, env=home)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path, env=home)

@@ -1,0 +1,448 @@
+"""Host lifecycle: start in plan order, stop in reverse, and contain every plugin's failure."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from pydantic import BaseModel, Field
+
+from ksi_host._config import HostConfig
+from ksi_host._lifecycle import Host, HostStateError
+from ksi_host._plan import Exclusion, LoadPlan, Origin, Reason
+from ksi_host.plugin_base import BasePlugin, TransportPlugin, hookimpl
+from ksi_host.plugin_types import PluginMetadata
+
+HOOKS = ("ksi_plugin_context", "ksi_startup", "ksi_shutdown")
+
+
+def run(host: Host, *events: tuple[str, dict[str, Any]]) -> list[Any]:
+    """Start ``host``, dispatch each event, stop; return the answers."""
+
+    async def main() -> list[Any]:
+        async with host:
+            return [await host.dispatch(name, data) for name, data in events]
+
+    return asyncio.run(main())
+
+
+def states(host: Host) -> dict[str, str]:
+    return {status.name: status.status for status in host.status()}
+
+
+def test_start_passes_run_in_load_order_and_stop_in_reverse(scripted_plugin, make_plan):
+    log: list[tuple[str, str]] = []
+    plugins = [scripted_plugin(name, log=log) for name in ("a", "b", "c")]
+    host = Host(make_plan(*plugins))
+    run(host)
+    lifecycle = [(plugin, hook) for plugin, hook in log if hook in HOOKS]
+    assert lifecycle == [
+        ("a", "ksi_plugin_context"),
+        ("b", "ksi_plugin_context"),
+        ("c", "ksi_plugin_context"),
+        ("a", "ksi_startup"),
+        ("b", "ksi_startup"),
+        ("c", "ksi_startup"),
+        ("c", "ksi_shutdown"),
+        ("b", "ksi_shutdown"),
+        ("a", "ksi_shutdown"),
+    ]
+    assert states(host) == {"a": "stopped", "b": "stopped", "c": "stopped"}
+
+
+@pytest.mark.parametrize(
+    ("hook", "code"), [("ksi_plugin_context", "context-failed"), ("ksi_startup", "startup-failed")]
+)
+def test_a_failing_plugin_takes_down_its_dependents_only(scripted_plugin, make_plan, hook, code):
+    log: list[tuple[str, str]] = []
+    base = scripted_plugin("base", raises=[hook], log=log, answers={"x:y": "base"})
+    middle = scripted_plugin("middle", log=log, dependencies=["base"])
+    top = scripted_plugin("top", log=log, dependencies=["middle"])
+    other = scripted_plugin("other", log=log, answers={"x:y": "other"})
+    plan = make_plan(base, middle, other, top, requires={"middle": ("base",), "top": ("middle",)})
+    host = Host(plan)
+
+    async def main() -> Any:
+        await host.start()
+        during = states(host), await host.dispatch("x:y", {})
+        await host.stop()
+        return during
+
+    running_states, reply = asyncio.run(main())
+    assert running_states == {
+        "base": "failed",
+        "middle": "failed",
+        "top": "failed",
+        "other": "running",
+    }
+    assert reply == "other"  # the failed plugins are no longer called
+    status = {s.name: s for s in host.status()}
+    assert status["base"].reason.code == code
+    assert f"raised RuntimeError in {hook}: base broke in {hook}" in status["base"].reason.message
+    assert "Traceback (most recent call last)" in status["base"].reason.traceback
+    assert status["top"].reason.code == "dependency-failed"
+    assert status["top"].reason.message == "plugin 'top' needs 'base', which failed"
+    assert status["top"].reason.root is status["base"].reason
+    assert ("middle", "ksi_startup") not in log
+    assert ("base", "ksi_shutdown") not in log
+    assert ("other", "ksi_shutdown") in log
+    assert status["other"].status == "stopped"
+
+
+def test_a_failing_shutdown_does_not_stop_the_others(scripted_plugin, make_plan):
+    log: list[tuple[str, str]] = []
+    plugins = [
+        scripted_plugin("a", log=log),
+        scripted_plugin("b", raises=["ksi_shutdown"], log=log),
+        scripted_plugin("c", log=log),
+    ]
+    host = Host(make_plan(*plugins))
+    run(host)
+    assert [p for p, hook in log if hook == "ksi_shutdown"] == ["c", "b", "a"]
+    assert set(states(host).values()) == {"stopped"}
+
+
+def test_a_plugin_raising_in_every_hook_never_takes_the_host_down(scripted_plugin, make_plan):
+    every = (*HOOKS, "ksi_filter_event", "ksi_validate_event", "ksi_handle_event")
+    hooks = (*every, "ksi_metrics_collected")
+    broken = scripted_plugin("broken", raises=hooks)
+    host = Host(make_plan(broken, scripted_plugin("fine", answers={"a:b": {"ok": 1}})))
+
+    async def main() -> tuple[Any, Any]:
+        async with host:
+            return await host.dispatch("a:b", {}), await host.metrics()
+
+    reply, metrics = asyncio.run(main())
+    assert reply == {"ok": 1}
+    assert metrics["fine"] == {"hooks_called": 6}  # context, startup, 3 event hooks, metrics
+    assert states(host) == {"broken": "failed", "fine": "stopped"}
+
+
+def test_every_hook_failure_is_contained_once_registered(make_plan):
+    """A plugin whose context passes but whose event and metrics hooks all raise."""
+
+    class Grumpy(BasePlugin):
+        @hookimpl
+        def ksi_filter_event(self, event_name, data):
+            return data if event_name != "grumpy:filter" else 1 / 0
+
+        @hookimpl
+        def ksi_validate_event(self, event_name, data):
+            if event_name == "grumpy:validate":
+                raise ValueError("no")
+
+        @hookimpl
+        def ksi_handle_event(self, event_name, data, context):
+            raise RuntimeError("handler")
+
+        @hookimpl
+        def ksi_metrics_collected(self, metrics):
+            raise RuntimeError("metrics")
+
+        @hookimpl
+        async def ksi_shutdown(self):
+            raise RuntimeError("shutdown")
+
+    host = Host(make_plan(Grumpy(PluginMetadata(name="grumpy"))))
+
+    async def main() -> list[Any]:
+        async with host:
+            replies = [await host.dispatch(f"grumpy:{w}", {}) for w in ("filter", "validate", "x")]
+            return [*replies, await host.metrics()]
+
+    filtered, validated, handled, metrics = asyncio.run(main())
+    assert [r["error"]["code"] for r in (filtered, validated, handled)] == [
+        "INTERNAL_ERROR",
+        "INVALID_INPUT",
+        "INTERNAL_ERROR",
+    ]
+    assert metrics["ksi_host"]["metrics_failed"] == ["grumpy"]
+    assert states(host) == {"grumpy": "stopped"}
+
+
+def test_coroutine_lifecycle_hooks_are_awaited(make_plan):
+    class Slow(BasePlugin):
+        def __init__(self) -> None:
+            super().__init__(PluginMetadata(name="slow"))
+            self.steps: list[str] = []
+
+        @hookimpl
+        async def ksi_plugin_context(self, context):
+            await asyncio.sleep(0)
+            self.steps.append("context")
+
+        @hookimpl
+        async def ksi_startup(self):
+            await asyncio.sleep(0)
+            self.steps.append("startup")
+
+        @hookimpl
+        async def ksi_shutdown(self):
+            await asyncio.sleep(0)
+            self.steps.append("shutdown")
+
+    slow = Slow()
+    run(Host(make_plan(slow)))
+    assert slow.steps == ["context", "startup", "shutdown"]
+
+
+class Settings(BaseModel):
+    setting: str = "default"
+    retries: int = Field(default=3, ge=0)
+
+
+class Configured(BasePlugin):
+    config_model = Settings
+
+    def __init__(self, name: str = "my_plugin") -> None:
+        super().__init__(PluginMetadata(name=name))
+        self.my_setting: str | None = None
+
+    @hookimpl
+    def ksi_plugin_context(self, context):
+        config = context.get("config", {})
+        self.my_setting = config.get("my_plugin", {}).get("setting", "default")
+
+
+def test_a_valid_config_section_reaches_the_plugin(make_plan):
+    plugin = Configured()
+    config = HostConfig(my_plugin={"setting": "custom", "retries": 1})
+    host = Host(make_plan(plugin), config)
+    run(host)
+    assert plugin.my_setting == "custom"
+
+
+def test_an_invalid_config_section_is_that_plugins_problem(scripted_plugin, make_plan):
+    plugin = Configured()
+    config = HostConfig(my_plugin={"retries": -1})
+    host = Host(make_plan(plugin, scripted_plugin("other")), config)
+    run(host)
+    [mine, other] = host.status()
+    assert mine.status == "failed"
+    assert mine.reason.code == "context-failed"
+    assert mine.reason.message.startswith("config section [my_plugin] does not validate: retries")
+    assert "fix the [my_plugin] table" in mine.reason.hint
+    assert plugin.my_setting is None
+    assert other.status == "stopped"
+
+
+def test_transports_are_attached_for_their_life_on_the_host(make_plan, scripted_plugin):
+    class Socketish(TransportPlugin):
+        @hookimpl
+        def ksi_startup(self):
+            self.started = True
+
+    transport = Socketish("sock", "unix")
+    host = Host(make_plan(transport, scripted_plugin("echo", answers={"a:b": "pong"})))
+
+    async def main() -> Any:
+        async with host:
+            return await transport.emit_event("a:b", {})
+
+    assert asyncio.run(main()) == "pong"
+    with pytest.raises(RuntimeError, match="not attached"):
+        asyncio.run(transport.emit_event("a:b", {}))
+
+
+def test_status_lists_excluded_plugins_with_their_reason(scripted_plugin, make_plan):
+    loaded = make_plan(scripted_plugin("a"))
+    reason = Reason("disabled", "disabled in [host] disabled", "remove it from the list")
+    plan = LoadPlan(
+        order=loaded.order, excluded=(Exclusion("off", Origin("folder", "/p"), reason),)
+    )
+    host = Host(plan)
+    assert [s.as_dict() for s in host.status()] == [
+        {
+            "name": "a",
+            "version": "1.0",
+            "origin": "path test",
+            "status": "pending",
+            "reason": None,
+        },
+        {
+            "name": "off",
+            "version": None,
+            "origin": "folder /p",
+            "status": "excluded",
+            "reason": {
+                "code": "disabled",
+                "message": "disabled in [host] disabled",
+                "hint": "remove it from the list",
+                "root": None,
+                "traceback": None,
+            },
+        },
+    ]
+
+
+def test_metrics_gather_plugins_and_the_hosts_own(scripted_plugin, make_plan):
+    a = scripted_plugin("a", namespaces=["alpha"], answers={"alpha:x": 1})
+    host = Host(make_plan(a, scripted_plugin("b", raises=["ksi_handle_event"])))
+
+    async def main() -> dict[str, Any]:
+        async with host:
+            await host.dispatch("alpha:x", {})
+            await host.dispatch("beta:x", {})
+            await host.dispatch("Bad Name", {})
+            return await host.metrics()
+
+    metrics = asyncio.run(main())
+    own = metrics["ksi_host"]
+    assert metrics["a"]["hooks_called"] > 0
+    assert own["events"] == {"alpha": 1, "beta": 1}
+    assert own["errors"] == {"INTERNAL_ERROR": 2, "INVALID_EVENT_NAME": 1}
+    assert own["handlers"]["a"]["calls"] == 1
+    assert own["handlers"]["b"] == {
+        "calls": 2,
+        "errors": 2,
+        "time_ms": own["handlers"]["b"]["time_ms"],
+    }
+    assert own["plugins"] == {"running": 2}
+    assert own["metrics_failed"] == []
+
+
+def test_a_host_starts_once(make_plan):
+    host = Host(make_plan())
+
+    async def main() -> None:
+        await host.stop()  # stopping a host that never started is harmless
+        with pytest.raises(HostStateError, match="cannot start a host that is stopped"):
+            await host.start()
+
+    asyncio.run(main())
+    again = Host(make_plan())
+    run(again)
+    with pytest.raises(HostStateError) as info:
+        asyncio.run(again.start())
+    assert info.value.hint.startswith("a Host starts once")
+
+
+def expected_states(plugins: list[Any]) -> dict[str, tuple[str, str | None]]:
+    """A model of start: the context pass, then the startup pass, each failing dependents."""
+    state = {p.name: ("pending", None) for p in plugins}
+
+    def fail(name: str, code: str) -> None:
+        state[name] = ("failed", code)
+        for p in plugins:  # load order: a dependent comes after what it needs
+            if state[p.name][0] == "pending" and any(
+                state[dep][0] == "failed" for dep in p.metadata.dependencies
+            ):
+                state[p.name] = ("failed", "dependency-failed")
+
+    for hook, code in (("ksi_plugin_context", "context-failed"), ("ksi_startup", "startup-failed")):
+        for p in plugins:
+            if state[p.name][0] == "pending" and hook in p.raises:
+                fail(p.name, code)
+    return {name: ("running", None) if s == "pending" else (s, c) for name, (s, c) in state.items()}
+
+
+def test_lifecycle_state_machine(scripted_plugin, make_plan):
+    """Random plans (with dependencies and failing hooks), started, used and stopped."""
+
+    class Lifecycle(RuleBasedStateMachine):
+        @initialize(
+            specs=st.lists(
+                st.tuples(
+                    st.sets(st.sampled_from((*HOOKS, "ksi_handle_event"))),
+                    st.sets(st.integers(min_value=0, max_value=5)),
+                ),
+                max_size=6,
+            )
+        )
+        def build(self, specs: list[tuple[set[str], set[int]]]) -> None:
+            self.log: list[tuple[str, str]] = []
+            self.plugins = []
+            requires = {}
+            for index, (raises, deps) in enumerate(specs):
+                needs = tuple(sorted(f"p{d}" for d in deps if d < index))
+                self.plugins.append(
+                    scripted_plugin(
+                        f"p{index}",
+                        raises=raises,
+                        log=self.log,
+                        dependencies=needs,
+                        answers={"ping:all": index},
+                    )
+                )
+                requires[f"p{index}"] = needs
+            self.host = Host(make_plan(*self.plugins, requires=requires))
+            self.phase = "new"
+
+        def running(self) -> list[Any]:
+            names = {s.name for s in self.host.status() if s.status == "running"}
+            return [p for p in self.plugins if p.name in names]
+
+        @precondition(lambda self: self.phase == "new")
+        @rule()
+        def start(self) -> None:
+            asyncio.run(self.host.start())
+            self.phase = "running"
+            actual = {
+                s.name: (s.status, s.reason.code if s.reason else None) for s in self.host.status()
+            }
+            assert actual == expected_states(self.plugins)
+
+        @rule()
+        def dispatch(self) -> None:
+            reply = asyncio.run(self.host.dispatch("ping:all", {}))
+            answers = [
+                (p.name, "error" if "ksi_handle_event" in p.raises else p.answers["ping:all"])
+                for p in reversed(self.running())
+            ]
+            if not answers:
+                assert reply["error"]["code"] == "NO_HANDLER"
+            elif len(answers) == 1:
+                [(name, answer)] = answers
+                if answer == "error":
+                    assert reply["error"] == {
+                        "code": "INTERNAL_ERROR",
+                        "message": f"plugin {name!r} failed while handling 'ping:all'; "
+                        "see the host's log",
+                        "plugin": name,
+                    }
+                else:
+                    assert reply == answer
+            else:
+                assert reply["status"] == "multiple"
+                assert [(r["plugin"], r.get("result", "error")) for r in reply["results"]] == (
+                    answers
+                )
+
+        @precondition(lambda self: self.phase == "running")
+        @rule()
+        def stop(self) -> None:
+            running = [p.name for p in self.running()]
+            self.log.clear()
+            asyncio.run(self.host.stop())
+            self.phase = "stopped"
+            assert [p for p, hook in self.log if hook == "ksi_shutdown"] == running[::-1]
+            assert all(s.status in ("stopped", "failed") for s in self.host.status())
+
+        @invariant()
+        def registered_means_running(self) -> None:
+            if hasattr(self, "host"):
+                pm = self.host.manager.pm
+                running = self.running()
+                assert [p for p in self.plugins if pm.is_registered(p)] == running
+
+        @invariant()
+        def dependents_of_failures_do_not_run(self) -> None:
+            if hasattr(self, "host"):
+                names = {p.name for p in self.running()}
+                for plugin in self.running():
+                    assert set(plugin.metadata.dependencies) <= names
+
+    run_state_machine_as_test(
+        Lifecycle, settings=settings(max_examples=60, stateful_step_count=8, deadline=None)
+    )
