@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ksi_host import __version__
-from ksi_host._pipeline import build_plan
+from ksi_host._config import load_config
+from ksi_host._pipeline import plan_for
 from ksi_host._plans_report import plan_report, render_text
 from ksi_host.errors import KsiError
 
 __all__ = ["cli", "main"]
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The TOML config file (default: $KSI_CONFIG, else the user's config dir).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,13 +44,16 @@ def main() -> None:
     help="A plugin file, folder or dotted module to load first (repeatable).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show the traceback of each failed import.")
-def plugins(as_json: bool, plugin_paths: tuple[str, ...], verbose: bool) -> None:
+@CONFIG_OPTION
+def plugins(
+    as_json: bool, plugin_paths: tuple[str, ...], verbose: bool, config_file: Path | None
+) -> None:
     """Show which plugins will load, in which order, and why the others will not.
 
     Exits 1 when a plugin found cannot load; disabled and shadowed ones do not count.
     """
     try:
-        report = plan_report(build_plan(paths=plugin_paths))
+        report = plan_report(plan_for(load_config(config_file), paths=plugin_paths))
     except KsiError as exc:
         click.echo(exc.render(), err=True)
         raise SystemExit(exc.exit_code) from None

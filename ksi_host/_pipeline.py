@@ -7,13 +7,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ksi_host._config import HostConfig
 from ksi_host._describe import describe
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
 from ksi_host._plan import LoadPlan
 from ksi_host._report import Reporter
 from ksi_host._resolve import resolve
 
-__all__ = ["build_plan"]
+__all__ = ["build_plan", "plan_for"]
 
 
 def build_plan(
@@ -38,3 +39,20 @@ def build_plan(
         reporter=reporter,
     )
     return replace(plan, warnings=(*described.warnings, *plan.warnings))
+
+
+def plan_for(
+    config: HostConfig,
+    *,
+    paths: Sequence[str | Path] = (),
+    env: Mapping[str, str] | None = None,
+    reporter: Reporter | None = None,
+) -> LoadPlan:
+    """The plan a host with ``config`` runs: paths from the caller first, then ``[host]``."""
+    return build_plan(
+        paths=(*paths, *config.host.plugin_paths),
+        env=env,
+        disabled=config.host.disabled,
+        service_choices=config.host.services,
+        reporter=reporter,
+    )

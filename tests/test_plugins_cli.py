@@ -137,6 +137,30 @@ def test_plugins_command_exits_0_when_all_load(runner: CliRunner, tmp_path: Path
     assert "broken  [disabled]" in result.output
 
 
+@pytest.mark.usefixtures("site_dir")
+def test_config_file_adds_paths_and_disables_plugins(runner: CliRunner, tmp_path: Path) -> None:
+    folder = tmp_path / "from-config"
+    folder.mkdir()
+    (folder / "kept.py").write_text(plugin_source("cfg_kept", version="1.0"))
+    (folder / "dropped.py").write_text(plugin_source("cfg_dropped", version="1.0"))
+    config = tmp_path / "ksi.toml"
+    config.write_text(f'[host]\nplugin_paths = ["{folder}"]\ndisabled = ["cfg_dropped"]\n')
+
+    result = runner.invoke(cli, ["plugins", "--config", str(config)], env=_env(tmp_path))
+
+    assert result.exit_code == 0, result.output
+    assert "cfg_kept 1.0  [loadable]" in result.output
+    assert "cfg_dropped 1.0  [disabled]" in result.output
+
+
+def test_a_broken_config_file_is_rendered_not_raised(runner: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "ksi.toml"
+    config.write_text("[host\n")
+    result = runner.invoke(cli, ["plugins", "--config", str(config)], env=_env(tmp_path))
+    assert result.exit_code == 1
+    assert result.output.startswith("error[config-error]: config file is not valid TOML")
+
+
 def test_a_bad_setting_is_rendered_not_raised(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["plugins"], env=_env(tmp_path, KSI_DISABLE_PLUGINS="a b"))
     assert result.exit_code == 1
