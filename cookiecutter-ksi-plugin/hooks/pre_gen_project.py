@@ -75,10 +75,9 @@ def _check_dist_name(value: str) -> str | None:
 
 
 def _check_namespace(value: str) -> str | None:
-    bare = value.removeprefix("/")
-    if _NAMESPACE.fullmatch(bare):
+    if _NAMESPACE.fullmatch(value):
         return None
-    better = _suggest(bare, "a-z0-9_-", "_")
+    better = _suggest(value, "a-z0-9_-", "_")
     if not better[:1].isalpha():
         better = f"ns_{better}".rstrip("_")
     return (
