@@ -318,19 +318,21 @@ def test_generated_tests_pass_in_the_venv(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "tool",
+    ("tool", "verdict"),
     [
-        ["ruff", "check", "--no-cache", "."],
-        ["ruff", "format", "--check", "--no-cache", "."],
-        ["mypy"],
+        (["ruff", "check", "--no-cache", "."], "All checks passed!"),
+        (["ruff", "format", "--check", "--no-cache", "."], "8 files already formatted"),
+        (["mypy"], "Success: no issues found in 7 source files"),
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )
 def test_generated_code_is_lint_and_type_clean(
-    baked: BakedPlugin, tool: list[str], tmp_path: Path
+    baked: BakedPlugin, tool: list[str], verdict: str, tmp_path: Path
 ) -> None:
     result = _run([sys.executable, "-m", *tool], baked.path, tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert verdict in output  # not a vacuous pass over no files
 
 
 ENTRY_POINT_PROBE = """
