@@ -1,0 +1,26 @@
+"""The reply shapes of the KSI guide's error pattern, shared by every handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+__all__ = ["error_reply", "success_reply", "validation_message"]
+
+
+def success_reply(result: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "success", "result": result}
+
+
+def error_reply(code: str, message: str) -> dict[str, Any]:
+    return {"status": "error", "error": {"code": code, "message": message}}
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line naming every bad field, e.g. ``message: Field required``."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "data"
+        parts.append(f"{field}: {error['msg']}")
+    return "; ".join(parts)
