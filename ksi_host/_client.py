@@ -8,7 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
-from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES
+from pydantic import ValidationError
+
+from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES, Reply
 from ksi_host.errors import KsiError
 
 __all__ = [
@@ -116,33 +118,33 @@ async def _exchange(path: Path, event: str, data: dict[str, Any]) -> dict[str, A
             if not raw:
                 raise ProtocolError(socket_path=path, detail="the connection closed without one")
             reply = _decode(path, raw)
-            if reply.get("correlation_id") in (correlation_id, None):
+            if reply.correlation_id in (correlation_id, None):
                 break
     except ConnectionError as exc:
         raise DaemonUnreachable(socket_path=path, detail=str(exc)) from None
     finally:
         writer.close()
-    answer = reply.get("data")
-    if not isinstance(answer, dict):
-        raise ProtocolError(socket_path=path, detail="its 'data' is not an object")
-    if reply.get("correlation_id") is None and _code(answer) == "PEER_REFUSED":
+    answer = reply.data
+    if reply.correlation_id is None and _code(answer) == "PEER_REFUSED":
         raise DaemonUnreachable(socket_path=path, detail=answer["error"]["message"])
     return answer
 
 
-def _decode(path: Path, raw: bytes) -> dict[str, Any]:
+def _decode(path: Path, raw: bytes) -> Reply:
     try:
-        reply = json.loads(raw)
-    except ValueError as exc:
-        raise ProtocolError(socket_path=path, detail=str(exc)) from None
-    if not isinstance(reply, dict):
-        raise ProtocolError(socket_path=path, detail="it is not a JSON object")
-    return reply
+        return Reply.model_validate_json(raw)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(map(str, problem["loc"]))
+        raise ProtocolError(
+            socket_path=path, detail=f"{where + ': ' if where else ''}{problem['msg']}"
+        ) from None
 
 
 def _code(answer: dict[str, Any]) -> str | None:
     error = answer.get("error")
-    return error.get("code") if isinstance(error, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def request_sync(

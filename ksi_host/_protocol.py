@@ -31,7 +31,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import check_event_name
@@ -240,21 +240,15 @@ def encode_reply(event: str | None, correlation_id: str | int | None, data: obje
             f"the handler of {event!r} answered with {type(data).__name__}, not a dict; "
             "a handler must return a JSON object",
         )
-    reply = Reply.model_construct(event=event, correlation_id=correlation_id, data=data)
     try:
-        return reply.model_dump_json().encode() + b"\n"
+        return to_json({"event": event, "correlation_id": correlation_id, "data": data}) + b"\n"
     except PydanticSerializationError as exc:
         failed = error_data(
             ErrorCode.INTERNAL_ERROR,
             f"the answer of {event!r} cannot be sent as JSON ({exc}); "
             "a handler must return JSON-serialisable values",
         )
-        return (
-            Reply.model_construct(event=event, correlation_id=correlation_id, data=failed)
-            .model_dump_json()
-            .encode()
-            + b"\n"
-        )
+        return to_json({"event": event, "correlation_id": correlation_id, "data": failed}) + b"\n"
 
 
 def jsonable(value: object) -> Any:

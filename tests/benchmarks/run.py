@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 def main() -> None:
-    print("no benchmarks yet")
+    import bench_daemon
+
+    bench_daemon.run()
 
 
 if __name__ == "__main__":
