@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_daemon
 import bench_discovery
 import bench_dispatch
 
@@ -17,6 +18,7 @@ import bench_dispatch
 def main() -> None:
     print("\n".join(bench_discovery.run()))
     bench_dispatch.run()
+    bench_daemon.run()
 
 
 if __name__ == "__main__":

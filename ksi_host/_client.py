@@ -1,0 +1,157 @@
+"""Talk to a running daemon: one request, one reply, with errors that say how to fix things."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES, Reply
+from ksi_host.errors import KsiError
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DaemonNotRunning",
+    "DaemonUnreachable",
+    "ProtocolError",
+    "RequestTimeout",
+    "request",
+    "request_sync",
+]
+
+DEFAULT_TIMEOUT: Final = 10.0
+_START_HINT: Final = (
+    "start one with `ksi-host run` (in another terminal), or point --socket / KSI_SOCKET "
+    "at the socket it listens on"
+)
+
+
+class DaemonNotRunning(KsiError):
+    """Nothing listens on the socket."""
+
+    reference = "daemon-not-running"
+
+    def __init__(self, *, socket_path: Path, detail: str) -> None:
+        self.socket_path = socket_path
+        super().__init__(
+            what=f"no ksi-host daemon is running ({detail})",
+            where=f"socket {socket_path}",
+            hint=_START_HINT,
+        )
+
+
+class DaemonUnreachable(KsiError):
+    """The socket exists but we may not connect, or the daemon refused us."""
+
+    reference = "daemon-unreachable"
+
+    def __init__(self, *, socket_path: Path, detail: str) -> None:
+        self.socket_path = socket_path
+        super().__init__(
+            what=f"cannot talk to the daemon: {detail}",
+            where=f"socket {socket_path}",
+            hint="a daemon serves only the user who started it; run your own with "
+            "`ksi-host run`, or use a socket you own",
+        )
+
+
+class RequestTimeout(KsiError):
+    """No reply within the timeout."""
+
+    reference = "request-timeout"
+
+    def __init__(self, *, socket_path: Path, event: str, timeout: float) -> None:
+        super().__init__(
+            what=f"no reply to {event!r} within {timeout:g}s",
+            where=f"socket {socket_path}",
+            hint="the daemon may be busy or stuck; retry with a larger --timeout, or check its log",
+        )
+
+
+class ProtocolError(KsiError):
+    """The daemon answered with something that is not a reply line."""
+
+    reference = "protocol-error"
+
+    def __init__(self, *, socket_path: Path, detail: str) -> None:
+        super().__init__(
+            what=f"the daemon's answer is not a valid reply: {detail}",
+            where=f"socket {socket_path}",
+            hint="is something other than ksi-host listening on this socket?",
+        )
+
+
+async def request(
+    socket_path: Path | str,
+    event: str,
+    data: dict[str, Any] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, Any]:
+    """Send one event and return the reply's ``data`` (the answer or the error shape)."""
+    path = Path(socket_path)
+    try:
+        return await asyncio.wait_for(_exchange(path, event, data or {}), timeout)
+    except asyncio.TimeoutError:
+        raise RequestTimeout(socket_path=path, event=event, timeout=timeout) from None
+
+
+async def _exchange(path: Path, event: str, data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        reader, writer = await asyncio.open_unix_connection(
+            str(path), limit=DEFAULT_MAX_LINE_BYTES * 4
+        )
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise DaemonNotRunning(socket_path=path, detail=exc.strerror or str(exc)) from None
+    except PermissionError as exc:
+        raise DaemonUnreachable(socket_path=path, detail=exc.strerror or str(exc)) from None
+    correlation_id = uuid.uuid4().hex
+    try:
+        line = json.dumps({"event": event, "data": data, "correlation_id": correlation_id})
+        writer.write(line.encode() + b"\n")
+        await writer.drain()
+        while True:
+            raw = await reader.readline()
+            if not raw:
+                raise ProtocolError(socket_path=path, detail="the connection closed without one")
+            reply = _decode(path, raw)
+            if reply.correlation_id in (correlation_id, None):
+                break
+    except ConnectionError as exc:
+        raise DaemonUnreachable(socket_path=path, detail=str(exc)) from None
+    finally:
+        writer.close()
+    answer = reply.data
+    if reply.correlation_id is None and _code(answer) == "PEER_REFUSED":
+        raise DaemonUnreachable(socket_path=path, detail=answer["error"]["message"])
+    return answer
+
+
+def _decode(path: Path, raw: bytes) -> Reply:
+    try:
+        return Reply.model_validate_json(raw)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(map(str, problem["loc"]))
+        raise ProtocolError(
+            socket_path=path, detail=f"{where + ': ' if where else ''}{problem['msg']}"
+        ) from None
+
+
+def _code(answer: dict[str, Any]) -> str | None:
+    error = answer.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def request_sync(
+    socket_path: Path | str,
+    event: str,
+    data: dict[str, Any] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, Any]:
+    """:func:`request` for code without an event loop (the CLI)."""
+    return asyncio.run(request(socket_path, event, data, timeout))

@@ -1,0 +1,109 @@
+"""The run loop of ``ksi-host run``: claim the socket, start the host, serve until a signal.
+
+The process claims its socket (lock + bind) *before* any plugin loads, so a second
+daemon fails fast with "already running (pid N)" and never touches the first one's
+socket. The socket transport plugin then serves the claimed socket (see
+:func:`active_daemon`). On SIGTERM/SIGINT the loop stops accepting, lets in-flight
+requests finish up to the drain deadline, stops the plugins (reverse order is the
+host's job), then removes the socket and the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from ksi_host._instance import Instance
+from ksi_host._server import Dispatch, ServerConfig, SocketServer
+
+__all__ = ["Daemon", "active_daemon", "run_daemon"]
+
+logger: Final = logging.getLogger("ksi_host.daemon")
+
+_STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
+
+
+class Daemon:
+    """The socket this process claimed, and the server a transport runs on it."""
+
+    def __init__(self, config: ServerConfig, instance: Instance) -> None:
+        self.config: Final = config
+        self.instance: Final = instance
+        self.server: SocketServer | None = None
+
+    async def serve(self, dispatch: Dispatch) -> SocketServer:
+        """Start serving the claimed socket; the transport plugin calls this in its startup."""
+        if self.server is not None:
+            raise RuntimeError(
+                f"{self.config.socket_path} is already served by another transport; "
+                "load one unix_socket transport per daemon"
+            )
+        server = SocketServer(dispatch, self.config, sock=self.instance.sock)
+        await server.start()
+        self.server = server
+        return server
+
+
+_active: Daemon | None = None
+
+
+def active_daemon() -> Daemon | None:
+    """The daemon run by :func:`run_daemon` in this process, if any."""
+    return _active
+
+
+async def run_daemon(
+    start: Callable[[], Awaitable[object]],
+    stop: Callable[[], Awaitable[object]],
+    config: ServerConfig,
+) -> int:
+    """Serve until SIGTERM/SIGINT; return the exit code (0 after a clean stop).
+
+    ``start`` loads and starts the plugins (the socket transport among them);
+    ``stop`` shuts them down. Raises :class:`~ksi_host._instance.AlreadyRunning`
+    before calling ``start`` if another daemon owns the socket.
+    """
+    global _active
+    if _active is not None:
+        raise RuntimeError("run_daemon is already running in this process")
+    instance = Instance.claim(config.socket_path)
+    daemon = Daemon(config, instance)
+    _active = daemon
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, _on_signal, signum, stopping)
+    code = 0
+    try:
+        await start()
+        if daemon.server is None:
+            logger.error(
+                "no transport serves %s: the unix_socket plugin is disabled or failed to "
+                "start (see above); stopping",
+                config.socket_path,
+            )
+            code = 1
+        else:
+            logger.info("ready: pid %d, socket %s", os.getpid(), config.socket_path)
+            await stopping.wait()
+        if daemon.server is not None:
+            await daemon.server.shutdown()
+    finally:
+        try:
+            await stop()
+        finally:
+            for signum in _STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+            instance.release()
+            _active = None
+            logger.info("stopped")
+    return code
+
+
+def _on_signal(signum: int, stopping: asyncio.Event) -> None:
+    logger.info("received %s: stopping", signal.Signals(signum).name)
+    stopping.set()

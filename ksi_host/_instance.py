@@ -1,0 +1,246 @@
+"""One daemon per socket: a private run dir, a pid lock, and a socket that is never exposed.
+
+``Instance.claim(path)`` makes (or checks) the socket's directory so only this user
+can enter it, takes an exclusive lock on ``<socket>.lock`` holding our pid, replaces
+a socket file left by a killed daemon, and binds a new one with umask ``0o177`` so it
+is ``0600`` from the first instant. asyncio's ``start_unix_server(path=...)`` would
+unlink whatever file is at the path, including a live daemon's socket; we bind
+ourselves and pass ``sock=`` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import stat
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from ksi_host._paths import KsiPaths
+from ksi_host.errors import KsiError
+
+__all__ = [
+    "MAX_SOCKET_PATH",
+    "SOCKET_NAME",
+    "AlreadyRunning",
+    "Instance",
+    "SocketPathUnusable",
+    "UnsafeRunDir",
+    "default_socket_path",
+    "peer_uid",
+]
+
+SOCKET_NAME: Final = "ksi.sock"
+MAX_SOCKET_PATH: Final = 107
+_BACKLOG: Final = 128
+
+
+def default_socket_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$KSI_SOCKET``, else ``ksi.sock`` in the user's run dir."""
+    env = os.environ if env is None else env
+    explicit = env.get("KSI_SOCKET")
+    if explicit:
+        return Path(explicit).expanduser()
+    return KsiPaths.from_env(env).run_dir / SOCKET_NAME
+
+
+class AlreadyRunning(KsiError):
+    """Another daemon holds the lock (or serves the socket) at this path."""
+
+    reference = "already-running"
+
+    def __init__(self, *, socket_path: Path, pid: int | None) -> None:
+        self.socket_path = socket_path
+        self.pid = pid
+        who = f"pid {pid}" if pid else "pid unknown"
+        super().__init__(
+            what=f"ksi-host is already running ({who})",
+            where=f"socket {socket_path}",
+            hint="stop it first (ksi-host send or kill -TERM "
+            f"{pid or '<pid>'}), or give this one another --socket",
+        )
+
+
+class UnsafeRunDir(KsiError):
+    """The socket's directory could be entered by someone else."""
+
+    reference = "unsafe-run-dir"
+
+    def __init__(self, *, directory: Path, problem: str) -> None:
+        self.directory = directory
+        super().__init__(
+            what=f"the socket directory {problem}",
+            where=str(directory),
+            hint="put the socket in a directory only you can enter (mode 0700, owned by you), "
+            "e.g. the default ~/.ksi/run/ksi.sock; a missing directory is created that way",
+        )
+
+
+class SocketPathUnusable(KsiError):
+    """The socket path cannot hold a Unix socket."""
+
+    reference = "socket-path"
+
+    def __init__(self, *, socket_path: Path, problem: str, hint: str) -> None:
+        self.socket_path = socket_path
+        super().__init__(what=f"cannot use {socket_path} as a socket: {problem}", hint=hint)
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end, where the platform can tell (SO_PEERCRED)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+def _peer_pid(sock: socket.socket) -> int | None:
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[0]) or None
+
+
+def _private_dir(directory: Path) -> None:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    info = directory.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeRunDir(directory=directory, problem="is not a directory")
+    if info.st_uid != os.getuid():
+        raise UnsafeRunDir(
+            directory=directory, problem=f"belongs to uid {info.st_uid}, not to you ({os.getuid()})"
+        )
+    if info.st_mode & 0o077:
+        raise UnsafeRunDir(
+            directory=directory,
+            problem=f"can be entered by other users (mode {stat.S_IMODE(info.st_mode):04o})",
+        )
+
+
+def _read_pid(fd: int) -> int | None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 32).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _lock(lock_path: Path, socket_path: Path) -> int:
+    """Hold ``lock_path`` exclusively; retry if a releasing daemon unlinked it under us."""
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            os.close(fd)
+            raise AlreadyRunning(socket_path=socket_path, pid=pid) from None
+        try:
+            same = lock_path.stat().st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)
+
+
+def _clear_stale(socket_path: Path) -> None:
+    """Remove a socket nobody serves; refuse to touch anything else."""
+    try:
+        info = socket_path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise SocketPathUnusable(
+            socket_path=socket_path,
+            problem="a file that is not a socket is in the way",
+            hint="remove it yourself if it is not needed, or choose another --socket",
+        )
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(socket_path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        socket_path.unlink(missing_ok=True)
+        return
+    else:
+        raise AlreadyRunning(socket_path=socket_path, pid=_peer_pid(probe))
+    finally:
+        probe.close()
+
+
+def _bind(socket_path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o177)
+    try:
+        sock.bind(str(socket_path))
+    except OSError as exc:
+        sock.close()
+        raise SocketPathUnusable(
+            socket_path=socket_path,
+            problem=exc.strerror or str(exc),
+            hint="check the directory exists and is writable by you",
+        ) from exc
+    finally:
+        os.umask(previous)
+    sock.listen(_BACKLOG)
+    sock.setblocking(False)
+    return sock
+
+
+class Instance:
+    """This process's claim on a socket path: the held lock and the bound, listening socket."""
+
+    def __init__(self, socket_path: Path, lock_path: Path, lock_fd: int, sock: socket.socket):
+        self.socket_path: Final = socket_path
+        self.lock_path: Final = lock_path
+        self.sock: Final = sock
+        self._lock_fd: int | None = lock_fd
+        self._inode: Final = socket_path.stat().st_ino
+
+    @classmethod
+    def claim(cls, socket_path: Path) -> Instance:
+        """Become the one daemon on ``socket_path`` or raise saying who already is."""
+        socket_path = Path(socket_path).absolute()
+        if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
+            raise SocketPathUnusable(
+                socket_path=socket_path,
+                problem=f"the path is longer than {MAX_SOCKET_PATH} bytes (a Unix socket limit)",
+                hint="choose a shorter --socket path (or KSI_SOCKET / KSI_HOME)",
+            )
+        _private_dir(socket_path.parent)
+        lock_path = socket_path.with_name(socket_path.name + ".lock")
+        lock_fd = _lock(lock_path, socket_path)
+        try:
+            _clear_stale(socket_path)
+            sock = _bind(socket_path)
+        except BaseException:
+            lock_path.unlink(missing_ok=True)
+            os.close(lock_fd)
+            raise
+        return cls(socket_path, lock_path, lock_fd, sock)
+
+    @property
+    def held(self) -> bool:
+        return self._lock_fd is not None
+
+    def release(self) -> None:
+        """Remove our socket (not a successor's) and the lock; safe to call twice."""
+        if self._lock_fd is None:
+            return
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            if self.socket_path.lstat().st_ino == self._inode:
+                self.socket_path.unlink()
+        self.lock_path.unlink(missing_ok=True)
+        os.close(self._lock_fd)
+        self._lock_fd = None

@@ -1,0 +1,270 @@
+"""The wire format of the Unix socket: one JSON object per line, both ways.
+
+A request names an event, carries its data and an optional correlation id; the
+reply repeats the event and the id and carries the handler's answer, or the
+guide's error shape. Parsing keeps a fast path (pydantic's JSON parser) and only
+on failure works out which rule the line broke, so every bad line gets a precise
+code and a message that says what to fix (see ``docs/PROTOCOL.md``).
+
+>>> parse_request(b'{"event": "system:health", "correlation_id": "1"}')
+Request(event='system:health', data={}, correlation_id='1')
+>>> parse_request(b'[1]').code
+<ErrorCode.NOT_AN_OBJECT: 'NOT_AN_OBJECT'>
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import PurePath
+from typing import Any, Final, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticSerializationError, to_json
+
+from ksi_host.errors import InvalidEventName
+from ksi_host.events import check_event_name
+
+__all__ = [
+    "DEFAULT_DRAIN_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_INFLIGHT",
+    "DEFAULT_MAX_LINE_BYTES",
+    "MAX_CORRELATION_ID",
+    "CorrelationId",
+    "ErrorBody",
+    "ErrorCode",
+    "ErrorData",
+    "ProtocolFailure",
+    "Reply",
+    "Request",
+    "encode_reply",
+    "error_data",
+    "jsonable",
+    "parse_request",
+]
+
+DEFAULT_MAX_LINE_BYTES: Final = 1024 * 1024
+DEFAULT_MAX_CONNECTIONS: Final = 64
+DEFAULT_MAX_INFLIGHT: Final = 32
+DEFAULT_IDLE_TIMEOUT: Final = 300.0
+DEFAULT_DRAIN_TIMEOUT: Final = 10.0
+MAX_CORRELATION_ID: Final = 256
+
+
+class ErrorCode(str, Enum):
+    """Stable error codes; clients branch on these, never on messages."""
+
+    # The line could not be read as a request.
+    INVALID_ENCODING = "INVALID_ENCODING"
+    INVALID_JSON = "INVALID_JSON"
+    NOT_AN_OBJECT = "NOT_AN_OBJECT"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    INVALID_EVENT_NAME = "INVALID_EVENT_NAME"
+    # The connection broke a limit or was refused; the server closes it after the reply.
+    LINE_TOO_LONG = "LINE_TOO_LONG"
+    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+    PEER_REFUSED = "PEER_REFUSED"
+    IDLE_TIMEOUT = "IDLE_TIMEOUT"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    # The request was read but could not be answered.
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    INVALID_INPUT = "INVALID_INPUT"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+CorrelationId = StrictStr | StrictInt | None
+
+
+class Request(BaseModel):
+    """One line from a client: ``{"event": "ns:action", "data": {...}, "correlation_id": ...}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    correlation_id: CorrelationId = None
+
+    @field_validator("event")
+    @classmethod
+    def _check_event(cls, value: str) -> str:
+        return check_event_name(value)
+
+    @field_validator("correlation_id")
+    @classmethod
+    def _check_id(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, str) and len(value) > MAX_CORRELATION_ID:
+            raise ValueError(f"a correlation_id is at most {MAX_CORRELATION_ID} characters")
+        return value
+
+
+class ErrorBody(BaseModel):
+    """The inner part of the guide's error shape."""
+
+    code: str
+    message: str
+
+
+class ErrorData(BaseModel):
+    """The guide's error shape: ``{"status": "error", "error": {"code", "message"}}``."""
+
+    status: Literal["error"] = "error"
+    error: ErrorBody
+
+
+class Reply(BaseModel):
+    """One line to a client: the request's event and id, and the answer in ``data``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: str | None
+    correlation_id: CorrelationId
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ProtocolFailure:
+    """A line that is not a valid request; keeps what could be salvaged for the reply."""
+
+    code: ErrorCode
+    message: str
+    event: str | None = None
+    correlation_id: str | int | None = None
+
+
+def error_data(code: ErrorCode | str, message: str) -> dict[str, Any]:
+    """Build the guide's error shape, as handlers and the server return it."""
+    value = code.value if isinstance(code, ErrorCode) else code
+    return {"status": "error", "error": {"code": value, "message": message}}
+
+
+def parse_request(line: bytes) -> Request | ProtocolFailure:
+    """Read one line (without its newline) as a request, or say exactly what is wrong."""
+    try:
+        return Request.model_validate_json(line)
+    except ValidationError:
+        return _diagnose(line)
+
+
+def _diagnose(line: bytes) -> Request | ProtocolFailure:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ProtocolFailure(
+            ErrorCode.INVALID_ENCODING,
+            f"the line is not UTF-8 (byte {exc.start} is {line[exc.start : exc.start + 1]!r}); "
+            "send requests as UTF-8 JSON",
+        )
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return ProtocolFailure(
+            ErrorCode.INVALID_JSON,
+            f"the line is not JSON: {exc.msg} at column {exc.colno}; send one JSON object "
+            'per line, e.g. {"event": "system:health", "data": {}, "correlation_id": "1"}',
+        )
+    if not isinstance(obj, dict):
+        return ProtocolFailure(
+            ErrorCode.NOT_AN_OBJECT,
+            f"a request must be a JSON object, not {_json_type(obj)}; "
+            'e.g. {"event": "system:health", "data": {}}',
+        )
+    event = obj.get("event") if isinstance(obj.get("event"), str) else None
+    raw_id = obj.get("correlation_id")
+    valid_id = isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool)
+    correlation_id = raw_id if valid_id and len(str(raw_id)) <= MAX_CORRELATION_ID else None
+    try:
+        return Request.model_validate(obj)
+    except ValidationError as exc:
+        code, message = _explain(exc)
+        return ProtocolFailure(code, message, event=event, correlation_id=correlation_id)
+
+
+_FIELD_HELP: Final[dict[str, str]] = {
+    "event": "'event' must be a string 'namespace:action', e.g. \"system:health\"",
+    "data": "'data' must be a JSON object (or left out for {})",
+    "correlation_id": "'correlation_id' must be a string or an integer (or left out)",
+}
+
+
+def _explain(exc: ValidationError) -> tuple[ErrorCode, str]:
+    problems: list[str] = []
+    code = ErrorCode.INVALID_REQUEST
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "missing":
+            problems.append(f"'{field}' is missing; {_FIELD_HELP.get(field, '')}")
+        elif err["type"] == "extra_forbidden":
+            problems.append(
+                f"unknown field '{field}'; a request has only 'event', 'data' and 'correlation_id'"
+            )
+        elif field == "event" and isinstance(err.get("ctx", {}).get("error"), InvalidEventName):
+            code = ErrorCode.INVALID_EVENT_NAME
+            invalid: InvalidEventName = err["ctx"]["error"]
+            problems.append(f"{invalid.what}; {invalid.hint}")
+        else:
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{message}: {_FIELD_HELP.get(field, field)}")
+    return code, "; ".join(problems)
+
+
+def _json_type(obj: object) -> str:
+    if isinstance(obj, list):
+        return "an array"
+    if isinstance(obj, str):
+        return "a string"
+    if isinstance(obj, bool):
+        return "a boolean"
+    if obj is None:
+        return "null"
+    return "a number"
+
+
+def encode_reply(event: str | None, correlation_id: str | int | None, data: object) -> bytes:
+    """Serialise a reply line; an answer that cannot go on the wire becomes an error reply."""
+    if not isinstance(data, dict):
+        data = error_data(
+            ErrorCode.INTERNAL_ERROR,
+            f"the handler of {event!r} answered with {type(data).__name__}, not a dict; "
+            "a handler must return a JSON object",
+        )
+    try:
+        return to_json({"event": event, "correlation_id": correlation_id, "data": data}) + b"\n"
+    except PydanticSerializationError as exc:
+        failed = error_data(
+            ErrorCode.INTERNAL_ERROR,
+            f"the answer of {event!r} cannot be sent as JSON ({exc}); "
+            "a handler must return JSON-serialisable values",
+        )
+        return to_json({"event": event, "correlation_id": correlation_id, "data": failed}) + b"\n"
+
+
+def jsonable(value: object) -> Any:
+    """Turn host-side values (pydantic models, dataclasses, enums, paths) into JSON values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

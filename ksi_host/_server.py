@@ -1,0 +1,412 @@
+"""The asyncio Unix socket server: NDJSON in, one task per request, replies matched by id.
+
+Each connection reads lines of at most ``max_line_bytes``; a longer line gets a
+``LINE_TOO_LONG`` reply and the connection is closed, so no fragment of it is ever
+parsed. At most ``max_inflight`` requests of one connection run at once: past that
+the server stops reading, and the client's writes block (backpressure). Every write
+is followed by ``drain()``. Shutdown stops accepting, lets in-flight requests finish
+until ``drain_timeout``, answers the rest with ``SHUTTING_DOWN`` and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ksi_host._instance import MAX_SOCKET_PATH, Instance, default_socket_path, peer_uid
+from ksi_host._protocol import (
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_INFLIGHT,
+    DEFAULT_MAX_LINE_BYTES,
+    ErrorCode,
+    ProtocolFailure,
+    encode_reply,
+    error_data,
+    parse_request,
+)
+from ksi_host.errors import ConfigError
+
+__all__ = ["Dispatch", "ServerConfig", "SocketServer"]
+
+logger: Final = logging.getLogger("ksi_host.server")
+
+Dispatch = Callable[[str, dict[str, Any]], Awaitable[Any]]
+"""``await dispatch(event_name, data)`` returns the answer dict (or the guide's error shape)."""
+
+
+class ServerConfig(BaseModel):
+    """Where the socket lives and the limits every connection is held to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    socket_path: Path = Field(default_factory=default_socket_path)
+    max_line_bytes: int = Field(DEFAULT_MAX_LINE_BYTES, ge=256, le=256 * 1024 * 1024)
+    max_connections: int = Field(DEFAULT_MAX_CONNECTIONS, ge=1)
+    max_inflight: int = Field(DEFAULT_MAX_INFLIGHT, ge=1)
+    idle_timeout: float = Field(DEFAULT_IDLE_TIMEOUT, gt=0)
+    drain_timeout: float = Field(DEFAULT_DRAIN_TIMEOUT, ge=0)
+
+    @field_validator("socket_path")
+    @classmethod
+    def _check_path(cls, value: Path) -> Path:
+        value = value.expanduser()
+        if len(os.fsencode(value.absolute())) > MAX_SOCKET_PATH:
+            raise ValueError(f"a Unix socket path is at most {MAX_SOCKET_PATH} bytes")
+        return value
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any], *, where: str) -> ServerConfig:
+        """Build from a config section, turning pydantic's error into a :class:`ConfigError`."""
+        try:
+            return cls.model_validate(dict(section))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(
+                what=f"invalid socket settings: {problems}",
+                where=where,
+                hint="allowed keys: " + ", ".join(cls.model_fields),
+            ) from None
+
+
+class _Connection:
+    """One client: a reader loop that spawns a task per request, and a shared writer."""
+
+    def __init__(
+        self, server: SocketServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.config = server.config
+        self.loop = asyncio.get_running_loop()
+        self.inflight = 0
+        self.room: asyncio.Future[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.last_activity = self.loop.time()
+        self.idle_handle = self.loop.call_later(self.config.idle_timeout, self._check_idle)
+        self.stopping = False
+
+    async def run(self) -> None:
+        try:
+            await self._read_loop()
+            if self.tasks:
+                await asyncio.wait(set(self.tasks))
+        finally:
+            self.idle_handle.cancel()
+            for task in self.tasks:
+                task.cancel()
+            if self.tasks:
+                await asyncio.wait(set(self.tasks))
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                line = await self.reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial.strip() and not self.stopping:
+                    await self._admit(exc.partial)
+                return
+            except asyncio.LimitOverrunError:
+                self.server.count(ErrorCode.LINE_TOO_LONG)
+                await self.send(
+                    encode_reply(
+                        None,
+                        None,
+                        error_data(
+                            ErrorCode.LINE_TOO_LONG,
+                            f"a line is longer than {self.config.max_line_bytes} bytes; the "
+                            "connection is closed. Send smaller requests, or raise "
+                            "max_line_bytes in the daemon's config",
+                        ),
+                    )
+                )
+                return
+            except (ConnectionError, OSError):
+                return
+            if line.strip():
+                await self._admit(line)
+
+    async def _admit(self, line: bytes) -> None:
+        self.last_activity = self.loop.time()
+        if self.stopping:
+            await self._refuse(line)
+            return
+        if self.inflight >= self.config.max_inflight:
+            self.room = self.loop.create_future()
+            await self.room
+        self.inflight += 1
+        serving = self._serve(line)
+        try:
+            pending = serving.send(None)
+        except StopIteration:
+            return
+        task = self.loop.create_task(_finish(serving, pending))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _refuse(self, line: bytes) -> None:
+        request = parse_request(line.rstrip(b"\r\n"))
+        event = request.event
+        self.server.count(ErrorCode.SHUTTING_DOWN)
+        await self.send(
+            encode_reply(
+                event,
+                request.correlation_id,
+                error_data(ErrorCode.SHUTTING_DOWN, "the daemon is stopping; retry later"),
+            )
+        )
+
+    async def _serve(self, line: bytes) -> None:
+        """Answer one line; runs eagerly in the read loop until it first has to wait."""
+        request = parse_request(line.rstrip(b"\r\n"))
+        try:
+            if isinstance(request, ProtocolFailure):
+                self.server.count(request.code)
+                answer: Any = error_data(request.code, request.message)
+            else:
+                self.server.requests += 1
+                try:
+                    answer = await self.server.dispatch(request.event, request.data)
+                except Exception as exc:
+                    logger.exception("dispatch of %s raised", request.event)
+                    self.server.count(ErrorCode.INTERNAL_ERROR)
+                    answer = error_data(
+                        ErrorCode.INTERNAL_ERROR,
+                        f"handling {request.event!r} raised {type(exc).__name__}: {exc}",
+                    )
+            await self.send(encode_reply(request.event, request.correlation_id, answer))
+        except asyncio.CancelledError:
+            self.server.count(ErrorCode.SHUTTING_DOWN)
+            self._send_nowait(
+                encode_reply(
+                    request.event,
+                    request.correlation_id,
+                    error_data(
+                        ErrorCode.SHUTTING_DOWN,
+                        "the daemon stopped before this request finished; retry it",
+                    ),
+                )
+            )
+            raise
+        finally:
+            self.inflight -= 1
+            if self.room is not None and not self.room.done():
+                self.room.set_result(None)
+            self.last_activity = self.loop.time()
+
+    async def send(self, payload: bytes) -> None:
+        if self.writer.is_closing():
+            return
+        self.writer.write(payload)
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.writer.drain()
+
+    def _send_nowait(self, payload: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(payload)
+
+    def stop_reading(self) -> None:
+        self.stopping = True
+        self.reader.feed_eof()
+
+    def _check_idle(self) -> None:
+        remaining = self.last_activity + self.config.idle_timeout - self.loop.time()
+        if self.tasks or remaining > 0:
+            delay = remaining if remaining > 0 else self.config.idle_timeout
+            self.idle_handle = self.loop.call_later(delay, self._check_idle)
+            return
+        self.server.count(ErrorCode.IDLE_TIMEOUT)
+        self._send_nowait(
+            encode_reply(
+                None,
+                None,
+                error_data(
+                    ErrorCode.IDLE_TIMEOUT,
+                    f"no request for {self.config.idle_timeout:g}s; the connection is closed. "
+                    "Reconnect when you have one",
+                ),
+            )
+        )
+        self.writer.close()
+
+
+class _Resumed:
+    """Continue, as a task, a coroutine that was started eagerly and had to wait.
+
+    A handler that answers without waiting (most do) then costs no task and no extra
+    loop iteration; asyncio offers this only from Python 3.12 (``eager_start``).
+    """
+
+    def __init__(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        pending = self._pending
+        while True:
+            try:
+                value = yield pending
+            except BaseException as exc:
+                try:
+                    pending = self._coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    pending = self._coro.send(value)
+                except StopIteration:
+                    return
+
+
+async def _finish(coro: Coroutine[Any, Any, None], pending: Any) -> None:
+    await _Resumed(coro, pending)
+
+
+class SocketServer:
+    """Serve ``dispatch`` on a Unix socket until :meth:`shutdown`.
+
+    Pass ``sock`` (bound and listening, e.g. ``Instance.sock``) to serve a socket the
+    caller claimed; without it the server claims ``config.socket_path`` itself and
+    releases it on shutdown.
+    """
+
+    def __init__(
+        self, dispatch: Dispatch, config: ServerConfig, *, sock: socket.socket | None = None
+    ) -> None:
+        self.dispatch: Final = dispatch
+        self.config: Final = config
+        self._sock = sock
+        self._instance: Instance | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: dict[_Connection, asyncio.Task[Any]] = {}
+        self._closed: asyncio.Event | None = None
+        self.connections_total = 0
+        self.requests = 0
+        self.errors: Counter[str] = Counter()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.config.socket_path
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None and self._closed is None
+
+    def count(self, code: ErrorCode) -> None:
+        self.errors[code.value] += 1
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``ksi_metrics_collected``."""
+        return {
+            "socket": str(self.socket_path),
+            "connections_open": len(self._connections),
+            "connections_total": self.connections_total,
+            "requests": self.requests,
+            "errors": dict(self.errors),
+        }
+
+    async def start(self) -> None:
+        if self._sock is None:
+            self._instance = Instance.claim(self.config.socket_path)
+            self._sock = self._instance.sock
+        self._server = await asyncio.start_unix_server(
+            self._accept, sock=self._sock, limit=self.config.max_line_bytes
+        )
+        logger.info("listening on %s", self.socket_path)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        refusal = self._refusal(writer)
+        if refusal is not None:
+            code, message = refusal
+            self.count(code)
+            writer.write(encode_reply(None, None, error_data(code, message)))
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.drain()
+            writer.close()
+            return
+        connection = _Connection(self, reader, writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections_total += 1
+        self._connections[connection] = task
+        try:
+            await connection.run()
+        finally:
+            del self._connections[connection]
+
+    def _refusal(self, writer: asyncio.StreamWriter) -> tuple[ErrorCode, str] | None:
+        if self._closed is not None:
+            return ErrorCode.SHUTTING_DOWN, "the daemon is stopping; retry later"
+        sock = writer.get_extra_info("socket")
+        uid = peer_uid(sock) if sock is not None else None
+        if uid is not None and uid != os.getuid():
+            logger.warning("refused a connection from uid %d", uid)
+            return (
+                ErrorCode.PEER_REFUSED,
+                f"this daemon serves uid {os.getuid()} only, not uid {uid}; "
+                "run your own with ksi-host run",
+            )
+        if len(self._connections) >= self.config.max_connections:
+            return (
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                f"the daemon already has {self.config.max_connections} connections; close "
+                "one, retry later, or raise max_connections in the daemon's config",
+            )
+        return None
+
+    async def shutdown(self) -> None:
+        """Stop accepting, drain in-flight requests up to the deadline, close; idempotent."""
+        if self._closed is not None:
+            await self._closed.wait()
+            return
+        self._closed = asyncio.Event()
+        try:
+            if self._server is not None:
+                self._server.close()
+            for connection in self._connections:
+                connection.stop_reading()
+            tasks = set(self._connections.values())
+            if tasks:
+                _done, late = await asyncio.wait(tasks, timeout=self.config.drain_timeout)
+                for task in late:
+                    task.cancel()
+                if late:
+                    logger.warning("cancelled %d connection(s) at the drain deadline", len(late))
+                    await asyncio.wait(late)
+            if self._server is not None:
+                await self._server.wait_closed()
+        finally:
+            if self._instance is not None:
+                self._instance.release()
+            self._closed.set()
+            logger.info("stopped listening on %s", self.socket_path)
+
+    async def __aenter__(self) -> SocketServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()

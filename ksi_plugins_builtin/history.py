@@ -1,0 +1,68 @@
+"""``system:history``: the event bus's recent events, filtered by namespace, bounded."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ksi_host import __version__
+from ksi_host._protocol import ErrorCode, error_data, jsonable
+from ksi_host.errors import InvalidEventName
+from ksi_host.events import normalise_namespace
+from ksi_host.plugin_base import BasePlugin, hookimpl
+from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+
+__all__ = ["MAX_LIMIT", "HistoryPlugin", "plugin"]
+
+MAX_LIMIT: Final = 1000
+DEFAULT_LIMIT: Final = 100
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    namespace: str | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, strict=True)
+
+
+class HistoryPlugin(BasePlugin):
+    """The guide's "use event history", reachable from a client."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            metadata=PluginMetadata(
+                name="history",
+                version=__version__,
+                description="system:history: recent events by namespace",
+            ),
+            capabilities=PluginCapabilities(commands=["system:history"]),
+        )
+        self._bus: Any = None
+
+    @hookimpl
+    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
+        self._bus = context.get("event_bus")
+
+    @hookimpl
+    def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
+        if event_name != "system:history":
+            return None
+        try:
+            query = _Query.model_validate(data)
+            namespace = None if query.namespace is None else normalise_namespace(query.namespace)
+        except ValidationError as exc:
+            return error_data(
+                ErrorCode.INVALID_INPUT,
+                f"system:history takes 'namespace' (e.g. \"system\") and 'limit' "
+                f"(an integer 1..{MAX_LIMIT}): {exc.errors()[0]['msg']}",
+            )
+        except InvalidEventName as exc:
+            return error_data(ErrorCode.INVALID_INPUT, f"{exc.what}; {exc.hint}")
+        if self._bus is None or not hasattr(self._bus, "get_event_history"):
+            return error_data(ErrorCode.UNAVAILABLE, "this host has no event bus with a history")
+        events = jsonable(self._bus.get_event_history(namespace=namespace, limit=query.limit))
+        return {"namespace": namespace, "limit": query.limit, "events": events}
+
+
+plugin = HistoryPlugin()

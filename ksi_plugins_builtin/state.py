@@ -1,0 +1,219 @@
+"""``state:set/get/delete/list``: the guide's database example, durable in SQLite.
+
+The file is in WAL mode with ``synchronous=FULL``, and a write is answered only
+after its transaction committed, so an acknowledged write survives ``kill -9``.
+One connection guarded by a lock serves every client; calls run in a worker
+thread so a slow fsync never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
+from ksi_host import __version__
+from ksi_host._paths import KsiPaths
+from ksi_host._protocol import ErrorCode, error_data
+from ksi_host.errors import ConfigError
+from ksi_host.plugin_base import BasePlugin, hookimpl
+from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+
+__all__ = ["MAX_KEY", "StatePlugin", "StateStore", "plugin"]
+
+MAX_KEY: Final = 1024
+MAX_LIST: Final = 10_000
+_SCHEMA: Final = "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+class StateStore:
+    """Key → JSON value in one SQLite file; every method commits before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path: Final = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(_SCHEMA)
+
+    def set(self, key: str, value: Any) -> None:
+        text = json.dumps(value, allow_nan=False)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO state (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, text),
+            )
+
+    def get(self, key: str) -> tuple[bool, Any]:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return (False, None) if row is None else (True, json.loads(row[0]))
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM state WHERE key = ?", (key,))
+        return cursor.rowcount > 0
+
+    def list(self, prefix: str, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM state WHERE substr(key, 1, ?) = ? ORDER BY key LIMIT ?",
+                (len(prefix), prefix, limit),
+            ).fetchall()
+        return [{"key": key, "value": json.loads(value)} for key, value in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM state").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Key(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    key: StrictStr = Field(min_length=1, max_length=MAX_KEY)
+
+
+class _Set(_Key):
+    value: Any
+
+
+class _List(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    prefix: StrictStr = Field("", max_length=MAX_KEY)
+    limit: int = Field(1000, ge=1, le=MAX_LIST, strict=True)
+
+
+_USAGE: Final[dict[str, str]] = {
+    "state:set": '{"key": "greeting", "value": <any JSON>}',
+    "state:get": '{"key": "greeting"}',
+    "state:delete": '{"key": "greeting"}',
+    "state:list": f'{{"prefix": "gree", "limit": 100}} (both optional; limit 1..{MAX_LIST})',
+}
+
+
+def _invalid(event: str, exc: ValidationError) -> dict[str, Any]:
+    problems = "; ".join(
+        f"'{'.'.join(map(str, err['loc']))}': {err['msg']}" for err in exc.errors()
+    )
+    return error_data(ErrorCode.INVALID_INPUT, f"{event} {problems}; send {_USAGE[event]}")
+
+
+def _configured_path(config: object) -> Path:
+    section = config.get("state", {}) if isinstance(config, Mapping) else {}
+    raw = section.get("path") if isinstance(section, Mapping) else None
+    if raw is None:
+        return KsiPaths.from_env().data_dir / "state.sqlite3"
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(
+            what=f"state.path must be a file path, not {raw!r}",
+            where="[state] section of the config",
+            hint='e.g. path = "~/.ksi/data/state.sqlite3", or leave it out for the default',
+        )
+    return Path(raw).expanduser()
+
+
+class StatePlugin(BasePlugin):
+    """Durable key/value state for clients and other plugins."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            metadata=PluginMetadata(
+                name="state",
+                version=__version__,
+                description="state:set/get/delete/list: JSON values in SQLite",
+            ),
+            capabilities=PluginCapabilities(commands=list(_USAGE), provides_services=["state"]),
+        )
+        self._path: Path | None = None
+        self._store: StateStore | None = None
+        self._handlers: Final[dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]] = {
+            "state:set": self._set,
+            "state:get": self._get,
+            "state:delete": self._delete,
+            "state:list": self._list,
+        }
+
+    @hookimpl
+    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
+        self._path = _configured_path(context.get("config"))
+
+    @hookimpl
+    def ksi_startup(self) -> dict[str, str]:
+        path = self._path or _configured_path(None)
+        self._store = StateStore(path)
+        return {"status": "plugin_started", "path": str(path)}
+
+    @hookimpl
+    def ksi_shutdown(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @hookimpl
+    def ksi_metrics_collected(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        if self._store is not None:
+            metrics["state"] = {"keys": self._store.count(), "path": str(self._store.path)}
+        return metrics
+
+    @hookimpl
+    def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
+        handler = self._handlers.get(event_name)
+        return None if handler is None else handler(data)
+
+    def _ready(self) -> StateStore:
+        if self._store is None:
+            raise RuntimeError("the state plugin is not started; it opens its database at startup")
+        return self._store
+
+    async def _set(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            request = _Set.model_validate(data)
+        except ValidationError as exc:
+            return _invalid("state:set", exc)
+        try:
+            await asyncio.to_thread(self._ready().set, request.key, request.value)
+        except ValueError as exc:
+            return error_data(ErrorCode.INVALID_INPUT, f"state:set 'value' is not JSON: {exc}")
+        return {"status": "set", "key": request.key}
+
+    async def _get(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            request = _Key.model_validate(data)
+        except ValidationError as exc:
+            return _invalid("state:get", exc)
+        found, value = await asyncio.to_thread(self._ready().get, request.key)
+        return {"key": request.key, "found": found, "value": value}
+
+    async def _delete(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            request = _Key.model_validate(data)
+        except ValidationError as exc:
+            return _invalid("state:delete", exc)
+        deleted = await asyncio.to_thread(self._ready().delete, request.key)
+        return {"status": "deleted" if deleted else "not_found", "key": request.key}
+
+    async def _list(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            request = _List.model_validate(data)
+        except ValidationError as exc:
+            return _invalid("state:list", exc)
+        items = await asyncio.to_thread(self._ready().list, request.prefix, request.limit)
+        return {"prefix": request.prefix, "count": len(items), "items": items}
+
+
+plugin = StatePlugin()

@@ -1,0 +1,1 @@
+"""Transports that bring events into the host from outside."""

@@ -1,0 +1,75 @@
+"""The Unix socket transport: the guide's ``transport/unix_socket.py``, serving NDJSON.
+
+Under ``ksi-host run`` the daemon has already claimed the socket (lock + bind) and
+this plugin serves it; embedded in another host, the plugin claims the socket
+itself from its ``[unix_socket]`` config section (``socket_path``, limits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ksi_host import __version__
+from ksi_host._daemon import active_daemon
+from ksi_host._server import ServerConfig, SocketServer
+from ksi_host.plugin_base import TransportPlugin, hookimpl
+from ksi_host.plugin_types import PluginMetadata
+
+__all__ = ["CONFIG_SECTION", "UnixSocketTransport", "plugin"]
+
+CONFIG_SECTION = "unix_socket"
+
+
+class UnixSocketTransport(TransportPlugin):
+    """Turns each request line into ``emit_event(event, data)`` and writes back the answer."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            name="unix_socket",
+            transport_type="unix",
+            metadata=PluginMetadata(
+                name="unix_socket",
+                version=__version__,
+                description="Unix socket transport: newline-delimited JSON requests and replies",
+            ),
+        )
+        self._config: ServerConfig | None = None
+        self._server: SocketServer | None = None
+
+    @property
+    def server(self) -> SocketServer | None:
+        return self._server
+
+    @hookimpl
+    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
+        config = context.get("config")
+        section = config.get(CONFIG_SECTION, {}) if isinstance(config, Mapping) else {}
+        self._config = ServerConfig.from_section(
+            section, where=f"[{CONFIG_SECTION}] section of the config"
+        )
+
+    @hookimpl
+    async def ksi_startup(self) -> dict[str, str]:
+        daemon = active_daemon()
+        if daemon is not None:
+            self._server = await daemon.serve(self.emit_event)
+        else:
+            self._server = SocketServer(self.emit_event, self._config or ServerConfig())
+            await self._server.start()
+        return {"status": "plugin_started", "socket": str(self._server.socket_path)}
+
+    @hookimpl
+    async def ksi_shutdown(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()
+            self._server = None
+
+    @hookimpl
+    def ksi_metrics_collected(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        if self._server is not None:
+            metrics["unix_socket"] = self._server.stats()
+        return metrics
+
+
+plugin = UnixSocketTransport()

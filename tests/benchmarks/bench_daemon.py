@@ -1,0 +1,159 @@
+"""The daemon against a bare asyncio NDJSON echo server on the same machine, same client load.
+
+Each server runs in its own process; the client load is the same for both: one
+closed-loop client (latency p50/p99) and 32 concurrent closed-loop clients
+(requests/s), sending ``system:health``. The daemon side is the real socket
+transport plugin and the built-in health plugin on a ksi_host PluginManager.
+Run it alone with ``python tests/benchmarks/bench_daemon.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ksi_host._protocol import error_data
+from ksi_host.plugin_manager import PluginManager
+from ksi_plugins_builtin.health import HealthPlugin
+from ksi_plugins_builtin.transport.unix_socket import UnixSocketTransport
+
+REQUEST = b'{"event": "system:health", "data": {}, "correlation_id": "1"}\n'
+LATENCY_REQUESTS = 3000
+CLIENTS = 32
+THROUGHPUT_SECONDS = 2.0
+ROUNDS = 3
+
+
+async def _floor_server(path: str, ready: Any) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            message = json.loads(line)
+            reply = {"event": message["event"], "correlation_id": message["correlation_id"]}
+            reply["data"] = message["data"]
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_unix_server(handle, path=path, backlog=256)
+    ready.set()
+    async with server:
+        await server.serve_forever()
+
+
+async def _daemon_server(path: str, ready: Any) -> None:
+    manager = PluginManager()
+    health, transport = HealthPlugin(), UnixSocketTransport()
+    for plugin in (health, transport):
+        manager.register(plugin)
+
+    async def dispatch(event_name: str, data: dict[str, Any]) -> Any:
+        for answer in manager.pm.hook.ksi_handle_event(
+            event_name=event_name, data=data, context=None
+        ):
+            if answer is not None:
+                return answer
+        return error_data("NO_HANDLER", event_name)
+
+    transport.attach(dispatch)
+    transport.ksi_plugin_context({"config": {"unix_socket": {"socket_path": path}}})
+    health.ksi_startup()
+    await transport.ksi_startup()
+    ready.set()
+    await asyncio.Event().wait()
+
+
+def _serve(kind: str, path: str, ready: Any) -> None:
+    asyncio.run((_floor_server if kind == "floor" else _daemon_server)(path, ready))
+
+
+async def _latencies(path: str) -> list[float]:
+    reader, writer = await asyncio.open_unix_connection(path)
+    samples = []
+    for _ in range(LATENCY_REQUESTS):
+        started = time.perf_counter()
+        writer.write(REQUEST)
+        await reader.readline()
+        samples.append(time.perf_counter() - started)
+    writer.close()
+    return samples[LATENCY_REQUESTS // 10 :]
+
+
+async def _throughput(path: str) -> float:
+    deadline = time.perf_counter() + THROUGHPUT_SECONDS
+    counts = [0] * CLIENTS
+
+    async def client(index: int) -> None:
+        reader, writer = await asyncio.open_unix_connection(path)
+        while time.perf_counter() < deadline:
+            writer.write(REQUEST)
+            await reader.readline()
+            counts[index] += 1
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(CLIENTS)))
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def _measure(kind: str, directory: Path) -> dict[str, float]:
+    run_dir = directory / kind
+    run_dir.mkdir(mode=0o700, parents=True)
+    path = str(run_dir / "ksi.sock")
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(target=_serve, args=(kind, path, ready), daemon=True)
+    server.start()
+    try:
+        if not ready.wait(20):
+            raise RuntimeError(f"the {kind} server did not start")
+        latencies = asyncio.run(_latencies(path))
+        rate = asyncio.run(_throughput(path))
+    finally:
+        server.terminate()
+        server.join()
+    ordered = sorted(latencies)
+    return {
+        "p50_us": statistics.median(ordered) * 1e6,
+        "p99_us": ordered[int(len(ordered) * 0.99)] * 1e6,
+        "req_per_s": rate,
+    }
+
+
+def run() -> dict[str, dict[str, float]]:
+    """Measure floor and daemon in alternating rounds; print medians and ratios."""
+    directory = Path(tempfile.mkdtemp(prefix="ksi-bench-", dir="/tmp"))
+    rounds: dict[str, list[dict[str, float]]] = {"floor": [], "daemon": []}
+    try:
+        for index in range(ROUNDS):
+            for kind in ("floor", "daemon"):
+                rounds[kind].append(_measure(kind, directory / str(index)))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    medians = {
+        kind: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        for kind, results in rounds.items()
+    }
+    floor, daemon = medians["floor"], medians["daemon"]
+    print(f"daemon: system:health over the Unix socket, median of {ROUNDS} rounds")
+    print(f"  {'':8} {'p50 µs':>9} {'p99 µs':>9} {'req/s (32 clients)':>20}")
+    for kind, figures in medians.items():
+        print(
+            f"  {kind:8} {figures['p50_us']:9.1f} {figures['p99_us']:9.1f} "
+            f"{figures['req_per_s']:20.0f}"
+        )
+    print(
+        f"  ratios: p50 {daemon['p50_us'] / floor['p50_us']:.2f}x the floor (target <= 1.5x), "
+        f"throughput {daemon['req_per_s'] / floor['req_per_s']:.0%} of the floor "
+        "(target >= 70%)"
+    )
+    return medians
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,253 @@
+"""The built-in plugins on a real PluginManager (via tests/minihost.py) and a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import error_code
+from minihost import MiniHost, builtin_plugins
+
+from ksi_host._client import request_sync
+from ksi_host.errors import ConfigError
+from ksi_host.plugin_base import BasePlugin
+from ksi_plugins_builtin import health, history, metrics, plugins, state
+from ksi_plugins_builtin.transport import unix_socket
+
+MODULES = [health, state, history, plugins, metrics, unix_socket]
+CATALOG = Path(__file__).parents[1] / "docs" / "EVENT_CATALOG.md"
+
+
+def run_host(config: dict[str, Any], *calls: tuple[str, dict[str, Any]]) -> list[Any]:
+    """Start every built-in except the transport, dispatch ``calls`` in order, stop."""
+
+    async def main() -> list[Any]:
+        host = MiniHost([p for p in builtin_plugins() if p.name != "unix_socket"], config)
+        await host.start()
+        try:
+            return [await host.dispatch(event, data) for event, data in calls]
+        finally:
+            await host.stop()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> dict[str, Any]:
+    return {"state": {"path": str(tmp_path / "state.sqlite3")}}
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_every_builtin_module_exposes_a_plugin(module):
+    assert isinstance(module.plugin, BasePlugin)
+
+
+def test_the_event_catalog_lists_every_declared_command_with_its_plugin():
+    text = CATALOG.read_text()
+    for module in MODULES:
+        for command in module.plugin.capabilities.commands:
+            assert re.search(rf"`{command}`.*\|\s*{module.plugin.name}\s*\|", text), command
+
+
+def test_health_reports_status_time_uptime_and_plugin_counts(db):
+    [answer] = run_host(db, ("system:health", {}))
+    assert answer["status"] == "healthy"
+    assert datetime.fromisoformat(answer["timestamp"]).tzinfo is not None
+    assert answer["uptime"] >= 0
+    assert answer["plugins"] == {"total": 6, "running": 6}
+
+
+def test_health_without_a_host_omits_the_counts():
+    plugin = health.HealthPlugin()
+    plugin.ksi_plugin_context({})
+    answer = plugin.ksi_handle_event("system:health", {}, None)
+    assert "plugins" not in answer
+    assert plugin.ksi_handle_event("other:event", {}, None) is None
+
+
+def test_state_set_get_list_delete(db):
+    answers = run_host(
+        db,
+        ("state:set", {"key": "user:1", "value": {"name": "Ada", "tags": [1, None, True]}}),
+        ("state:set", {"key": "user:2", "value": None}),
+        ("state:set", {"key": "other", "value": 3.5}),
+        ("state:get", {"key": "user:1"}),
+        ("state:get", {"key": "missing"}),
+        ("state:list", {"prefix": "user:"}),
+        ("state:list", {"prefix": "user:", "limit": 1}),
+        ("state:delete", {"key": "user:1"}),
+        ("state:delete", {"key": "user:1"}),
+        ("state:list", {}),
+    )
+    assert answers[0] == {"status": "set", "key": "user:1"}
+    assert answers[3] == {
+        "key": "user:1",
+        "found": True,
+        "value": {"name": "Ada", "tags": [1, None, True]},
+    }
+    assert answers[4] == {"key": "missing", "found": False, "value": None}
+    assert [i["key"] for i in answers[5]["items"]] == ["user:1", "user:2"]
+    assert answers[6]["count"] == 1
+    assert answers[7]["status"] == "deleted"
+    assert answers[8]["status"] == "not_found"
+    assert answers[9]["items"] == [{"key": "other", "value": 3.5}, {"key": "user:2", "value": None}]
+
+
+def test_state_prefix_is_literal_not_a_pattern(db):
+    *_, listed = run_host(
+        db,
+        ("state:set", {"key": "a%b", "value": 1}),
+        ("state:set", {"key": "axb", "value": 2}),
+        ("state:list", {"prefix": "a%"}),
+    )
+    assert [i["key"] for i in listed["items"]] == ["a%b"]
+
+
+@pytest.mark.parametrize(
+    ("event", "data", "fragment"),
+    [
+        ("state:set", {"value": 1}, "'key': Field required"),
+        ("state:set", {"key": "k"}, "'value': Field required"),
+        ("state:set", {"key": 5, "value": 1}, "'key': Input should be a valid string"),
+        ("state:set", {"key": "", "value": 1}, "'key'"),
+        ("state:set", {"key": "k", "value": float("nan")}, "not JSON"),
+        ("state:get", {}, "'key': Field required"),
+        ("state:delete", {"key": ["k"]}, "'key'"),
+        ("state:list", {"limit": 0}, "'limit'"),
+        ("state:list", {"prefix": 3}, "'prefix'"),
+    ],
+)
+def test_state_rejects_bad_input_with_invalid_input(db, event, data, fragment):
+    [answer] = run_host(db, (event, data))
+    assert error_code(answer) == "INVALID_INPUT"
+    assert fragment in answer["error"]["message"]
+    assert "send {" in answer["error"]["message"] or "not JSON" in answer["error"]["message"]
+
+
+def test_state_survives_a_restart(db):
+    run_host(db, ("state:set", {"key": "k", "value": [1, 2]}))
+    [answer] = run_host(db, ("state:get", {"key": "k"}))
+    assert answer["value"] == [1, 2]
+
+
+def test_state_under_concurrent_writers_keeps_every_write(db):
+    async def main() -> list[Any]:
+        host = MiniHost([state.StatePlugin()], db)
+        await host.start()
+        try:
+            await asyncio.gather(
+                *(host.dispatch("state:set", {"key": f"k{i:03}", "value": i}) for i in range(100))
+            )
+            return await host.dispatch("state:list", {"prefix": "k"})
+        finally:
+            await host.stop()
+
+    listed = asyncio.run(main())
+    assert [i["value"] for i in listed["items"]] == list(range(100))
+
+
+def test_state_defaults_to_the_users_data_dir(ksi_home):
+    run_host({}, ("state:set", {"key": "k", "value": 1}))
+    assert (ksi_home / "data" / "state.sqlite3").is_file()
+
+
+def test_state_rejects_a_bad_path_in_config():
+    with pytest.raises(ConfigError, match=r"state\.path must be a file path"):
+        state.StatePlugin().ksi_plugin_context({"config": {"state": {"path": 3}}})
+
+
+def test_state_uses_wal_and_full_sync(tmp_path):
+    store = state.StateStore(tmp_path / "s.db")
+    try:
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        store.close()
+
+
+def test_history_filters_by_namespace_and_limit(db):
+    *_, answer, limited, guide_style = run_host(
+        db,
+        ("state:set", {"key": "a", "value": 1}),
+        ("system:health", {}),
+        ("state:get", {"key": "a"}),
+        ("system:history", {"namespace": "state"}),
+        ("system:history", {"limit": 1}),
+        ("system:history", {"namespace": "/state"}),
+    )
+    assert [e["name"] for e in answer["events"]] == ["state:set", "state:get"]
+    assert [e["name"] for e in limited["events"]] == ["system:history"]
+    assert guide_style["namespace"] == "state"
+
+
+@pytest.mark.parametrize(
+    "data", [{"limit": 0}, {"limit": "5"}, {"limit": 10_000}, {"namespace": "Not A NS"}]
+)
+def test_history_rejects_bad_queries(db, data):
+    [answer] = run_host(db, ("system:history", data))
+    assert error_code(answer) == "INVALID_INPUT"
+
+
+def test_history_without_a_bus_is_unavailable():
+    plugin = history.HistoryPlugin()
+    plugin.ksi_plugin_context({})
+    assert error_code(plugin.ksi_handle_event("system:history", {}, None)) == "UNAVAILABLE"
+
+
+def test_plugin_list_is_the_hosts_status(db):
+    [answer] = run_host(db, ("plugin:list", {}))
+    names = [p["name"] for p in answer["plugins"]]
+    assert names == ["health", "state", "history", "plugins", "metrics", "test_events"]
+    assert set(answer["plugins"][0]) >= {"name", "version", "source", "status", "reason"}
+
+
+def test_plugin_list_without_a_host_is_unavailable():
+    plugin = plugins.PluginsPlugin()
+    plugin.ksi_plugin_context({})
+    assert error_code(plugin.ksi_handle_event("plugin:list", {}, None)) == "UNAVAILABLE"
+
+
+def test_metrics_gathers_every_plugin_and_the_host(db):
+    _, answer = run_host(db, ("state:set", {"key": "a", "value": 1}), ("system:metrics", {}))
+    assert answer["metrics"]["state"]["keys"] == 1
+    assert answer["metrics"]["host"]["events"] == 2
+
+
+def test_the_transport_embedded_in_a_host_claims_serves_and_removes_its_socket(db, sock_path):
+    config = {**db, "unix_socket": {"socket_path": str(sock_path)}}
+
+    async def main() -> None:
+        host = MiniHost(builtin_plugins(), config)
+        await host.start()
+        try:
+            answer = await asyncio.to_thread(request_sync, sock_path, "system:metrics")
+            assert answer["metrics"]["unix_socket"]["requests"] == 1
+        finally:
+            await host.stop()
+        assert not sock_path.exists()
+
+    asyncio.run(main())
+
+
+def test_the_transport_reports_a_bad_config_section():
+    with pytest.raises(ConfigError, match=r"\[unix_socket\]"):
+        unix_socket.UnixSocketTransport().ksi_plugin_context(
+            {"config": {"unix_socket": {"max_inflight": -1}}}
+        )
+
+
+@pytest.mark.slow
+def test_an_acknowledged_write_survives_kill_9_of_the_daemon(daemon_factory):
+    daemon = daemon_factory()
+    proc = daemon.start()
+    answer = request_sync(daemon.socket_path, "state:set", {"key": "k", "value": {"v": 1}})
+    assert answer == {"status": "set", "key": "k"}
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    daemon_factory().start()
+    assert request_sync(daemon.socket_path, "state:get", {"key": "k"})["value"] == {"v": 1}
