@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,11 @@ import click
 from ksi_host import __version__
 from ksi_host._client import DEFAULT_TIMEOUT, request_sync
 from ksi_host._config import load_config
+from ksi_host._daemon import run_daemon
 from ksi_host._instance import default_socket_path
-from ksi_host._pipeline import plan_for
+from ksi_host._pipeline import boot, plan_for
 from ksi_host._plans_report import plan_report, render_text
+from ksi_host._server import ServerConfig
 from ksi_host.errors import KsiError
 
 __all__ = ["cli", "main"]
@@ -69,6 +73,57 @@ def plugins(
 
 # --- daemon ---
 
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+SOCKET_OPTION = click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KSI_SOCKET",
+    help="The daemon's socket [env KSI_SOCKET; default: ksi.sock in the run dir].",
+)
+
+
+@cli.command()
+@SOCKET_OPTION
+@CONFIG_OPTION
+@click.option(
+    "--plugin-path",
+    "plugin_paths",
+    multiple=True,
+    metavar="PATH",
+    help="A plugin file, folder or dotted module to load first (repeatable).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(_LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="What the daemon logs to stderr.",
+)
+def run(
+    socket_path: Path | None,
+    config_file: Path | None,
+    plugin_paths: tuple[str, ...],
+    log_level: str,
+) -> None:
+    """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(config_file)
+        server = ServerConfig.from_section(config.server, where="[server] section of the config")
+        if socket_path is not None:
+            server = server.model_copy(update={"socket_path": socket_path})
+        host = boot(config, paths=plugin_paths)
+        code = asyncio.run(run_daemon(host.start, host.stop, server))
+    except KsiError as exc:
+        click.echo(exc.render(), err=True)
+        raise SystemExit(exc.exit_code) from None
+    raise SystemExit(code)
+
 
 def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[str, Any]:
     try:
@@ -87,13 +142,7 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
 @click.option(
     "--data", callback=_parse_data, default="{}", show_default=True, help="The event's data."
 )
-@click.option(
-    "--socket",
-    "socket_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KSI_SOCKET",
-    help="The daemon's socket [env KSI_SOCKET; default: ksi.sock in the run dir].",
-)
+@SOCKET_OPTION
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),

@@ -2,10 +2,12 @@
 
 The process claims its socket (lock + bind) *before* any plugin loads, so a second
 daemon fails fast with "already running (pid N)" and never touches the first one's
-socket. The socket transport plugin then serves the claimed socket (see
-:func:`active_daemon`). On SIGTERM/SIGINT the loop stops accepting, lets in-flight
-requests finish up to the drain deadline, stops the plugins (reverse order is the
-host's job), then removes the socket and the lock.
+socket. The socket transport plugin binds its dispatch to the claimed socket (see
+:func:`active_daemon`), and the socket accepts only once every plugin has started,
+so no request reaches a plugin whose startup has not run. On SIGTERM/SIGINT the
+loop stops accepting, lets in-flight requests finish up to the drain deadline,
+stops the plugins (reverse order is the host's job), then removes the socket and
+the lock.
 """
 
 from __future__ import annotations
@@ -35,17 +37,15 @@ class Daemon:
         self.instance: Final = instance
         self.server: SocketServer | None = None
 
-    async def serve(self, dispatch: Dispatch) -> SocketServer:
-        """Start serving the claimed socket; the transport plugin calls this in its startup."""
+    def serve(self, dispatch: Dispatch) -> SocketServer:
+        """Bind a transport's dispatch to the claimed socket; it accepts once all plugins start."""
         if self.server is not None:
             raise RuntimeError(
                 f"{self.config.socket_path} is already served by another transport; "
                 "load one unix_socket transport per daemon"
             )
-        server = SocketServer(dispatch, self.config, sock=self.instance.sock)
-        await server.start()
-        self.server = server
-        return server
+        self.server = SocketServer(dispatch, self.config, sock=self.instance.sock)
+        return self.server
 
 
 _active: Daemon | None = None
@@ -88,6 +88,7 @@ async def run_daemon(
             )
             code = 1
         else:
+            await daemon.server.start()
             logger.info("ready: pid %d, socket %s", os.getpid(), config.socket_path)
             await stopping.wait()
         if daemon.server is not None:

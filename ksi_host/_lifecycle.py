@@ -148,6 +148,11 @@ class Host:
             ):
                 self._set(spec.key, "running")
         self._phase = "running"
+        for status in self.status():
+            if status.status == "running":
+                logger.info("running %s %s from %s", status.name, status.version, status.origin)
+            elif status.reason is not None:
+                logger.warning("not running %s: %s", status.name, status.reason.message)
 
     async def stop(self) -> None:
         """Shut every running plugin down in reverse load order; one failing stops no other."""

@@ -1,4 +1,4 @@
-"""The whole way from plugin sources to a load plan: discover, describe, resolve."""
+"""The whole way from plugin sources to a host: discover -> describe -> resolve -> load."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 from ksi_host._config import HostConfig
 from ksi_host._describe import describe
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
+from ksi_host._lifecycle import Host
 from ksi_host._plan import LoadPlan
 from ksi_host._report import Reporter
 from ksi_host._resolve import resolve
 
-__all__ = ["build_plan", "plan_for"]
+__all__ = ["boot", "build_plan", "plan_for"]
 
 
 def build_plan(
@@ -56,3 +57,14 @@ def plan_for(
         service_choices=config.host.services,
         reporter=reporter,
     )
+
+
+def boot(
+    config: HostConfig,
+    *,
+    paths: Sequence[str | Path] = (),
+    env: Mapping[str, str] | None = None,
+    reporter: Reporter | None = None,
+) -> Host:
+    """A host for ``config``, ready to ``start()``: every stage of the pipeline in order."""
+    return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config)

@@ -219,7 +219,7 @@ def test_metrics_gathers_every_plugin_and_the_host(db):
 
 
 def test_the_transport_embedded_in_a_host_claims_serves_and_removes_its_socket(db, sock_path):
-    config = {**db, "unix_socket": {"socket_path": str(sock_path)}}
+    config = {**db, "server": {"socket_path": str(sock_path)}}
 
     async def main() -> None:
         host = MiniHost(builtin_plugins(), config)
@@ -235,9 +235,9 @@ def test_the_transport_embedded_in_a_host_claims_serves_and_removes_its_socket(d
 
 
 def test_the_transport_reports_a_bad_config_section():
-    with pytest.raises(ConfigError, match=r"\[unix_socket\]"):
+    with pytest.raises(ConfigError, match=r"\[server\]"):
         unix_socket.UnixSocketTransport().ksi_plugin_context(
-            {"config": {"unix_socket": {"max_inflight": -1}}}
+            {"config": {"server": {"max_inflight": -1}}}
         )
 
 

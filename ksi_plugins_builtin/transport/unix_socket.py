@@ -1,8 +1,8 @@
 """The Unix socket transport: the guide's ``transport/unix_socket.py``, serving NDJSON.
 
 Under ``ksi-host run`` the daemon has already claimed the socket (lock + bind) and
-this plugin serves it; embedded in another host, the plugin claims the socket
-itself from its ``[unix_socket]`` config section (``socket_path``, limits).
+this plugin serves it; embedded in another host, the plugin serves the socket
+itself, from the same ``[server]`` config section (``socket_path``, limits).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ksi_host.plugin_types import PluginMetadata
 
 __all__ = ["CONFIG_SECTION", "UnixSocketTransport", "plugin"]
 
-CONFIG_SECTION = "unix_socket"
+CONFIG_SECTION = "server"
 
 
 class UnixSocketTransport(TransportPlugin):
@@ -53,7 +53,7 @@ class UnixSocketTransport(TransportPlugin):
     async def ksi_startup(self) -> dict[str, str]:
         daemon = active_daemon()
         if daemon is not None:
-            self._server = await daemon.serve(self.emit_event)
+            self._server = daemon.serve(self.emit_event)
         else:
             self._server = SocketServer(self.emit_event, self._config or ServerConfig())
             await self._server.start()
