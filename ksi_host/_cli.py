@@ -30,6 +30,14 @@ CONFIG_OPTION = click.option(
     help="The TOML config file (default: $KSI_CONFIG, else the user's config dir).",
 )
 
+PLUGIN_PATH_OPTION = click.option(
+    "--plugin-path",
+    "plugin_paths",
+    multiple=True,
+    metavar="PATH",
+    help="A plugin file, folder or dotted module to load first (repeatable).",
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="ksi-host")
@@ -44,13 +52,7 @@ def main() -> None:
 
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (PlanReport).")
-@click.option(
-    "--plugin-path",
-    "plugin_paths",
-    multiple=True,
-    metavar="PATH",
-    help="A plugin file, folder or dotted module to load first (repeatable).",
-)
+@PLUGIN_PATH_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show the traceback of each failed import.")
 @CONFIG_OPTION
 def plugins(
@@ -87,13 +89,7 @@ SOCKET_OPTION = click.option(
 @cli.command()
 @SOCKET_OPTION
 @CONFIG_OPTION
-@click.option(
-    "--plugin-path",
-    "plugin_paths",
-    multiple=True,
-    metavar="PATH",
-    help="A plugin file, folder or dotted module to load first (repeatable).",
-)
+@PLUGIN_PATH_OPTION
 @click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS, case_sensitive=False),
