@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ksi_host import __version__
+from ksi_host._catalog import event_catalog, render_catalog
 from ksi_host._client import DEFAULT_TIMEOUT, request_sync
 from ksi_host._config import load_config
 from ksi_host._daemon import run_daemon
@@ -71,6 +72,20 @@ def plugins(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
     )
     raise SystemExit(0 if report.ok else 1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON (EventCatalog).")
+@PLUGIN_PATH_OPTION
+@CONFIG_OPTION
+def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | None) -> None:
+    """List every event the plugins that will load declare, with the plugin that handles it."""
+    try:
+        catalog = event_catalog(plan_for(load_config(config_file), paths=plugin_paths))
+    except KsiError as exc:
+        click.echo(exc.render(), err=True)
+        raise SystemExit(exc.exit_code) from None
+    click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 
 
 # --- daemon ---
