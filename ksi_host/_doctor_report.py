@@ -126,7 +126,9 @@ def render_text(
 def _problem_lines(problem: Problem, paint: Callable[..., str], tracebacks: bool) -> list[str]:
     mark, fg = _MARKS["info" if problem.severity == "info" else problem.severity]
     who = f"{problem.plugin}: " if problem.plugin else ""
-    lines = [f"  {paint(mark, fg)} {who}{problem.what}  [{problem.code}]"]
+    first, *more = problem.what.splitlines() or [""]
+    lines = [f"  {paint(mark, fg)} {who}{first}  [{problem.code}]"]
+    lines += [f"      {line.strip()}" for line in more]
     lines.append(f"      where: {problem.where}")
     if problem.fix:
         lines.append(f"      fix:   {paint(problem.fix, 'cyan')}")
@@ -135,10 +137,10 @@ def _problem_lines(problem: Problem, paint: Callable[..., str], tracebacks: bool
     if problem.traceback:
         shown = problem.traceback.splitlines()
         if not tracebacks:  # a faulthandler dump lists the innermost frame first
-            first = "most recent call first" in problem.traceback
-            shown = (
-                shown[: _SHOWN_TRACEBACK_LINES + 2] if first else shown[-_SHOWN_TRACEBACK_LINES:]
-            )
+            if "most recent call first" in problem.traceback:
+                shown = shown[: _SHOWN_TRACEBACK_LINES + 2]
+            else:
+                shown = shown[-_SHOWN_TRACEBACK_LINES:]
         lines += [f"      | {line}" for line in shown]
     return lines
 
