@@ -8,10 +8,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_discovery
+import bench_doctor
 
 
 def main() -> None:
     for line in bench_discovery.run():
+        print(line)
+    for line in bench_doctor.run():
         print(line)
 
 
