@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ from ksi_host._catalog import event_catalog, render_catalog
 from ksi_host._client import DEFAULT_TIMEOUT, request_sync
 from ksi_host._config import load_config
 from ksi_host._daemon import run_daemon
+from ksi_host._doctor import diagnose
+from ksi_host._doctor_isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
+from ksi_host._doctor_report import render_text as render_doctor
 from ksi_host._instance import default_socket_path
 from ksi_host._pipeline import boot, plan_for
 from ksi_host._plans_report import plan_report, render_text
@@ -178,3 +182,43 @@ def send(
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
     if answer.get("status") == "error":
         ctx.exit(1)
+
+
+@cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (DoctorReport).")
+@PLUGIN_PATH_OPTION
+@CONFIG_OPTION
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=DOCTOR_TIMEOUT,
+    show_default=True,
+    help="Seconds one plugin may take to import before it counts as hung.",
+)
+@click.option("--strict", is_flag=True, help="Also exit 1 on warnings.")
+@click.option("-v", "--verbose", is_flag=True, help="Show whole tracebacks, not their last lines.")
+def doctor(
+    as_json: bool,
+    plugin_paths: tuple[str, ...],
+    config_file: Path | None,
+    timeout: float,
+    strict: bool,
+    verbose: bool,
+) -> None:
+    """Check every plugin without starting any, and print a fix for each problem.
+
+    Each plugin is imported in a separate process with a timeout, so one that
+    crashes, hangs or exits cannot stop the check. Exits 0 when everything can
+    load, 1 when a problem is an error (with --strict: or a warning).
+    """
+    try:
+        report = diagnose(paths=plugin_paths, config_file=config_file, timeout=timeout)
+    except KsiError as exc:
+        click.echo(exc.render(), err=True)
+        raise SystemExit(exc.exit_code) from None
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        color = False if os.environ.get("NO_COLOR") else None
+        click.echo(render_doctor(report, tracebacks=verbose), color=color)
+    raise SystemExit(report.exit_code(strict=strict))

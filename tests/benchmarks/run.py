@@ -13,12 +13,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_daemon
 import bench_discovery
 import bench_dispatch
+import bench_doctor
 
 
 def main() -> None:
     print("\n".join(bench_discovery.run()))
     bench_dispatch.run()
     bench_daemon.run()
+    print("\n".join(bench_doctor.run()))
 
 
 if __name__ == "__main__":

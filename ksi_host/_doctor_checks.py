@@ -1,0 +1,181 @@
+"""Checks of the environment around the plugins, none of which imports plugin code.
+
+- entry points of group ``ksi.plugins`` that two distributions both claim;
+- one project installed more than once (stale or duplicate ``.dist-info``), where
+  the first copy on ``sys.path`` hides the others' entry points;
+- plugin folders (and plugin files in them) that other users can write to, or
+  that are symlinks to such places: code there runs as this user;
+- the config file parses; its plugin sections are returned for the worker, which
+  checks them against each plugin's ``config_model``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import stat
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import importlib_metadata
+from packaging.utils import canonicalize_name
+
+from ksi_host._discover import ENTRY_POINT_GROUP
+from ksi_host._doctor_report import Problem
+from ksi_host._paths import KsiPaths
+from ksi_host._plan import Candidate
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "HOST_TABLES",
+    "check_config",
+    "check_distributions",
+    "check_folders",
+    "plugin_folders",
+]
+
+HOST_TABLES: Final = frozenset({"host", "server"})
+"""Top-level config tables that belong to the host; every other table is a plugin's section."""
+
+_TOML_POSITION: Final = re.compile(r"at line (\d+)")
+
+
+def check_distributions(dists: Iterable[Any]) -> list[Problem]:
+    """Entry points two projects claim, and projects installed twice, among plugin distributions."""
+    copies: dict[str, list[importlib_metadata.Distribution]] = {}
+    for dist in dists:
+        if dist.entry_points.select(group=ENTRY_POINT_GROUP):
+            copies.setdefault(canonicalize_name(dist.name or ""), []).append(dist)
+    problems = [_duplicate(found) for found in copies.values() if len(found) > 1]
+    claims: dict[str, list[importlib_metadata.Distribution]] = {}
+    for found in copies.values():
+        for ep in found[0].entry_points.select(group=ENTRY_POINT_GROUP):
+            claims.setdefault(ep.name, []).append(found[0])
+    problems += [_claimed_twice(name, found) for name, found in claims.items() if len(found) > 1]
+    return problems
+
+
+def _info_path(dist: importlib_metadata.Distribution) -> str:
+    path = getattr(dist, "_path", None)
+    return str(path) if path is not None else str(dist.locate_file(""))
+
+
+def _duplicate(found: Sequence[importlib_metadata.Distribution]) -> Problem:
+    used, hidden = found[0], found[1:]
+    copies = ", ".join(f"{d.version} at {_info_path(d)}" for d in found)
+    return Problem(
+        code="duplicate-dist-info",
+        severity="warning",
+        what=f"{used.name} is installed {len(found)} times; Python uses {used.version} "
+        f"(the first on sys.path) and its entry points hide the others'",
+        where=copies,
+        fix="rm -rf " + " ".join(shlex.quote(_info_path(d)) for d in hidden),
+        note=f"removes the hidden, stale metadata; if you wanted another version, then run "
+        f'pip install --force-reinstall "{used.name}==<version>"',
+    )
+
+
+def _claimed_twice(name: str, found: Sequence[importlib_metadata.Distribution]) -> Problem:
+    owners = ", ".join(f"{d.name} {d.version}" for d in found)
+    return Problem(
+        code="entry-point-claimed-twice",
+        severity="warning",
+        what=f"entry point {name!r} of group {ENTRY_POINT_GROUP!r} is claimed by {owners}",
+        where=", ".join(_info_path(d) for d in found),
+        fix=f"pip uninstall {found[-1].name}",
+        note=f"keep the distribution you want; the first one found is {found[0].name}",
+    )
+
+
+def plugin_folders(paths: Sequence[str | Path], env: Mapping[str, str]) -> list[tuple[str, Path]]:
+    """Every folder plugins are read from, with the setting that names it."""
+    folders: list[tuple[str, Path]] = []
+    for item in paths:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            folders.append(("--plugin-path", path))
+        elif path.suffix == ".py" and path.exists():
+            folders.append(("--plugin-path", path.parent))
+    for entry in env.get("KSI_PLUGIN_PATH", "").split(os.pathsep):
+        if entry.strip():
+            folders.append(("KSI_PLUGIN_PATH", Path(entry).expanduser()))
+    folders.append(("KSI_HOME/plugins", KsiPaths.from_env(env).plugins_dir))
+    return folders
+
+
+def check_folders(
+    folders: Sequence[tuple[str, Path]], candidates: Sequence[Candidate]
+) -> list[Problem]:
+    """Plugin folders and files that other users could change: their code runs as this user."""
+    problems: list[Problem] = []
+    seen: set[Path] = set()
+    for setting, folder in folders:
+        if folder.exists() and folder.resolve() not in seen:
+            seen.add(folder.resolve())
+            problems += _writable(folder, f"plugin folder from {setting}")
+    for candidate in candidates:
+        if candidate.file is not None and candidate.origin.kind != "entry-point":
+            target = candidate.file.parent if candidate.file.name == "__init__.py" else None
+            for path in (candidate.file, target):
+                if path is not None and path.exists() and path.resolve() not in seen:
+                    seen.add(path.resolve())
+                    problems += _writable(path, f"plugin {candidate.name_hint!r}")
+    return problems
+
+
+def _writable(path: Path, label: str) -> Iterator[Problem]:
+    real = path.resolve()
+    mode = real.stat().st_mode
+    others = mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if not others or (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
+        return
+    who = (
+        "group and others"
+        if others == stat.S_IWGRP | stat.S_IWOTH
+        else ("its group" if others == stat.S_IWGRP else "all users")
+    )
+    via = f" (a symlink to {real})" if real != path.absolute() else ""
+    yield Problem(
+        code="unsafe-plugin-folder" if stat.S_ISDIR(mode) else "unsafe-plugin-file",
+        severity="warning",
+        what=f"{label} {path}{via} can be written by {who}: code there runs as you",
+        where=str(real),
+        fix=f"chmod go-w {shlex.quote(str(real))}",
+    )
+
+
+def check_config(path: Path) -> tuple[dict[str, Any], list[Problem]]:
+    """The plugin sections of the config file (by canonical plugin name), or why it cannot be read.
+
+    A missing file is fine: every setting has a default.
+    """
+    if not path.is_file():
+        return {}, []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        line = _TOML_POSITION.search(str(exc))
+        at = f"+{line.group(1)} " if line else ""
+        return {}, [
+            Problem(
+                code="config-invalid",
+                severity="error",
+                what=f"the config file cannot be read: {exc}",
+                where=f"{path}{':' + line.group(1) if line else ''}",
+                fix=f"${{EDITOR:-vi}} {at}{shlex.quote(str(path))}",
+                note="the file must be TOML (https://toml.io); the host will not start with it",
+            )
+        ]
+    sections = {
+        str(canonicalize_name(name)): table
+        for name, table in data.items()
+        if name not in HOST_TABLES and isinstance(table, dict)
+    }
+    return sections, []

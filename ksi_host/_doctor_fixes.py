@@ -1,0 +1,466 @@
+"""Each reason a plugin will not load, as a :class:`Problem` whose ``fix`` can be pasted.
+
+Commands are chosen from what is known about the plugin: a distribution gets a
+``pip`` command, a plugin file gets ``${EDITOR:-vi} +LINE FILE`` at the line the
+traceback blames, and anything else can at least be skipped with
+``export KSI_DISABLE_PLUGINS=...``. A guessed command says it is a guess.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ksi_host._doctor_outcome import Outcome
+from ksi_host._doctor_report import Problem, Severity
+from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec
+
+__all__ = ["Fixes", "blame"]
+
+_FRAME: Final = re.compile(r'File "([^"]+)", line (\d+)')
+_NO_MODULE: Final = re.compile(r"No module named '([^']+)'")
+_RENAME: Final = re.compile(r"rename it to '([^']+)'")
+_TABLE: Final = re.compile(r"^\s*\[\s*\"?([^\]\"]+?)\"?\s*\]")
+_GUESS_PREFIX: Final = "ksi-plugin-"
+
+
+def edit(file: str | Path, line: int | None = None) -> str:
+    """The command that opens ``file`` at ``line`` in the user's editor."""
+    at = f"+{line} " if line else ""
+    return f"${{EDITOR:-vi}} {at}{shlex.quote(str(file))}"
+
+
+def blame(traceback: str | None, candidate: Candidate) -> tuple[str, int] | None:
+    """The innermost frame of a traceback (or faulthandler dump) inside the plugin's own code."""
+    text = traceback or ""
+    frames = [(file, int(line)) for file, line in _FRAME.findall(text)]
+    if "most recent call first" in text:
+        frames.reverse()
+    roots = [Path(root).resolve() for root in _own_roots(candidate)]
+    mine = [f for f in frames if any(Path(f[0]).resolve().is_relative_to(r) for r in roots)]
+    return mine[-1] if mine else None
+
+
+def _own_roots(candidate: Candidate) -> list[str]:
+    if candidate.file is not None:
+        is_package = candidate.file.name == "__init__.py"
+        return [str(candidate.file.parent if is_package else candidate.file)]
+    target = candidate.entry_point or candidate.module or ""
+    top = target.partition(":")[0].partition(".")[0].strip()
+    try:
+        spec = importlib.util.find_spec(top) if top else None
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        return list(spec.submodule_search_locations)
+    return [spec.origin] if spec.origin else []
+
+
+class Fixes:
+    """Turns exclusions and worker findings into problems, knowing the whole plan."""
+
+    def __init__(
+        self,
+        plan: LoadPlan,
+        outcomes: Sequence[Outcome],
+        *,
+        env: Mapping[str, str],
+        disabled: Mapping[str, str],
+        config_path: Path,
+    ) -> None:
+        self.plan = plan
+        self.env = env
+        self.disabled = disabled
+        self.config_path = config_path
+        self.by_origin = {o.candidate.origin: o for o in outcomes}
+        self.specs: dict[str, PluginSpec] = {}
+        for spec in (*plan.order, *(e.spec for e in plan.excluded if e.spec is not None)):
+            self.specs.setdefault(spec.key, spec)
+        self.providers: dict[str, list[PluginSpec]] = {}
+        for spec in self.specs.values():
+            for service in spec.capabilities.provides_services:
+                self.providers.setdefault(canonicalize_name(service), []).append(spec)
+        self.known = {*self.specs, *self.providers}
+        self.known |= {canonicalize_name(e.name) for e in plan.excluded}
+        self.owner = {id(e.reason): e.name for e in plan.excluded}
+
+    def problem(self, exclusion: Exclusion) -> Problem:
+        """Why ``exclusion`` will not load, and the command that fixes it."""
+        code = exclusion.reason.code
+        outcome = self.by_origin.get(exclusion.origin)
+        if outcome is not None and outcome.failure is not None:
+            return self._failure(exclusion, outcome)
+        if outcome is not None and outcome.hook_error is not None:
+            return self._hook(exclusion, outcome, outcome.hook_error)
+        builders = {
+            "disabled": self._disabled,
+            "shadowed": self._shadowed,
+            "import-error": self._import_error,
+            "missing-dependency": self._missing,
+            "version-conflict": self._conflict,
+            "cycle": self._cycle,
+            "ambiguous-service": self._ambiguous,
+            "dependency-excluded": self._dependency_excluded,
+        }
+        return builders.get(code, self._bad_plugin)(exclusion)
+
+    def config_problems(self, outcome: Outcome) -> list[Problem]:
+        """A plugin whose config section does not match its ``config_model``."""
+        spec = outcome.spec or (outcome.exclusion.spec if outcome.exclusion else None)
+        if spec is None or not outcome.config_errors:
+            return []
+        line = self._table_line(spec.key)
+        return [
+            Problem(
+                code="config-section-invalid",
+                severity="error",
+                plugin=spec.name,
+                what=f"the [{spec.name}] config section does not match the plugin's "
+                f"config_model: {'; '.join(outcome.config_errors)}",
+                where=f"{self.config_path}" + (f":{line}" if line else f" [{spec.name}]"),
+                fix=edit(self.config_path, line),
+                note=f"add or correct the [{spec.name}] table so the fields above validate",
+            )
+        ]
+
+    def unknown_sections(self, sections: Mapping[str, Any]) -> list[Problem]:
+        """Config sections no plugin found here reads: a typo, or a plugin not installed."""
+        return [
+            Problem(
+                code="config-unknown-section",
+                severity="warning",
+                what=f"the config has a [{key}] section, but no plugin named {key!r} was found",
+                where=f"{self.config_path}:{self._table_line(key) or 1}",
+                fix=edit(self.config_path, self._table_line(key)),
+                note="fix the table's name, remove it, or install the plugin it configures",
+            )
+            for key in sections
+            if key not in self.specs
+        ]
+
+    def warning(self, text: str) -> Problem:
+        """A note from the plan: the plugin still loads."""
+        return Problem(
+            code="plan-warning",
+            severity="warning",
+            what=text,
+            where="load plan (ksi-host plugins)",
+            fix="",
+            note="the plugin loads anyway; see `ksi-host plugins` for the order",
+        )
+
+    # --- one builder per reason code ---
+
+    def _disabled(self, exclusion: Exclusion) -> Problem:
+        key = canonicalize_name(exclusion.name)
+        setting = self.disabled.get(key, "")
+        if setting == "KSI_DISABLE_PLUGINS":
+            rest = [n for n in self._env_disabled() if canonicalize_name(n) != key]
+            fix = (
+                f"export KSI_DISABLE_PLUGINS={','.join(rest)}"
+                if rest
+                else ("unset KSI_DISABLE_PLUGINS")
+            )
+        else:
+            fix = edit(self.config_path)
+        return self._make(
+            exclusion,
+            "info",
+            fix,
+            note=f"to load it again, remove {exclusion.name!r} from {setting or 'that list'}",
+        )
+
+    def _shadowed(self, exclusion: Exclusion) -> Problem:
+        origin = exclusion.origin
+        if origin.distribution:
+            fix = f"pip uninstall {origin.distribution}"
+        elif origin.kind in ("folder", "user", "path") and Path(origin.location).exists():
+            fix = f"rm -r {shlex.quote(origin.location)}"
+        else:
+            fix = ""
+        note = "removes the copy that is not used; " + exclusion.reason.hint
+        return self._make(exclusion, "warning", fix, note=note)
+
+    def _import_error(self, exclusion: Exclusion) -> Problem:
+        reason, candidate = exclusion.reason, self._candidate(exclusion)
+        dist = exclusion.origin.distribution
+        missing = _NO_MODULE.search(f"{reason.message}\n{reason.traceback or ''}")
+        where = blame(reason.traceback, candidate) if candidate else None
+        if missing and dist:
+            module = missing.group(1).partition(".")[0]
+            fix = f'pip install --force-reinstall "{dist}"'
+            note = (
+                f"{dist} imports {module!r}, which is not installed; reinstalling installs "
+                f"its declared dependencies (if it declares none: pip install {module})"
+            )
+        elif missing:
+            module = missing.group(1).partition(".")[0]
+            fix = f"pip install {module}"
+            note = f"a guess: the distribution that provides {module!r} is usually named like it"
+        elif where:
+            fix, note = edit(*where), _last_line(reason.traceback)
+        elif dist:
+            fix, note = f'pip install --force-reinstall "{dist}"', _last_line(reason.traceback)
+        else:
+            fix, note = self._disable_fix(exclusion.name), reason.hint
+        return self._make(
+            exclusion, "error", fix, note=note, where=where, traceback=reason.traceback
+        )
+
+    def _failure(self, exclusion: Exclusion, outcome: Outcome) -> Problem:
+        assert outcome.failure is not None
+        reason, failure = exclusion.reason, outcome.failure
+        where = blame(reason.traceback, outcome.candidate)
+        dist = exclusion.origin.distribution
+        skip = self._disable_fix(exclusion.name)
+        if where:
+            fix, note = edit(*where), f"the line it was running; to skip the plugin: {skip}"
+        elif dist:
+            fix = f'pip install --force-reinstall "{dist}"'
+            note = f"reinstall in case a file is damaged; to skip the plugin: {skip}"
+        else:
+            fix, note = skip, "doctor went on without it; its last output is below"
+        return self._make(
+            exclusion,
+            "error",
+            fix,
+            code="import-timeout" if failure.kind == "timeout" else "import-crashed",
+            note=note,
+            where=where,
+            traceback=reason.traceback,
+        )
+
+    def _hook(self, exclusion: Exclusion, outcome: Outcome, error: Mapping[str, Any]) -> Problem:
+        file, line, hook = outcome.source_file, error.get("line"), error.get("hook")
+        rename = _RENAME.search(str(error.get("hint") or ""))
+        if file and hook and rename:
+            fix = f"sed -i 's/\\b{hook}\\b/{rename.group(1)}/' {shlex.quote(file)}"
+        else:
+            fix = edit(file, line) if file else self._disable_fix(exclusion.name)
+        return self._make(
+            exclusion,
+            "error",
+            fix,
+            code="hook-mismatch",
+            note=str(error.get("hint") or ""),
+            where=(file, line) if file and line else None,
+        )
+
+    def _bad_plugin(self, exclusion: Exclusion) -> Problem:
+        """``not-a-plugin`` or ``invalid-metadata``: the plugin's own code must change."""
+        reason, candidate = exclusion.reason, self._candidate(exclusion)
+        where = blame(reason.traceback, candidate) if candidate else None
+        file = where[0] if where else self._source_file(exclusion) or _origin_file(exclusion)
+        fix = edit(file, where[1] if where else None) if file else self._disable_fix(exclusion.name)
+        return self._make(
+            exclusion, "error", fix, note=reason.hint, where=where, traceback=reason.traceback
+        )
+
+    def _missing(self, exclusion: Exclusion) -> Problem:
+        spec = exclusion.spec
+        wanted = next(
+            (r for r in self._requirements(spec) if canonicalize_name(r.name) not in self.known),
+            None,
+        )
+        if wanted is None:
+            return self._make(exclusion, "error", self._disable_fix(exclusion.name))
+        guess = f"{_GUESS_PREFIX}{canonicalize_name(wanted.name)}"
+        return self._make(
+            exclusion,
+            "error",
+            f'pip install "{guess}{wanted.specifier}"',
+            note=f"a guess: no installed distribution provides {wanted.name!r}, and plugins "
+            f"are usually published as {guess}; or skip {exclusion.name}: "
+            f"{self._disable_fix(exclusion.name)}",
+        )
+
+    def _conflict(self, exclusion: Exclusion) -> Problem:
+        for requirement in self._requirements(exclusion.spec):
+            provider = self._provider(requirement)
+            if provider is None or _satisfies(provider, requirement):
+                continue
+            dist = provider.origin.distribution
+            if dist:
+                fix = f'pip install "{dist}{requirement.specifier}"'
+                note = f"{provider.name} comes from the distribution {dist}"
+            else:
+                file = _origin_file_of(provider.origin)
+                fix = edit(file) if file else ""
+                note = (
+                    f"{provider.name} is a plugin file, not a distribution: replace it with "
+                    f"a version that matches '{requirement.specifier}'"
+                )
+            return self._make(exclusion, "error", fix, note=f"{note}; {exclusion.reason.hint}")
+        return self._make(exclusion, "error", self._disable_fix(exclusion.name))
+
+    def _cycle(self, exclusion: Exclusion) -> Problem:
+        path = exclusion.reason.message.rpartition(": ")[2].split(" -> ")
+        after = path[1] if len(path) > 1 else ""
+        file = self._source_file(exclusion) or _origin_file(exclusion)
+        line = _line_naming(file, after) if file else None
+        fix = edit(file, line) if file else self._disable_fix(exclusion.name)
+        return self._make(
+            exclusion,
+            "error",
+            fix,
+            note=f"remove {after!r} from the dependencies (or after_dependencies) of "
+            f"{exclusion.name}, or from another plugin on the cycle",
+            where=(file, line) if file and line else None,
+        )
+
+    def _ambiguous(self, exclusion: Exclusion) -> Problem:
+        for requirement in self._requirements(exclusion.spec):
+            found = self.providers.get(canonicalize_name(requirement.name), [])
+            if len(found) > 1:
+                others = [spec.name for spec in found[1:]]
+                return self._make(
+                    exclusion,
+                    "error",
+                    self._disable_fix(*others),
+                    note=f"keeps {found[0].name} as the provider of {requirement.name!r}; or "
+                    f"choose one in the config: [host.services] {requirement.name} = "
+                    f'"{found[0].name}"',
+                )
+        return self._make(exclusion, "error", self._disable_fix(exclusion.name))
+
+    def _dependency_excluded(self, exclusion: Exclusion) -> Problem:
+        cause = exclusion.reason.cause
+        parent = self.owner.get(id(cause)) if cause is not None else None
+        root = exclusion.reason.root
+        root_owner = self.owner.get(id(root), "its dependency")
+        return self._make(
+            exclusion,
+            "error",
+            self._disable_fix(exclusion.name),
+            note=f"or fix the root cause ({root.code} of {root_owner}) and it loads again",
+            caused_by=parent,
+        )
+
+    # --- helpers ---
+
+    def _make(
+        self,
+        exclusion: Exclusion,
+        severity: Severity,
+        fix: str,
+        *,
+        code: str | None = None,
+        what: str | None = None,
+        note: str = "",
+        where: tuple[str, int | None] | None = None,
+        traceback: str | None = None,
+        caused_by: str | None = None,
+    ) -> Problem:
+        place = f"{where[0]}:{where[1]}" if where and where[1] else (where[0] if where else "")
+        origin = str(exclusion.origin)
+        return Problem(
+            code=code or exclusion.reason.code,
+            severity=severity,
+            plugin=exclusion.spec.name if exclusion.spec else exclusion.name,
+            what=what or exclusion.reason.message,
+            where=f"{place} (from {origin})" if place else _where(exclusion.origin),
+            fix=fix,
+            note=note,
+            caused_by=caused_by,
+            traceback=traceback,
+        )
+
+    def _candidate(self, exclusion: Exclusion) -> Candidate | None:
+        outcome = self.by_origin.get(exclusion.origin)
+        return outcome.candidate if outcome else None
+
+    def _source_file(self, exclusion: Exclusion) -> str | None:
+        outcome = self.by_origin.get(exclusion.origin)
+        return outcome.source_file if outcome else None
+
+    def _requirements(self, spec: PluginSpec | None) -> Iterator[Requirement]:
+        for requirement in spec.metadata.requirements if spec else ():
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                yield requirement
+
+    def _provider(self, requirement: Requirement) -> PluginSpec | None:
+        name = canonicalize_name(requirement.name)
+        if name in self.specs:
+            return self.specs[name]
+        found = self.providers.get(name, [])
+        return found[0] if len(found) == 1 else None
+
+    def _env_disabled(self) -> list[str]:
+        raw = self.env.get("KSI_DISABLE_PLUGINS", "")
+        return [name.strip() for name in raw.split(",") if name.strip()]
+
+    def _disable_fix(self, *names: str) -> str:
+        current = self._env_disabled()
+        keys = {canonicalize_name(n) for n in current}
+        added = [n for n in names if canonicalize_name(n) not in keys]
+        return f"export KSI_DISABLE_PLUGINS={','.join([*current, *added])}"
+
+    def _table_line(self, key: str) -> int | None:
+        try:
+            lines = self.config_path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return None
+        for number, text in enumerate(lines, start=1):
+            match = _TABLE.match(text)
+            if match and canonicalize_name(match.group(1)) == key:
+                return number
+        return None
+
+
+def _satisfies(provider: PluginSpec, requirement: Requirement) -> bool:
+    if not requirement.specifier:
+        return True
+    try:
+        return provider.version is not None and requirement.specifier.contains(
+            Version(provider.version), prereleases=True
+        )
+    except InvalidVersion:
+        return False
+
+
+def _where(origin: Origin) -> str:
+    if origin.distribution:
+        return f"{origin} -> {origin.location}"
+    return origin.location
+
+
+def _origin_file(exclusion: Exclusion) -> str | None:
+    return _origin_file_of(exclusion.origin)
+
+
+def _origin_file_of(origin: Origin) -> str | None:
+    path = Path(origin.location)
+    if origin.kind == "entry-point" or not path.exists():
+        return None
+    return str(path / "__init__.py" if path.is_dir() else path)
+
+
+def _line_naming(file: str, name: str) -> int | None:
+    """The first line that names ``name`` in quotes, e.g. in ``dependencies=[...]``."""
+    try:
+        lines = Path(file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    quoted = (f"'{name}", f'"{name}')
+    for number, text in enumerate(lines, start=1):
+        if any(q in text for q in quoted) and "depend" in text:
+            return number
+    for number, text in enumerate(lines, start=1):
+        if any(q in text for q in quoted):
+            return number
+    return None
+
+
+def _last_line(traceback: str | None) -> str:
+    lines = (traceback or "").strip().splitlines()
+    return lines[-1] if lines else ""

@@ -1,0 +1,164 @@
+"""What ``ksi-host doctor`` found: pydantic models for ``--json`` and the text a person reads.
+
+The JSON schema is for scripts, so fields are only ever added (``schema_version``
+says which). Every problem carries a stable kebab-case ``code``, a ``severity``,
+and a ``fix`` that can be pasted into a shell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final, Literal
+
+import click
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["DoctorReport", "PluginLine", "Problem", "Severity", "Summary", "render_text"]
+
+Severity = Literal["error", "warning", "info"]
+PluginStatus = Literal["ok", "warning", "error", "disabled", "shadowed"]
+
+SCHEMA_VERSION: Final = 1
+_MARKS: Final[dict[str, tuple[str, str]]] = {
+    "ok": ("✓", "green"),
+    "warning": ("!", "yellow"),
+    "shadowed": ("!", "yellow"),
+    "error": ("✗", "red"),
+    "disabled": ("-", "bright_black"),
+    "info": ("i", "bright_black"),
+}
+_SHOWN_TRACEBACK_LINES: Final = 4
+
+
+class Problem(BaseModel):
+    """One thing wrong, where it is, and the command that fixes it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    severity: Severity
+    plugin: str | None = None
+    what: str
+    where: str
+    fix: str
+    note: str = ""
+    caused_by: str | None = None
+    """For ``dependency-excluded``: the plugin whose problem this one follows from."""
+    traceback: str | None = None
+
+
+class PluginLine(BaseModel):
+    """One plugin found, as the status line shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str | None = None
+    source: str
+    status: PluginStatus
+    position: int | None = None
+    """1-based place in the load order; ``None`` when it will not load."""
+    import_ms: float | None = None
+
+
+class Summary(BaseModel):
+    """Counts, and whether everything found can load."""
+
+    model_config = ConfigDict(frozen=True)
+
+    plugins: int
+    loadable: int
+    errors: int
+    warnings: int
+    ok: bool
+
+
+class DoctorReport(BaseModel):
+    """Every plugin found and every problem, with a fix for each."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    plugins: list[PluginLine]
+    problems: list[Problem]
+    summary: Summary
+
+    def exit_code(self, *, strict: bool = False) -> int:
+        """1 when anything is an error (or, with ``strict``, a warning); else 0."""
+        failing = {"error", "warning"} if strict else {"error"}
+        return int(any(problem.severity in failing for problem in self.problems))
+
+
+def render_text(
+    report: DoctorReport, *, color: bool | None = None, tracebacks: bool = False
+) -> str:
+    """Status lines, then each problem as what / where / fix, dependents as a tree under the root.
+
+    ``color`` None colours only a terminal without ``NO_COLOR`` (click decides).
+    """
+
+    def paint(text: str, fg: str, bold: bool = False) -> str:
+        return click.style(text, fg=fg, bold=bold) if color is not False else text
+
+    lines = [paint("plugins:", "white", bold=True)]
+    for entry in report.plugins:
+        mark, fg = _MARKS[entry.status]
+        title = f"{entry.name} {entry.version}" if entry.version else entry.name
+        took = f"  [{entry.import_ms:.0f} ms]" if entry.import_ms is not None else ""
+        lines.append(f"  {paint(mark, fg)} {title}  ({entry.status})  from {entry.source}{took}")
+    if not report.plugins:
+        lines.append("  (none found)")
+    tops = [p for p in report.problems if p.caused_by is None or not _has_root(report, p)]
+    if tops:
+        lines.append(paint("problems:", "white", bold=True))
+    for problem in tops:
+        lines += _problem_lines(problem, paint, tracebacks)
+        lines += _tree(report, problem.plugin, "      ", set())
+    s = report.summary
+    verdict = "everything can load" if s.ok else "some plugins cannot load"
+    lines.append(
+        f"{s.plugins} plugin(s), {s.loadable} will load; "
+        f"{s.errors} error(s), {s.warnings} warning(s): {verdict}"
+    )
+    return "\n".join(lines)
+
+
+def _problem_lines(problem: Problem, paint: Callable[..., str], tracebacks: bool) -> list[str]:
+    mark, fg = _MARKS["info" if problem.severity == "info" else problem.severity]
+    who = f"{problem.plugin}: " if problem.plugin else ""
+    first, *more = problem.what.splitlines() or [""]
+    lines = [f"  {paint(mark, fg)} {who}{first}  [{problem.code}]"]
+    lines += [f"      {line.strip()}" for line in more]
+    lines.append(f"      where: {problem.where}")
+    if problem.fix:
+        lines.append(f"      fix:   {paint(problem.fix, 'cyan')}")
+    if problem.note:
+        lines.append(f"             {problem.note}")
+    if problem.traceback:
+        shown = problem.traceback.splitlines()
+        if not tracebacks:  # a faulthandler dump lists the innermost frame first
+            if "most recent call first" in problem.traceback:
+                shown = shown[: _SHOWN_TRACEBACK_LINES + 2]
+            else:
+                shown = shown[-_SHOWN_TRACEBACK_LINES:]
+        lines += [f"      | {line}" for line in shown]
+    return lines
+
+
+def _has_root(report: DoctorReport, problem: Problem) -> bool:
+    return any(p.plugin == problem.caused_by and p is not problem for p in report.problems)
+
+
+def _tree(report: DoctorReport, plugin: str | None, indent: str, seen: set[str]) -> list[str]:
+    """The plugins that will not load because ``plugin`` does not, each under what it needs."""
+    children = [p for p in report.problems if plugin and p.caused_by == plugin]
+    if not children:
+        return []
+    lines = [f"{indent}also not loading because of this:"] if not seen else []
+    for child in children:
+        if child.plugin is None or child.plugin in seen:
+            continue
+        seen.add(child.plugin)
+        lines.append(f"{indent}  └─ {child.plugin} (needs {plugin})")
+        lines += _tree(report, child.plugin, indent + "     ", seen)
+    return lines

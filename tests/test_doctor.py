@@ -1,0 +1,266 @@
+"""``ksi-host doctor`` end to end: real fixture distributions and plugin files, run as a process.
+
+One broken environment (``doctor_world``) holds one plugin per problem; doctor runs
+on it once as text and once as JSON, and each test checks that its problem is named
+with its cause and a pasteable fix. A healthy environment must exit 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from ksi_host._cli import cli
+from ksi_host._doctor_report import DoctorReport, PluginLine, Problem, Summary, render_text
+
+
+def _doctor(
+    world: Mapping[str, Path], *args: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KSI_", "NO_COLOR"))}
+    env.update(
+        PYTHONPATH=str(world["site"]),
+        HOME=str(world["root"]),
+        KSI_HOME=str(world["home"]),
+        KSI_PLUGIN_PATH=str(world["folder"]),
+    )
+    env.update(extra)
+    command = [sys.executable, "-m", "ksi_host", "doctor", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def broken(doctor_world: dict[str, Path]) -> tuple[str, dict[str, Any], int]:
+    """Doctor's text, JSON and exit code on the broken world (run once for every test here)."""
+    extra = {
+        "KSI_PLUGIN_PATH": f"{doctor_world['folder']}{os.pathsep}{doctor_world['unsafe']}",
+        "KSI_DISABLE_PLUGINS": "off",
+    }
+    text = _doctor(doctor_world, "--timeout", "2", **extra)
+    as_json = _doctor(doctor_world, "--timeout", "2", "--json", **extra)
+    assert as_json.returncode == text.returncode
+    return text.stdout, json.loads(as_json.stdout), text.returncode
+
+
+def _problem(report: dict[str, Any], code: str, plugin: str | None = None) -> dict[str, Any]:
+    found = [p for p in report["problems"] if p["code"] == code and p["plugin"] == plugin]
+    assert len(found) == 1, [(p["code"], p["plugin"]) for p in report["problems"]]
+    return found[0]
+
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_broken_environment_exits_1_and_every_plugin_has_a_status_line(
+    broken: tuple[str, dict[str, Any], int],
+) -> None:
+    text, report, code = broken
+    assert code == 1
+    assert DoctorReport.model_validate(report).summary.ok is False
+    statuses = {p["name"]: p["status"] for p in report["plugins"]}
+    assert statuses["auth"] == "ok"
+    assert statuses["seg"] == "error"
+    assert statuses["off"] == "disabled"
+    assert "  ✓ auth 1.5  (ok)  from ksi-fixture-auth 1.5, entry point 'auth'" in text
+    assert "  ✗ seg  (error)  from folder " in text
+    assert "  - off  (disabled)" in text
+
+
+@pytest.mark.parametrize(
+    ("plugin", "code", "cause", "fix"),
+    [
+        ("seg", "import-crashed", "crashed the interpreter (SIGSEGV)", "${EDITOR:-vi} +2 "),
+        ("hang", "import-timeout", "did not finish importing within 2 s", "${EDITOR:-vi} +2 "),
+        ("vanishes", "import-crashed", "exit status 0", "export KSI_DISABLE_PLUGINS=off,vanishes"),
+        ("quits", "import-error", "SystemExit: 3", "${EDITOR:-vi} +2 "),
+        ("typo", "hook-mismatch", "'ksi_handle_events', which is not a KSI hook", "sed -i "),
+        ("badarg", "hook-mismatch", "Argument(s) {'name'}", "${EDITOR:-vi} +4 "),
+        ("broken_meta", "invalid-metadata", "not a valid PEP 440 version", "${EDITOR:-vi} +11 "),
+        ("needy", "missing-dependency", "needs storage>=1", 'pip install "ksi-plugin-storage>=1"'),
+        ("app", "version-conflict", "found auth 1.5", 'pip install "ksi-fixture-auth<3,>=2"'),
+        ("cyc_a", "cycle", "cyc_a -> cyc_b -> cyc_a", "${EDITOR:-vi} +14 "),
+        (
+            "cache_user",
+            "ambiguous-service",
+            "2 plugins provide",
+            "KSI_DISABLE_PLUGINS=off,cache_two",
+        ),
+        ("needsmod", "import-error", "No module named 'not_installed_mod'", "--force-reinstall"),
+        ("shadow", "shadowed", "is shadowed by shadow from folder", "rm -r "),
+        ("off", "disabled", "disabled by KSI_DISABLE_PLUGINS", "unset KSI_DISABLE_PLUGINS"),
+        ("configured", "config-section-invalid", "port: Input should be", "${EDITOR:-vi} +3 "),
+    ],
+)
+def test_each_problem_names_its_cause_and_a_pasteable_fix(
+    broken: tuple[str, dict[str, Any], int], plugin: str, code: str, cause: str, fix: str
+) -> None:
+    text, report, _ = broken
+    problem = _problem(report, code, plugin)
+    assert cause in problem["what"]
+    assert fix in problem["fix"]
+    assert f"{plugin}: " in text
+    assert f"[{code}]" in text
+    assert f"fix:   {problem['fix']}" in text
+
+
+def test_the_fix_of_a_crash_names_the_line_the_plugin_was_running(
+    broken: tuple[str, dict[str, Any], int], doctor_world: dict[str, Path]
+) -> None:
+    _, report, _ = broken
+    for plugin in ("seg", "hang"):
+        problem = _problem(
+            report, "import-crashed" if plugin == "seg" else "import-timeout", plugin
+        )
+        file = doctor_world["folder"] / f"{plugin}.py"
+        assert problem["fix"] == f"${{EDITOR:-vi}} +2 {file}"
+        assert f'File "{file}", line 2' in problem["traceback"]
+
+
+def test_the_typo_fix_is_the_rename(
+    broken: tuple[str, dict[str, Any], int], doctor_world: dict[str, Path]
+) -> None:
+    _, report, _ = broken
+    problem = _problem(report, "hook-mismatch", "typo")
+    file = doctor_world["folder"] / "typo.py"
+    assert problem["fix"] == f"sed -i 's/\\bksi_handle_events\\b/ksi_handle_event/' {file}"
+
+
+def test_a_chain_of_exclusions_is_a_tree_under_its_root_cause(
+    broken: tuple[str, dict[str, Any], int],
+) -> None:
+    text, report, _ = broken
+    assert _problem(report, "dependency-excluded", "web")["caused_by"] == "needy"
+    assert _problem(report, "dependency-excluded", "site_ui")["caused_by"] == "web"
+    assert (
+        "      also not loading because of this:\n"
+        "        └─ web (needs needy)\n"
+        "             └─ site_ui (needs web)\n"
+    ) in text
+
+
+@pytest.mark.parametrize(
+    ("code", "what", "fix"),
+    [
+        ("duplicate-dist-info", "ksi-fixture-dup is installed 2 times", "rm -rf "),
+        ("entry-point-claimed-twice", "entry point 'twin'", "pip uninstall ksi-fixture-"),
+        ("unsafe-plugin-folder", "(a symlink to ", "chmod go-w "),
+        ("config-unknown-section", "[ghost] section", "${EDITOR:-vi} +6 "),
+    ],
+)
+def test_environment_warnings_name_the_place_and_a_fix(
+    broken: tuple[str, dict[str, Any], int], code: str, what: str, fix: str
+) -> None:
+    text, report, _ = broken
+    problem = _problem(report, code)
+    assert problem["severity"] == "warning"
+    assert what in problem["what"]
+    assert problem["fix"].startswith(fix)
+    assert f"fix:   {problem['fix']}" in text
+
+
+def test_a_config_file_that_does_not_parse_is_an_error_with_its_line(
+    healthy_world: dict[str, Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[host]\ndisabled = = 1\n")
+    result = _doctor(healthy_world, "--json", "--config", str(config))
+    assert result.returncode == 1
+    problem = _problem(json.loads(result.stdout), "config-invalid")
+    assert problem["where"].startswith(f"{config}:")
+    assert problem["fix"] == f"${{EDITOR:-vi}} +2 {config}"
+
+
+def test_a_healthy_environment_exits_0_even_when_strict(healthy_world: dict[str, Path]) -> None:
+    result = _doctor(healthy_world, "--strict")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "  ✓ store 1.2  (ok)  from ksi-fixture-store 1.2, entry point 'store'" in result.stdout
+    assert "  ✓ front  (ok)  from folder " in result.stdout
+    assert "0 error(s), 0 warning(s): everything can load" in result.stdout
+    assert "\x1b[" not in result.stdout
+
+
+def test_strict_fails_on_warnings_only_when_asked(doctor_world: dict[str, Path]) -> None:
+    folder = doctor_world["root"] / "only-shadow"
+    folder.mkdir(exist_ok=True)
+    (folder / "shadow.py").write_text((doctor_world["folder"] / "shadow.py").read_text())
+    env = {"KSI_PLUGIN_PATH": str(folder), "KSI_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    assert _doctor(doctor_world, **env).returncode == 0
+    assert _doctor(doctor_world, "--strict", **env).returncode == 1
+
+
+# --- in process: rendering, colour, usage ---
+
+
+def _small_report() -> DoctorReport:
+    root = Problem(
+        code="import-error",
+        severity="error",
+        plugin="driver",
+        what="driver failed to import: ImportError: nope",
+        where="/p/driver.py:3",
+        fix="${EDITOR:-vi} +3 /p/driver.py",
+        note="ImportError: nope",
+    )
+    child = Problem(
+        code="dependency-excluded",
+        severity="error",
+        plugin="web",
+        what="web needs driver, which will not load (import-error)",
+        where="/p/web.py",
+        fix="export KSI_DISABLE_PLUGINS=web",
+        caused_by="driver",
+    )
+    return DoctorReport(
+        plugins=[
+            PluginLine(name="store", version="1.0", source="ksi-store 1.0", status="ok"),
+            PluginLine(name="driver", source="folder /p/driver.py", status="error"),
+            PluginLine(name="web", source="folder /p/web.py", status="error"),
+        ],
+        problems=[root, child],
+        summary=Summary(plugins=3, loadable=1, errors=2, warnings=0, ok=False),
+    )
+
+
+def test_text_rendering_is_exact() -> None:
+    assert render_text(_small_report(), color=False) == "\n".join(
+        [
+            "plugins:",
+            "  ✓ store 1.0  (ok)  from ksi-store 1.0",
+            "  ✗ driver  (error)  from folder /p/driver.py",
+            "  ✗ web  (error)  from folder /p/web.py",
+            "problems:",
+            "  ✗ driver: driver failed to import: ImportError: nope  [import-error]",
+            "      where: /p/driver.py:3",
+            "      fix:   ${EDITOR:-vi} +3 /p/driver.py",
+            "             ImportError: nope",
+            "      also not loading because of this:",
+            "        └─ web (needs driver)",
+            "3 plugin(s), 1 will load; 2 error(s), 0 warning(s): some plugins cannot load",
+        ]
+    )
+
+
+def test_colour_only_when_wanted() -> None:
+    assert "\x1b[" in render_text(_small_report(), color=True)
+    assert "\x1b[" not in render_text(_small_report(), color=False)
+
+
+def test_no_color_wins_over_a_colour_terminal(runner: CliRunner, tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "KSI_HOME": str(tmp_path), "KSI_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    coloured = runner.invoke(cli, ["doctor"], env=env, color=True)
+    plain = runner.invoke(cli, ["doctor"], env={**env, "NO_COLOR": "1"}, color=True)
+    assert coloured.exit_code == plain.exit_code == 0, coloured.output
+    assert "\x1b[" in coloured.output
+    assert "\x1b[" not in plain.output
+
+
+def test_a_usage_error_exits_2(runner: CliRunner) -> None:
+    assert runner.invoke(cli, ["doctor", "--timeout", "soon"]).exit_code == 2
