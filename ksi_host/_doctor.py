@@ -43,13 +43,18 @@ def diagnose(
 ) -> DoctorReport:
     """Check every plugin source, import, dependency, folder and the config; never start a plugin.
 
-    ``config_file`` defaults to the one :class:`~ksi_host._paths.KsiPaths` names.
+    The config is read as the host reads it (``config_file``, else ``KSI_CONFIG``, else
+    the user's config dir), so its ``[host]`` settings apply here as they do to ``run``.
     Raises :class:`~ksi_host.errors.ConfigError` for a bad ``KSI_DISABLE_PLUGINS``.
     """
     env = os.environ if env is None else env
-    off = disabled_names(disabled, env)
     config_path = config_file or KsiPaths.from_env(env).config_file
-    sections, problems = check_config(config_path)
+    config, sections, problems = check_config(config_file, env)
+    if config is not None:
+        paths = (*paths, *config.host.plugin_paths)
+        disabled = (*disabled, *config.host.disabled)
+        service_choices = service_choices or config.host.services
+    off = disabled_names(disabled, env)
     candidates = discover(paths=paths, env=env, disabled=disabled, builtin_package=builtin_package)
     results = import_isolated(candidates, disabled=off, sections=sections, timeout=timeout)
     outcomes = [outcome(c, result) for c, result in zip(candidates, results, strict=True)]

@@ -23,28 +23,28 @@ from typing import Any, Final
 import importlib_metadata
 from packaging.utils import canonicalize_name
 
+from ksi_host._config import HostConfig, load_config
 from ksi_host._discover import ENTRY_POINT_GROUP
 from ksi_host._doctor_report import Problem
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate
+from ksi_host.errors import ConfigError
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    pass
 
 __all__ = [
-    "HOST_TABLES",
     "check_config",
     "check_distributions",
     "check_folders",
     "plugin_folders",
 ]
 
-HOST_TABLES: Final = frozenset({"host", "server"})
 """Top-level config tables that belong to the host; every other table is a plugin's section."""
 
-_TOML_POSITION: Final = re.compile(r"at line (\d+)")
+_TOML_POSITION: Final = re.compile(r", line (\d+)")
 
 
 def check_distributions(dists: Iterable[Any]) -> list[Problem]:
@@ -151,31 +151,30 @@ def _writable(path: Path, label: str) -> Iterator[Problem]:
     )
 
 
-def check_config(path: Path) -> tuple[dict[str, Any], list[Problem]]:
-    """The plugin sections of the config file (by canonical plugin name), or why it cannot be read.
+def check_config(
+    path: Path | None, env: Mapping[str, str]
+) -> tuple[HostConfig | None, dict[str, Any], list[Problem]]:
+    """The config as the host loads it, its plugin sections by canonical name, or why not.
 
-    A missing file is fine: every setting has a default.
+    A missing default file is fine: every setting has a default.
     """
-    if not path.is_file():
-        return {}, []
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        line = _TOML_POSITION.search(str(exc))
+        config = load_config(path, env)
+    except ConfigError as exc:
+        where = exc.where or str(path or "")
+        file = where.split(", line ", 1)[0]
+        line = _TOML_POSITION.search(where)
         at = f"+{line.group(1)} " if line else ""
-        return {}, [
-            Problem(
-                code="config-invalid",
-                severity="error",
-                what=f"the config file cannot be read: {exc}",
-                where=f"{path}{':' + line.group(1) if line else ''}",
-                fix=f"${{EDITOR:-vi}} {at}{shlex.quote(str(path))}",
-                note="the file must be TOML (https://toml.io); the host will not start with it",
-            )
-        ]
+        problem = Problem(
+            code="config-invalid",
+            severity="error",
+            what=exc.what,
+            where=where,
+            fix=f"${{EDITOR:-vi}} {at}{shlex.quote(file)}",
+            note=f"{exc.hint}; the host will not start with this config",
+        )
+        return None, {}, [problem]
     sections = {
-        str(canonicalize_name(name)): table
-        for name, table in data.items()
-        if name not in HOST_TABLES and isinstance(table, dict)
+        str(canonicalize_name(name)): table for name, table in config.plugin_sections.items()
     }
-    return sections, []
+    return config, sections, []

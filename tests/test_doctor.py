@@ -174,8 +174,19 @@ def test_a_config_file_that_does_not_parse_is_an_error_with_its_line(
     result = _doctor(healthy_world, "--json", "--config", str(config))
     assert result.returncode == 1
     problem = _problem(json.loads(result.stdout), "config-invalid")
-    assert problem["where"].startswith(f"{config}:")
+    assert problem["where"].startswith(f"{config}, line 2")
     assert problem["fix"] == f"${{EDITOR:-vi}} +2 {config}"
+
+
+def test_the_config_host_section_applies_as_it_does_to_run(
+    healthy_world: dict[str, Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "ksi.toml"
+    config.write_text('[host]\ndisabled = ["front"]\n')
+    result = _doctor(healthy_world, "--json", "--config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    problem = _problem(json.loads(result.stdout), "disabled", "front")
+    assert problem["severity"] == "info"
 
 
 def test_a_healthy_environment_exits_0_even_when_strict(healthy_world: dict[str, Path]) -> None:
