@@ -6,8 +6,6 @@
   (run with ``--help`` appended, so unknown subcommands and options fail);
 - ``toml`` blocks must parse.
 
-A block preceded by ``<!-- needs: CAPABILITY -->`` uses a part of ksi-host that may not
-exist yet on this branch; it is skipped, with the reason, only while that part is absent.
 The ``sh`` quick start (cookiecutter, pip, pytest) is what tests/test_template.py runs.
 """
 
@@ -33,15 +31,7 @@ else:
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "PLUGIN_GUIDE.md"
 
-#: What each ``needs:`` marker requires: the ``ksi-host`` subcommands that provide it.
-CAPABILITIES: dict[str, tuple[str, ...]] = {
-    "discovery": ("plugins",),
-    "doctor": ("doctor",),
-    "daemon": ("run", "send"),
-}
-
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-_NEEDS = re.compile(r"<!--\s*needs:\s*([\w\s,-]+?)\s*-->\s*\Z")
 _SHELL_END = frozenset({"&", "&&", "|", "||", ";"})
 
 
@@ -52,44 +42,23 @@ class Block:
     language: str
     code: str
     line: int  # of the first line of code
-    needs: tuple[str, ...]
 
 
 def guide_blocks() -> list[Block]:
     text = GUIDE.read_text(encoding="utf-8")
     blocks = []
     for match in _FENCE.finditer(text):
-        before = text[: match.start()].rstrip()
-        needs = _NEEDS.search(before)
         blocks.append(
             Block(
                 language=match.group(1),
                 code=match.group(2),
                 line=text.count("\n", 0, match.start(2)) + 1,
-                needs=tuple(re.split(r"[\s,]+", needs.group(1))) if needs else (),
             )
         )
     return blocks
 
 
 BLOCKS = guide_blocks()
-
-
-def missing_capabilities(block: Block) -> list[str]:
-    """The capabilities ``block`` needs that this ksi-host lacks; unknown names fail."""
-    unknown = [need for need in block.needs if need not in CAPABILITIES]
-    assert not unknown, f"PLUGIN_GUIDE.md:{block.line}: unknown needs {unknown}"
-    return [
-        need
-        for need in block.needs
-        if not all(command in cli.commands for command in CAPABILITIES[need])
-    ]
-
-
-def skip_unless_capable(block: Block) -> None:
-    missing = missing_capabilities(block)
-    if missing:
-        pytest.skip(f"PLUGIN_GUIDE.md:{block.line} needs {', '.join(missing)}, not built yet")
 
 
 def test_the_guide_has_runnable_blocks() -> None:
@@ -113,9 +82,7 @@ for block in json.loads(sys.stdin.read()):
 
 def test_python_blocks_run_in_order(tmp_path: Path) -> None:
     runnable = [
-        {"line": block.line, "code": block.code}
-        for block in BLOCKS
-        if block.language == "python" and not missing_capabilities(block)
+        {"line": block.line, "code": block.code} for block in BLOCKS if block.language == "python"
     ]
     result = subprocess.run(
         [sys.executable, "-c", RUNNER],
@@ -127,9 +94,6 @@ def test_python_blocks_run_in_order(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    skipped = [b.line for b in BLOCKS if b.language == "python" and missing_capabilities(b)]
-    if skipped:
-        pytest.skip(f"python blocks at lines {skipped} need parts of ksi-host not built yet")
 
 
 def _commands(block: Block) -> list[list[str]]:
@@ -160,7 +124,6 @@ def test_the_guide_shows_ksi_host_commands() -> None:
 
 @pytest.mark.parametrize(("block", "args"), COMMANDS)
 def test_ksi_host_commands_parse(block: Block, args: list[str]) -> None:
-    skip_unless_capable(block)
     result = CliRunner().invoke(cli, [*args, "--help"])
     assert result.exit_code == 0, f"PLUGIN_GUIDE.md:{block.line}: ksi-host {args}\n{result.output}"
 
@@ -172,9 +135,3 @@ def test_ksi_host_commands_parse(block: Block, args: list[str]) -> None:
 )
 def test_toml_blocks_parse(block: Block) -> None:
     tomllib.loads(block.code)
-
-
-def test_needs_markers_name_known_capabilities() -> None:
-    for block in BLOCKS:
-        missing_capabilities(block)
-    assert any(block.needs for block in BLOCKS)
