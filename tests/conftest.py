@@ -435,9 +435,9 @@ class DaemonProcess:
         """``python -m ksi_host ARGS``."""
         return [sys.executable, "-m", "ksi_host", *args]
 
-    def run_command(self, config: Path | None = None) -> list[str]:
-        """``ksi-host run`` on this daemon's socket with its config and ``DAEMON_EVENTS``."""
-        return self.command(
+    def run_args(self, config: Path | None = None) -> tuple[str, ...]:
+        """``run`` on this daemon's socket with its config and ``DAEMON_EVENTS``."""
+        return (
             "run",
             *("--socket", str(self.socket_path)),
             *("--config", str(config or self.config_path)),
@@ -447,7 +447,7 @@ class DaemonProcess:
     def start(self, wait: bool = True) -> subprocess.Popen[bytes]:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                self.run_command(), stdout=log, stderr=log, env=self.env, cwd=self.root
+                self.command(*self.run_args()), stdout=log, stderr=log, env=self.env, cwd=self.root
             )
         if wait:
             self.wait_ready()
@@ -457,16 +457,20 @@ class DaemonProcess:
         """What the daemon wrote to stderr so far."""
         return self.log_path.read_text(errors="replace")
 
-    def send(self, event: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        """``ksi-host send EVENT ARGS`` to this daemon, in a subprocess."""
+    def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """``ksi-host ARGS`` in a subprocess with this daemon's environment."""
         return subprocess.run(
-            self.command("send", event, "--socket", str(self.socket_path), *args),
+            self.command(*args),
             capture_output=True,
             text=True,
             env=self.env,
             timeout=timeout,
             check=False,
         )
+
+    def send(self, event: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``ksi-host send EVENT ARGS`` to this daemon's socket."""
+        return self.cli("send", event, "--socket", str(self.socket_path), *args)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         assert self.proc is not None

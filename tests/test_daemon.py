@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import DAEMON_EVENTS, DaemonProcess, builtin_host, write_config
@@ -168,15 +169,34 @@ def test_send_exits_1_on_an_error_reply(shared_daemon, event, code):
 def test_a_bad_server_section_stops_run_before_it_claims_the_socket(short_dir):
     config = write_config(short_dir / "bad.toml", state=short_dir / "s.db", drain=-1)
     daemon = DaemonProcess(short_dir)
-    done = subprocess.run(
-        daemon.run_command(config),
-        capture_output=True,
-        text=True,
-        env=daemon.env,
-        timeout=30,
-        check=False,
-    )
+    done = daemon.cli(*daemon.run_args(config))
     assert done.returncode != 0
     assert "invalid socket settings: drain_timeout" in done.stderr
     assert "[server] section of the config" in done.stderr
     assert not daemon.socket_path.exists()
+
+
+@pytest.mark.slow
+def test_the_readme_commands_with_no_flags_use_the_users_own_dirs(short_dir):
+    """``ksi-host run`` and ``ksi-host send`` bare, as a new user types them."""
+    daemon = DaemonProcess(short_dir)
+    ksi_home = Path(daemon.env["KSI_HOME"])
+    with daemon.log_path.open("wb") as log:
+        proc = subprocess.Popen(daemon.command("run"), stderr=log, env=daemon.env, cwd=short_dir)
+    daemon.proc = proc
+    try:
+        daemon.wait_ready()
+        assert f"socket {ksi_home / 'run' / 'ksi.sock'}" in daemon.log()
+        for args in (
+            ("system:health",),
+            ("state:set", "--data", '{"key": "greeting", "value": "hello"}'),
+            ("state:get", "--data", '{"key": "greeting"}'),
+        ):
+            done = daemon.cli("send", *args)
+            assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["value"] == "hello"
+        assert (ksi_home / "data" / "state.sqlite3").is_file()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        daemon.stop()
