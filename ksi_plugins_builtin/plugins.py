@@ -1,4 +1,4 @@
-"""``plugin:list``: the running plan, each plugin with its version, source, status and reason."""
+"""``plugin:list``: the running plan, each plugin with its version, origin, status and reason."""
 
 from __future__ import annotations
 

@@ -444,10 +444,15 @@ class DaemonProcess:
             *("--plugin-path", str(DAEMON_EVENTS)),
         )
 
-    def start(self, wait: bool = True) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, wait: bool = True) -> subprocess.Popen[bytes]:
+        """``ksi-host ARGS`` (default :meth:`run_args`), its stdout and stderr to the log."""
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                self.command(*self.run_args()), stdout=log, stderr=log, env=self.env, cwd=self.root
+                self.command(*(args or self.run_args())),
+                stdout=log,
+                stderr=log,
+                env=self.env,
+                cwd=self.root,
             )
         if wait:
             self.wait_ready()

@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -181,11 +180,8 @@ def test_the_readme_commands_with_no_flags_use_the_users_own_dirs(short_dir):
     """``ksi-host run`` and ``ksi-host send`` bare, as a new user types them."""
     daemon = DaemonProcess(short_dir)
     ksi_home = Path(daemon.env["KSI_HOME"])
-    with daemon.log_path.open("wb") as log:
-        proc = subprocess.Popen(daemon.command("run"), stderr=log, env=daemon.env, cwd=short_dir)
-    daemon.proc = proc
+    proc = daemon.start("run")
     try:
-        daemon.wait_ready()
         assert f"socket {ksi_home / 'run' / 'ksi.sock'}" in daemon.log()
         for args in (
             ("system:health",),
@@ -200,3 +196,24 @@ def test_the_readme_commands_with_no_flags_use_the_users_own_dirs(short_dir):
         assert proc.wait(timeout=15) == 0
     finally:
         daemon.stop()
+
+
+@pytest.mark.slow
+def test_run_takes_its_socket_from_the_server_section_without_socket(short_dir):
+    socket_path = short_dir / "elsewhere" / "k.sock"
+    config = write_config(
+        short_dir / "ksi.toml",
+        state=short_dir / "s.db",
+        extra=f"socket_path = {json.dumps(str(socket_path))}\n",
+    )
+    daemon = DaemonProcess(short_dir)
+    proc = daemon.start("run", "--config", str(config))
+    try:
+        assert f"socket {socket_path}" in daemon.log()
+        done = daemon.cli("send", "system:health", "--socket", str(socket_path))
+        assert done.returncode == 0, done.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        daemon.stop()
+    assert not socket_path.exists()
