@@ -7,14 +7,14 @@ The file::
     disabled = ["noisy_plugin"]         # plugins that are found but not loaded
     services = { database = "sqlite" }  # chosen provider per service name
 
-    [server]                            # the daemon's settings
-    socket = "/run/ksi/ksi.sock"
+    [server]                            # the socket and its limits (ServerConfig)
+    socket_path = "/run/ksi/ksi.sock"
 
     [my_plugin]                         # every other table: that plugin's section
     setting = "value"
 
 Environment variables override the file, nested with ``__``: ``KSI_HOST__DISABLED='["a"]'``
-(lists and tables are JSON), ``KSI_SERVER__SOCKET=/tmp/ksi.sock``, and
+(lists and tables are JSON), ``KSI_SERVER__SOCKET_PATH=/tmp/ksi.sock``, and
 ``KSI_MY_PLUGIN__SETTING=other`` for a plugin section the file already has.
 
 Which file: the ``path`` argument (``--config``), else ``$KSI_CONFIG``, else the default

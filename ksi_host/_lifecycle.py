@@ -113,10 +113,22 @@ class Host:
             self.bus.emit,
         )
         self._dispatcher: Final = Dispatcher(self.manager.pm, self.context, self.bus)
+        # In load order: status() reads it as is (system:health asks on every call).
         self._status: dict[str, PluginStatus] = {
             spec.key: PluginStatus(spec.name, spec.key, spec.version, spec.origin, "pending")
             for spec in plan.order
         }
+        self._excluded: Final = tuple(
+            PluginStatus(
+                name=exclusion.name,
+                key=exclusion.spec.key if exclusion.spec else exclusion.name,
+                version=exclusion.spec.version if exclusion.spec else None,
+                origin=exclusion.origin,
+                status="excluded",
+                reason=exclusion.reason,
+            )
+            for exclusion in plan.excluded
+        )
         self._phase = "new"
 
     async def __aenter__(self) -> Host:
@@ -183,18 +195,7 @@ class Host:
 
     def status(self) -> tuple[PluginStatus, ...]:
         """Every plugin of the plan in load order, then the ones the plan excluded."""
-        excluded = tuple(
-            PluginStatus(
-                name=exclusion.name,
-                key=exclusion.spec.key if exclusion.spec else exclusion.name,
-                version=exclusion.spec.version if exclusion.spec else None,
-                origin=exclusion.origin,
-                status="excluded",
-                reason=exclusion.reason,
-            )
-            for exclusion in self.plan.excluded
-        )
-        return tuple(self._status[spec.key] for spec in self.plan.order) + excluded
+        return (*self._status.values(), *self._excluded)
 
     async def metrics(self) -> dict[str, Any]:
         """Every plugin's ``ksi_metrics_collected`` plus the host's own under ``"ksi_host"``."""

@@ -8,26 +8,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ksi_host import __version__
-from ksi_host._protocol import jsonable
+from ksi_host._lifecycle import Host
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
 __all__ = ["HealthPlugin", "plugin", "plugin_counts"]
 
 
-def plugin_counts(host: object) -> dict[str, int] | None:
-    """Count the host's plugins by status; ``None`` when the host cannot say."""
-    status = getattr(host, "status", None)
-    if not callable(status):
-        return None
-    report = jsonable(status())
-    entries = report.get("plugins") if isinstance(report, dict) else report
-    if not isinstance(entries, list):
-        return None
-    by_status = Counter(
-        str(entry.get("status", "unknown")) for entry in entries if isinstance(entry, dict)
-    )
-    return {"total": len(entries), **dict(sorted(by_status.items()))}
+def plugin_counts(host: Host) -> dict[str, int]:
+    """Count the host's plugins by status, plus the total."""
+    statuses = host.status()
+    by_status = Counter(status.status for status in statuses)
+    return {"total": len(statuses), **dict(sorted(by_status.items()))}
 
 
 class HealthPlugin(BasePlugin):
@@ -42,12 +34,13 @@ class HealthPlugin(BasePlugin):
             ),
             capabilities=PluginCapabilities(commands=["system:health"]),
         )
-        self._host: object = None
+        self._host: Host | None = None
         self._started = time.monotonic()
 
     @hookimpl
     def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        self._host = context.get("host")
+        host = context.get("host")
+        self._host = host if isinstance(host, Host) else None
 
     @hookimpl
     def ksi_startup(self) -> dict[str, str]:
@@ -63,9 +56,8 @@ class HealthPlugin(BasePlugin):
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "uptime": round(time.monotonic() - self._started, 3),
         }
-        counts = plugin_counts(self._host)
-        if counts is not None:
-            answer["plugins"] = counts
+        if self._host is not None:
+            answer["plugins"] = plugin_counts(self._host)
         return answer
 
 

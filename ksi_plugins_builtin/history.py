@@ -7,6 +7,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ksi_host import __version__
+from ksi_host._bus import EventBus
 from ksi_host._protocol import ErrorCode, error_data, jsonable
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import normalise_namespace
@@ -38,11 +39,12 @@ class HistoryPlugin(BasePlugin):
             ),
             capabilities=PluginCapabilities(commands=["system:history"]),
         )
-        self._bus: Any = None
+        self._bus: EventBus | None = None
 
     @hookimpl
     def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        self._bus = context.get("event_bus")
+        bus = context.get("event_bus")
+        self._bus = bus if isinstance(bus, EventBus) else None
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
@@ -59,8 +61,12 @@ class HistoryPlugin(BasePlugin):
             )
         except InvalidEventName as exc:
             return error_data(ErrorCode.INVALID_INPUT, f"{exc.what}; {exc.hint}")
-        if self._bus is None or not hasattr(self._bus, "get_event_history"):
-            return error_data(ErrorCode.UNAVAILABLE, "this host has no event bus with a history")
+        if self._bus is None:
+            return error_data(
+                ErrorCode.UNAVAILABLE,
+                "system:history needs the host's event bus in the plugin context "
+                "(context['event_bus']); run the plugin under ksi-host run or a Host",
+            )
         events = jsonable(self._bus.get_event_history(namespace=namespace, limit=query.limit))
         return {"namespace": namespace, "limit": query.limit, "events": events}
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from ksi_host import __version__
+from ksi_host._lifecycle import Host
 from ksi_host._protocol import ErrorCode, error_data, jsonable
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
@@ -25,11 +25,12 @@ class MetricsPlugin(BasePlugin):
             ),
             capabilities=PluginCapabilities(commands=["system:metrics"]),
         )
-        self._host: Any = None
+        self._host: Host | None = None
 
     @hookimpl
     def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        self._host = context.get("host")
+        host = context.get("host")
+        self._host = host if isinstance(host, Host) else None
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
@@ -38,13 +39,13 @@ class MetricsPlugin(BasePlugin):
         return self._collect()
 
     async def _collect(self) -> dict[str, Any]:
-        collect = getattr(self._host, "metrics", None)
-        if not callable(collect):
-            return error_data(ErrorCode.UNAVAILABLE, "this host does not collect metrics")
-        metrics = collect()
-        if inspect.isawaitable(metrics):
-            metrics = await metrics
-        return {"metrics": jsonable(metrics)}
+        if self._host is None:
+            return error_data(
+                ErrorCode.UNAVAILABLE,
+                "system:metrics needs a ksi_host Host in the plugin context (context['host']); "
+                "run the plugin under ksi-host run or a Host, not on a bare PluginManager",
+            )
+        return {"metrics": jsonable(await self._host.metrics())}
 
 
 plugin = MetricsPlugin()

@@ -1,11 +1,12 @@
-"""``plugin:list``: the running plan, each plugin with its version, source, status and reason."""
+"""``plugin:list``: the running plan, each plugin with its version, origin, status and reason."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ksi_host import __version__
-from ksi_host._protocol import ErrorCode, error_data, jsonable
+from ksi_host._lifecycle import Host
+from ksi_host._protocol import ErrorCode, error_data
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
@@ -24,24 +25,24 @@ class PluginsPlugin(BasePlugin):
             ),
             capabilities=PluginCapabilities(commands=["plugin:list"]),
         )
-        self._host: Any = None
+        self._host: Host | None = None
 
     @hookimpl
     def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        self._host = context.get("host")
+        host = context.get("host")
+        self._host = host if isinstance(host, Host) else None
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
         if event_name != "plugin:list":
             return None
-        if self._host is None or not callable(getattr(self._host, "status", None)):
-            return error_data(ErrorCode.UNAVAILABLE, "this host does not report its plugins")
-        report = jsonable(self._host.status())
-        if isinstance(report, list):
-            return {"plugins": report}
-        if isinstance(report, dict):
-            return report
-        return error_data(ErrorCode.INTERNAL_ERROR, "the host's status is not a list or object")
+        if self._host is None:
+            return error_data(
+                ErrorCode.UNAVAILABLE,
+                "plugin:list needs a ksi_host Host in the plugin context (context['host']); "
+                "run the plugin under ksi-host run or a Host, not on a bare PluginManager",
+            )
+        return {"plugins": [status.as_dict() for status in self._host.status()]}
 
 
 plugin = PluginsPlugin()

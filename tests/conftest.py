@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from ksi_host._client import request_sync
+from ksi_host._config import HostConfig
+from ksi_host._lifecycle import Host
+from ksi_host._pipeline import build_plan
 from ksi_host._plan import LoadPlan, Origin, PluginSpec
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
@@ -317,7 +319,33 @@ def installed_plugins(
 # --- daemon ---
 
 
-MINIHOST = Path(__file__).with_name("minihost.py")
+DAEMON_EVENTS = Path(__file__).with_name("fixture_plugins") / "daemon_events.py"
+"""A plugin file with test:echo, test:sleep and test:raise, loaded like any user plugin."""
+
+
+def write_config(path: Path, *, state: Path, drain: float = 5.0, extra: str = "") -> Path:
+    """A config file for a daemon or host: its state database and drain deadline."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"[state]\npath = {json.dumps(str(state))}\n\n[server]\ndrain_timeout = {drain}\n{extra}"
+    )
+    return path
+
+
+def host_env(home: Path) -> dict[str, str]:
+    """What a host built in-process sees as its environment: a tmp home, no entry points."""
+    return {"HOME": str(home), "KSI_HOME": str(home / ".ksi"), "KSI_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+def builtin_host(config: HostConfig, home: Path, *, transport: bool = False) -> Host:
+    """A real Host over the real plan: the built-ins plus ``DAEMON_EVENTS``, found by discovery.
+
+    Without ``transport`` the ``unix_socket`` plugin is disabled (it is then ``excluded``).
+    """
+    disabled = () if transport else ("unix_socket",)
+    plan = build_plan(paths=[DAEMON_EVENTS], env=host_env(home), disabled=disabled)
+    assert not [e for e in plan.excluded if e.reason.code != "disabled"], plan.excluded
+    return Host(plan, config)
 
 
 @pytest.fixture
@@ -387,47 +415,78 @@ def error_code(answer: dict[str, Any]) -> str | None:
 
 
 class DaemonProcess:
-    """``tests/minihost.py`` run as a daemon in a subprocess, on a real socket."""
+    """``ksi-host run`` in a subprocess with the real plugins plus ``DAEMON_EVENTS``.
 
-    def __init__(self, socket_path: Path, state_path: Path, drain: float = 5.0) -> None:
-        self.socket_path = socket_path
-        self.state_path = state_path
-        self.drain = drain
-        self.proc: subprocess.Popen[str] | None = None
+    Daemons of one ``root`` share its socket, config and state database (a restart
+    finds the state again); each has its own stderr log file.
+    """
 
-    def start(self, wait: bool = True) -> subprocess.Popen[str]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(MINIHOST),
-                str(self.socket_path),
-                str(self.state_path),
-                str(self.drain),
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
+    def __init__(self, root: Path, drain: float = 5.0, name: str = "daemon") -> None:
+        self.root = root
+        self.socket_path = root / "run" / "ksi.sock"
+        self.config_path = root / "ksi.toml"
+        if not self.config_path.exists():
+            write_config(self.config_path, state=root / "state.db", drain=drain)
+        self.env = subprocess_env(root / "home")
+        self.log_path = root / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self, *args: str) -> list[str]:
+        """``python -m ksi_host ARGS``."""
+        return [sys.executable, "-m", "ksi_host", *args]
+
+    def run_args(self, config: Path | None = None) -> tuple[str, ...]:
+        """``run`` on this daemon's socket with its config and ``DAEMON_EVENTS``."""
+        return (
+            "run",
+            *("--socket", str(self.socket_path)),
+            *("--config", str(config or self.config_path)),
+            *("--plugin-path", str(DAEMON_EVENTS)),
         )
+
+    def start(self, *args: str, wait: bool = True) -> subprocess.Popen[bytes]:
+        """``ksi-host ARGS`` (default :meth:`run_args`), its stdout and stderr to the log."""
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(*(args or self.run_args())),
+                stdout=log,
+                stderr=log,
+                env=self.env,
+                cwd=self.root,
+            )
         if wait:
             self.wait_ready()
         return self.proc
 
-    def wait_ready(self, timeout: float = 15.0) -> None:
+    def log(self) -> str:
+        """What the daemon wrote to stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """``ksi-host ARGS`` in a subprocess with this daemon's environment."""
+        return subprocess.run(
+            self.command(*args),
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
+        )
+
+    def send(self, event: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``ksi-host send EVENT ARGS`` to this daemon's socket."""
+        return self.cli("send", event, "--socket", str(self.socket_path), *args)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited: {self.proc.stderr.read()}")  # type: ignore[union-attr]
-            try:
-                if (
-                    request_sync(self.socket_path, "system:health", timeout=1)["status"]
-                    == "healthy"
-                ):
-                    return
-            except Exception:
-                time.sleep(0.05)
-        raise AssertionError("daemon did not become ready")
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+            if "ready: pid" in self.log():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"daemon did not become ready:\n{self.log()}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -436,18 +495,31 @@ class DaemonProcess:
 
 
 @pytest.fixture
-def daemon_factory(short_dir: Path) -> Iterator[Any]:
-    """Start minihost daemons on a socket in ``short_dir``; kills leftovers at the end."""
+def daemon_factory(short_dir: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Make daemons that share ``short_dir`` (socket, config, state); kills leftovers."""
     started: list[DaemonProcess] = []
 
     def make(drain: float = 5.0) -> DaemonProcess:
-        daemon = DaemonProcess(short_dir / "run" / "ksi.sock", short_dir / "state.db", drain)
+        daemon = DaemonProcess(short_dir, drain, name=f"daemon-{len(started)}")
         started.append(daemon)
         return daemon
 
     yield make
     for daemon in started:
         daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_daemon() -> Iterator[DaemonProcess]:
+    """One running daemon for a module's tests that do not disturb each other."""
+    root = Path(tempfile.mkdtemp(prefix="ksi-", dir="/tmp"))
+    daemon = DaemonProcess(root)
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --- doctor ---

@@ -1,8 +1,9 @@
-"""The built-in plugins on a real PluginManager (via tests/minihost.py) and a real SQLite file."""
+"""The built-in plugins in a real Host built by discovery, with a real config and SQLite file."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 from datetime import datetime
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import error_code
-from minihost import MiniHost, builtin_plugins
+from conftest import DAEMON_EVENTS, builtin_host, error_code, plan_of, write_config
 
 from ksi_host._client import request_sync
+from ksi_host._config import HostConfig, load_config
+from ksi_host._lifecycle import Host
 from ksi_host.errors import ConfigError
 from ksi_host.plugin_base import BasePlugin
 from ksi_plugins_builtin import health, history, metrics, plugins, state
@@ -23,23 +25,23 @@ MODULES = [health, state, history, plugins, metrics, unix_socket]
 CATALOG = Path(__file__).parents[1] / "docs" / "EVENT_CATALOG.md"
 
 
-def run_host(config: dict[str, Any], *calls: tuple[str, dict[str, Any]]) -> list[Any]:
-    """Start every built-in except the transport, dispatch ``calls`` in order, stop."""
+async def dispatch_all(host: Host, calls: tuple[tuple[str, dict[str, Any]], ...]) -> list[Any]:
+    """Start ``host``, dispatch ``calls`` in order, stop it."""
+    async with host:
+        return [await host.dispatch(event, data) for event, data in calls]
 
-    async def main() -> list[Any]:
-        host = MiniHost([p for p in builtin_plugins() if p.name != "unix_socket"], config)
-        await host.start()
-        try:
-            return [await host.dispatch(event, data) for event, data in calls]
-        finally:
-            await host.stop()
 
-    return asyncio.run(main())
+def run_host(db: HostConfig, *calls: tuple[str, dict[str, Any]]) -> list[Any]:
+    """Every built-in except the transport, plus the test events, in a real Host."""
+    home = Path(db.plugin_sections["state"]["path"]).parent / "home"
+    return asyncio.run(dispatch_all(builtin_host(db, home), calls))
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> dict[str, Any]:
-    return {"state": {"path": str(tmp_path / "state.sqlite3")}}
+def db(tmp_path: Path) -> HostConfig:
+    """A real config read from a file: the state database in ``tmp_path``."""
+    config = write_config(tmp_path / "ksi.toml", state=tmp_path / "state.sqlite3")
+    return load_config(config, env={"HOME": str(tmp_path / "home")})
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
@@ -59,7 +61,7 @@ def test_health_reports_status_time_uptime_and_plugin_counts(db):
     assert answer["status"] == "healthy"
     assert datetime.fromisoformat(answer["timestamp"]).tzinfo is not None
     assert answer["uptime"] >= 0
-    assert answer["plugins"] == {"total": 6, "running": 6}
+    assert answer["plugins"] == {"total": 7, "running": 6, "excluded": 1}
 
 
 def test_health_without_a_host_omits_the_counts():
@@ -137,22 +139,19 @@ def test_state_survives_a_restart(db):
 
 def test_state_under_concurrent_writers_keeps_every_write(db):
     async def main() -> list[Any]:
-        host = MiniHost([state.StatePlugin()], db)
-        await host.start()
-        try:
+        async with Host(plan_of(state.StatePlugin()), db) as host:
             await asyncio.gather(
                 *(host.dispatch("state:set", {"key": f"k{i:03}", "value": i}) for i in range(100))
             )
             return await host.dispatch("state:list", {"prefix": "k"})
-        finally:
-            await host.stop()
 
     listed = asyncio.run(main())
     assert [i["value"] for i in listed["items"]] == list(range(100))
 
 
 def test_state_defaults_to_the_users_data_dir(ksi_home):
-    run_host({}, ("state:set", {"key": "k", "value": 1}))
+    host = Host(plan_of(state.StatePlugin()), load_config(None, env={"KSI_HOME": str(ksi_home)}))
+    asyncio.run(dispatch_all(host, (("state:set", {"key": "k", "value": 1}),)))
     assert (ksi_home / "data" / "state.sqlite3").is_file()
 
 
@@ -201,9 +200,19 @@ def test_history_without_a_bus_is_unavailable():
 
 def test_plugin_list_is_the_hosts_status(db):
     [answer] = run_host(db, ("plugin:list", {}))
-    names = [p["name"] for p in answer["plugins"]]
-    assert names == ["health", "state", "history", "plugins", "metrics", "test_events"]
-    assert set(answer["plugins"][0]) >= {"name", "version", "source", "status", "reason"}
+    by_name = {p["name"]: p for p in answer["plugins"]}
+    assert set(by_name) == {m.plugin.name for m in MODULES} | {"daemon_events"}
+    assert by_name["daemon_events"]["origin"] == f"path {DAEMON_EVENTS}"
+    assert by_name["health"] == {
+        "name": "health",
+        "version": health.plugin.metadata.version,
+        "origin": "builtin ksi_plugins_builtin.health",
+        "status": "running",
+        "reason": None,
+    }
+    transport = by_name["unix_socket"]
+    assert transport["status"] == "excluded"
+    assert transport["reason"]["code"] == "disabled"
 
 
 def test_plugin_list_without_a_host_is_unavailable():
@@ -212,23 +221,35 @@ def test_plugin_list_without_a_host_is_unavailable():
     assert error_code(plugin.ksi_handle_event("plugin:list", {}, None)) == "UNAVAILABLE"
 
 
+def test_metrics_without_a_host_is_unavailable():
+    plugin = metrics.MetricsPlugin()
+    plugin.ksi_plugin_context({})
+    answer = asyncio.run(plugin.ksi_handle_event("system:metrics", {}, None))
+    assert error_code(answer) == "UNAVAILABLE"
+    assert "bare PluginManager" in answer["error"]["message"]
+
+
 def test_metrics_gathers_every_plugin_and_the_host(db):
     _, answer = run_host(db, ("state:set", {"key": "a", "value": 1}), ("system:metrics", {}))
     assert answer["metrics"]["state"]["keys"] == 1
-    assert answer["metrics"]["host"]["events"] == 2
+    own = answer["metrics"]["ksi_host"]
+    assert own["plugins"] == {"running": 6, "excluded": 1}
+    assert own["metrics_failed"] == []
 
 
-def test_the_transport_embedded_in_a_host_claims_serves_and_removes_its_socket(db, sock_path):
-    config = {**db, "server": {"socket_path": str(sock_path)}}
+def test_the_transport_embedded_in_a_host_claims_serves_and_removes_its_socket(tmp_path, sock_path):
+    file = write_config(
+        tmp_path / "ksi.toml",
+        state=tmp_path / "state.sqlite3",
+        extra=f"socket_path = {str(sock_path)!r}\n",
+    )
+    config = load_config(file, env={})
 
     async def main() -> None:
-        host = MiniHost(builtin_plugins(), config)
-        await host.start()
-        try:
+        async with builtin_host(config, tmp_path / "home", transport=True):
             answer = await asyncio.to_thread(request_sync, sock_path, "system:metrics")
             assert answer["metrics"]["unix_socket"]["requests"] == 1
-        finally:
-            await host.stop()
+            assert answer["metrics"]["ksi_host"]["plugins"] == {"running": 7}
         assert not sock_path.exists()
 
     asyncio.run(main())
@@ -245,9 +266,13 @@ def test_the_transport_reports_a_bad_config_section():
 def test_an_acknowledged_write_survives_kill_9_of_the_daemon(daemon_factory):
     daemon = daemon_factory()
     proc = daemon.start()
-    answer = request_sync(daemon.socket_path, "state:set", {"key": "k", "value": {"v": 1}})
-    assert answer == {"status": "set", "key": "k"}
+    sent = daemon.send("state:set", "--data", '{"key": "k", "value": {"v": 1}}')
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout) == {"status": "set", "key": "k"}
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    daemon_factory().start()
-    assert request_sync(daemon.socket_path, "state:get", {"key": "k"})["value"] == {"v": 1}
+    restarted = daemon_factory()
+    restarted.start()
+    got = restarted.send("state:get", "--data", '{"key": "k"}')
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout) == {"key": "k", "found": True, "value": {"v": 1}}

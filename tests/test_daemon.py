@@ -5,21 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
-from minihost import MiniHost, builtin_plugins
+from conftest import DAEMON_EVENTS, DaemonProcess, builtin_host, write_config
 
 from ksi_host._client import request_sync
+from ksi_host._config import load_config
 from ksi_host._daemon import active_daemon, run_daemon
 from ksi_host._instance import AlreadyRunning, Instance
 from ksi_host._server import ServerConfig
 
 
 def test_sigterm_drains_stops_plugins_and_removes_the_socket(sock_path, tmp_path):
-    host = MiniHost(builtin_plugins(), {"state": {"path": str(tmp_path / "s.db")}})
+    config = load_config(write_config(tmp_path / "ksi.toml", state=tmp_path / "s.db"), env={})
+    host = builtin_host(config, tmp_path / "home", transport=True)
     stopped: list[str] = []
 
     async def stop() -> None:
@@ -47,6 +51,7 @@ def test_sigterm_drains_stops_plugins_and_removes_the_socket(sock_path, tmp_path
     assert code == 0
     assert reply["data"] == {"slept": 0.3, "echo": {"seconds": 0.3}}
     assert stopped == ["plugins"]
+    assert {status.status for status in host.status()} == {"stopped"}
     assert not sock_path.exists()
     assert not sock_path.with_name("ksi.sock.lock").exists()
     assert active_daemon() is None
@@ -99,7 +104,7 @@ def test_a_failing_start_still_stops_and_cleans_up(sock_path):
 
 
 @pytest.mark.slow
-def test_a_daemon_process_answers_and_exits_0_on_sigterm_after_draining(daemon_factory):
+def test_sigterm_lets_an_inflight_request_finish_then_exits_0_and_cleans_up(daemon_factory):
     daemon = daemon_factory()
     proc = daemon.start()
     with socket.socket(socket.AF_UNIX) as conn:
@@ -112,6 +117,103 @@ def test_a_daemon_process_answers_and_exits_0_on_sigterm_after_draining(daemon_f
     assert reply["data"]["slept"] == 0.5
     assert proc.wait(timeout=10) == 0
     assert not daemon.socket_path.exists()
-    assert "received SIGTERM" in proc.stderr.read()
+    assert not daemon.socket_path.with_name("ksi.sock.lock").exists()
+    log = daemon.log()
+    assert "received SIGTERM" in log
+    assert log.rstrip().endswith("stopped")
     with pytest.raises(Exception, match="no ksi-host daemon is running"):
         request_sync(daemon.socket_path, "system:health")
+
+
+@pytest.mark.slow
+def test_the_log_says_where_the_daemon_listens_and_which_plugins_run(shared_daemon):
+    log = shared_daemon.log()
+    assert f"ready: pid {shared_daemon.proc.pid}, socket {shared_daemon.socket_path}" in log
+    for name in ("health", "state", "history", "plugins", "metrics", "unix_socket"):
+        assert re.search(rf"running {name} \S+ from builtin ksi_plugins_builtin\.", log), name
+    assert f"running daemon_events 1.0 from path {DAEMON_EVENTS}" in log
+    assert "not running" not in log
+
+
+@pytest.mark.slow
+def test_send_system_health_answers(shared_daemon):
+    done = shared_daemon.send("system:health")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["status"] == "healthy"
+    assert answer["plugins"] == {"total": 7, "running": 7}
+
+
+@pytest.mark.slow
+def test_send_plugin_list_shows_the_running_plan(shared_daemon):
+    done = shared_daemon.send("plugin:list")
+    assert done.returncode == 0, done.stderr
+    plugins = {p["name"]: p for p in json.loads(done.stdout)["plugins"]}
+    assert {p["status"] for p in plugins.values()} == {"running"}
+    assert plugins["daemon_events"]["origin"] == f"path {DAEMON_EVENTS}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [("test:raise", "INTERNAL_ERROR"), ("nobody:home", "NO_HANDLER")],
+)
+def test_send_exits_1_on_an_error_reply(shared_daemon, event, code):
+    done = shared_daemon.send(event)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["error"]["code"] == code
+
+
+@pytest.mark.slow
+def test_a_bad_server_section_stops_run_before_it_claims_the_socket(short_dir):
+    config = write_config(short_dir / "bad.toml", state=short_dir / "s.db", drain=-1)
+    daemon = DaemonProcess(short_dir)
+    done = daemon.cli(*daemon.run_args(config))
+    assert done.returncode != 0
+    assert "invalid socket settings: drain_timeout" in done.stderr
+    assert "[server] section of the config" in done.stderr
+    assert not daemon.socket_path.exists()
+
+
+@pytest.mark.slow
+def test_the_readme_commands_with_no_flags_use_the_users_own_dirs(short_dir):
+    """``ksi-host run`` and ``ksi-host send`` bare, as a new user types them."""
+    daemon = DaemonProcess(short_dir)
+    ksi_home = Path(daemon.env["KSI_HOME"])
+    proc = daemon.start("run")
+    try:
+        assert f"socket {ksi_home / 'run' / 'ksi.sock'}" in daemon.log()
+        for args in (
+            ("system:health",),
+            ("state:set", "--data", '{"key": "greeting", "value": "hello"}'),
+            ("state:get", "--data", '{"key": "greeting"}'),
+        ):
+            done = daemon.cli("send", *args)
+            assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["value"] == "hello"
+        assert (ksi_home / "data" / "state.sqlite3").is_file()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.slow
+def test_run_takes_its_socket_from_the_server_section_without_socket(short_dir):
+    socket_path = short_dir / "elsewhere" / "k.sock"
+    config = write_config(
+        short_dir / "ksi.toml",
+        state=short_dir / "s.db",
+        extra=f"socket_path = {json.dumps(str(socket_path))}\n",
+    )
+    daemon = DaemonProcess(short_dir)
+    proc = daemon.start("run", "--config", str(config))
+    try:
+        assert f"socket {socket_path}" in daemon.log()
+        done = daemon.cli("send", "system:health", "--socket", str(socket_path))
+        assert done.returncode == 0, done.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        daemon.stop()
+    assert not socket_path.exists()

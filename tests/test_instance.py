@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from ksi_host._client import request_sync
+from ksi_host._client import DaemonNotRunning, request_sync
 from ksi_host._instance import (
     AlreadyRunning,
     Instance,
@@ -120,9 +120,12 @@ def test_default_socket_path_follows_ksi_socket_then_ksi_home(tmp_path):
 def test_a_second_daemon_refuses_to_start_and_the_first_keeps_serving(daemon_factory):
     first = daemon_factory()
     proc = first.start()
-    second = daemon_factory().start(wait=False)
-    assert second.wait(timeout=20) == 1
-    assert f"already running (pid {proc.pid})" in second.stderr.read()
+    inode = first.socket_path.stat().st_ino
+    second = daemon_factory()
+    assert second.start(wait=False).wait(timeout=30) == 1
+    assert f"already running (pid {proc.pid})" in second.log()
+    assert "running health" not in second.log()
+    assert first.socket_path.stat().st_ino == inode
     assert request_sync(first.socket_path, "system:health")["status"] == "healthy"
 
 
@@ -135,7 +138,11 @@ def test_a_daemon_killed_with_sigkill_leaves_a_stale_socket_that_the_next_replac
     first.proc.wait()
     assert first.socket_path.exists()
     assert first.socket_path.with_name("ksi.sock.lock").exists()
-    daemon_factory().start()
+    with pytest.raises(DaemonNotRunning):
+        request_sync(first.socket_path, "system:health")
+    second = daemon_factory()
+    second.start()
+    assert f"ready: pid {second.proc.pid}" in second.log()
     assert request_sync(first.socket_path, "system:health")["status"] == "healthy"
 
 

@@ -2,27 +2,28 @@
 
 Each server runs in its own process; the client load is the same for both: one
 closed-loop client (latency p50/p99) and 32 concurrent closed-loop clients
-(requests/s), sending ``system:health``. The daemon side is the real socket
-transport plugin and the built-in health plugin on a ksi_host PluginManager.
+(requests/s), sending ``system:health``. The daemon side is the real thing:
+``python -m ksi_host run`` with every built-in plugin, in a tmp HOME/KSI_HOME.
 Run it alone with ``python tests/benchmarks/bench_daemon.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
+import os
 import shutil
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-from ksi_host._protocol import error_data
-from ksi_host.plugin_manager import PluginManager
-from ksi_plugins_builtin.health import HealthPlugin
-from ksi_plugins_builtin.transport.unix_socket import UnixSocketTransport
 
 REQUEST = b'{"event": "system:health", "data": {}, "correlation_id": "1"}\n'
 LATENCY_REQUESTS = 3000
@@ -47,30 +48,51 @@ async def _floor_server(path: str, ready: Any) -> None:
         await server.serve_forever()
 
 
-async def _daemon_server(path: str, ready: Any) -> None:
-    manager = PluginManager()
-    health, transport = HealthPlugin(), UnixSocketTransport()
-    for plugin in (health, transport):
-        manager.register(plugin)
-
-    async def dispatch(event_name: str, data: dict[str, Any]) -> Any:
-        for answer in manager.pm.hook.ksi_handle_event(
-            event_name=event_name, data=data, context=None
-        ):
-            if answer is not None:
-                return answer
-        return error_data("NO_HANDLER", event_name)
-
-    transport.attach(dispatch)
-    transport.ksi_plugin_context({"config": {"unix_socket": {"socket_path": path}}})
-    health.ksi_startup()
-    await transport.ksi_startup()
-    ready.set()
-    await asyncio.Event().wait()
+def _serve_floor(path: str, ready: Any) -> None:
+    asyncio.run(_floor_server(path, ready))
 
 
-def _serve(kind: str, path: str, ready: Any) -> None:
-    asyncio.run((_floor_server if kind == "floor" else _daemon_server)(path, ready))
+@contextlib.contextmanager
+def _floor(run_dir: Path) -> Iterator[str]:
+    path = str(run_dir / "ksi.sock")
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(target=_serve_floor, args=(path, ready), daemon=True)
+    server.start()
+    try:
+        if not ready.wait(20):
+            raise RuntimeError("the floor server did not start")
+        yield path
+    finally:
+        server.terminate()
+        server.join()
+
+
+@contextlib.contextmanager
+def _daemon(run_dir: Path) -> Iterator[str]:
+    """``ksi-host run`` with the built-ins, its home and socket in ``run_dir``."""
+    path = run_dir / "ksi.sock"
+    home = run_dir / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KSI_", "XDG_"))}
+    env.update(HOME=str(home), KSI_HOME=str(home / ".ksi"))
+    log = run_dir / "daemon.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ksi_host", "run", "--socket", str(path)],
+            stdout=out,
+            stderr=out,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "ready: pid" not in log.read_text():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the daemon did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield str(path)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        if server.wait(timeout=30) != 0:
+            raise RuntimeError(f"the daemon did not stop cleanly:\n{log.read_text()}")
 
 
 async def _latencies(path: str) -> list[float]:
@@ -105,18 +127,9 @@ async def _throughput(path: str) -> float:
 def _measure(kind: str, directory: Path) -> dict[str, float]:
     run_dir = directory / kind
     run_dir.mkdir(mode=0o700, parents=True)
-    path = str(run_dir / "ksi.sock")
-    ready = multiprocessing.Event()
-    server = multiprocessing.Process(target=_serve, args=(kind, path, ready), daemon=True)
-    server.start()
-    try:
-        if not ready.wait(20):
-            raise RuntimeError(f"the {kind} server did not start")
+    with (_floor if kind == "floor" else _daemon)(run_dir) as path:
         latencies = asyncio.run(_latencies(path))
         rate = asyncio.run(_throughput(path))
-    finally:
-        server.terminate()
-        server.join()
     ordered = sorted(latencies)
     return {
         "p50_us": statistics.median(ordered) * 1e6,
