@@ -7,25 +7,27 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 
 from ksi_host import __version__
 from ksi_host._catalog import event_catalog, render_catalog
 from ksi_host._client import DEFAULT_TIMEOUT, request_sync
-from ksi_host._config import load_config
+from ksi_host._config import HostConfig, load_config
 from ksi_host._daemon import run_daemon
 from ksi_host._doctor import diagnose
 from ksi_host._doctor_isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
 from ksi_host._doctor_report import render_text as render_doctor
-from ksi_host._instance import default_socket_path
+from ksi_host._paths import KsiPaths
 from ksi_host._pipeline import boot, plan_for
 from ksi_host._plans_report import plan_report, render_text
 from ksi_host._server import ServerConfig
 from ksi_host.errors import KsiError
 
 __all__ = ["cli", "main"]
+
+logger: Final = logging.getLogger("ksi_host.cli")
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -100,15 +102,31 @@ SOCKET_OPTION = click.option(
     "--socket",
     "socket_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KSI_SOCKET",
-    help="The daemon's socket [env KSI_SOCKET; default: ksi.sock in the run dir].",
+    default=None,
+    help="The daemon's socket (default: $KSI_SOCKET, else socket_path in the config's "
+    "[server] section, else ksi.sock in the run dir).",
 )
+
+_SERVER_SECTION = "[server] section of the config"
+
+
+def _server_config(config: HostConfig, socket_path: Path | None) -> ServerConfig:
+    """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
+    return ServerConfig.from_section(config.server, where=_SERVER_SECTION, socket_path=socket_path)
 
 
 @cli.command()
 @SOCKET_OPTION
 @CONFIG_OPTION
 @PLUGIN_PATH_OPTION
+@click.option(
+    "--state-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KSI_STATE_DB",
+    default=None,
+    help="The state plugin's SQLite file [env KSI_STATE_DB; default: path in the config's "
+    "[state] section, else state.sqlite3 in the data dir].",
+)
 @click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS, case_sensitive=False),
@@ -120,6 +138,7 @@ def run(
     socket_path: Path | None,
     config_file: Path | None,
     plugin_paths: tuple[str, ...],
+    state_db: Path | None,
     log_level: str,
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
@@ -129,15 +148,25 @@ def run(
     )
     try:
         config = load_config(config_file)
-        server = ServerConfig.from_section(config.server, where="[server] section of the config")
-        if socket_path is not None:
-            server = server.model_copy(update={"socket_path": socket_path})
+        _log_config_file(config_file)
+        server = _server_config(config, socket_path)
+        if state_db is not None:
+            state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
+            config = config.model_copy(update={"state": state})
         host = boot(config, paths=plugin_paths)
         code = asyncio.run(run_daemon(host.start, host.stop, server))
     except KsiError as exc:
         click.echo(exc.render(), err=True)
         raise SystemExit(exc.exit_code) from None
     raise SystemExit(code)
+
+
+def _log_config_file(config_file: Path | None) -> None:
+    file = config_file or KsiPaths.from_env().config_file
+    if file.is_file():
+        logger.info("config %s", file)
+    else:
+        logger.info("config %s not found: using the defaults", file)
 
 
 def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[str, Any]:
@@ -158,6 +187,7 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
     "--data", callback=_parse_data, default="{}", show_default=True, help="The event's data."
 )
 @SOCKET_OPTION
+@CONFIG_OPTION
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -171,11 +201,17 @@ def send(
     event: str,
     data: dict[str, Any],
     socket_path: Path | None,
+    config_file: Path | None,
     timeout: float,
 ) -> None:
-    """Send EVENT to the running daemon and print its answer as JSON."""
+    """Send EVENT to the running daemon and print its answer as JSON.
+
+    Finds the socket as ``ksi-host run`` does, so the same flags, environment and
+    config reach the same daemon.
+    """
     try:
-        answer = request_sync(socket_path or default_socket_path(), event, data, timeout)
+        server = _server_config(load_config(config_file), socket_path)
+        answer = request_sync(server.socket_path, event, data, timeout)
     except KsiError as exc:
         click.echo(exc.render(), err=True)
         ctx.exit(exc.exit_code)

@@ -67,18 +67,45 @@ class ServerConfig(BaseModel):
         return value
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any], *, where: str) -> ServerConfig:
-        """Build from a config section, turning pydantic's error into a :class:`ConfigError`."""
+    def from_section(
+        cls,
+        section: Mapping[str, Any],
+        *,
+        where: str,
+        socket_path: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ServerConfig:
+        """The one place the socket is chosen, so ``run``, ``send`` and the transport agree.
+
+        ``socket_path`` (``--socket``), else ``$KSI_SOCKET``, else the section's
+        ``socket_path`` (the file or ``KSI_SERVER__SOCKET_PATH``), else ``ksi.sock`` in the
+        run dir. A bad section is a :class:`ConfigError` naming the keys.
+        """
+        env = os.environ if env is None else env
+        values = dict(section)
+        socket_from = where
+        if socket_path is not None:
+            values["socket_path"], socket_from = socket_path, "--socket"
+        elif env.get("KSI_SOCKET"):
+            values["socket_path"], socket_from = (
+                env["KSI_SOCKET"],
+                "environment variable KSI_SOCKET",
+            )
+        elif "socket_path" not in values:
+            values["socket_path"] = default_socket_path(env)
         try:
-            return cls.model_validate(dict(section))
+            return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}"
                 for err in exc.errors()
             )
+            wheres = [
+                socket_from if err["loc"] == ("socket_path",) else where for err in exc.errors()
+            ]
             raise ConfigError(
                 what=f"invalid socket settings: {problems}",
-                where=where,
+                where="; ".join(dict.fromkeys(wheres)),
                 hint="allowed keys: " + ", ".join(cls.model_fields),
             ) from None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,6 +27,8 @@ from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
 __all__ = ["MAX_KEY", "StatePlugin", "StateStore", "plugin"]
+
+logger: Final = logging.getLogger("ksi_plugins_builtin.state")
 
 MAX_KEY: Final = 1024
 MAX_LIST: Final = 10_000
@@ -156,6 +159,7 @@ class StatePlugin(BasePlugin):
     def ksi_startup(self) -> dict[str, str]:
         path = self._path or _configured_path(None)
         self._store = StateStore(path)
+        logger.info("state database %s", path)
         return {"status": "plugin_started", "path": str(path)}
 
     @hookimpl

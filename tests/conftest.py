@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -407,6 +408,31 @@ class LineClient:
         self.writer.close()
         with contextlib.suppress(OSError):
             await self.writer.wait_closed()
+
+
+def connect_as_uid(uid: int, path: Path, payload: bytes = b"") -> bytes:
+    """Fork a child that drops to ``uid``, sends ``payload`` and returns the first line it reads."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            os.close(read_end)
+            os.setgid(uid)
+            os.setuid(uid)
+            with socket.socket(socket.AF_UNIX) as peer:
+                peer.connect(str(path))
+                with contextlib.suppress(OSError):
+                    peer.sendall(payload)
+                os.write(write_end, peer.makefile("rb").readline())
+        except OSError as exc:
+            os.write(write_end, repr(exc).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        line = pipe.read()
+    os.waitpid(pid, 0)
+    return line
 
 
 def error_code(answer: dict[str, Any]) -> str | None:

@@ -23,6 +23,9 @@ from ksi_host._client import (
 from ksi_host._protocol import error_data
 from ksi_host._server import ServerConfig, SocketServer
 
+# ``ksi-host send`` reads the config as ``run`` does: never the real home's.
+pytestmark = pytest.mark.usefixtures("ksi_home")
+
 
 async def dispatch(event: str, data: dict[str, Any]) -> dict[str, Any]:
     if event == "test:sleep":

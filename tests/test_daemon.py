@@ -199,7 +199,8 @@ def test_the_readme_commands_with_no_flags_use_the_users_own_dirs(short_dir):
 
 
 @pytest.mark.slow
-def test_run_takes_its_socket_from_the_server_section_without_socket(short_dir):
+def test_run_and_send_find_the_socket_the_config_names(short_dir):
+    """A socket set only in ``[server]`` is reached by ``send`` with that config, no --socket."""
     socket_path = short_dir / "elsewhere" / "k.sock"
     config = write_config(
         short_dir / "ksi.toml",
@@ -207,13 +208,66 @@ def test_run_takes_its_socket_from_the_server_section_without_socket(short_dir):
         extra=f"socket_path = {json.dumps(str(socket_path))}\n",
     )
     daemon = DaemonProcess(short_dir)
-    proc = daemon.start("run", "--config", str(config))
+    daemon.env["KSI_CONFIG"] = str(config)
+    proc = daemon.start("run")
     try:
         assert f"socket {socket_path}" in daemon.log()
-        done = daemon.cli("send", "system:health", "--socket", str(socket_path))
-        assert done.returncode == 0, done.stderr
+        assert f"config {config}" in daemon.log()
+        for env in ({}, {"KSI_CONFIG": ""}):
+            args = ("--config", str(config)) if env else ()
+            daemon.env.update(env)
+            done = daemon.cli("send", "system:health", *args)
+            assert done.returncode == 0, done.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
         daemon.stop()
     assert not socket_path.exists()
+
+
+@pytest.mark.slow
+def test_ksi_server_socket_path_reaches_run_and_send_alike(short_dir):
+    daemon = DaemonProcess(short_dir)
+    socket_path = short_dir / "env" / "k.sock"
+    daemon.env["KSI_SERVER__SOCKET_PATH"] = str(socket_path)
+    proc = daemon.start("run")
+    try:
+        assert f"socket {socket_path}" in daemon.log()
+        done = daemon.cli("send", "system:health")
+        assert done.returncode == 0, done.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_the_state_db_is_set_by_flag_or_ksi_state_db_and_logged(short_dir, how):
+    daemon = DaemonProcess(short_dir)
+    db = short_dir / "elsewhere" / "my.sqlite3"
+    args = ["run", "--log-level", "warning"]
+    if how == "flag":
+        args += ["--state-db", str(db)]
+    else:
+        daemon.env["KSI_STATE_DB"] = str(db)
+    proc = daemon.start(*args, wait=False)
+    try:
+        for _ in range(300):
+            done = daemon.cli("send", "state:set", "--data", '{"key": "k", "value": 1}')
+            if done.returncode == 0:
+                break
+            assert proc.poll() is None, daemon.log()
+            time.sleep(0.1)
+        assert done.returncode == 0, done.stderr
+        assert db.is_file()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        daemon.stop()
+    assert " INFO " not in daemon.log(), "--log-level warning still logs INFO lines"
+
+
+@pytest.mark.slow
+def test_the_log_says_where_the_state_database_is(shared_daemon):
+    assert f"state database {shared_daemon.root / 'state.db'}" in shared_daemon.log()

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import stat
 import time
 from collections.abc import Awaitable, Callable
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LineClient, error_code
+from conftest import LineClient, connect_as_uid, error_code
 
 from ksi_host._protocol import error_data
 from ksi_host._server import ServerConfig, SocketServer
@@ -332,29 +331,6 @@ def test_socket_is_0600_in_a_0700_dir_from_the_start(sock_path):
         os.umask(umask)
 
 
-def _connect_as(uid: int, path: Path) -> bytes:
-    """Fork a child that drops to ``uid`` and returns the first line the server sends it."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        try:
-            os.close(read_end)
-            os.setgid(uid)
-            os.setuid(uid)
-            with socket.socket(socket.AF_UNIX) as peer:
-                peer.connect(str(path))
-                os.write(write_end, peer.makefile("rb").readline())
-        except OSError as exc:
-            os.write(write_end, repr(exc).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        line = pipe.read()
-    os.waitpid(pid, 0)
-    return line
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another uid")
 def test_a_peer_with_another_uid_is_refused_even_when_permissions_let_it_in(sock_path):
     async def body(server, dispatcher):
@@ -362,7 +338,9 @@ def test_a_peer_with_another_uid_is_refused_even_when_permissions_let_it_in(sock
         sock_path.parent.parent.chmod(0o711)
         sock_path.parent.chmod(0o711)
         sock_path.chmod(0o666)
-        line = await asyncio.get_running_loop().run_in_executor(None, _connect_as, 65534, sock_path)
+        line = await asyncio.get_running_loop().run_in_executor(
+            None, connect_as_uid, 65534, sock_path
+        )
         reply = json.loads(line)
         assert error_code(reply["data"]) == "PEER_REFUSED"
         assert "not uid 65534" in reply["data"]["error"]["message"]
@@ -385,3 +363,32 @@ def test_server_config_errors_name_the_section_and_the_keys(tmp_path):
 def test_a_socket_path_over_the_kernel_limit_is_a_config_error():
     with pytest.raises(ConfigError, match="at most 107 bytes"):
         ServerConfig.from_section({"socket_path": "/tmp/" + "x" * 200}, where="[unix_socket]")
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "section", "expected"),
+    [
+        ("/f/k.sock", {"KSI_SOCKET": "/e/k.sock"}, {"socket_path": "/c/k.sock"}, "/f/k.sock"),
+        (None, {"KSI_SOCKET": "/e/k.sock"}, {"socket_path": "/c/k.sock"}, "/e/k.sock"),
+        (None, {"KSI_SOCKET": ""}, {"socket_path": "/c/k.sock"}, "/c/k.sock"),
+        (None, {"KSI_HOME": "/h"}, {}, "/h/run/ksi.sock"),
+    ],
+)
+def test_the_socket_is_the_flag_then_ksi_socket_then_the_section_then_the_run_dir(
+    flag, env, section, expected
+):
+    config = ServerConfig.from_section(
+        section, where="[server]", socket_path=flag and Path(flag), env=env
+    )
+    assert config.socket_path == Path(expected)
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "where"),
+    [("/tmp/" + "x" * 200, {}, "--socket"), (None, {"KSI_SOCKET": "/" + "x" * 200}, "KSI_SOCKET")],
+)
+def test_a_bad_socket_path_names_where_it_came_from(flag, env, where):
+    with pytest.raises(ConfigError) as info:
+        ServerConfig.from_section({}, where="[server]", socket_path=flag and Path(flag), env=env)
+    assert where in info.value.render()
+    assert "[server]" not in info.value.render()
