@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES, Reply
+from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES, ErrorData, Reply
 from ksi_host.errors import KsiError
 
 __all__ = [
@@ -142,9 +142,10 @@ def _decode(path: Path, raw: bytes) -> Reply:
 
 
 def _code(answer: dict[str, Any]) -> str | None:
-    error = answer.get("error")
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
+    try:
+        return ErrorData.model_validate(answer).error.code
+    except ValidationError:
+        return None
 
 
 def request_sync(

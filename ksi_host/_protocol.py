@@ -79,7 +79,9 @@ class ErrorCode(str, Enum):
     PEER_REFUSED = "PEER_REFUSED"
     IDLE_TIMEOUT = "IDLE_TIMEOUT"
     SHUTTING_DOWN = "SHUTTING_DOWN"
-    # The request was read but could not be answered.
+    # The request was read but could not be answered (the host's dispatch or a handler).
+    NO_HANDLER = "NO_HANDLER"
+    BLOCKED = "BLOCKED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     INVALID_INPUT = "INVALID_INPUT"
     UNAVAILABLE = "UNAVAILABLE"

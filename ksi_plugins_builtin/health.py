@@ -11,6 +11,7 @@ from ksi_host import __version__
 from ksi_host._lifecycle import Host
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_plugins_builtin._host import host_in
 
 __all__ = ["HealthPlugin", "plugin", "plugin_counts"]
 
@@ -39,8 +40,7 @@ class HealthPlugin(BasePlugin):
 
     @hookimpl
     def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        host = context.get("host")
-        self._host = host if isinstance(host, Host) else None
+        self._host = host_in(context)
 
     @hookimpl
     def ksi_startup(self) -> dict[str, str]:

@@ -6,9 +6,10 @@ from typing import Any
 
 from ksi_host import __version__
 from ksi_host._lifecycle import Host
-from ksi_host._protocol import ErrorCode, error_data, jsonable
+from ksi_host._protocol import jsonable
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_plugins_builtin._host import host_in, no_host
 
 __all__ = ["MetricsPlugin", "plugin"]
 
@@ -29,8 +30,7 @@ class MetricsPlugin(BasePlugin):
 
     @hookimpl
     def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        host = context.get("host")
-        self._host = host if isinstance(host, Host) else None
+        self._host = host_in(context)
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
@@ -40,11 +40,7 @@ class MetricsPlugin(BasePlugin):
 
     async def _collect(self) -> dict[str, Any]:
         if self._host is None:
-            return error_data(
-                ErrorCode.UNAVAILABLE,
-                "system:metrics needs a ksi_host Host in the plugin context (context['host']); "
-                "run the plugin under ksi-host run or a Host, not on a bare PluginManager",
-            )
+            return no_host("system:metrics")
         return {"metrics": jsonable(await self._host.metrics())}
 
 

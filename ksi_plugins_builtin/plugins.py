@@ -6,9 +6,9 @@ from typing import Any
 
 from ksi_host import __version__
 from ksi_host._lifecycle import Host
-from ksi_host._protocol import ErrorCode, error_data
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_plugins_builtin._host import host_in, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
 
@@ -29,19 +29,14 @@ class PluginsPlugin(BasePlugin):
 
     @hookimpl
     def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        host = context.get("host")
-        self._host = host if isinstance(host, Host) else None
+        self._host = host_in(context)
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
         if event_name != "plugin:list":
             return None
         if self._host is None:
-            return error_data(
-                ErrorCode.UNAVAILABLE,
-                "plugin:list needs a ksi_host Host in the plugin context (context['host']); "
-                "run the plugin under ksi-host run or a Host, not on a bare PluginManager",
-            )
+            return no_host("plugin:list")
         return {"plugins": [status.as_dict() for status in self._host.status()]}
 
 

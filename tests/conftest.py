@@ -535,10 +535,11 @@ def daemon_factory(short_dir: Path) -> Iterator[Callable[..., DaemonProcess]]:
         daemon.stop()
 
 
-@pytest.fixture(scope="module")
-def shared_daemon() -> Iterator[DaemonProcess]:
-    """One running daemon for a module's tests that do not disturb each other."""
+@contextlib.contextmanager
+def running_daemon(server: str = "") -> Iterator[DaemonProcess]:
+    """A daemon in its own /tmp dir, with ``server`` lines added to its ``[server]`` section."""
     root = Path(tempfile.mkdtemp(prefix="ksi-", dir="/tmp"))
+    write_config(root / "ksi.toml", state=root / "state.db", extra=server)
     daemon = DaemonProcess(root)
     daemon.start()
     try:
@@ -546,6 +547,13 @@ def shared_daemon() -> Iterator[DaemonProcess]:
     finally:
         daemon.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shared_daemon() -> Iterator[DaemonProcess]:
+    """One running daemon for a module's tests that do not disturb each other."""
+    with running_daemon() as daemon:
+        yield daemon
 
 
 # --- doctor ---

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DaemonProcess, connect_as_uid, error_code, write_config
+from conftest import DaemonProcess, connect_as_uid, error_code, running_daemon
 
 pytestmark = pytest.mark.slow
 
@@ -59,15 +57,8 @@ class Conn:
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[DaemonProcess]:
-    root = Path(tempfile.mkdtemp(prefix="ksi-", dir="/tmp"))
-    write_config(root / "ksi.toml", state=root / "state.db", extra=LIMITS)
-    daemon = DaemonProcess(root)
-    daemon.start()
-    try:
+    with running_daemon(LIMITS) as daemon:
         yield daemon
-    finally:
-        daemon.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
