@@ -434,7 +434,7 @@ def honest_plugins(draw: st.DrawFn) -> list[Honest]:
 def test_routing_gives_the_same_results_as_broadcasting(make_plan, plugins, events):
     async def main() -> tuple[list[Any], list[Any]]:
         async with Host(make_plan(*plugins)) as host:
-            broadcast = Dispatcher(host.manager.pm, host.context, host.bus, routing=False)
+            broadcast = Dispatcher(host.manager.pm, host.context_for, host.bus, routing=False)
             routed = [await host.dispatch(name, dict(data)) for name, data in events]
             everyone = [await broadcast.dispatch(name, dict(data)) for name, data in events]
             return routed, everyone

@@ -111,6 +111,100 @@ def test_a_failing_shutdown_does_not_stop_the_others(scripted_plugin, make_plan)
     run(host)
     assert [p for p, hook in log if hook == "ksi_shutdown"] == ["c", "b", "a"]
     assert set(states(host).values()) == {"stopped"}
+    reasons = {s.name: s.reason for s in host.status()}
+    assert reasons["a"] is None
+    assert reasons["c"] is None
+    assert reasons["b"].code == "shutdown-failed"
+    assert (
+        reasons["b"].message
+        == "plugin 'b' raised RuntimeError in ksi_shutdown: b broke in ksi_shutdown"
+    )
+    assert "Traceback (most recent call last)" in reasons["b"].traceback
+
+
+class Hanging(BasePlugin):
+    """Awaits forever in one lifecycle hook, as a plugin stuck on a dead server would."""
+
+    def __init__(self, name: str, hook: str, dependencies: tuple[str, ...] = ()) -> None:
+        super().__init__(PluginMetadata(name=name, dependencies=list(dependencies)))
+        self.hook = hook
+        self.cancelled = False
+
+    async def _maybe_hang(self, hook: str) -> None:
+        if hook == self.hook:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+
+    @hookimpl
+    async def ksi_plugin_context(self, context):
+        await self._maybe_hang("ksi_plugin_context")
+
+    @hookimpl
+    async def ksi_startup(self):
+        await self._maybe_hang("ksi_startup")
+
+    @hookimpl
+    async def ksi_shutdown(self):
+        await self._maybe_hang("ksi_shutdown")
+
+
+FAST = HostConfig(host={"startup_timeout": 0.05, "shutdown_timeout": 0.05})
+
+
+@pytest.mark.parametrize(
+    ("hook", "code"), [("ksi_plugin_context", "context-failed"), ("ksi_startup", "startup-failed")]
+)
+def test_a_plugin_hanging_at_start_times_out_with_its_dependents(
+    scripted_plugin, make_plan, hook, code
+):
+    stuck = Hanging("stuck", hook)
+    needy = scripted_plugin("needy", dependencies=["stuck"])
+    other = scripted_plugin("other", answers={"x:y": "other"})
+    host = Host(make_plan(stuck, needy, other, requires={"needy": ("stuck",)}), FAST)
+
+    async def main() -> Any:
+        await host.start()
+        during = states(host), await host.dispatch("x:y", {})
+        await host.stop()
+        return during
+
+    running, reply = asyncio.run(asyncio.wait_for(main(), 10))
+    assert running == {"stuck": "failed", "needy": "failed", "other": "running"}
+    assert reply == "other"
+    status = {s.name: s for s in host.status()}
+    reason = status["stuck"].reason
+    assert reason.code == code
+    assert reason.message == f"plugin 'stuck' did not finish {hook} within 0.05 s"
+    assert "raise [host] startup_timeout" in reason.hint
+    assert "_maybe_hang" in reason.traceback  # where it was stuck
+    assert stuck.cancelled
+    assert status["needy"].reason.code == "dependency-failed"
+    assert status["other"].status == "stopped"
+
+
+def test_a_plugin_hanging_at_shutdown_is_recorded_and_the_others_stop(scripted_plugin, make_plan):
+    log: list[tuple[str, str]] = []
+    first = scripted_plugin("first", log=log)
+    stuck = Hanging("stuck", "ksi_shutdown")
+    last = scripted_plugin("last", log=log)
+    host = Host(make_plan(first, stuck, last), FAST)
+    asyncio.run(asyncio.wait_for(_start_stop(host), 10))
+    assert [p for p, hook in log if hook == "ksi_shutdown"] == ["last", "first"]
+    assert states(host) == {"first": "stopped", "stuck": "stopped", "last": "stopped"}
+    reason = host.status()[1].reason
+    assert reason.code == "shutdown-failed"
+    assert reason.message == "plugin 'stuck' did not finish ksi_shutdown within 0.05 s"
+    assert "raise [host] shutdown_timeout" in reason.hint
+    assert stuck.cancelled
+    assert not host.manager.pm.is_registered(stuck)
+
+
+async def _start_stop(host: Host) -> None:
+    async with host:
+        pass
 
 
 def test_a_plugin_raising_in_every_hook_never_takes_the_host_down(scripted_plugin, make_plan):
@@ -230,7 +324,7 @@ def test_an_invalid_config_section_is_that_plugins_problem(scripted_plugin, make
     run(host)
     [mine, other] = host.status()
     assert mine.status == "failed"
-    assert mine.reason.code == "context-failed"
+    assert mine.reason.code == "config-invalid"
     assert mine.reason.message.startswith("config section [my_plugin] does not validate: retries")
     assert "fix the [my_plugin] table" in mine.reason.hint
     assert plugin.my_setting is None
