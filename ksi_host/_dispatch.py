@@ -214,10 +214,9 @@ class Dispatcher:
             shown = " -> ".join(chain[-_SHOWN_CHAIN:])
             return self._error(
                 EMIT_TOO_DEEP,
-                f"event {event_name!r} was emitted while handling {len(chain)} nested "
-                f"emitted events (the limit is {self._max_emit_depth}; latest: {shown}); "
-                "plugins are probably emitting to each other in a loop, or raise "
-                "[host] max_emit_depth",
+                f"event {event_name!r} was emitted inside {len(chain)} nested emitted events, "
+                f"the limit (latest: {shown}); plugins that emit to each other in a loop never "
+                "end: break the loop, or raise [host] max_emit_depth if the nesting is meant",
             )
         token = _EMIT_CHAIN.set((*chain, str(event_name)))
         try:

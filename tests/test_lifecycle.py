@@ -540,3 +540,40 @@ def test_lifecycle_state_machine(scripted_plugin, make_plan):
     run_state_machine_as_test(
         Lifecycle, settings=settings(max_examples=60, stateful_step_count=8, deadline=None)
     )
+
+
+def test_each_plugin_gets_its_own_copy_of_the_config(make_plan):
+    class Meddler(BasePlugin):
+        """Changes the config it was given, in context and in a handler."""
+
+        @hookimpl
+        def ksi_plugin_context(self, context):
+            self.context = context
+            context["config"]["my_plugin"]["setting"] = "meddled"
+            context["config"]["host"]["disabled"].append("everyone")
+
+        @hookimpl
+        def ksi_handle_event(self, event_name, data, context):
+            context["config"]["my_plugin"]["retries"] = 99
+            return context is self.context
+
+    class Reader(BasePlugin):
+        @hookimpl
+        def ksi_plugin_context(self, context):
+            self.seen = context["config"]
+
+        @hookimpl
+        def ksi_handle_event(self, event_name, data, context):
+            return context["config"]
+
+    meddler = Meddler(PluginMetadata(name="meddler"))
+    reader = Reader(PluginMetadata(name="reader"))
+    config = HostConfig(my_plugin={"setting": "custom", "retries": 1})
+    [reply] = run(Host(make_plan(meddler, reader), config), ("x:y", {}))
+    [seen_by_handler, own_context] = [r["result"] for r in reply["results"]]  # last first
+    assert own_context is True  # the handler gets the plugin's own context again
+    assert reader.seen["my_plugin"] == {"setting": "custom", "retries": 1}
+    assert reader.seen["host"]["disabled"] == []
+    assert seen_by_handler is reader.seen
+    assert meddler.context["config"]["my_plugin"] == {"setting": "meddled", "retries": 99}
+    assert config.plugin_section("my_plugin") == {"setting": "custom", "retries": 1}
