@@ -121,6 +121,7 @@ class Host:
             self.bus,
             max_emit_depth=self.config.host.max_emit_depth,
         )
+        self.manager.pm.on_change(self._dispatcher.invalidate)
         # In load order: status() reads it as is (system:health asks on every call).
         self._status: dict[str, PluginStatus] = {
             spec.key: PluginStatus(spec.name, spec.key, spec.version, spec.origin, "pending")

@@ -551,3 +551,22 @@ def test_emit_depth_counts_nesting_not_events(make_plan):
             return await host.dispatch("chat:start", {})
 
     assert asyncio.run(main()) == list(range(10))
+
+
+def test_the_routes_follow_plugins_registered_and_unregistered_on_a_running_host(
+    make_plan, scripted_plugin
+):
+    first = scripted_plugin("first", answers={"x:y": "first"})
+    late = scripted_plugin("late", namespaces=["z"], answers={"x:y": "late", "z:q": "late"})
+
+    async def main() -> list[Any]:
+        async with Host(make_plan(first)) as host:
+            replies = [await host.dispatch("x:y", {}), await host.dispatch("z:q", {})]
+            host.manager.register(late)  # both routes are cached now
+            replies += [await host.dispatch("x:y", {}), await host.dispatch("z:q", {})]
+            host.manager.unregister(first)
+            replies.append(await host.dispatch("x:y", {}))
+        return replies
+
+    codes = [r["error"]["code"] if isinstance(r, dict) else r for r in asyncio.run(main())]
+    assert codes == ["first", "NO_HANDLER", "first", "late", "NO_HANDLER"]
