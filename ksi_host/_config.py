@@ -6,6 +6,9 @@ The file::
     plugin_paths = ["~/my-plugins"]     # folders searched for plugins
     disabled = ["noisy_plugin"]         # plugins that are found but not loaded
     services = { database = "sqlite" }  # chosen provider per service name
+    startup_timeout = 30.0              # seconds each plugin gets for context and startup
+    shutdown_timeout = 10.0             # seconds each plugin gets for ksi_shutdown
+    max_emit_depth = 32                 # events emitted from handlers, nested, before refusing
 
     [server]                            # the socket and its limits (ServerConfig)
     socket_path = "/run/ksi/ksi.sock"
@@ -66,6 +69,9 @@ class HostSection(BaseModel):
     plugin_paths: list[str] = Field(default_factory=list)
     disabled: list[str] = Field(default_factory=list)
     services: dict[str, str] = Field(default_factory=dict)
+    startup_timeout: float = Field(default=30.0, gt=0)
+    shutdown_timeout: float = Field(default=10.0, gt=0)
+    max_emit_depth: int = Field(default=32, ge=1)
 
 
 class HostConfig(BaseSettings):
@@ -246,6 +252,7 @@ def _translate(exc: ValidationError, file: Path, env: Mapping[str, str]) -> Conf
     return ConfigError(
         what="invalid configuration:\n" + "\n".join(f"    - {line}" for line in lines),
         where="; ".join(dict.fromkeys(wheres)),
-        hint="[host] takes plugin_paths and disabled (lists of strings) and services "
-        "(a table of service = provider)",
+        hint="[host] takes plugin_paths and disabled (lists of strings), services "
+        "(a table of service = provider), startup_timeout and shutdown_timeout (seconds, "
+        "more than 0) and max_emit_depth (1 or more)",
     )

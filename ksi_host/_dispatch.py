@@ -18,7 +18,12 @@ What :meth:`Dispatcher.dispatch` returns:
   ``INVALID_EVENT_NAME``, ``INVALID_INPUT`` (data is not an object, or a validator
   raised: its message), ``BLOCKED`` (a filter returned ``None``), ``NO_HANDLER``,
   ``INTERNAL_ERROR`` (a filter or the only handler raised; logged with its traceback,
-  the reply names the plugin but not the exception).
+  the reply names the plugin but not the exception), ``EMIT_TOO_DEEP`` (an event
+  emitted from inside handling another, nested deeper than ``max_emit_depth``: plugins
+  that emit to each other in a loop get this answer instead of recursing forever).
+
+Each plugin's handler gets its own ``context`` (see :class:`Dispatcher`), so a plugin
+that changes ``context["config"]`` changes only its own copy.
 
 Filters fail closed: a filter that raises or returns something other than a dict
 stops the event, since it may be the one that guards it.
@@ -30,6 +35,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import CoroutineType
 from typing import Any, Final, Protocol
@@ -44,6 +50,7 @@ from ksi_host.plugin_types import PluginCapabilities
 __all__ = [
     "BLOCKED",
     "DISPATCH_HOOKS",
+    "EMIT_TOO_DEEP",
     "INTERNAL_ERROR",
     "INVALID_EVENT_NAME",
     "INVALID_INPUT",
@@ -62,11 +69,16 @@ BLOCKED: Final = "BLOCKED"
 INVALID_INPUT: Final = "INVALID_INPUT"
 NO_HANDLER: Final = "NO_HANDLER"
 INTERNAL_ERROR: Final = "INTERNAL_ERROR"
+EMIT_TOO_DEEP: Final = "EMIT_TOO_DEEP"
 
 DISPATCH_HOOKS: Final = ("ksi_filter_event", "ksi_validate_event", "ksi_handle_event")
 _FILTER_ARGS: Final = ("event_name", "data")
 _HANDLE_ARGS: Final = ("event_name", "data", "context")
 _MAX_ROUTES: Final = 4096
+_SHOWN_CHAIN: Final = 6
+
+_EMIT_CHAIN: Final[ContextVar[tuple[str, ...]]] = ContextVar("ksi_emit_chain", default=())
+"""The events being emitted around the running code, outermost first; tasks inherit it."""
 
 
 def error_reply(code: str, message: str, plugin: str | None = None) -> dict[str, Any]:
@@ -108,15 +120,20 @@ class EventObserver(Protocol):
 class _Impl:
     """One plugin's implementation of an event hook, ready to call positionally."""
 
-    __slots__ = ("call", "is_async", "plugin", "stats")
+    __slots__ = ("call", "context", "is_async", "plugin", "stats")
 
     def __init__(
-        self, impl: pluggy.HookImpl, full: tuple[str, ...], stats: list[int] | None = None
+        self,
+        impl: pluggy.HookImpl,
+        full: tuple[str, ...],
+        context: EventContext,
+        stats: list[int] | None = None,
     ) -> None:
         self.plugin: Final = impl.plugin_name
         self.call: Final = _adapt(impl.function, tuple(impl.argnames), full)
         self.is_async: Final = inspect.iscoroutinefunction(impl.function)
         self.stats: Final = stats if stats is not None else [0, 0, 0]
+        self.context: Final = context
 
 
 def _adapt(function: Callable[..., Any], argnames: tuple[str, ...], full: tuple[str, ...]) -> Any:
@@ -131,6 +148,11 @@ def _adapt(function: Callable[..., Any], argnames: tuple[str, ...], full: tuple[
     return call
 
 
+def _with_caller(own: EventContext, extra: Mapping[str, Any]) -> EventContext:
+    """A plugin's own context plus the caller's entries (e.g. the connection)."""
+    return extra if isinstance(extra, EventContext) else own.extend(extra)
+
+
 @dataclass(frozen=True)
 class _Route:
     namespace: str
@@ -143,6 +165,7 @@ class _Route:
 class Dispatcher:
     """The event pipeline over one pluggy manager, with a routing index per event name.
 
+    ``context_for(plugin_name)`` gives the context a plugin's handler receives.
     ``routing=False`` calls every implementation as pluggy would; the routing property
     test compares both, and it helps find a plugin that handles events it never declared.
     """
@@ -150,15 +173,17 @@ class Dispatcher:
     def __init__(
         self,
         pm: pluggy.PluginManager,
-        context: EventContext,
+        context_for: Callable[[str], EventContext],
         observer: EventObserver,
         *,
         routing: bool = True,
+        max_emit_depth: int = 32,
     ) -> None:
         self._pm = pm
-        self._context = context
+        self._context_for = context_for
         self._observer = observer
         self._routing = routing
+        self._max_emit_depth = max_emit_depth
         self._capabilities: dict[str, PluginCapabilities] = {}
         self._routes: dict[str, _Route] = {}
         self._events: dict[str, list[int]] = {}
@@ -176,6 +201,28 @@ class Dispatcher:
     def invalidate(self) -> None:
         """Forget cached routes; call after registering or unregistering plugins."""
         self._routes.clear()
+
+    async def emit(
+        self,
+        event_name: str,
+        data: dict[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Dispatch an event a plugin sent, unless it is nested too deep in other emits."""
+        chain = _EMIT_CHAIN.get()
+        if len(chain) >= self._max_emit_depth:
+            shown = " -> ".join(chain[-_SHOWN_CHAIN:])
+            return self._error(
+                EMIT_TOO_DEEP,
+                f"event {event_name!r} was emitted inside {len(chain)} nested emitted events, "
+                f"the limit (latest: {shown}); plugins that emit to each other in a loop never "
+                "end: break the loop, or raise [host] max_emit_depth if the nesting is meant",
+            )
+        token = _EMIT_CHAIN.set((*chain, str(event_name)))
+        try:
+            return await self.dispatch(event_name, data, context)
+        finally:
+            _EMIT_CHAIN.reset(token)
 
     async def dispatch(
         self,
@@ -233,16 +280,16 @@ class Dispatcher:
                 return self._error(INVALID_INPUT, str(exc) or type(exc).__name__, impl.plugin)
         if self._observer.record(event_name, route.namespace, data):
             await self._observer.notify(event_name, data)
-        if context is None:
-            context = self._context
-        elif not isinstance(context, EventContext):
-            context = self._context.extend(context)
         answers: list[tuple[str, Any, bool]] = []
         for impl in route.handlers:
             stats = impl.stats  # [calls, errors, nanoseconds], shared per plugin
             start = time.perf_counter_ns()
             try:
-                result = impl.call(event_name, data, context)
+                result = impl.call(
+                    event_name,
+                    data,
+                    impl.context if context is None else _with_caller(impl.context, context),
+                )
                 if impl.is_async or type(result) is CoroutineType:
                     result = await result
             except Exception:
@@ -297,7 +344,12 @@ class Dispatcher:
         filters = self._select(hooks.ksi_filter_event, namespace, event_name)
         validators = self._select(hooks.ksi_validate_event, namespace, event_name)
         handlers = tuple(
-            _Impl(impl, _HANDLE_ARGS, self._handler_stats.setdefault(impl.plugin_name, [0, 0, 0]))
+            _Impl(
+                impl,
+                _HANDLE_ARGS,
+                self._context_for(impl.plugin_name),
+                self._handler_stats.setdefault(impl.plugin_name, [0, 0, 0]),
+            )
             for impl in self._routed(hooks.ksi_handle_event, namespace, event_name)
         )
         route = _Route(
@@ -316,7 +368,8 @@ class Dispatcher:
         self, caller: pluggy.HookCaller, namespace: str, event_name: str
     ) -> tuple[_Impl, ...]:
         return tuple(
-            _Impl(impl, _FILTER_ARGS) for impl in self._routed(caller, namespace, event_name)
+            _Impl(impl, _FILTER_ARGS, self._context_for(impl.plugin_name))
+            for impl in self._routed(caller, namespace, event_name)
         )
 
     def _routed(

@@ -3,10 +3,18 @@
 ``await host.start()`` runs three passes over the plan, each in load order:
 register with pluggy (checking the plugin's config section against its
 ``config_model``), ``ksi_plugin_context``, then ``ksi_startup``. A plugin that fails
-any pass is unregistered and marked failed with its traceback, and so is every
-plugin that depends on it (``dependency-failed``); the others go on. ``await
-host.stop()`` calls ``ksi_shutdown`` in reverse load order, logging failures and
-carrying on. A host runs once: start, then stop.
+any pass (raises, or does not finish within ``[host] startup_timeout``) is
+unregistered and marked failed with its traceback, and so is every plugin that
+depends on it (``dependency-failed``); the others go on. ``await host.stop()``
+calls ``ksi_shutdown`` in reverse load order, each within ``[host]
+shutdown_timeout``; a failure is logged and kept as the stopped plugin's reason,
+and the others carry on. A host runs once: start, then stop.
+
+A timeout can only interrupt a hook that awaits: a plain function that blocks
+(``time.sleep``) blocks the whole host, as any blocking call in asyncio does.
+
+Each plugin gets its own context (``ksi_plugin_context`` and its handlers see the
+same one), with its own copy of the whole config under ``"config"``.
 
 >>> import asyncio
 >>> from ksi_host._plan import LoadPlan
@@ -19,12 +27,14 @@ carrying on. A host runs once: start, then stop.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
 import traceback
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Final, Literal
 
 from pydantic import ValidationError
@@ -102,17 +112,16 @@ class Host:
         self.plan: Final = plan
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
-        self.bus: Final = EventBus(self.dispatch, history_size=history_size)
-        self.context: Final = EventContext(
-            {
-                "event_bus": self.bus,
-                "config": self.config.as_context_dict(),
-                "emit": self.bus.emit,
-                "host": self,
-            },
-            self.bus.emit,
+        self.bus: Final = EventBus(self._emitted, history_size=history_size)
+        self._config_dict: Final = self.config.as_context_dict()
+        self._contexts: dict[str, EventContext] = {}
+        self._dispatcher: Final = Dispatcher(
+            self.manager.pm,
+            self.context_for,
+            self.bus,
+            max_emit_depth=self.config.host.max_emit_depth,
         )
-        self._dispatcher: Final = Dispatcher(self.manager.pm, self.context, self.bus)
+        self.manager.pm.on_change(self._dispatcher.invalidate)
         # In load order: status() reads it as is (system:health asks on every call).
         self._status: dict[str, PluginStatus] = {
             spec.key: PluginStatus(spec.name, spec.key, spec.version, spec.origin, "pending")
@@ -153,9 +162,9 @@ class Host:
                 self._register(spec)
         for spec in self.plan.order:
             if self._is_pending(spec):
-                await self._run_hook(spec, "ksi_plugin_context", "context-failed", self.context)
+                await self._start_hook(spec, "ksi_plugin_context", "context-failed")
         for spec in self.plan.order:
-            if self._is_pending(spec) and await self._run_hook(
+            if self._is_pending(spec) and await self._start_hook(
                 spec, "ksi_startup", "startup-failed"
             ):
                 self._set(spec.key, "running")
@@ -173,16 +182,21 @@ class Host:
         self._phase = "stopping"
         for spec in reversed(self.plan.order):
             state = self._status[spec.key].status
+            problem = None
             if state == "running":
-                for impl in self._impls(spec, "ksi_shutdown"):
-                    try:
-                        await call_hookimpl(impl)
-                    except Exception:
-                        logger.exception("plugin %r failed in ksi_shutdown", spec.name)
+                problem = await self._run_hook(
+                    spec, "ksi_shutdown", "shutdown-failed", self.config.host.shutdown_timeout
+                )
             if state in ("running", "pending"):
                 self._unregister(spec)
-                self._set(spec.key, "stopped")
+                self._set(spec.key, "stopped", problem)
         self._phase = "stopped"
+
+    async def _emitted(
+        self, event_name: str, data: dict[str, Any], context: Mapping[str, Any] | None = None
+    ) -> Any:
+        """The bus's route: dispatch, bounded in how deep emits nest."""
+        return await self._dispatcher.emit(event_name, data, context)
 
     async def dispatch(
         self,
@@ -192,6 +206,22 @@ class Host:
     ) -> Any:
         """Route one event through filter, validate and handle; see :mod:`ksi_host._dispatch`."""
         return await self._dispatcher.dispatch(event_name, data, context)
+
+    def context_for(self, plugin_name: str) -> EventContext:
+        """The context plugin ``plugin_name`` gets: the bus, ``emit``, its own config copy."""
+        context = self._contexts.get(plugin_name)
+        if context is None:
+            context = EventContext(
+                {
+                    "event_bus": self.bus,
+                    "config": copy.deepcopy(self._config_dict),
+                    "emit": self.bus.emit,
+                    "host": self,
+                },
+                self.bus.emit,
+            )
+            self._contexts[plugin_name] = context
+        return context
 
     def status(self) -> tuple[PluginStatus, ...]:
         """Every plugin of the plan in load order, then the ones the plan excluded."""
@@ -262,7 +292,7 @@ class Host:
                 for error in exc.errors()
             )
             return Reason(
-                "context-failed",
+                "config-invalid",
                 f"config section [{spec.name}] does not validate: {details}",
                 f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
             )
@@ -272,27 +302,50 @@ class Host:
         caller = getattr(self.manager.pm.hook, hook)
         return [impl for impl in caller.get_hookimpls() if impl.plugin is spec.plugin]
 
+    async def _start_hook(self, spec: PluginSpec, hook: str, code: ReasonCode) -> bool:
+        """Run a start pass hook; on failure, fail the plugin and its dependents."""
+        problem = await self._run_hook(spec, hook, code, self.config.host.startup_timeout)
+        if problem is not None:
+            self._fail(spec, problem)
+        return problem is None
+
     async def _run_hook(
-        self, spec: PluginSpec, hook: str, code: ReasonCode, context: EventContext | None = None
-    ) -> bool:
-        """Call one plugin's ``hook``; on an exception, fail it and its dependents."""
-        kwargs = {} if context is None else {"context": context}
+        self, spec: PluginSpec, hook: str, code: ReasonCode, timeout: float
+    ) -> Reason | None:
+        """Call one plugin's lifecycle ``hook`` within ``timeout``; say what went wrong, if so."""
+        kwargs = {"context": self.context_for(spec.name)} if hook == "ksi_plugin_context" else {}
         for impl in self._impls(spec, hook):
+            task = asyncio.ensure_future(call_hookimpl(impl, **kwargs))
             try:
-                await call_hookimpl(impl, **kwargs)
-            except Exception as exc:
-                logger.exception("plugin %r failed in %s", spec.name, hook)
-                self._fail(
-                    spec,
-                    Reason(
-                        code,
-                        f"plugin {spec.name!r} raised {type(exc).__name__} in {hook}: {exc}",
-                        f"fix the plugin's {hook}, or disable it in [host] disabled",
-                        traceback=traceback.format_exc(),
+                await asyncio.wait((task,), timeout=timeout)
+            except asyncio.CancelledError:
+                task.cancel()  # the host itself is being cancelled: so is the hook
+                raise
+            if not task.done():
+                stack = _suspended_at(task.get_coro())
+                task.cancel()
+                task.add_done_callback(_log_late_failure)
+                logger.error("plugin %r did not finish %s within %g s", spec.name, hook, timeout)
+                return Reason(
+                    code,
+                    f"plugin {spec.name!r} did not finish {hook} within {timeout:g} s",
+                    f"make {hook} return sooner (start long work as a task), raise "
+                    f"[host] {'shutdown' if hook == 'ksi_shutdown' else 'startup'}_timeout, "
+                    "or disable the plugin in [host] disabled",
+                    traceback=stack,
+                )
+            exc = asyncio.CancelledError() if task.cancelled() else task.exception()
+            if exc is not None:
+                logger.error("plugin %r failed in %s", spec.name, hook, exc_info=exc)
+                return Reason(
+                    code,
+                    f"plugin {spec.name!r} raised {type(exc).__name__} in {hook}: {exc}",
+                    f"fix the plugin's {hook}, or disable it in [host] disabled",
+                    traceback="".join(
+                        traceback.format_exception(type(exc), exc, exc.__traceback__)
                     ),
                 )
-                return False
-        return True
+        return None
 
     def _fail(self, spec: PluginSpec, reason: Reason) -> None:
         self._unregister(spec)
@@ -320,3 +373,24 @@ class Host:
             self._dispatcher.declare(spec.name, None)
         if isinstance(spec.plugin, TransportPlugin):
             spec.plugin.attach(None)
+
+
+def _log_late_failure(task: asyncio.Future[Any]) -> None:
+    """A timed-out hook that raised something other than the cancellation: log, not warn."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error(
+            "a timed-out plugin hook failed after it was cancelled", exc_info=task.exception()
+        )
+
+
+def _suspended_at(coro: object) -> str:
+    """Where a stuck coroutine waits, through every coroutine it awaits (a traceback's shape)."""
+    frames: list[tuple[FrameType, int]] = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append((frame, frame.f_lineno))
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    lines = traceback.StackSummary.extract(frames).format()
+    return "Stuck here (most recent call last):\n" + "".join(lines)

@@ -38,9 +38,11 @@ ReasonCode = Literal[
     "cycle",
     "ambiguous-service",
     "dependency-excluded",
+    "config-invalid",
     "context-failed",
     "startup-failed",
     "dependency-failed",
+    "shutdown-failed",
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 import pluggy
@@ -36,6 +37,21 @@ class KsiPluggyManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(hookspecs.PROJECT_NAME)
         self.add_hookspecs(hookspecs)
+        self._on_change: list[Callable[[], None]] = []
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every register and unregister (the host's routes cache)."""
+        self._on_change.append(callback)
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
+        """pluggy's unregister, then tell who watches the registry."""
+        removed = super().unregister(plugin, name)
+        self._changed()
+        return removed
+
+    def _changed(self) -> None:
+        for callback in self._on_change:
+            callback()
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         """Register ``plugin`` under its metadata name, refusing anything pluggy would not run."""
@@ -62,6 +78,7 @@ class KsiPluggyManager(pluggy.PluginManager):
                 "or give the new one another name",
             ) from exc
         self._check_unknown_hooks(plugin, label)
+        self._changed()
         return registered
 
     def _default_name(self, plugin: object) -> str | None:

@@ -41,7 +41,14 @@ def test_a_missing_default_file_means_defaults(home):
     config = load_config(env=home)
     assert config == HostConfig()
     assert config.as_context_dict() == {
-        "host": {"plugin_paths": [], "disabled": [], "services": {}},
+        "host": {
+            "plugin_paths": [],
+            "disabled": [],
+            "services": {},
+            "startup_timeout": 30.0,
+            "shutdown_timeout": 10.0,
+            "max_emit_depth": 32,
+        },
         "server": {},
     }
 

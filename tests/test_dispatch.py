@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import event_names, not_event_names
 
+from ksi_host._config import HostConfig
 from ksi_host._dispatch import Dispatcher
 from ksi_host._lifecycle import Host
 from ksi_host.errors import InvalidEventName
@@ -434,7 +435,7 @@ def honest_plugins(draw: st.DrawFn) -> list[Honest]:
 def test_routing_gives_the_same_results_as_broadcasting(make_plan, plugins, events):
     async def main() -> tuple[list[Any], list[Any]]:
         async with Host(make_plan(*plugins)) as host:
-            broadcast = Dispatcher(host.manager.pm, host.context, host.bus, routing=False)
+            broadcast = Dispatcher(host.manager.pm, host.context_for, host.bus, routing=False)
             routed = [await host.dispatch(name, dict(data)) for name, data in events]
             everyone = [await broadcast.dispatch(name, dict(data)) for name, data in events]
             return routed, everyone
@@ -463,3 +464,109 @@ def test_wrapper_hooks_are_refused_with_a_reason(make_plan, hook):
     assert status.reason.code == "not-a-plugin"
     assert f"implements {hook} as a wrapper" in status.reason.message
     assert reply["by"] == "echo"
+
+
+# --- emits nested in handlers ---
+
+
+class PingPong(BasePlugin):
+    """Answers ``ping:*`` by emitting ``pong:*`` and back: an endless loop between two plugins."""
+
+    def __init__(self, name: str, listens: str, answers: str, *, fire_and_forget: bool) -> None:
+        super().__init__(PluginMetadata(name=name), caps(listens))
+        self.answers = answers
+        self.fire_and_forget = fire_and_forget
+        self.calls = 0
+
+    @hookimpl
+    async def ksi_handle_event(self, event_name, data, context):
+        self.calls += 1
+        follow_up = context.emit(f"{self.answers}:ball", {"hits": data.get("hits", 0) + 1})
+        if self.fire_and_forget:
+            asyncio.create_task(follow_up)  # noqa: RUF006 - the guide's event-flow pattern
+            return {"status": "sent"}
+        return await follow_up
+
+
+def ping_pong(*, fire_and_forget: bool) -> tuple[PingPong, PingPong]:
+    return (
+        PingPong("ping", "ping", "pong", fire_and_forget=fire_and_forget),
+        PingPong("pong", "pong", "ping", fire_and_forget=fire_and_forget),
+    )
+
+
+def test_emits_looping_between_plugins_stop_at_max_emit_depth(make_plan):
+    ping, pong = ping_pong(fire_and_forget=False)
+    config = HostConfig(host={"max_emit_depth": 5})
+
+    async def main() -> tuple[Any, Any]:
+        async with Host(make_plan(ping, pong), config) as host:
+            return await host.dispatch("ping:ball", {}), await host.metrics()
+
+    reply, metrics = asyncio.run(main())
+    assert reply["error"]["code"] == "EMIT_TOO_DEEP"
+    assert reply["error"]["message"] == (
+        "event 'ping:ball' was emitted inside 5 nested emitted events, the limit "
+        "(latest: pong:ball -> ping:ball -> pong:ball -> ping:ball -> pong:ball); plugins that "
+        "emit to each other in a loop never end: break the loop, or raise [host] max_emit_depth "
+        "if the nesting is meant"
+    )
+    assert (ping.calls, pong.calls) == (3, 3)  # the dispatch, then 5 emits
+    assert metrics["ksi_host"]["errors"] == {"EMIT_TOO_DEEP": 1}
+
+
+def test_fire_and_forget_emit_loops_stop_too(make_plan):
+    ping, pong = ping_pong(fire_and_forget=True)
+
+    async def main() -> Any:
+        async with Host(make_plan(ping, pong), HostConfig(host={"max_emit_depth": 8})) as host:
+            done = asyncio.create_task(host.bus.wait_for("ping:ball", lambda d: d["hits"] == 8))
+            await asyncio.sleep(0)
+            first = await host.dispatch("ping:ball", {})
+            await asyncio.wait_for(done, 5)
+            for _ in range(20):  # let the last task find the limit
+                await asyncio.sleep(0)
+            return first
+
+    assert asyncio.run(main()) == {"status": "sent"}
+    assert ping.calls + pong.calls == 9  # the dispatch and 8 emitted events, then no more
+
+
+def test_emit_depth_counts_nesting_not_events(make_plan):
+    """Many emits one after another, at the same depth, are all fine."""
+
+    class Chatty(BasePlugin):
+        @hookimpl
+        async def ksi_handle_event(self, event_name, data, context):
+            if event_name == "chat:start":
+                return [await context.emit("chat:line", {"n": n}) for n in range(10)]
+            return data["n"]
+
+    config = HostConfig(host={"max_emit_depth": 1})
+    [reply] = dispatch_all(make_plan(Chatty(PluginMetadata(name="chatty"))), ("chat:start", {}))
+    assert reply == list(range(10))
+
+    async def main() -> Any:
+        async with Host(make_plan(Chatty(PluginMetadata(name="chatty"))), config) as host:
+            return await host.dispatch("chat:start", {})
+
+    assert asyncio.run(main()) == list(range(10))
+
+
+def test_the_routes_follow_plugins_registered_and_unregistered_on_a_running_host(
+    make_plan, scripted_plugin
+):
+    first = scripted_plugin("first", answers={"x:y": "first"})
+    late = scripted_plugin("late", namespaces=["z"], answers={"x:y": "late", "z:q": "late"})
+
+    async def main() -> list[Any]:
+        async with Host(make_plan(first)) as host:
+            replies = [await host.dispatch("x:y", {}), await host.dispatch("z:q", {})]
+            host.manager.register(late)  # both routes are cached now
+            replies += [await host.dispatch("x:y", {}), await host.dispatch("z:q", {})]
+            host.manager.unregister(first)
+            replies.append(await host.dispatch("x:y", {}))
+        return replies
+
+    codes = [r["error"]["code"] if isinstance(r, dict) else r for r in asyncio.run(main())]
+    assert codes == ["first", "NO_HANDLER", "first", "late", "NO_HANDLER"]

@@ -111,6 +111,100 @@ def test_a_failing_shutdown_does_not_stop_the_others(scripted_plugin, make_plan)
     run(host)
     assert [p for p, hook in log if hook == "ksi_shutdown"] == ["c", "b", "a"]
     assert set(states(host).values()) == {"stopped"}
+    reasons = {s.name: s.reason for s in host.status()}
+    assert reasons["a"] is None
+    assert reasons["c"] is None
+    assert reasons["b"].code == "shutdown-failed"
+    assert (
+        reasons["b"].message
+        == "plugin 'b' raised RuntimeError in ksi_shutdown: b broke in ksi_shutdown"
+    )
+    assert "Traceback (most recent call last)" in reasons["b"].traceback
+
+
+class Hanging(BasePlugin):
+    """Awaits forever in one lifecycle hook, as a plugin stuck on a dead server would."""
+
+    def __init__(self, name: str, hook: str, dependencies: tuple[str, ...] = ()) -> None:
+        super().__init__(PluginMetadata(name=name, dependencies=list(dependencies)))
+        self.hook = hook
+        self.cancelled = False
+
+    async def _maybe_hang(self, hook: str) -> None:
+        if hook == self.hook:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+
+    @hookimpl
+    async def ksi_plugin_context(self, context):
+        await self._maybe_hang("ksi_plugin_context")
+
+    @hookimpl
+    async def ksi_startup(self):
+        await self._maybe_hang("ksi_startup")
+
+    @hookimpl
+    async def ksi_shutdown(self):
+        await self._maybe_hang("ksi_shutdown")
+
+
+FAST = HostConfig(host={"startup_timeout": 0.05, "shutdown_timeout": 0.05})
+
+
+@pytest.mark.parametrize(
+    ("hook", "code"), [("ksi_plugin_context", "context-failed"), ("ksi_startup", "startup-failed")]
+)
+def test_a_plugin_hanging_at_start_times_out_with_its_dependents(
+    scripted_plugin, make_plan, hook, code
+):
+    stuck = Hanging("stuck", hook)
+    needy = scripted_plugin("needy", dependencies=["stuck"])
+    other = scripted_plugin("other", answers={"x:y": "other"})
+    host = Host(make_plan(stuck, needy, other, requires={"needy": ("stuck",)}), FAST)
+
+    async def main() -> Any:
+        await host.start()
+        during = states(host), await host.dispatch("x:y", {})
+        await host.stop()
+        return during
+
+    running, reply = asyncio.run(asyncio.wait_for(main(), 10))
+    assert running == {"stuck": "failed", "needy": "failed", "other": "running"}
+    assert reply == "other"
+    status = {s.name: s for s in host.status()}
+    reason = status["stuck"].reason
+    assert reason.code == code
+    assert reason.message == f"plugin 'stuck' did not finish {hook} within 0.05 s"
+    assert "raise [host] startup_timeout" in reason.hint
+    assert "_maybe_hang" in reason.traceback  # where it was stuck
+    assert stuck.cancelled
+    assert status["needy"].reason.code == "dependency-failed"
+    assert status["other"].status == "stopped"
+
+
+def test_a_plugin_hanging_at_shutdown_is_recorded_and_the_others_stop(scripted_plugin, make_plan):
+    log: list[tuple[str, str]] = []
+    first = scripted_plugin("first", log=log)
+    stuck = Hanging("stuck", "ksi_shutdown")
+    last = scripted_plugin("last", log=log)
+    host = Host(make_plan(first, stuck, last), FAST)
+    asyncio.run(asyncio.wait_for(_start_stop(host), 10))
+    assert [p for p, hook in log if hook == "ksi_shutdown"] == ["last", "first"]
+    assert states(host) == {"first": "stopped", "stuck": "stopped", "last": "stopped"}
+    reason = host.status()[1].reason
+    assert reason.code == "shutdown-failed"
+    assert reason.message == "plugin 'stuck' did not finish ksi_shutdown within 0.05 s"
+    assert "raise [host] shutdown_timeout" in reason.hint
+    assert stuck.cancelled
+    assert not host.manager.pm.is_registered(stuck)
+
+
+async def _start_stop(host: Host) -> None:
+    async with host:
+        pass
 
 
 def test_a_plugin_raising_in_every_hook_never_takes_the_host_down(scripted_plugin, make_plan):
@@ -230,7 +324,7 @@ def test_an_invalid_config_section_is_that_plugins_problem(scripted_plugin, make
     run(host)
     [mine, other] = host.status()
     assert mine.status == "failed"
-    assert mine.reason.code == "context-failed"
+    assert mine.reason.code == "config-invalid"
     assert mine.reason.message.startswith("config section [my_plugin] does not validate: retries")
     assert "fix the [my_plugin] table" in mine.reason.hint
     assert plugin.my_setting is None
@@ -446,3 +540,40 @@ def test_lifecycle_state_machine(scripted_plugin, make_plan):
     run_state_machine_as_test(
         Lifecycle, settings=settings(max_examples=60, stateful_step_count=8, deadline=None)
     )
+
+
+def test_each_plugin_gets_its_own_copy_of_the_config(make_plan):
+    class Meddler(BasePlugin):
+        """Changes the config it was given, in context and in a handler."""
+
+        @hookimpl
+        def ksi_plugin_context(self, context):
+            self.context = context
+            context["config"]["my_plugin"]["setting"] = "meddled"
+            context["config"]["host"]["disabled"].append("everyone")
+
+        @hookimpl
+        def ksi_handle_event(self, event_name, data, context):
+            context["config"]["my_plugin"]["retries"] = 99
+            return context is self.context
+
+    class Reader(BasePlugin):
+        @hookimpl
+        def ksi_plugin_context(self, context):
+            self.seen = context["config"]
+
+        @hookimpl
+        def ksi_handle_event(self, event_name, data, context):
+            return context["config"]
+
+    meddler = Meddler(PluginMetadata(name="meddler"))
+    reader = Reader(PluginMetadata(name="reader"))
+    config = HostConfig(my_plugin={"setting": "custom", "retries": 1})
+    [reply] = run(Host(make_plan(meddler, reader), config), ("x:y", {}))
+    [seen_by_handler, own_context] = [r["result"] for r in reply["results"]]  # last first
+    assert own_context is True  # the handler gets the plugin's own context again
+    assert reader.seen["my_plugin"] == {"setting": "custom", "retries": 1}
+    assert reader.seen["host"]["disabled"] == []
+    assert seen_by_handler is reader.seen
+    assert meddler.context["config"]["my_plugin"] == {"setting": "meddled", "retries": 99}
+    assert config.plugin_section("my_plugin") == {"setting": "custom", "retries": 1}
