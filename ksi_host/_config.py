@@ -18,7 +18,8 @@ The file::
 
 Environment variables override the file, nested with ``__``: ``KSI_HOST__DISABLED='["a"]'``
 (lists and tables are JSON), ``KSI_SERVER__SOCKET_PATH=/tmp/ksi.sock``, and
-``KSI_MY_PLUGIN__SETTING=other`` for a plugin section the file already has.
+``KSI_MY_PLUGIN__SETTING=other`` for the ``[my_plugin]`` section (with or without that table
+in the file).
 
 Which file: the ``path`` argument (``--config``), else ``$KSI_CONFIG``, else the default
 of :class:`~ksi_host._paths.KsiPaths`. A missing default file means "all defaults"; a
@@ -203,10 +204,19 @@ def _check_top_level(data: Mapping[str, Any], file: Path) -> None:
 
 
 def _env_overrides(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Environment overrides for [host], [server] and the plugin sections the file has."""
+    """Environment overrides for [host], [server] and every plugin section.
+
+    A plugin section is the file's table or a ``KSI_<SECTION>__<KEY>`` variable, so
+    ``KSI_STATE__PATH`` works with no ``[state]`` table in the file.
+    """
+    from_env = {
+        name[len(ENV_PREFIX) :].partition("__")[0].lower()
+        for name in env
+        if name.upper().startswith(ENV_PREFIX) and "__" in name
+    }
     sections: dict[str, Any] = {
         name: (dict[str, Any], Field(default_factory=dict))
-        for name in data
+        for name in {*data, *from_env}
         if name not in _RESERVED and name.isidentifier()
     }
     model: type[HostConfig] = create_model("HostConfigSections", __base__=HostConfig, **sections)

@@ -114,6 +114,12 @@ def test_environment_overrides_the_file(tmp_path, home):
     assert config.plugin_section("my_plugin") == {"setting": "from-env", "retries": 2}
 
 
+def test_environment_can_set_a_plugin_section_the_file_lacks(home):
+    config = load_config(env={**home, "KSI_STATE__PATH": "/tmp/state.db", "KSI_HOME_X": "1"})
+    assert config.plugin_section("state") == {"path": "/tmp/state.db"}
+    assert config.as_context_dict()["state"] == {"path": "/tmp/state.db"}
+
+
 def test_toml_syntax_errors_give_line_and_column(tmp_path, home):
     path = write(tmp_path / "c.toml", "[host]\ndisabled = [1,,]\n")
     with pytest.raises(ConfigError) as info:
