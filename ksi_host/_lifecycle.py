@@ -43,6 +43,7 @@ from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
 from ksi_host._config import HostConfig
 from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
+from ksi_host._tasks import TaskKeeper
 from ksi_host.errors import KsiError, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import PluginManager
@@ -115,6 +116,7 @@ class Host:
         self.bus: Final = EventBus(self._emitted, history_size=history_size)
         self._config_dict: Final = self.config.as_context_dict()
         self._contexts: dict[str, EventContext] = {}
+        self._tasks: Final = TaskKeeper()
         self._dispatcher: Final = Dispatcher(
             self.manager.pm,
             self.context_for,
@@ -157,6 +159,7 @@ class Host:
         if self._phase != "new":
             raise HostStateError(action="start", phase=self._phase)
         self._phase = "starting"
+        self._tasks.install()
         for spec in self.plan.order:
             if self._is_pending(spec):
                 self._register(spec)
@@ -176,7 +179,11 @@ class Host:
                 logger.warning("not running %s: %s", status.name, status.reason.message)
 
     async def stop(self) -> None:
-        """Shut every running plugin down in reverse load order; one failing stops no other."""
+        """Shut every running plugin down in reverse load order; one failing stops no other.
+
+        Tasks plugins started and did not finish or cancel in ``ksi_shutdown`` are
+        cancelled last (see :mod:`ksi_host._tasks`).
+        """
         if self._phase in ("stopping", "stopped"):
             return
         self._phase = "stopping"
@@ -190,6 +197,7 @@ class Host:
             if state in ("running", "pending"):
                 self._unregister(spec)
                 self._set(spec.key, "stopped", problem)
+        await self._tasks.close()
         self._phase = "stopped"
 
     async def _emitted(
