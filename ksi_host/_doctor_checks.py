@@ -15,13 +15,13 @@ import os
 import re
 import shlex
 import stat
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import importlib_metadata
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from ksi_host._config import HostConfig, load_config
 from ksi_host._discover import ENTRY_POINT_GROUP
@@ -30,19 +30,12 @@ from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate
 from ksi_host.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on 3.10 only
-    pass
-
 __all__ = [
     "check_config",
     "check_distributions",
     "check_folders",
     "plugin_folders",
 ]
-
-"""Top-level config tables that belong to the host; every other table is a plugin's section."""
 
 _TOML_POSITION: Final = re.compile(r", line (\d+)")
 
@@ -68,7 +61,10 @@ def _info_path(dist: importlib_metadata.Distribution) -> str:
 
 
 def _duplicate(found: Sequence[importlib_metadata.Distribution]) -> Problem:
-    used, hidden = found[0], found[1:]
+    """The newest copy is the one pip last installed; the others are leftovers to remove."""
+    used = found[0]
+    keep = max(found, key=_release)
+    stale = [dist for dist in found if dist is not keep]
     copies = ", ".join(f"{d.version} at {_info_path(d)}" for d in found)
     return Problem(
         code="duplicate-dist-info",
@@ -76,10 +72,18 @@ def _duplicate(found: Sequence[importlib_metadata.Distribution]) -> Problem:
         what=f"{used.name} is installed {len(found)} times; Python uses {used.version} "
         f"(the first on sys.path) and its entry points hide the others'",
         where=copies,
-        fix="rm -rf " + " ".join(shlex.quote(_info_path(d)) for d in hidden),
-        note=f"removes the hidden, stale metadata; if you wanted another version, then run "
-        f'pip install --force-reinstall "{used.name}==<version>"',
+        fix="rm -rf " + " ".join(shlex.quote(_info_path(d)) for d in stale),
+        note=f"keeps the newest, {keep.version}, and removes the stale metadata; if you "
+        f'wanted another version, then run pip install --force-reinstall "{used.name}==<version>"',
     )
+
+
+def _release(dist: importlib_metadata.Distribution) -> Version:
+    """A copy's version for choosing the newest; one that is not PEP 440 is the oldest."""
+    try:
+        return Version(dist.version or "")
+    except InvalidVersion:
+        return Version("0")
 
 
 def _claimed_twice(name: str, found: Sequence[importlib_metadata.Distribution]) -> Problem:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from ksi_host._doctor_outcome import Outcome
 from ksi_host._doctor_report import Problem, Severity
@@ -86,12 +85,6 @@ class Fixes:
         self.specs: dict[str, PluginSpec] = {}
         for spec in (*plan.order, *(e.spec for e in plan.excluded if e.spec is not None)):
             self.specs.setdefault(spec.key, spec)
-        self.providers: dict[str, list[PluginSpec]] = {}
-        for spec in self.specs.values():
-            for service in spec.capabilities.provides_services:
-                self.providers.setdefault(canonicalize_name(service), []).append(spec)
-        self.known = {*self.specs, *self.providers}
-        self.known |= {canonicalize_name(e.name) for e in plan.excluded}
         self.owner = {id(e.reason): e.name for e in plan.excluded}
 
     def problem(self, exclusion: Exclusion) -> Problem:
@@ -267,11 +260,7 @@ class Fixes:
         )
 
     def _missing(self, exclusion: Exclusion) -> Problem:
-        spec = exclusion.spec
-        wanted = next(
-            (r for r in self._requirements(spec) if canonicalize_name(r.name) not in self.known),
-            None,
-        )
+        wanted = _requirement(exclusion)
         if wanted is None:
             return self._make(exclusion, "error", self._disable_fix(exclusion.name))
         guess = f"{_GUESS_PREFIX}{canonicalize_name(wanted.name)}"
@@ -285,26 +274,25 @@ class Fixes:
         )
 
     def _conflict(self, exclusion: Exclusion) -> Problem:
-        for requirement in self._requirements(exclusion.spec):
-            provider = self._provider(requirement)
-            if provider is None or _satisfies(provider, requirement):
-                continue
-            dist = provider.origin.distribution
-            if dist:
-                fix = f'pip install "{dist}{requirement.specifier}"'
-                note = f"{provider.name} comes from the distribution {dist}"
-            else:
-                file = _origin_file_of(provider.origin)
-                fix = edit(file) if file else ""
-                note = (
-                    f"{provider.name} is a plugin file, not a distribution: replace it with "
-                    f"a version that matches '{requirement.specifier}'"
-                )
-            return self._make(exclusion, "error", fix, note=f"{note}; {exclusion.reason.hint}")
-        return self._make(exclusion, "error", self._disable_fix(exclusion.name))
+        requirement, found = _requirement(exclusion), exclusion.reason.providers
+        provider = self.specs.get(canonicalize_name(found[0])) if found else None
+        if requirement is None or provider is None:
+            return self._make(exclusion, "error", self._disable_fix(exclusion.name))
+        dist = provider.origin.distribution
+        if dist:
+            fix = f'pip install "{dist}{requirement.specifier}"'
+            note = f"{provider.name} comes from the distribution {dist}"
+        else:
+            file = _origin_file_of(provider.origin)
+            fix = edit(file) if file else ""
+            note = (
+                f"{provider.name} is a plugin file, not a distribution: replace it with "
+                f"a version that matches '{requirement.specifier}'"
+            )
+        return self._make(exclusion, "error", fix, note=f"{note}; {exclusion.reason.hint}")
 
     def _cycle(self, exclusion: Exclusion) -> Problem:
-        path = exclusion.reason.message.rpartition(": ")[2].split(" -> ")
+        path = exclusion.reason.cycle
         after = path[1] if len(path) > 1 else ""
         file = self._source_file(exclusion) or _origin_file(exclusion)
         line = _line_naming(file, after) if file else None
@@ -319,19 +307,17 @@ class Fixes:
         )
 
     def _ambiguous(self, exclusion: Exclusion) -> Problem:
-        for requirement in self._requirements(exclusion.spec):
-            found = self.providers.get(canonicalize_name(requirement.name), [])
-            if len(found) > 1:
-                others = [spec.name for spec in found[1:]]
-                return self._make(
-                    exclusion,
-                    "error",
-                    self._disable_fix(*others),
-                    note=f"keeps {found[0].name} as the provider of {requirement.name!r}; or "
-                    f"choose one in the config: [host.services] {requirement.name} = "
-                    f'"{found[0].name}"',
-                )
-        return self._make(exclusion, "error", self._disable_fix(exclusion.name))
+        requirement, found = _requirement(exclusion), exclusion.reason.providers
+        if requirement is None or len(found) < 2:
+            return self._make(exclusion, "error", self._disable_fix(exclusion.name))
+        keep, service = found[0], requirement.name
+        return self._make(
+            exclusion,
+            "error",
+            self._disable_fix(*found[1:]),
+            note=f"keeps {keep} as the provider of {service!r}; or choose one in the config: "
+            f'[host.services] {service} = "{keep}"',
+        )
 
     def _dependency_excluded(self, exclusion: Exclusion) -> Problem:
         cause = exclusion.reason.cause
@@ -383,18 +369,6 @@ class Fixes:
         outcome = self.by_origin.get(exclusion.origin)
         return outcome.source_file if outcome else None
 
-    def _requirements(self, spec: PluginSpec | None) -> Iterator[Requirement]:
-        for requirement in spec.metadata.requirements if spec else ():
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                yield requirement
-
-    def _provider(self, requirement: Requirement) -> PluginSpec | None:
-        name = canonicalize_name(requirement.name)
-        if name in self.specs:
-            return self.specs[name]
-        found = self.providers.get(name, [])
-        return found[0] if len(found) == 1 else None
-
     def _env_disabled(self) -> list[str]:
         raw = self.env.get("KSI_DISABLE_PLUGINS", "")
         return [name.strip() for name in raw.split(",") if name.strip()]
@@ -417,15 +391,10 @@ class Fixes:
         return None
 
 
-def _satisfies(provider: PluginSpec, requirement: Requirement) -> bool:
-    if not requirement.specifier:
-        return True
-    try:
-        return provider.version is not None and requirement.specifier.contains(
-            Version(provider.version), prereleases=True
-        )
-    except InvalidVersion:
-        return False
+def _requirement(exclusion: Exclusion) -> Requirement | None:
+    """The dependency at fault, as the resolver recorded it."""
+    text = exclusion.reason.requirement
+    return Requirement(text) if text else None
 
 
 def _where(origin: Origin) -> str:

@@ -84,13 +84,24 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Reason:
-    """Why a plugin will not (or no longer does) run; ``cause`` leads to the root cause."""
+    """Why a plugin will not (or no longer does) run; ``cause`` leads to the root cause.
+
+    The resolver also keeps its evidence as data, so a tool (doctor) never has to
+    parse ``message``: ``requirement`` is the dependency at fault as declared (name
+    and specifier, no marker), ``providers`` the plugins that provide it (the one
+    found for ``version-conflict``, all of them for ``ambiguous-service``), and
+    ``cycle`` the path from this plugin back to itself. They restate ``message``,
+    so they take no part in equality.
+    """
 
     code: ReasonCode
     message: str
     hint: str = ""
     cause: Reason | None = None
     traceback: str | None = None
+    requirement: str | None = field(default=None, compare=False)
+    providers: tuple[str, ...] = field(default=(), compare=False)
+    cycle: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def root(self) -> Reason:

@@ -125,7 +125,7 @@ class _Graph:
             keys = self.providers[name]
             provider = keys[0] if len(keys) == 1 else self.choices.get(name, "")
             if provider not in keys:
-                return _ambiguous(spec, service, [self.plugins[k] for k in keys], provider)
+                return _ambiguous(spec, requirement, [self.plugins[k] for k in keys], provider)
         elif name in self.gone:
             return _needs_excluded(spec, requirement.name, self.gone[name].reason)
         else:
@@ -134,6 +134,7 @@ class _Graph:
                 f"{spec.name} needs {_bare(requirement)}, but no plugin is named "
                 f"or provides {requirement.name!r}",
                 f"install a plugin that provides {requirement.name!r}, or disable {spec.name}",
+                requirement=_bare(requirement),
             )
         conflict = _version_conflict(spec, requirement, self.plugins[provider], service)
         return conflict or provider
@@ -172,11 +173,12 @@ class _Graph:
     def _exclude_cycle(self, cycle: list[str]) -> None:
         names = [self.plugins[key].name for key in cycle]
         for index, key in enumerate(cycle):
-            path = " -> ".join([*names[index:], *names[:index], names[index]])
+            path = (*names[index:], *names[:index], names[index])
             self.reasons[key] = Reason(
                 "cycle",
-                f"{names[index]} is in a dependency cycle: {path}",
+                f"{names[index]} is in a dependency cycle: {' -> '.join(path)}",
                 "break the cycle: drop one of these dependencies or after_dependencies",
+                cycle=path,
             )
         self._spread(sorted(cycle))
 
@@ -244,22 +246,28 @@ def _version_conflict(
     hint = (
         f"install a version of {provider.name} that matches '{specifier}', or disable {spec.name}"
     )
+
+    def conflict(message: str, hint: str) -> Reason:
+        bare, found_by = _bare(requirement), (provider.name,)
+        return Reason("version-conflict", message, hint, requirement=bare, providers=found_by)
+
     if found is None:
-        return Reason("version-conflict", message, f"give {provider.name} a version; {hint}")
+        return conflict(message, f"give {provider.name} a version; {hint}")
     try:
         version = Version(found)
     except InvalidVersion:
-        return Reason("version-conflict", message + " (not a PEP 440 version)", hint)
+        return conflict(message + " (not a PEP 440 version)", hint)
     if specifier.contains(version, prereleases=bool(specifier.prereleases)):
         return None
     if version.is_prerelease and specifier.contains(version, prereleases=True):
         hint += f"; {found} is a pre-release, which only a specifier naming one accepts"
-    return Reason("version-conflict", message, hint)
+    return conflict(message, hint)
 
 
 def _ambiguous(
-    spec: PluginSpec, service: str, providers: Sequence[PluginSpec], choice: str
+    spec: PluginSpec, requirement: Requirement, providers: Sequence[PluginSpec], choice: str
 ) -> Reason:
+    service = requirement.name
     names = ", ".join(provider.name for provider in providers)
     chosen = f"; the configured choice {choice!r} is not one of them" if choice else ""
     return Reason(
@@ -268,6 +276,8 @@ def _ambiguous(
         f"{names}{chosen}",
         f"choose one in the service choices ({service} = {providers[0].name!r}), "
         "or disable all but one of them",
+        requirement=_bare(requirement),
+        providers=tuple(provider.name for provider in providers),
     )
 
 
@@ -277,4 +287,5 @@ def _needs_excluded(spec: PluginSpec, dependency: str, cause: Reason) -> Reason:
         f"{spec.name} needs {dependency}, which will not load ({cause.code})",
         f"fix {dependency} (see the cause), or disable {spec.name}",
         cause=cause,
+        requirement=dependency,
     )

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,10 @@ from click.testing import CliRunner
 
 from ksi_host._cli import cli
 from ksi_host._doctor_report import DoctorReport, PluginLine, Problem, Summary, render_text
+from tests.dists import install_dist, plugin_source
 
 
-def _doctor(
-    world: Mapping[str, Path], *args: str, **extra: str
-) -> subprocess.CompletedProcess[str]:
+def _env(world: Mapping[str, Path], **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KSI_", "NO_COLOR"))}
     env.update(
         PYTHONPATH=str(world["site"]),
@@ -33,8 +33,16 @@ def _doctor(
         KSI_PLUGIN_PATH=str(world["folder"]),
     )
     env.update(extra)
+    return env
+
+
+def _doctor(
+    world: Mapping[str, Path], *args: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "ksi_host", "doctor", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        command, env=_env(world, **extra), capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +213,122 @@ def test_strict_fails_on_warnings_only_when_asked(doctor_world: dict[str, Path])
     env = {"KSI_PLUGIN_PATH": str(folder), "KSI_DISABLE_PLUGIN_AUTOLOAD": "1"}
     assert _doctor(doctor_world, **env).returncode == 0
     assert _doctor(doctor_world, "--strict", **env).returncode == 1
+
+
+def test_doctor_never_starts_a_plugin(tmp_path: Path) -> None:
+    world = {"root": tmp_path, "site": tmp_path, "folder": tmp_path / "f", "home": tmp_path / "h"}
+    world["folder"].mkdir()
+    touched = tmp_path / "touched"
+    hooks = "".join(
+        f"    @hookimpl\n    def {hook}(self{args}):\n"
+        f"        open({str(touched)!r}, 'a').write({hook!r} + '\\n')\n"
+        for hook, args in [
+            ("ksi_plugin_context", ", context"),
+            ("ksi_startup", ""),
+            ("ksi_shutdown", ""),
+            ("ksi_metrics_collected", ", metrics"),
+        ]
+    )
+    (world["folder"] / "eager.py").write_text(
+        "from ksi_host import BasePlugin, PluginMetadata, hookimpl\n"
+        f"class P(BasePlugin):\n{hooks}plugin = P(PluginMetadata(name='eager'))\n"
+    )
+    result = _doctor(world, "--strict")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ eager  (ok)" in result.stdout
+    assert not touched.exists()
+
+
+# --- a new user pastes the printed fix, and the problem is gone ---
+
+
+def _typo(world: dict[str, Path]) -> None:
+    body = (
+        "    @hookimpl\n"
+        "    def ksi_handle_events(self, event_name, data, context):\n"
+        "        return None\n"
+    )
+    (world["folder"] / "typo.py").write_text(
+        "from ksi_host import BasePlugin, PluginMetadata, hookimpl\n"
+        f"class P(BasePlugin):\n{body}plugin = P(PluginMetadata(name='typo'))\n"
+    )
+
+
+def _vanishes(world: dict[str, Path]) -> None:
+    (world["folder"] / "vanishes.py").write_text("import os\nos._exit(0)\n")
+
+
+def _ambiguous(world: dict[str, Path]) -> None:
+    for name in ("cache_one", "cache_two"):
+        (world["folder"] / f"{name}.py").write_text(plugin_source(name, services=["cache"]))
+    (world["folder"] / "user.py").write_text(plugin_source("user", dependencies=["cache"]))
+
+
+def _shadowed(world: dict[str, Path]) -> None:
+    (world["folder"] / "twice.py").write_text(plugin_source("twice", version="2.0"))
+    (world["home"] / "plugins" / "twice.py").write_text(plugin_source("twice", version="1.0"))
+
+
+def _stale_dist_info(world: dict[str, Path]) -> None:
+    source = plugin_source("dup", version="1.0")
+    install_dist(
+        world["site"],
+        dist="ksi-x-dup",
+        version="1.0",
+        files={"dup_mod.py": source},
+        entry_points={"dup": "dup_mod"},
+    )
+    install_dist(
+        world["site"],
+        dist="ksi-x-dup",
+        version="0.9",
+        files={},
+        entry_points={"dup": "dup_mod"},
+        info_name="KSI_X_dup",
+    )
+
+
+def _unsafe_link(world: dict[str, Path]) -> None:
+    shared = world["root"] / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    (shared / "__init__.py").write_text(plugin_source("fine"))
+    (world["home"] / "plugins" / "fine").symlink_to(shared)
+
+
+@pytest.mark.parametrize(
+    ("setup", "code", "fix"),
+    [
+        (_typo, "hook-mismatch", "sed -i "),
+        (_vanishes, "import-crashed", "export KSI_DISABLE_PLUGINS=vanishes"),
+        (_ambiguous, "ambiguous-service", "export KSI_DISABLE_PLUGINS=cache_two"),
+        (_shadowed, "shadowed", "rm -r "),
+        (_stale_dist_info, "duplicate-dist-info", "rm -rf "),
+        (_unsafe_link, "unsafe-plugin-folder", "chmod go-w "),
+    ],
+)
+def test_pasting_the_printed_fix_makes_the_problem_go_away(
+    tmp_path: Path, setup: Callable[[dict[str, Path]], None], code: str, fix: str
+) -> None:
+    world = {name: tmp_path / name for name in ("site", "folder", "home")}
+    for folder in world.values():
+        folder.mkdir()
+    (world["home"] / "plugins").mkdir()
+    world["root"] = tmp_path
+    setup(world)
+    before = _doctor(world, "--json", "--strict", "--timeout", "2")
+    assert before.returncode == 1
+    found = [p for p in json.loads(before.stdout)["problems"] if p["code"] == code]
+    assert len(found) == 1, before.stdout
+    assert found[0]["fix"].startswith(fix)
+    # The fix and doctor run in one shell, as the user's next two commands would.
+    script = f"{found[0]['fix']}\nexec {shlex.quote(sys.executable)} -m ksi_host doctor --strict"
+    after = subprocess.run(
+        ["bash", "-c", script], env=_env(world), capture_output=True, text=True, timeout=120
+    )
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert f"[{code}]" not in after.stdout
+    assert "0 error(s), 0 warning(s): everything can load" in after.stdout
 
 
 # --- in process: rendering, colour, usage ---

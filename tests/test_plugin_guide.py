@@ -119,7 +119,7 @@ COMMANDS = [
 
 def test_the_guide_shows_ksi_host_commands() -> None:
     shown = {args[0] for _, args in (param.values for param in COMMANDS)}
-    assert {"plugins", "doctor", "run", "send"} <= shown
+    assert {"plugins", "events", "doctor", "run", "send"} <= shown
 
 
 @pytest.mark.parametrize(("block", "args"), COMMANDS)

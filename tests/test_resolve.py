@@ -299,3 +299,34 @@ def test_an_unrelated_plugin_never_reorders_the_others(specs: list[PluginSpec], 
     after = resolve([*specs, make_spec(name, version="1.0")], excluded=broken)
     assert [key for key in _order(after) if key != name] == _order(before)
     assert _summary(after)[1] == _summary(before)[1]
+
+
+def test_each_reason_keeps_its_evidence_as_data() -> None:
+    """Doctor builds its fixes from these fields, never by parsing the message."""
+    reasons = _reasons(
+        resolve(
+            [
+                make_spec("db", version="1.4"),
+                make_spec("app", dependencies=["db>=2,<3; python_version > '3'"]),
+                make_spec("web", dependencies=["storage>=1"]),
+                make_spec("ui", dependencies=["web"]),
+                make_spec("sql", services=["cache"]),
+                make_spec("kv", services=["cache"]),
+                make_spec("user", dependencies=["Cache"]),
+                make_spec("a", dependencies=["b"]),
+                make_spec("b", after=["a"]),
+            ]
+        )
+    )
+    evidence = {
+        name: (reason.requirement, reason.providers, reason.cycle)
+        for name, reason in reasons.items()
+    }
+    assert evidence == {
+        "app": ("db<3,>=2", ("db",), ()),
+        "web": ("storage>=1", (), ()),
+        "ui": ("web", (), ()),
+        "user": ("Cache", ("kv", "sql"), ()),
+        "a": (None, (), ("a", "b", "a")),
+        "b": (None, (), ("b", "a", "b")),
+    }

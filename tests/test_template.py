@@ -12,6 +12,7 @@ import ast
 import importlib.util
 import json
 import keyword
+import shlex
 import signal
 import subprocess
 import sys
@@ -366,14 +367,23 @@ def test_installed_entry_points_load_the_plugins(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["plugins", "doctor"])
+@pytest.mark.parametrize(
+    ("command", "healthy"),
+    [(["plugins"], "loadable"), (["doctor", "--strict"], "ok")],
+    ids=["plugins", "doctor"],
+)
 def test_ksi_host_lists_the_plugins_as_healthy(
-    installed_plugins: tuple[BakedPlugin, ...], ksi_venv: Path, tmp_path: Path, command: str
+    installed_plugins: tuple[BakedPlugin, ...],
+    ksi_venv: Path,
+    tmp_path: Path,
+    command: list[str],
+    healthy: str,
 ) -> None:
-    result = _run([str(ksi_venv), "-m", "ksi_host", command], tmp_path, tmp_path)
+    result = _run([str(ksi_venv), "-m", "ksi_host", *command, "--json"], tmp_path, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    status = {entry["name"]: entry["status"] for entry in json.loads(result.stdout)["plugins"]}
     for plugin in installed_plugins:
-        assert plugin.plugin_name in result.stdout
+        assert status[plugin.plugin_name] == healthy, result.stdout
 
 
 @pytest.fixture
@@ -415,3 +425,51 @@ def test_the_daemon_answers_the_plugins_ping(
             time.sleep(0.2)
         assert result.returncode == 0, result.stdout + result.stderr
         assert json.loads(result.stdout) == {"status": "success", "result": {"reply": "pong"}}
+
+
+def _readme_block(readme: str, heading: str) -> list[str]:
+    """The command lines of the first ``sh`` block after ``heading``, comments dropped."""
+    block = readme.split(heading, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_the_readme_first_event_commands_work_as_written(
+    installed_plugins: tuple[BakedPlugin, ...], ksi_venv: Path, tmp_path: Path
+) -> None:
+    """Each line of the README's block, with `.venv/bin/ksi-host` as the venv's ksi_host."""
+    plugin = installed_plugins[0]
+    readme = (plugin.path / "README.md").read_text(encoding="utf-8")
+    daemon: subprocess.Popen[str] | None = None
+    outputs = []
+    try:
+        for words in _readme_block(readme, "## Send it its first event"):
+            if words == ["kill", "%1"]:
+                assert daemon is not None
+                daemon.send_signal(signal.SIGTERM)
+                assert daemon.wait(timeout=15) == 0
+                continue
+            assert words[0] == ".venv/bin/ksi-host", words
+            command = [str(ksi_venv), "-m", "ksi_host", *words[1:]]
+            if command[-1] == "&":
+                daemon = subprocess.Popen(
+                    command[:-1], cwd=tmp_path, env=subprocess_env(tmp_path), text=True
+                )
+                continue
+            deadline = time.monotonic() + 30
+            while True:
+                result = _run(command, tmp_path, tmp_path, timeout=30)
+                if result.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert result.returncode == 0, (words, result.stdout + result.stderr)
+            outputs.append(result.stdout)
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    plugins_out, events_out, ping, echo = outputs
+    assert plugin.plugin_name in plugins_out
+    assert f"{plugin.namespace}:ping" in events_out
+    assert json.loads(ping) == {"status": "success", "result": {"reply": "pong"}}
+    assert json.loads(echo) == {"status": "success", "result": {"message": "hi hi"}}
