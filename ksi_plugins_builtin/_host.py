@@ -6,14 +6,20 @@ from typing import Any
 
 from ksi_host._lifecycle import Host
 from ksi_host._protocol import ErrorCode, error_data
+from ksi_host.plugin_base import BasePlugin, hookimpl
 
-__all__ = ["host_in", "no_host"]
+__all__ = ["HostReporter", "no_host"]
 
 
-def host_in(context: dict[str, Any]) -> Host | None:
-    """The ``Host`` a plugin runs under, or None on a bare ``PluginManager``."""
-    host = context.get("host")
-    return host if isinstance(host, Host) else None
+class HostReporter(BasePlugin):
+    """A built-in that answers from the ``Host`` it runs under (None on a bare manager)."""
+
+    host: Host | None = None
+
+    @hookimpl
+    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
+        host = context.get("host")
+        self.host = host if isinstance(host, Host) else None
 
 
 def no_host(event: str) -> dict[str, Any]:

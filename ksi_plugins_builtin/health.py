@@ -9,9 +9,9 @@ from typing import Any
 
 from ksi_host import __version__
 from ksi_host._lifecycle import Host
-from ksi_host.plugin_base import BasePlugin, hookimpl
+from ksi_host.plugin_base import hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
-from ksi_plugins_builtin._host import host_in
+from ksi_plugins_builtin._host import HostReporter
 
 __all__ = ["HealthPlugin", "plugin", "plugin_counts"]
 
@@ -23,7 +23,7 @@ def plugin_counts(host: Host) -> dict[str, int]:
     return {"total": len(statuses), **dict(sorted(by_status.items()))}
 
 
-class HealthPlugin(BasePlugin):
+class HealthPlugin(HostReporter):
     """The guide's health check, with uptime and plugin counts."""
 
     def __init__(self) -> None:
@@ -35,12 +35,7 @@ class HealthPlugin(BasePlugin):
             ),
             capabilities=PluginCapabilities(commands=["system:health"]),
         )
-        self._host: Host | None = None
         self._started = time.monotonic()
-
-    @hookimpl
-    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        self._host = host_in(context)
 
     @hookimpl
     def ksi_startup(self) -> dict[str, str]:
@@ -56,8 +51,8 @@ class HealthPlugin(BasePlugin):
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "uptime": round(time.monotonic() - self._started, 3),
         }
-        if self._host is not None:
-            answer["plugins"] = plugin_counts(self._host)
+        if self.host is not None:
+            answer["plugins"] = plugin_counts(self.host)
         return answer
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from ksi_host import __version__
-from ksi_host._lifecycle import Host
 from ksi_host._protocol import jsonable
-from ksi_host.plugin_base import BasePlugin, hookimpl
+from ksi_host.plugin_base import hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
-from ksi_plugins_builtin._host import host_in, no_host
+from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["MetricsPlugin", "plugin"]
 
 
-class MetricsPlugin(BasePlugin):
+class MetricsPlugin(HostReporter):
     """Exposes the host's metrics to clients."""
 
     def __init__(self) -> None:
@@ -26,11 +25,6 @@ class MetricsPlugin(BasePlugin):
             ),
             capabilities=PluginCapabilities(commands=["system:metrics"]),
         )
-        self._host: Host | None = None
-
-    @hookimpl
-    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        self._host = host_in(context)
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
@@ -39,9 +33,9 @@ class MetricsPlugin(BasePlugin):
         return self._collect()
 
     async def _collect(self) -> dict[str, Any]:
-        if self._host is None:
+        if self.host is None:
             return no_host("system:metrics")
-        return {"metrics": jsonable(await self._host.metrics())}
+        return {"metrics": jsonable(await self.host.metrics())}
 
 
 plugin = MetricsPlugin()

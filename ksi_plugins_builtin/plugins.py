@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ksi_host import __version__
-from ksi_host._lifecycle import Host
-from ksi_host.plugin_base import BasePlugin, hookimpl
+from ksi_host.plugin_base import hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
-from ksi_plugins_builtin._host import host_in, no_host
+from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
 
 
-class PluginsPlugin(BasePlugin):
+class PluginsPlugin(HostReporter):
     """Lets a client see what the host loaded, and why anything is not running."""
 
     def __init__(self) -> None:
@@ -25,19 +24,14 @@ class PluginsPlugin(BasePlugin):
             ),
             capabilities=PluginCapabilities(commands=["plugin:list"]),
         )
-        self._host: Host | None = None
-
-    @hookimpl
-    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        self._host = host_in(context)
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
         if event_name != "plugin:list":
             return None
-        if self._host is None:
+        if self.host is None:
             return no_host("plugin:list")
-        return {"plugins": [status.as_dict() for status in self._host.status()]}
+        return {"plugins": [status.as_dict() for status in self.host.status()]}
 
 
 plugin = PluginsPlugin()
