@@ -90,6 +90,14 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
     name, origin = candidate.name_hint, candidate.origin
     if candidate.disabled_by is not None:
         return _disabled(name, origin, candidate.disabled_by)
+    if candidate.file is not None and not candidate.file.is_file():
+        reason = Reason(
+            "import-error",
+            f"{name}: there is no plugin file or folder at {origin.location}",
+            "check the path given with --plugin-path or in the config's [host] plugin_paths "
+            "(a relative path is relative to the current directory)",
+        )
+        return Exclusion(name, origin, reason)
     try:
         plugin = _load(candidate)
     except InvalidPluginMetadata as exc:
@@ -139,8 +147,6 @@ def _import_file(file: Path) -> ModuleType:
     name = file_module_name(file)
     if name in sys.modules:
         return sys.modules[name]
-    if not file.is_file():
-        raise FileNotFoundError(f"no such plugin file: {file}")
     is_package = file.name == "__init__.py"
     spec = importlib.util.spec_from_file_location(
         name, file, submodule_search_locations=[str(file.parent)] if is_package else None
