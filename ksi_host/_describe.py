@@ -67,7 +67,7 @@ def describe(
             if spec.key in specs:
                 outcome = Exclusion.shadowed(spec, by=specs[spec.key])
             elif spec.key in disabled:
-                outcome = _disabled(spec.name, spec.origin, disabled[spec.key], spec)
+                outcome = _disabled_after_import(spec, disabled[spec.key], candidate.name_hint)
             else:
                 specs[spec.key] = spec
                 warnings.extend(_version_warnings(spec))
@@ -213,11 +213,22 @@ def _target(candidate: Candidate) -> str:
     return str(candidate.module)
 
 
-def _disabled(name: str, origin: Origin, setting: str, spec: PluginSpec | None = None) -> Exclusion:
+def _disabled(name: str, origin: Origin, setting: str) -> Exclusion:
     reason = Reason(
         "disabled", f"{name} is disabled by {setting}", f"remove {name!r} from {setting} to load it"
     )
-    return Exclusion(name, origin, reason, spec)
+    return Exclusion(name, origin, reason)
+
+
+def _disabled_after_import(spec: PluginSpec, setting: str, found_as: str) -> Exclusion:
+    """Disabled by the name its metadata gives, which only importing it could tell."""
+    reason = Reason(
+        "disabled",
+        f"{spec.name} is disabled by {setting}",
+        f"remove {spec.name!r} from {setting} to load it; it was imported to learn that name, "
+        f"so to keep it from being imported at all, disable it as {found_as!r}",
+    )
+    return Exclusion(spec.name, spec.origin, reason, spec)
 
 
 def _version_warnings(spec: PluginSpec) -> list[str]:

@@ -176,6 +176,10 @@ def test_disabled_plugins_are_reported_and_never_imported(
     assert described.excluded[0].reason.hint == (
         "remove 'explodes' from the config's 'disabled' list to load it"
     )
+    assert described.excluded[1].reason.hint == (
+        "remove 'Real' from KSI_DISABLE_PLUGINS to load it; it was imported to learn that name, "
+        "so to keep it from being imported at all, disable it as 'renamed'"
+    )
 
 
 def test_entry_points_load_modules_or_objects_and_take_the_dist_version(
