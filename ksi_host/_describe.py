@@ -67,7 +67,7 @@ def describe(
             if spec.key in specs:
                 outcome = Exclusion.shadowed(spec, by=specs[spec.key])
             elif spec.key in disabled:
-                outcome = _disabled(spec.name, spec.origin, disabled[spec.key], spec)
+                outcome = _disabled_after_import(spec, disabled[spec.key], candidate.name_hint)
             else:
                 specs[spec.key] = spec
                 warnings.extend(_version_warnings(spec))
@@ -90,6 +90,14 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
     name, origin = candidate.name_hint, candidate.origin
     if candidate.disabled_by is not None:
         return _disabled(name, origin, candidate.disabled_by)
+    if candidate.file is not None and not candidate.file.is_file():
+        reason = Reason(
+            "import-error",
+            f"{name}: there is no plugin file or folder at {origin.location}",
+            "check the path given with --plugin-path or in the config's [host] plugin_paths "
+            "(a relative path is relative to the current directory)",
+        )
+        return Exclusion(name, origin, reason)
     try:
         plugin = _load(candidate)
     except InvalidPluginMetadata as exc:
@@ -139,8 +147,6 @@ def _import_file(file: Path) -> ModuleType:
     name = file_module_name(file)
     if name in sys.modules:
         return sys.modules[name]
-    if not file.is_file():
-        raise FileNotFoundError(f"no such plugin file: {file}")
     is_package = file.name == "__init__.py"
     spec = importlib.util.spec_from_file_location(
         name, file, submodule_search_locations=[str(file.parent)] if is_package else None
@@ -207,11 +213,22 @@ def _target(candidate: Candidate) -> str:
     return str(candidate.module)
 
 
-def _disabled(name: str, origin: Origin, setting: str, spec: PluginSpec | None = None) -> Exclusion:
+def _disabled(name: str, origin: Origin, setting: str) -> Exclusion:
     reason = Reason(
         "disabled", f"{name} is disabled by {setting}", f"remove {name!r} from {setting} to load it"
     )
-    return Exclusion(name, origin, reason, spec)
+    return Exclusion(name, origin, reason)
+
+
+def _disabled_after_import(spec: PluginSpec, setting: str, found_as: str) -> Exclusion:
+    """Disabled by the name its metadata gives, which only importing it could tell."""
+    reason = Reason(
+        "disabled",
+        f"{spec.name} is disabled by {setting}",
+        f"remove {spec.name!r} from {setting} to load it; it was imported to learn that name, "
+        f"so to keep it from being imported at all, disable it as {found_as!r}",
+    )
+    return Exclusion(spec.name, spec.origin, reason, spec)
 
 
 def _version_warnings(spec: PluginSpec) -> list[str]:

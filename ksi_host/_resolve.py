@@ -4,6 +4,9 @@ A pure function of its input (no I/O): specs in, :class:`~ksi_host._plan.LoadPla
 
 - A dependency names a plugin (by canonical name) or a service some plugin lists in
   ``provides_services``; its specifier is checked against the provider's version.
+  Only providers that can load count: a service two plugins provide is ambiguous
+  only while both can load, and one whose every provider is out is a
+  ``dependency-excluded`` leading to the provider's reason.
   A pre-release only matches a specifier that names a pre-release itself.
   A requirement whose environment marker is false is ignored.
 - ``after_dependencies`` only order: an absent one is fine, one that will not load
@@ -18,6 +21,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from types import MappingProxyType
 
@@ -29,6 +33,14 @@ from ksi_host._plan import Exclusion, LoadPlan, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
 
 __all__ = ["resolve"]
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """A service dependency with several providers, decided once the others have settled."""
+
+    requirement: Requirement
+    providers: tuple[str, ...]
 
 
 def resolve(
@@ -74,15 +86,20 @@ class _Graph:
         marker_overrides: Mapping[str, str],
     ) -> None:
         self.gone: dict[str, Exclusion] = {}
+        self.gone_services: dict[str, Exclusion] = {}
         for exclusion in gone:
             key = exclusion.spec.key if exclusion.spec else canonicalize_name(exclusion.name)
             self.gone.setdefault(key, exclusion)
+            if exclusion.spec is not None and exclusion.reason.code != "shadowed":
+                for service in exclusion.spec.capabilities.provides_services:
+                    self.gone_services.setdefault(canonicalize_name(service), exclusion)
         self.choices = {canonicalize_name(k): canonicalize_name(v) for k, v in choices.items()}
         self.markers = {"extra": "", **marker_overrides}
         self.plugins: dict[str, PluginSpec] = {}
         self.providers: dict[str, list[str]] = {}
         self.shadowed: list[Exclusion] = []
         self.needs: dict[str, list[str]] = {}
+        self.undecided: dict[str, list[_Choice]] = {}
         self.after: dict[str, list[str]] = {}
         self.dependents: dict[str, list[str]] = {}
         self.reasons: dict[str, Reason] = {}
@@ -106,44 +123,132 @@ class _Graph:
                 if requirement.marker and not requirement.marker.evaluate(self.markers):
                     continue
                 found = self._provider(spec, requirement)
-                if isinstance(found, Reason):
-                    self.reasons.setdefault(key, found)
+                if isinstance(found, _Choice):
+                    self.undecided.setdefault(key, []).append(found)
                 else:
-                    self.needs[key].append(found)
-                    self.dependents.setdefault(found, []).append(key)
+                    self._settle(key, found)
             wanted = (canonicalize_name(name) for name in spec.metadata.after_dependencies)
             self.after[key] = [name for name in wanted if name in self.plugins and name != key]
 
-    def _provider(self, spec: PluginSpec, requirement: Requirement) -> str | Reason:
-        name = canonicalize_name(requirement.name)
-        service = None
-        provider: str
-        if name in self.plugins:
-            provider = name
-        elif name in self.providers:
-            service = requirement.name
-            keys = self.providers[name]
-            provider = keys[0] if len(keys) == 1 else self.choices.get(name, "")
-            if provider not in keys:
-                return _ambiguous(spec, requirement, [self.plugins[k] for k in keys], provider)
-        elif name in self.gone:
-            return _needs_excluded(spec, requirement.name, self.gone[name].reason)
+    def _settle(self, key: str, found: str | Reason) -> None:
+        """Record a resolved dependency edge, or the first reason ``key`` cannot load."""
+        if isinstance(found, Reason):
+            self.reasons.setdefault(key, found)
         else:
-            return Reason(
-                "missing-dependency",
-                f"{spec.name} needs {_bare(requirement)}, but no plugin is named "
-                f"or provides {requirement.name!r}",
-                f"install a plugin that provides {requirement.name!r}, or disable {spec.name}",
-                requirement=_bare(requirement),
-            )
+            self.needs[key].append(found)
+            self.dependents.setdefault(found, []).append(key)
+
+    def _provider(self, spec: PluginSpec, requirement: Requirement) -> str | Reason | _Choice:
+        name = canonicalize_name(requirement.name)
+        if name in self.plugins:
+            return self._checked(spec, requirement, name)
+        if name in self.providers:
+            keys = self.providers[name]
+            choice = self.choices.get(name, "")
+            if len(keys) == 1 or choice in keys:
+                return self._checked(spec, requirement, keys[0] if len(keys) == 1 else choice)
+            if choice:
+                return _ambiguous(spec, requirement, [self.plugins[k] for k in keys], choice)
+            return _Choice(requirement, tuple(keys))
+        if name in self.gone:
+            return _needs_excluded(spec, requirement.name, self.gone[name].reason)
+        if name in self.gone_services:
+            gone = self.gone_services[name]
+            return _needs_excluded(spec, _service(requirement, [gone.name]), gone.reason)
+        return Reason(
+            "missing-dependency",
+            f"{spec.name} needs {_bare(requirement)}, but no plugin is named "
+            f"or provides {requirement.name!r}",
+            f"install a plugin that provides {requirement.name!r}, or disable {spec.name}",
+            requirement=_bare(requirement),
+        )
+
+    def _checked(self, spec: PluginSpec, requirement: Requirement, provider: str) -> str | Reason:
+        """``provider`` if its version matches ``requirement``, else the conflict."""
+        service = None if canonicalize_name(requirement.name) == provider else requirement.name
         conflict = _version_conflict(spec, requirement, self.plugins[provider], service)
         return conflict or provider
 
     def exclude_unresolved(self) -> None:
-        """Spread exclusions from plugins with unresolved dependencies to their dependents."""
-        for targets in self.dependents.values():
-            targets.sort()
+        """Spread exclusions to dependents, deciding multi-provider services as providers drop out.
+
+        A service stays undecided while more than one of its providers may still load.
+        When nothing else changes, a cycle among the settled edges is excluded first
+        (it would be anyway); then the plugins whose providers are all settled are
+        ambiguous, which may settle others (all of them at once if none is settled).
+        """
         self._spread(sorted(self.reasons))
+        while self.undecided:
+            if self._decide_services():
+                continue
+            prepared = self._prepared()
+            if isinstance(prepared, list):
+                self._exclude_cycle(prepared)
+                continue
+            ambiguous = self._certainly_ambiguous() or self._ambiguous_choices(set())
+            self.reasons.update(ambiguous)
+            for key in ambiguous:
+                del self.undecided[key]
+            self._spread(sorted(ambiguous))
+
+    def _decide_services(self) -> bool:
+        """Settle each undecided service left with at most one provider that can load."""
+        changed = []
+        for key in sorted(self.undecided):
+            spec, left = self.plugins[key], []
+            for choice in self.undecided[key]:
+                live = [k for k in choice.providers if k not in self.reasons]
+                if key in self.reasons or len(live) > 1:
+                    left.append(choice)
+                elif live:
+                    self._settle(key, self._checked(spec, choice.requirement, live[0]))
+                else:
+                    names = [self.plugins[k].name for k in choice.providers]
+                    cause = self.reasons[choice.providers[0]]
+                    dependency = _service(choice.requirement, names)
+                    self._settle(key, _needs_excluded(spec, dependency, cause))
+            if key in self.reasons or not left:
+                del self.undecided[key]
+                changed.append(key)
+            else:
+                self.undecided[key] = left
+        self._spread([key for key in changed if key in self.reasons])
+        return bool(changed)
+
+    def _certainly_ambiguous(self) -> dict[str, Reason]:
+        """Undecided plugins with a service whose live providers no undecided choice can drop."""
+        at_risk = set(self.undecided)
+        queue = deque(self.undecided)
+        while queue:
+            for dependent in self.dependents.get(queue.popleft(), ()):
+                if dependent not in at_risk:
+                    at_risk.add(dependent)
+                    queue.append(dependent)
+        return self._ambiguous_choices(at_risk)
+
+    def _ambiguous_choices(self, at_risk: set[str]) -> dict[str, Reason]:
+        """Ambiguity reasons for undecided plugins with a service whose live providers are safe."""
+        found = {}
+        for key, choices in self.undecided.items():
+            for choice in choices:
+                live = [k for k in choice.providers if k not in self.reasons]
+                if not at_risk.intersection(live):
+                    providers = [self.plugins[k] for k in live]
+                    found[key] = _ambiguous(self.plugins[key], choice.requirement, providers, "")
+                    break
+        return found
+
+    def _prepared(self) -> TopologicalSorter[str] | list[str]:
+        """A sorter of the plugins left, ready to drain, or a cycle among their edges."""
+        sorter: TopologicalSorter[str] = TopologicalSorter()
+        for key in sorted(self.plugins):
+            if key not in self.reasons:
+                sorter.add(key, *self.starts_after(key))
+        try:
+            sorter.prepare()
+        except CycleError as exc:
+            return list(reversed(exc.args[1][:-1]))
+        return sorter
 
     def _spread(self, roots: Sequence[str]) -> None:
         queue = deque(roots)
@@ -159,16 +264,10 @@ class _Graph:
     def order(self) -> list[str]:
         """Load order of what is left; each cycle found is excluded and the rest retried."""
         while True:
-            sorter: TopologicalSorter[str] = TopologicalSorter()
-            for key in sorted(self.plugins):
-                if key not in self.reasons:
-                    sorter.add(key, *self.starts_after(key))
-            try:
-                sorter.prepare()
-            except CycleError as exc:
-                self._exclude_cycle(list(reversed(exc.args[1][:-1])))
-                continue
-            return _smallest_first(sorter)
+            prepared = self._prepared()
+            if not isinstance(prepared, list):
+                return _smallest_first(prepared)
+            self._exclude_cycle(prepared)
 
     def _exclude_cycle(self, cycle: list[str]) -> None:
         names = [self.plugins[key].name for key in cycle]
@@ -279,6 +378,11 @@ def _ambiguous(
         requirement=_bare(requirement),
         providers=tuple(provider.name for provider in providers),
     )
+
+
+def _service(requirement: Requirement, providers: Sequence[str]) -> str:
+    """A service dependency named with the plugins that provide it."""
+    return f"{requirement.name} (provided by {', '.join(providers)})"
 
 
 def _needs_excluded(spec: PluginSpec, dependency: str, cause: Reason) -> Reason:

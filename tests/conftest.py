@@ -68,12 +68,13 @@ def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def wheel_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three fixture plugins built as real wheels and pip-installed into one target dir.
+def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with three fixture plugins built as real wheels and pip-installed; its python.
 
     alpha 1.0 and beta 2.0 (needs alpha>=1) load; gamma 0.3 needs 'storage', which nothing provides.
     """
     root = tmp_path_factory.mktemp("wheels")
+    python = make_venv(root / "venv")
     plugins = {
         "alpha": ("1.0", []),
         "beta": ("2.0", ["alpha>=1"]),
@@ -90,9 +91,8 @@ def wheel_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         for name, (version, deps) in plugins.items()
     ]
-    target = root / "site"
-    build_and_install(projects, root / "wheelhouse", target)
-    return target
+    build_and_install(projects, root / "wheelhouse", python, subprocess_env(root))
+    return python
 
 
 # --- lifecycle ---
@@ -265,6 +265,11 @@ def baked_unusual(tmp_path_factory: pytest.TempPathFactory) -> BakedPlugin:
 
 @pytest.fixture(scope="session")
 def ksi_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv for the baked template plugins; returns its python."""
+    return make_venv(tmp_path_factory.mktemp("ksi-venv"))
+
+
+def make_venv(root: Path) -> Path:
     """A fresh venv that sees this environment's packages (ksi-host and its dependencies,
     pytest, pip) through a ``.pth`` file; returns its python.
 
@@ -272,7 +277,6 @@ def ksi_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     this venv's, so ksi-host would be missing; the ``.pth`` file points at ours
     instead, and a plugin installed into the new venv shadows nothing of ours.
     """
-    root = tmp_path_factory.mktemp("ksi-venv")
     venv.EnvBuilder(with_pip=False).create(root)
     python = root / "bin" / "python"
     purelib = subprocess.run(

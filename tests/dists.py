@@ -112,12 +112,14 @@ packages = ["{package}"]
     return project
 
 
-def build_and_install(projects: Sequence[Path], wheelhouse: Path, target: Path) -> list[Path]:
-    """``pip wheel`` the projects, then ``pip install --target`` the wheels, as a user would."""
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+def build_and_install(
+    projects: Sequence[Path], wheelhouse: Path, python: Path, env: Mapping[str, str]
+) -> list[Path]:
+    """``pip wheel`` the projects, then ``pip install`` the wheels into ``python``'s venv."""
+    pip = ["-m", "pip", "--disable-pip-version-check", "-q"]
     wheel = ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheelhouse)]
-    subprocess.run([*pip, *wheel, *map(str, projects)], check=True)
+    subprocess.run([sys.executable, *pip, *wheel, *map(str, projects)], check=True)
     wheels = sorted(wheelhouse.glob("*.whl"))
-    install = ["install", "--no-deps", "--no-index", "--target", str(target)]
-    subprocess.run([*pip, *install, *map(str, wheels)], check=True)
+    install = ["install", "--no-deps", "--no-index"]
+    subprocess.run([str(python), *pip, *install, *map(str, wheels)], check=True, env=env)
     return wheels

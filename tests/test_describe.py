@@ -176,6 +176,10 @@ def test_disabled_plugins_are_reported_and_never_imported(
     assert described.excluded[0].reason.hint == (
         "remove 'explodes' from the config's 'disabled' list to load it"
     )
+    assert described.excluded[1].reason.hint == (
+        "remove 'Real' from KSI_DISABLE_PLUGINS to load it; it was imported to learn that name, "
+        "so to keep it from being imported at all, disable it as 'renamed'"
+    )
 
 
 def test_entry_points_load_modules_or_objects_and_take_the_dist_version(
@@ -213,12 +217,18 @@ def test_a_missing_file_or_module_is_an_import_error(tmp_path: Path) -> None:
         Candidate("nomod", Origin("path", "ksi_desc_nomod"), module="ksi_desc_nomod"),
     ]
     described = describe(candidates)
-    assert [e.reason.message for e in described.excluded] == [
-        f"gone from path gone.py failed to import: FileNotFoundError: no such plugin file: "
-        f"{tmp_path / 'gone.py'}",
-        "nomod from path ksi_desc_nomod failed to import: "
-        "ModuleNotFoundError: No module named 'ksi_desc_nomod'",
+    assert [(e.reason.code, e.reason.message) for e in described.excluded] == [
+        ("import-error", "gone: there is no plugin file or folder at gone.py"),
+        (
+            "import-error",
+            "nomod from path ksi_desc_nomod failed to import: "
+            "ModuleNotFoundError: No module named 'ksi_desc_nomod'",
+        ),
     ]
+    assert described.excluded[0].reason.hint == (
+        "check the path given with --plugin-path or in the config's [host] plugin_paths "
+        "(a relative path is relative to the current directory)"
+    )
 
 
 class _Recorder:
@@ -247,3 +257,16 @@ def test_the_reporter_hears_each_stage(tmp_path: Path) -> None:
         ("excluded", "bad"),
         ("described", "g"),
     ]
+
+
+def test_an_explicit_dotted_module_is_imported_by_name(
+    site_dir: Path, ksi_env: dict[str, str]
+) -> None:
+    _write(site_dir, {"desc_pkg/__init__.py": "", "desc_pkg/impl.py": plugin_source("dotted")})
+    env = {**ksi_env, "KSI_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+    described = describe(discover(paths=["desc_pkg.impl"], env=env, builtin_package=None))
+
+    [spec] = described.specs
+    assert (spec.name, str(spec.origin)) == ("dotted", "path desc_pkg.impl")
+    assert spec.plugin is sys.modules["desc_pkg.impl"].plugin

@@ -240,3 +240,15 @@ def test_sources_come_in_precedence_order(
         ("entry-point", "ep_plugin"),
         ("builtin", "builtin_plugin"),
     ]
+
+
+def test_the_user_folder_is_dot_ksi_plugins_in_home_without_ksi_home(tmp_path: Path) -> None:
+    user = tmp_path / ".ksi" / "plugins"
+    user.mkdir(parents=True)
+    (user / "mine.py").write_text(plugin_source("mine"))
+
+    found = discover(env={"HOME": str(tmp_path)}, builtin_package=None)
+
+    assert [(c.origin.kind, c.file) for c in found if c.origin.kind != "entry-point"] == [
+        ("user", user / "mine.py")
+    ]

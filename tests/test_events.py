@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 
 from ksi_host import InvalidEventName
 from ksi_host.events import check_event_name, normalise_namespace, split_event_name
-
-segments = st.from_regex(r"[a-z][a-z0-9_-]{0,20}", fullmatch=True)
+from tests.strategies import segments
 
 
 @given(segments, segments)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from click.testing import CliRunner
 from ksi_host._cli import cli
 from ksi_host._plan import Exclusion, LoadPlan, Origin, Reason
 from ksi_host._plans_report import PlanReport, plan_report, render_text
+from tests.conftest import subprocess_env
 from tests.dists import plugin_source
 from tests.strategies import make_spec
 
@@ -153,6 +152,25 @@ def test_config_file_adds_paths_and_disables_plugins(runner: CliRunner, tmp_path
     assert "cfg_dropped 1.0  [disabled]" in result.output
 
 
+@pytest.mark.usefixtures("site_dir")
+def test_a_user_plugin_shadows_a_builtin_and_the_report_says_by_what(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    env = _env(tmp_path)
+    user_copy = Path(str(env["KSI_HOME"])) / "plugins" / "my_health.py"
+    user_copy.write_text(plugin_source("health", version="9.0"))
+
+    result = runner.invoke(cli, ["plugins", "--json"], env=env)
+
+    assert result.exit_code == 0, result.output
+    report = PlanReport.model_validate_json(result.output)
+    ours, builtin = [p for p in report.plugins if p.name == "health"]
+    assert (ours.version, ours.status, ours.source) == ("9.0", "loadable", f"user {user_copy}")
+    assert (builtin.status, builtin.source) == ("shadowed", "builtin ksi_plugins_builtin.health")
+    assert builtin.reason is not None
+    assert builtin.reason.message.endswith(f"is shadowed by health from user {user_copy}")
+
+
 def test_a_broken_config_file_is_rendered_not_raised(runner: CliRunner, tmp_path: Path) -> None:
     config = tmp_path / "ksi.toml"
     config.write_text("[host\n")
@@ -169,11 +187,10 @@ def test_a_bad_setting_is_rendered_not_raised(runner: CliRunner, tmp_path: Path)
 
 @pytest.mark.slow
 def test_three_installed_wheels_two_load_in_order_one_is_excluded(
-    wheel_site: Path, tmp_path: Path
+    wheel_venv: Path, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KSI_")}
-    env.update(PYTHONPATH=str(wheel_site), HOME=str(tmp_path), KSI_HOME=str(tmp_path / "ksi"))
-    command = [sys.executable, "-m", "ksi_host", "plugins"]
+    env = subprocess_env(tmp_path)
+    command = [str(wheel_venv), "-m", "ksi_host", "plugins"]
 
     as_json = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True)
     as_text = subprocess.run(command, env=env, capture_output=True, text=True)

@@ -127,6 +127,79 @@ def test_two_providers_need_a_choice() -> None:
     )
 
 
+def test_a_provider_that_cannot_load_does_not_make_a_service_ambiguous() -> None:
+    plan = resolve(
+        [
+            make_spec("sql", version="1.0", services=["storage"]),
+            make_spec("kv", services=["storage"], dependencies=["absent"]),
+            make_spec("app", dependencies=["storage>=1"]),
+        ]
+    )
+    assert _order(plan) == ["sql", "app"]
+    assert plan.requires["app"] == ("sql",)
+    assert _reasons(plan)["kv"].code == "missing-dependency"
+
+
+def test_the_one_provider_left_still_has_its_version_checked() -> None:
+    plan = resolve(
+        [
+            make_spec("sql", version="0.5", services=["storage"]),
+            make_spec("kv", services=["storage"], dependencies=["absent"]),
+            make_spec("app", dependencies=["storage>=1"]),
+        ]
+    )
+    assert _order(plan) == ["sql"]
+    assert _reasons(plan)["app"].message == (
+        "app needs storage>=1, but found sql 0.5 (provides 'storage') from path sql.py"
+    )
+
+
+def test_a_service_whose_providers_all_fail_leads_to_the_first_ones_reason() -> None:
+    plan = resolve(
+        [
+            make_spec("sql", services=["storage"], dependencies=["broken"]),
+            make_spec("kv", services=["storage"], dependencies=["absent"]),
+            make_spec("app", dependencies=["storage"]),
+        ],
+        excluded=[broken_exclusion()],
+    )
+    assert plan.order == ()
+    app = _reasons(plan)["app"]
+    assert app.message == (
+        "app needs storage (provided by kv, sql), which will not load (missing-dependency)"
+    )
+    assert app.cause == _reasons(plan)["kv"]
+
+
+def test_a_provider_ruled_out_before_resolving_is_named_not_missing() -> None:
+    disabled = make_spec("sql", services=["storage"])
+    reason = Reason("disabled", "sql is disabled by KSI_DISABLE_PLUGINS")
+    plan = resolve(
+        [make_spec("app", dependencies=["storage"])],
+        excluded=[Exclusion("sql", disabled.origin, reason, disabled)],
+    )
+    app = _reasons(plan)["app"]
+    assert app.message == "app needs storage (provided by sql), which will not load (disabled)"
+    assert app.cause is reason
+
+
+def test_an_ambiguous_provider_drops_out_of_another_service() -> None:
+    # "front" provides "web" but itself needs the ambiguous "storage"; so "web" has one
+    # provider left that can load, and "site" loads with it.
+    plan = resolve(
+        [
+            make_spec("sql", services=["storage"]),
+            make_spec("kv", services=["storage"]),
+            make_spec("front", services=["web"], dependencies=["storage"]),
+            make_spec("static", services=["web"]),
+            make_spec("site", dependencies=["web"]),
+        ]
+    )
+    assert _order(plan) == ["kv", "sql", "static", "site"]
+    assert plan.requires["site"] == ("static",)
+    assert _reasons(plan)["front"].code == "ambiguous-service"
+
+
 def test_a_cycle_is_printed_whole_and_its_dependents_point_at_it() -> None:
     plan = resolve(
         [
