@@ -23,6 +23,9 @@ class ReasonReport(BaseModel):
     hint: str = ""
     cause: ReasonReport | None = None
     traceback: str | None = None
+    requirement: str | None = None
+    providers: list[str] = []
+    cycle: list[str] = []
 
     @classmethod
     def of(cls, reason: Reason) -> ReasonReport:
@@ -33,6 +36,9 @@ class ReasonReport(BaseModel):
             hint=reason.hint,
             cause=cause,
             traceback=reason.traceback,
+            requirement=reason.requirement,
+            providers=list(reason.providers),
+            cycle=list(reason.cycle),
         )
 
 

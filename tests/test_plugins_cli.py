@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from ksi_host._cli import cli
 from ksi_host._plan import Exclusion, LoadPlan, Origin, Reason
 from ksi_host._plans_report import PlanReport, plan_report, render_text
+from ksi_host._resolve import resolve
 from tests.conftest import subprocess_env
 from tests.dists import plugin_source
 from tests.strategies import make_spec
@@ -82,6 +83,20 @@ def test_json_report_lists_loadable_in_order_then_the_rest() -> None:
     assert data["plugins"][3]["reason"]["cause"]["code"] == "import-error"
     assert data["warnings"] == ["something to know"]
     assert not report.ok
+
+
+def test_json_reasons_carry_the_structured_fields_scripts_need() -> None:
+    specs = [
+        make_spec("cyc_a", dependencies=["cyc_b"]),
+        make_spec("cyc_b", dependencies=["cyc_a"]),
+        make_spec("old", version="1.0"),
+        make_spec("app", dependencies=["old>=2"]),
+    ]
+    data = json.loads(plan_report(resolve(specs)).model_dump_json())
+    reasons = {p["name"]: p["reason"] for p in data["plugins"]}
+    assert reasons["cyc_a"]["code"] == "cycle"
+    assert reasons["cyc_a"]["cycle"] == ["cyc_a", "cyc_b", "cyc_a"]
+    assert (reasons["app"]["code"], reasons["app"]["requirement"]) == ("version-conflict", "old>=2")
 
 
 def test_disabled_and_shadowed_plugins_do_not_fail_the_check() -> None:
