@@ -25,6 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from ksi_host._config import HostConfig, load_config
 from ksi_host._discover import ENTRY_POINT_GROUP
+from ksi_host._doctor_fixes import edit
 from ksi_host._doctor_report import Problem
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate
@@ -37,6 +38,7 @@ __all__ = [
     "plugin_folders",
 ]
 
+_ENV_VARIABLE: Final = re.compile(r"environment variables? (KSI_\w+)")
 _TOML_POSITION: Final = re.compile(r", line (\d+)")
 
 
@@ -155,6 +157,14 @@ def _writable(path: Path, label: str) -> Iterator[Problem]:
     )
 
 
+def _config_fix(where: str, file: str, line: re.Match[str] | None) -> str:
+    """Edit the file at the line, or unset the environment override at fault."""
+    if Path(file).is_file():
+        return edit(file, int(line.group(1)) if line else None)
+    variable = _ENV_VARIABLE.search(where)
+    return f"unset {variable.group(1)}" if variable else ""
+
+
 def check_config(
     path: Path | None, env: Mapping[str, str]
 ) -> tuple[HostConfig | None, dict[str, Any], list[Problem]]:
@@ -168,13 +178,12 @@ def check_config(
         where = exc.where or str(path or "")
         file = where.split(", line ", 1)[0]
         line = _TOML_POSITION.search(where)
-        at = f"+{line.group(1)} " if line else ""
         problem = Problem(
             code="config-invalid",
             severity="error",
             what=exc.what,
             where=where,
-            fix=f"${{EDITOR:-vi}} {at}{shlex.quote(file)}",
+            fix=_config_fix(where, file, line),
             note=f"{exc.hint}; the host will not start with this config",
         )
         return None, {}, [problem]

@@ -22,7 +22,7 @@ from ksi_host._doctor_outcome import Outcome
 from ksi_host._doctor_report import Problem, Severity
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec
 
-__all__ = ["Fixes", "blame"]
+__all__ = ["Fixes", "blame", "edit"]
 
 _FRAME: Final = re.compile(r'File "([^"]+)", line (\d+)')
 _NO_MODULE: Final = re.compile(r"No module named '([^']+)'")

@@ -186,6 +186,16 @@ def test_a_config_file_that_does_not_parse_is_an_error_with_its_line(
     assert problem["fix"] == f"${{EDITOR:-vi}} +2 {config}"
 
 
+def test_a_bad_environment_override_says_which_variable_to_unset(
+    healthy_world: dict[str, Path],
+) -> None:
+    result = _doctor(healthy_world, "--json", KSI_HOST__SERVICES='{"db": 1}')
+    assert result.returncode == 1
+    problem = _problem(json.loads(result.stdout), "config-invalid")
+    assert problem["where"].startswith("environment variable KSI_HOST__SERVICES")
+    assert problem["fix"] == "unset KSI_HOST__SERVICES"
+
+
 def test_the_config_host_section_applies_as_it_does_to_run(
     healthy_world: dict[str, Path], tmp_path: Path
 ) -> None:
