@@ -16,9 +16,9 @@ from ksi_host._catalog import event_catalog, render_catalog
 from ksi_host._client import DEFAULT_TIMEOUT, request_sync
 from ksi_host._config import HostConfig, load_config
 from ksi_host._daemon import run_daemon
-from ksi_host._doctor import diagnose
-from ksi_host._doctor_isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
-from ksi_host._doctor_report import render_text as render_doctor
+from ksi_host._doctor.diagnose import diagnose
+from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
+from ksi_host._doctor.report import render_text as render_doctor
 from ksi_host._paths import KsiPaths
 from ksi_host._pipeline import boot, plan_for
 from ksi_host._plans_report import plan_report, render_text

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from ksi_host._cli import cli
-from ksi_host._doctor_report import DoctorReport, PluginLine, Problem, Summary, render_text
+from ksi_host._doctor.report import DoctorReport, PluginLine, Problem, Summary, render_text
 from tests.dists import install_dist, plugin_source
 
 

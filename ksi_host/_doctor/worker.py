@@ -1,6 +1,6 @@
 """The isolated side of ``doctor``: one process imports the candidates one by one and reports each.
 
-Run as ``python -m ksi_host._doctor_worker``. It reads one JSON object from stdin
+Run as ``python -m ksi_host._doctor.worker``. It reads one JSON object from stdin
 (``candidates``: ``[[index, candidate], ...]``, ``disabled``, ``sections``) and writes
 one JSON line per event to the stdout it was started with::
 

@@ -1,7 +1,7 @@
 """``ksi-host doctor``: the host's own plan, with a problem and a pasteable fix for each flaw.
 
 The same stages as :func:`ksi_host._pipeline.build_plan`, except that describing
-(importing) runs in a worker process (:mod:`ksi_host._doctor_isolate`), so a plugin
+(importing) runs in a worker process (:mod:`ksi_host._doctor.isolate`), so a plugin
 that crashes, hangs or exits cannot take doctor down. The worker's findings are
 turned back into :class:`~ksi_host._plan.PluginSpec` and
 :class:`~ksi_host._plan.Exclusion` values and given to the one resolver, so every
@@ -17,11 +17,11 @@ from pathlib import Path
 import importlib_metadata
 
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
-from ksi_host._doctor_checks import check_config, check_distributions, check_folders, plugin_folders
-from ksi_host._doctor_fixes import Fixes
-from ksi_host._doctor_isolate import DEFAULT_TIMEOUT, import_isolated
-from ksi_host._doctor_outcome import Outcome, outcome
-from ksi_host._doctor_report import DoctorReport, PluginLine, PluginStatus, Problem, Summary
+from ksi_host._doctor.checks import check_config, check_distributions, check_folders, plugin_folders
+from ksi_host._doctor.fixes import Fixes
+from ksi_host._doctor.isolate import DEFAULT_TIMEOUT, import_isolated
+from ksi_host._doctor.outcome import Outcome, outcome
+from ksi_host._doctor.report import DoctorReport, PluginLine, PluginStatus, Problem, Summary
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Exclusion, LoadPlan
 from ksi_host._resolve import resolve

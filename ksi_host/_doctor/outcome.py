@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from ksi_host._doctor_isolate import Failure
+from ksi_host._doctor.isolate import Failure
 from ksi_host._plan import Candidate, Exclusion, PluginSpec, Reason, ReasonCode
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 

@@ -1,6 +1,6 @@
 """The parent side of ``doctor``'s isolated imports: one worker for all, a fresh one after a crash.
 
-The worker (:mod:`ksi_host._doctor_worker`) announces each import before it starts,
+The worker (:mod:`ksi_host._doctor.worker`) announces each import before it starts,
 so when it dies or goes quiet the candidate in flight is known. A crash is only
 pinned on a candidate that was the first import of its worker (otherwise the
 crash might come from state an earlier plugin left behind): the others are
@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
-from ksi_host._doctor_worker import TRACEBACK_LINES, candidate_to_wire
+from ksi_host._doctor.worker import TRACEBACK_LINES, candidate_to_wire
 from ksi_host._plan import Candidate
 from ksi_host.errors import KsiError
 
@@ -96,7 +96,7 @@ class _Run:
             "sections": dict(sections),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ksi_host._doctor_worker"],
+            [sys.executable, "-m", "ksi_host._doctor.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -195,6 +195,6 @@ def _exit_detail(returncode: int) -> str:
 
 def _bug_hint() -> str:
     return (
-        f"check that `{sys.executable} -m ksi_host._doctor_worker` can start "
+        f"check that `{sys.executable} -m ksi_host._doctor.worker` can start "
         "(reinstall ksi-host: pip install --force-reinstall ksi-host)"
     )

@@ -18,8 +18,8 @@ from typing import Any, Final
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ksi_host._doctor_outcome import Outcome
-from ksi_host._doctor_report import Problem, Severity
+from ksi_host._doctor.outcome import Outcome
+from ksi_host._doctor.report import Problem, Severity
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec
 
 __all__ = ["Fixes", "blame", "edit"]

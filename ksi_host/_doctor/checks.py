@@ -25,8 +25,8 @@ from packaging.version import InvalidVersion, Version
 
 from ksi_host._config import HostConfig, load_config
 from ksi_host._discover import ENTRY_POINT_GROUP
-from ksi_host._doctor_fixes import edit
-from ksi_host._doctor_report import Problem
+from ksi_host._doctor.fixes import edit
+from ksi_host._doctor.report import Problem
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate
 from ksi_host.errors import ConfigError
