@@ -17,12 +17,12 @@ from ksi_host import hookspecs
 MODULES = [
     "ksi_host",
     *(
-        f"ksi_host.{info.name}"
-        for info in pkgutil.iter_modules(ksi_host.__path__)
-        if info.name != "__main__"  # runs the command line when imported
+        info.name
+        for info in pkgutil.walk_packages(ksi_host.__path__, "ksi_host.")
+        if info.name != "ksi_host.__main__"  # runs the command line when imported
     ),
 ]
-PUBLIC = [name for name in MODULES if not name.rpartition(".")[2].startswith("_")]
+PUBLIC = [name for name in MODULES if not any(part.startswith("_") for part in name.split("."))]
 HOOKS = {name for name, value in vars(hookspecs).items() if hasattr(value, "ksi_spec")}
 """The hook specs themselves: defined in hookspecs, used by pluggy, never imported by name."""
 

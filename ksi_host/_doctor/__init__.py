@@ -6,3 +6,5 @@ looks at the environment (dist-info, folders, config); ``fixes`` writes the comm
 for each problem; ``report`` holds the JSON models and the text rendering. This file
 imports nothing, so the worker starts without loading the rest.
 """
+
+__all__: list[str] = []
