@@ -41,6 +41,7 @@ from ksi_host.errors import ConfigError
 __all__ = ["Dispatch", "ServerConfig", "SocketServer"]
 
 logger: Final = logging.getLogger("ksi_host.server")
+_FLUSH_GRACE: Final = 1.0
 
 Dispatch = Callable[[str, dict[str, Any]], Awaitable[Any]]
 """``await dispatch(event_name, data)`` returns the answer dict (or the guide's error shape)."""
@@ -179,6 +180,9 @@ class _Connection:
         if self.inflight >= self.config.max_inflight:
             self.room = self.loop.create_future()
             await self.room
+            if self.stopping:
+                await self._refuse(line)
+                return
         self.inflight += 1
         serving = self._serve(line)
         try:
@@ -238,6 +242,8 @@ class _Connection:
             if self.room is not None and not self.room.done():
                 self.room.set_result(None)
             self.last_activity = self.loop.time()
+            if self.stopping and not self.inflight:
+                self.writer.close()
 
     async def send(self, payload: bytes) -> None:
         if self.writer.is_closing():
@@ -251,8 +257,20 @@ class _Connection:
             self.writer.write(payload)
 
     def stop_reading(self) -> None:
+        """Refuse new requests from now on; close once nothing is in flight.
+
+        The reader keeps reading so a request sent while draining gets ``SHUTTING_DOWN``
+        (feeding the reader an EOF instead makes asyncio fail on the next bytes and drop
+        the replies still owed); closing the transport ends the read loop.
+        """
         self.stopping = True
-        self.reader.feed_eof()
+        if not self.inflight:
+            self.writer.close()
+
+    def cancel_requests(self) -> None:
+        """At the drain deadline: what still runs is answered with ``SHUTTING_DOWN``."""
+        for task in self.tasks:
+            task.cancel()
 
     def _check_idle(self) -> None:
         remaining = self.last_activity + self.config.idle_timeout - self.loop.time()
@@ -413,11 +431,9 @@ class SocketServer:
             tasks = set(self._connections.values())
             if tasks:
                 _done, late = await asyncio.wait(tasks, timeout=self.config.drain_timeout)
-                for task in late:
-                    task.cancel()
                 if late:
                     logger.warning("cancelled %d connection(s) at the drain deadline", len(late))
-                    await asyncio.wait(late)
+                    await self._cancel(late)
             if self._server is not None:
                 await self._server.wait_closed()
         finally:
@@ -425,6 +441,22 @@ class SocketServer:
                 self._instance.release()
             self._closed.set()
             logger.info("stopped listening on %s", self.socket_path)
+
+    async def _cancel(self, late: set[asyncio.Task[Any]]) -> None:
+        """Cancel the requests, not the connection tasks: asyncio < 3.12 logs those as errors.
+
+        A connection whose client does not read its ``SHUTTING_DOWN`` replies within
+        ``_FLUSH_GRACE`` seconds is aborted.
+        """
+        late_connections = [c for c, task in self._connections.items() if task in late]
+        for connection in late_connections:
+            connection.cancel_requests()
+        _done, stuck = await asyncio.wait(late, timeout=_FLUSH_GRACE)
+        for connection in late_connections:
+            if self._connections.get(connection) in stuck:
+                connection.writer.transport.abort()
+        if stuck:
+            await asyncio.wait(stuck)
 
     async def __aenter__(self) -> SocketServer:
         await self.start()

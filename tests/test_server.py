@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import stat
 import time
@@ -316,6 +317,47 @@ def test_shutdown_answers_requests_past_the_deadline_with_shutting_down(sock_pat
         await client.close()
 
     asyncio.run(main())
+
+
+def test_a_request_sent_while_draining_is_refused_and_inflight_ones_still_answer(sock_path, caplog):
+    async def main() -> None:
+        server = SocketServer(Dispatcher(), ServerConfig(socket_path=sock_path))
+        await server.start()
+        client = await LineClient.connect(sock_path)
+        await client.send("test:sleep", {"seconds": 0.3}, correlation_id="inflight")
+        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(server.shutdown())
+        await asyncio.sleep(0.05)
+        await client.send("test:echo", {}, correlation_id="new")
+        refused = await client.reply()
+        assert (refused["correlation_id"], error_code(refused["data"])) == (
+            "new",
+            "SHUTTING_DOWN",
+        )
+        assert (await client.reply())["data"] == {"slept": 0.3}
+        assert await client.at_eof()
+        await stopping
+        await client.close()
+
+    asyncio.run(main())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_requests_cancelled_at_the_deadline_log_no_asyncio_error(sock_path, caplog):
+    async def main() -> None:
+        config = ServerConfig(socket_path=sock_path, drain_timeout=0.1)
+        server = SocketServer(Dispatcher(), config)
+        await server.start()
+        client = await LineClient.connect(sock_path)
+        await client.send("test:sleep", {"seconds": 30}, correlation_id="late")
+        await asyncio.sleep(0.05)
+        await server.shutdown()
+        assert error_code((await client.reply())["data"]) == "SHUTTING_DOWN"
+        assert await client.at_eof()
+        await client.close()
+
+    asyncio.run(main())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_socket_is_0600_in_a_0700_dir_from_the_start(sock_path):
