@@ -60,8 +60,7 @@ class AlreadyRunning(KsiError):
         super().__init__(
             what=f"ksi-host is already running ({who})",
             where=f"socket {socket_path}",
-            hint="stop it first (ksi-host send or kill -TERM "
-            f"{pid or '<pid>'}), or give this one another --socket",
+            hint=f"stop it first (kill -TERM {pid or '<pid>'}), or give this one another --socket",
         )
 
 

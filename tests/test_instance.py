@@ -43,6 +43,9 @@ def test_a_second_claim_says_who_is_running_and_leaves_the_socket_alone(sock_pat
             Instance.claim(sock_path)
         assert info.value.pid == os.getpid()
         assert f"already running (pid {os.getpid()})" in info.value.render()
+        assert info.value.hint == (
+            f"stop it first (kill -TERM {os.getpid()}), or give this one another --socket"
+        )
         assert sock_path.stat().st_ino == inode
     finally:
         first.release()
