@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from ksi_host._cli import cli
+from ksi_host._doctor.fixes import PIP
 from ksi_host._doctor.report import DoctorReport, PluginLine, Problem, Summary, render_text
 from tests.dists import install_dist, plugin_source
 
@@ -119,6 +120,14 @@ def test_each_problem_names_its_cause_and_a_pasteable_fix(
     assert f"fix:   {problem['fix']}" in text
 
 
+def test_a_pip_fix_uses_the_pip_of_the_python_running_ksi_host(
+    broken: tuple[str, dict[str, Any], int],
+) -> None:
+    _, report, _ = broken
+    problem = _problem(report, "missing-dependency", "needy")
+    assert problem["fix"] == f'{shlex.quote(sys.executable)} -m pip install "ksi-plugin-storage>=1"'
+
+
 def test_the_fix_of_a_crash_names_the_line_the_plugin_was_running(
     broken: tuple[str, dict[str, Any], int], doctor_world: dict[str, Path]
 ) -> None:
@@ -158,7 +167,7 @@ def test_a_chain_of_exclusions_is_a_tree_under_its_root_cause(
     ("code", "what", "fix"),
     [
         ("duplicate-dist-info", "ksi-fixture-dup is installed 2 times", "rm -rf "),
-        ("entry-point-claimed-twice", "entry point 'twin'", "pip uninstall ksi-fixture-"),
+        ("entry-point-claimed-twice", "entry point 'twin'", f"{PIP} uninstall ksi-fixture-"),
         ("unsafe-plugin-folder", "(a symlink to ", "chmod go-w "),
         ("config-unknown-section", "[ghost] section", "${EDITOR:-vi} +6 "),
     ],

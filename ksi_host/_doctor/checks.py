@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from ksi_host._config import HostConfig, load_config
 from ksi_host._discover import ENTRY_POINT_GROUP
-from ksi_host._doctor.fixes import edit
+from ksi_host._doctor.fixes import PIP, edit
 from ksi_host._doctor.report import Problem
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate
@@ -76,7 +76,8 @@ def _duplicate(found: Sequence[importlib_metadata.Distribution]) -> Problem:
         where=copies,
         fix="rm -rf " + " ".join(shlex.quote(_info_path(d)) for d in stale),
         note=f"keeps the newest, {keep.version}, and removes the stale metadata; if you "
-        f'wanted another version, then run pip install --force-reinstall "{used.name}==<version>"',
+        f"wanted another version, then run {PIP} install --force-reinstall "
+        f'"{used.name}==<version>"',
     )
 
 
@@ -95,7 +96,7 @@ def _claimed_twice(name: str, found: Sequence[importlib_metadata.Distribution]) 
         severity="warning",
         what=f"entry point {name!r} of group {ENTRY_POINT_GROUP!r} is claimed by {owners}",
         where=", ".join(_info_path(d) for d in found),
-        fix=f"pip uninstall {found[-1].name}",
+        fix=f"{PIP} uninstall {found[-1].name}",
         note=f"keep the distribution you want; the first one found is {found[0].name}",
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -22,13 +23,15 @@ from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec
 
-__all__ = ["Fixes", "blame", "edit"]
+__all__ = ["PIP", "Fixes", "blame", "edit"]
 
 _FRAME: Final = re.compile(r'File "([^"]+)", line (\d+)')
 _NO_MODULE: Final = re.compile(r"No module named '([^']+)'")
 _RENAME: Final = re.compile(r"rename it to '([^']+)'")
 _TABLE: Final = re.compile(r"^\s*\[\s*\"?([^\]\"]+?)\"?\s*\]")
 _GUESS_PREFIX: Final = "ksi-plugin-"
+PIP: Final = f"{shlex.quote(sys.executable)} -m pip"
+"""The pip of the interpreter running ksi-host, so a pasted fix installs where it is needed."""
 
 
 def edit(file: str | Path, line: int | None = None) -> str:
@@ -176,7 +179,7 @@ class Fixes:
     def _shadowed(self, exclusion: Exclusion) -> Problem:
         origin = exclusion.origin
         if origin.distribution:
-            fix = f"pip uninstall {origin.distribution}"
+            fix = f"{PIP} uninstall {origin.distribution}"
         elif origin.kind in ("folder", "user", "path") and Path(origin.location).exists():
             fix = f"rm -r {shlex.quote(origin.location)}"
         else:
@@ -191,19 +194,19 @@ class Fixes:
         where = blame(reason.traceback, candidate) if candidate else None
         if missing and dist:
             module = missing.group(1).partition(".")[0]
-            fix = f'pip install --force-reinstall "{dist}"'
+            fix = f'{PIP} install --force-reinstall "{dist}"'
             note = (
                 f"{dist} imports {module!r}, which is not installed; reinstalling installs "
-                f"its declared dependencies (if it declares none: pip install {module})"
+                f"its declared dependencies (if it declares none: {PIP} install {module})"
             )
         elif missing:
             module = missing.group(1).partition(".")[0]
-            fix = f"pip install {module}"
+            fix = f"{PIP} install {module}"
             note = f"a guess: the distribution that provides {module!r} is usually named like it"
         elif where:
             fix, note = edit(*where), _last_line(reason.traceback)
         elif dist:
-            fix, note = f'pip install --force-reinstall "{dist}"', _last_line(reason.traceback)
+            fix, note = f'{PIP} install --force-reinstall "{dist}"', _last_line(reason.traceback)
         else:
             fix, note = self._disable_fix(exclusion.name), reason.hint
         return self._make(
@@ -219,7 +222,7 @@ class Fixes:
         if where:
             fix, note = edit(*where), f"the line it was running; to skip the plugin: {skip}"
         elif dist:
-            fix = f'pip install --force-reinstall "{dist}"'
+            fix = f'{PIP} install --force-reinstall "{dist}"'
             note = f"reinstall in case a file is damaged; to skip the plugin: {skip}"
         else:
             fix, note = skip, "doctor went on without it; its last output is below"
@@ -267,7 +270,7 @@ class Fixes:
         return self._make(
             exclusion,
             "error",
-            f'pip install "{guess}{wanted.specifier}"',
+            f'{PIP} install "{guess}{wanted.specifier}"',
             note=f"a guess: no installed distribution provides {wanted.name!r}, and plugins "
             f"are usually published as {guess}; or skip {exclusion.name}: "
             f"{self._disable_fix(exclusion.name)}",
@@ -280,7 +283,7 @@ class Fixes:
             return self._make(exclusion, "error", self._disable_fix(exclusion.name))
         dist = provider.origin.distribution
         if dist:
-            fix = f'pip install "{dist}{requirement.specifier}"'
+            fix = f'{PIP} install "{dist}{requirement.specifier}"'
             note = f"{provider.name} comes from the distribution {dist}"
         else:
             file = _origin_file_of(provider.origin)
