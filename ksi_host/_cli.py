@@ -107,12 +107,13 @@ SOCKET_OPTION = click.option(
     "[server] section, else ksi.sock in the run dir).",
 )
 
-_SERVER_SECTION = "[server] section of the config"
 
-
-def _server_config(config: HostConfig, socket_path: Path | None) -> ServerConfig:
+def _server_config(
+    config: HostConfig, config_file: Path | None, socket_path: Path | None
+) -> ServerConfig:
     """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
-    return ServerConfig.from_section(config.server, where=_SERVER_SECTION, socket_path=socket_path)
+    where = f"[server] section of {_config_path(config_file)}"
+    return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)
 
 
 @cli.command()
@@ -149,7 +150,7 @@ def run(
     try:
         config = load_config(config_file)
         _log_config_file(config_file)
-        server = _server_config(config, socket_path)
+        server = _server_config(config, config_file, socket_path)
         if state_db is not None:
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
@@ -161,8 +162,12 @@ def run(
     raise SystemExit(code)
 
 
+def _config_path(config_file: Path | None) -> Path:
+    return config_file or KsiPaths.from_env().config_file
+
+
 def _log_config_file(config_file: Path | None) -> None:
-    file = config_file or KsiPaths.from_env().config_file
+    file = _config_path(config_file)
     if file.is_file():
         logger.info("config %s", file)
     else:
@@ -210,7 +215,7 @@ def send(
     config reach the same daemon.
     """
     try:
-        server = _server_config(load_config(config_file), socket_path)
+        server = _server_config(load_config(config_file), config_file, socket_path)
         answer = request_sync(server.socket_path, event, data, timeout)
     except KsiError as exc:
         click.echo(exc.render(), err=True)

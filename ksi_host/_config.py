@@ -54,7 +54,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["ENV_PREFIX", "HostConfig", "HostSection", "load_config"]
+__all__ = ["ENV_PREFIX", "HostConfig", "HostSection", "env_variable", "load_config"]
 
 ENV_PREFIX: Final = "KSI_"
 _NESTED: Final = "__"
@@ -242,7 +242,7 @@ def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[st
     return merged
 
 
-def _env_variable(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | None:
+def env_variable(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | None:
     """The KSI_ variable that set the value at ``loc`` (or a table around it), if one did."""
     for end in range(len(loc), 0, -1):
         variable = ENV_PREFIX + _NESTED.join(str(part) for part in loc[:end]).upper()
@@ -256,7 +256,7 @@ def _translate(exc: ValidationError, file: Path, env: Mapping[str, str]) -> Conf
     wheres = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
-        source = _env_variable(error["loc"], env) or str(file)
+        source = env_variable(error["loc"], env) or str(file)
         lines.append(f"{key} = {json.dumps(error.get('input'), default=repr)}: {error['msg']}")
         wheres.append(f"{source}, key {key!r}")
     return ConfigError(

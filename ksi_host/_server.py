@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ksi_host._config import env_variable
 from ksi_host._instance import MAX_SOCKET_PATH, Instance, default_socket_path, peer_uid
 from ksi_host._protocol import (
     DEFAULT_DRAIN_TIMEOUT,
@@ -102,7 +103,10 @@ class ServerConfig(BaseModel):
                 for err in exc.errors()
             )
             wheres = [
-                socket_from if err["loc"] == ("socket_path",) else where for err in exc.errors()
+                socket_from
+                if err["loc"] == ("socket_path",) and socket_from != where
+                else env_variable(("server", *err["loc"]), env) or where
+                for err in exc.errors()
             ]
             raise ConfigError(
                 what=f"invalid socket settings: {problems}",

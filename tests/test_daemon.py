@@ -171,7 +171,7 @@ def test_a_bad_server_section_stops_run_before_it_claims_the_socket(short_dir):
     done = daemon.cli(*daemon.run_args(config))
     assert done.returncode != 0
     assert "invalid socket settings: drain_timeout" in done.stderr
-    assert "[server] section of the config" in done.stderr
+    assert f"[server] section of {config}" in done.stderr
     assert not daemon.socket_path.exists()
 
 

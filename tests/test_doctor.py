@@ -205,6 +205,23 @@ def test_a_bad_environment_override_says_which_variable_to_unset(
     assert problem["fix"] == "unset KSI_HOST__SERVICES"
 
 
+def test_a_server_section_that_stops_run_is_an_error_too(
+    healthy_world: dict[str, Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "ksi.toml"
+    config.write_text("[server]\nmax_conections = 8\n")
+    result = _doctor(healthy_world, "--json", "--config", str(config))
+    assert result.returncode == 1
+    problem = _problem(json.loads(result.stdout), "config-invalid")
+    assert "max_conections: Extra inputs are not permitted" in problem["what"]
+    assert problem["where"] == f"[server] section of {config}"
+    assert problem["fix"] == f"${{EDITOR:-vi}} {config}"
+    from_env = _doctor(healthy_world, "--json", KSI_SERVER__IDLE_TIMEOUT="0")
+    assert _problem(json.loads(from_env.stdout), "config-invalid")["fix"] == (
+        "unset KSI_SERVER__IDLE_TIMEOUT"
+    )
+
+
 def test_the_config_host_section_applies_as_it_does_to_run(
     healthy_world: dict[str, Path], tmp_path: Path
 ) -> None:

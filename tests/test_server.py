@@ -434,3 +434,13 @@ def test_a_bad_socket_path_names_where_it_came_from(flag, env, where):
         ServerConfig.from_section({}, where="[server]", socket_path=flag and Path(flag), env=env)
     assert where in info.value.render()
     assert "[server]" not in info.value.render()
+
+
+def test_a_bad_value_from_a_ksi_server_variable_names_the_variable_not_the_file():
+    env = {"KSI_SERVER__MAX_LINE_BYTES": "100"}
+    section = {"max_line_bytes": 100, "max_connections": 0}
+    with pytest.raises(ConfigError) as info:
+        ServerConfig.from_section(section, where="[server] section of /c.toml", env=env)
+    assert info.value.where == (
+        "environment variable KSI_SERVER__MAX_LINE_BYTES; [server] section of /c.toml"
+    )

@@ -5,8 +5,8 @@
   the first copy on ``sys.path`` hides the others' entry points;
 - plugin folders (and plugin files in them) that other users can write to, or
   that are symlinks to such places: code there runs as this user;
-- the config file parses; its plugin sections are returned for the worker, which
-  checks them against each plugin's ``config_model``.
+- the config file parses and its ``[server]`` section validates; its plugin sections
+  are returned for the worker, which checks them against each plugin's ``config_model``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ksi_host._doctor.fixes import PIP, edit
 from ksi_host._doctor.report import Problem
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate
+from ksi_host._server import ServerConfig
 from ksi_host.errors import ConfigError
 
 __all__ = [
@@ -191,4 +192,23 @@ def check_config(
     sections = {
         str(canonicalize_name(name)): table for name, table in config.plugin_sections.items()
     }
-    return config, sections, []
+    return config, sections, _check_server(config, path or KsiPaths.from_env(env).config_file, env)
+
+
+def _check_server(config: HostConfig, file: Path, env: Mapping[str, str]) -> list[Problem]:
+    """The ``[server]`` section as ``run`` and ``send`` read it: a bad one stops both."""
+    try:
+        ServerConfig.from_section(config.server, where=f"[server] section of {file}", env=env)
+    except ConfigError as exc:
+        variable = _ENV_VARIABLE.search(exc.where or "")
+        return [
+            Problem(
+                code="config-invalid",
+                severity="error",
+                what=exc.what,
+                where=exc.where,
+                fix=f"unset {variable.group(1)}" if variable else edit(file),
+                note=f"{exc.hint}; ksi-host run and send will not start with this config",
+            )
+        ]
+    return []
