@@ -386,6 +386,23 @@ def test_ksi_host_lists_the_plugins_as_healthy(
         assert status[plugin.plugin_name] == healthy, result.stdout
 
 
+@pytest.mark.slow
+def test_doctor_checks_the_plugins_config_section_before_startup(
+    installed_plugins: tuple[BakedPlugin, ...], ksi_venv: Path, tmp_path: Path
+) -> None:
+    plugin = installed_plugins[0]
+    config = tmp_path / "ksi.toml"
+    config.write_text(f'["{plugin.plugin_name}"]\nrepyl = "sunny"\n')
+    args = [str(ksi_venv), "-m", "ksi_host", "doctor", "--json", "--config", str(config)]
+    result = _run(args, tmp_path, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = json.loads(result.stdout)["problems"]
+    assert [(p["plugin"], p["code"]) for p in problems] == [
+        (plugin.plugin_name, "config-section-invalid")
+    ]
+    assert "repyl" in problems[0]["what"]
+
+
 @pytest.fixture
 def daemon(ksi_venv: Path, tmp_path: Path) -> Iterator[Path]:
     """A ``ksi-host run`` in the venv; yields its socket path."""

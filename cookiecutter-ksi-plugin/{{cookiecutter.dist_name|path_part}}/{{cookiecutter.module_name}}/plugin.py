@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from {{ cookiecutter.module_name }} import __version__
 from {{ cookiecutter.module_name }}.handlers import HANDLERS
@@ -35,6 +35,9 @@ NAMESPACE: Final = {{ cookiecutter.namespace|py_str }}
 
 class {{ cookiecutter.module_name|class_name }}(BasePlugin):
     """Answers ``<namespace>:<action>`` for every action in ``HANDLERS``; ignores other events."""
+
+    config_model: ClassVar[type[BaseModel] | None] = Settings
+    """So ``ksi-host doctor`` and the host check the config section before startup."""
 
     def __init__(self) -> None:
         super().__init__(
