@@ -34,7 +34,8 @@ CONFIG_OPTION = click.option(
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The TOML config file (default: $KSI_CONFIG, else the user's config dir).",
+    help="The TOML config file (default: $KSI_CONFIG, else $KSI_HOME/config.toml when "
+    "KSI_HOME is set, else ${XDG_CONFIG_HOME:-~/.config}/ksi/config.toml).",
 )
 
 PLUGIN_PATH_OPTION = click.option(

@@ -21,3 +21,10 @@ def test_python_dash_m_is_the_same_command():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"ksi-host, version {__version__}\n"
+
+
+def test_every_config_option_names_the_files_it_falls_back_to(runner):
+    for command in ("run", "send", "plugins", "events", "doctor"):
+        result = runner.invoke(cli, [command, "--help"], terminal_width=200)
+        assert "$KSI_HOME/config.toml when KSI_HOME is set" in result.output, command
+        assert "${XDG_CONFIG_HOME:-~/.config}/ksi/config.toml" in result.output, command
