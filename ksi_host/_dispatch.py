@@ -178,8 +178,10 @@ class Dispatcher:
         *,
         routing: bool = True,
         max_emit_depth: int = 32,
+        explain_unhandled: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self._pm = pm
+        self._explain_unhandled = explain_unhandled
         self._context_for = context_for
         self._observer = observer
         self._routing = routing
@@ -305,7 +307,7 @@ class Dispatcher:
             plugin, result, ok = answers[0]
             return result if ok else self._handler_failed(plugin, event_name)
         if not answers:
-            return self._error(NO_HANDLER, f"no plugin handles {event_name!r}")
+            return self._error(NO_HANDLER, self._unhandled(event_name, route.namespace))
         return {
             "status": "multiple",
             "results": [
@@ -330,6 +332,10 @@ class Dispatcher:
     def _error(self, code: str, message: str, plugin: str | None = None) -> dict[str, Any]:
         self._errors[code] = self._errors.get(code, 0) + 1
         return error_reply(code, message, plugin)
+
+    def _unhandled(self, event_name: str, namespace: str) -> str:
+        why = self._explain_unhandled(event_name, namespace) if self._explain_unhandled else None
+        return f"no plugin handles {event_name!r}" + (f"; {why}" if why else "")
 
     def _handler_failed(self, plugin: str, event_name: str) -> dict[str, Any]:
         return self._error(

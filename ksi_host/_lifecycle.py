@@ -122,6 +122,7 @@ class Host:
             self.context_for,
             self.bus,
             max_emit_depth=self.config.host.max_emit_depth,
+            explain_unhandled=self._why_unhandled,
         )
         self.manager.pm.on_change(self._dispatcher.invalidate)
         # In load order: status() reads it as is (system:health asks on every call).
@@ -139,6 +140,11 @@ class Host:
                 reason=exclusion.reason,
             )
             for exclusion in plan.excluded
+        )
+        excluded_specs = zip(self._excluded, plan.excluded, strict=True)
+        self._declared: Final = (
+            *((self._status[spec.key], spec.capabilities) for spec in plan.order),
+            *((status, e.spec.capabilities) for status, e in excluded_specs if e.spec),
         )
         self._phase = "new"
 
@@ -230,6 +236,21 @@ class Host:
             )
             self._contexts[plugin_name] = context
         return context
+
+    def _why_unhandled(self, event_name: str, namespace: str) -> str | None:
+        """Name the plugin that declares an unanswered event but is not running."""
+        for declared, capabilities in self._declared:
+            status = self._status.get(declared.key, declared)
+            wants = (
+                event_name in capabilities.commands or namespace in capabilities.event_namespaces
+            )
+            if wants and status.status != "running":
+                why = f": {status.reason.message}" if status.reason else ""
+                return (
+                    f"plugin {status.name!r} declares it but is {status.status}{why} "
+                    "(see plugin:list or ksi-host doctor)"
+                )
+        return None
 
     def status(self) -> tuple[PluginStatus, ...]:
         """Every plugin of the plan in load order, then the ones the plan excluded."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -577,3 +578,32 @@ def test_each_plugin_gets_its_own_copy_of_the_config(make_plan):
     assert seen_by_handler is reader.seen
     assert meddler.context["config"]["my_plugin"] == {"setting": "meddled", "retries": 99}
     assert config.plugin_section("my_plugin") == {"setting": "custom", "retries": 1}
+
+
+def test_no_handler_names_the_declaring_plugin_that_is_not_running(scripted_plugin, make_plan):
+    weather = scripted_plugin("weather", commands=["weather:ping"], raises=["ksi_startup"])
+    excluded_spec = make_plan(scripted_plugin("radio", namespaces=["radio"])).order[0]
+    exclusion = Exclusion(
+        "radio",
+        excluded_spec.origin,
+        Reason("missing-dependency", "radio needs antenna"),
+        excluded_spec,
+    )
+    plan = replace(make_plan(weather), excluded=(exclusion,))
+
+    async def main() -> list[Any]:
+        async with Host(plan) as host:
+            return [
+                await host.dispatch(name, {}) for name in ("weather:ping", "radio:on", "other:x")
+            ]
+
+    weather_reply, radio_reply, other_reply = asyncio.run(main())
+    assert weather_reply["error"]["code"] == "NO_HANDLER"
+    assert weather_reply["error"]["message"].startswith(
+        "no plugin handles 'weather:ping'; plugin 'weather' declares it but is failed: "
+    )
+    assert radio_reply["error"]["message"] == (
+        "no plugin handles 'radio:on'; plugin 'radio' declares it but is excluded: "
+        "radio needs antenna (see plugin:list or ksi-host doctor)"
+    )
+    assert other_reply["error"]["message"] == "no plugin handles 'other:x'"
