@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import logging
 import sys
+import threading
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, ModuleType
@@ -33,6 +36,9 @@ from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 __all__ = ["Described", "describe", "file_module_name"]
 
 _MISSING: Final = object()
+SLOW_IMPORT_SECONDS: Final = 5.0
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,8 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
         )
         return Exclusion(name, origin, reason)
     try:
-        plugin = _load(candidate)
+        with _warn_if_slow(name, origin):
+            plugin = _load(candidate)
     except InvalidPluginMetadata as exc:
         reason = Reason("invalid-metadata", exc.what, exc.hint or "", traceback=_traceback())
         return Exclusion(name, origin, reason)
@@ -125,6 +132,28 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
         return Exclusion(name, origin, described)
     metadata, capabilities = described
     return PluginSpec(plugin=plugin, metadata=metadata, capabilities=capabilities, origin=origin)
+
+
+@contextmanager
+def _warn_if_slow(name: str, origin: Origin) -> Iterator[None]:
+    """Log, from a timer thread, when an import takes long: a hung import says nothing itself."""
+    timer = threading.Timer(
+        SLOW_IMPORT_SECONDS,
+        logger.warning,
+        (
+            "still importing plugin %s from %s after %gs; if it hangs, "
+            "`ksi-host doctor` imports each plugin in a separate process with a timeout",
+            name,
+            origin,
+            SLOW_IMPORT_SECONDS,
+        ),
+    )
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _load(candidate: Candidate) -> object:

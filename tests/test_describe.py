@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ksi_host import _describe
 from ksi_host._describe import describe, file_module_name
 from ksi_host._discover import discover
 from ksi_host._plan import Candidate, Origin
@@ -270,3 +271,18 @@ def test_an_explicit_dotted_module_is_imported_by_name(
     [spec] = described.specs
     assert (spec.name, str(spec.origin)) == ("dotted", "path desc_pkg.impl")
     assert spec.plugin is sys.modules["desc_pkg.impl"].plugin
+
+
+@pytest.mark.usefixtures("site_dir")
+def test_a_slow_import_is_logged_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_describe, "SLOW_IMPORT_SECONDS", 0.05)
+    folder = _write(tmp_path / "plugins", {"sleepy.py": "import time\ntime.sleep(0.3)\n"})
+    _write(folder, {"quick.py": plugin_source("quick")})
+    with caplog.at_level("WARNING", logger="ksi_host._describe"):
+        _describe_folder(folder)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"still importing plugin sleepy from path {folder / 'sleepy.py'} after 0.05s; if it "
+        "hangs, `ksi-host doctor` imports each plugin in a separate process with a timeout"
+    ]
