@@ -51,7 +51,7 @@ def disabled_names(
     """Map each canonical name the user turned off to the setting that turned it off."""
     env = os.environ if env is None else env
     names: dict[str, str] = {}
-    settings = [(name, "the config's 'disabled' list") for name in disabled]
+    settings = [(name, "[host] disabled (config file or KSI_HOST__DISABLED)") for name in disabled]
     raw = env.get("KSI_DISABLE_PLUGINS", "")
     settings += [(name.strip(), "KSI_DISABLE_PLUGINS") for name in raw.split(",") if name.strip()]
     for name, setting in settings:

@@ -172,10 +172,10 @@ def test_disabled_plugins_are_reported_and_never_imported(
         ("Real", "disabled", False),
     ]
     assert described.excluded[0].reason.message == (
-        "explodes is disabled by the config's 'disabled' list"
+        "explodes is disabled by [host] disabled (config file or KSI_HOST__DISABLED)"
     )
     assert described.excluded[0].reason.hint == (
-        "remove 'explodes' from the config's 'disabled' list to load it"
+        "remove 'explodes' from [host] disabled (config file or KSI_HOST__DISABLED) to load it"
     )
     assert described.excluded[1].reason.hint == (
         "remove 'Real' from KSI_DISABLE_PLUGINS to load it; it was imported to learn that name, "

@@ -150,7 +150,7 @@ def test_autoload_off_skips_entry_points(site_dir: Path, ksi_env: dict[str, str]
 def test_disabled_names_come_from_config_and_env_canonically() -> None:
     names = disabled_names(["My_Plugin"], {"KSI_DISABLE_PLUGINS": " other.one , ,my-plugin"})
     assert names == {
-        "my-plugin": "the config's 'disabled' list",
+        "my-plugin": "[host] disabled (config file or KSI_HOST__DISABLED)",
         "other-one": "KSI_DISABLE_PLUGINS",
     }
 
