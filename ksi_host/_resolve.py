@@ -293,8 +293,18 @@ class _Graph:
         return (*self.shadowed, *resolved)
 
     def warnings(self, order: Sequence[str]) -> tuple[str, ...]:
-        """After-dependencies that are present but will not load: ordered around, not fatal."""
-        notes = []
+        """After-dependencies that will not load, and service choices that choose nothing."""
+        notes = [
+            f"[host] services chooses {chosen!r} for service {service!r}, but "
+            + (
+                f"it is provided by {', '.join(self.providers[service])}"
+                if service in self.providers
+                else "no plugin found provides it"
+            )
+            + "; fix the name or remove the choice"
+            for service, chosen in sorted(self.choices.items())
+            if chosen not in self.providers.get(service, ())
+        ]
         for key in order:
             spec = self.plugins[key]
             for name in spec.metadata.after_dependencies:

@@ -403,3 +403,17 @@ def test_each_reason_keeps_its_evidence_as_data() -> None:
         "a": (None, (), ("a", "b", "a")),
         "b": (None, (), ("b", "a", "b")),
     }
+
+
+def test_a_service_choice_that_chooses_nothing_is_a_warning() -> None:
+    plan = resolve(
+        [make_spec("store", services=["db"]), make_spec("app", dependencies=["db"])],
+        service_choices={"db": "nobody", "cache": "redis"},
+    )
+    assert [spec.name for spec in plan.order] == ["store", "app"]
+    assert plan.warnings == (
+        "[host] services chooses 'redis' for service 'cache', but no plugin found provides it; "
+        "fix the name or remove the choice",
+        "[host] services chooses 'nobody' for service 'db', but it is provided by store; "
+        "fix the name or remove the choice",
+    )
