@@ -203,6 +203,8 @@ def test_a_bad_environment_override_says_which_variable_to_unset(
     problem = _problem(json.loads(result.stdout), "config-invalid")
     assert problem["where"].startswith("environment variable KSI_HOST__SERVICES")
     assert problem["fix"] == "unset KSI_HOST__SERVICES"
+    text = _doctor(healthy_world, KSI_HOST__SERVICES='{"db": 1}').stdout
+    assert text.rstrip().endswith("1 error(s), 0 warning(s): the host will not start as configured")
 
 
 def test_a_server_section_that_stops_run_is_an_error_too(

@@ -115,7 +115,12 @@ def render_text(
         lines += _problem_lines(problem, paint, tracebacks)
         lines += _tree(report, problem.plugin, "      ", set())
     s = report.summary
-    verdict = "everything can load" if s.ok else "some plugins cannot load"
+    if s.ok:
+        verdict = "everything can load"
+    elif s.loadable < s.plugins:
+        verdict = "some plugins cannot load"
+    else:
+        verdict = "the host will not start as configured"
     lines.append(
         f"{s.plugins} plugin(s), {s.loadable} will load; "
         f"{s.errors} error(s), {s.warnings} warning(s): {verdict}"
