@@ -195,6 +195,22 @@ def test_a_config_file_that_does_not_parse_is_an_error_with_its_line(
     assert problem["fix"] == f"${{EDITOR:-vi}} +2 {config}"
 
 
+def test_a_missing_plugin_path_points_at_the_config_line_that_names_it(
+    healthy_world: dict[str, Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "ksi.toml"
+    config.write_text('[host]\nplugin_paths = [\n  "~/my-plugins",\n]\n')
+    result = _doctor(healthy_world, "--json", "--config", str(config))
+    assert result.returncode == 1
+    problem = _problem(json.loads(result.stdout), "import-error", "my-plugins")
+    assert problem["fix"] == f"${{EDITOR:-vi}} +3 {config}"
+    missing_file = tmp_path / "nowhere" / "plugin.py"
+    result = _doctor(healthy_world, "--json", "--plugin-path", str(missing_file))
+    assert _problem(json.loads(result.stdout), "import-error", "plugin")["fix"] == (
+        f"${{EDITOR:-vi}} {missing_file}"
+    )
+
+
 def test_a_bad_environment_override_says_which_variable_to_unset(
     healthy_world: dict[str, Path],
 ) -> None:

@@ -192,7 +192,10 @@ class Fixes:
         dist = exclusion.origin.distribution
         missing = _NO_MODULE.search(f"{reason.message}\n{reason.traceback or ''}")
         where = blame(reason.traceback, candidate) if candidate else None
-        if missing and dist:
+        if candidate and candidate.file and not candidate.file.exists():
+            fix = self._missing_path_fix(candidate.file)
+            note = "create it, or remove it from --plugin-path / [host] plugin_paths"
+        elif missing and dist:
             module = missing.group(1).partition(".")[0]
             fix = f'{PIP} install --force-reinstall "{dist}"'
             note = (
@@ -212,6 +215,17 @@ class Fixes:
         return self._make(
             exclusion, "error", fix, note=note, where=where, traceback=reason.traceback
         )
+
+    def _missing_path_fix(self, path: Path) -> str:
+        """Edit the config line that names a missing plugin path, or create the folder."""
+        try:
+            lines = self.config_path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        for number, text in enumerate(lines, start=1):
+            if path.name in text:
+                return edit(self.config_path, number)
+        return edit(path) if path.suffix == ".py" else f"mkdir -p {shlex.quote(str(path))}"
 
     def _failure(self, exclusion: Exclusion, outcome: Outcome) -> Problem:
         assert outcome.failure is not None
