@@ -58,6 +58,7 @@ __all__ = ["ENV_PREFIX", "HostConfig", "HostSection", "env_variable", "load_conf
 
 ENV_PREFIX: Final = "KSI_"
 _NESTED: Final = "__"
+_SETTINGS_FIELD: Final = re.compile(r'field "(\w+)"')
 _RESERVED: Final = frozenset({"host", "server"})
 _AT_LINE: Final = re.compile(r"\(at line (\d+), column (\d+)\)")
 
@@ -223,9 +224,11 @@ def _env_overrides(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str,
     try:
         return dict(_EnvSource(model, env)())
     except SettingsError as exc:
-        names = sorted(name for name in env if name.upper().startswith(ENV_PREFIX))
+        field = _SETTINGS_FIELD.search(str(exc))
+        prefix = f"{ENV_PREFIX}{field.group(1)}__".upper() if field else ENV_PREFIX
+        names = sorted(name for name in env if name.upper().startswith(prefix))
         raise ConfigError(
-            what=f"cannot parse an environment override: {exc}",
+            what="an environment override is not valid JSON where a list or table is expected",
             where="environment variables " + ", ".join(names),
             hint="list and table values are JSON, e.g. KSI_HOST__DISABLED='[\"my_plugin\"]'",
         ) from None

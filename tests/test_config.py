@@ -148,8 +148,12 @@ def test_wrong_types_from_the_environment_name_the_variable(home):
 
 def test_unparseable_environment_values_are_config_errors(home):
     with pytest.raises(ConfigError) as info:
-        load_config(env={**home, "KSI_HOST__DISABLED": "[not json"})
-    assert "KSI_HOST__DISABLED" in info.value.where
+        load_config(env={**home, "KSI_HOST__DISABLED": "hello", "KSI_STATE__PATH": "/x"})
+    assert info.value.what == (
+        "an environment override is not valid JSON where a list or table is expected"
+    )
+    assert info.value.where == "environment variables KSI_HOST__DISABLED"
+    assert "_EnvSource" not in str(info.value)
     assert "JSON" in info.value.hint
 
 
