@@ -156,11 +156,18 @@ def parse_request(line: bytes) -> Request | ProtocolFailure:
     """Read one line (without its newline) as a request, or say exactly what is wrong."""
     try:
         return Request.model_validate_json(line)
-    except ValidationError:
-        return _diagnose(line)
+    except ValidationError as exc:
+        return _diagnose(line, exc)
 
 
-def _diagnose(line: bytes) -> Request | ProtocolFailure:
+def _diagnose(line: bytes, fast: ValidationError) -> Request | ProtocolFailure:
+    """Say which rule ``line`` broke; ``fast`` is what the fast path's parser said.
+
+    The fast parser's verdict on the JSON itself is final: it bounds nesting depth and
+    number size, which ``json.loads`` does not (it raises ``RecursionError`` or, for
+    integers of thousands of digits, ``ValueError``), so ``json.loads`` is asked only
+    for its friendlier message about a line the fast parser already refused.
+    """
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -169,14 +176,15 @@ def _diagnose(line: bytes) -> Request | ProtocolFailure:
             f"the line is not UTF-8 (byte {exc.start} is {line[exc.start : exc.start + 1]!r}); "
             "send requests as UTF-8 JSON",
         )
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
+    invalid = [err for err in fast.errors() if err["type"] == "json_invalid"]
+    if invalid:
         return ProtocolFailure(
             ErrorCode.INVALID_JSON,
-            f"the line is not JSON: {exc.msg} at column {exc.colno}; send one JSON object "
-            'per line, e.g. {"event": "system:health", "data": {}, "correlation_id": "1"}',
+            f"the line is not JSON: {_json_problem(text, str(invalid[0]['msg']))}; send one "
+            "JSON object per line, nested at most 200 deep, e.g. "
+            '{"event": "system:health", "data": {}, "correlation_id": "1"}',
         )
+    obj = json.loads(text)
     if not isinstance(obj, dict):
         return ProtocolFailure(
             ErrorCode.NOT_AN_OBJECT,
@@ -192,6 +200,18 @@ def _diagnose(line: bytes) -> Request | ProtocolFailure:
     except ValidationError as exc:
         code, message = _explain(exc)
         return ProtocolFailure(code, message, event=event, correlation_id=correlation_id)
+
+
+def _json_problem(text: str, fast_message: str) -> str:
+    """``json.loads``'s wording where it has one, else the fast parser's."""
+    fast_problem = fast_message.removeprefix("Invalid JSON: ")
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"{exc.msg} at column {exc.colno}"
+    except (RecursionError, ValueError):
+        return fast_problem  # too deep, or an integer too long, for json.loads too
+    return fast_problem  # JSON to json.loads, but past the fast parser's depth or size bound
 
 
 _FIELD_HELP: Final[dict[str, str]] = {

@@ -140,3 +140,20 @@ def test_jsonable_flattens_host_values():
         "plugins": [{"name": "a", "where": "/x", "tags": ["t"]}],
         "code": "INVALID_JSON",
     }
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "recursion limit exceeded"),
+        (b'{"event": "a:b", "data": {"x": ' + b"[" * 300 + b"]" * 300 + b"}}", "recursion"),
+        (b'{"event": "a:b", "data": {"n": ' + b"9" * 5000 + b"}}", "number out of range"),
+        (b'{"event": "a:b", "bad": 1, "n": ' + b"9" * 5000 + b"}", "number out of range"),
+        (b'{"event": "a:b", "correlation_id": "\\ud800"}', "hex escape"),
+    ],
+)
+def test_lines_json_loads_chokes_on_are_invalid_json_not_a_crash(line, fragment):
+    failure = parse_request(line)
+    assert isinstance(failure, ProtocolFailure)
+    assert failure.code is ErrorCode.INVALID_JSON
+    assert fragment in failure.message
