@@ -263,14 +263,19 @@ def encode_reply(event: str | None, correlation_id: str | int | None, data: obje
             "a handler must return a JSON object",
         )
     try:
-        return to_json({"event": event, "correlation_id": correlation_id, "data": data}) + b"\n"
+        return _line({"event": event, "correlation_id": correlation_id, "data": data})
     except PydanticSerializationError as exc:
         failed = error_data(
             ErrorCode.INTERNAL_ERROR,
             f"the answer of {event!r} cannot be sent as JSON ({exc}); "
             "a handler must return JSON-serialisable values",
         )
-        return to_json({"event": event, "correlation_id": correlation_id, "data": failed}) + b"\n"
+        return _line({"event": event, "correlation_id": correlation_id, "data": failed})
+
+
+def _line(reply: dict[str, Any]) -> bytes:
+    """One JSON line; NaN and infinities (not JSON) become ``null``, as ``JSON.stringify`` does."""
+    return to_json(reply, inf_nan_mode="null") + b"\n"
 
 
 def jsonable(value: object) -> Any:

@@ -157,3 +157,12 @@ def test_lines_json_loads_chokes_on_are_invalid_json_not_a_crash(line, fragment)
     assert isinstance(failure, ProtocolFailure)
     assert failure.code is ErrorCode.INVALID_JSON
     assert fragment in failure.message
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_reply_is_strict_json_even_with_nan_or_infinity_in_the_answer(value):
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    line = encode_reply("test:echo", 1, {"x": value})
+    assert json.loads(line, parse_constant=refuse)["data"] == {"x": None}
