@@ -135,9 +135,11 @@ class _Connection:
 
     async def run(self) -> None:
         try:
-            await self._read_loop()
+            overlong = await self._read_loop()
             if self.tasks:
                 await asyncio.wait(set(self.tasks))
+            if overlong:
+                await self._discard_input()
         finally:
             self.idle_handle.cancel()
             for task in self.tasks:
@@ -148,14 +150,15 @@ class _Connection:
             with contextlib.suppress(OSError):
                 await self.writer.wait_closed()
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self) -> bool:
+        """Admit each line until EOF; True if it stopped at an over-long line."""
         while True:
             try:
                 line = await self.reader.readuntil(b"\n")
             except asyncio.IncompleteReadError as exc:
                 if exc.partial.strip() and not self.stopping:
                     await self._admit(exc.partial)
-                return
+                return False
             except asyncio.LimitOverrunError:
                 self.server.count(ErrorCode.LINE_TOO_LONG)
                 await self.send(
@@ -170,11 +173,28 @@ class _Connection:
                         ),
                     )
                 )
-                return
+                return True
             except (ConnectionError, OSError):
-                return
+                return False
             if line.strip():
                 await self._admit(line)
+
+    async def _discard_input(self) -> None:
+        """Half-close, then drop what the client still sends, for at most ``_FLUSH_GRACE``.
+
+        Closing a socket with unread input resets the connection, and a client reading
+        its replies then gets the reset instead of them; the rest of an over-long line is
+        usually still on its way.
+        """
+        if self.writer.is_closing() or not self.writer.can_write_eof():
+            return
+        self.writer.write_eof()
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError, OSError):
+            await asyncio.wait_for(self._read_to_eof(), _FLUSH_GRACE)
+
+    async def _read_to_eof(self) -> None:
+        while await self.reader.read(self.config.max_line_bytes):
+            pass
 
     async def _admit(self, line: bytes) -> None:
         self.last_activity = self.loop.time()

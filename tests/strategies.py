@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from hypothesis import strategies as st
@@ -109,3 +110,46 @@ one_line_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
     max_size=200,
 )
+
+# --- socket server wire (robustness) ---
+
+WIRE_LIMIT = 8192
+"""The ``max_line_bytes`` the wire-stream tests run the server with."""
+
+_DEPTH_BOMB = b"[" * 100_000 + b"]" * 100_000
+
+#: One line's content as a hostile or careless client sends it (no newline inside).
+wire_line = st.one_of(
+    st.builds(
+        lambda n, event: json.dumps({"event": event, "correlation_id": n}).encode(),
+        st.integers(0, 10**6),
+        st.sampled_from(["test:echo", "test:raise", "test:list", "no:handler", "Bad Name"]),
+    ),
+    st.binary(max_size=64).map(lambda raw: raw.replace(b"\n", b"")),
+    st.sampled_from(
+        [
+            b"",
+            b"   ",
+            b"\r",
+            b"\xff\xfe\xfd",
+            b'{"event": "test:echo", "event": "test:raise"}',
+            b'{"event": "test:echo", "data": {"n": ' + b"9" * 5000 + b"}}",
+            b'{"event": "test:echo", "correlation_id": ' + b"9" * 400 + b"}",
+            b'{"event": "test:echo", "data": {"x": 1e999, "y": NaN}}',
+            b'{"event": "test:echo", "correlation_id": "\\ud800"}',
+            b'{"event": "test:echo", "data": {"s": "\\udfff"}}',
+            b'{"event": "test:echo", "data": ' + b"[" * 300 + b"]" * 300 + b"}",
+            b"[" * 1000 + b"]" * 1000,
+            b"x" * WIRE_LIMIT,
+            b"x" * (WIRE_LIMIT + 1),
+            _DEPTH_BOMB[: WIRE_LIMIT // 2] + _DEPTH_BOMB[-WIRE_LIMIT // 2 :],
+            _DEPTH_BOMB,
+        ]
+    ),
+)
+
+#: A stream of lines, each ended by ``\n`` or ``\r\n`` except perhaps the last.
+wire_stream = st.tuples(
+    st.lists(st.tuples(wire_line, st.sampled_from([b"\n", b"\r\n"])), max_size=8),
+    st.sampled_from([b"", b'{"event": "test:echo"}', b"\xff"]),
+).map(lambda parts: b"".join(line + end for line, end in parts[0]) + parts[1])

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
+import shutil
 import stat
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,6 +18,9 @@ from typing import Any
 
 import pytest
 from conftest import LineClient, connect_as_uid, error_code
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import WIRE_LIMIT, wire_stream
 
 from ksi_host._protocol import error_data
 from ksi_host._server import ServerConfig, SocketServer
@@ -444,3 +450,94 @@ def test_a_bad_value_from_a_ksi_server_variable_names_the_variable_not_the_file(
     assert info.value.where == (
         "environment variable KSI_SERVER__MAX_LINE_BYTES; [server] section of /c.toml"
     )
+
+
+# --- robustness: hostile byte streams ---
+
+
+def _strict_json(line: bytes) -> Any:
+    """Parse as RFC 8259 JSON: NaN and Infinity are not JSON, whatever Python accepts."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def _replies_owed(stream: bytes, limit: int) -> tuple[int, bool]:
+    """How many replies a stream is owed, and whether it ends with LINE_TOO_LONG."""
+    owed = 0
+    for content in stream.split(b"\n"):
+        if len(content) > limit:
+            return owed + 1, True
+        owed += bool(content.strip())
+    return owed, False
+
+
+async def _pump(path: Path, chunks: list[bytes]) -> list[bytes]:
+    """Send ``chunks`` as separate writes, half-close, and read every reply until EOF."""
+    reader, writer = await asyncio.open_unix_connection(str(path), limit=1 << 24)
+    received = asyncio.ensure_future(reader.read())
+    for chunk in chunks:
+        writer.write(chunk)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+    with contextlib.suppress(OSError):
+        writer.write_eof()
+    data = await asyncio.wait_for(received, 10)
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return data.splitlines(keepends=True)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(stream=wire_stream, cuts=st.lists(st.integers(0, 250_000), max_size=6))
+def test_any_byte_stream_split_anywhere_gets_one_reply_per_line_and_leaks_nothing(
+    stream: bytes, cuts: list[int]
+) -> None:
+    owed, too_long = _replies_owed(stream, WIRE_LIMIT)
+    bounds = [0, *sorted(c for c in cuts if c < len(stream)), len(stream)]
+    chunks = [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    root = Path(tempfile.mkdtemp(prefix="ksi-", dir="/tmp"))
+
+    async def body(server: SocketServer, _: Dispatcher) -> None:
+        lines = await _pump(server.socket_path, chunks)
+        assert len(lines) == owed, (lines, owed)
+        replies = [_strict_json(line) for line in lines]
+        assert all(line.endswith(b"\n") for line in lines)
+        assert all(isinstance(reply["data"], dict) for reply in replies)
+        if too_long:
+            assert error_code(replies[-1]["data"]) == "LINE_TOO_LONG"
+        for _ in range(100):
+            if not server.stats()["connections_open"]:
+                break
+            await asyncio.sleep(0.01)
+        assert server.stats()["connections_open"] == 0
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+        client = await LineClient.connect(server.socket_path)
+        await client.send("test:echo", {"after": True})
+        assert (await client.reply())["data"] == {"echo": {"after": True}}
+        await client.close()
+
+    try:
+        serve(root / "run" / "ksi.sock", body, max_line_bytes=WIRE_LIMIT)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_client_that_sent_its_whole_over_long_line_reads_the_reply_and_a_clean_eof(sock_path):
+    async def body(server, _):
+        client = await LineClient.connect(sock_path)
+        await client.send("test:echo", {"first": True})
+        client.writer.write(b"x" * 2_000_000 + b"\n" + b'{"event": "test:echo"}\n')
+        client.writer.write_eof()
+        lines = (await asyncio.wait_for(client.reader.read(), 5)).splitlines()
+        assert [error_code(json.loads(line)["data"]) for line in lines] == [None, "LINE_TOO_LONG"]
+        await client.close()
+
+    serve(sock_path, body, max_line_bytes=1024)
