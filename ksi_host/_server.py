@@ -132,6 +132,7 @@ class _Connection:
         self.last_activity = self.loop.time()
         self.idle_handle = self.loop.call_later(self.config.idle_timeout, self._check_idle)
         self.stopping = False
+        self.lingering = False
 
     async def run(self) -> None:
         try:
@@ -184,10 +185,12 @@ class _Connection:
 
         Closing a socket with unread input resets the connection, and a client reading
         its replies then gets the reset instead of them; the rest of an over-long line is
-        usually still on its way.
+        usually still on its way. A lingering connection no longer counts against
+        ``max_connections``: the client has its EOF and may connect again at once.
         """
         if self.writer.is_closing() or not self.writer.can_write_eof():
             return
+        self.lingering = True
         self.writer.write_eof()
         with contextlib.suppress(asyncio.TimeoutError, ConnectionError, OSError):
             await asyncio.wait_for(self._read_to_eof(), _FLUSH_GRACE)
@@ -433,7 +436,7 @@ class SocketServer:
                 f"this daemon serves uid {os.getuid()} only, not uid {uid}; "
                 "run your own with ksi-host run",
             )
-        if len(self._connections) >= self.config.max_connections:
+        if sum(not c.lingering for c in self._connections) >= self.config.max_connections:
             return (
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 f"the daemon already has {self.config.max_connections} connections; close "

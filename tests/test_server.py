@@ -541,3 +541,20 @@ def test_a_client_that_sent_its_whole_over_long_line_reads_the_reply_and_a_clean
         await client.close()
 
     serve(sock_path, body, max_line_bytes=1024)
+
+
+def test_a_connection_closed_for_an_over_long_line_frees_its_slot_before_the_client_sees_eof(
+    sock_path,
+):
+    async def body(server, _):
+        first = await LineClient.connect(sock_path)
+        await first.send_raw(b"x" * 2000 + b"\n")
+        assert error_code((await first.reply())["data"]) == "LINE_TOO_LONG"
+        assert await first.at_eof()
+        second = await LineClient.connect(sock_path)
+        await second.send("test:echo", {"n": 2})
+        assert (await second.reply())["data"] == {"echo": {"n": 2}}
+        await second.close()
+        await first.close()
+
+    serve(sock_path, body, max_line_bytes=1024, max_connections=1)
