@@ -301,9 +301,19 @@ class _Connection:
 
     def _check_idle(self) -> None:
         remaining = self.last_activity + self.config.idle_timeout - self.loop.time()
-        if self.tasks or remaining > 0:
+        stalled = self.writer.transport.get_write_buffer_size() > 0
+        if remaining > 0 or (self.tasks and not stalled):
             delay = remaining if remaining > 0 else self.config.idle_timeout
             self.idle_handle = self.loop.call_later(delay, self._check_idle)
+            return
+        if self.tasks:
+            # Replies are waiting to be read and none was for idle_timeout: a client that
+            # never reads would hold its connection (and a max_connections slot) forever.
+            logger.warning(
+                "closed a connection that read no reply for %gs", self.config.idle_timeout
+            )
+            self.server.count(ErrorCode.IDLE_TIMEOUT)
+            self.writer.transport.abort()
             return
         self.server.count(ErrorCode.IDLE_TIMEOUT)
         self._send_nowait(

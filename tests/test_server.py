@@ -543,6 +543,35 @@ def test_a_client_that_sent_its_whole_over_long_line_reads_the_reply_and_a_clean
     serve(sock_path, body, max_line_bytes=1024)
 
 
+def test_a_client_that_never_reads_its_replies_is_dropped_after_the_idle_timeout(sock_path):
+    request = json.dumps({"event": "test:echo", "data": {"v": "x" * 100_000}}).encode() + b"\n"
+
+    async def body(server, _):
+        _reader, writer = await asyncio.open_unix_connection(str(sock_path))
+
+        async def flood() -> None:
+            with contextlib.suppress(ConnectionError):
+                for _ in range(200):
+                    writer.write(request)
+                    await writer.drain()
+
+        flooding = asyncio.ensure_future(flood())
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if not server.stats()["connections_open"]:
+                break
+        assert server.stats()["connections_open"] == 0
+        assert server.stats()["errors"]["IDLE_TIMEOUT"] == 1
+        await asyncio.wait_for(flooding, 5)
+        writer.close()
+        client = await LineClient.connect(sock_path)
+        await client.send("test:echo", {"ok": 1})
+        assert (await client.reply())["data"] == {"echo": {"ok": 1}}
+        await client.close()
+
+    serve(sock_path, body, max_inflight=2, idle_timeout=0.3)
+
+
 def test_a_connection_closed_for_an_over_long_line_frees_its_slot_before_the_client_sees_eof(
     sock_path,
 ):
