@@ -22,11 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ksi_host import __version__
 from ksi_host._paths import KsiPaths
 from ksi_host._protocol import ErrorCode, error_data
-from ksi_host.errors import ConfigError
+from ksi_host.errors import ConfigError, KsiError
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
-__all__ = ["MAX_KEY", "StatePlugin", "StateStore", "plugin"]
+__all__ = ["MAX_KEY", "StateDatabaseError", "StatePlugin", "StateStore", "plugin"]
 
 logger: Final = logging.getLogger("ksi_plugins_builtin.state")
 
@@ -35,18 +35,40 @@ MAX_LIST: Final = 10_000
 _SCHEMA: Final = "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
+class StateDatabaseError(KsiError):
+    """The state database cannot be opened: not SQLite, unreadable, or in an unusable place."""
+
+    reference = "state-database"
+
+    def __init__(self, *, path: Path, problem: str) -> None:
+        self.path = path
+        super().__init__(
+            what=f"cannot open the state database: {problem}",
+            where=str(path),
+            hint="if the file is damaged or not yours, move it aside (a new one is created); "
+            'or set path = "..." in the [state] section of the config',
+        )
+
+
 class StateStore:
     """Key → JSON value in one SQLite file; every method commits before it returns."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path: Final = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(_SCHEMA)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateDatabaseError(path=path, problem=str(exc)) from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StateDatabaseError(path=path, problem=str(exc)) from exc
 
     def set(self, key: str, value: Any) -> None:
         text = json.dumps(value, allow_nan=False)

@@ -169,6 +169,31 @@ def test_state_uses_wal_and_full_sync(tmp_path):
         store.close()
 
 
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda root: root.joinpath("s.db").write_bytes(b"junk" * 100), "not a database"),
+        (lambda root: root.joinpath("file").write_text(""), "Not a directory"),
+    ],
+)
+def test_an_unusable_state_database_is_a_clear_error_and_the_host_runs_the_rest(
+    tmp_path, make, problem
+):
+    make(tmp_path)
+    path = tmp_path / ("s.db" if problem == "not a database" else "file/sub/s.db")
+    with pytest.raises(state.StateDatabaseError) as caught:
+        state.StateStore(path)
+    assert problem in caught.value.what
+    assert caught.value.where == str(path)
+    assert "move it aside" in (caught.value.hint or "")
+    config = write_config(tmp_path / "ksi.toml", state=path)
+    db = load_config(config, env={"HOME": str(tmp_path / "home")})
+    stored, health_answer = run_host(db, ("state:get", {"key": "k"}), ("system:health", {}))
+    assert error_code(stored) == "NO_HANDLER"
+    assert str(path) in stored["error"]["message"]
+    assert health_answer["status"] == "healthy"
+
+
 def test_history_filters_by_namespace_and_limit(db):
     *_, answer, limited, guide_style = run_host(
         db,
