@@ -32,6 +32,8 @@ logger: Final = logging.getLogger("ksi_plugins_builtin.state")
 
 MAX_KEY: Final = 1024
 MAX_LIST: Final = 10_000
+MAX_LIST_BYTES: Final = 8 * 1024 * 1024
+"""A state:list reply stops before its keys and values pass this many bytes (see truncated)."""
 _SCHEMA: Final = "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
@@ -89,13 +91,27 @@ class StateStore:
             cursor = self._db.execute("DELETE FROM state WHERE key = ?", (key,))
         return cursor.rowcount > 0
 
-    def list(self, prefix: str, limit: int) -> list[dict[str, Any]]:
+    def list(self, prefix: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Keys from ``prefix`` on, in order, until ``limit`` keys or the byte budget.
+
+        A range scan on the primary key (no LIKE, so ``%``, ``_`` and NUL in a prefix
+        are literal), stopping at the first key past the prefix; the second value says
+        whether more matching keys were left out.
+        """
+        items: list[dict[str, Any]] = []
+        budget = MAX_LIST_BYTES
         with self._lock:
             rows = self._db.execute(
-                "SELECT key, value FROM state WHERE substr(key, 1, ?) = ? ORDER BY key LIMIT ?",
-                (len(prefix), prefix, limit),
-            ).fetchall()
-        return [{"key": key, "value": json.loads(value)} for key, value in rows]
+                "SELECT key, value FROM state WHERE key >= ? ORDER BY key", (prefix,)
+            )
+            for key, value in rows:
+                if not key.startswith(prefix):
+                    return items, False
+                budget -= len(key) + len(value)
+                if len(items) == limit or (budget < 0 and items):
+                    return items, True
+                items.append({"key": key, "value": json.loads(value)})
+        return items, False
 
     def count(self) -> int:
         with self._lock:
@@ -238,8 +254,15 @@ class StatePlugin(BasePlugin):
             request = _List.model_validate(data)
         except ValidationError as exc:
             return _invalid("state:list", exc)
-        items = await asyncio.to_thread(self._ready().list, request.prefix, request.limit)
-        return {"prefix": request.prefix, "count": len(items), "items": items}
+        items, truncated = await asyncio.to_thread(
+            self._ready().list, request.prefix, request.limit
+        )
+        return {
+            "prefix": request.prefix,
+            "count": len(items),
+            "items": items,
+            "truncated": truncated,
+        }
 
 
 plugin = StatePlugin()

@@ -94,10 +94,35 @@ def test_state_set_get_list_delete(db):
     }
     assert answers[4] == {"key": "missing", "found": False, "value": None}
     assert [i["key"] for i in answers[5]["items"]] == ["user:1", "user:2"]
-    assert answers[6]["count"] == 1
+    assert answers[5]["truncated"] is False
+    assert (answers[6]["count"], answers[6]["truncated"]) == (1, True)
     assert answers[7]["status"] == "deleted"
     assert answers[8]["status"] == "not_found"
     assert answers[9]["items"] == [{"key": "other", "value": 3.5}, {"key": "user:2", "value": None}]
+
+
+def test_state_list_stops_at_its_byte_budget_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(state, "MAX_LIST_BYTES", 2500)
+    store = state.StateStore(tmp_path / "s.db")
+    for index in range(5):
+        store.set(f"big:{index}", "x" * 1000)
+    store.set("big;after", 1)
+    items, truncated = store.list("big:", 100)
+    assert ([i["key"] for i in items], truncated) == (["big:0", "big:1"], True)
+    assert store.list("big:4", 100) == ([{"key": "big:4", "value": "x" * 1000}], False)
+    store.close()
+
+
+def test_state_prefix_with_a_nul_finds_its_keys(tmp_path):
+    store = state.StateStore(tmp_path / "s.db")
+    store.set("a\x00b", 1)
+    store.set("a\x00c", 2)
+    store.set("a", 0)
+    assert store.list("a\x00", 10) == (
+        [{"key": "a\x00b", "value": 1}, {"key": "a\x00c", "value": 2}],
+        False,
+    )
+    store.close()
 
 
 def test_state_prefix_is_literal_not_a_pattern(db):
