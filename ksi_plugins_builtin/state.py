@@ -91,19 +91,23 @@ class StateStore:
             cursor = self._db.execute("DELETE FROM state WHERE key = ?", (key,))
         return cursor.rowcount > 0
 
-    def list(self, prefix: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        """Keys from ``prefix`` on, in order, until ``limit`` keys or the byte budget.
+    def list(
+        self, prefix: str, limit: int, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Keys with ``prefix`` (past ``after``), in order, until ``limit`` keys or the budget.
 
         A range scan on the primary key (no LIKE, so ``%``, ``_`` and NUL in a prefix
         are literal), stopping at the first key past the prefix; the second value says
-        whether more matching keys were left out.
+        whether more matching keys were left out (ask again with ``after`` = the last key).
         """
         items: list[dict[str, Any]] = []
         budget = MAX_LIST_BYTES
         with self._lock:
-            rows = self._db.execute(
-                "SELECT key, value FROM state WHERE key >= ? ORDER BY key", (prefix,)
-            )
+            if after is not None and after >= prefix:
+                query, start = "SELECT key, value FROM state WHERE key > ? ORDER BY key", after
+            else:
+                query, start = "SELECT key, value FROM state WHERE key >= ? ORDER BY key", prefix
+            rows = self._db.execute(query, (start,))
             for key, value in rows:
                 if not key.startswith(prefix):
                     return items, False
@@ -137,13 +141,15 @@ class _List(BaseModel):
 
     prefix: StrictStr = Field("", max_length=MAX_KEY)
     limit: int = Field(1000, ge=1, le=MAX_LIST, strict=True)
+    after: StrictStr | None = Field(None, max_length=MAX_KEY)
 
 
 _USAGE: Final[dict[str, str]] = {
     "state:set": '{"key": "greeting", "value": <any JSON>}',
     "state:get": '{"key": "greeting"}',
     "state:delete": '{"key": "greeting"}',
-    "state:list": f'{{"prefix": "gree", "limit": 100}} (both optional; limit 1..{MAX_LIST})',
+    "state:list": f'{{"prefix": "gree", "limit": 100, "after": "greeting"}} '
+    f"(all optional; limit 1..{MAX_LIST}; after: the last key of the previous page)",
 }
 
 
@@ -255,7 +261,7 @@ class StatePlugin(BasePlugin):
         except ValidationError as exc:
             return _invalid("state:list", exc)
         items, truncated = await asyncio.to_thread(
-            self._ready().list, request.prefix, request.limit
+            self._ready().list, request.prefix, request.limit, request.after
         )
         return {
             "prefix": request.prefix,

@@ -110,6 +110,14 @@ def test_state_list_stops_at_its_byte_budget_and_says_so(tmp_path, monkeypatch):
     items, truncated = store.list("big:", 100)
     assert ([i["key"] for i in items], truncated) == (["big:0", "big:1"], True)
     assert store.list("big:4", 100) == ([{"key": "big:4", "value": "x" * 1000}], False)
+    pages, after = [], None
+    while True:
+        items, truncated = store.list("big:", 2, after)
+        pages.append([i["key"] for i in items])
+        if not truncated:
+            break
+        after = items[-1]["key"]
+    assert pages == [["big:0", "big:1"], ["big:2", "big:3"], ["big:4"]]
     store.close()
 
 
