@@ -218,11 +218,7 @@ class Fixes:
 
     def _missing_path_fix(self, path: Path) -> str:
         """Edit the config line that names a missing plugin path, or create the folder."""
-        try:
-            lines = self.config_path.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            lines = []
-        for number, text in enumerate(lines, start=1):
+        for number, text in enumerate(_read_lines(self.config_path), start=1):
             if path.name in text:
                 return edit(self.config_path, number)
         return edit(path) if path.suffix == ".py" else f"mkdir -p {shlex.quote(str(path))}"
@@ -270,7 +266,7 @@ class Fixes:
         """``not-a-plugin`` or ``invalid-metadata``: the plugin's own code must change."""
         reason, candidate = exclusion.reason, self._candidate(exclusion)
         where = blame(reason.traceback, candidate) if candidate else None
-        file = where[0] if where else self._source_file(exclusion) or _origin_file(exclusion)
+        file = where[0] if where else self._source_file(exclusion) or _origin_file(exclusion.origin)
         fix = edit(file, where[1] if where else None) if file else self._disable_fix(exclusion.name)
         return self._make(
             exclusion, "error", fix, note=reason.hint, where=where, traceback=reason.traceback
@@ -300,7 +296,7 @@ class Fixes:
             fix = f'{PIP} install "{dist}{requirement.specifier}"'
             note = f"{provider.name} comes from the distribution {dist}"
         else:
-            file = _origin_file_of(provider.origin)
+            file = _origin_file(provider.origin)
             fix = edit(file) if file else ""
             note = (
                 f"{provider.name} is a plugin file, not a distribution: replace it with "
@@ -311,7 +307,7 @@ class Fixes:
     def _cycle(self, exclusion: Exclusion) -> Problem:
         path = exclusion.reason.cycle
         after = path[1] if len(path) > 1 else ""
-        file = self._source_file(exclusion) or _origin_file(exclusion)
+        file = self._source_file(exclusion) or _origin_file(exclusion.origin)
         line = _line_naming(file, after) if file else None
         fix = edit(file, line) if file else self._disable_fix(exclusion.name)
         return self._make(
@@ -397,11 +393,7 @@ class Fixes:
         return f"export KSI_DISABLE_PLUGINS={','.join([*current, *added])}"
 
     def _table_line(self, key: str) -> int | None:
-        try:
-            lines = self.config_path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            return None
-        for number, text in enumerate(lines, start=1):
+        for number, text in enumerate(_read_lines(self.config_path), start=1):
             match = _TABLE.match(text)
             if match and canonicalize_name(match.group(1)) == key:
                 return number
@@ -420,11 +412,7 @@ def _where(origin: Origin) -> str:
     return origin.location
 
 
-def _origin_file(exclusion: Exclusion) -> str | None:
-    return _origin_file_of(exclusion.origin)
-
-
-def _origin_file_of(origin: Origin) -> str | None:
+def _origin_file(origin: Origin) -> str | None:
     path = Path(origin.location)
     if origin.kind == "entry-point" or not path.exists():
         return None
@@ -433,10 +421,7 @@ def _origin_file_of(origin: Origin) -> str | None:
 
 def _line_naming(file: str, name: str) -> int | None:
     """The first line that names ``name`` in quotes, e.g. in ``dependencies=[...]``."""
-    try:
-        lines = Path(file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
+    lines = _read_lines(Path(file))
     quoted = (f"'{name}", f'"{name}')
     for number, text in enumerate(lines, start=1):
         if any(q in text for q in quoted) and "depend" in text:
@@ -445,6 +430,14 @@ def _line_naming(file: str, name: str) -> int | None:
         if any(q in text for q in quoted):
             return number
     return None
+
+
+def _read_lines(file: Path) -> list[str]:
+    """A file's lines, or none when it cannot be read: a fix is then less precise, not wrong."""
+    try:
+        return file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def _last_line(traceback: str | None) -> str:
