@@ -217,7 +217,7 @@ def _inspect(
     capabilities = getattr(plugin, "capabilities", None) or PluginCapabilities()
     if not isinstance(capabilities, PluginCapabilities):
         return _wrong_type(f"{where}.capabilities", capabilities, PluginCapabilities)
-    if not any(hooks.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin)):
+    if not hooks.has_hookimpls(plugin):
         return Reason(
             "not-a-plugin",
             f"{where} ({type(plugin).__name__}) has no @hookimpl methods",

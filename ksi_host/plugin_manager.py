@@ -79,6 +79,10 @@ class KsiPluggyManager(pluggy.PluginManager):
         self._changed()
         return registered
 
+    def has_hookimpls(self, plugin: object) -> bool:
+        """Whether ``plugin`` has any ``@hookimpl`` method: what makes an object a plugin."""
+        return any(self.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin))
+
     def _check_is_plugin(self, plugin: object, label: str) -> None:
         if isinstance(plugin, type):
             raise PluginRegistrationError(
@@ -87,8 +91,7 @@ class KsiPluggyManager(pluggy.PluginManager):
                 what=f"{plugin.__name__} is a class, not a plugin instance",
                 hint=f"register an instance: pm.register({plugin.__name__}())",
             )
-        has_hooks = any(self.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin))
-        if not has_hooks:
+        if not self.has_hookimpls(plugin):
             raise PluginRegistrationError(
                 plugin=plugin,
                 name=label,
