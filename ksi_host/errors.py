@@ -7,6 +7,7 @@ escapes is a bug in ksi-host. The tree::
     ├── InvalidPluginMetadata   (ValueError)  metadata or capabilities that do not validate
     ├── InvalidEventName        (ValueError)  an event name outside the namespace:action grammar
     ├── PluginRegistrationError (TypeError)   not a plugin, or a hook that does not match its spec
+    ├── TransportNotAttached    (RuntimeError) a transport emitting before a host attached it
     └── ConfigError             (ValueError)  a config file or section that does not validate
 
 Like pip's diagnostic errors, each error keeps its parts (``what``, ``where``,
@@ -26,6 +27,7 @@ __all__ = [
     "KsiError",
     "MetadataProblem",
     "PluginRegistrationError",
+    "TransportNotAttached",
 ]
 
 
@@ -116,6 +118,20 @@ class PluginRegistrationError(KsiError, TypeError):
         self.hook = hook
         where = f"plugin {name!r}" + (f", hook {hook!r}" if hook else "")
         super().__init__(what=what, where=where, hint=hint)
+
+
+class TransportNotAttached(KsiError, RuntimeError):
+    """A transport asked to emit an event before any host attached itself."""
+
+    reference = "transport-not-attached"
+
+    def __init__(self, *, transport: str) -> None:
+        self.transport = transport
+        super().__init__(
+            what=f"transport {transport!r} is not attached to a host",
+            where=f"{transport}.emit_event(...)",
+            hint="load it through ksi_host (or call attach(emitter)) before emitting",
+        )
 
 
 class ConfigError(KsiError, ValueError):

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Final
 import pluggy
 from pydantic import BaseModel
 
+from ksi_host.errors import TransportNotAttached
 from ksi_host.hookspecs import PROJECT_NAME
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
@@ -81,8 +82,5 @@ class TransportPlugin(BasePlugin):
     async def emit_event(self, event_name: str, data: dict[str, Any]) -> Any:
         """Hand an event to the host and return its answer."""
         if self._emitter is None:
-            raise RuntimeError(
-                f"transport {self.name!r} is not attached to a host; "
-                "load it through ksi_host (or call attach(emitter)) before emitting"
-            )
+            raise TransportNotAttached(transport=self.name)
         return await self._emitter(event_name, data)
