@@ -29,7 +29,7 @@ from packaging.version import InvalidVersion, Version
 from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
 from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
-from ksi_host.errors import InvalidPluginMetadata
+from ksi_host.errors import InvalidPluginMetadata, KsiError
 from ksi_host.plugin_manager import KsiPluggyManager
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
@@ -109,6 +109,14 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
             plugin = _load(candidate)
     except InvalidPluginMetadata as exc:
         reason = Reason("invalid-metadata", exc.what, exc.hint or "", traceback=_traceback())
+        return Exclusion(name, origin, reason)
+    except KsiError as exc:
+        reason = Reason(
+            "import-error",
+            f"{name} from {origin} failed to import: {exc.what}",
+            exc.hint or f"fix the error, or set KSI_DISABLE_PLUGINS={name} to skip it",
+            traceback=_traceback(),
+        )
         return Exclusion(name, origin, reason)
     except (Exception, SystemExit) as exc:
         reason = Reason(
