@@ -44,7 +44,7 @@ class KsiError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        """Render as ``error: what`` plus indented ``where``/``hint`` lines."""
+        """Render as ``error[reference]: what`` plus indented ``where``/``hint`` lines."""
         lines = [f"error[{self.reference}]: {self.what}"]
         if self.where:
             lines.append(f"  where: {self.where}")
@@ -68,6 +68,7 @@ class MetadataProblem:
         return f"MetadataProblem(field={self.field!r}, value={self.value!r})"
 
     def render(self) -> str:
+        """One line of :class:`InvalidPluginMetadata`'s list: field, value, why, and an example."""
         return f"{self.field} = {self.value!r}: {self.message} (for example: {self.example})"
 
 

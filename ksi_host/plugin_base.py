@@ -52,6 +52,7 @@ class BasePlugin:
 
     @property
     def name(self) -> str:
+        """The name the plugin is registered and reported under."""
         return self.metadata.name
 
     def __repr__(self) -> str:

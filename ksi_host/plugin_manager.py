@@ -124,7 +124,9 @@ class PluginManager:
         self.pm: Final = KsiPluggyManager()
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
+        """Register ``plugin`` (see :meth:`KsiPluggyManager.register`); return its name."""
         return self.pm.register(plugin, name=name)
 
     def unregister(self, plugin: object) -> Any:
+        """Unregister ``plugin``; return it, or ``None`` if it was not registered."""
         return self.pm.unregister(plugin)
