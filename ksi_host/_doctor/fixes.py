@@ -19,6 +19,7 @@ from typing import Any, Final
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from ksi_host._discover import env_disabled
 from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec
@@ -161,7 +162,7 @@ class Fixes:
         key = canonicalize_name(exclusion.name)
         setting = self.disabled.get(key, "")
         if setting == "KSI_DISABLE_PLUGINS":
-            rest = [n for n in self._env_disabled() if canonicalize_name(n) != key]
+            rest = [n for n in env_disabled(self.env) if canonicalize_name(n) != key]
             fix = (
                 f"export KSI_DISABLE_PLUGINS={','.join(rest)}"
                 if rest
@@ -382,12 +383,8 @@ class Fixes:
         outcome = self.by_origin.get(exclusion.origin)
         return outcome.source_file if outcome else None
 
-    def _env_disabled(self) -> list[str]:
-        raw = self.env.get("KSI_DISABLE_PLUGINS", "")
-        return [name.strip() for name in raw.split(",") if name.strip()]
-
     def _disable_fix(self, *names: str) -> str:
-        current = self._env_disabled()
+        current = env_disabled(self.env)
         keys = {canonicalize_name(n) for n in current}
         added = [n for n in names if canonicalize_name(n) not in keys]
         return f"export KSI_DISABLE_PLUGINS={','.join([*current, *added])}"
