@@ -108,14 +108,16 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
         with _warn_if_slow(name, origin):
             plugin = _load(candidate)
     except InvalidPluginMetadata as exc:
-        reason = Reason("invalid-metadata", exc.what, exc.hint or "", traceback=_traceback())
+        reason = Reason(
+            "invalid-metadata", exc.what, exc.hint or "", traceback=traceback.format_exc()
+        )
         return Exclusion(name, origin, reason)
     except KsiError as exc:
         reason = Reason(
             "import-error",
             f"{name} from {origin} failed to import: {exc.what}",
             exc.hint or f"fix the error, or set KSI_DISABLE_PLUGINS={name} to skip it",
-            traceback=_traceback(),
+            traceback=traceback.format_exc(),
         )
         return Exclusion(name, origin, reason)
     except (Exception, SystemExit) as exc:
@@ -123,7 +125,7 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
             "import-error",
             f"{name} from {origin} failed to import: {type(exc).__name__}: {exc}",
             f"fix the error in the traceback, or set KSI_DISABLE_PLUGINS={name} to skip it",
-            traceback=_traceback(),
+            traceback=traceback.format_exc(),
         )
         return Exclusion(name, origin, reason)
     where = _target(candidate)
@@ -134,7 +136,7 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
             "not-a-plugin",
             f"{where} cannot be inspected: {type(exc).__name__}: {exc}",
             "make the plugin's attributes readable without raising",
-            traceback=_traceback(),
+            traceback=traceback.format_exc(),
         )
     if isinstance(described, Reason):
         return Exclusion(name, origin, described)
@@ -283,7 +285,3 @@ def _same_version(one: str, other: str) -> bool:
         return Version(one) == Version(other)
     except InvalidVersion:
         return one == other
-
-
-def _traceback() -> str:
-    return traceback.format_exc()
