@@ -37,6 +37,8 @@ from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any, Final, Literal
 
+import pluggy
+
 from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
 from ksi_host._config import HostConfig, check_plugin_config
 from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
@@ -316,7 +318,7 @@ class Host:
             f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
         )
 
-    def _impls(self, spec: PluginSpec, hook: str) -> list[Any]:
+    def _impls(self, spec: PluginSpec, hook: str) -> list[pluggy.HookImpl]:
         caller = getattr(self.manager.pm.hook, hook)
         return [impl for impl in caller.get_hookimpls() if impl.plugin is spec.plugin]
 
