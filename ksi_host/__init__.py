@@ -6,6 +6,7 @@ from ksi_host.errors import (
     InvalidPluginMetadata,
     KsiError,
     PluginRegistrationError,
+    TransportNotAttached,
 )
 from ksi_host.plugin_base import BasePlugin, TransportPlugin, hookimpl
 from ksi_host.plugin_manager import PluginManager
@@ -23,6 +24,7 @@ __all__ = [
     "PluginManager",
     "PluginMetadata",
     "PluginRegistrationError",
+    "TransportNotAttached",
     "TransportPlugin",
     "__version__",
     "hookimpl",

@@ -115,7 +115,7 @@ class EventBus:
 
     async def emit(self, event_name: str, data: dict[str, Any] | None = None) -> Any:
         """The guide's ``context.emit(name, data)``: :meth:`publish` without a context."""
-        return await self._route(event_name, {} if data is None else data, None)
+        return await self.publish(event_name, data)
 
     def subscribe(self, listener: Listener, pattern: str = "*") -> Callable[[], None]:
         """Call ``listener`` for each accepted event matching ``pattern``; return an undo."""

@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -58,6 +60,16 @@ def main() -> None:
     cli()
 
 
+@contextmanager
+def _exit_on_error() -> Iterator[None]:
+    """Show a KsiError as what/where/hint and exit with its code; anything else is a bug."""
+    try:
+        yield
+    except KsiError as exc:
+        click.echo(exc.render(), err=True)
+        raise SystemExit(exc.exit_code) from None
+
+
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (PlanReport).")
 @PLUGIN_PATH_OPTION
@@ -70,11 +82,8 @@ def plugins(
 
     Exits 1 when a plugin found cannot load; disabled and shadowed ones do not count.
     """
-    try:
+    with _exit_on_error():
         report = plan_report(plan_for(load_config(config_file), paths=plugin_paths))
-    except KsiError as exc:
-        click.echo(exc.render(), err=True)
-        raise SystemExit(exc.exit_code) from None
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
     )
@@ -87,11 +96,8 @@ def plugins(
 @CONFIG_OPTION
 def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | None) -> None:
     """List every event the plugins that will load declare, with the plugin that handles it."""
-    try:
+    with _exit_on_error():
         catalog = event_catalog(plan_for(load_config(config_file), paths=plugin_paths))
-    except KsiError as exc:
-        click.echo(exc.render(), err=True)
-        raise SystemExit(exc.exit_code) from None
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 
 
@@ -148,7 +154,7 @@ def run(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    try:
+    with _exit_on_error():
         config = load_config(config_file)
         _log_config_file(config_file)
         server = _server_config(config, config_file, socket_path)
@@ -157,9 +163,6 @@ def run(
             config = config.model_copy(update={"state": state})
         host = boot(config, paths=plugin_paths)
         code = asyncio.run(run_daemon(host.start, host.stop, server))
-    except KsiError as exc:
-        click.echo(exc.render(), err=True)
-        raise SystemExit(exc.exit_code) from None
     raise SystemExit(code)
 
 
@@ -215,12 +218,9 @@ def send(
     Finds the socket as ``ksi-host run`` does, so the same flags, environment and
     config reach the same daemon.
     """
-    try:
+    with _exit_on_error():
         server = _server_config(load_config(config_file), config_file, socket_path)
         answer = request_sync(server.socket_path, event, data, timeout)
-    except KsiError as exc:
-        click.echo(exc.render(), err=True)
-        ctx.exit(exc.exit_code)
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
     if answer.get("status") == "error":
         ctx.exit(1)
@@ -253,11 +253,8 @@ def doctor(
     crashes, hangs or exits cannot stop the check. Exits 0 when everything can
     load, 1 when a problem is an error (with --strict: or a warning).
     """
-    try:
+    with _exit_on_error():
         report = diagnose(paths=plugin_paths, config_file=config_file, timeout=timeout)
-    except KsiError as exc:
-        click.echo(exc.render(), err=True)
-        raise SystemExit(exc.exit_code) from None
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:

@@ -54,7 +54,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["ENV_PREFIX", "HostConfig", "HostSection", "env_variable", "load_config"]
+__all__ = [
+    "ENV_PREFIX",
+    "HostConfig",
+    "HostSection",
+    "check_plugin_config",
+    "env_variable",
+    "load_config",
+]
 
 ENV_PREFIX: Final = "KSI_"
 _NESTED: Final = "__"
@@ -121,6 +128,26 @@ class HostConfig(BaseSettings):
     def as_context_dict(self) -> dict[str, Any]:
         """The whole config as plain data, for ``context["config"]``."""
         return self.model_dump(mode="json")
+
+
+def check_plugin_config(plugin: object, section: Mapping[str, Any] | None) -> list[str]:
+    """Validate a plugin's config section against its ``config_model``; one message per problem.
+
+    A plugin without ``config_model`` accepts any section. The host checks before
+    registering a plugin, and doctor's worker where it imports one (the model is plugin code).
+    """
+    model = getattr(type(plugin), "config_model", None)
+    if model is None:
+        return []
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return [f"config_model is a {type(model).__name__}, not a pydantic model class"]
+    try:
+        model.model_validate(dict(section or {}))
+    except ValidationError as exc:
+        return [
+            f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}" for err in exc.errors()
+        ]
+    return []
 
 
 def _canonical_or_none(name: str) -> str | None:

@@ -29,7 +29,7 @@ from packaging.version import InvalidVersion, Version
 from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
 from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
-from ksi_host.errors import InvalidPluginMetadata
+from ksi_host.errors import InvalidPluginMetadata, KsiError
 from ksi_host.plugin_manager import KsiPluggyManager
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
@@ -108,14 +108,24 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
         with _warn_if_slow(name, origin):
             plugin = _load(candidate)
     except InvalidPluginMetadata as exc:
-        reason = Reason("invalid-metadata", exc.what, exc.hint or "", traceback=_traceback())
+        reason = Reason(
+            "invalid-metadata", exc.what, exc.hint or "", traceback=traceback.format_exc()
+        )
+        return Exclusion(name, origin, reason)
+    except KsiError as exc:
+        reason = Reason(
+            "import-error",
+            f"{name} from {origin} failed to import: {exc.what}",
+            exc.hint or f"fix the error, or set KSI_DISABLE_PLUGINS={name} to skip it",
+            traceback=traceback.format_exc(),
+        )
         return Exclusion(name, origin, reason)
     except (Exception, SystemExit) as exc:
         reason = Reason(
             "import-error",
             f"{name} from {origin} failed to import: {type(exc).__name__}: {exc}",
             f"fix the error in the traceback, or set KSI_DISABLE_PLUGINS={name} to skip it",
-            traceback=_traceback(),
+            traceback=traceback.format_exc(),
         )
         return Exclusion(name, origin, reason)
     where = _target(candidate)
@@ -126,7 +136,7 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
             "not-a-plugin",
             f"{where} cannot be inspected: {type(exc).__name__}: {exc}",
             "make the plugin's attributes readable without raising",
-            traceback=_traceback(),
+            traceback=traceback.format_exc(),
         )
     if isinstance(described, Reason):
         return Exclusion(name, origin, described)
@@ -217,7 +227,7 @@ def _inspect(
     capabilities = getattr(plugin, "capabilities", None) or PluginCapabilities()
     if not isinstance(capabilities, PluginCapabilities):
         return _wrong_type(f"{where}.capabilities", capabilities, PluginCapabilities)
-    if not any(hooks.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin)):
+    if not hooks.has_hookimpls(plugin):
         return Reason(
             "not-a-plugin",
             f"{where} ({type(plugin).__name__}) has no @hookimpl methods",
@@ -275,7 +285,3 @@ def _same_version(one: str, other: str) -> bool:
         return Version(one) == Version(other)
     except InvalidVersion:
         return one == other
-
-
-def _traceback() -> str:
-    return traceback.format_exc()

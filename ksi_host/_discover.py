@@ -37,6 +37,8 @@ __all__ = [
     "PLUGIN_ATTRIBUTE",
     "disabled_names",
     "discover",
+    "env_disabled",
+    "env_plugin_folders",
 ]
 
 ENTRY_POINT_GROUP: Final = "ksi.plugins"
@@ -52,8 +54,7 @@ def disabled_names(
     env = os.environ if env is None else env
     names: dict[str, str] = {}
     settings = [(name, "[host] disabled (config file or KSI_HOST__DISABLED)") for name in disabled]
-    raw = env.get("KSI_DISABLE_PLUGINS", "")
-    settings += [(name.strip(), "KSI_DISABLE_PLUGINS") for name in raw.split(",") if name.strip()]
+    settings += [(name, "KSI_DISABLE_PLUGINS") for name in env_disabled(env)]
     for name, setting in settings:
         try:
             names.setdefault(canonical_name(name), setting)
@@ -64,6 +65,18 @@ def disabled_names(
                 hint="list plugin names as `ksi-host plugins` shows them, e.g. 'my_plugin'",
             ) from None
     return names
+
+
+def env_disabled(env: Mapping[str, str]) -> list[str]:
+    """The names ``KSI_DISABLE_PLUGINS`` lists (comma-separated), as the user wrote them."""
+    raw = env.get("KSI_DISABLE_PLUGINS", "")
+    return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+def env_plugin_folders(env: Mapping[str, str]) -> list[Path]:
+    """The folders ``KSI_PLUGIN_PATH`` lists (``os.pathsep``-separated), in order."""
+    raw = env.get("KSI_PLUGIN_PATH", "")
+    return [Path(folder).expanduser() for folder in raw.split(os.pathsep) if folder.strip()]
 
 
 def discover(
@@ -102,9 +115,8 @@ def _all_sources(
 ) -> Iterator[Candidate]:
     for item in paths:
         yield from _explicit(item)
-    for folder in env.get("KSI_PLUGIN_PATH", "").split(os.pathsep):
-        if folder.strip():
-            yield from _folder(Path(folder).expanduser(), "folder")
+    for folder in env_plugin_folders(env):
+        yield from _folder(folder, "folder")
     yield from _folder(KsiPaths.from_env(env).plugins_dir, "user")
     if env.get("KSI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _FALSE_WORDS:
         yield from _entry_points()

@@ -37,10 +37,10 @@ from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any, Final, Literal
 
-from pydantic import ValidationError
+import pluggy
 
 from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
-from ksi_host._config import HostConfig
+from ksi_host._config import HostConfig, check_plugin_config
 from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
 from ksi_host._tasks import TaskKeeper
@@ -309,25 +309,16 @@ class Host:
             spec.plugin.attach(self.dispatch)
 
     def _config_problem(self, spec: PluginSpec) -> Reason | None:
-        model = getattr(spec.plugin, "config_model", None)
-        if model is None:
+        errors = check_plugin_config(spec.plugin, self.config.plugin_section(spec.name))
+        if not errors:
             return None
-        section = self.config.plugin_section(spec.name) or {}
-        try:
-            model.model_validate(section)
-        except ValidationError as exc:
-            details = "; ".join(
-                f"{'.'.join(str(p) for p in error['loc']) or '<section>'}: {error['msg']}"
-                for error in exc.errors()
-            )
-            return Reason(
-                "config-invalid",
-                f"config section [{spec.name}] does not validate: {details}",
-                f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
-            )
-        return None
+        return Reason(
+            "config-invalid",
+            f"config section [{spec.name}] does not validate: {'; '.join(errors)}",
+            f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
+        )
 
-    def _impls(self, spec: PluginSpec, hook: str) -> list[Any]:
+    def _impls(self, spec: PluginSpec, hook: str) -> list[pluggy.HookImpl]:
         caller = getattr(self.manager.pm.hook, hook)
         return [impl for impl in caller.get_hookimpls() if impl.plugin is spec.plugin]
 

@@ -36,6 +36,7 @@ class KsiPaths:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KsiPaths:
+        """Where things go under ``env`` (default ``os.environ``), by the rules above."""
         env = os.environ if env is None else env
         explicit_home = env.get("KSI_HOME")
         user_home = _expand(env.get("HOME") or "~")

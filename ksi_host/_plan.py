@@ -105,6 +105,7 @@ class Reason:
 
     @property
     def root(self) -> Reason:
+        """The last reason of the ``cause`` chain: the one to fix first."""
         reason = self
         while reason.cause is not None:
             reason = reason.cause

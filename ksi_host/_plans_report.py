@@ -29,6 +29,7 @@ class ReasonReport(BaseModel):
 
     @classmethod
     def of(cls, reason: Reason) -> ReasonReport:
+        """The JSON form of ``reason`` and its whole ``cause`` chain."""
         cause = cls.of(reason.cause) if reason.cause else None
         return cls(
             code=reason.code,
@@ -71,6 +72,7 @@ class PlanReport(BaseModel):
 
 
 def plan_report(plan: LoadPlan) -> PlanReport:
+    """The plan as ``ksi-host plugins`` reports it: the same data for text and ``--json``."""
     loadable = [
         PluginEntry(
             name=spec.name,

@@ -50,10 +50,6 @@ class TaskKeeper:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    @property
-    def pending(self) -> int:
-        return sum(not task.done() for task in self._tasks)
-
     async def close(self) -> None:
         """Stop keeping tasks; cancel and await the ones still pending."""
         if self._loop is not None:

@@ -7,6 +7,7 @@ escapes is a bug in ksi-host. The tree::
     ├── InvalidPluginMetadata   (ValueError)  metadata or capabilities that do not validate
     ├── InvalidEventName        (ValueError)  an event name outside the namespace:action grammar
     ├── PluginRegistrationError (TypeError)   not a plugin, or a hook that does not match its spec
+    ├── TransportNotAttached    (RuntimeError) a transport emitting before a host attached it
     └── ConfigError             (ValueError)  a config file or section that does not validate
 
 Like pip's diagnostic errors, each error keeps its parts (``what``, ``where``,
@@ -26,6 +27,7 @@ __all__ = [
     "KsiError",
     "MetadataProblem",
     "PluginRegistrationError",
+    "TransportNotAttached",
 ]
 
 
@@ -42,7 +44,7 @@ class KsiError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        """Render as ``error: what`` plus indented ``where``/``hint`` lines."""
+        """Render as ``error[reference]: what`` plus indented ``where``/``hint`` lines."""
         lines = [f"error[{self.reference}]: {self.what}"]
         if self.where:
             lines.append(f"  where: {self.where}")
@@ -66,6 +68,7 @@ class MetadataProblem:
         return f"MetadataProblem(field={self.field!r}, value={self.value!r})"
 
     def render(self) -> str:
+        """One line of :class:`InvalidPluginMetadata`'s list: field, value, why, and an example."""
         return f"{self.field} = {self.value!r}: {self.message} (for example: {self.example})"
 
 
@@ -116,6 +119,20 @@ class PluginRegistrationError(KsiError, TypeError):
         self.hook = hook
         where = f"plugin {name!r}" + (f", hook {hook!r}" if hook else "")
         super().__init__(what=what, where=where, hint=hint)
+
+
+class TransportNotAttached(KsiError, RuntimeError):
+    """A transport asked to emit an event before any host attached itself."""
+
+    reference = "transport-not-attached"
+
+    def __init__(self, *, transport: str) -> None:
+        self.transport = transport
+        super().__init__(
+            what=f"transport {transport!r} is not attached to a host",
+            where=f"{transport}.emit_event(...)",
+            hint="load it through ksi_host (or call attach(emitter)) before emitting",
+        )
 
 
 class ConfigError(KsiError, ValueError):

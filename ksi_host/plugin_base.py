@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Final
 import pluggy
 from pydantic import BaseModel
 
+from ksi_host.errors import PluginRegistrationError, TransportNotAttached
 from ksi_host.hookspecs import PROJECT_NAME
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
@@ -30,21 +31,28 @@ class BasePlugin:
         metadata: PluginMetadata,
         capabilities: PluginCapabilities | None = None,
     ) -> None:
+        cls = type(self).__name__
         if not isinstance(metadata, PluginMetadata):
-            raise TypeError(
-                f"{type(self).__name__}: metadata must be a PluginMetadata, "
-                f"not {type(metadata).__name__}; e.g. PluginMetadata(name='my_plugin')"
+            raise PluginRegistrationError(
+                plugin=self,
+                name=cls,
+                what=f"{cls}: metadata must be a PluginMetadata, not {type(metadata).__name__}",
+                hint="pass metadata=PluginMetadata(name='my_plugin', ...)",
             )
         if capabilities is not None and not isinstance(capabilities, PluginCapabilities):
-            raise TypeError(
-                f"{type(self).__name__}: capabilities must be a PluginCapabilities or None, "
-                f"not {type(capabilities).__name__}"
+            raise PluginRegistrationError(
+                plugin=self,
+                name=cls,
+                what=f"{cls}: capabilities must be a PluginCapabilities or None, "
+                f"not {type(capabilities).__name__}",
+                hint="pass capabilities=PluginCapabilities(commands=[...], ...), or leave it out",
             )
         self.metadata: Final = metadata
         self.capabilities: Final = capabilities or PluginCapabilities()
 
     @property
     def name(self) -> str:
+        """The name the plugin is registered and reported under."""
         return self.metadata.name
 
     def __repr__(self) -> str:
@@ -81,8 +89,5 @@ class TransportPlugin(BasePlugin):
     async def emit_event(self, event_name: str, data: dict[str, Any]) -> Any:
         """Hand an event to the host and return its answer."""
         if self._emitter is None:
-            raise RuntimeError(
-                f"transport {self.name!r} is not attached to a host; "
-                "load it through ksi_host (or call attach(emitter)) before emitting"
-            )
+            raise TransportNotAttached(transport=self.name)
         return await self._emitter(event_name, data)

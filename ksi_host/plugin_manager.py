@@ -23,12 +23,10 @@ __all__ = ["KsiPluggyManager", "PluginManager"]
 _HOOK_IN_MESSAGE: Final = re.compile(r"hook '([^']+)'")
 
 
-def _label(plugin: object, name: str | None) -> str:
-    if name:
-        return name
-    metadata = getattr(plugin, "metadata", None)
-    plugin_name = getattr(metadata, "name", None)
-    return plugin_name if isinstance(plugin_name, str) else repr(plugin)
+def _metadata_name(plugin: object) -> str | None:
+    """The name the plugin's metadata gives: pluggy registers it under that name."""
+    name = getattr(getattr(plugin, "metadata", None), "name", None)
+    return name if isinstance(name, str) else None
 
 
 class KsiPluggyManager(pluggy.PluginManager):
@@ -55,10 +53,10 @@ class KsiPluggyManager(pluggy.PluginManager):
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         """Register ``plugin`` under its metadata name, refusing anything pluggy would not run."""
-        label = _label(plugin, name)
+        label = name or _metadata_name(plugin) or repr(plugin)
         self._check_is_plugin(plugin, label)
         try:
-            registered = super().register(plugin, name=name or self._default_name(plugin))
+            registered = super().register(plugin, name=name or _metadata_name(plugin))
         except pluggy.PluginValidationError as exc:
             match = _HOOK_IN_MESSAGE.search(str(exc))
             raise PluginRegistrationError(
@@ -81,10 +79,9 @@ class KsiPluggyManager(pluggy.PluginManager):
         self._changed()
         return registered
 
-    def _default_name(self, plugin: object) -> str | None:
-        metadata = getattr(plugin, "metadata", None)
-        name = getattr(metadata, "name", None)
-        return name if isinstance(name, str) else None
+    def has_hookimpls(self, plugin: object) -> bool:
+        """Whether ``plugin`` has any ``@hookimpl`` method: what makes an object a plugin."""
+        return any(self.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin))
 
     def _check_is_plugin(self, plugin: object, label: str) -> None:
         if isinstance(plugin, type):
@@ -94,8 +91,7 @@ class KsiPluggyManager(pluggy.PluginManager):
                 what=f"{plugin.__name__} is a class, not a plugin instance",
                 hint=f"register an instance: pm.register({plugin.__name__}())",
             )
-        has_hooks = any(self.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin))
-        if not has_hooks:
+        if not self.has_hookimpls(plugin):
             raise PluginRegistrationError(
                 plugin=plugin,
                 name=label,
@@ -128,7 +124,9 @@ class PluginManager:
         self.pm: Final = KsiPluggyManager()
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
+        """Register ``plugin`` (see :meth:`KsiPluggyManager.register`); return its name."""
         return self.pm.register(plugin, name=name)
 
     def unregister(self, plugin: object) -> Any:
+        """Unregister ``plugin``; return it, or ``None`` if it was not registered."""
         return self.pm.unregister(plugin)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import stat
@@ -24,7 +23,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ksi_host._config import HostConfig, load_config
-from ksi_host._discover import ENTRY_POINT_GROUP
+from ksi_host._discover import ENTRY_POINT_GROUP, env_plugin_folders
 from ksi_host._doctor.fixes import PIP, edit
 from ksi_host._doctor.report import Problem
 from ksi_host._paths import KsiPaths
@@ -111,9 +110,7 @@ def plugin_folders(paths: Sequence[str | Path], env: Mapping[str, str]) -> list[
             folders.append(("--plugin-path", path))
         elif path.suffix == ".py" and path.exists():
             folders.append(("--plugin-path", path.parent))
-    for entry in env.get("KSI_PLUGIN_PATH", "").split(os.pathsep):
-        if entry.strip():
-            folders.append(("KSI_PLUGIN_PATH", Path(entry).expanduser()))
+    folders += [("KSI_PLUGIN_PATH", folder) for folder in env_plugin_folders(env)]
     folders.append(("KSI_HOME/plugins", KsiPaths.from_env(env).plugins_dir))
     return folders
 

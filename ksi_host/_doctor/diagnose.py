@@ -11,12 +11,12 @@ dependency verdict is the host's own. No plugin is ever started.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import importlib_metadata
 
-from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
+from ksi_host._discover import disabled_names, discover
 from ksi_host._doctor.checks import check_config, check_distributions, check_folders, plugin_folders
 from ksi_host._doctor.fixes import Fixes
 from ksi_host._doctor.isolate import DEFAULT_TIMEOUT, import_isolated
@@ -35,11 +35,8 @@ def diagnose(
     *,
     paths: Sequence[str | Path] = (),
     env: Mapping[str, str] | None = None,
-    disabled: Collection[str] = (),
-    service_choices: Mapping[str, str] | None = None,
     config_file: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    builtin_package: str | None = BUILTIN_PACKAGE,
 ) -> DoctorReport:
     """Check every plugin source, import, dependency, folder and the config; never start a plugin.
 
@@ -50,12 +47,14 @@ def diagnose(
     env = os.environ if env is None else env
     config_path = config_file or KsiPaths.from_env(env).config_file
     config, sections, problems = check_config(config_file, env)
+    disabled: Sequence[str] = ()
+    service_choices: Mapping[str, str] = {}
     if config is not None:
         paths = (*paths, *config.host.plugin_paths)
-        disabled = (*disabled, *config.host.disabled)
-        service_choices = service_choices or config.host.services
+        disabled = config.host.disabled
+        service_choices = config.host.services
     off = disabled_names(disabled, env)
-    candidates = discover(paths=paths, env=env, disabled=disabled, builtin_package=builtin_package)
+    candidates = discover(paths=paths, env=env, disabled=disabled)
     results = import_isolated(candidates, disabled=off, sections=sections, timeout=timeout)
     outcomes = [outcome(c, result) for c, result in zip(candidates, results, strict=True)]
     specs = [o.spec for o in outcomes if o.spec is not None]

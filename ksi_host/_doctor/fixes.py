@@ -19,6 +19,7 @@ from typing import Any, Final
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from ksi_host._discover import env_disabled
 from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec
@@ -161,7 +162,7 @@ class Fixes:
         key = canonicalize_name(exclusion.name)
         setting = self.disabled.get(key, "")
         if setting == "KSI_DISABLE_PLUGINS":
-            rest = [n for n in self._env_disabled() if canonicalize_name(n) != key]
+            rest = [n for n in env_disabled(self.env) if canonicalize_name(n) != key]
             fix = (
                 f"export KSI_DISABLE_PLUGINS={','.join(rest)}"
                 if rest
@@ -218,11 +219,7 @@ class Fixes:
 
     def _missing_path_fix(self, path: Path) -> str:
         """Edit the config line that names a missing plugin path, or create the folder."""
-        try:
-            lines = self.config_path.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            lines = []
-        for number, text in enumerate(lines, start=1):
+        for number, text in enumerate(_read_lines(self.config_path), start=1):
             if path.name in text:
                 return edit(self.config_path, number)
         return edit(path) if path.suffix == ".py" else f"mkdir -p {shlex.quote(str(path))}"
@@ -270,7 +267,7 @@ class Fixes:
         """``not-a-plugin`` or ``invalid-metadata``: the plugin's own code must change."""
         reason, candidate = exclusion.reason, self._candidate(exclusion)
         where = blame(reason.traceback, candidate) if candidate else None
-        file = where[0] if where else self._source_file(exclusion) or _origin_file(exclusion)
+        file = where[0] if where else self._source_file(exclusion) or _origin_file(exclusion.origin)
         fix = edit(file, where[1] if where else None) if file else self._disable_fix(exclusion.name)
         return self._make(
             exclusion, "error", fix, note=reason.hint, where=where, traceback=reason.traceback
@@ -300,7 +297,7 @@ class Fixes:
             fix = f'{PIP} install "{dist}{requirement.specifier}"'
             note = f"{provider.name} comes from the distribution {dist}"
         else:
-            file = _origin_file_of(provider.origin)
+            file = _origin_file(provider.origin)
             fix = edit(file) if file else ""
             note = (
                 f"{provider.name} is a plugin file, not a distribution: replace it with "
@@ -311,7 +308,7 @@ class Fixes:
     def _cycle(self, exclusion: Exclusion) -> Problem:
         path = exclusion.reason.cycle
         after = path[1] if len(path) > 1 else ""
-        file = self._source_file(exclusion) or _origin_file(exclusion)
+        file = self._source_file(exclusion) or _origin_file(exclusion.origin)
         line = _line_naming(file, after) if file else None
         fix = edit(file, line) if file else self._disable_fix(exclusion.name)
         return self._make(
@@ -386,22 +383,14 @@ class Fixes:
         outcome = self.by_origin.get(exclusion.origin)
         return outcome.source_file if outcome else None
 
-    def _env_disabled(self) -> list[str]:
-        raw = self.env.get("KSI_DISABLE_PLUGINS", "")
-        return [name.strip() for name in raw.split(",") if name.strip()]
-
     def _disable_fix(self, *names: str) -> str:
-        current = self._env_disabled()
+        current = env_disabled(self.env)
         keys = {canonicalize_name(n) for n in current}
         added = [n for n in names if canonicalize_name(n) not in keys]
         return f"export KSI_DISABLE_PLUGINS={','.join([*current, *added])}"
 
     def _table_line(self, key: str) -> int | None:
-        try:
-            lines = self.config_path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            return None
-        for number, text in enumerate(lines, start=1):
+        for number, text in enumerate(_read_lines(self.config_path), start=1):
             match = _TABLE.match(text)
             if match and canonicalize_name(match.group(1)) == key:
                 return number
@@ -420,11 +409,7 @@ def _where(origin: Origin) -> str:
     return origin.location
 
 
-def _origin_file(exclusion: Exclusion) -> str | None:
-    return _origin_file_of(exclusion.origin)
-
-
-def _origin_file_of(origin: Origin) -> str | None:
+def _origin_file(origin: Origin) -> str | None:
     path = Path(origin.location)
     if origin.kind == "entry-point" or not path.exists():
         return None
@@ -433,10 +418,7 @@ def _origin_file_of(origin: Origin) -> str | None:
 
 def _line_naming(file: str, name: str) -> int | None:
     """The first line that names ``name`` in quotes, e.g. in ``dependencies=[...]``."""
-    try:
-        lines = Path(file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
+    lines = _read_lines(Path(file))
     quoted = (f"'{name}", f'"{name}')
     for number, text in enumerate(lines, start=1):
         if any(q in text for q in quoted) and "depend" in text:
@@ -445,6 +427,14 @@ def _line_naming(file: str, name: str) -> int | None:
         if any(q in text for q in quoted):
             return number
     return None
+
+
+def _read_lines(file: Path) -> list[str]:
+    """A file's lines, or none when it cannot be read: a fix is then less precise, not wrong."""
+    try:
+        return file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def _last_line(traceback: str | None) -> str:

@@ -129,7 +129,7 @@ def render_text(
 
 
 def _problem_lines(problem: Problem, paint: Callable[..., str], tracebacks: bool) -> list[str]:
-    mark, fg = _MARKS["info" if problem.severity == "info" else problem.severity]
+    mark, fg = _MARKS[problem.severity]
     who = f"{problem.plugin}: " if problem.plugin else ""
     first, *more = problem.what.splitlines() or [""]
     lines = [f"  {paint(mark, fg)} {who}{first}  [{problem.code}]"]

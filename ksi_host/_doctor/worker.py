@@ -28,14 +28,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, Final
 
-from pydantic import BaseModel, ValidationError
-
+from ksi_host._config import check_plugin_config
 from ksi_host._describe import describe
 from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec
 from ksi_host.errors import PluginRegistrationError
 from ksi_host.plugin_manager import KsiPluggyManager
 
-__all__ = ["candidate_from_wire", "candidate_to_wire", "check_plugin_config", "main"]
+__all__ = ["candidate_from_wire", "candidate_to_wire", "main"]
 
 TRACEBACK_LINES: Final = 25
 """How much of a traceback the report keeps: the end, where the error is."""
@@ -54,26 +53,6 @@ def candidate_from_wire(data: Mapping[str, Any]) -> Candidate:
     fields["origin"] = Origin(**fields["origin"])
     fields["file"] = Path(fields["file"]) if fields["file"] is not None else None
     return Candidate(**fields)
-
-
-def check_plugin_config(plugin: object, section: Mapping[str, Any] | None) -> list[str]:
-    """Validate a plugin's config section against its ``config_model``; one message per problem.
-
-    A plugin without ``config_model`` accepts any section. Runs where the plugin is
-    imported, because the model is plugin code.
-    """
-    model = getattr(type(plugin), "config_model", None)
-    if model is None:
-        return []
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return [f"config_model is a {type(model).__name__}, not a pydantic model class"]
-    try:
-        model.model_validate(dict(section or {}))
-    except ValidationError as exc:
-        return [
-            f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}" for err in exc.errors()
-        ]
-    return []
 
 
 def main() -> None:

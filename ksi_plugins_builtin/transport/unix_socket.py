@@ -37,10 +37,6 @@ class UnixSocketTransport(TransportPlugin):
         self._config: ServerConfig | None = None
         self._server: SocketServer | None = None
 
-    @property
-    def server(self) -> SocketServer | None:
-        return self._server
-
     @hookimpl
     def ksi_plugin_context(self, context: dict[str, Any]) -> None:
         config = context.get("config")
