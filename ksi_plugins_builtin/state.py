@@ -221,11 +221,18 @@ class StatePlugin(BasePlugin):
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
         handler = self._handlers.get(event_name)
-        return None if handler is None else handler(data)
+        if handler is None:
+            return None
+        if self._store is None:
+            return error_data(
+                ErrorCode.UNAVAILABLE,
+                f"{event_name} arrived before the state plugin started (it opens its "
+                "database at startup); send it once the host is running",
+            )
+        return handler(data)
 
     def _ready(self) -> StateStore:
-        if self._store is None:
-            raise RuntimeError("the state plugin is not started; it opens its database at startup")
+        assert self._store is not None, "ksi_handle_event checks that the store is open"
         return self._store
 
     async def _set(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -334,3 +334,9 @@ def test_an_acknowledged_write_survives_kill_9_of_the_daemon(daemon_factory):
     got = restarted.send("state:get", "--data", '{"key": "k"}')
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout) == {"key": "k", "found": True, "value": {"v": 1}}
+
+
+def test_state_events_before_startup_are_unavailable_not_internal_errors():
+    answer = state.StatePlugin().ksi_handle_event("state:get", {"key": "k"}, {})
+    assert answer["error"]["code"] == "UNAVAILABLE"
+    assert "before the state plugin started" in answer["error"]["message"]
