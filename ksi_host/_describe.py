@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -105,7 +106,7 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
         )
         return Exclusion(name, origin, reason)
     try:
-        with _warn_if_slow(name, origin):
+        with _WATCH.watching(name, origin):
             plugin = _load(candidate)
     except InvalidPluginMetadata as exc:
         reason = Reason(
@@ -144,26 +145,49 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
     return PluginSpec(plugin=plugin, metadata=metadata, capabilities=capabilities, origin=origin)
 
 
-@contextmanager
-def _warn_if_slow(name: str, origin: Origin) -> Iterator[None]:
-    """Log, from a timer thread, when an import takes long: a hung import says nothing itself."""
-    timer = threading.Timer(
-        SLOW_IMPORT_SECONDS,
-        logger.warning,
-        (
-            "still importing plugin %s from %s after %gs; if it hangs, "
-            "`ksi-host doctor` imports each plugin in a separate process with a timeout",
-            name,
-            origin,
-            SLOW_IMPORT_SECONDS,
-        ),
-    )
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
+class _ImportWatch:
+    """Warn, from one background thread, when a plugin import runs long.
+
+    A hung import says nothing itself. Starting a timer per import would cost a thread
+    per plugin; instead each import only records itself, and the one watcher thread
+    checks whether the import it last saw is still running ``SLOW_IMPORT_SECONDS`` later
+    (so a slow import is reported within twice that).
+    """
+
+    def __init__(self) -> None:
+        self._current: tuple[str, Origin] | None = None
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def watching(self, name: str, origin: Origin) -> Iterator[None]:
+        self._current = (name, origin)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ksi-import-watch", daemon=True)
+            self._thread.start()
+        self._wake.set()
+        try:
+            yield
+        finally:
+            self._current = None
+
+    def _run(self) -> None:
+        while self._wake.wait():
+            self._wake.clear()
+            seen = self._current
+            if seen is None:
+                continue
+            time.sleep(SLOW_IMPORT_SECONDS)
+            if self._current is seen:
+                logger.warning(
+                    "still importing plugin %s from %s after %gs; if it hangs, "
+                    "`ksi-host doctor` imports each plugin in a separate process with a timeout",
+                    *seen,
+                    SLOW_IMPORT_SECONDS,
+                )
+
+
+_WATCH = _ImportWatch()
 
 
 def _load(candidate: Candidate) -> object:

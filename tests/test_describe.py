@@ -278,6 +278,7 @@ def test_a_slow_import_is_logged_while_it_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(_describe, "SLOW_IMPORT_SECONDS", 0.05)
+    monkeypatch.setattr(_describe, "_WATCH", _describe._ImportWatch())
     folder = _write(tmp_path / "plugins", {"sleepy.py": "import time\ntime.sleep(0.3)\n"})
     _write(folder, {"quick.py": plugin_source("quick")})
     with caplog.at_level("WARNING", logger="ksi_host._describe"):
