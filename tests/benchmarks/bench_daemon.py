@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -23,48 +21,51 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 REQUEST = b'{"event": "system:health", "data": {}, "correlation_id": "1"}\n'
 LATENCY_REQUESTS = 3000
 CLIENTS = 32
 THROUGHPUT_SECONDS = 2.0
-ROUNDS = 3
+ROUNDS = 5
 
 
-async def _floor_server(path: str, ready: Any) -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while line := await reader.readline():
-            message = json.loads(line)
-            reply = {"event": message["event"], "correlation_id": message["correlation_id"]}
-            reply["data"] = message["data"]
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
-        writer.close()
+FLOOR_SERVER = """
+import asyncio, json, sys
 
-    server = await asyncio.start_unix_server(handle, path=path, backlog=256)
-    ready.set()
+async def handle(reader, writer):
+    while line := await reader.readline():
+        message = json.loads(line)
+        reply = {"event": message["event"], "correlation_id": message["correlation_id"]}
+        reply["data"] = message["data"]
+        writer.write(json.dumps(reply).encode() + b"\\n")
+        await writer.drain()
+    writer.close()
+
+async def main():
+    server = await asyncio.start_unix_server(handle, path=sys.argv[1], backlog=256)
+    print("ready", flush=True)
     async with server:
         await server.serve_forever()
 
-
-def _serve_floor(path: str, ready: Any) -> None:
-    asyncio.run(_floor_server(path, ready))
+asyncio.run(main())
+"""
+"""A bare asyncio NDJSON echo server, run in a fresh interpreter like the daemon."""
 
 
 @contextlib.contextmanager
 def _floor(run_dir: Path) -> Iterator[str]:
     path = str(run_dir / "ksi.sock")
-    ready = multiprocessing.Event()
-    server = multiprocessing.Process(target=_serve_floor, args=(path, ready), daemon=True)
-    server.start()
+    server = subprocess.Popen(
+        [sys.executable, "-c", FLOOR_SERVER, path], stdout=subprocess.PIPE, text=True
+    )
     try:
-        if not ready.wait(20):
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != "ready":
             raise RuntimeError("the floor server did not start")
         yield path
     finally:
         server.terminate()
-        server.join()
+        server.wait()
 
 
 @contextlib.contextmanager
