@@ -30,7 +30,7 @@ from ksi_host.events import check_event_name, normalise_namespace
 
 __all__ = ["DEFAULT_HISTORY_SIZE", "EventBus", "EventContext", "Listener", "Router"]
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger("ksi_host.bus")
 
 DEFAULT_HISTORY_SIZE: Final = 1000
 

@@ -39,7 +39,7 @@ __all__ = ["Described", "describe", "file_module_name"]
 _MISSING: Final = object()
 SLOW_IMPORT_SECONDS: Final = 5.0
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger("ksi_host.describe")
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ __all__ = [
     "unsupported_hooks",
 ]
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger("ksi_host.dispatch")
 
 INVALID_EVENT_NAME: Final = "INVALID_EVENT_NAME"
 BLOCKED: Final = "BLOCKED"

@@ -50,7 +50,7 @@ from ksi_host.plugin_manager import PluginManager
 
 __all__ = ["Host", "HostStateError", "PluginState", "PluginStatus"]
 
-logger = logging.getLogger(__name__)
+logger: Final = logging.getLogger("ksi_host.lifecycle")
 
 PluginState = Literal["pending", "running", "failed", "stopped", "excluded"]
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Generator
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["TaskKeeper"]
 
-logger = logging.getLogger("ksi_host.tasks")
+logger: Final = logging.getLogger("ksi_host.tasks")
 
 _Factory = Any  # asyncio's TaskFactory type differs between Python versions
 

@@ -101,7 +101,7 @@ def test_unsubscribe_and_listener_failures(make_plan, caplog):
         assert host.bus.unsubscribe(quick) is False
         await host.bus.publish("a:two", {})
 
-    with caplog.at_level(logging.ERROR, logger="ksi_host._bus"):
+    with caplog.at_level(logging.ERROR, logger="ksi_host.bus"):
         with_host(make_plan, body)
     assert calls == ["slow a:one", "quick a:one"]
     assert "listener bug" in caplog.text

@@ -281,7 +281,7 @@ def test_a_slow_import_is_logged_while_it_runs(
     monkeypatch.setattr(_describe, "_WATCH", _describe._ImportWatch())
     folder = _write(tmp_path / "plugins", {"sleepy.py": "import time\ntime.sleep(0.3)\n"})
     _write(folder, {"quick.py": plugin_source("quick")})
-    with caplog.at_level("WARNING", logger="ksi_host._describe"):
+    with caplog.at_level("WARNING", logger="ksi_host.describe"):
         _describe_folder(folder)
     assert [r.getMessage() for r in caplog.records] == [
         f"still importing plugin sleepy from path {folder / 'sleepy.py'} after 0.05s; if it "

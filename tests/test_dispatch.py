@@ -229,7 +229,7 @@ def test_coroutine_filters_validators_and_handlers_are_awaited(make_plan):
 
 
 def test_a_raising_handler_costs_only_its_answer(make_plan, caplog):
-    with caplog.at_level(logging.ERROR, logger="ksi_host._dispatch"):
+    with caplog.at_level(logging.ERROR, logger="ksi_host.dispatch"):
         alone, again = dispatch_all(make_plan(Broken()), ("echo:x", {}), ("echo:x", {}))
     assert alone == {
         "status": "error",
