@@ -18,12 +18,14 @@ from ksi_host._catalog import event_catalog, render_catalog
 from ksi_host._client import DEFAULT_TIMEOUT, request_sync
 from ksi_host._config import HostConfig, load_config
 from ksi_host._daemon import run_daemon
+from ksi_host._daemon_view import verdicts
 from ksi_host._doctor.diagnose import diagnose
 from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
 from ksi_host._doctor.report import render_text as render_doctor
 from ksi_host._paths import KsiPaths
 from ksi_host._pipeline import boot, plan_for
 from ksi_host._plans_report import plan_report, render_text
+from ksi_host._schema import Command, error_report
 from ksi_host._server import ServerConfig
 from ksi_host.errors import KsiError
 
@@ -61,13 +63,27 @@ def main() -> None:
 
 
 @contextmanager
-def _exit_on_error() -> Iterator[None]:
-    """Show a KsiError as what/where/hint and exit with its code; anything else is a bug."""
+def _exit_on_error(json_for: Command | None = None) -> Iterator[None]:
+    """Show a KsiError as what/where/hint and exit with its code; anything else is a bug.
+
+    With ``json_for``, the error is also printed on stdout as that command's JSON
+    report (``error`` set), so a script reading ``--json`` always gets JSON.
+    """
     try:
         yield
     except KsiError as exc:
+        if json_for is not None:
+            click.echo(error_report(json_for, exc).model_dump_json(indent=2))
         click.echo(exc.render(), err=True)
         raise SystemExit(exc.exit_code) from None
+
+
+def _daemon_socket(config: HostConfig, config_file: Path | None) -> Path | None:
+    """The socket ``run`` would listen on, where a view asks the daemon; None if unknowable."""
+    try:
+        return _server_config(config, config_file, None).socket_path
+    except KsiError:
+        return None
 
 
 @cli.command("plugins")
@@ -81,9 +97,13 @@ def plugins(
     """Show which plugins will load, in which order, and why the others will not.
 
     Exits 1 when a plugin found cannot load; disabled and shadowed ones do not count.
+    When a daemon runs on the configured socket, its view is merged in: a plugin
+    that failed to start there, or that it does not run, counts as well.
     """
-    with _exit_on_error():
-        report = plan_report(plan_for(load_config(config_file), paths=plugin_paths))
+    with _exit_on_error("plugins" if as_json else None):
+        config = load_config(config_file)
+        plan = plan_for(config, paths=plugin_paths)
+        report = plan_report(plan, *verdicts(plan, _daemon_socket(config, config_file)))
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
     )
@@ -96,8 +116,10 @@ def plugins(
 @CONFIG_OPTION
 def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | None) -> None:
     """List every event the plugins that will load declare, with the plugin that handles it."""
-    with _exit_on_error():
-        catalog = event_catalog(plan_for(load_config(config_file), paths=plugin_paths))
+    with _exit_on_error("events" if as_json else None):
+        config = load_config(config_file)
+        plan = plan_for(config, paths=plugin_paths)
+        catalog = event_catalog(plan, *verdicts(plan, _daemon_socket(config, config_file)))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 
 
@@ -164,6 +186,15 @@ def run(
         host = boot(config, paths=plugin_paths)
         code = asyncio.run(run_daemon(host.start, host.stop, server))
     raise SystemExit(code)
+
+
+def _doctor_socket(config_file: Path | None) -> Path | None:
+    """The daemon's socket for doctor, which reports a config that does not load itself."""
+    try:
+        config = load_config(config_file)
+    except KsiError:
+        return None
+    return _daemon_socket(config, config_file)
 
 
 def _config_path(config_file: Path | None) -> Path:
@@ -253,8 +284,11 @@ def doctor(
     crashes, hangs or exits cannot stop the check. Exits 0 when everything can
     load, 1 when a problem is an error (with --strict: or a warning).
     """
-    with _exit_on_error():
-        report = diagnose(paths=plugin_paths, config_file=config_file, timeout=timeout)
+    with _exit_on_error("doctor" if as_json else None):
+        socket_path = _doctor_socket(config_file)
+        report = diagnose(
+            paths=plugin_paths, config_file=config_file, timeout=timeout, socket_path=socket_path
+        )
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:

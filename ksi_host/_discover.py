@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 import importlib_metadata
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ksi_host._paths import KsiPaths
@@ -34,6 +35,7 @@ from ksi_host.plugin_types import canonical_name
 __all__ = [
     "BUILTIN_PACKAGE",
     "ENTRY_POINT_GROUP",
+    "HOST_DISTRIBUTION",
     "PLUGIN_ATTRIBUTE",
     "disabled_names",
     "discover",
@@ -44,6 +46,8 @@ __all__ = [
 ENTRY_POINT_GROUP: Final = "ksi.plugins"
 BUILTIN_PACKAGE: Final = "ksi_plugins_builtin"
 PLUGIN_ATTRIBUTE: Final = "plugin"
+HOST_DISTRIBUTION: Final = "ksi-host"
+"""The canonical name a requirement on the host itself uses (``ksi-host>=2``)."""
 _FALSE_WORDS: Final = frozenset({"", "0", "false", "no", "off"})
 
 
@@ -178,9 +182,22 @@ def _entry_points() -> Iterator[Candidate]:
                 distribution=dist.name if dist is not None else None,
                 dist_version=dist.version if dist is not None else None,
                 entry_point=ep.name,
+                host_requirement=_host_requirement(dist),
             ),
             entry_point=ep.value,
         )
+
+
+def _host_requirement(dist: importlib_metadata.Distribution | None) -> str | None:
+    """The distribution's own requirement on ksi-host (the resolver checks it), if any."""
+    for text in (dist.requires or []) if dist is not None else []:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(requirement.name) == HOST_DISTRIBUTION:
+            return text
+    return None
 
 
 def _builtins(package: str) -> Iterator[Candidate]:

@@ -149,7 +149,10 @@ class PluginMetadata(_KsiModel):
     @field_validator("dependencies")
     @classmethod
     def _parse_dependencies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(str(_parse_requirement(item)) for item in value)
+        """Checked, but kept as written: every message quotes a requirement as its author did."""
+        for item in value:
+            _parse_requirement(item)
+        return tuple(item.strip() for item in value)
 
     @field_validator("after_dependencies")
     @classmethod

@@ -1,10 +1,11 @@
-"""``plugin:list``: the running plan, each plugin with its version, origin, status and reason."""
+"""``plugin:list``: the running plan, each plugin's verdict in the shape every view shares."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ksi_host import __version__
+from ksi_host._schema import SCHEMA_VERSION, warning_reports
 from ksi_host.plugin_base import hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 from ksi_plugins_builtin._host import HostReporter, no_host
@@ -31,7 +32,14 @@ class PluginsPlugin(HostReporter):
             return None
         if self.host is None:
             return no_host("plugin:list")
-        return {"plugins": [status.as_dict() for status in self.host.status()]}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "command": "plugin:list",
+            "plugins": [entry.model_dump(mode="json") for entry in self.host.entries()],
+            "warnings": [
+                w.model_dump(mode="json") for w in warning_reports(self.host.plan.warnings)
+            ],
+        }
 
 
 plugin = PluginsPlugin()
