@@ -1,33 +1,31 @@
-"""The ``ksi-host`` command line: each subcommand renders errors and picks the exit code."""
+"""The ``ksi-host`` command line: each subcommand renders errors and picks the exit code.
+
+Each command imports the stages it needs when it runs, not when this module loads:
+``ksi-host plugins`` never pays for asyncio, the socket server or the doctor, and with
+a thousand plugins installed every millisecond of start-up counts (see BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 from ksi_host import __version__
-from ksi_host._catalog import event_catalog, render_catalog
-from ksi_host._client import DEFAULT_TIMEOUT, request_sync
-from ksi_host._config import HostConfig, load_config
-from ksi_host._daemon import run_daemon
-from ksi_host._daemon_view import verdicts
-from ksi_host._doctor.diagnose import diagnose
-from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
-from ksi_host._doctor.report import render_text as render_doctor
+from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT, REQUEST_TIMEOUT
 from ksi_host._paths import KsiPaths
-from ksi_host._pipeline import boot, plan_for
-from ksi_host._plans_report import plan_report, render_text
-from ksi_host._schema import Command, error_report
-from ksi_host._server import ServerConfig
 from ksi_host.errors import KsiError
+
+if TYPE_CHECKING:
+    from ksi_host._config import HostConfig
+    from ksi_host._schema import Command
+    from ksi_host._server import ServerConfig
 
 __all__ = ["cli", "main"]
 
@@ -73,6 +71,8 @@ def _exit_on_error(json_for: Command | None = None) -> Iterator[None]:
         yield
     except KsiError as exc:
         if json_for is not None:
+            from ksi_host._schema import error_report
+
             click.echo(error_report(json_for, exc).model_dump_json(indent=2))
         click.echo(exc.render(), err=True)
         raise SystemExit(exc.exit_code) from None
@@ -100,6 +100,11 @@ def plugins(
     When a daemon runs on the configured socket, its view is merged in: a plugin
     that failed to start there, or that it does not run, counts as well.
     """
+    from ksi_host._config import load_config
+    from ksi_host._daemon_view import verdicts
+    from ksi_host._pipeline import plan_for
+    from ksi_host._plans_report import plan_report, render_text
+
     with _exit_on_error("plugins" if as_json else None):
         config = load_config(config_file)
         plan = plan_for(config, paths=plugin_paths)
@@ -116,6 +121,11 @@ def plugins(
 @CONFIG_OPTION
 def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | None) -> None:
     """List every event the plugins that will load declare, with the plugin that handles it."""
+    from ksi_host._catalog import event_catalog, render_catalog
+    from ksi_host._config import load_config
+    from ksi_host._daemon_view import verdicts
+    from ksi_host._pipeline import plan_for
+
     with _exit_on_error("events" if as_json else None):
         config = load_config(config_file)
         plan = plan_for(config, paths=plugin_paths)
@@ -141,6 +151,8 @@ def _server_config(
     config: HostConfig, config_file: Path | None, socket_path: Path | None
 ) -> ServerConfig:
     """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
+    from ksi_host._server import ServerConfig
+
     where = f"[server] section of {_config_path(config_file)}"
     return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)
 
@@ -172,6 +184,12 @@ def run(
     log_level: str,
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
+    import asyncio
+
+    from ksi_host._config import load_config
+    from ksi_host._daemon import run_daemon
+    from ksi_host._pipeline import boot
+
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -190,6 +208,8 @@ def run(
 
 def _doctor_socket(config_file: Path | None) -> Path | None:
     """The daemon's socket for doctor, which reports a config that does not load itself."""
+    from ksi_host._config import load_config
+
     try:
         config = load_config(config_file)
     except KsiError:
@@ -231,7 +251,7 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT,
+    default=REQUEST_TIMEOUT,
     show_default=True,
     help="Seconds to wait for the reply.",
 )
@@ -249,6 +269,9 @@ def send(
     Finds the socket as ``ksi-host run`` does, so the same flags, environment and
     config reach the same daemon.
     """
+    from ksi_host._client import request_sync
+    from ksi_host._config import load_config
+
     with _exit_on_error():
         server = _server_config(load_config(config_file), config_file, socket_path)
         answer = request_sync(server.socket_path, event, data, timeout)
@@ -264,7 +287,7 @@ def send(
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=DOCTOR_TIMEOUT,
+    default=DOCTOR_IMPORT_TIMEOUT,
     show_default=True,
     help="Seconds one plugin may take to import before it counts as hung.",
 )
@@ -284,6 +307,9 @@ def doctor(
     crashes, hangs or exits cannot stop the check. Exits 0 when everything can
     load, 1 when a problem is an error (with --strict: or a warning).
     """
+    from ksi_host._doctor.diagnose import diagnose
+    from ksi_host._doctor.report import render_text as render_doctor
+
     with _exit_on_error("doctor" if as_json else None):
         socket_path = _doctor_socket(config_file)
         report = diagnose(

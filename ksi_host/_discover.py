@@ -173,31 +173,54 @@ def _file_candidate(path: Path, kind: SourceKind) -> Candidate:
 def _entry_points() -> Iterator[Candidate]:
     """One scan of ``ksi.plugins``; importlib_metadata drops a distribution seen twice."""
     for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist
+        distribution, version, host = _name_and_version(ep.dist)
         yield Candidate(
             name_hint=ep.name,
             origin=Origin(
                 "entry-point",
                 ep.value,
-                distribution=dist.name if dist is not None else None,
-                dist_version=dist.version if dist is not None else None,
+                distribution=distribution,
+                dist_version=version,
                 entry_point=ep.name,
-                host_requirement=_host_requirement(dist),
+                host_requirement=host,
             ),
             entry_point=ep.value,
         )
 
 
-def _host_requirement(dist: importlib_metadata.Distribution | None) -> str | None:
-    """The distribution's own requirement on ksi-host (the resolver checks it), if any."""
-    for text in (dist.requires or []) if dist is not None else []:
-        try:
-            requirement = Requirement(text)
-        except InvalidRequirement:
-            continue
-        if canonicalize_name(requirement.name) == HOST_DISTRIBUTION:
-            return text
-    return None
+def _name_and_version(
+    dist: importlib_metadata.Distribution | None,
+) -> tuple[str | None, str | None, str | None]:
+    """``Name``, ``Version`` and the requirement on ksi-host, from the head of METADATA.
+
+    ``dist.name``, ``dist.version`` and ``dist.requires`` each parse the whole file
+    (long description included) with :mod:`email`; with a thousand plugins that was a
+    tenth of ``ksi-host plugins``. All three are single-line headers before the first
+    blank line.
+    """
+    if dist is None:
+        return None, None, None
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    fields: dict[str, str] = {}
+    host = None
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, colon, value = line.partition(":")
+        if colon and key in ("Name", "Version"):
+            fields.setdefault(key, value.strip())
+        elif colon and key == "Requires-Dist" and host is None:
+            host = _host_requirement(value.strip())
+    return fields.get("Name"), fields.get("Version"), host
+
+
+def _host_requirement(text: str) -> str | None:
+    """``text`` if it is a requirement on ksi-host itself (the resolver checks it)."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        return None
+    return text if canonicalize_name(requirement.name) == HOST_DISTRIBUTION else None
 
 
 def _builtins(package: str) -> Iterator[Candidate]:

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.dists import plugin_source
 
 from ksi_host._config import HostConfig
 from ksi_host._pipeline import plan_for
 from ksi_host._plan import LoadPlan, Reason
 from ksi_host._trust import TrustPolicy, distrust
+from tests.dists import plugin_source
 
 NOBODY = 65534
 
@@ -92,7 +92,8 @@ def test_a_file_owned_by_another_user_is_refused(folder: Path) -> None:
     os.chown(file, NOBODY, NOBODY)
     assert _write_as(NOBODY, file, "# nobody owns this\n")
     reason = _reason(_plan(folder), "mine")
-    assert reason is not None and reason.code == "untrusted"
+    assert reason is not None
+    assert reason.code == "untrusted"
     assert "is owned by nobody, not by root (owner nobody" in reason.message
     assert f"chown root {file}" in reason.hint
 
@@ -101,7 +102,8 @@ def test_a_file_owned_by_another_user_is_refused(folder: Path) -> None:
 def test_a_folder_others_can_write_is_refused_sticky_or_not(folder: Path, mode: int) -> None:
     folder.chmod(mode)
     reason = _reason(_plan(folder), "mine")
-    assert reason is not None and reason.code == "untrusted"
+    assert reason is not None
+    assert reason.code == "untrusted"
     assert f"folder {folder} is writable by" in reason.message
     assert stat.filemode(stat.S_IFDIR | mode) in reason.message
 
@@ -114,7 +116,8 @@ def test_a_module_inside_a_package_counts(folder: Path) -> None:
     impl.write_text(plugin_source("pkg"))
     impl.chmod(0o664)
     reason = _reason(_plan(folder), "pkg")
-    assert reason is not None and reason.code == "untrusted"
+    assert reason is not None
+    assert reason.code == "untrusted"
     assert reason.path == str(impl)
 
 
@@ -125,7 +128,8 @@ def test_a_symlink_is_judged_by_what_it_points_at(folder: Path) -> None:
     (shared / "__init__.py").write_text(plugin_source("linked"))
     (folder / "linked").symlink_to(shared)
     reason = _reason(_plan(folder), "linked")
-    assert reason is not None and reason.code == "untrusted"
+    assert reason is not None
+    assert reason.code == "untrusted"
     assert f"(a symlink to {shared})" in reason.message
     assert reason.path == str(shared)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import importlib_metadata
 
 from ksi_host._daemon_view import verdicts
+from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT
 from ksi_host._discover import disabled_names, discover
 from ksi_host._doctor.checks import (
     check_config,
@@ -28,7 +29,7 @@ from ksi_host._doctor.checks import (
     plugin_folders,
 )
 from ksi_host._doctor.fixes import Fixes
-from ksi_host._doctor.isolate import DEFAULT_TIMEOUT, import_isolated
+from ksi_host._doctor.isolate import import_isolated
 from ksi_host._doctor.outcome import Outcome, outcome
 from ksi_host._doctor.report import DoctorReport, Problem, Summary
 from ksi_host._paths import KsiPaths
@@ -47,7 +48,7 @@ def diagnose(
     paths: Sequence[str | Path] = (),
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = DOCTOR_IMPORT_TIMEOUT,
     socket_path: Path | None = None,
 ) -> DoctorReport:
     """Check every plugin source, import, dependency and the config; never start a plugin.
