@@ -1,17 +1,23 @@
-"""What every ``ksi-host`` subcommand shares: the config and socket options, error rendering."""
+"""What every ``ksi-host`` subcommand shares: the config and socket options, error rendering.
+
+Light to import, as :mod:`ksi_host._cli` is: the stages load when a command runs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ksi_host._config import HostConfig
 from ksi_host._paths import KsiPaths
-from ksi_host._server import ServerConfig
 from ksi_host.errors import KsiError
+
+if TYPE_CHECKING:
+    from ksi_host._config import HostConfig
+    from ksi_host._server import ServerConfig
 
 __all__ = [
     "CONFIG_OPTION",
@@ -68,5 +74,7 @@ def server_config(
     config: HostConfig, config_file: Path | None, socket_path: Path | None
 ) -> ServerConfig:
     """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
+    from ksi_host._server import ServerConfig
+
     where = f"[server] section of {config_path(config_file)}"
     return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)

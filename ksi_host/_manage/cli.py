@@ -1,15 +1,16 @@
-"""The plugin-set subcommands of ``ksi-host``: install, uninstall, lock, sync."""
+"""The plugin-set subcommands of ``ksi-host``: install, uninstall, lock, sync (imported lazily)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ksi_host._cli_common import CONFIG_OPTION, exit_on_error
-from ksi_host._config import load_config
-from ksi_host._manage.commands import Change, PlanSource, install, uninstall
-from ksi_host._pipeline import plan_for
+
+if TYPE_CHECKING:
+    from ksi_host._manage.commands import Change, PlanSource
 
 __all__ = ["COMMANDS"]
 
@@ -21,6 +22,9 @@ FORCE_OPTION = click.option(
 
 
 def _plan_source(config_file: Path | None) -> PlanSource:
+    from ksi_host._config import load_config
+    from ksi_host._pipeline import plan_for
+
     return lambda: plan_for(load_config(config_file))
 
 
@@ -45,6 +49,8 @@ def install_command(args: tuple[str, ...], force: bool, config_file: Path | None
     dependencies, break an installed plugin's dependency, or bring a plugin that
     needs another ksi-host version is refused, and nothing is changed.
     """
+    from ksi_host._manage.commands import install
+
     with exit_on_error():
         _report(install(args, force=force, plan=_plan_source(config_file)))
 
@@ -58,6 +64,8 @@ def uninstall_command(names: tuple[str, ...], force: bool, config_file: Path | N
 
     ksi-host and the packages it needs are never removed.
     """
+    from ksi_host._manage.commands import uninstall
+
     with exit_on_error():
         _report(uninstall(names, force=force, plan=_plan_source(config_file)))
 
