@@ -196,7 +196,8 @@ def send(
     """Send EVENT to the running daemon and print its answer as JSON.
 
     Finds the socket as ``ksi-host run`` does, so the same flags, environment and
-    config reach the same daemon.
+    config reach the same daemon. Exits 1 on an error reply, and on a ``multiple``
+    reply (several plugins answered) in which any answer is an error.
     """
     from ksi_host._client import request_sync
     from ksi_host._config import load_config
@@ -205,8 +206,22 @@ def send(
         server = server_config(load_config(config_file), config_file, socket_path)
         answer = request_sync(server.socket_path, event, data, timeout)
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
-    if answer.get("status") == "error":
+    if _is_error(answer):
         ctx.exit(1)
+
+
+def _is_error(answer: dict[str, Any]) -> bool:
+    """An error reply, or a ``multiple`` one in which any plugin's answer is an error."""
+    if answer.get("status") == "error":
+        return True
+    if answer.get("status") != "multiple":
+        return False
+    return any(
+        "error" in entry
+        or (isinstance(entry.get("result"), dict) and entry["result"].get("status") == "error")
+        for entry in answer.get("results", ())
+        if isinstance(entry, dict)
+    )
 
 
 @cli.command("doctor")

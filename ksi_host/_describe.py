@@ -28,6 +28,7 @@ import importlib_metadata
 from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
+from ksi_host._folder_imports import add_folder, import_own_name, is_helper
 from ksi_host._plan import Candidate, Exclusion, Origin, PlanWarning, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
 from ksi_host._trust import TrustPolicy, first_distrust
@@ -73,6 +74,8 @@ def describe(
     warnings: list[PlanWarning] = []
     for candidate in candidates:
         outcome = _describe_one(candidate, hooks, trust)
+        if outcome is None:
+            continue
         if isinstance(outcome, PluginSpec):
             spec = outcome
             if spec.key in specs:
@@ -108,7 +111,8 @@ def code_paths(file: Path) -> list[Path]:
 
 def _describe_one(
     candidate: Candidate, hooks: KsiPluggyManager, trust: TrustPolicy
-) -> PluginSpec | Exclusion:
+) -> PluginSpec | Exclusion | None:
+    """The plugin ``candidate`` is, why it is none, or None for a helper module in a folder."""
     name, origin = candidate.name_hint, candidate.origin
     if candidate.disabled_by is not None:
         return _disabled(name, origin, candidate.disabled_by)
@@ -130,6 +134,7 @@ def _describe_one(
                 path=str(unsafe.real),
             )
             return Exclusion(name, origin, reason)
+        add_folder(code_paths(candidate.file)[0], trust)
     try:
         with _WATCH.watching(name, origin):
             plugin = _load(candidate)
@@ -154,6 +159,8 @@ def _describe_one(
             traceback=traceback.format_exc(),
         )
         return Exclusion(name, origin, reason)
+    if plugin is _MISSING and candidate.scanned and candidate.file and is_helper(candidate.file):
+        return None
     where = _target(candidate)
     try:
         described = _inspect(plugin, where, hooks)
@@ -232,10 +239,14 @@ def _load(candidate: Candidate) -> object:
 
 
 def _import_file(file: Path) -> ModuleType:
+    """A package under its own name when it is free, else (and a module always) a private one."""
+    module = import_own_name(file)
+    if module is not None:
+        return module
+    is_package = file.name == "__init__.py"
     name = file_module_name(file)
     if name in sys.modules:
         return sys.modules[name]
-    is_package = file.name == "__init__.py"
     spec = importlib.util.spec_from_file_location(
         name, file, submodule_search_locations=[str(file.parent)] if is_package else None
     )

@@ -9,7 +9,9 @@ Sources, the first one winning when two offer the same plugin name::
     builtin      every module of ksi_plugins_builtin that binds ``plugin``
 
 A folder offers its ``*.py`` files and its packages (names starting with ``_`` or
-``.`` are skipped). Nothing here imports plugin code: that is ``_describe``'s job.
+``.`` are skipped); one that turns out to be a helper plugins import is skipped when
+described (see :mod:`ksi_host._folder_imports`). Nothing here imports plugin code:
+that is ``_describe``'s job.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ def _folder(folder: Path, kind: SourceKind) -> Iterator[Candidate]:
             continue
         is_module = entry.suffix == ".py" and entry.is_file()
         if is_module or (entry / "__init__.py").is_file():
-            yield _file_candidate(entry, kind)
+            yield replace(_file_candidate(entry, kind), scanned=True)
 
 
 def _file_candidate(path: Path, kind: SourceKind) -> Candidate:

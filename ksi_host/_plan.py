@@ -108,7 +108,8 @@ class Candidate:
     Exactly one of ``module`` (a dotted module name), ``file`` (a ``.py`` file or a
     package's ``__init__.py``) or ``entry_point`` (an entry point value such as
     ``pkg.mod:plugin``) says how to load it. ``disabled_by`` names the setting that
-    turned it off, so it is reported instead of imported.
+    turned it off, so it is reported instead of imported. ``scanned`` is true for a
+    file found by listing a folder, which may be a helper module rather than a plugin.
     """
 
     name_hint: str
@@ -117,6 +118,7 @@ class Candidate:
     file: Path | None = None
     entry_point: str | None = None
     disabled_by: str | None = None
+    scanned: bool = False
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,8 @@ def main() -> None:
         if described.specs:
             spec = described.specs[0]
             result.update(spec=_spec_data(spec), source_file=_source_file(spec.plugin))
+        elif not described.excluded:
+            result["helper"] = True
         else:
             exclusion = described.excluded[0]
             result["excluded"] = {
