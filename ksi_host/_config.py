@@ -143,23 +143,24 @@ class HostConfig(BaseSettings):
         return self.model_dump(mode="json")
 
 
-def check_plugin_config(plugin: object, section: Mapping[str, Any] | None) -> list[str]:
-    """Validate a plugin's config section against its ``config_model``; one message per problem.
+def check_plugin_config(
+    plugin: object, section: Mapping[str, Any] | None
+) -> list[tuple[str | None, str]]:
+    """Validate a plugin's config section against its ``config_model``: (key, why) per problem.
 
-    A plugin without ``config_model`` accepts any section. The host checks before
-    registering a plugin, and doctor's worker where it imports one (the model is plugin code).
+    ``key`` is the dotted key at fault (None for the section as a whole). A plugin
+    without ``config_model`` accepts any section. The plan checks this for every
+    plugin (:mod:`ksi_host._vet`), in the host and in doctor's worker alike.
     """
     model = getattr(type(plugin), "config_model", None)
     if model is None:
         return []
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return [f"config_model is a {type(model).__name__}, not a pydantic model class"]
+        return [(None, f"config_model is a {type(model).__name__}, not a pydantic model class")]
     try:
         model.model_validate(dict(section or {}))
     except ValidationError as exc:
-        return [
-            f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}" for err in exc.errors()
-        ]
+        return [(".".join(map(str, err["loc"])) or None, err["msg"]) for err in exc.errors()]
     return []
 
 

@@ -130,8 +130,8 @@ class Reason:
     and specifier, no marker), ``providers`` the plugins that provide it (the one
     found for ``version-conflict``, all of them for ``ambiguous-service``), and
     ``cycle`` the path from this plugin back to itself, ``hook`` the hook at fault,
-    ``path`` and ``line`` the file (and line) to change. They restate ``message``,
-    so they take no part in equality.
+    ``path`` and ``line`` the file (and line) to change, ``key`` the config key at
+    fault. They restate ``message``, so they take no part in equality.
     """
 
     code: ReasonCode
@@ -145,6 +145,7 @@ class Reason:
     hook: str | None = field(default=None, compare=False)
     path: str | None = field(default=None, compare=False)
     line: int | None = field(default=None, compare=False)
+    key: str | None = field(default=None, compare=False)
 
     @property
     def root(self) -> Reason:

@@ -74,10 +74,12 @@ def vet_one(spec: PluginSpec, section: Any) -> Reason | None:
         )
     errors = check_plugin_config(plugin, section)
     if errors:
+        text = "; ".join(f"{key or '<section>'}: {why}" for key, why in errors)
         return Reason(
             "config-invalid",
-            f"config section [{spec.name}] does not validate: {'; '.join(errors)}",
+            f"config section [{spec.name}] does not validate: {text}",
             f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
+            key=errors[0][0],
         )
     return None
 

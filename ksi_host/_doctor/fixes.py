@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import env_disabled
 from ksi_host._doctor.outcome import Outcome
@@ -287,8 +288,9 @@ class Fixes:
         )
 
     def _config_invalid(self, exclusion: Exclusion) -> Problem:
-        key = canonicalize_name(exclusion.name)
-        line = self._table_line(key)
+        table = self._table_line(canonicalize_name(exclusion.name))
+        field = exclusion.reason.key
+        line = self._key_line(table, field.partition(".")[0]) if table and field else table
         return self._make(
             exclusion,
             "error",
@@ -336,8 +338,15 @@ class Fixes:
         provider = self.specs.get(canonicalize_name(found[0])) if found else None
         if requirement is None or provider is None:
             return self._make(exclusion, "error", self._disable_fix(exclusion.name))
-        dist = provider.origin.distribution
-        if dist:
+        dist, installed = provider.origin.distribution, provider.origin.dist_version
+        if dist and installed and _satisfies(requirement, installed):
+            fix = self._disable_fix(exclusion.name)
+            note = (
+                f"{dist} {installed} is installed and would match, but {provider.name} says it "
+                f"is version {provider.version}: pip would answer 'Requirement already "
+                f"satisfied'; ask its author to make PluginMetadata(version=...) match"
+            )
+        elif dist:
             fix = f'{PIP} install "{dist}{requirement.specifier}"'
             note = f"{provider.name} comes from the distribution {dist}"
         else:
@@ -433,6 +442,18 @@ class Fixes:
         added = [n for n in names if canonicalize_name(n) not in keys]
         return f"export KSI_DISABLE_PLUGINS={','.join([*current, *added])}"
 
+    def _key_line(self, table: int, key: str) -> int:
+        """The line setting ``key`` in the table that starts at line ``table``, else the table."""
+        lines = _read_lines(self.config_path)
+        for number in range(table + 1, len(lines) + 1):
+            text = lines[number - 1]
+            if _TABLE.match(text):
+                break
+            name = text.partition("=")[0].strip().strip("\"'")
+            if "=" in text and name == key:
+                return number
+        return table
+
     def _table_line(self, key: str) -> int | None:
         for number, text in enumerate(_read_lines(self.config_path), start=1):
             match = _TABLE.match(text)
@@ -445,6 +466,14 @@ def _requirement(exclusion: Exclusion) -> Requirement | None:
     """The dependency at fault, as the resolver recorded it."""
     text = exclusion.reason.requirement
     return Requirement(text) if text else None
+
+
+def _satisfies(requirement: Requirement, installed: str) -> bool:
+    """Whether an installed version meets ``requirement`` as pip has it (pre-releases too)."""
+    try:
+        return requirement.specifier.contains(Version(installed), prereleases=True)
+    except InvalidVersion:
+        return False
 
 
 def _where(origin: Origin) -> str:
