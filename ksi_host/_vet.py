@@ -37,10 +37,11 @@ def vet(
     ``sections`` maps canonical plugin names to their config sections.
     """
     reporter = reporter or NullReporter()
+    manager = KsiPluggyManager()
     specs: list[PluginSpec] = []
     refused: list[Exclusion] = []
     for spec in described.specs:
-        reason = vet_one(spec, sections.get(spec.key))
+        reason = vet_one(spec, sections.get(spec.key), manager)
         if reason is None:
             specs.append(spec)
             continue
@@ -50,9 +51,13 @@ def vet(
     return replace(described, specs=tuple(specs), excluded=(*described.excluded, *refused))
 
 
-def vet_one(spec: PluginSpec, section: Any) -> Reason | None:
-    """Why the host would refuse ``spec`` with config ``section``, or None."""
-    plugin, manager = spec.plugin, KsiPluggyManager()
+def vet_one(spec: PluginSpec, section: Any, manager: KsiPluggyManager) -> Reason | None:
+    """Why the host would refuse ``spec`` with config ``section``, or None.
+
+    ``manager`` is a scratch registry: the plugin is registered on it to check its
+    hooks, and never left there.
+    """
+    plugin = spec.plugin
     try:
         manager.register(plugin, name=spec.name)
     except PluginRegistrationError as exc:
@@ -61,6 +66,7 @@ def vet_one(spec: PluginSpec, section: Any) -> Reason | None:
             "hook-mismatch", exc.what, exc.hint or "", hook=exc.hook, path=file, line=line
         )
     wrappers = unsupported_hooks(manager, plugin)
+    manager.unregister(plugin)
     if wrappers:
         file, line = _source(plugin, wrappers[0])
         return Reason(
