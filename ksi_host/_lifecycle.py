@@ -370,7 +370,7 @@ class Host:
                 return Reason(
                     code,
                     f"plugin {spec.name!r} raised {type(exc).__name__} in {hook}: "
-                    + (exc.what if isinstance(exc, KsiError) else str(exc)),
+                    + (_what_and_where(exc) if isinstance(exc, KsiError) else str(exc)),
                     exc.hint
                     if isinstance(exc, KsiError) and exc.hint
                     else f"fix the plugin's {hook}, or disable it in [host] disabled",
@@ -406,6 +406,10 @@ class Host:
             self._dispatcher.declare(spec.name, None)
         if isinstance(spec.plugin, TransportPlugin):
             spec.plugin.attach(None)
+
+
+def _what_and_where(exc: KsiError) -> str:
+    return f"{exc.what} ({exc.where})" if exc.where else exc.what
 
 
 def _log_late_failure(task: asyncio.Future[Any]) -> None:

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.conftest import DaemonProcess, LineClient, error_code, write_config
-from tests.nats_server import NatsServer, nats_server_binary
+from conftest import DaemonProcess, LineClient, error_code, write_config
+from nats_server import NatsServer, nats_server_binary
 
 pytest.importorskip("nats", reason='the NATS bridge needs the nats extra: pip install -e ".[test]"')
 BINARY = nats_server_binary()
@@ -205,9 +204,7 @@ def test_publications_cross_hosts_once_and_never_loop(hosts):
             if entry["data"].get("correlation_id") == "p1"
         )
 
-    expected = Counter(
-        {("feed:ping", None): 1, ("feed:pong", pid(a)): 1, ("feed:pong", pid(b)): 1}
-    )
+    expected = Counter({("feed:ping", None): 1, ("feed:pong", pid(a)): 1, ("feed:pong", pid(b)): 1})
     assert until(lambda: seen(a) == expected and seen(b) == expected), (seen(a), seen(b))
     time.sleep(0.5)  # a loop would keep adding copies
     assert seen(a) == expected
