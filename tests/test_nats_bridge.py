@@ -2,7 +2,7 @@
 
 One server and three daemons for the module: A imports ``work``, ``solo`` and ``ghost``;
 B exports ``work`` and ``solo``; C exports ``work``. A and B publish and subscribe
-``feed``. Tests that kill something restore it before they end, and run last.
+``feed``. Tests that kill something restore it before they end.
 """
 
 from __future__ import annotations
@@ -144,6 +144,13 @@ def test_an_event_only_b_serves_is_answered_by_b_through_a(hosts):
     assert reply["data"]["pid"] == pid(hosts["b"])
     assert reply["data"]["n"] == 7
     assert reply["data"]["via"] == {"origin": "host-a", "subject": "ksi.solo.who"}
+    assert reply["data"]["chain"] == []
+
+
+def test_an_event_emitted_on_a_carries_its_emit_chain_to_b(hosts):
+    reply = answer(hosts["a"], "probe:emit", {"event": "solo:who"})
+    assert reply["answer"]["pid"] == pid(hosts["b"])
+    assert reply["answer"]["chain"] == ["solo:who"]
 
 
 def test_an_answer_b_does_not_have_comes_back_as_b_says_it(hosts):
@@ -250,3 +257,27 @@ def test_a_broker_that_is_down_is_unavailable_then_requests_flow_again(hosts, na
     outage = log.partition("ready: pid")[2]
     assert outage.count("WARNING ksi_plugins_builtin.nats") == 1, log  # once, not per event
     assert outage.count("NATS: reconnected") == 1, log
+
+
+def test_any_nats_client_can_ask_with_an_empty_payload_or_the_sockets_json(hosts, nats_server):
+    import nats
+
+    async def main() -> list[dict[str, Any]]:
+        nc = await nats.connect(nats_server.url)
+        try:
+            empty = await nc.request("ksi.solo.who", b"", timeout=5)
+            wrong = await nc.request(
+                "ksi.solo.who", b'{"event": "solo:other", "correlation_id": 3}', timeout=5
+            )
+            broken = await nc.request("ksi.solo.who", b"{nope", timeout=5)
+            return [json.loads(m.data) for m in (empty, wrong, broken)]
+        finally:
+            await nc.close()
+
+    empty, wrong, broken = asyncio.run(main())
+    assert empty["event"] == "solo:who"
+    assert empty["data"]["pid"] == pid(hosts["b"])
+    assert wrong["correlation_id"] == 3
+    assert error_code(wrong["data"]) == "INVALID_REQUEST"
+    assert "send it on ksi.solo.other" in wrong["data"]["error"]["message"]
+    assert error_code(broken["data"]) == "INVALID_JSON"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -213,3 +214,33 @@ def test_doctor_gives_the_install_command_when_the_extra_is_missing(tmp_path, mo
 
 def test_doctor_says_nothing_about_nats_without_a_section(tmp_path):
     assert doctor_problems(tmp_path, "[host]\n") == []
+
+
+# --- the documentation ---
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "NATS.md"
+
+
+def test_the_doc_lists_every_setting_and_its_examples_validate(tmp_path):
+    text = DOC.read_text()
+    for name, field in NatsSettings.model_fields.items():
+        assert f"`{field.alias or name}`" in text, name
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        config = config_with(tmp_path, block)
+        NatsSettings.model_validate(config.plugin_section("nats"))
+
+
+def test_an_environment_variable_alone_enables_the_bridge():
+    env = {
+        "KSI_NATS__IMPORT": '["work", "/billing"]',
+        "KSI_NATS__EXPORT": "orders, stock",
+        "KSI_NATS__TIMEOUT": "0.5",
+        "KSI_HOME": "/nonexistent",
+    }
+    section = load_config(None, env=env).as_context_dict()["nats"]
+    settings = NatsSettings.model_validate(section)
+    assert settings.import_ == ("work", "billing")
+    assert settings.export == ("orders", "stock")
+    assert settings.timeout == 0.5

@@ -7,6 +7,7 @@ A server URL that carries ``user:password@`` is shown with the password masked.
 
 from __future__ import annotations
 
+import json
 import ssl
 from pathlib import Path
 from types import ModuleType
@@ -75,6 +76,20 @@ class NatsSettings(BaseModel):
     tls_key_file: FilePath | None = None
     tls_hostname: str | None = None
     tls_handshake_first: bool = False
+
+    @field_validator("servers", "export", "import_", "publish", "subscribe", mode="before")
+    @classmethod
+    def _list_from_text(cls, value: object) -> object:
+        """An environment override is text: a JSON list, or names separated by commas."""
+        if not isinstance(value, str):
+            return value
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
+        return [item.strip() for item in value.split(",") if item.strip()]
 
     @field_validator("export", "import_", "publish", "subscribe")
     @classmethod

@@ -12,6 +12,7 @@ import asyncio
 import os
 from typing import Any
 
+from ksi_host._dispatch import emit_chain
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
@@ -49,7 +50,12 @@ class NatsEventsPlugin(BasePlugin):
         if not self.serve:
             return None
         if event_name.endswith(":who"):
-            return {"pid": os.getpid(), "n": data.get("n"), "via": context.get("nats")}
+            return {
+                "pid": os.getpid(),
+                "n": data.get("n"),
+                "via": context.get("nats"),
+                "chain": list(emit_chain()),
+            }
         if event_name.endswith(":sleep"):
             return self._sleep(float(data.get("seconds", 0.1)))
         return None
