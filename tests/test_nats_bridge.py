@@ -8,6 +8,7 @@ B exports ``work`` and ``solo``; C exports ``work``. A and B publish and subscri
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
@@ -281,3 +282,18 @@ def test_any_nats_client_can_ask_with_an_empty_payload_or_the_sockets_json(hosts
     assert error_code(wrong["data"]) == "INVALID_REQUEST"
     assert "send it on ksi.solo.other" in wrong["data"]["error"]["message"]
     assert error_code(broken["data"]) == "INVALID_JSON"
+
+
+def test_an_exporter_stopping_answers_the_requests_it_is_serving(hosts):
+    a, b = hosts["a"], hosts["b"]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(answer, a, "solo:sleep", {"seconds": 0.5})
+        time.sleep(0.2)
+        assert b.proc is not None
+        b.proc.send_signal(signal.SIGTERM)
+        reply = pending.result(timeout=10)
+    assert b.proc.wait(timeout=15) == 0, b.log()
+    assert reply == {"slept": 0.5, "pid": pid(b)}
+    assert error_code(answer(a, "solo:who")) == "NO_HANDLER"
+    restart(b)
+    assert answer(a, "solo:who")["pid"] == pid(b)

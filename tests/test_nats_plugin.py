@@ -244,3 +244,8 @@ def test_an_environment_variable_alone_enables_the_bridge():
     assert settings.import_ == ("work", "billing")
     assert settings.export == ("orders", "stock")
     assert settings.timeout == 0.5
+
+
+def test_a_namespace_cannot_be_both_exported_and_imported():
+    with pytest.raises(ValueError, match="orders both exported and imported"):
+        NatsSettings.model_validate({"export": ["orders", "a"], "import": ["/orders"]})

@@ -19,6 +19,7 @@ and the bridge logs once when an outage starts and once when it ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -49,6 +50,7 @@ from ksi_plugins_builtin.nats_bridge._wire import (
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
 
 __all__ = ["INBOUND", "Bridge"]
 
@@ -92,6 +94,7 @@ class Bridge:
         self._room: Final = asyncio.Semaphore(settings.max_inflight)
         self._serving: Final[set[asyncio.Task[None]]] = set()
         self._listeners: list[Callable[[], None]] = []
+        self._exports: list[Subscription] = []
         self._ids: Final = itertools.count(1)
         self._outage_since: float | None = None
 
@@ -122,13 +125,22 @@ class Bridge:
             )
 
     async def stop(self) -> None:
-        """Give the namespaces back, let served requests finish, close the connection."""
+        """Give the namespaces back, answer the requests being served, close the connection.
+
+        Other hosts' requests stop coming first (the exports are unsubscribed), so the
+        ones in flight get their answers and the next ones go to the other exporters.
+        """
         self._host.fall_back(self._plugin, (), None)
         for unsubscribe in self._listeners:
             unsubscribe()
         self._listeners = []
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
+        for subscription in self._exports:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+        if self._serving:
+            await asyncio.wait(tuple(self._serving), timeout=self.settings.timeout)
         nc, self._nc = self._nc, None
         if nc is not None:
             try:
@@ -159,8 +171,10 @@ class Bridge:
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
         )
-        for ns in settings.export:
+        self._exports = [
             await nc.subscribe(namespace_subject(ns), queue=ns, cb=self._on_request)
+            for ns in settings.export
+        ]
         for ns in settings.subscribe:
             await nc.subscribe(namespace_subject(ns), cb=self._on_publication)
         await nc.flush()

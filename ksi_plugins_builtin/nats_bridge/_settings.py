@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
 
 from ksi_host.errors import ConfigError, InvalidEventName, KsiError
 from ksi_host.events import normalise_namespace
@@ -113,6 +113,16 @@ class NatsSettings(BaseModel):
                     "'tls://nats.example.org:4222'"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _not_both_ways(self) -> NatsSettings:
+        both = sorted(set(self.export) & set(self.import_))
+        if both:
+            raise ValueError(
+                f"namespace(s) {', '.join(both)} both exported and imported: a host serves a "
+                "namespace's events (export) or forwards them to the hosts that do (import)"
+            )
+        return self
 
     def shown_servers(self) -> str:
         """The servers as logs and errors show them: passwords masked."""
