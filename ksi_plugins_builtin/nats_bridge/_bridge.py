@@ -313,7 +313,14 @@ class Bridge:
         self._room.release()
 
     async def _serve(self, msg: Msg) -> None:
-        event, correlation_id, answer = await self._answer(msg)
+        try:
+            event, correlation_id, answer = await self._answer(msg)
+        except Exception as exc:  # our bug: still answer, so the asker does not wait
+            logger.exception("NATS: serving a request on %s failed", msg.subject)
+            event, correlation_id = None, None
+            answer = error_data(
+                ErrorCode.INTERNAL_ERROR, f"host {self.origin!r} failed to serve it: {exc!r}"
+            )
         try:
             await msg.respond(encode_reply(event, correlation_id, answer).rstrip(b"\n"))
         except Exception as exc:  # the asker is gone, or the connection is
