@@ -231,11 +231,18 @@ def _load(candidate: Candidate) -> object:
         loaded: object = entry_point.load()
     elif candidate.file is not None:
         loaded = _import_file(candidate.file)
+        if _plugin_submodule(candidate.file) and not hasattr(loaded, PLUGIN_ATTRIBUTE):
+            loaded = importlib.import_module(f"{loaded.__name__}.{PLUGIN_ATTRIBUTE}")
     else:
         loaded = importlib.import_module(str(candidate.module))
     if isinstance(loaded, ModuleType):
         return getattr(loaded, PLUGIN_ATTRIBUTE, _MISSING)
     return loaded
+
+
+def _plugin_submodule(file: Path) -> bool:
+    """A package whose ``plugin.py`` holds the plugin (the template's layout), not ``__init__``."""
+    return file.name == "__init__.py" and (file.parent / f"{PLUGIN_ATTRIBUTE}.py").is_file()
 
 
 def _import_file(file: Path) -> ModuleType:

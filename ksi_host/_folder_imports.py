@@ -95,8 +95,11 @@ def import_own_name(file: Path) -> ModuleType | None:
 def is_helper(file: Path) -> bool:
     """Whether a folder module without ``plugin`` is a helper: it uses no ``hookimpl``.
 
-    One that does is a plugin missing its ``plugin = ...`` line, and is reported.
+    One that does is a plugin missing its ``plugin = ...`` line, and is reported; so
+    is a package with a ``plugin.py`` (the template's layout) whose ``plugin`` is missing.
     """
+    if file.name == "__init__.py" and (file.parent / "plugin.py").is_file():
+        return False
     try:
         return b"hookimpl" not in file.read_bytes()
     except OSError:

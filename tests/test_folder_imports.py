@@ -6,10 +6,12 @@ Nothing in a folder ever shadows the standard library or an installed package.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pluggy
+from conftest import BakedPlugin
 
 from ksi_host._pipeline import build_plan
 from ksi_host._plan import LoadPlan
@@ -137,3 +139,17 @@ def test_a_helper_others_can_write_is_not_imported(tmp_path: Path) -> None:
     assert "writable by its group and all users" in reasons["fip_risky"].message
     assert "fip_shared_helper" not in sys.modules
     json.dumps({})  # the standard library is untouched
+
+
+def test_the_templates_package_copied_into_a_folder_loads(
+    baked_default: BakedPlugin, tmp_path: Path
+) -> None:
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    package = baked_default.path / baked_default.module_name
+    shutil.copytree(package, folder / baked_default.module_name)
+    plan = _plan(folder, tmp_path)
+    assert plan.excluded == ()
+    [spec] = plan.order
+    assert spec.name == baked_default.plugin_name
+    assert spec.origin.kind == "path"
