@@ -296,7 +296,8 @@ class Host:
         try:
             self.manager.pm.register(spec.plugin, name=spec.name)
         except PluginRegistrationError as exc:
-            self._fail(spec, Reason("hook-mismatch", exc.what, exc.hint or "", hook=exc.hook))
+            code: ReasonCode = "hook-mismatch" if exc.hook else "not-a-plugin"
+            self._fail(spec, Reason(code, exc.what, exc.hint or "", hook=exc.hook))
             return
         self._dispatcher.declare(spec.name, spec.capabilities)
         if isinstance(spec.plugin, TransportPlugin):
