@@ -106,7 +106,7 @@ def test_a_broken_environment_exits_1_and_every_plugin_has_a_status_line(
         ("needsmod", "import-error", "No module named 'not_installed_mod'", "--force-reinstall"),
         ("shadow", "shadowed", "is shadowed by shadow from folder", "rm -r "),
         ("off", "disabled", "disabled by KSI_DISABLE_PLUGINS", "unset KSI_DISABLE_PLUGINS"),
-        ("configured", "config-invalid", "port: Input should be", "${EDITOR:-vi} +3 "),
+        ("configured", "config-invalid", "port: Input should be", "${EDITOR:-vi} +4 "),
     ],
 )
 def test_each_problem_names_its_cause_and_a_pasteable_fix(
