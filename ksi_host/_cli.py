@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from ksi_host._daemon import run_daemon
 from ksi_host._doctor.diagnose import diagnose
 from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
 from ksi_host._doctor.report import render_text as render_doctor
+from ksi_host._loop import LOOP_CHOICES, LoopChoice, run_on
 from ksi_host._paths import KsiPaths
 from ksi_host._pipeline import boot, plan_for
 from ksi_host._plans_report import plan_report, render_text
@@ -142,12 +142,22 @@ def _server_config(
     show_default=True,
     help="What the daemon logs to stderr.",
 )
+@click.option(
+    "--loop",
+    "loop_choice",
+    type=click.Choice(LOOP_CHOICES),
+    envvar="KSI_LOOP",
+    default="auto",
+    show_default=True,
+    help="The event loop [env KSI_LOOP]: uvloop where installed (auto), or asyncio's own.",
+)
 def run(
     socket_path: Path | None,
     config_file: Path | None,
     plugin_paths: tuple[str, ...],
     state_db: Path | None,
     log_level: str,
+    loop_choice: LoopChoice,
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
     logging.basicConfig(
@@ -162,7 +172,7 @@ def run(
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
         host = boot(config, paths=plugin_paths)
-        code = asyncio.run(run_daemon(host.start, host.stop, server))
+        code = run_on(loop_choice, lambda: run_daemon(host.start, host.stop, server))
     raise SystemExit(code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -128,6 +129,7 @@ def test_sigterm_lets_an_inflight_request_finish_then_exits_0_and_cleans_up(daem
 @pytest.mark.slow
 def test_the_log_says_where_the_daemon_listens_and_which_plugins_run(shared_daemon):
     log = shared_daemon.log()
+    assert f"event loop: {'uvloop' if importlib.util.find_spec('uvloop') else 'asyncio'}" in log
     assert f"ready: pid {shared_daemon.proc.pid}, socket {shared_daemon.socket_path}" in log
     for name in ("health", "state", "history", "plugins", "metrics", "unix_socket"):
         assert re.search(rf"running {name} \S+ from builtin ksi_plugins_builtin\.", log), name
