@@ -25,6 +25,7 @@ from ksi_host._paths import KsiPaths
 from ksi_host._pipeline import boot, plan_for
 from ksi_host._plans_report import plan_report, render_text
 from ksi_host._server import ServerConfig
+from ksi_host._websocket.config import send_websocket
 from ksi_host.errors import KsiError
 
 __all__ = ["cli", "main"]
@@ -214,6 +215,19 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
     show_default=True,
     help="Seconds to wait for the reply.",
 )
+@click.option(
+    "--websocket",
+    "websocket_url",
+    metavar="URL",
+    default=None,
+    help="Send over WebSocket to URL (e.g. ws://127.0.0.1:8765) instead of the Unix socket.",
+)
+@click.option(
+    "--token",
+    default=None,
+    help="The WebSocket token (default: [websocket] token in the config, else the file the "
+    "daemon wrote, $KSI_HOME/run/websocket.token).",
+)
 @click.pass_context
 def send(
     ctx: click.Context,
@@ -222,6 +236,8 @@ def send(
     socket_path: Path | None,
     config_file: Path | None,
     timeout: float,
+    websocket_url: str | None,
+    token: str | None,
 ) -> None:
     """Send EVENT to the running daemon and print its answer as JSON.
 
@@ -229,8 +245,14 @@ def send(
     config reach the same daemon.
     """
     with _exit_on_error():
-        server = _server_config(load_config(config_file), config_file, socket_path)
-        answer = request_sync(server.socket_path, event, data, timeout)
+        config = load_config(config_file)
+        if websocket_url is not None:
+            answer = send_websocket(
+                websocket_url, token, config.plugin_section("websocket"), event, data, timeout
+            )
+        else:
+            server = _server_config(config, config_file, socket_path)
+            answer = request_sync(server.socket_path, event, data, timeout)
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
     if answer.get("status") == "error":
         ctx.exit(1)
