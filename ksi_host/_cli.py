@@ -1,4 +1,9 @@
-"""The ``ksi-host`` command line: each subcommand renders errors and picks the exit code."""
+"""The ``ksi-host`` command line: each subcommand renders errors and picks the exit code.
+
+Each command imports the stages it needs when it runs, not when this module loads:
+``ksi-host plugins`` never pays for asyncio, the socket server or the doctor, and with
+a thousand plugins installed every millisecond of start-up counts (see BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
@@ -8,25 +13,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 from ksi_host import __version__
-from ksi_host._catalog import event_catalog, render_catalog
-from ksi_host._client import DEFAULT_TIMEOUT, request_sync
-from ksi_host._config import HostConfig, load_config
-from ksi_host._daemon import run_daemon
-from ksi_host._doctor.diagnose import diagnose
-from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
-from ksi_host._doctor.report import render_text as render_doctor
-from ksi_host._loop import LOOP_CHOICES, LoopChoice, run_on
+from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT, LOOP_CHOICES, REQUEST_TIMEOUT, LoopChoice
 from ksi_host._paths import KsiPaths
-from ksi_host._pipeline import boot, plan_for
-from ksi_host._plans_report import plan_report, render_text
-from ksi_host._server import ServerConfig
-from ksi_host._websocket.config import send_websocket
 from ksi_host.errors import KsiError
+
+if TYPE_CHECKING:
+    from ksi_host._config import HostConfig
+    from ksi_host._server import ServerConfig
 
 __all__ = ["cli", "main"]
 
@@ -83,6 +81,10 @@ def plugins(
 
     Exits 1 when a plugin found cannot load; disabled and shadowed ones do not count.
     """
+    from ksi_host._config import load_config
+    from ksi_host._pipeline import plan_for
+    from ksi_host._plans_report import plan_report, render_text
+
     with _exit_on_error():
         report = plan_report(plan_for(load_config(config_file), paths=plugin_paths))
     click.echo(
@@ -97,6 +99,10 @@ def plugins(
 @CONFIG_OPTION
 def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | None) -> None:
     """List every event the plugins that will load declare, with the plugin that handles it."""
+    from ksi_host._catalog import event_catalog, render_catalog
+    from ksi_host._config import load_config
+    from ksi_host._pipeline import plan_for
+
     with _exit_on_error():
         catalog = event_catalog(plan_for(load_config(config_file), paths=plugin_paths))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
@@ -120,6 +126,8 @@ def _server_config(
     config: HostConfig, config_file: Path | None, socket_path: Path | None
 ) -> ServerConfig:
     """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
+    from ksi_host._server import ServerConfig
+
     where = f"[server] section of {_config_path(config_file)}"
     return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)
 
@@ -161,6 +169,11 @@ def run(
     loop_choice: LoopChoice,
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
+    from ksi_host._config import load_config
+    from ksi_host._daemon import run_daemon
+    from ksi_host._loop import run_on
+    from ksi_host._pipeline import boot
+
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -211,7 +224,7 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT,
+    default=REQUEST_TIMEOUT,
     show_default=True,
     help="Seconds to wait for the reply.",
 )
@@ -244,6 +257,10 @@ def send(
     Finds the socket as ``ksi-host run`` does, so the same flags, environment and
     config reach the same daemon.
     """
+    from ksi_host._client import request_sync
+    from ksi_host._config import load_config
+    from ksi_host._websocket.config import send_websocket
+
     with _exit_on_error():
         config = load_config(config_file)
         if websocket_url is not None:
@@ -265,7 +282,7 @@ def send(
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=DOCTOR_TIMEOUT,
+    default=DOCTOR_IMPORT_TIMEOUT,
     show_default=True,
     help="Seconds one plugin may take to import before it counts as hung.",
 )
@@ -285,6 +302,9 @@ def doctor(
     crashes, hangs or exits cannot stop the check. Exits 0 when everything can
     load, 1 when a problem is an error (with --strict: or a warning).
     """
+    from ksi_host._doctor.diagnose import diagnose
+    from ksi_host._doctor.report import render_text as render_doctor
+
     with _exit_on_error():
         report = diagnose(paths=plugin_paths, config_file=config_file, timeout=timeout)
     if as_json:

@@ -13,16 +13,14 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 
+from ksi_host._defaults import LoopChoice
 from ksi_host.errors import MissingExtra
 
-__all__ = ["LOOP_CHOICES", "LoopChoice", "loop_factory", "run_on"]
+__all__ = ["loop_factory", "run_on"]
 
 logger: Final = logging.getLogger("ksi_host.daemon")
-
-LoopChoice = Literal["auto", "uvloop", "asyncio"]
-LOOP_CHOICES: Final[tuple[LoopChoice, ...]] = ("auto", "uvloop", "asyncio")
 
 T = TypeVar("T")
 

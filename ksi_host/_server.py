@@ -195,8 +195,7 @@ class _Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.writing_paused = False
         self.last_activity = self.loop.time()
-        if self.held:
-            self._process()
+        self._process()  # reading may have paused in a task's write, outside _process
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Requests still running finish (a ``state:set`` is not cut short); then it is closed."""

@@ -52,6 +52,9 @@ class Dispatcher:
         try:
             if event == "test:echo":
                 return {"echo": data}
+            if event == "test:later_echo":
+                await asyncio.sleep(0)
+                return {"echo": data}
             if event == "test:sleep":
                 await asyncio.sleep(data["seconds"])
                 return {"slept": data["seconds"]}
@@ -563,8 +566,9 @@ def test_a_client_that_never_reads_its_replies_is_dropped_after_the_idle_timeout
     serve(sock_path, body, max_inflight=2, idle_timeout=0.3)
 
 
-def test_replies_past_the_budget_stop_the_reading_until_the_client_reads(sock_path):
-    request = json.dumps({"event": "test:echo", "data": {"v": "x" * 100_000}}).encode() + b"\n"
+@pytest.mark.parametrize("event", ["test:echo", "test:later_echo"])
+def test_replies_past_the_budget_stop_the_reading_until_the_client_reads(sock_path, event):
+    request = json.dumps({"event": event, "data": {"v": "x" * 100_000}}).encode() + b"\n"
 
     async def body(server, dispatcher):
         # The client's reader stops reading at 512 KiB; kernel buffers hold a few more
