@@ -9,6 +9,7 @@ waiting, as most do, costs no task and no extra turn of the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -97,21 +98,32 @@ def refusal(stats: TransportStats, code: ErrorCode, message: str) -> bytes:
 def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
     """Run ``coro`` now until it first waits; only then does it become a task.
 
-    asyncio offers this only from Python 3.12 (``eager_start``).
+    asyncio offers this only from Python 3.12 (``eager_start``). Like a task, the
+    request runs in its own copy of the ``contextvars`` context, from its first step to
+    its last.
     """
+    context = contextvars.copy_context()
     try:
-        pending = coro.send(None)
+        pending = context.run(coro.send, None)
     except StopIteration:
         return None
-    return asyncio.get_running_loop().create_task(_finish(coro, pending))
+    return asyncio.get_running_loop().create_task(_finish(coro, pending, context))
 
 
 class _Resumed:
-    """Continue, as a task, a coroutine that was started eagerly and had to wait."""
+    """Continue, as a task, a coroutine that was started eagerly and had to wait.
 
-    def __init__(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
+    Every step runs in the request's own ``contextvars`` context, the one its eager
+    start ran in, so a context variable set before the first wait is still set (and
+    resettable) after it, and never leaks into the connection's other requests.
+    """
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, None], pending: Any, context: contextvars.Context
+    ) -> None:
         self._coro = coro
         self._pending = pending
+        self._context = context
 
     def __await__(self) -> Generator[Any, Any, None]:
         pending = self._pending
@@ -120,15 +132,17 @@ class _Resumed:
                 value = yield pending
             except BaseException as exc:
                 try:
-                    pending = self._coro.throw(exc)
+                    pending = self._context.run(self._coro.throw, exc)
                 except StopIteration:
                     return
             else:
                 try:
-                    pending = self._coro.send(value)
+                    pending = self._context.run(self._coro.send, value)
                 except StopIteration:
                     return
 
 
-async def _finish(coro: Coroutine[Any, Any, None], pending: Any) -> None:
-    await _Resumed(coro, pending)
+async def _finish(
+    coro: Coroutine[Any, Any, None], pending: Any, context: contextvars.Context
+) -> None:
+    await _Resumed(coro, pending, context)
