@@ -19,6 +19,7 @@ import click
 
 from ksi_host import __version__
 from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT, REQUEST_TIMEOUT
+from ksi_host._manifest_cli import manifest
 from ksi_host._paths import KsiPaths
 from ksi_host.errors import KsiError
 
@@ -57,6 +58,9 @@ def cli() -> None:
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+cli.add_command(manifest)
 
 
 @contextmanager
