@@ -130,7 +130,8 @@ def _from_manifest(candidate: Candidate, file: Path) -> PluginSpec | Exclusion:
     """What the plugin's ``ksi-plugin.toml`` says, without importing the plugin."""
     name, origin = candidate.name_hint, candidate.origin
     try:
-        manifest = PluginManifest.from_toml(file.read_text(encoding="utf-8"), where=str(file))
+        text = file.read_text(encoding="utf-8")
+        manifest, metadata, capabilities = PluginManifest.read(text, where=str(file))
     except (OSError, UnicodeDecodeError) as exc:
         reason = Reason(
             "invalid-metadata",
@@ -143,8 +144,8 @@ def _from_manifest(candidate: Candidate, file: Path) -> PluginSpec | Exclusion:
         return Exclusion(name, origin, Reason("invalid-metadata", f"{name}: {exc.what}", fix))
     return PluginSpec(
         plugin=NOT_IMPORTED,
-        metadata=manifest.metadata(),
-        capabilities=manifest.capabilities(),
+        metadata=metadata,
+        capabilities=capabilities,
         origin=origin,
         hooks=manifest.hooks,
         manifest=manifest,

@@ -211,9 +211,12 @@ def _manifest(dist: importlib_metadata.Distribution | None, package: str) -> Pat
     if dist is None:
         return None
     wanted = f"{package}/{MANIFEST_FILE}"
+    file = Path(str(dist.locate_file(wanted)))
+    if not file.is_file():  # most plugins ship none: a stat, not a read of RECORD
+        return None
     for line in (dist.read_text("RECORD") or "").splitlines():
         if line.partition(",")[0] == wanted:
-            return Path(str(dist.locate_file(wanted)))
+            return file
     return None
 
 

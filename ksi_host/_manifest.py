@@ -46,6 +46,7 @@ __all__ = [
     "FieldDifference",
     "InvalidManifest",
     "PluginManifest",
+    "activates_lazily",
     "regenerate_command",
 ]
 
@@ -142,6 +143,13 @@ class PluginManifest(BaseModel):
     @classmethod
     def from_toml(cls, text: str, *, where: str) -> PluginManifest:
         """Parse and validate; every problem (TOML, fields, metadata values) in one error."""
+        return cls.read(text, where=where)[0]
+
+    @classmethod
+    def read(
+        cls, text: str, *, where: str
+    ) -> tuple[PluginManifest, PluginMetadata, PluginCapabilities]:
+        """:meth:`from_toml`, with the metadata and capabilities it validated on the way."""
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -156,12 +164,10 @@ class PluginManifest(BaseModel):
             ]
             raise InvalidManifest(where=where, problems=problems) from None
         try:
-            manifest.metadata()
-            manifest.capabilities()
+            return manifest, manifest.metadata(), manifest.capabilities()
         except InvalidPluginMetadata as exc:
             problems = [f"{p.field} = {p.value!r}: {p.message}" for p in exc.problems]
             raise InvalidManifest(where=where, problems=problems) from None
-        return manifest
 
     @classmethod
     def of_code(
@@ -210,11 +216,7 @@ class PluginManifest(BaseModel):
     @property
     def starts_eagerly(self) -> bool:
         """Whether the host starts this plugin at start-up even if it asks to be lazy."""
-        return (
-            self.activation == "startup"
-            or self.capabilities().routes_everything
-            or any(hook in EAGER_HOOKS for hook in self.hooks)
-        )
+        return not activates_lazily(self.activation, self.capabilities(), self.hooks)
 
     def differences(self, code: PluginManifest) -> list[FieldDifference]:
         """Every field (but ``activation``, the author's choice) where ``code`` says otherwise."""
@@ -257,6 +259,17 @@ def _toml_value(value: str | list[str]) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(map(_toml_value, value)) + "]"
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def activates_lazily(
+    activation: Activation, capabilities: PluginCapabilities, hooks: Sequence[str]
+) -> bool:
+    """Lazy, and nothing it does needs it running before its own events arrive."""
+    return (
+        activation == "lazy"
+        and not capabilities.routes_everything
+        and not any(hook in EAGER_HOOKS for hook in hooks)
+    )
 
 
 def regenerate_command(candidate: Candidate, activation: Activation) -> str:

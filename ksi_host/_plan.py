@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal
 
+from ksi_host._manifest import activates_lazily
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
 if TYPE_CHECKING:
@@ -163,7 +164,9 @@ class PluginSpec:
     @property
     def lazy(self) -> bool:
         """Whether the host imports it on its first event instead of at start-up."""
-        return self.manifest is not None and not self.manifest.starts_eagerly
+        if self.manifest is None:
+            return False
+        return activates_lazily(self.manifest.activation, self.capabilities, self.hooks)
 
     @property
     def name(self) -> str:

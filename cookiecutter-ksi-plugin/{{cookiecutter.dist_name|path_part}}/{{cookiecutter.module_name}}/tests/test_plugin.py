@@ -44,7 +44,7 @@ def test_the_shipped_manifest_matches_the_code() -> None:
     After changing the metadata, capabilities or hooks, regenerate it with
     ``ksi-host manifest {{ cookiecutter.module_name }}.plugin:plugin -o {{ cookiecutter.module_name }}/ksi-plugin.toml``.
     """
-    check = ["manifest", "--check", "{{ cookiecutter.module_name }}"]
+    check = ["manifest", "--check", "{{ cookiecutter.module_name }}.plugin:plugin"]
     done = subprocess.run(
         [sys.executable, "-m", "ksi_host", *check], capture_output=True, text=True, check=False
     )
