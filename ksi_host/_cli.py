@@ -10,43 +10,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import click
 
 from ksi_host import __version__
+from ksi_host._cli_common import (
+    CONFIG_OPTION,
+    PLUGIN_PATH_OPTION,
+    SOCKET_OPTION,
+    config_path,
+    exit_on_error,
+    server_config,
+)
 from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT, REQUEST_TIMEOUT
+from ksi_host._manage.cli import COMMANDS as MANAGE_COMMANDS
 from ksi_host._manifest_cli import manifest
-from ksi_host._paths import KsiPaths
-from ksi_host.errors import KsiError
-
-if TYPE_CHECKING:
-    from ksi_host._config import HostConfig
-    from ksi_host._server import ServerConfig
 
 __all__ = ["cli", "main"]
 
 logger: Final = logging.getLogger("ksi_host.cli")
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The TOML config file (default: $KSI_CONFIG, else $KSI_HOME/config.toml when "
-    "KSI_HOME is set, else ${XDG_CONFIG_HOME:-~/.config}/ksi/config.toml).",
-)
-
-PLUGIN_PATH_OPTION = click.option(
-    "--plugin-path",
-    "plugin_paths",
-    multiple=True,
-    metavar="PATH",
-    help="A plugin file, folder or dotted module to load first (repeatable).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,22 +39,13 @@ def cli() -> None:
     """Discover, check and run KSI plugins."""
 
 
+for _command in (*MANAGE_COMMANDS, manifest):
+    cli.add_command(_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()
-
-
-cli.add_command(manifest)
-
-
-@contextmanager
-def _exit_on_error() -> Iterator[None]:
-    """Show a KsiError as what/where/hint and exit with its code; anything else is a bug."""
-    try:
-        yield
-    except KsiError as exc:
-        click.echo(exc.render(), err=True)
-        raise SystemExit(exc.exit_code) from None
 
 
 @cli.command("plugins")
@@ -89,7 +64,7 @@ def plugins(
     from ksi_host._pipeline import plan_for
     from ksi_host._plans_report import plan_report, render_text
 
-    with _exit_on_error():
+    with exit_on_error():
         report = plan_report(plan_for(load_config(config_file), paths=plugin_paths))
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
@@ -107,7 +82,7 @@ def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | Non
     from ksi_host._config import load_config
     from ksi_host._pipeline import plan_for
 
-    with _exit_on_error():
+    with exit_on_error():
         catalog = event_catalog(plan_for(load_config(config_file), paths=plugin_paths))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 
@@ -115,25 +90,6 @@ def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | Non
 # --- daemon ---
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
-
-SOCKET_OPTION = click.option(
-    "--socket",
-    "socket_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The daemon's socket (default: $KSI_SOCKET, else socket_path in the config's "
-    "[server] section, else ksi.sock in the run dir).",
-)
-
-
-def _server_config(
-    config: HostConfig, config_file: Path | None, socket_path: Path | None
-) -> ServerConfig:
-    """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
-    from ksi_host._server import ServerConfig
-
-    where = f"[server] section of {_config_path(config_file)}"
-    return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)
 
 
 @cli.command()
@@ -173,10 +129,10 @@ def run(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    with _exit_on_error():
+    with exit_on_error():
         config = load_config(config_file)
         _log_config_file(config_file)
-        server = _server_config(config, config_file, socket_path)
+        server = server_config(config, config_file, socket_path)
         if state_db is not None:
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
@@ -185,12 +141,8 @@ def run(
     raise SystemExit(code)
 
 
-def _config_path(config_file: Path | None) -> Path:
-    return config_file or KsiPaths.from_env().config_file
-
-
 def _log_config_file(config_file: Path | None) -> None:
-    file = _config_path(config_file)
+    file = config_path(config_file)
     if file.is_file():
         logger.info("config %s", file)
     else:
@@ -240,8 +192,8 @@ def send(
     from ksi_host._client import request_sync
     from ksi_host._config import load_config
 
-    with _exit_on_error():
-        server = _server_config(load_config(config_file), config_file, socket_path)
+    with exit_on_error():
+        server = server_config(load_config(config_file), config_file, socket_path)
         answer = request_sync(server.socket_path, event, data, timeout)
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
     if answer.get("status") == "error":
@@ -278,7 +230,7 @@ def doctor(
     from ksi_host._doctor.diagnose import diagnose
     from ksi_host._doctor.report import render_text as render_doctor
 
-    with _exit_on_error():
+    with exit_on_error():
         report = diagnose(paths=plugin_paths, config_file=config_file, timeout=timeout)
     if as_json:
         click.echo(report.model_dump_json(indent=2))

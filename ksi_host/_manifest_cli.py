@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
+from ksi_host._cli_common import exit_on_error
 from ksi_host.errors import KsiError
 
 if TYPE_CHECKING:
@@ -67,20 +68,24 @@ def manifest(
 
         click.echo(json.dumps(PluginManifest.model_json_schema(), indent=2))
         return
-    try:
+    if check and (output is not None or lazy):
+        raise click.UsageError("--check takes neither -o nor --lazy")
+    if not check and target is None:
+        raise click.UsageError(f"missing MODULE_OR_PATH: {_FOUND_NOTHING}")
+    with exit_on_error():
         if check:
-            if output is not None or lazy:
-                raise click.UsageError("--check takes neither -o nor --lazy")
             raise SystemExit(_check(target))
-        if target is None:
-            raise click.UsageError(f"missing MODULE_OR_PATH: {_FOUND_NOTHING}")
+        assert target is not None
         text = _generate(target, "lazy" if lazy else "startup")
-    except KsiError as exc:
-        click.echo(exc.render(), err=True)
-        raise SystemExit(exc.exit_code) from None
+        if output is not None:
+            _write(output, text)
     if output is None:
         click.echo(text, nl=False)
-        return
+    else:
+        click.echo(f"wrote {output}", err=True)
+
+
+def _write(output: Path, text: str) -> None:
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -89,7 +94,6 @@ def manifest(
             where=str(output),
             hint="choose a writable file in the plugin's top-level package",
         ) from None
-    click.echo(f"wrote {output}", err=True)
 
 
 def _generate(target: str, activation: str) -> str:
