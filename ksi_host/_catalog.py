@@ -50,7 +50,7 @@ def event_catalog(
         if status.get(spec.name) not in ("loadable", "running", "pending"):
             continue
         caps = spec.capabilities
-        if caps.routes_everything and hasattr(spec.plugin, "ksi_handle_event"):
+        if caps.routes_everything and "ksi_handle_event" in spec.hooks:
             catch_all.append(spec.name)
         commands = [c for c in caps.commands if plan.commands.get(c, spec.name) == spec.name]
         declared = [*commands, *(f"{namespace}:*" for namespace in caps.event_namespaces)]
