@@ -156,9 +156,7 @@ def _imported(described: Described) -> Described:
     spec = described.specs[0]
     imported = import_described(spec)
     if isinstance(imported, Reason):
-        return replace(
-            described, specs=(), excluded=(Exclusion(spec.name, spec.origin, imported, spec),)
-        )
+        return replace(described, specs=(), excluded=(_failed(spec, imported),))
     return replace(described, specs=(imported,))
 
 
