@@ -7,7 +7,7 @@ field, the value and a valid example.
 
 >>> meta = PluginMetadata(name="my_plugin", version="1.0", dependencies=["database>=1.2,<2"])
 >>> meta.key, meta.version, meta.dependencies
-('my-plugin', '1.0', ('database<2,>=1.2',))
+('my-plugin', '1.0', ('database>=1.2,<2',))
 """
 
 from __future__ import annotations
