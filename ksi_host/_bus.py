@@ -21,14 +21,14 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, Protocol
 
 from ksi_host.events import check_event_name, normalise_namespace
 
-__all__ = ["DEFAULT_HISTORY_SIZE", "EventBus", "EventContext", "Listener", "Router"]
+__all__ = ["DEFAULT_HISTORY_SIZE", "EventBus", "Listener", "Router"]
 
 logger: Final = logging.getLogger("ksi_host.bus")
 
@@ -44,34 +44,6 @@ class Router(Protocol):
     def __call__(
         self, event_name: str, data: dict[str, Any], context: Mapping[str, Any] | None = None
     ) -> Awaitable[Any]: ...
-
-
-class EventContext(Mapping[str, Any]):
-    """What hooks receive as ``context``: read-only ``context.get(...)`` plus ``context.emit``."""
-
-    __slots__ = ("_items", "emit")
-
-    def __init__(
-        self, items: Mapping[str, Any], emit: Callable[[str, dict[str, Any]], Awaitable[Any]]
-    ) -> None:
-        self._items = dict(items)
-        self.emit: Final = emit
-
-    def __getitem__(self, key: str) -> Any:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"EventContext({sorted(self._items)})"
-
-    def extend(self, extra: Mapping[str, Any]) -> EventContext:
-        """This context plus a caller's entries (e.g. the connection); the host's entries win."""
-        return EventContext({**extra, **self._items}, self.emit)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from pydantic_settings import (
 )
 
 from ksi_host._paths import KsiPaths
-from ksi_host.errors import ConfigError
+from ksi_host.errors import ConfigError, PluginConfigInvalid
 from ksi_host.plugin_types import canonical_name
 
 if sys.version_info >= (3, 11):
@@ -61,6 +61,7 @@ __all__ = [
     "check_plugin_config",
     "env_variable",
     "load_config",
+    "plugin_settings",
 ]
 
 ENV_PREFIX: Final = "KSI_"
@@ -130,23 +131,40 @@ class HostConfig(BaseSettings):
         return self.model_dump(mode="json")
 
 
-def check_plugin_config(plugin: object, section: Mapping[str, Any] | None) -> list[str]:
-    """Validate a plugin's config section against its ``config_model``; one message per problem.
+def plugin_settings(
+    name: str, plugin: object, section: Mapping[str, Any] | None
+) -> BaseModel | None:
+    """A plugin's config section as an instance of its ``config_model`` (``None`` without one).
 
-    A plugin without ``config_model`` accepts any section. The host checks before
-    registering a plugin, and doctor's worker where it imports one (the model is plugin code).
+    The host validates before registering a plugin and hands the instance to it as
+    ``context.settings``; doctor's worker checks where it imports one (the model is
+    plugin code). Raises :class:`PluginConfigInvalid` naming every bad key.
     """
     model = getattr(type(plugin), "config_model", None)
     if model is None:
-        return []
+        return None
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return [f"config_model is a {type(model).__name__}, not a pydantic model class"]
+        raise PluginConfigInvalid(
+            plugin=name,
+            problems=[("config_model", f"is a {type(model).__name__}, not a pydantic model class")],
+        )
     try:
-        model.model_validate(dict(section or {}))
+        return model.model_validate(dict(section or {}))
     except ValidationError as exc:
-        return [
-            f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}" for err in exc.errors()
-        ]
+        raise PluginConfigInvalid(
+            plugin=name,
+            problems=[
+                (".".join(map(str, err["loc"])) or "<section>", err["msg"]) for err in exc.errors()
+            ],
+        ) from None
+
+
+def check_plugin_config(plugin: object, section: Mapping[str, Any] | None) -> list[str]:
+    """Every problem of :func:`plugin_settings`, one ``key: message`` line each."""
+    try:
+        plugin_settings(type(plugin).__name__, plugin, section)
+    except PluginConfigInvalid as exc:
+        return [f"{key}: {message}" for key, message in exc.problems]
     return []
 
 

@@ -13,8 +13,9 @@ and the others carry on. A host runs once: start, then stop.
 A timeout can only interrupt a hook that awaits: a plain function that blocks
 (``time.sleep``) blocks the whole host, as any blocking call in asyncio does.
 
-Each plugin gets its own context (``ksi_plugin_context`` and its handlers see the
-same one), with its own copy of the whole config under ``"config"``.
+Each plugin gets its own :class:`~ksi_host.PluginContext` (``ksi_plugin_context``
+and its handlers see the same one): the whole config read-only, its own section
+validated as ``settings``, the bus, ``emit``, a logger and a read-only view of the host.
 
 >>> import asyncio
 >>> from ksi_host._plan import LoadPlan
@@ -28,7 +29,6 @@ same one), with its own copy of the whole config under ``"config"``.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import traceback
 from collections import Counter
@@ -39,12 +39,13 @@ from typing import Any, Final, Literal
 
 import pluggy
 
-from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
-from ksi_host._config import HostConfig, check_plugin_config
+from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus
+from ksi_host._config import HostConfig, plugin_settings
 from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
 from ksi_host._tasks import TaskKeeper
-from ksi_host.errors import KsiError, PluginRegistrationError
+from ksi_host.context import HostView, PluginContext
+from ksi_host.errors import KsiError, PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import PluginManager
 
@@ -115,7 +116,8 @@ class Host:
         self.manager: Final = PluginManager()
         self.bus: Final = EventBus(self._emitted, history_size=history_size)
         self._config_dict: Final = self.config.as_context_dict()
-        self._contexts: dict[str, EventContext] = {}
+        self._view: Final = HostView(self.status, self.metrics)
+        self._contexts: dict[str, PluginContext] = {}
         self._tasks: Final = TaskKeeper()
         self._dispatcher: Final = Dispatcher(
             self.manager.pm,
@@ -221,21 +223,21 @@ class Host:
         """Route one event through filter, validate and handle; see :mod:`ksi_host._dispatch`."""
         return await self._dispatcher.dispatch(event_name, data, context)
 
-    def context_for(self, plugin_name: str) -> EventContext:
-        """The context plugin ``plugin_name`` gets: the bus, ``emit``, its own config copy."""
+    def context_for(self, plugin_name: str) -> PluginContext:
+        """The context plugin ``plugin_name`` gets (see :class:`ksi_host.PluginContext`)."""
         context = self._contexts.get(plugin_name)
         if context is None:
-            context = EventContext(
-                {
-                    "event_bus": self.bus,
-                    "config": copy.deepcopy(self._config_dict),
-                    "emit": self.bus.emit,
-                    "host": self,
-                },
-                self.bus.emit,
-            )
-            self._contexts[plugin_name] = context
+            context = self._contexts[plugin_name] = self._new_context(plugin_name, None)
         return context
+
+    def _new_context(self, plugin_name: str, settings: Any) -> PluginContext:
+        return PluginContext(
+            plugin=plugin_name,
+            config=self._config_dict,
+            settings=settings,
+            event_bus=self.bus,
+            host=self._view,
+        )
 
     def _why_unhandled(self, event_name: str, namespace: str) -> str | None:
         """Name the plugin that declares an unanswered event but is not running."""
@@ -283,10 +285,14 @@ class Host:
         self._status[key] = replace(self._status[key], status=state, reason=reason)
 
     def _register(self, spec: PluginSpec) -> None:
-        problem = self._config_problem(spec)
-        if problem is not None:
-            self._fail(spec, problem)
+        try:
+            settings = plugin_settings(
+                spec.name, spec.plugin, self.config.plugin_section(spec.name)
+            )
+        except PluginConfigInvalid as exc:
+            self._fail(spec, Reason("config-invalid", exc.what, exc.hint or ""))
             return
+        self._contexts[spec.name] = self._new_context(spec.name, settings)
         try:
             self.manager.pm.register(spec.plugin, name=spec.name)
         except PluginRegistrationError as exc:
@@ -307,16 +313,6 @@ class Host:
         self._dispatcher.declare(spec.name, spec.capabilities)
         if isinstance(spec.plugin, TransportPlugin):
             spec.plugin.attach(self.dispatch)
-
-    def _config_problem(self, spec: PluginSpec) -> Reason | None:
-        errors = check_plugin_config(spec.plugin, self.config.plugin_section(spec.name))
-        if not errors:
-            return None
-        return Reason(
-            "config-invalid",
-            f"config section [{spec.name}] does not validate: {'; '.join(errors)}",
-            f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
-        )
 
     def _impls(self, spec: PluginSpec, hook: str) -> list[pluggy.HookImpl]:
         caller = getattr(self.manager.pm.hook, hook)

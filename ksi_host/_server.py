@@ -31,13 +31,12 @@ from ksi_host._protocol import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_LINE_BYTES,
-    ErrorCode,
     ProtocolFailure,
     encode_reply,
-    error_data,
     parse_request,
 )
 from ksi_host.errors import ConfigError
+from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = ["Dispatch", "ServerConfig", "SocketServer"]
 
@@ -166,7 +165,7 @@ class _Connection:
                     encode_reply(
                         None,
                         None,
-                        error_data(
+                        error_reply(
                             ErrorCode.LINE_TOO_LONG,
                             f"a line is longer than {self.config.max_line_bytes} bytes; the "
                             "connection is closed. Send smaller requests, or raise "
@@ -228,7 +227,7 @@ class _Connection:
             encode_reply(
                 event,
                 request.correlation_id,
-                error_data(ErrorCode.SHUTTING_DOWN, "the daemon is stopping; retry later"),
+                error_reply(ErrorCode.SHUTTING_DOWN, "the daemon is stopping; retry later"),
             )
         )
 
@@ -238,7 +237,7 @@ class _Connection:
         try:
             if isinstance(request, ProtocolFailure):
                 self.server.count(request.code)
-                answer: Any = error_data(request.code, request.message)
+                answer: Any = error_reply(request.code, request.message)
             else:
                 self.server.requests += 1
                 try:
@@ -246,7 +245,7 @@ class _Connection:
                 except Exception as exc:
                     logger.exception("dispatch of %s raised", request.event)
                     self.server.count(ErrorCode.INTERNAL_ERROR)
-                    answer = error_data(
+                    answer = error_reply(
                         ErrorCode.INTERNAL_ERROR,
                         f"handling {request.event!r} raised {type(exc).__name__}: {exc}",
                     )
@@ -257,7 +256,7 @@ class _Connection:
                 encode_reply(
                     request.event,
                     request.correlation_id,
-                    error_data(
+                    error_reply(
                         ErrorCode.SHUTTING_DOWN,
                         "the daemon stopped before this request finished; retry it",
                     ),
@@ -320,7 +319,7 @@ class _Connection:
             encode_reply(
                 None,
                 None,
-                error_data(
+                error_reply(
                     ErrorCode.IDLE_TIMEOUT,
                     f"no request for {self.config.idle_timeout:g}s; the connection is closed. "
                     "Reconnect when you have one",
@@ -419,7 +418,7 @@ class SocketServer:
         if refusal is not None:
             code, message = refusal
             self.count(code)
-            writer.write(encode_reply(None, None, error_data(code, message)))
+            writer.write(encode_reply(None, None, error_reply(code, message)))
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.drain()
             writer.close()

@@ -9,6 +9,7 @@ escapes is a bug in ksi-host. The tree::
     ├── PluginRegistrationError (TypeError)   not a plugin, or a hook that does not match its spec
     ├── TransportNotAttached    (RuntimeError) a transport emitting before a host attached it
     └── ConfigError             (ValueError)  a config file or section that does not validate
+        └── PluginConfigInvalid                 a plugin's section against its config_model
 
 Like pip's diagnostic errors, each error keeps its parts (``what``, ``where``,
 ``hint``) as data and renders them the same way everywhere; like pluggy's
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidPluginMetadata",
     "KsiError",
     "MetadataProblem",
+    "PluginConfigInvalid",
     "PluginRegistrationError",
     "TransportNotAttached",
 ]
@@ -139,3 +141,19 @@ class ConfigError(KsiError, ValueError):
     """A configuration file or section that cannot be used."""
 
     reference = "config-error"
+
+
+class PluginConfigInvalid(ConfigError):
+    """A plugin's config section that does not validate against its ``config_model``."""
+
+    reference = "plugin-config-invalid"
+
+    def __init__(self, *, plugin: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.plugin = plugin
+        self.problems = tuple(problems)
+        super().__init__(
+            what=f"config section [{plugin}] does not validate: "
+            + "; ".join(f"{key}: {message}" for key, message in self.problems),
+            where=f"[{plugin}] table of the config file (or its KSI_ overrides)",
+            hint=f"fix the [{plugin}] table of the config file (or its KSI_ overrides)",
+        )

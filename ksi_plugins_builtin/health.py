@@ -7,16 +7,13 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from ksi_host import __version__
-from ksi_host._lifecycle import Host
-from ksi_host.plugin_base import hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host import HostView, PluginCapabilities, PluginMetadata, __version__, hookimpl
 from ksi_plugins_builtin._host import HostReporter
 
 __all__ = ["HealthPlugin", "plugin", "plugin_counts"]
 
 
-def plugin_counts(host: Host) -> dict[str, int]:
+def plugin_counts(host: HostView) -> dict[str, int]:
     """Count the host's plugins by status, plus the total."""
     statuses = host.status()
     by_status = Counter(status.status for status in statuses)

@@ -5,9 +5,11 @@ Its order is ruff's job (RUF022 sorts it isort-style in every module).
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -30,13 +32,34 @@ HOOKS = {name for name, value in vars(hookspecs).items() if hasattr(value, "ksi_
 def test_the_public_modules_are_the_guides() -> None:
     assert PUBLIC == [
         "ksi_host",
+        "ksi_host.context",
         "ksi_host.errors",
         "ksi_host.events",
         "ksi_host.hookspecs",
         "ksi_host.plugin_base",
         "ksi_host.plugin_manager",
         "ksi_host.plugin_types",
+        "ksi_host.replies",
     ]
+
+
+def test_the_plugin_contract_is_importable_from_ksi_host() -> None:
+    contract = {"PluginContext", "HostView", "ErrorCode", "error_reply", "EventBus", "KsiPaths"}
+    assert contract <= set(ksi_host.__all__)
+
+
+def test_the_built_in_plugins_use_only_public_modules() -> None:
+    builtins = Path(ksi_host.__file__).parents[1] / "ksi_plugins_builtin"
+    private = [
+        f"{path.name}:{node.lineno} imports {node.module}"
+        for path in sorted(builtins.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.startswith("ksi_host")
+        and any(part.startswith("_") for part in node.module.split("."))
+    ]
+    assert private == []
 
 
 @pytest.mark.parametrize("name", PUBLIC)

@@ -7,18 +7,20 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from ksi_host.plugin_base import BasePlugin, hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host import (
+    BasePlugin,
+    ErrorCode,
+    PluginCapabilities,
+    PluginMetadata,
+    error_reply,
+    hookimpl,
+)
 from pydantic import BaseModel, ValidationError
 
 from {{ cookiecutter.module_name }} import __version__
 from {{ cookiecutter.module_name }}.handlers import HANDLERS
 from {{ cookiecutter.module_name }}.models import Settings
-from {{ cookiecutter.module_name }}.utils import (
-    error_reply,
-    success_reply,
-    validation_message,
-)
+from {{ cookiecutter.module_name }}.utils import success_reply, validation_message
 
 __all__ = [
     "NAMESPACE",
@@ -75,11 +77,15 @@ class {{ cookiecutter.module_name|class_name }}(BasePlugin):
             result = handler(data, self.settings)
         except ValidationError as exc:
             self.errors[action] += 1
-            return error_reply("INVALID_INPUT", validation_message(exc))
+            return error_reply(ErrorCode.INVALID_INPUT, validation_message(exc), plugin=PLUGIN_NAME)
         except Exception:
             self.errors[action] += 1
             logger.exception("%s failed to handle %s", PLUGIN_NAME, event_name)
-            return error_reply("INTERNAL_ERROR", f"{event_name} failed; the host's log has why")
+            return error_reply(
+                ErrorCode.INTERNAL_ERROR,
+                f"{event_name} failed; the host's log has why",
+                plugin=PLUGIN_NAME,
+            )
         self.handled[action] += 1
         return success_reply(result)
 
