@@ -59,6 +59,7 @@ __all__ = [
     "HostConfig",
     "HostSection",
     "check_plugin_config",
+    "config_from_mapping",
     "env_variable",
     "load_config",
     "plugin_settings",
@@ -201,6 +202,15 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         raise _translate(exc, file, env) from None
 
 
+def config_from_mapping(data: Mapping[str, Any], *, source: str) -> HostConfig:
+    """A config from plain data, checked as a file's would be; ``source`` names it in errors."""
+    _check_top_level(data, source)
+    try:
+        return HostConfig(**data)
+    except ValidationError as exc:
+        raise _translate(exc, source, {}) from None
+
+
 def _read_toml(file: Path, *, explicit: bool) -> dict[str, Any]:
     try:
         text = file.read_bytes().decode("utf-8")
@@ -238,7 +248,7 @@ def _read_toml(file: Path, *, explicit: bool) -> dict[str, Any]:
     return data
 
 
-def _check_top_level(data: Mapping[str, Any], file: Path) -> None:
+def _check_top_level(data: Mapping[str, Any], file: Path | str) -> None:
     for name, value in data.items():
         if not isinstance(value, dict):
             raise ConfigError(
@@ -299,7 +309,7 @@ def env_variable(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | No
     return None
 
 
-def _translate(exc: ValidationError, file: Path, env: Mapping[str, str]) -> ConfigError:
+def _translate(exc: ValidationError, file: Path | str, env: Mapping[str, str]) -> ConfigError:
     lines = []
     wheres = []
     for error in exc.errors():

@@ -35,6 +35,7 @@ __all__ = [
     "BUILTIN_PACKAGE",
     "ENTRY_POINT_GROUP",
     "PLUGIN_ATTRIBUTE",
+    "builtin_candidates",
     "disabled_names",
     "discover",
     "env_disabled",
@@ -121,7 +122,7 @@ def _all_sources(
     if env.get("KSI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _FALSE_WORDS:
         yield from _entry_points()
     if builtin_package is not None:
-        yield from _builtins(builtin_package)
+        yield from builtin_candidates(builtin_package)
 
 
 def _identity(candidate: Candidate) -> str:
@@ -183,7 +184,8 @@ def _entry_points() -> Iterator[Candidate]:
         )
 
 
-def _builtins(package: str) -> Iterator[Candidate]:
+def builtin_candidates(package: str = BUILTIN_PACKAGE) -> Iterator[Candidate]:
+    """The built-in plugins' modules, as the lowest-precedence source lists them."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return

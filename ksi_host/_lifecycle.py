@@ -32,7 +32,7 @@ import asyncio
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any, Final, Literal
@@ -102,7 +102,11 @@ class HostStateError(KsiError, RuntimeError):
 
 
 class Host:
-    """The running set of plugins of one :class:`LoadPlan`, and the door events come in by."""
+    """The running set of plugins of one :class:`LoadPlan`, and the door events come in by.
+
+    ``on_emit(event_name, data)`` is told of every event a plugin emits (through
+    ``context.emit`` or the bus), before it is dispatched; ``ksi_host.testing`` records them.
+    """
 
     def __init__(
         self,
@@ -110,8 +114,10 @@ class Host:
         config: HostConfig | None = None,
         *,
         history_size: int = DEFAULT_HISTORY_SIZE,
+        on_emit: Callable[[str, Any], object] | None = None,
     ) -> None:
         self.plan: Final = plan
+        self._on_emit: Final = on_emit
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
         self.bus: Final = EventBus(self._emitted, history_size=history_size)
@@ -212,6 +218,8 @@ class Host:
         self, event_name: str, data: dict[str, Any], context: Mapping[str, Any] | None = None
     ) -> Any:
         """The bus's route: dispatch, bounded in how deep emits nest."""
+        if self._on_emit is not None:
+            self._on_emit(event_name, data)
         return await self._dispatcher.emit(event_name, data, context)
 
     async def dispatch(
