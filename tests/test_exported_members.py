@@ -40,6 +40,7 @@ def test_the_public_modules_are_the_guides() -> None:
         "ksi_host.plugin_manager",
         "ksi_host.plugin_types",
         "ksi_host.replies",
+        "ksi_host.testing",
     ]
 
 
