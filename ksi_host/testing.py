@@ -30,11 +30,12 @@ path`` says otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import tempfile
 import threading
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
@@ -49,7 +50,14 @@ from ksi_host.errors import KsiError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.replies import error_reply
 
-__all__ = ["Emitted", "HarnessError", "HarnessFactory", "PluginHarness", "SyncPluginHarness"]
+__all__ = [
+    "Emitted",
+    "HarnessError",
+    "HarnessFactory",
+    "PluginHarness",
+    "SyncPluginHarness",
+    "harness_factory",
+]
 
 T = TypeVar("T")
 
@@ -337,6 +345,28 @@ class SyncPluginHarness:
     def metrics(self) -> dict[str, Any]:
         """:meth:`PluginHarness.metrics`, waited for."""
         return self.run(self.harness.metrics())
+
+
+@contextlib.contextmanager
+def harness_factory() -> Iterator[HarnessFactory]:
+    """What the ``ksi_harness`` fixture yields: start harnesses; all stop on exit, last first."""
+    started: list[SyncPluginHarness] = []
+
+    def start(
+        *plugins: object,
+        config: Mapping[str, Any] | None = None,
+        with_builtins: bool = False,
+    ) -> SyncPluginHarness:
+        harness = SyncPluginHarness(*plugins, config=config, with_builtins=with_builtins)
+        harness.start()
+        started.append(harness)
+        return harness
+
+    try:
+        yield start
+    finally:
+        for harness in reversed(started):
+            harness.stop()
 
 
 class HarnessFactory(Protocol):
