@@ -46,7 +46,7 @@ from ksi_host._lifecycle import Host, PluginStatus
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec, Reason
 from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
 from ksi_host._resolve import resolve
-from ksi_host.errors import KsiError
+from ksi_host.errors import HarnessError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.replies import error_reply
 
@@ -69,12 +69,6 @@ class Emitted(NamedTuple):
 
     event: str
     data: Any
-
-
-class HarnessError(KsiError, RuntimeError):
-    """A harness used out of order, or asked about a plugin it does not have."""
-
-    reference = "harness"
 
 
 class PluginHarness:

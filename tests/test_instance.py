@@ -11,14 +11,9 @@ import sys
 
 import pytest
 
-from ksi_host._client import DaemonNotRunning, request_sync
-from ksi_host._instance import (
-    AlreadyRunning,
-    Instance,
-    SocketPathUnusable,
-    UnsafeRunDir,
-    default_socket_path,
-)
+from ksi_host._client import request_sync
+from ksi_host._instance import Instance, default_socket_path
+from ksi_host.errors import AlreadyRunning, DaemonNotRunning, SocketPathUnusable, UnsafeRunDir
 
 
 def test_claim_makes_a_private_dir_a_0600_socket_and_a_pid_lock(sock_path):
