@@ -37,11 +37,11 @@ _BACKLOG: Final = 128
 
 
 def default_socket_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$KSI_SOCKET``, else ``ksi.sock`` in the user's run dir."""
-    env = os.environ if env is None else env
-    explicit = env.get("KSI_SOCKET")
-    if explicit:
-        return Path(explicit).expanduser()
+    """``ksi.sock`` in the user's run dir: the socket when nothing names another.
+
+    Which socket is used is decided in one place, ``ServerConfig.from_section``:
+    ``--socket``, else ``$KSI_SOCKET``, else ``[server] socket_path``, else this.
+    """
     return KsiPaths.from_env(env).run_dir / SOCKET_NAME
 
 
