@@ -156,9 +156,16 @@ class PluginHarness:
         the ``INTERNAL_ERROR`` a client would get.
         """
         host = self.host
-        request = parse_request(
-            json.dumps({"event": event_name, "data": {} if data is None else data}).encode()
-        )
+        try:
+            line = json.dumps({"event": event_name, "data": {} if data is None else data})
+        except (TypeError, ValueError) as exc:
+            raise HarnessError(
+                what=f"the data sent with {event_name!r} is not JSON: {exc}",
+                where="PluginHarness.send()",
+                hint="send what a socket client can: objects, arrays, strings, numbers, "
+                "true/false and null",
+            ) from None
+        request = parse_request(line.encode())
         if isinstance(request, ProtocolFailure):
             answer: Any = error_reply(request.code, request.message)
         else:
