@@ -221,29 +221,36 @@ def _read_toml(file: Path, *, explicit: bool) -> dict[str, Any]:
             what=f"config file {str(file)!r} does not exist",
             where="--config or KSI_CONFIG",
             hint="create the file, or point --config/KSI_CONFIG at an existing TOML file",
+            file=file,
         ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             what=f"config file is not UTF-8 text: {exc.reason} at byte {exc.start}",
             where=str(file),
             hint="save the file as UTF-8",
+            file=file,
         ) from None
     except OSError as exc:
         raise ConfigError(
             what=f"cannot read config file: {exc.strerror or exc}",
             where=str(file),
             hint="check that the path is a readable file",
+            file=file,
         ) from None
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
-        at = _AT_LINE.search(message)
-        where = f"{file}, line {at.group(1)}, column {at.group(2)}" if at else str(file)
+        at = _AT_LINE.search(message)  # tomllib says where only in its message before 3.14
+        line, column = (int(at.group(1)), int(at.group(2))) if at else (None, None)
+        where = f"{file}, line {line}, column {column}" if at else str(file)
         raise ConfigError(
             what=f"config file is not valid TOML: {_AT_LINE.sub('', message).strip()}",
             where=where,
             hint="fix the TOML syntax at that position (see https://toml.io)",
+            file=file,
+            line=line,
+            column=column,
         ) from None
     return data
 
@@ -256,6 +263,8 @@ def _check_top_level(data: Mapping[str, Any], file: Path | str) -> None:
                 where=f"{file}, key {name!r}",
                 hint=f"settings go in tables: [host], [server], or [<plugin name>] "
                 f"(e.g. move it under [{name}] as 'value = ...')",
+                file=file if isinstance(file, Path) else None,
+                keys=[name],
             )
 
 
@@ -286,6 +295,7 @@ def _env_overrides(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str,
             what="an environment override is not valid JSON where a list or table is expected",
             where="environment variables " + ", ".join(names),
             hint="list and table values are JSON, e.g. KSI_HOST__DISABLED='[\"my_plugin\"]'",
+            env_variables=names,
         ) from None
 
 
@@ -305,22 +315,28 @@ def env_variable(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | No
     for end in range(len(loc), 0, -1):
         variable = ENV_PREFIX + _NESTED.join(str(part) for part in loc[:end]).upper()
         if variable in env:
-            return f"environment variable {variable}"
+            return variable
     return None
 
 
 def _translate(exc: ValidationError, file: Path | str, env: Mapping[str, str]) -> ConfigError:
-    lines = []
-    wheres = []
+    lines, wheres, keys, variables = [], [], [], []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
-        source = env_variable(error["loc"], env) or str(file)
+        variable = env_variable(error["loc"], env)
+        source = f"environment variable {variable}" if variable else str(file)
         lines.append(f"{key} = {json.dumps(error.get('input'), default=repr)}: {error['msg']}")
         wheres.append(f"{source}, key {key!r}")
+        keys.append(key)
+        if variable:
+            variables.append(variable)
     return ConfigError(
         what="invalid configuration:\n" + "\n".join(f"    - {line}" for line in lines),
         where="; ".join(dict.fromkeys(wheres)),
         hint="[host] takes plugin_paths and disabled (lists of strings), services "
         "(a table of service = provider), startup_timeout and shutdown_timeout (seconds, "
         "more than 0) and max_emit_depth (1 or more)",
+        file=file if isinstance(file, Path) and len(variables) < len(keys) else None,
+        keys=keys,
+        env_variables=list(dict.fromkeys(variables)),
     )

@@ -45,11 +45,11 @@ from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
 from ksi_host._tasks import TaskKeeper
 from ksi_host.context import HostView, PluginContext
-from ksi_host.errors import KsiError, PluginConfigInvalid, PluginRegistrationError
+from ksi_host.errors import HostStateError, PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import PluginManager
 
-__all__ = ["Host", "HostStateError", "PluginState", "PluginStatus"]
+__all__ = ["Host", "PluginState", "PluginStatus"]
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
 
@@ -85,20 +85,6 @@ class PluginStatus:
                 "traceback": reason.traceback,
             },
         }
-
-
-class HostStateError(KsiError, RuntimeError):
-    """A lifecycle call out of order, such as starting a host twice."""
-
-    reference = "host-state"
-
-    def __init__(self, *, action: str, phase: str) -> None:
-        self.phase = phase
-        super().__init__(
-            what=f"cannot {action} a host that is {phase}",
-            where="ksi_host.Host",
-            hint="a Host starts once and stops once; create a new Host to start again",
-        )
 
 
 class Host:

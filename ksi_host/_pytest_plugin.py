@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from ksi_host.testing import HarnessFactory, SyncPluginHarness
+from ksi_host.testing import HarnessFactory, harness_factory
 
 __all__ = ["ksi_harness"]
 
@@ -18,18 +17,5 @@ def ksi_harness() -> Iterator[HarnessFactory]:
 
     Each harness the test starts is stopped after it, last started first.
     """
-    started: list[SyncPluginHarness] = []
-
-    def start(
-        *plugins: object,
-        config: Mapping[str, Any] | None = None,
-        with_builtins: bool = False,
-    ) -> SyncPluginHarness:
-        harness = SyncPluginHarness(*plugins, config=config, with_builtins=with_builtins)
-        harness.start()
-        started.append(harness)
-        return harness
-
-    yield start
-    for harness in reversed(started):
-        harness.stop()
+    with harness_factory() as start:
+        yield start

@@ -84,7 +84,7 @@ class ServerConfig(BaseModel):
         """
         env = os.environ if env is None else env
         values = dict(section)
-        socket_from = where
+        socket_from, socket_variable = where, None
         if socket_path is not None:
             values["socket_path"], socket_from = socket_path, "--socket"
         elif env.get("KSI_SOCKET"):
@@ -92,6 +92,7 @@ class ServerConfig(BaseModel):
                 env["KSI_SOCKET"],
                 "environment variable KSI_SOCKET",
             )
+            socket_variable = "KSI_SOCKET"
         elif "socket_path" not in values:
             values["socket_path"] = default_socket_path(env)
         try:
@@ -101,16 +102,24 @@ class ServerConfig(BaseModel):
                 f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}"
                 for err in exc.errors()
             )
-            wheres = [
-                socket_from
-                if err["loc"] == ("socket_path",) and socket_from != where
-                else env_variable(("server", *err["loc"]), env) or where
-                for err in exc.errors()
-            ]
+            wheres, variables = [], []
+            for err in exc.errors():
+                variable = env_variable(("server", *err["loc"]), env)
+                if err["loc"] == ("socket_path",) and socket_from != where:
+                    wheres.append(socket_from)
+                    variable = socket_variable
+                elif variable:
+                    wheres.append(f"environment variable {variable}")
+                else:
+                    wheres.append(where)
+                if variable:
+                    variables.append(variable)
             raise ConfigError(
                 what=f"invalid socket settings: {problems}",
                 where="; ".join(dict.fromkeys(wheres)),
                 hint="allowed keys: " + ", ".join(cls.model_fields),
+                keys=["server." + ".".join(map(str, err["loc"])) for err in exc.errors()],
+                env_variables=list(dict.fromkeys(variables)),
             ) from None
 
 

@@ -9,7 +9,7 @@ an error that names the plugin, the hook and the likely fix.
 from __future__ import annotations
 
 import difflib
-import re
+import inspect
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -20,7 +20,18 @@ from ksi_host.errors import PluginRegistrationError
 
 __all__ = ["KsiPluggyManager", "PluginManager"]
 
-_HOOK_IN_MESSAGE: Final = re.compile(r"hook '([^']+)'")
+
+def _required_arguments(function: Callable[..., Any]) -> list[str]:
+    """The arguments pluggy passes by name: those without a default, ``self`` excluded."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [
+        p.name
+        for p in parameters
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
 
 
 def _metadata_name(plugin: object) -> str | None:
@@ -55,14 +66,13 @@ class KsiPluggyManager(pluggy.PluginManager):
         """Register ``plugin`` under its metadata name, refusing anything pluggy would not run."""
         label = name or _metadata_name(plugin) or repr(plugin)
         self._check_is_plugin(plugin, label)
+        self._check_arguments(plugin, label)
         try:
             registered = super().register(plugin, name=name or _metadata_name(plugin))
         except pluggy.PluginValidationError as exc:
-            match = _HOOK_IN_MESSAGE.search(str(exc))
             raise PluginRegistrationError(
                 plugin=plugin,
                 name=label,
-                hook=match.group(1) if match else None,
                 what=f"plugin {label!r} does not match the hook spec: {exc}",
                 hint="use only argument names the hook spec declares "
                 "(see ksi_host.hookspecs); a hook may take fewer arguments, never others",
@@ -99,6 +109,30 @@ class KsiPluggyManager(pluggy.PluginManager):
                 hint="decorate the plugin's hook methods with ksi_host.plugin_base.hookimpl",
             )
 
+    def _check_arguments(self, plugin: object, label: str) -> None:
+        """Each hook takes only arguments its spec declares (pluggy checks too, as text)."""
+        for attr in dir(plugin):
+            caller = getattr(self.hook, attr, None)
+            spec = caller.spec if isinstance(caller, pluggy.HookCaller) else None
+            if spec is None or self.parse_hookimpl_opts(plugin, attr) is None:
+                continue
+            unknown = [
+                arg
+                for arg in _required_arguments(getattr(plugin, attr))
+                if arg not in spec.argnames
+            ]
+            if unknown:
+                raise PluginRegistrationError(
+                    plugin=plugin,
+                    name=label,
+                    hook=attr,
+                    what=f"plugin {label!r}: {attr} takes {', '.join(map(repr, unknown))}, "
+                    f"which the hook spec does not pass (it passes "
+                    f"{', '.join(map(repr, spec.argnames)) or 'nothing'})",
+                    hint="use only argument names the hook spec declares "
+                    "(see ksi_host.hookspecs); a hook may take fewer arguments, never others",
+                )
+
     def _check_unknown_hooks(self, plugin: object, label: str) -> None:
         known = sorted(name for name, caller in vars(self.hook).items() if caller.spec is not None)
         for hook_name, caller in vars(self.hook).items():
@@ -107,13 +141,14 @@ class KsiPluggyManager(pluggy.PluginManager):
             if any(impl.plugin is plugin for impl in caller.get_hookimpls()):
                 self.unregister(plugin)
                 close = difflib.get_close_matches(hook_name, known, n=1)
-                suggestion = f"rename it to {close[0]!r}" if close else "remove the @hookimpl"
+                advice = f"rename it to {close[0]!r}" if close else "remove the @hookimpl"
                 raise PluginRegistrationError(
                     plugin=plugin,
                     name=label,
                     hook=hook_name,
+                    suggestion=close[0] if close else None,
                     what=f"plugin {label!r} implements {hook_name!r}, which is not a KSI hook",
-                    hint=f"{suggestion}; the hooks are: {', '.join(known)}",
+                    hint=f"{advice}; the hooks are: {', '.join(known)}",
                 )
 
 

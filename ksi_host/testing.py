@@ -30,11 +30,12 @@ path`` says otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import tempfile
 import threading
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
@@ -45,11 +46,18 @@ from ksi_host._lifecycle import Host, PluginStatus
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec, Reason
 from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
 from ksi_host._resolve import resolve
-from ksi_host.errors import KsiError
+from ksi_host.errors import HarnessError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.replies import error_reply
 
-__all__ = ["Emitted", "HarnessError", "HarnessFactory", "PluginHarness", "SyncPluginHarness"]
+__all__ = [
+    "Emitted",
+    "HarnessError",
+    "HarnessFactory",
+    "PluginHarness",
+    "SyncPluginHarness",
+    "harness_factory",
+]
 
 T = TypeVar("T")
 
@@ -61,12 +69,6 @@ class Emitted(NamedTuple):
 
     event: str
     data: Any
-
-
-class HarnessError(KsiError, RuntimeError):
-    """A harness used out of order, or asked about a plugin it does not have."""
-
-    reference = "harness"
 
 
 class PluginHarness:
@@ -154,9 +156,16 @@ class PluginHarness:
         the ``INTERNAL_ERROR`` a client would get.
         """
         host = self.host
-        request = parse_request(
-            json.dumps({"event": event_name, "data": {} if data is None else data}).encode()
-        )
+        try:
+            line = json.dumps({"event": event_name, "data": {} if data is None else data})
+        except (TypeError, ValueError) as exc:
+            raise HarnessError(
+                what=f"the data sent with {event_name!r} is not JSON: {exc}",
+                where="PluginHarness.send()",
+                hint="send what a socket client can: objects, arrays, strings, numbers, "
+                "true/false and null",
+            ) from None
+        request = parse_request(line.encode())
         if isinstance(request, ProtocolFailure):
             answer: Any = error_reply(request.code, request.message)
         else:
@@ -337,6 +346,28 @@ class SyncPluginHarness:
     def metrics(self) -> dict[str, Any]:
         """:meth:`PluginHarness.metrics`, waited for."""
         return self.run(self.harness.metrics())
+
+
+@contextlib.contextmanager
+def harness_factory() -> Iterator[HarnessFactory]:
+    """What the ``ksi_harness`` fixture yields: start harnesses; all stop on exit, last first."""
+    started: list[SyncPluginHarness] = []
+
+    def start(
+        *plugins: object,
+        config: Mapping[str, Any] | None = None,
+        with_builtins: bool = False,
+    ) -> SyncPluginHarness:
+        harness = SyncPluginHarness(*plugins, config=config, with_builtins=with_builtins)
+        harness.start()
+        started.append(harness)
+        return harness
+
+    try:
+        yield start
+    finally:
+        for harness in reversed(started):
+            harness.stop()
 
 
 class HarnessFactory(Protocol):

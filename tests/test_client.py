@@ -13,14 +13,9 @@ from typing import Any
 import pytest
 
 from ksi_host._cli import cli
-from ksi_host._client import (
-    DaemonNotRunning,
-    ProtocolError,
-    RequestTimeout,
-    request,
-    request_sync,
-)
+from ksi_host._client import request, request_sync
 from ksi_host._server import ServerConfig, SocketServer
+from ksi_host.errors import DaemonNotRunning, ProtocolError, RequestTimeout
 from ksi_host.replies import error_reply
 
 # ``ksi-host send`` reads the config as ``run`` does: never the real home's.

@@ -180,6 +180,11 @@ def test_a_harness_needs_plugins_and_runs_once() -> None:
         harness.send("app:ping")
 
 
+def test_data_a_socket_client_could_not_send_is_refused() -> None:
+    with SyncPluginHarness(Needy("app")) as h, pytest.raises(HarnessError, match="not JSON"):
+        h.send("app:ping", {"when": object()})
+
+
 def test_with_builtins_keeps_state_out_of_the_home(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("KSI_HOME", str(tmp_path / "home"))
     with SyncPluginHarness(with_builtins=True) as h:

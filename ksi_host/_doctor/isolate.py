@@ -24,9 +24,9 @@ from typing import IO, Any, Final
 
 from ksi_host._doctor.worker import TRACEBACK_LINES, candidate_to_wire
 from ksi_host._plan import Candidate
-from ksi_host.errors import KsiError
+from ksi_host.errors import WorkerError
 
-__all__ = ["DEFAULT_TIMEOUT", "Failure", "WorkerError", "import_isolated"]
+__all__ = ["DEFAULT_TIMEOUT", "Failure", "import_isolated"]
 
 DEFAULT_TIMEOUT: Final = 10.0
 _ABORT_GRACE: Final = 2.0
@@ -42,12 +42,6 @@ class Failure:
     kind: str
     detail: str
     output: str
-
-
-class WorkerError(KsiError):
-    """The worker failed without any plugin import in flight: a broken ksi-host install."""
-
-    reference = "doctor-worker"
 
 
 def import_isolated(
