@@ -6,10 +6,11 @@ import asyncio
 import json
 import uuid
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from pydantic import ValidationError
 
+from ksi_host._defaults import REQUEST_TIMEOUT
 from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES, ErrorData, Reply
 from ksi_host.errors import (
     DaemonNotRunning,
@@ -19,19 +20,16 @@ from ksi_host.errors import (
 )
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
     "request",
     "request_sync",
 ]
-
-DEFAULT_TIMEOUT: Final = 10.0
 
 
 async def request(
     socket_path: Path | str,
     event: str,
     data: dict[str, Any] | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = REQUEST_TIMEOUT,
 ) -> dict[str, Any]:
     """Send one event and return the reply's ``data`` (the answer or the error shape)."""
     path = Path(socket_path)
@@ -94,7 +92,7 @@ def request_sync(
     socket_path: Path | str,
     event: str,
     data: dict[str, Any] | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = REQUEST_TIMEOUT,
 ) -> dict[str, Any]:
     """:func:`request` for code without an event loop (the CLI)."""
     return asyncio.run(request(socket_path, event, data, timeout))

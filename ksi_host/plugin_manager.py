@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 import pluggy
@@ -18,7 +19,7 @@ import pluggy
 from ksi_host import hookspecs
 from ksi_host.errors import PluginRegistrationError
 
-__all__ = ["KsiPluggyManager", "PluginManager"]
+__all__ = ["KsiPluggyManager", "PluginManager", "hook_names"]
 
 
 def _required_arguments(function: Callable[..., Any]) -> list[str]:
@@ -38,6 +39,66 @@ def _metadata_name(plugin: object) -> str | None:
     """The name the plugin's metadata gives: pluggy registers it under that name."""
     name = getattr(getattr(plugin, "metadata", None), "name", None)
     return name if isinstance(name, str) else None
+
+
+def hook_names(plugin: object) -> tuple[str, ...]:
+    """The hooks ``plugin`` implements, sorted, as pluggy's ``register`` would find them.
+
+    pluggy asks its option parser about every name ``dir()`` lists (about sixty for a
+    ``BasePlugin``, each through ``inspect.getattr_static``); this reads each namespace
+    of the plugin once and looks only at the values that can carry the marker, which is
+    what keeps describing a thousand plugins close to importing them.
+    """
+    marker = hookspecs.PROJECT_NAME + "_impl"
+    found: set[str] = set()
+    for name, holder in _hookable(plugin):
+        opts = getattr(holder, marker, None)
+        if opts is None:
+            opts = getattr(getattr(holder, "__func__", None), marker, None)
+        if isinstance(opts, dict):
+            found.add(opts.get("specname") or name)
+    return tuple(sorted(found))
+
+
+def _hookable(plugin: object) -> Iterator[tuple[str, object]]:
+    """Each attribute name with the value that would carry its marker, first binding wins."""
+    seen: set[str] = set()
+    is_namespace = inspect.isclass(plugin) or inspect.ismodule(plugin)
+    if not is_namespace:
+        for name, value in _own_dict(plugin).items():
+            seen.add(name)
+            if isinstance(value, types.MethodType):
+                yield name, value.__func__
+            elif inspect.isfunction(value):
+                yield name, value
+    owners = plugin.__mro__ if inspect.isclass(plugin) else type(plugin).__mro__
+    namespaces = [_own_dict(plugin), *map(vars, owners)] if is_namespace else map(vars, owners)
+    for namespace in namespaces:
+        for name, value in namespace.items():
+            if name in seen:
+                continue
+            seen.add(name)
+            if isinstance(value, types.MemberDescriptorType) and not is_namespace:
+                value = _slot_value(value, plugin)
+            if isinstance(value, types.MethodType):
+                yield name, value.__func__
+            elif isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value):
+                yield name, value
+
+
+def _own_dict(obj: object) -> Mapping[str, object]:
+    try:
+        own = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return {}
+    return own if isinstance(own, Mapping) else {}
+
+
+def _slot_value(slot: types.MemberDescriptorType, plugin: object) -> object:
+    try:
+        return slot.__get__(plugin, type(plugin))
+    except AttributeError:
+        return None
 
 
 class KsiPluggyManager(pluggy.PluginManager):
@@ -91,7 +152,7 @@ class KsiPluggyManager(pluggy.PluginManager):
 
     def has_hookimpls(self, plugin: object) -> bool:
         """Whether ``plugin`` has any ``@hookimpl`` method: what makes an object a plugin."""
-        return any(self.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin))
+        return bool(hook_names(plugin))
 
     def _check_is_plugin(self, plugin: object, label: str) -> None:
         if isinstance(plugin, type):
@@ -111,16 +172,13 @@ class KsiPluggyManager(pluggy.PluginManager):
 
     def _check_arguments(self, plugin: object, label: str) -> None:
         """Each hook takes only arguments its spec declares (pluggy checks too, as text)."""
-        for attr in dir(plugin):
+        for attr in hook_names(plugin):
             caller = getattr(self.hook, attr, None)
             spec = caller.spec if isinstance(caller, pluggy.HookCaller) else None
-            if spec is None or self.parse_hookimpl_opts(plugin, attr) is None:
+            method = getattr(plugin, attr, None)
+            if spec is None or method is None:
                 continue
-            unknown = [
-                arg
-                for arg in _required_arguments(getattr(plugin, attr))
-                if arg not in spec.argnames
-            ]
+            unknown = [arg for arg in _required_arguments(method) if arg not in spec.argnames]
             if unknown:
                 raise PluginRegistrationError(
                     plugin=plugin,
