@@ -14,7 +14,6 @@ function; it is awaited in turn, and one that raises is logged and skipped.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import inspect
 import logging
@@ -116,6 +115,8 @@ class EventBus:
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """The next accepted event matching ``pattern`` (and ``predicate``), as a history entry."""
+        import asyncio  # here, not at the top: `import ksi_host` stays free of asyncio
+
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
         def listener(event_name: str, data: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from ksi_host._plan import LoadPlan
+from ksi_host.plugin_manager import hook_names
 
 __all__ = ["EventCatalog", "EventEntry", "event_catalog", "render_catalog"]
 
@@ -34,7 +35,7 @@ def event_catalog(plan: LoadPlan) -> EventCatalog:
     catch_all: list[str] = []
     for spec in plan.order:
         caps = spec.capabilities
-        if caps.routes_everything and hasattr(spec.plugin, "ksi_handle_event"):
+        if caps.routes_everything and "ksi_handle_event" in hook_names(spec.plugin):
             catch_all.append(spec.name)
         declared = [*caps.commands, *(f"{namespace}:*" for namespace in caps.event_namespaces)]
         entries.extend(

@@ -35,7 +35,7 @@ class UnixSocketTransport(TransportPlugin):
 
     @hookimpl
     def ksi_plugin_context(self, context: PluginContext) -> None:
-        section = context.config.get(CONFIG_SECTION, {})
+        section = context.get("config", {}).get(CONFIG_SECTION, {})
         self._config = ServerConfig.from_section(
             section, where=f"[{CONFIG_SECTION}] section of the config"
         )
