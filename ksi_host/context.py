@@ -71,15 +71,18 @@ class HostView:
     ``system:metrics`` are built on exactly this.
     """
 
-    __slots__ = ("_metrics", "_status")
+    __slots__ = ("_metrics", "_owner", "_status")
 
     def __init__(
         self,
         status: Callable[[], tuple[PluginStatus, ...]] = tuple,
         metrics: Callable[[], Awaitable[dict[str, Any]]] = _no_metrics,
+        *,
+        owner: object = None,
     ) -> None:
         self._status: Final = status
         self._metrics: Final = metrics
+        self._owner: Final = owner  # the host itself, for built-ins only (ksi_host._for_builtins)
 
     def status(self) -> tuple[PluginStatus, ...]:
         """Every plugin the host knows, in load order, then those it left out (with why)."""
