@@ -86,6 +86,9 @@ SAMPLES: list[KsiError] = [
     errors.RequestTimeout(socket_path=Path("/s"), event="a:b", timeout=2.0),
     errors.ProtocolError(socket_path=Path("/s"), detail="d"),
     errors.WorkerError(what="w"),
+    errors.MissingExtra(
+        feature="the NATS bridge", module="nats", install='pip install "ksi-host[nats]"', where="w"
+    ),
 ]
 
 
