@@ -39,7 +39,7 @@ from typing import Any, Final, Literal
 
 import pluggy
 
-from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus
+from ksi_host._bus import EventBus
 from ksi_host._config import HostConfig, plugin_settings
 from ksi_host._dispatch import Dispatcher, Fallback, call_hookimpl, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
@@ -99,14 +99,18 @@ class Host:
         plan: LoadPlan,
         config: HostConfig | None = None,
         *,
-        history_size: int = DEFAULT_HISTORY_SIZE,
+        history_size: int | None = None,
         on_emit: Callable[[str, Any], object] | None = None,
     ) -> None:
         self.plan: Final = plan
         self._on_emit: Final = on_emit
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
-        self.bus: Final = EventBus(self._emitted, history_size=history_size)
+        self.bus: Final = EventBus(
+            self._emitted,
+            history_size=self.config.host.history_size if history_size is None else history_size,
+            history_bytes=self.config.host.history_bytes,
+        )
         self._config_dict: Final = self.config.as_context_dict()
         self._view: Final = HostView(self.status, self.metrics, owner=self)
         self._contexts: dict[str, PluginContext] = {}
