@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from ksi_host._plan import LoadPlan
-from ksi_host.plugin_manager import hook_names
 
 __all__ = ["EventCatalog", "EventEntry", "event_catalog", "render_catalog"]
 
@@ -35,7 +34,7 @@ def event_catalog(plan: LoadPlan) -> EventCatalog:
     catch_all: list[str] = []
     for spec in plan.order:
         caps = spec.capabilities
-        if caps.routes_everything and "ksi_handle_event" in hook_names(spec.plugin):
+        if caps.routes_everything and "ksi_handle_event" in spec.hooks:
             catch_all.append(spec.name)
         declared = [*caps.commands, *(f"{namespace}:*" for namespace in caps.event_namespaces)]
         entries.extend(
