@@ -41,6 +41,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "HOST_DISTRIBUTION",
     "PLUGIN_ATTRIBUTE",
+    "builtin_candidates",
     "disabled_names",
     "discover",
     "env_disabled",
@@ -130,7 +131,7 @@ def _all_sources(
     if env.get("KSI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _FALSE_WORDS:
         yield from _entry_points()
     if builtin_package is not None:
-        yield from _builtins(builtin_package)
+        yield from builtin_candidates(builtin_package)
 
 
 def _identity(candidate: Candidate) -> str:
@@ -262,7 +263,8 @@ def _host_requirement(text: str) -> str | None:
     return text if canonicalize_name(requirement.name) == HOST_DISTRIBUTION else None
 
 
-def _builtins(package: str) -> Iterator[Candidate]:
+def builtin_candidates(package: str = BUILTIN_PACKAGE) -> Iterator[Candidate]:
+    """The built-in plugins' modules, as the lowest-precedence source lists them."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return

@@ -33,7 +33,7 @@ __all__ = [
     "exclusion_status",
 ]
 
-SourceKind = Literal["path", "folder", "user", "entry-point", "builtin"]
+SourceKind = Literal["path", "folder", "user", "entry-point", "builtin", "object"]
 
 Status = Literal[
     "loadable",
@@ -113,8 +113,9 @@ class Candidate:
     """Something that may be a plugin, found but not imported yet.
 
     Exactly one of ``module`` (a dotted module name), ``file`` (a ``.py`` file or a
-    package's ``__init__.py``) or ``entry_point`` (an entry point value such as
-    ``pkg.mod:plugin``) says how to load it. ``disabled_by`` names the setting that
+    package's ``__init__.py``), ``entry_point`` (an entry point value such as
+    ``pkg.mod:plugin``) or ``plugin`` (the object itself, as ``ksi_host.testing``
+    hands it over) says how to load it. ``disabled_by`` names the setting that
     turned it off, so it is reported instead of imported. ``scanned`` is true for a
     file found by listing a folder, which may be a helper module rather than a plugin.
     ``manifest`` is the ``ksi-plugin.toml`` its distribution ships for it, read
@@ -128,6 +129,7 @@ class Candidate:
     entry_point: str | None = None
     disabled_by: str | None = None
     scanned: bool = False
+    plugin: object = None
     manifest: Path | None = None
 
     @property
@@ -148,11 +150,11 @@ class Reason:
     parse ``message``: ``requirement`` is the dependency at fault as declared (name
     and specifier, no marker), ``providers`` the plugins that provide it (the one
     found for ``version-conflict``, all of them for ``ambiguous-service``),
-    ``cycle`` the path from this plugin back to itself, ``hook`` the hook at fault,
-    ``path`` and ``line`` the file (and line) to change, ``key`` the config key at
-    fault, and ``differences`` one line per field where a ``manifest-mismatch``
-    manifest and the code disagree. They restate ``message``, so they take no part
-    in equality.
+    ``cycle`` the path from this plugin back to itself, ``hook`` the hook at fault
+    and ``suggestion`` the hook name it most likely meant, ``path`` and ``line``
+    the file (and line) to change, ``key`` the config key at fault, and
+    ``differences`` one line per field where a ``manifest-mismatch`` manifest and
+    the code disagree. They restate ``message``, so they take no part in equality.
     """
 
     code: ReasonCode
@@ -164,6 +166,7 @@ class Reason:
     providers: tuple[str, ...] = field(default=(), compare=False)
     cycle: tuple[str, ...] = field(default=(), compare=False)
     hook: str | None = field(default=None, compare=False)
+    suggestion: str | None = field(default=None, compare=False)
     path: str | None = field(default=None, compare=False)
     line: int | None = field(default=None, compare=False)
     key: str | None = field(default=None, compare=False)

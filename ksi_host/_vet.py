@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from ksi_host._config import check_plugin_config
+from ksi_host._config import plugin_settings
 from ksi_host._describe import Described
 from ksi_host._dispatch import unsupported_hooks
 from ksi_host._plan import Exclusion, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
-from ksi_host.errors import PluginRegistrationError
+from ksi_host.errors import PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_manager import KsiPluggyManager
 
-__all__ = ["vet", "vet_one"]
+__all__ = ["config_reason", "vet", "vet_one"]
 
 
 def vet(
@@ -66,7 +66,13 @@ def vet_one(spec: PluginSpec, section: Any, manager: KsiPluggyManager) -> Reason
     except PluginRegistrationError as exc:
         file, line = _source(plugin, exc.hook)
         return Reason(
-            "hook-mismatch", exc.what, exc.hint or "", hook=exc.hook, path=file, line=line
+            "hook-mismatch",
+            exc.what,
+            exc.hint or "",
+            hook=exc.hook,
+            suggestion=exc.suggestion,
+            path=file,
+            line=line,
         )
     wrappers = unsupported_hooks(manager, plugin)
     manager.unregister(plugin)
@@ -81,16 +87,19 @@ def vet_one(spec: PluginSpec, section: Any, manager: KsiPluggyManager) -> Reason
             path=file,
             line=line,
         )
-    errors = check_plugin_config(plugin, section)
-    if errors:
-        text = "; ".join(f"{key or '<section>'}: {why}" for key, why in errors)
-        return Reason(
-            "config-invalid",
-            f"config section [{spec.name}] does not validate: {text}",
-            f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
-            key=errors[0][0],
-        )
+    try:
+        plugin_settings(spec.name, plugin, section)
+    except PluginConfigInvalid as exc:
+        return config_reason(exc)
     return None
+
+
+def config_reason(exc: PluginConfigInvalid) -> Reason:
+    """The plan's ``config-invalid`` reason for a section its plugin's model rejects."""
+    key = exc.problems[0][0] if exc.problems else None
+    return Reason(
+        "config-invalid", exc.what, exc.hint or "", key=None if key == "<section>" else key
+    )
 
 
 def _source(plugin: object, hook: str | None) -> tuple[str | None, int | None]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ksi_host import __version__
+from ksi_host import PluginCapabilities, PluginContext, PluginMetadata, __version__, hookimpl
+from ksi_host._for_builtins import Host, host_of
 from ksi_host._schema import SCHEMA_VERSION, warning_reports
-from ksi_host.plugin_base import hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
@@ -26,19 +25,25 @@ class PluginsPlugin(HostReporter):
             capabilities=PluginCapabilities(commands=["plugin:list"]),
         )
 
+    _host: Host | None = None
+
+    @hookimpl
+    def ksi_plugin_context(self, context: PluginContext) -> None:
+        HostReporter.ksi_plugin_context(self, context)
+        self._host = host_of(context)  # the plan and its warnings, which HostView does not show
+
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
         if event_name != "plugin:list":
             return None
-        if self.host is None:
+        host = self._host
+        if host is None:
             return no_host("plugin:list")
         return {
             "schema_version": SCHEMA_VERSION,
             "command": "plugin:list",
-            "plugins": [entry.model_dump(mode="json") for entry in self.host.entries()],
-            "warnings": [
-                w.model_dump(mode="json") for w in warning_reports(self.host.plan.warnings)
-            ],
+            "plugins": [entry.model_dump(mode="json") for entry in host.entries()],
+            "warnings": [w.model_dump(mode="json") for w in warning_reports(host.plan.warnings)],
         }
 
 
