@@ -64,7 +64,8 @@ class HealthPlugin(HostReporter):
         """:func:`plugin_counts`, counted again only when a plugin's status changed."""
         statuses = host.status()
         if statuses != self._counted:  # the same status objects compare by identity: cheap
-            self._counted, self._counts = statuses, _count(statuses)
+            self._counts = _count(statuses)
+        self._counted = statuses  # equal but new objects would compare field by field
         return self._counts
 
 
