@@ -39,7 +39,7 @@ from typing import Any, Final, Literal
 
 import pluggy
 
-from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
+from ksi_host._bus import EventBus, EventContext
 from ksi_host._config import HostConfig, check_plugin_config
 from ksi_host._dispatch import Dispatcher, Fallback, call_hookimpl, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
@@ -108,12 +108,16 @@ class Host:
         plan: LoadPlan,
         config: HostConfig | None = None,
         *,
-        history_size: int = DEFAULT_HISTORY_SIZE,
+        history_size: int | None = None,
     ) -> None:
         self.plan: Final = plan
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
-        self.bus: Final = EventBus(self._emitted, history_size=history_size)
+        self.bus: Final = EventBus(
+            self._emitted,
+            history_size=self.config.host.history_size if history_size is None else history_size,
+            history_bytes=self.config.host.history_bytes,
+        )
         self._config_dict: Final = self.config.as_context_dict()
         self._contexts: dict[str, EventContext] = {}
         self._tasks: Final = TaskKeeper()
