@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ksi_host import __version__
-from ksi_host.plugin_base import hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host import PluginCapabilities, PluginMetadata, __version__, hookimpl
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
