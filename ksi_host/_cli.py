@@ -17,6 +17,13 @@ from ksi_host import __version__
 from ksi_host._catalog import event_catalog, render_catalog
 from ksi_host._client import DEFAULT_TIMEOUT, request_sync
 from ksi_host._config import HostConfig, load_config
+from ksi_host._control import (
+    DEFAULT_STOP_TIMEOUT,
+    NOT_RUNNING_EXIT,
+    daemon_status,
+    render_status,
+    stop_daemon,
+)
 from ksi_host._daemon import run_daemon
 from ksi_host._doctor.diagnose import diagnose
 from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
@@ -224,6 +231,47 @@ def send(
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
     if answer.get("status") == "error":
         ctx.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (DaemonStatus).")
+@SOCKET_OPTION
+@CONFIG_OPTION
+def status(as_json: bool, socket_path: Path | None, config_file: Path | None) -> None:
+    """Say whether a daemon runs on the socket: pid, uptime, version, plugins.
+
+    Exits 0 when one runs, 3 when none does (as ``systemctl status``).
+    """
+    with _exit_on_error():
+        server = _server_config(load_config(config_file), config_file, socket_path)
+        info = daemon_status(server.socket_path)
+    click.echo(info.model_dump_json(indent=2) if as_json else render_status(info))
+    raise SystemExit(0 if info.running else NOT_RUNNING_EXIT)
+
+
+@cli.command()
+@SOCKET_OPTION
+@CONFIG_OPTION
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_STOP_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the daemon to drain and stop.",
+)
+def stop(socket_path: Path | None, config_file: Path | None, timeout: float) -> None:
+    """Ask the daemon on the socket to drain and stop (SIGTERM), and wait until it has.
+
+    Exits 0 once it stopped (or when none was running), 1 if it is still running
+    after --timeout or the pid in the socket's lock is not a ksi-host daemon.
+    """
+    with _exit_on_error():
+        server = _server_config(load_config(config_file), config_file, socket_path)
+        pid = stop_daemon(server.socket_path, timeout)
+    if pid is None:
+        click.echo(f"ksi-host is not running (socket {server.socket_path})")
+    else:
+        click.echo(f"ksi-host (pid {pid}) stopped")
 
 
 @cli.command("doctor")
