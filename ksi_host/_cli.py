@@ -28,10 +28,18 @@ from ksi_host._daemon import run_daemon
 from ksi_host._doctor.diagnose import diagnose
 from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
 from ksi_host._doctor.report import render_text as render_doctor
+from ksi_host._logging import (
+    DEFAULT_LOG_BACKUPS,
+    DEFAULT_LOG_MAX_BYTES,
+    LOG_FORMATS,
+    LogFormat,
+    configure_logging,
+)
 from ksi_host._paths import KsiPaths
 from ksi_host._pipeline import boot, plan_for
 from ksi_host._plans_report import plan_report, render_text
 from ksi_host._server import ServerConfig
+from ksi_host._trace import TraceSettings
 from ksi_host.errors import KsiError
 
 __all__ = ["cli", "main"]
@@ -147,7 +155,47 @@ def _server_config(
     type=click.Choice(_LOG_LEVELS, case_sensitive=False),
     default="info",
     show_default=True,
-    help="What the daemon logs to stderr.",
+    help="What the daemon logs (debug: also one line per event).",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Log to this file, rotated by size, instead of stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="json: one object per line (time, level, logger, plugin, event, correlation_id, "
+    "message), for journald or a collector.",
+)
+@click.option(
+    "--log-max-bytes",
+    type=click.IntRange(min=1024),
+    default=DEFAULT_LOG_MAX_BYTES,
+    show_default=True,
+    help="Rotate --log-file when it would grow past this size.",
+)
+@click.option(
+    "--log-backups",
+    type=click.IntRange(min=0),
+    default=DEFAULT_LOG_BACKUPS,
+    show_default=True,
+    help="Rotated log files to keep (FILE.1 is the newest).",
+)
+@click.option(
+    "--trace",
+    is_flag=True,
+    help="Log every hook call and dispatch stage to the ksi_host.trace logger (also: KSI_TRACE=1).",
+)
+@click.option(
+    "--trace-namespace",
+    "trace_namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Trace only events of this namespace (repeatable; implies --trace).",
 )
 def run(
     socket_path: Path | None,
@@ -155,20 +203,33 @@ def run(
     plugin_paths: tuple[str, ...],
     state_db: Path | None,
     log_level: str,
+    log_file: Path | None,
+    log_format: LogFormat,
+    log_max_bytes: int,
+    log_backups: int,
+    trace: bool,
+    trace_namespaces: tuple[str, ...],
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    tracing = TraceSettings.from_env()
+    if trace or trace_namespaces:
+        tracing = tracing.limited_to(trace_namespaces)
     with _exit_on_error():
+        configure_logging(
+            level=log_level,
+            log_file=log_file,
+            log_format=log_format,
+            max_bytes=log_max_bytes,
+            backups=log_backups,
+            trace=tracing.enabled,
+        )
         config = load_config(config_file)
         _log_config_file(config_file)
         server = _server_config(config, config_file, socket_path)
         if state_db is not None:
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
-        host = boot(config, paths=plugin_paths)
+        host = boot(config, paths=plugin_paths, trace=tracing)
         code = asyncio.run(run_daemon(host.start, host.stop, server))
     raise SystemExit(code)
 

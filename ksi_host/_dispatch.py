@@ -43,6 +43,7 @@ from typing import Any, Final, Protocol
 import pluggy
 
 from ksi_host._bus import EventContext
+from ksi_host._suggest import did_you_mean
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import split_event_name
 from ksi_host.plugin_types import PluginCapabilities
@@ -55,6 +56,7 @@ __all__ = [
     "INVALID_EVENT_NAME",
     "INVALID_INPUT",
     "NO_HANDLER",
+    "CallWrapper",
     "Dispatcher",
     "EventObserver",
     "call_hookimpl",
@@ -117,6 +119,10 @@ class EventObserver(Protocol):
         """Deliver an accepted event to listeners."""
 
 
+CallWrapper = Callable[[Callable[..., Any], str], Callable[..., Any]]
+"""Wraps one plugin's call (given the call and the plugin name), e.g. to trace it."""
+
+
 class _Impl:
     """One plugin's implementation of an event hook, ready to call positionally."""
 
@@ -128,9 +134,11 @@ class _Impl:
         full: tuple[str, ...],
         context: EventContext,
         stats: list[int] | None = None,
+        wrap: CallWrapper | None = None,
     ) -> None:
         self.plugin: Final = impl.plugin_name
-        self.call: Final = _adapt(impl.function, tuple(impl.argnames), full)
+        call = _adapt(impl.function, tuple(impl.argnames), full)
+        self.call: Final = call if wrap is None else wrap(call, impl.plugin_name)
         self.is_async: Final = inspect.iscoroutinefunction(impl.function)
         self.stats: Final = stats if stats is not None else [0, 0, 0]
         self.context: Final = context
@@ -214,6 +222,13 @@ class Dispatcher:
         chain = _EMIT_CHAIN.get()
         if len(chain) >= self._max_emit_depth:
             shown = " -> ".join(chain[-_SHOWN_CHAIN:])
+            logger.info(
+                "cut off %r: emitted inside %d nested emitted events (max_emit_depth; latest: %s)",
+                event_name,
+                len(chain),
+                shown,
+                extra={"event": event_name},
+            )
             return self._error(
                 EMIT_TOO_DEEP,
                 f"event {event_name!r} was emitted inside {len(chain)} nested emitted events, "
@@ -335,7 +350,18 @@ class Dispatcher:
 
     def _unhandled(self, event_name: str, namespace: str) -> str:
         why = self._explain_unhandled(event_name, namespace) if self._explain_unhandled else None
+        if why is None:
+            why = self._suggest(event_name)
         return f"no plugin handles {event_name!r}" + (f"; {why}" if why else "")
+
+    def _suggest(self, event_name: str) -> str | None:
+        """The declared commands closest to ``event_name``, else its action in a close namespace."""
+        declared = self._capabilities.values()
+        commands = [command for caps in declared for command in caps.commands]
+        _, action = split_event_name(event_name)
+        return did_you_mean(event_name, commands) or did_you_mean(
+            event_name, [f"{ns}:{action}" for caps in declared for ns in caps.event_namespaces]
+        )
 
     def _handler_failed(self, plugin: str, event_name: str) -> dict[str, Any]:
         return self._error(
@@ -349,12 +375,14 @@ class Dispatcher:
         hooks = self._pm.hook
         filters = self._select(hooks.ksi_filter_event, namespace, event_name)
         validators = self._select(hooks.ksi_validate_event, namespace, event_name)
+        wrap = self._wrapper("ksi_handle_event", namespace)
         handlers = tuple(
             _Impl(
                 impl,
                 _HANDLE_ARGS,
                 self._context_for(impl.plugin_name),
                 self._handler_stats.setdefault(impl.plugin_name, [0, 0, 0]),
+                wrap,
             )
             for impl in self._routed(hooks.ksi_handle_event, namespace, event_name)
         )
@@ -373,10 +401,15 @@ class Dispatcher:
     def _select(
         self, caller: pluggy.HookCaller, namespace: str, event_name: str
     ) -> tuple[_Impl, ...]:
+        wrap = self._wrapper(caller.name, namespace)
         return tuple(
-            _Impl(impl, _FILTER_ARGS, self._context_for(impl.plugin_name))
+            _Impl(impl, _FILTER_ARGS, self._context_for(impl.plugin_name), wrap=wrap)
             for impl in self._routed(caller, namespace, event_name)
         )
+
+    def _wrapper(self, hook: str, namespace: str) -> CallWrapper | None:
+        """How to wrap the calls of ``hook`` for events of ``namespace``: not at all here."""
+        return None
 
     def _routed(
         self, caller: pluggy.HookCaller, namespace: str, event_name: str

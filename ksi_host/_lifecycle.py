@@ -41,9 +41,10 @@ import pluggy
 
 from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
 from ksi_host._config import HostConfig, check_plugin_config
-from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
+from ksi_host._dispatch import unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
 from ksi_host._tasks import TaskKeeper
+from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host.errors import KsiError, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import PluginManager
@@ -109,18 +110,22 @@ class Host:
         config: HostConfig | None = None,
         *,
         history_size: int = DEFAULT_HISTORY_SIZE,
+        trace: TraceSettings | None = None,
     ) -> None:
+        """``trace`` defaults to what ``KSI_TRACE`` says (see :mod:`ksi_host._trace`)."""
         self.plan: Final = plan
+        self.tracer: Final = Tracer(trace if trace is not None else TraceSettings.from_env())
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
         self.bus: Final = EventBus(self._emitted, history_size=history_size)
         self._config_dict: Final = self.config.as_context_dict()
         self._contexts: dict[str, EventContext] = {}
         self._tasks: Final = TaskKeeper()
-        self._dispatcher: Final = Dispatcher(
+        self._dispatcher: Final = make_dispatcher(
             self.manager.pm,
             self.context_for,
             self.bus,
+            tracer=self.tracer,
             max_emit_depth=self.config.host.max_emit_depth,
             explain_unhandled=self._why_unhandled,
         )
@@ -180,9 +185,20 @@ class Host:
         self._phase = "running"
         for status in self.status():
             if status.status == "running":
-                logger.info("running %s %s from %s", status.name, status.version, status.origin)
+                logger.info(
+                    "running %s %s from %s",
+                    status.name,
+                    status.version,
+                    status.origin,
+                    extra={"plugin": status.name},
+                )
             elif status.reason is not None:
-                logger.warning("not running %s: %s", status.name, status.reason.message)
+                logger.warning(
+                    "not running %s: %s",
+                    status.name,
+                    status.reason.message,
+                    extra={"plugin": status.name},
+                )
 
     async def stop(self) -> None:
         """Shut every running plugin down in reverse load order; one failing stops no other.
@@ -203,6 +219,8 @@ class Host:
             if state in ("running", "pending"):
                 self._unregister(spec)
                 self._set(spec.key, "stopped", problem)
+                if state == "running":
+                    logger.info("stopped %s", spec.name, extra={"plugin": spec.name})
         await self._tasks.close()
         self._phase = "stopped"
 
@@ -262,7 +280,7 @@ class Host:
         failed = []
         for impl in reversed(self.manager.pm.hook.ksi_metrics_collected.get_hookimpls()):
             try:
-                result = await call_hookimpl(impl, metrics=metrics)
+                result = await self.tracer.call_hook(impl, "ksi_metrics_collected", metrics=metrics)
             except Exception:
                 logger.exception("plugin %r failed in ksi_metrics_collected", impl.plugin_name)
                 failed.append(impl.plugin_name)
@@ -335,7 +353,7 @@ class Host:
         """Call one plugin's lifecycle ``hook`` within ``timeout``; say what went wrong, if so."""
         kwargs = {"context": self.context_for(spec.name)} if hook == "ksi_plugin_context" else {}
         for impl in self._impls(spec, hook):
-            task = asyncio.ensure_future(call_hookimpl(impl, **kwargs))
+            task = asyncio.ensure_future(self.tracer.call_hook(impl, hook, **kwargs))
             try:
                 await asyncio.wait((task,), timeout=timeout)
             except asyncio.CancelledError:

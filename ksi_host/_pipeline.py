@@ -14,6 +14,7 @@ from ksi_host._lifecycle import Host
 from ksi_host._plan import LoadPlan
 from ksi_host._report import Reporter
 from ksi_host._resolve import resolve
+from ksi_host._trace import TraceSettings
 
 __all__ = ["boot", "build_plan", "plan_for"]
 
@@ -65,6 +66,7 @@ def boot(
     paths: Sequence[str | Path] = (),
     env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
+    trace: TraceSettings | None = None,
 ) -> Host:
     """A host for ``config``, ready to ``start()``: every stage of the pipeline in order."""
-    return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config)
+    return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config, trace=trace)

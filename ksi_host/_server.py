@@ -37,6 +37,7 @@ from ksi_host._protocol import (
     error_data,
     parse_request,
 )
+from ksi_host._trace import CURRENT_REQUEST
 from ksi_host.errors import ConfigError
 
 __all__ = ["Dispatch", "ServerConfig", "SocketServer"]
@@ -241,6 +242,7 @@ class _Connection:
                 answer: Any = error_data(request.code, request.message)
             else:
                 self.server.requests += 1
+                CURRENT_REQUEST.set((request.event, request.correlation_id))
                 try:
                     answer = await self.server.dispatch(request.event, request.data)
                 except Exception as exc:
@@ -436,6 +438,7 @@ class SocketServer:
 
     def _refusal(self, writer: asyncio.StreamWriter) -> tuple[ErrorCode, str] | None:
         if self._closed is not None:
+            logger.info("refused a connection: the daemon is stopping")
             return ErrorCode.SHUTTING_DOWN, "the daemon is stopping; retry later"
         sock = writer.get_extra_info("socket")
         uid = peer_uid(sock) if sock is not None else None
@@ -447,6 +450,10 @@ class SocketServer:
                 "run your own with ksi-host run",
             )
         if sum(not c.lingering for c in self._connections) >= self.config.max_connections:
+            logger.info(
+                "refused a connection: %d connections are open (max_connections)",
+                self.config.max_connections,
+            )
             return (
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 f"the daemon already has {self.config.max_connections} connections; close "

@@ -53,6 +53,12 @@ def test_status_events_and_stop_of_a_running_daemon(daemon_factory):
     assert "uptime" in by_event["system:health"]["description"]
     assert by_event["test:echo"]["plugin"] == "daemon_events"
     assert by_event["system:events"]["plugin"] == "plugins"
+    typo = daemon.send("sytem:health")
+    assert typo.returncode == 1
+    assert json.loads(typo.stdout)["error"] == {
+        "code": "NO_HANDLER",
+        "message": "no plugin handles 'sytem:health'; did you mean 'system:health'?",
+    }
     planned = daemon.cli("events", "--json", "--plugin-path", str(DAEMON_EVENTS))
     assert json.loads(planned.stdout)["events"] == catalog["events"]
 
