@@ -16,10 +16,14 @@ __all__ = ["close_matches", "did_you_mean"]
 
 _CUTOFF: Final = 0.6
 _SHOWN: Final = 3
+_MARGIN: Final = 0.1
 
 
 def close_matches(word: str, known: Iterable[str]) -> list[str]:
-    """The known names closest to ``word``, best first, ties alphabetically (at most three)."""
+    """The known names closest to ``word``: at most three, none far behind the best one.
+
+    Best first, ties alphabetically.
+    """
     matcher = difflib.SequenceMatcher(b=word)
     scored = []
     for name in set(known):
@@ -28,7 +32,8 @@ def close_matches(word: str, known: Iterable[str]) -> list[str]:
             ratio = matcher.ratio()
             if ratio >= _CUTOFF:
                 scored.append((-ratio, name))
-    return [name for _, name in sorted(scored)[:_SHOWN]]
+    scored.sort()
+    return [name for score, name in scored[:_SHOWN] if score <= scored[0][0] + _MARGIN]
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str | None:

@@ -14,7 +14,8 @@ from ksi_host._suggest import close_matches, did_you_mean
     ("word", "expected"),
     [
         ("sytem:health", "did you mean 'system:health'?"),
-        ("state:gte", "did you mean 'state:get' or 'state:set'?"),
+        ("state:gte", "did you mean 'state:get'?"),
+        ("state:zet", "did you mean 'state:get' or 'state:set'?"),
         ("weather:forecast", None),
     ],
 )
