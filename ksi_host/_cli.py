@@ -17,6 +17,7 @@ from ksi_host import __version__
 from ksi_host._catalog import event_catalog, render_catalog
 from ksi_host._client import DEFAULT_TIMEOUT, request_sync
 from ksi_host._config import HostConfig, load_config
+from ksi_host._config_report import config_report, render_config
 from ksi_host._control import (
     DEFAULT_STOP_TIMEOUT,
     NOT_RUNNING_EXIT,
@@ -129,6 +130,15 @@ SOCKET_OPTION = click.option(
     "[server] section, else ksi.sock in the run dir).",
 )
 
+STATE_DB_OPTION = click.option(
+    "--state-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KSI_STATE_DB",
+    default=None,
+    help="The state plugin's SQLite file [env KSI_STATE_DB; default: path in the config's "
+    "[state] section, else state.sqlite3 in the data dir].",
+)
+
 
 def _server_config(
     config: HostConfig, config_file: Path | None, socket_path: Path | None
@@ -142,14 +152,7 @@ def _server_config(
 @SOCKET_OPTION
 @CONFIG_OPTION
 @PLUGIN_PATH_OPTION
-@click.option(
-    "--state-db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KSI_STATE_DB",
-    default=None,
-    help="The state plugin's SQLite file [env KSI_STATE_DB; default: path in the config's "
-    "[state] section, else state.sqlite3 in the data dir].",
-)
+@STATE_DB_OPTION
 @click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS, case_sensitive=False),
@@ -292,6 +295,34 @@ def send(
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
     if answer.get("status") == "error":
         ctx.exit(1)
+
+
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON (ConfigReport).")
+@SOCKET_OPTION
+@CONFIG_OPTION
+@PLUGIN_PATH_OPTION
+@STATE_DB_OPTION
+def show_config(
+    as_json: bool,
+    socket_path: Path | None,
+    config_file: Path | None,
+    plugin_paths: tuple[str, ...],
+    state_db: Path | None,
+) -> None:
+    """Show the configuration ``run`` would use, each value with where it came from.
+
+    A value comes from a flag (the same ones ``run`` takes), a KSI_* environment
+    variable, the config file (file:line), or the default, in that order of precedence.
+    """
+    source = click.get_current_context().get_parameter_source("state_db")
+    if source is click.core.ParameterSource.ENVIRONMENT:
+        state_db = None  # the report names KSI_STATE_DB itself
+    with _exit_on_error():
+        report = config_report(
+            config_file, socket_path=socket_path, state_db=state_db, plugin_paths=plugin_paths
+        )
+    click.echo(report.model_dump_json(indent=2) if as_json else render_config(report))
 
 
 @cli.command()

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ksi_host._config import env_variable
+from ksi_host._config import env_variable, error_message
 from ksi_host._instance import MAX_SOCKET_PATH, Instance, default_socket_path, peer_uid
 from ksi_host._protocol import (
     DEFAULT_DRAIN_TIMEOUT,
@@ -100,7 +100,7 @@ class ServerConfig(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}"
+                f"{'.'.join(map(str, err['loc'])) or '<section>'}: {error_message(err, cls)}"
                 for err in exc.errors()
             )
             wheres = [
