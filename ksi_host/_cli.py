@@ -29,6 +29,7 @@ from ksi_host._daemon import run_daemon
 from ksi_host._doctor.diagnose import diagnose
 from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
 from ksi_host._doctor.report import render_text as render_doctor
+from ksi_host._graph import GRAPH_FORMATS, GraphFormat, show_graph
 from ksi_host._logging import (
     DEFAULT_LOG_BACKUPS,
     DEFAULT_LOG_MAX_BYTES,
@@ -91,15 +92,42 @@ def _exit_on_error() -> Iterator[None]:
 @PLUGIN_PATH_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show the traceback of each failed import.")
 @CONFIG_OPTION
+@click.option(
+    "--graph", is_flag=True, help="Show the dependency graph: each plugin under what it needs."
+)
+@click.option(
+    "--format",
+    "graph_format",
+    type=click.Choice(GRAPH_FORMATS),
+    default="text",
+    show_default=True,
+    help="With --graph: a text tree, Graphviz DOT, or Mermaid (for Markdown).",
+)
+@click.option(
+    "--why", metavar="NAME", help="With --graph: the chain that puts NAME where it is, or out."
+)
 def plugins(
-    as_json: bool, plugin_paths: tuple[str, ...], verbose: bool, config_file: Path | None
+    as_json: bool,
+    plugin_paths: tuple[str, ...],
+    verbose: bool,
+    config_file: Path | None,
+    graph: bool,
+    graph_format: GraphFormat,
+    why: str | None,
 ) -> None:
     """Show which plugins will load, in which order, and why the others will not.
 
     Exits 1 when a plugin found cannot load; disabled and shadowed ones do not count.
     """
+    if (graph_format != "text" or why) and not graph:
+        raise click.UsageError("--format and --why go with --graph")
+    if graph and as_json:
+        raise click.UsageError("--graph prints text, DOT or Mermaid; use --json without it")
     with _exit_on_error():
-        report = plan_report(plan_for(load_config(config_file), paths=plugin_paths))
+        plan = plan_for(load_config(config_file), paths=plugin_paths)
+    if graph:
+        raise SystemExit(show_graph(plan, graph_format, why))
+    report = plan_report(plan)
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
     )

@@ -43,7 +43,7 @@ from typing import Any, Final, Protocol
 import pluggy
 
 from ksi_host._bus import EventContext
-from ksi_host._suggest import did_you_mean
+from ksi_host._suggest import close_matches, did_you_mean
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import split_event_name
 from ksi_host.plugin_types import PluginCapabilities
@@ -356,11 +356,16 @@ class Dispatcher:
 
     def _suggest(self, event_name: str) -> str | None:
         """The declared commands closest to ``event_name``, else its action in a close namespace."""
-        declared = self._capabilities.values()
+        declared = [
+            caps
+            for name, plugin in self._pm.list_name_plugin()
+            if (caps := self._declared(name, plugin)) is not None
+        ]
         commands = [command for caps in declared for command in caps.commands]
-        _, action = split_event_name(event_name)
+        namespace, action = split_event_name(event_name)
+        spaces = close_matches(namespace, [ns for caps in declared for ns in caps.event_namespaces])
         return did_you_mean(event_name, commands) or did_you_mean(
-            event_name, [f"{ns}:{action}" for caps in declared for ns in caps.event_namespaces]
+            event_name, [f"{ns}:{action}" for ns in spaces]
         )
 
     def _handler_failed(self, plugin: str, event_name: str) -> dict[str, Any]:
@@ -424,13 +429,18 @@ class Dispatcher:
     def _wants(self, impl: pluggy.HookImpl, namespace: str, event_name: str) -> bool:
         if not self._routing:
             return True
-        capabilities = self._capabilities.get(impl.plugin_name)
-        if capabilities is None:
-            declared = getattr(impl.plugin, "capabilities", None)
-            capabilities = declared if isinstance(declared, PluginCapabilities) else None
+        capabilities = self._declared(impl.plugin_name, impl.plugin)
         return (
             capabilities is None
             or capabilities.routes_everything
             or namespace in capabilities.event_namespaces
             or event_name in capabilities.commands
         )
+
+    def _declared(self, plugin_name: str, plugin: object) -> PluginCapabilities | None:
+        """What a plugin declared to the host, else on itself; None routes it everything."""
+        capabilities = self._capabilities.get(plugin_name)
+        if capabilities is None:
+            declared = getattr(plugin, "capabilities", None)
+            capabilities = declared if isinstance(declared, PluginCapabilities) else None
+        return capabilities
