@@ -221,25 +221,29 @@ class Dispatcher:
         """Dispatch an event a plugin sent, unless it is nested too deep in other emits."""
         chain = _EMIT_CHAIN.get()
         if len(chain) >= self._max_emit_depth:
-            shown = " -> ".join(chain[-_SHOWN_CHAIN:])
-            logger.info(
-                "cut off %r: emitted inside %d nested emitted events (max_emit_depth; latest: %s)",
-                event_name,
-                len(chain),
-                shown,
-                extra={"event": event_name},
-            )
-            return self._error(
-                EMIT_TOO_DEEP,
-                f"event {event_name!r} was emitted inside {len(chain)} nested emitted events, "
-                f"the limit (latest: {shown}); plugins that emit to each other in a loop never "
-                "end: break the loop, or raise [host] max_emit_depth if the nesting is meant",
-            )
+            return self._too_deep(event_name, chain)
         token = _EMIT_CHAIN.set((*chain, str(event_name)))
         try:
             return await self.dispatch(event_name, data, context)
         finally:
             _EMIT_CHAIN.reset(token)
+
+    def _too_deep(self, event_name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        """The answer to an emit nested ``max_emit_depth`` deep, and its log line."""
+        shown = " -> ".join(chain[-_SHOWN_CHAIN:])
+        logger.info(
+            "cut off %r: emitted inside %d nested emitted events (max_emit_depth; latest: %s)",
+            event_name,
+            len(chain),
+            shown,
+            extra={"event": event_name},
+        )
+        return self._error(
+            EMIT_TOO_DEEP,
+            f"event {event_name!r} was emitted inside {len(chain)} nested emitted events, "
+            f"the limit (latest: {shown}); plugins that emit to each other in a loop never "
+            "end: break the loop, or raise [host] max_emit_depth if the nesting is meant",
+        )
 
     async def dispatch(
         self,

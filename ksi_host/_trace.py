@@ -331,6 +331,13 @@ class TracingDispatcher(Dispatcher):
             )
         return answer
 
+    def _too_deep(self, event_name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        answer = super()._too_deep(event_name, chain)
+        name = str(event_name)
+        if self._tracer.wants(name.partition(":")[0]):
+            self._tracer.line(event=name, stage="emit", result=reply_kind(answer))
+        return answer
+
     def _wrapper(self, hook: str, namespace: str) -> CallWrapper | None:
         if not self._tracer.wants(namespace):
             return None

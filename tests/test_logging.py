@@ -190,7 +190,11 @@ def test_the_first_log_lines_say_what_ran_what_failed_and_what_was_refused(
     assert echo[1]["event"] == "test:echo"
     assert echo[1]["duration_ms"] >= 0
     assert not [e for e in traced if e["event"] == "system:health"]  # not in --trace-namespace
-    assert [e["event"] for e in traced if e["correlation_id"] == "loop-1"].count("test:loop") > 3
+    looped = [e for e in traced if e["correlation_id"] == "loop-1"]
+    assert [e.get("stage") for e in looped].count("receive") == 4  # the request, 3 emits
+    assert [(e["stage"], e["result"]) for e in looped if e.get("stage") == "emit"] == [
+        ("emit", "error EMIT_TOO_DEEP")
+    ]
     debug = [e for e in entries if e["logger"] == "ksi_host.dispatch" and e["level"] == "debug"]
     assert {e["correlation_id"] for e in debug} >= {"trace-1", "health-1", "loop-1"}
 
