@@ -1,48 +1,40 @@
-"""The ``ksi-host`` command line: each subcommand renders errors and picks the exit code."""
+"""The ``ksi-host`` command line: each subcommand renders errors and picks the exit code.
+
+Each command imports the stages it needs when it runs, not when this module loads:
+``ksi-host plugins`` never pays for asyncio, the socket server or the doctor, and with
+a thousand plugins installed every millisecond of start-up counts (see BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 from ksi_host import __version__
-from ksi_host._catalog import event_catalog, render_catalog
-from ksi_host._client import DEFAULT_TIMEOUT, request_sync
-from ksi_host._config import HostConfig, load_config
-from ksi_host._config_report import config_report, render_config
-from ksi_host._control import (
-    DEFAULT_STOP_TIMEOUT,
-    NOT_RUNNING_EXIT,
-    daemon_status,
-    render_status,
-    stop_daemon,
-)
-from ksi_host._daemon import run_daemon
-from ksi_host._doctor.diagnose import diagnose
-from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
-from ksi_host._doctor.report import render_text as render_doctor
-from ksi_host._graph import GRAPH_FORMATS, GraphFormat, show_graph
-from ksi_host._logging import (
-    DEFAULT_LOG_BACKUPS,
-    DEFAULT_LOG_MAX_BYTES,
+from ksi_host._defaults import (
+    DOCTOR_IMPORT_TIMEOUT,
+    GRAPH_FORMATS,
+    LOG_BACKUPS,
     LOG_FORMATS,
-    LogFormat,
-    configure_logging,
+    LOG_MAX_BYTES,
+    REQUEST_TIMEOUT,
+    STOP_TIMEOUT,
 )
 from ksi_host._paths import KsiPaths
-from ksi_host._pipeline import boot, plan_for
-from ksi_host._plans_report import plan_report, render_text
-from ksi_host._server import ServerConfig
-from ksi_host._trace import TraceSettings
 from ksi_host.errors import KsiError
+
+if TYPE_CHECKING:
+    from ksi_host._config import HostConfig
+    from ksi_host._graph import GraphFormat
+    from ksi_host._logging import LogFormat
+    from ksi_host._server import ServerConfig
 
 __all__ = ["cli", "main"]
 
@@ -119,6 +111,10 @@ def plugins(
 
     Exits 1 when a plugin found cannot load; disabled and shadowed ones do not count.
     """
+    from ksi_host._config import load_config
+    from ksi_host._pipeline import plan_for
+    from ksi_host._plans_report import plan_report, render_text
+
     if (graph_format != "text" or why) and not graph:
         raise click.UsageError("--format and --why go with --graph")
     if graph and as_json:
@@ -126,6 +122,8 @@ def plugins(
     with _exit_on_error():
         plan = plan_for(load_config(config_file), paths=plugin_paths)
     if graph:
+        from ksi_host._graph import show_graph
+
         raise SystemExit(show_graph(plan, graph_format, why))
     report = plan_report(plan)
     click.echo(
@@ -140,6 +138,10 @@ def plugins(
 @CONFIG_OPTION
 def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | None) -> None:
     """List every event the plugins that will load declare, with the plugin that handles it."""
+    from ksi_host._catalog import event_catalog, render_catalog
+    from ksi_host._config import load_config
+    from ksi_host._pipeline import plan_for
+
     with _exit_on_error():
         catalog = event_catalog(plan_for(load_config(config_file), paths=plugin_paths))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
@@ -158,6 +160,17 @@ SOCKET_OPTION = click.option(
     "[server] section, else ksi.sock in the run dir).",
 )
 
+
+def _server_config(
+    config: HostConfig, config_file: Path | None, socket_path: Path | None
+) -> ServerConfig:
+    """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
+    from ksi_host._server import ServerConfig
+
+    where = f"[server] section of {_config_path(config_file)}"
+    return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)
+
+
 STATE_DB_OPTION = click.option(
     "--state-db",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -166,14 +179,6 @@ STATE_DB_OPTION = click.option(
     help="The state plugin's SQLite file [env KSI_STATE_DB; default: path in the config's "
     "[state] section, else state.sqlite3 in the data dir].",
 )
-
-
-def _server_config(
-    config: HostConfig, config_file: Path | None, socket_path: Path | None
-) -> ServerConfig:
-    """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
-    where = f"[server] section of {_config_path(config_file)}"
-    return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)
 
 
 @cli.command()
@@ -205,14 +210,14 @@ def _server_config(
 @click.option(
     "--log-max-bytes",
     type=click.IntRange(min=1024),
-    default=DEFAULT_LOG_MAX_BYTES,
+    default=LOG_MAX_BYTES,
     show_default=True,
     help="Rotate --log-file when it would grow past this size.",
 )
 @click.option(
     "--log-backups",
     type=click.IntRange(min=0),
-    default=DEFAULT_LOG_BACKUPS,
+    default=LOG_BACKUPS,
     show_default=True,
     help="Rotated log files to keep (FILE.1 is the newest).",
 )
@@ -242,6 +247,14 @@ def run(
     trace_namespaces: tuple[str, ...],
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
+    import asyncio
+
+    from ksi_host._config import load_config
+    from ksi_host._daemon import run_daemon
+    from ksi_host._logging import configure_logging
+    from ksi_host._pipeline import boot
+    from ksi_host._trace import TraceSettings
+
     tracing = TraceSettings.from_env()
     if trace or trace_namespaces:
         tracing = tracing.limited_to(trace_namespaces)
@@ -299,7 +312,7 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT,
+    default=REQUEST_TIMEOUT,
     show_default=True,
     help="Seconds to wait for the reply.",
 )
@@ -317,6 +330,9 @@ def send(
     Finds the socket as ``ksi-host run`` does, so the same flags, environment and
     config reach the same daemon.
     """
+    from ksi_host._client import request_sync
+    from ksi_host._config import load_config
+
     with _exit_on_error():
         server = _server_config(load_config(config_file), config_file, socket_path)
         answer = request_sync(server.socket_path, event, data, timeout)
@@ -331,7 +347,9 @@ def send(
 @CONFIG_OPTION
 @PLUGIN_PATH_OPTION
 @STATE_DB_OPTION
+@click.pass_context
 def show_config(
+    ctx: click.Context,
     as_json: bool,
     socket_path: Path | None,
     config_file: Path | None,
@@ -343,8 +361,9 @@ def show_config(
     A value comes from a flag (the same ones ``run`` takes), a KSI_* environment
     variable, the config file (file:line), or the default, in that order of precedence.
     """
-    source = click.get_current_context().get_parameter_source("state_db")
-    if source is click.core.ParameterSource.ENVIRONMENT:
+    from ksi_host._config_report import config_report, render_config
+
+    if ctx.get_parameter_source("state_db") is click.core.ParameterSource.ENVIRONMENT:
         state_db = None  # the report names KSI_STATE_DB itself
     with _exit_on_error():
         report = config_report(
@@ -362,6 +381,9 @@ def status(as_json: bool, socket_path: Path | None, config_file: Path | None) ->
 
     Exits 0 when one runs, 3 when none does (as ``systemctl status``).
     """
+    from ksi_host._config import load_config
+    from ksi_host._control import NOT_RUNNING_EXIT, daemon_status, render_status
+
     with _exit_on_error():
         server = _server_config(load_config(config_file), config_file, socket_path)
         info = daemon_status(server.socket_path)
@@ -375,7 +397,7 @@ def status(as_json: bool, socket_path: Path | None, config_file: Path | None) ->
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_STOP_TIMEOUT,
+    default=STOP_TIMEOUT,
     show_default=True,
     help="Seconds to wait for the daemon to drain and stop.",
 )
@@ -385,6 +407,9 @@ def stop(socket_path: Path | None, config_file: Path | None, timeout: float) -> 
     Exits 0 once it stopped (or when none was running), 1 if it is still running
     after --timeout or the pid in the socket's lock is not a ksi-host daemon.
     """
+    from ksi_host._config import load_config
+    from ksi_host._control import stop_daemon
+
     with _exit_on_error():
         server = _server_config(load_config(config_file), config_file, socket_path)
         pid = stop_daemon(server.socket_path, timeout)
@@ -401,7 +426,7 @@ def stop(socket_path: Path | None, config_file: Path | None, timeout: float) -> 
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=DOCTOR_TIMEOUT,
+    default=DOCTOR_IMPORT_TIMEOUT,
     show_default=True,
     help="Seconds one plugin may take to import before it counts as hung.",
 )
@@ -421,6 +446,9 @@ def doctor(
     crashes, hangs or exits cannot stop the check. Exits 0 when everything can
     load, 1 when a problem is an error (with --strict: or a warning).
     """
+    from ksi_host._doctor.diagnose import diagnose
+    from ksi_host._doctor.report import render_text as render_doctor
+
     with _exit_on_error():
         report = diagnose(paths=plugin_paths, config_file=config_file, timeout=timeout)
     if as_json:

@@ -18,11 +18,11 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict
 
 from ksi_host._client import DaemonNotRunning, request_sync
+from ksi_host._defaults import STOP_TIMEOUT
 from ksi_host._instance import lock_holder, peer_pid
 from ksi_host.errors import KsiError
 
 __all__ = [
-    "DEFAULT_STOP_TIMEOUT",
     "NOT_RUNNING_EXIT",
     "DaemonStatus",
     "NotKsiHost",
@@ -34,7 +34,6 @@ __all__ = [
 
 NOT_RUNNING_EXIT: Final = 3
 """``systemctl status``'s code for "not running"."""
-DEFAULT_STOP_TIMEOUT: Final = 30.0
 _ASK_TIMEOUT: Final = 5.0
 _POLL: Final = 0.05
 _PROGRAM_NAMES: Final = frozenset({"ksi-host", "ksi_host"})
@@ -167,7 +166,7 @@ def _duration(seconds: float) -> str:
     return " ".join([*shown, f"{secs}s"])
 
 
-def stop_daemon(socket_path: Path, timeout: float = DEFAULT_STOP_TIMEOUT) -> int | None:
+def stop_daemon(socket_path: Path, timeout: float = STOP_TIMEOUT) -> int | None:
     """SIGTERM the daemon on ``socket_path`` and wait until its lock is free.
 
     Returns the pid that stopped, or None when no daemon was running. Raises

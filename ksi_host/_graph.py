@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Literal
 
 import click
 from packaging.requirements import InvalidRequirement, Requirement
@@ -24,7 +24,6 @@ from ksi_host._suggest import did_you_mean
 from ksi_host.plugin_types import canonical_name
 
 __all__ = [
-    "GRAPH_FORMATS",
     "Edge",
     "GraphFormat",
     "Node",
@@ -38,7 +37,6 @@ __all__ = [
 ]
 
 GraphFormat = Literal["text", "dot", "mermaid"]
-GRAPH_FORMATS: Final = ("text", "dot", "mermaid")
 EdgeKind = Literal["dependency", "service", "after"]
 
 

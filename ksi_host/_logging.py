@@ -22,22 +22,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final, Literal
 
-from ksi_host._trace import CURRENT_REQUEST, TRACE_LOGGER
+from ksi_host._current import CURRENT_REQUEST
+from ksi_host._defaults import LOG_BACKUPS, LOG_MAX_BYTES
+from ksi_host._trace import TRACE_LOGGER
 from ksi_host.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_LOG_BACKUPS",
-    "DEFAULT_LOG_MAX_BYTES",
-    "LOG_FORMATS",
     "JsonFormatter",
     "LogFormat",
     "configure_logging",
 ]
 
 LogFormat = Literal["text", "json"]
-LOG_FORMATS: Final = ("text", "json")
-DEFAULT_LOG_MAX_BYTES: Final = 10 * 1024 * 1024
-DEFAULT_LOG_BACKUPS: Final = 5
 _TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _TRACE_FIELDS: Final = ("hook", "stage", "result", "duration_ms")
 
@@ -76,8 +72,8 @@ def configure_logging(
     level: str,
     log_file: Path | None = None,
     log_format: LogFormat = "text",
-    max_bytes: int = DEFAULT_LOG_MAX_BYTES,
-    backups: int = DEFAULT_LOG_BACKUPS,
+    max_bytes: int = LOG_MAX_BYTES,
+    backups: int = LOG_BACKUPS,
     trace: bool = False,
 ) -> None:
     """Send every ``ksi_host`` and plugin record to stderr or a rotated file, as text or JSON."""

@@ -6,15 +6,18 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ksi_host._config import HostConfig
 from ksi_host._describe import describe
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
-from ksi_host._lifecycle import Host
 from ksi_host._plan import LoadPlan
 from ksi_host._report import Reporter
 from ksi_host._resolve import resolve
-from ksi_host._trace import TraceSettings
+
+if TYPE_CHECKING:
+    from ksi_host._config import HostConfig
+    from ksi_host._lifecycle import Host
+    from ksi_host._trace import TraceSettings
 
 __all__ = ["boot", "build_plan", "plan_for"]
 
@@ -69,4 +72,6 @@ def boot(
     trace: TraceSettings | None = None,
 ) -> Host:
     """A host for ``config``, ready to ``start()``: every stage of the pipeline in order."""
+    from ksi_host._lifecycle import Host  # the daemon's machinery; plans do not need it
+
     return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config, trace=trace)

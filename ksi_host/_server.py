@@ -24,6 +24,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ksi_host._config import env_variable, error_message
+from ksi_host._current import CURRENT_REQUEST
 from ksi_host._instance import MAX_SOCKET_PATH, Instance, default_socket_path, peer_uid
 from ksi_host._protocol import (
     DEFAULT_DRAIN_TIMEOUT,
@@ -37,7 +38,6 @@ from ksi_host._protocol import (
     error_data,
     parse_request,
 )
-from ksi_host._trace import CURRENT_REQUEST
 from ksi_host.errors import ConfigError
 
 __all__ = ["Dispatch", "ServerConfig", "SocketServer"]

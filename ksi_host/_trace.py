@@ -24,17 +24,16 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
 
 import pluggy
 
 from ksi_host._bus import EventContext
+from ksi_host._current import current_correlation_id
 from ksi_host._dispatch import CallWrapper, Dispatcher, EventObserver, call_hookimpl
 
 __all__ = [
-    "CURRENT_REQUEST",
     "TRACE_LOGGER",
     "TraceSettings",
     "Tracer",
@@ -48,10 +47,6 @@ _DISPATCH_LOGGER: Final = logging.getLogger("ksi_host.dispatch")
 
 TRACE_LOGGER: Final = logging.getLogger("ksi_host.trace")
 
-CURRENT_REQUEST: Final[ContextVar[tuple[str, str | int | None] | None]] = ContextVar(
-    "ksi_current_request", default=None
-)
-"""``(event, correlation_id)`` of the socket request being served; emitted events inherit it."""
 
 _ON: Final = frozenset({"1", "true", "yes", "on", "all", "*"})
 _OFF: Final = frozenset({"", "0", "false", "no", "off"})
@@ -110,11 +105,6 @@ def reply_kind(answer: object) -> str:
     return "answer"
 
 
-def _cid() -> str | int | None:
-    request = CURRENT_REQUEST.get()
-    return None if request is None else request[1]
-
-
 class Tracer:
     """Writes the trace lines; built once per host from its :class:`TraceSettings`."""
 
@@ -143,7 +133,7 @@ class Tracer:
         detail: str = "",
     ) -> None:
         """One trace line; ``started`` is a ``perf_counter_ns`` value to measure from."""
-        cid = _cid()
+        cid = current_correlation_id()
         ms = None if started is None else (time.perf_counter_ns() - started) / 1e6
         parts = (
             [] if event is None else [f"event={event}", f"cid={cid if cid is not None else '-'}"]
@@ -327,7 +317,7 @@ class TracingDispatcher(Dispatcher):
                 name,
                 kind,
                 (time.perf_counter_ns() - started) / 1e6,
-                extra={"event": name, "correlation_id": _cid()},
+                extra={"event": name, "correlation_id": current_correlation_id()},
             )
         return answer
 

@@ -15,8 +15,8 @@ import pytest
 from conftest import DaemonProcess
 
 from ksi_host._cli import cli
+from ksi_host._current import CURRENT_REQUEST
 from ksi_host._logging import JsonFormatter
-from ksi_host._trace import CURRENT_REQUEST
 
 JSON_KEYS = {"time", "level", "logger", "plugin", "event", "correlation_id", "message"}
 

@@ -1,0 +1,40 @@
+"""Defaults that ``--help`` shows, in a module that imports nothing.
+
+The CLI imports what a command needs only when that command runs; the values its
+options show must therefore live apart from the modules that use them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DOCTOR_IMPORT_TIMEOUT",
+    "GRAPH_FORMATS",
+    "LOG_BACKUPS",
+    "LOG_FORMATS",
+    "LOG_MAX_BYTES",
+    "REQUEST_TIMEOUT",
+    "STOP_TIMEOUT",
+]
+
+REQUEST_TIMEOUT: Final = 10.0
+"""Seconds ``ksi-host send`` (and :func:`ksi_host._client.request`) waits for a reply."""
+
+DOCTOR_IMPORT_TIMEOUT: Final = 10.0
+"""Seconds ``ksi-host doctor`` gives one plugin to import before it counts as hung."""
+
+STOP_TIMEOUT: Final = 30.0
+"""Seconds ``ksi-host stop`` waits for the daemon to drain and stop."""
+
+LOG_FORMATS: Final = ("text", "json")
+"""What ``ksi-host run --log-format`` accepts."""
+
+LOG_MAX_BYTES: Final = 10 * 1024 * 1024
+"""Size at which ``ksi-host run --log-file`` is rotated."""
+
+LOG_BACKUPS: Final = 5
+"""Rotated log files ``ksi-host run --log-file`` keeps."""
+
+GRAPH_FORMATS: Final = ("text", "dot", "mermaid")
+"""What ``ksi-host plugins --graph --format`` accepts."""
