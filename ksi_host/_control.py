@@ -81,6 +81,8 @@ class DaemonStatus(BaseModel):
     version: str | None = None
     uptime: float | None = None
     plugins: dict[str, int] | None = None
+    health: str | None = None
+    failed: list[str] = []
     problem: str | None = None
 
 
@@ -114,8 +116,8 @@ def daemon_status(socket_path: Path, timeout: float = _ASK_TIMEOUT) -> DaemonSta
 
 
 def _from_health(socket_path: Path, pid: int, health: dict[str, Any]) -> DaemonStatus:
-    if health.get("status") != "healthy":
-        error = health.get("error")
+    error = health.get("error")
+    if health.get("status") == "error" or "uptime" not in health:
         message = error.get("message") if isinstance(error, dict) else None
         return DaemonStatus(
             running=True,
@@ -124,6 +126,7 @@ def _from_health(socket_path: Path, pid: int, health: dict[str, Any]) -> DaemonS
             problem=f"system:health did not answer: {message or health}",
         )
     plugins = health.get("plugins")
+    failed = health.get("failed")
     return DaemonStatus(
         running=True,
         socket=str(socket_path),
@@ -131,6 +134,8 @@ def _from_health(socket_path: Path, pid: int, health: dict[str, Any]) -> DaemonS
         version=health.get("version"),
         uptime=health.get("uptime"),
         plugins=plugins if isinstance(plugins, dict) else None,
+        health=health.get("status"),
+        failed=[str(name) for name in failed] if isinstance(failed, list) else [],
     )
 
 
@@ -139,8 +144,9 @@ def render_status(status: DaemonStatus) -> str:
     if not status.running:
         lines = ["ksi-host is not running", f"  socket:  {status.socket}"]
     else:
+        health = f", {status.health}" if status.health and status.health != "healthy" else ""
         lines = [
-            f"ksi-host is running (pid {status.pid or 'unknown'})",
+            f"ksi-host is running (pid {status.pid or 'unknown'}{health})",
             f"  socket:  {status.socket}",
         ]
         if status.version is not None:
@@ -151,6 +157,8 @@ def render_status(status: DaemonStatus) -> str:
             counts = {k: v for k, v in status.plugins.items() if k != "total"}
             shown = ", ".join(f"{count} {state}" for state, count in counts.items())
             lines.append(f"  plugins: {status.plugins.get('total', 0)} ({shown})")
+        if status.failed:
+            lines.append(f"  failed:  {', '.join(status.failed)} (see ksi-host plugins)")
     if status.problem is not None:
         lines.append(f"  note:    {status.problem}")
     return "\n".join(lines)

@@ -164,3 +164,22 @@ def test_stop_refuses_to_signal_a_pid_that_is_not_a_ksi_host_daemon(short_dir):
 def test_uptime_is_shown_in_days_hours_minutes_and_seconds(seconds, shown):
     status = DaemonStatus(running=True, socket="/s", pid=7, uptime=seconds)
     assert render_status(status).splitlines()[2] == f"  uptime:  {shown}"
+
+
+def test_a_degraded_daemon_is_running_and_names_its_failed_plugins():
+    status = DaemonStatus(
+        running=True,
+        socket="/s",
+        pid=7,
+        version="1.0",
+        plugins={"total": 3, "failed": 1, "running": 2},
+        health="degraded",
+        failed=["broken"],
+    )
+    assert render_status(status).splitlines() == [
+        "ksi-host is running (pid 7, degraded)",
+        "  socket:  /s",
+        "  version: 1.0",
+        "  plugins: 3 (1 failed, 2 running)",
+        "  failed:  broken (see ksi-host plugins)",
+    ]
