@@ -10,14 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 from ksi_host import __version__
+from ksi_host._cli_common import (
+    CONFIG_OPTION,
+    PLUGIN_PATH_OPTION,
+    SOCKET_OPTION,
+    STATE_DB_OPTION,
+    config_path,
+    exit_on_error,
+    server_config,
+)
 from ksi_host._defaults import (
     DOCTOR_IMPORT_TIMEOUT,
     GRAPH_FORMATS,
@@ -25,37 +32,17 @@ from ksi_host._defaults import (
     LOG_FORMATS,
     LOG_MAX_BYTES,
     REQUEST_TIMEOUT,
-    STOP_TIMEOUT,
 )
-from ksi_host._paths import KsiPaths
-from ksi_host.errors import KsiError
+from ksi_host._manage.cli import COMMANDS as MANAGE_COMMANDS
+from ksi_host._ops_cli import COMMANDS as OPS_COMMANDS
 
 if TYPE_CHECKING:
-    from ksi_host._config import HostConfig
     from ksi_host._graph import GraphFormat
     from ksi_host._logging import LogFormat
-    from ksi_host._server import ServerConfig
 
 __all__ = ["cli", "main"]
 
 logger: Final = logging.getLogger("ksi_host.cli")
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The TOML config file (default: $KSI_CONFIG, else $KSI_HOME/config.toml when "
-    "KSI_HOME is set, else ${XDG_CONFIG_HOME:-~/.config}/ksi/config.toml).",
-)
-
-PLUGIN_PATH_OPTION = click.option(
-    "--plugin-path",
-    "plugin_paths",
-    multiple=True,
-    metavar="PATH",
-    help="A plugin file, folder or dotted module to load first (repeatable).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,19 +51,13 @@ def cli() -> None:
     """Discover, check and run KSI plugins."""
 
 
+for _command in (*MANAGE_COMMANDS, *OPS_COMMANDS):
+    cli.add_command(_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()
-
-
-@contextmanager
-def _exit_on_error() -> Iterator[None]:
-    """Show a KsiError as what/where/hint and exit with its code; anything else is a bug."""
-    try:
-        yield
-    except KsiError as exc:
-        click.echo(exc.render(), err=True)
-        raise SystemExit(exc.exit_code) from None
 
 
 @cli.command("plugins")
@@ -119,7 +100,7 @@ def plugins(
         raise click.UsageError("--format and --why go with --graph")
     if graph and as_json:
         raise click.UsageError("--graph prints text, DOT or Mermaid; use --json without it")
-    with _exit_on_error():
+    with exit_on_error():
         plan = plan_for(load_config(config_file), paths=plugin_paths)
     if graph:
         from ksi_host._graph import show_graph
@@ -142,7 +123,7 @@ def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | Non
     from ksi_host._config import load_config
     from ksi_host._pipeline import plan_for
 
-    with _exit_on_error():
+    with exit_on_error():
         catalog = event_catalog(plan_for(load_config(config_file), paths=plugin_paths))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 
@@ -150,35 +131,6 @@ def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | Non
 # --- daemon ---
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
-
-SOCKET_OPTION = click.option(
-    "--socket",
-    "socket_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The daemon's socket (default: $KSI_SOCKET, else socket_path in the config's "
-    "[server] section, else ksi.sock in the run dir).",
-)
-
-
-def _server_config(
-    config: HostConfig, config_file: Path | None, socket_path: Path | None
-) -> ServerConfig:
-    """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
-    from ksi_host._server import ServerConfig
-
-    where = f"[server] section of {_config_path(config_file)}"
-    return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)
-
-
-STATE_DB_OPTION = click.option(
-    "--state-db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KSI_STATE_DB",
-    default=None,
-    help="The state plugin's SQLite file [env KSI_STATE_DB; default: path in the config's "
-    "[state] section, else state.sqlite3 in the data dir].",
-)
 
 
 @cli.command()
@@ -258,7 +210,7 @@ def run(
     tracing = TraceSettings.from_env()
     if trace or trace_namespaces:
         tracing = tracing.limited_to(trace_namespaces)
-    with _exit_on_error():
+    with exit_on_error():
         configure_logging(
             level=log_level,
             log_file=log_file,
@@ -269,7 +221,7 @@ def run(
         )
         config = load_config(config_file)
         _log_config_file(config_file)
-        server = _server_config(config, config_file, socket_path)
+        server = server_config(config, config_file, socket_path)
         if state_db is not None:
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
@@ -278,12 +230,8 @@ def run(
     raise SystemExit(code)
 
 
-def _config_path(config_file: Path | None) -> Path:
-    return config_file or KsiPaths.from_env().config_file
-
-
 def _log_config_file(config_file: Path | None) -> None:
-    file = _config_path(config_file)
+    file = config_path(config_file)
     if file.is_file():
         logger.info("config %s", file)
     else:
@@ -333,90 +281,12 @@ def send(
     from ksi_host._client import request_sync
     from ksi_host._config import load_config
 
-    with _exit_on_error():
-        server = _server_config(load_config(config_file), config_file, socket_path)
+    with exit_on_error():
+        server = server_config(load_config(config_file), config_file, socket_path)
         answer = request_sync(server.socket_path, event, data, timeout)
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
     if answer.get("status") == "error":
         ctx.exit(1)
-
-
-@cli.command("config")
-@click.option("--json", "as_json", is_flag=True, help="Print it as JSON (ConfigReport).")
-@SOCKET_OPTION
-@CONFIG_OPTION
-@PLUGIN_PATH_OPTION
-@STATE_DB_OPTION
-@click.pass_context
-def show_config(
-    ctx: click.Context,
-    as_json: bool,
-    socket_path: Path | None,
-    config_file: Path | None,
-    plugin_paths: tuple[str, ...],
-    state_db: Path | None,
-) -> None:
-    """Show the configuration ``run`` would use, each value with where it came from.
-
-    A value comes from a flag (the same ones ``run`` takes), a KSI_* environment
-    variable, the config file (file:line), or the default, in that order of precedence.
-    """
-    from ksi_host._config_report import config_report, render_config
-
-    if ctx.get_parameter_source("state_db") is click.core.ParameterSource.ENVIRONMENT:
-        state_db = None  # the report names KSI_STATE_DB itself
-    with _exit_on_error():
-        report = config_report(
-            config_file, socket_path=socket_path, state_db=state_db, plugin_paths=plugin_paths
-        )
-    click.echo(report.model_dump_json(indent=2) if as_json else render_config(report))
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (DaemonStatus).")
-@SOCKET_OPTION
-@CONFIG_OPTION
-def status(as_json: bool, socket_path: Path | None, config_file: Path | None) -> None:
-    """Say whether a daemon runs on the socket: pid, uptime, version, plugins.
-
-    Exits 0 when one runs, 3 when none does (as ``systemctl status``).
-    """
-    from ksi_host._config import load_config
-    from ksi_host._control import NOT_RUNNING_EXIT, daemon_status, render_status
-
-    with _exit_on_error():
-        server = _server_config(load_config(config_file), config_file, socket_path)
-        info = daemon_status(server.socket_path)
-    click.echo(info.model_dump_json(indent=2) if as_json else render_status(info))
-    raise SystemExit(0 if info.running else NOT_RUNNING_EXIT)
-
-
-@cli.command()
-@SOCKET_OPTION
-@CONFIG_OPTION
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=STOP_TIMEOUT,
-    show_default=True,
-    help="Seconds to wait for the daemon to drain and stop.",
-)
-def stop(socket_path: Path | None, config_file: Path | None, timeout: float) -> None:
-    """Ask the daemon on the socket to drain and stop (SIGTERM), and wait until it has.
-
-    Exits 0 once it stopped (or when none was running), 1 if it is still running
-    after --timeout or the pid in the socket's lock is not a ksi-host daemon.
-    """
-    from ksi_host._config import load_config
-    from ksi_host._control import stop_daemon
-
-    with _exit_on_error():
-        server = _server_config(load_config(config_file), config_file, socket_path)
-        pid = stop_daemon(server.socket_path, timeout)
-    if pid is None:
-        click.echo(f"ksi-host is not running (socket {server.socket_path})")
-    else:
-        click.echo(f"ksi-host (pid {pid}) stopped")
 
 
 @cli.command("doctor")
@@ -449,7 +319,7 @@ def doctor(
     from ksi_host._doctor.diagnose import diagnose
     from ksi_host._doctor.report import render_text as render_doctor
 
-    with _exit_on_error():
+    with exit_on_error():
         report = diagnose(paths=plugin_paths, config_file=config_file, timeout=timeout)
     if as_json:
         click.echo(report.model_dump_json(indent=2))
