@@ -37,9 +37,9 @@ def show_config(
     plugin_paths: tuple[str, ...],
     state_db: Path | None,
 ) -> None:
-    """Show the configuration ``run`` would use, each value with where it came from.
+    """Show the effective configuration, each value with where it came from.
 
-    A value comes from a flag (the same ones ``run`` takes), a KSI_* environment
+    What run uses: a value comes from a flag (the ones run takes), a KSI_* environment
     variable, the config file (file:line), or the default, in that order of precedence.
     """
     from ksi_host._config_report import config_report, render_config
@@ -60,7 +60,7 @@ def show_config(
 def status(as_json: bool, socket_path: Path | None, config_file: Path | None) -> None:
     """Say whether a daemon runs on the socket: pid, uptime, version, plugins.
 
-    Exits 0 when one runs, 3 when none does (as ``systemctl status``).
+    Exits 0 when one runs, 3 when none does (as systemctl status does).
     """
     from ksi_host._config import load_config
     from ksi_host._control import NOT_RUNNING_EXIT, daemon_status, render_status
