@@ -328,6 +328,27 @@ class TracingDispatcher(Dispatcher):
             self._tracer.line(event=name, stage="emit", result=reply_kind(answer))
         return answer
 
+    async def _fall_back(
+        self,
+        event_name: str,
+        namespace: str,
+        data: dict[str, Any],
+        context: Mapping[str, Any] | None,
+    ) -> Any:
+        if not self._tracer.wants(namespace):
+            return await super()._fall_back(event_name, namespace, data, context)
+        started = time.perf_counter_ns()
+        answer = await super()._fall_back(event_name, namespace, data, context)
+        plugin = self._fallbacks[namespace][0] if namespace in self._fallbacks else None
+        self._tracer.line(
+            event=event_name,
+            stage="fallback",
+            plugin=plugin,
+            result=reply_kind(answer),
+            started=started,
+        )
+        return answer
+
     def _wrapper(self, hook: str, namespace: str) -> CallWrapper | None:
         if not self._tracer.wants(namespace):
             return None

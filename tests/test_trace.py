@@ -232,3 +232,25 @@ def test_ksi_trace_turns_tracing_on_for_all_or_some_namespaces(value, enabled, n
     assert settings.namespaces == namespaces
     assert settings.wants("state") is enabled
     assert settings.wants("other") is (enabled and not namespaces)
+
+
+def test_a_fallback_answer_is_a_trace_line_of_its_own(trace_log, scripted_plugin, make_plan):
+    plugin = scripted_plugin("bridge", namespaces=["far"])
+
+    async def forward(event_name: str, data: dict[str, Any], context: Any) -> Any:
+        return {"forwarded": event_name}
+
+    async def main() -> Any:
+        async with Host(make_plan(plugin), trace=ON) as host:
+            host.fall_back("bridge", ["far"], forward)
+            trace_log.clear()
+            answer = await host.dispatch("far:away")
+            lines[:] = [_timeless(line) for line in _lines(trace_log)]
+            return answer
+
+    lines: list[str] = []
+    assert asyncio.run(main()) == {"forwarded": "far:away"}
+    assert lines[-2:] == [
+        "event=far:away cid=- stage=fallback plugin=bridge result=answer",
+        "event=far:away cid=- stage=reply result=answer",
+    ]
