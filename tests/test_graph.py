@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -67,23 +68,40 @@ def _graph(world: tuple[Path, dict[str, str]], *args: str) -> subprocess.Complet
     )
 
 
+def _positions(world: tuple[Path, dict[str, str]]) -> dict[str, int]:
+    """Each loadable plugin's place in the load order, as ``plugins --json`` gives it."""
+    report = json.loads(_graph(world, "--json").stdout)
+    return {p["name"]: p["position"] for p in report["plugins"] if p["position"] is not None}
+
+
 def test_the_tree_puts_each_plugin_under_what_it_needs_and_lists_the_excluded(world):
     result = _graph(world, "--graph")
     assert result.returncode == 1  # a plugin cannot load, as for `plugins`
     folder = world[0]
-    assert result.stdout.splitlines() == [
-        "10 plugin(s) will load; each is shown under what it needs",
-        f"health {V}",
-        f"history {V}",
-        f"metrics {V}",
-        "└── reporter 0.3  (after metrics)",
-        f"plugins {V}",
-        "sqlite_store 2.0",
-        "└── cache 1.0  (needs service database: sqlite_store 2.0)",
-        f"state {V}",
+    positions = _positions(world)
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{len(positions)} plugin(s) will load; each is shown under what it needs"
+    roots = [line for line in lines[1 : lines.index("not loading:")] if line[0] not in " └├│"]
+    needing = {"notes", "reporter", "cache"}
+    assert [root.split()[0] for root in roots] == [
+        name for name in sorted(positions, key=positions.__getitem__) if name not in needing
+    ]
+
+    def under(root: str) -> list[str]:
+        start = lines.index(root) + 1
+        end = next(i for i in range(start, len(lines)) if lines[i][0] not in " └├│")
+        return lines[start:end]
+
+    assert under(f"metrics {V}") == ["└── reporter 0.3  (after metrics)"]
+    assert under("sqlite_store 2.0") == [
+        "└── cache 1.0  (needs service database: sqlite_store 2.0)"
+    ]
+    assert under(f"state {V}") == [
         f"└── notes 1.2.0  (needs state>=0.1: {V})",
         "    └── reporter 0.3  (needs notes~=1.2: 1.2.0)",
-        f"unix_socket {V}",
+    ]
+    assert under(f"health {V}") == []
+    assert lines[lines.index("not loading:") :] == [
         "not loading:",
         "  broken  [excluded]",
         f"    import-error: broken from path {folder / 'broken.py'} failed to import: "
@@ -128,16 +146,22 @@ def test_dot_and_mermaid_draw_the_same_edges(world):
     assert len(arrows) == len(edges) == 6
 
 
+def _nth(number: int) -> str:
+    return f"{number}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(number, 'th') }"
+
+
 def test_why_shows_the_chain_that_places_a_plugin_or_keeps_it_out(world):
+    positions = _positions(world)
+    total = len(positions)
     assert _graph(world, "--graph", "--why", "reporter").stdout.splitlines() == [
-        "reporter 0.3 loads 9th of 10",
+        f"reporter 0.3 loads {_nth(positions['reporter'])} of {total}",
         "it starts after:",
         "  notes 1.2.0  (needs notes~=1.2: 1.2.0)",
         f"    state {V}  (needs state>=0.1: {V})",
         f"  metrics {V}  (after metrics)",
     ]
     assert _graph(world, "--graph", "--why", "State").stdout.splitlines() == [
-        f"state {V} loads 7th of 10",
+        f"state {V} loads {_nth(positions['state'])} of {total}",
         "it needs no other plugin",
         "plugins that start after it, because of it:",
         f"  notes 1.2.0  (needs state>=0.1: {V})",
