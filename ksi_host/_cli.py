@@ -31,7 +31,9 @@ from ksi_host._defaults import (
     LOG_BACKUPS,
     LOG_FORMATS,
     LOG_MAX_BYTES,
+    LOOP_CHOICES,
     REQUEST_TIMEOUT,
+    LoopChoice,
 )
 from ksi_host._manage.cli import COMMANDS as MANAGE_COMMANDS
 from ksi_host._ops_cli import COMMANDS as OPS_COMMANDS
@@ -185,6 +187,15 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     metavar="NS",
     help="Trace only events of this namespace (repeatable; implies --trace).",
 )
+@click.option(
+    "--loop",
+    "loop_choice",
+    type=click.Choice(LOOP_CHOICES),
+    envvar="KSI_LOOP",
+    default="auto",
+    show_default=True,
+    help="The event loop [env KSI_LOOP]: uvloop where installed (auto), or asyncio's own.",
+)
 def run(
     socket_path: Path | None,
     config_file: Path | None,
@@ -197,13 +208,13 @@ def run(
     log_backups: int,
     trace: bool,
     trace_namespaces: tuple[str, ...],
+    loop_choice: LoopChoice,
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
-    import asyncio
-
     from ksi_host._config import load_config
     from ksi_host._daemon import run_daemon
     from ksi_host._logging import configure_logging
+    from ksi_host._loop import run_on
     from ksi_host._pipeline import boot
     from ksi_host._trace import TraceSettings
 
@@ -226,7 +237,7 @@ def run(
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
         host = boot(config, paths=plugin_paths, trace=tracing)
-        code = asyncio.run(run_daemon(host.start, host.stop, server))
+        code = run_on(loop_choice, lambda: run_daemon(host.start, host.stop, server))
     raise SystemExit(code)
 
 
@@ -264,6 +275,19 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
     show_default=True,
     help="Seconds to wait for the reply.",
 )
+@click.option(
+    "--websocket",
+    "websocket_url",
+    metavar="URL",
+    default=None,
+    help="Send over WebSocket to URL (e.g. ws://127.0.0.1:8765) instead of the Unix socket.",
+)
+@click.option(
+    "--token",
+    default=None,
+    help="The WebSocket token (default: [websocket] token in the config, else the file the "
+    "daemon wrote, $KSI_HOME/run/websocket.token).",
+)
 @click.pass_context
 def send(
     ctx: click.Context,
@@ -272,6 +296,8 @@ def send(
     socket_path: Path | None,
     config_file: Path | None,
     timeout: float,
+    websocket_url: str | None,
+    token: str | None,
 ) -> None:
     """Send EVENT to the running daemon and print its answer as JSON.
 
@@ -280,10 +306,17 @@ def send(
     """
     from ksi_host._client import request_sync
     from ksi_host._config import load_config
+    from ksi_host._websocket.config import send_websocket
 
     with exit_on_error():
-        server = server_config(load_config(config_file), config_file, socket_path)
-        answer = request_sync(server.socket_path, event, data, timeout)
+        config = load_config(config_file)
+        if websocket_url is not None:
+            answer = send_websocket(
+                websocket_url, token, config.plugin_section("websocket"), event, data, timeout
+            )
+        else:
+            server = server_config(config, config_file, socket_path)
+            answer = request_sync(server.socket_path, event, data, timeout)
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
     if answer.get("status") == "error":
         ctx.exit(1)

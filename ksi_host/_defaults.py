@@ -6,7 +6,7 @@ options show must therefore live apart from the modules that use them.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 __all__ = [
     "DOCTOR_IMPORT_TIMEOUT",
@@ -14,8 +14,10 @@ __all__ = [
     "LOG_BACKUPS",
     "LOG_FORMATS",
     "LOG_MAX_BYTES",
+    "LOOP_CHOICES",
     "REQUEST_TIMEOUT",
     "STOP_TIMEOUT",
+    "LoopChoice",
 ]
 
 REQUEST_TIMEOUT: Final = 10.0
@@ -38,3 +40,7 @@ LOG_BACKUPS: Final = 5
 
 GRAPH_FORMATS: Final = ("text", "dot", "mermaid")
 """What ``ksi-host plugins --graph --format`` accepts."""
+
+LoopChoice = Literal["auto", "uvloop", "asyncio"]
+LOOP_CHOICES: Final[tuple[LoopChoice, ...]] = ("auto", "uvloop", "asyncio")
+"""``ksi-host run --loop``: see :mod:`ksi_host._loop`."""
