@@ -284,16 +284,10 @@ class TracingDispatcher(Dispatcher):
         observer: EventObserver,
         *,
         tracer: Tracer,
-        max_emit_depth: int = 32,
-        explain_unhandled: Callable[[str, str], str | None] | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            pm,
-            context_for,
-            _TracedObserver(observer, tracer),
-            max_emit_depth=max_emit_depth,
-            explain_unhandled=explain_unhandled,
-        )
+        """``options`` are :class:`Dispatcher`'s keyword arguments."""
+        super().__init__(pm, context_for, _TracedObserver(observer, tracer), **options)
         self._tracer = tracer
 
     async def dispatch(
@@ -366,23 +360,12 @@ def make_dispatcher(
     observer: EventObserver,
     *,
     tracer: Tracer,
-    max_emit_depth: int = 32,
-    explain_unhandled: Callable[[str, str], str | None] | None = None,
+    **options: Any,
 ) -> Dispatcher:
-    """The traced dispatcher only when something will read its lines, else the plain one."""
+    """The traced dispatcher only when something will read its lines, else the plain one.
+
+    ``options`` are :class:`Dispatcher`'s keyword arguments, passed on as they are.
+    """
     if tracer.settings.enabled or _DISPATCH_LOGGER.isEnabledFor(logging.DEBUG):
-        return TracingDispatcher(
-            pm,
-            context_for,
-            observer,
-            tracer=tracer,
-            max_emit_depth=max_emit_depth,
-            explain_unhandled=explain_unhandled,
-        )
-    return Dispatcher(
-        pm,
-        context_for,
-        observer,
-        max_emit_depth=max_emit_depth,
-        explain_unhandled=explain_unhandled,
-    )
+        return TracingDispatcher(pm, context_for, observer, tracer=tracer, **options)
+    return Dispatcher(pm, context_for, observer, **options)

@@ -107,12 +107,13 @@ def test_each_value_says_whether_a_flag_variable_file_line_or_default_set_it(tmp
     ).stdout.splitlines()
     assert text[0] == f"# config file: {config_file} (chosen by --config)"
     assert "[host]" in text
-    socket_line = next(line for line in text if line.startswith("socket_path"))
-    assert socket_line.startswith(f'socket_path      = "{tmp_path / "env.sock"}"')
-    assert socket_line.endswith("# KSI_SOCKET")
-    state_line = next(line for line in text if line.startswith("path "))
-    assert state_line.startswith('path             = "/flag/state.db"')
-    assert state_line.endswith("# --state-db")
+    settings = {
+        key.strip(): (value.split("  #")[0].strip(), value.rpartition("# ")[2])
+        for key, _, value in (line.partition(" = ") for line in text)
+        if value
+    }
+    assert settings["socket_path"] == (f'"{tmp_path / "env.sock"}"', "KSI_SOCKET")
+    assert settings["path"] == ('"/flag/state.db"', "--state-db")
     assert next(line for line in text if "# home" in line).endswith("# KSI_HOME")
 
 
