@@ -41,7 +41,7 @@ def event_catalog(plan: LoadPlan, *, only: Collection[str] | None = None) -> Eve
         if only is not None and spec.key not in only:
             continue
         caps = spec.capabilities
-        if caps.routes_everything and hasattr(spec.plugin, "ksi_handle_event"):
+        if caps.routes_everything and "ksi_handle_event" in spec.hooks:
             catch_all.append(spec.name)
         declared = [*caps.commands, *(f"{namespace}:*" for namespace in caps.event_namespaces)]
         entries.extend(

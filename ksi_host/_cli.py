@@ -36,6 +36,7 @@ from ksi_host._defaults import (
     LoopChoice,
 )
 from ksi_host._manage.cli import COMMANDS as MANAGE_COMMANDS
+from ksi_host._manifest_cli import manifest
 from ksi_host._ops_cli import COMMANDS as OPS_COMMANDS
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def cli() -> None:
     """Discover, check and run KSI plugins."""
 
 
-for _command in (*MANAGE_COMMANDS, *OPS_COMMANDS):
+for _command in (*MANAGE_COMMANDS, manifest, *OPS_COMMANDS):
     cli.add_command(_command)
 
 

@@ -11,6 +11,8 @@ from typing import Final, Literal
 __all__ = [
     "DOCTOR_IMPORT_TIMEOUT",
     "GRAPH_FORMATS",
+    "HISTORY_BYTES",
+    "HISTORY_SIZE",
     "LOG_BACKUPS",
     "LOG_FORMATS",
     "LOG_MAX_BYTES",
@@ -44,3 +46,9 @@ GRAPH_FORMATS: Final = ("text", "dot", "mermaid")
 LoopChoice = Literal["auto", "uvloop", "asyncio"]
 LOOP_CHOICES: Final[tuple[LoopChoice, ...]] = ("auto", "uvloop", "asyncio")
 """``ksi-host run --loop``: see :mod:`ksi_host._loop`."""
+
+HISTORY_SIZE: Final = 1000
+"""``[host] history_size``: events the history keeps at most."""
+
+HISTORY_BYTES: Final = 4 * 1024 * 1024
+"""``[host] history_bytes``: bytes of event data (as JSON) the history keeps at most."""
