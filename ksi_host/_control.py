@@ -17,10 +17,10 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
-from ksi_host._client import DaemonNotRunning, request_sync
+from ksi_host._client import request_sync
 from ksi_host._defaults import STOP_TIMEOUT
 from ksi_host._instance import lock_holder, peer_pid
-from ksi_host.errors import KsiError
+from ksi_host.errors import DaemonNotRunning, KsiError
 
 __all__ = [
     "NOT_RUNNING_EXIT",

@@ -29,9 +29,9 @@ from typing import Any, Final
 
 import pluggy
 
-from ksi_host._bus import EventContext
 from ksi_host._current import current_correlation_id
 from ksi_host._dispatch import CallWrapper, Dispatcher, EventObserver, call_hookimpl
+from ksi_host.context import PluginContext as EventContext
 
 __all__ = [
     "TRACE_LOGGER",

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ksi_host import __version__
+from ksi_host import PluginCapabilities, PluginMetadata, __version__, hookimpl
 from ksi_host._catalog import event_catalog
-from ksi_host.plugin_base import hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
@@ -34,8 +32,11 @@ class PluginsPlugin(HostReporter):
         if self.host is None:
             return no_host(event_name)
         if event_name == "system:events":
+            plan = getattr(getattr(self.host, "_owner", None), "plan", None)
+            if plan is None:
+                return no_host(event_name)
             running = {s.key for s in self.host.status() if s.status == "running"}
-            return event_catalog(self.host.plan, only=running).model_dump()
+            return event_catalog(plan, only=running).model_dump()
         return {"plugins": [status.as_dict() for status in self.host.status()]}
 
 
