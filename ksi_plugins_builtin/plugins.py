@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ksi_host import PluginCapabilities, PluginMetadata, __version__, hookimpl
-from ksi_host._catalog import event_catalog
+from ksi_host._for_builtins import event_catalog, host_of
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
@@ -32,11 +32,11 @@ class PluginsPlugin(HostReporter):
         if self.host is None:
             return no_host(event_name)
         if event_name == "system:events":
-            plan = getattr(getattr(self.host, "_owner", None), "plan", None)
-            if plan is None:
+            host = host_of(context)
+            if host is None:
                 return no_host(event_name)
-            running = {s.key for s in self.host.status() if s.status == "running"}
-            return event_catalog(plan, only=running).model_dump()
+            running = {s.key for s in host.status() if s.status == "running"}
+            return event_catalog(host.plan, only=running).model_dump()
         return {"plugins": [status.as_dict() for status in self.host.status()]}
 
 
