@@ -61,7 +61,7 @@ from ksi_host._plan import (
     Status,
     exclusion_status,
 )
-from ksi_host._schema import PluginEntry, plugin_entries
+from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
 from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host._vet import config_reason, vet_one
@@ -367,6 +367,15 @@ class Host:
         """Every plugin's verdict in the shape all views share (``plugin:list``)."""
         live = {key: (status.status, status.reason) for key, status in self._status.items()}
         return plugin_entries(self.plan, live)
+
+    def plugin_list(self) -> dict[str, Any]:
+        """``plugin:list``'s answer: every verdict and the plan's warnings, as in ``plugins``."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "command": "plugin:list",
+            "plugins": [entry.model_dump(mode="json") for entry in self.entries()],
+            "warnings": [w.model_dump(mode="json") for w in warning_reports(self.plan.warnings)],
+        }
 
     def failed(self) -> tuple[str, ...]:
         """Names of the plugins the plan would run that are not running: failed ones."""

@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ksi_host import PluginCapabilities, PluginContext, PluginMetadata, __version__, hookimpl
-from ksi_host._catalog import event_catalog
-from ksi_host._for_builtins import Host, host_of
-from ksi_host._schema import SCHEMA_VERSION, warning_reports
+from ksi_host._for_builtins import Host, event_catalog, host_of
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
@@ -47,12 +45,7 @@ class PluginsPlugin(HostReporter):
             return no_host(event_name)
         if event_name == "system:events":
             return event_catalog(host.plan, host.entries()).model_dump(mode="json")
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "command": "plugin:list",
-            "plugins": [entry.model_dump(mode="json") for entry in host.entries()],
-            "warnings": [w.model_dump(mode="json") for w in warning_reports(host.plan.warnings)],
-        }
+        return host.plugin_list()
 
 
 plugin = PluginsPlugin()
