@@ -36,7 +36,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -53,7 +53,8 @@ from pydantic_settings import (
 from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host._paths import KsiPaths
 from ksi_host._suggest import did_you_mean
-from ksi_host.errors import ConfigError, PluginConfigInvalid
+from ksi_host._trust import TrustPolicy, first_distrust
+from ksi_host.errors import ConfigError, PluginConfigInvalid, UntrustedConfig
 from ksi_host.plugin_types import canonical_name
 
 if sys.version_info >= (3, 11):
@@ -226,6 +227,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     env = os.environ if env is None else env
     explicit = path is not None or bool(env.get("KSI_CONFIG"))
     file = Path(path).expanduser() if path is not None else KsiPaths.from_env(env).config_file
+    _check_trusted(file, _env_overrides({}, env).get("host", {}).get("trust_paths", ()))
     data = read_config_file(file, explicit=explicit)
     _check_top_level(data, file)
     overrides = _env_overrides(data, env)
@@ -234,6 +236,20 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         return HostConfig(**merged)
     except ValidationError as exc:
         raise _translate(exc, file, env) from None
+
+
+def _check_trusted(file: Path, trust_paths: Sequence[str]) -> None:
+    """Refuse a config file (or its folder) that another user can write or owns.
+
+    The config says which plugin code runs, so it is held to the plugin folders' rule
+    (:mod:`ksi_host._trust`). It cannot vouch for itself: only ``KSI_HOST__TRUST_PATHS``
+    in the environment opts a shared config in, never ``trust_paths`` inside it.
+    """
+    found = (
+        first_distrust([file, file.parent], TrustPolicy.of(trust_paths)) if file.exists() else None
+    )
+    if found is not None:
+        raise UntrustedConfig(file=file, problem=found.problem, fix=found.fix, real=found.real)
 
 
 def config_from_mapping(data: Mapping[str, Any], *, source: str) -> HostConfig:
