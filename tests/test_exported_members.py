@@ -6,6 +6,7 @@ Its order is ruff's job (RUF022 sorts it isort-style in every module).
 from __future__ import annotations
 
 import ast
+import doctest
 import importlib
 import inspect
 import pkgutil
@@ -82,3 +83,9 @@ def test_all_of_a_public_module_is_complete(name: str) -> None:
 def test_all_names_only_what_the_module_has(name: str) -> None:
     module = importlib.import_module(name)
     assert [attr for attr in module.__all__ if not hasattr(module, attr)] == []
+
+
+@pytest.mark.parametrize("name", [name for name in MODULES if name != "ksi_host._pytest_plugin"])
+def test_the_docstring_examples_run(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), report=False)
+    assert result.failed == 0
