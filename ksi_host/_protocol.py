@@ -85,10 +85,11 @@ class Request(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """The inner part of the guide's error shape."""
+    """The inner part of the guide's error shape, as :func:`ksi_host.error_reply` builds it."""
 
     code: str
     message: str
+    plugin: str | None = None
 
 
 class ErrorData(BaseModel):
