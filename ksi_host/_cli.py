@@ -21,6 +21,8 @@ from ksi_host._cli_common import (
     PLUGIN_PATH_OPTION,
     SOCKET_OPTION,
     config_path,
+    daemon_socket,
+    doctor_socket,
     exit_on_error,
     server_config,
 )
@@ -58,13 +60,18 @@ def plugins(
     """Show which plugins will load, in which order, and why the others will not.
 
     Exits 1 when a plugin found cannot load; disabled and shadowed ones do not count.
+    When a daemon runs on the configured socket, its view is merged in: a plugin
+    that failed to start there, or that it does not run, counts as well.
     """
     from ksi_host._config import load_config
+    from ksi_host._daemon_view import verdicts
     from ksi_host._pipeline import plan_for
     from ksi_host._plans_report import plan_report, render_text
 
-    with exit_on_error():
-        report = plan_report(plan_for(load_config(config_file), paths=plugin_paths))
+    with exit_on_error("plugins" if as_json else None):
+        config = load_config(config_file)
+        plan = plan_for(config, paths=plugin_paths)
+        report = plan_report(plan, *verdicts(plan, daemon_socket(config, config_file)))
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
     )
@@ -79,10 +86,13 @@ def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | Non
     """List every event the plugins that will load declare, with the plugin that handles it."""
     from ksi_host._catalog import event_catalog, render_catalog
     from ksi_host._config import load_config
+    from ksi_host._daemon_view import verdicts
     from ksi_host._pipeline import plan_for
 
-    with exit_on_error():
-        catalog = event_catalog(plan_for(load_config(config_file), paths=plugin_paths))
+    with exit_on_error("events" if as_json else None):
+        config = load_config(config_file)
+        plan = plan_for(config, paths=plugin_paths)
+        catalog = event_catalog(plan, *verdicts(plan, daemon_socket(config, config_file)))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 
 
@@ -229,8 +239,13 @@ def doctor(
     from ksi_host._doctor.diagnose import diagnose
     from ksi_host._doctor.report import render_text as render_doctor
 
-    with exit_on_error():
-        report = diagnose(paths=plugin_paths, config_file=config_file, timeout=timeout)
+    with exit_on_error("doctor" if as_json else None):
+        report = diagnose(
+            paths=plugin_paths,
+            config_file=config_file,
+            timeout=timeout,
+            socket_path=doctor_socket(config_file),
+        )
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:

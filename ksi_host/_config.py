@@ -6,6 +6,8 @@ The file::
     plugin_paths = ["~/my-plugins"]     # folders searched for plugins
     disabled = ["noisy_plugin"]         # plugins that are found but not loaded
     services = { database = "sqlite" }  # chosen provider per service name
+    commands = { "greet:hello" = "a" }  # which plugin answers a command several declare
+    trust_paths = ["/srv/shared"]       # plugin code trusted whoever owns or can write it
     startup_timeout = 30.0              # seconds each plugin gets for context and startup
     shutdown_timeout = 10.0             # seconds each plugin gets for ksi_shutdown
     max_emit_depth = 32                 # events emitted from handlers, nested, before refusing
@@ -80,6 +82,8 @@ class HostSection(BaseModel):
     plugin_paths: list[str] = Field(default_factory=list)
     disabled: list[str] = Field(default_factory=list)
     services: dict[str, str] = Field(default_factory=dict)
+    commands: dict[str, str] = Field(default_factory=dict)
+    trust_paths: list[str] = Field(default_factory=list)
     startup_timeout: float = Field(default=30.0, gt=0)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     max_emit_depth: int = Field(default=32, ge=1)
@@ -126,6 +130,15 @@ class HostConfig(BaseSettings):
             if _canonical_or_none(section) == key:
                 return value
         return None
+
+    def sections_by_key(self) -> dict[str, dict[str, Any]]:
+        """Every plugin section by canonical plugin name, as plugins are looked up."""
+        found: dict[str, dict[str, Any]] = {}
+        for name, value in self.plugin_sections.items():
+            key = _canonical_or_none(name)
+            if key is not None:
+                found.setdefault(key, value)
+        return found
 
     def as_context_dict(self) -> dict[str, Any]:
         """The whole config as plain data, for ``context["config"]``."""

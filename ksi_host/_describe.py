@@ -28,13 +28,14 @@ import importlib_metadata
 from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
-from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason
+from ksi_host._plan import Candidate, Exclusion, Origin, PlanWarning, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
+from ksi_host._trust import TrustPolicy, first_distrust
 from ksi_host.errors import InvalidPluginMetadata, KsiError
 from ksi_host.plugin_manager import KsiPluggyManager
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
-__all__ = ["Described", "describe", "file_module_name"]
+__all__ = ["Described", "code_paths", "describe", "file_module_name"]
 
 _MISSING: Final = object()
 SLOW_IMPORT_SECONDS: Final = 5.0
@@ -48,7 +49,7 @@ class Described:
 
     specs: tuple[PluginSpec, ...]
     excluded: tuple[Exclusion, ...] = ()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
 
 
 def describe(
@@ -56,19 +57,22 @@ def describe(
     reporter: Reporter | None = None,
     *,
     disabled: Mapping[str, str] = MappingProxyType({}),
+    trust: TrustPolicy | None = None,
 ) -> Described:
     """Import every candidate in order; ``disabled`` also matches names known only after import.
 
     ``disabled`` maps canonical plugin names to the setting that turned them off, as
-    :func:`ksi_host._discover.disabled_names` returns it.
+    :func:`ksi_host._discover.disabled_names` returns it. A plugin file or folder that
+    ``trust`` does not trust is never imported (see :mod:`ksi_host._trust`).
     """
     reporter = reporter or NullReporter()
+    trust = trust or TrustPolicy()
     hooks = KsiPluggyManager()
     specs: dict[str, PluginSpec] = {}
     excluded: list[Exclusion] = []
-    warnings: list[str] = []
+    warnings: list[PlanWarning] = []
     for candidate in candidates:
-        outcome = _describe_one(candidate, hooks)
+        outcome = _describe_one(candidate, hooks, trust)
         if isinstance(outcome, PluginSpec):
             spec = outcome
             if spec.key in specs:
@@ -87,13 +91,31 @@ def describe(
     )
 
 
+def _frames(exc: BaseException) -> tuple[tuple[str, int], ...]:
+    """Where the exception went, frame by frame, innermost last: as data, for doctor's fixes."""
+    return tuple(
+        (frame.filename, frame.lineno or 0) for frame in traceback.extract_tb(exc.__traceback__)
+    )
+
+
 def file_module_name(file: Path) -> str:
     """A ``sys.modules`` name unique to this file, so two ``plugin.py`` never collide."""
     digest = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:16]
     return f"ksi_plugin_file_{digest}"
 
 
-def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec | Exclusion:
+def code_paths(file: Path) -> list[Path]:
+    """Every path whose writer controls a plugin file's code: its folder, itself, its package."""
+    if file.name != "__init__.py":
+        return [file.parent, file]
+    package = file.parent
+    inside = sorted(package.rglob("*")) if package.is_dir() else []
+    return [package.parent, package, *inside]
+
+
+def _describe_one(
+    candidate: Candidate, hooks: KsiPluggyManager, trust: TrustPolicy
+) -> PluginSpec | Exclusion:
     name, origin = candidate.name_hint, candidate.origin
     if candidate.disabled_by is not None:
         return _disabled(name, origin, candidate.disabled_by)
@@ -105,12 +127,26 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
             "(a relative path is relative to the current directory)",
         )
         return Exclusion(name, origin, reason)
+    if candidate.file is not None:
+        unsafe = first_distrust(code_paths(candidate.file), trust)
+        if unsafe is not None:
+            reason = Reason(
+                "untrusted",
+                f"{name} is not loaded: {unsafe.problem}, and its code would run as this user",
+                unsafe.hint,
+                path=str(unsafe.real),
+            )
+            return Exclusion(name, origin, reason)
     try:
         with _WATCH.watching(name, origin):
             plugin = _load(candidate)
     except InvalidPluginMetadata as exc:
         reason = Reason(
-            "invalid-metadata", exc.what, exc.hint or "", traceback=traceback.format_exc()
+            "invalid-metadata",
+            exc.what,
+            exc.hint or "",
+            traceback=traceback.format_exc(),
+            frames=_frames(exc),
         )
         return Exclusion(name, origin, reason)
     except KsiError as exc:
@@ -119,6 +155,7 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
             f"{name} from {origin} failed to import: {exc.what}",
             exc.hint or f"fix the error, or set KSI_DISABLE_PLUGINS={name} to skip it",
             traceback=traceback.format_exc(),
+            frames=_frames(exc),
         )
         return Exclusion(name, origin, reason)
     except (Exception, SystemExit) as exc:
@@ -127,6 +164,8 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
             f"{name} from {origin} failed to import: {type(exc).__name__}: {exc}",
             f"fix the error in the traceback, or set KSI_DISABLE_PLUGINS={name} to skip it",
             traceback=traceback.format_exc(),
+            module=exc.name if isinstance(exc, ModuleNotFoundError) else None,
+            frames=_frames(exc),
         )
         return Exclusion(name, origin, reason)
     where = _target(candidate)
@@ -138,6 +177,7 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
             f"{where} cannot be inspected: {type(exc).__name__}: {exc}",
             "make the plugin's attributes readable without raising",
             traceback=traceback.format_exc(),
+            frames=_frames(exc),
         )
     if isinstance(described, Reason):
         return Exclusion(name, origin, described)
@@ -296,13 +336,18 @@ def _disabled_after_import(spec: PluginSpec, setting: str, found_as: str) -> Exc
     return Exclusion(spec.name, spec.origin, reason, spec)
 
 
-def _version_warnings(spec: PluginSpec) -> list[str]:
+def _version_warnings(spec: PluginSpec) -> list[PlanWarning]:
     declared, packaged = spec.metadata.version, spec.origin.dist_version
     if declared is None or packaged is None or _same_version(declared, packaged):
         return []
     return [
-        f"{spec.name} says it is version {declared} but its distribution "
-        f"{spec.origin.distribution} is {packaged}; using {declared}"
+        PlanWarning(
+            "version-mismatch",
+            f"{spec.name} says it is version {declared} but its distribution "
+            f"{spec.origin.distribution} is {packaged}; using {declared}",
+            f"make PluginMetadata(version=...) match the distribution's version {packaged}",
+            (spec.name,),
+        )
     ]
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 import importlib_metadata
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ksi_host._paths import KsiPaths
@@ -34,6 +35,7 @@ from ksi_host.plugin_types import canonical_name
 __all__ = [
     "BUILTIN_PACKAGE",
     "ENTRY_POINT_GROUP",
+    "HOST_DISTRIBUTION",
     "PLUGIN_ATTRIBUTE",
     "builtin_candidates",
     "disabled_names",
@@ -45,6 +47,8 @@ __all__ = [
 ENTRY_POINT_GROUP: Final = "ksi.plugins"
 BUILTIN_PACKAGE: Final = "ksi_plugins_builtin"
 PLUGIN_ATTRIBUTE: Final = "plugin"
+HOST_DISTRIBUTION: Final = "ksi-host"
+"""The canonical name a requirement on the host itself uses (``ksi-host>=2``)."""
 _FALSE_WORDS: Final = frozenset({"", "0", "false", "no", "off"})
 
 
@@ -170,7 +174,7 @@ def _file_candidate(path: Path, kind: SourceKind) -> Candidate:
 def _entry_points() -> Iterator[Candidate]:
     """One scan of ``ksi.plugins``; importlib_metadata drops a distribution seen twice."""
     for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
-        distribution, version = _name_and_version(ep.dist)
+        distribution, version, host = _name_and_version(ep.dist)
         yield Candidate(
             name_hint=ep.name,
             origin=Origin(
@@ -179,6 +183,7 @@ def _entry_points() -> Iterator[Candidate]:
                 distribution=distribution,
                 dist_version=version,
                 entry_point=ep.name,
+                host_requirement=host,
             ),
             entry_point=ep.value,
         )
@@ -186,24 +191,37 @@ def _entry_points() -> Iterator[Candidate]:
 
 def _name_and_version(
     dist: importlib_metadata.Distribution | None,
-) -> tuple[str | None, str | None]:
-    """``Name`` and ``Version`` from the head of METADATA, without the email parser.
+) -> tuple[str | None, str | None, str | None]:
+    """``Name``, ``Version`` and the requirement on ksi-host, from the head of METADATA.
 
-    ``dist.name`` and ``dist.version`` each parse the whole file (long description
-    included) with :mod:`email`; with a thousand plugins that was a tenth of
-    ``ksi-host plugins``. Both fields are single-line headers before the first blank line.
+    ``dist.name``, ``dist.version`` and ``dist.requires`` each parse the whole file
+    (long description included) with :mod:`email`; with a thousand plugins that was a
+    tenth of ``ksi-host plugins``. All three are single-line headers before the first
+    blank line.
     """
     if dist is None:
-        return None, None
+        return None, None, None
     text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
     fields: dict[str, str] = {}
+    host = None
     for line in text.splitlines():
         if not line.strip():
             break
         key, colon, value = line.partition(":")
         if colon and key in ("Name", "Version"):
             fields.setdefault(key, value.strip())
-    return fields.get("Name"), fields.get("Version")
+        elif colon and key == "Requires-Dist" and host is None:
+            host = _host_requirement(value.strip())
+    return fields.get("Name"), fields.get("Version"), host
+
+
+def _host_requirement(text: str) -> str | None:
+    """``text`` if it is a requirement on ksi-host itself (the resolver checks it)."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        return None
+    return text if canonicalize_name(requirement.name) == HOST_DISTRIBUTION else None
 
 
 def builtin_candidates(package: str = BUILTIN_PACKAGE) -> Iterator[Candidate]:

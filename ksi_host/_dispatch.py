@@ -157,8 +157,10 @@ class Dispatcher:
         routing: bool = True,
         max_emit_depth: int = 32,
         explain_unhandled: Callable[[str, str], str | None] | None = None,
+        command_owners: Mapping[str, str] | None = None,
     ) -> None:
         self._pm = pm
+        self._owners: Final = dict(command_owners or {})
         self._explain_unhandled = explain_unhandled
         self._context_for = context_for
         self._observer = observer
@@ -337,6 +339,7 @@ class Dispatcher:
                 self._handler_stats.setdefault(impl.plugin_name, [0, 0, 0]),
             )
             for impl in self._routed(hooks.ksi_handle_event, namespace, event_name)
+            if self._owners.get(event_name, impl.plugin_name) == impl.plugin_name
         )
         route = _Route(
             namespace=namespace,

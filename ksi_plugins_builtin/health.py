@@ -1,4 +1,8 @@
-"""``system:health``: is the daemon up, since when, and how many plugins run."""
+"""``system:health``: is the daemon up, since when, how many plugins run, and which failed.
+
+``healthy`` only when every plugin the plan would run is running; ``degraded``, with
+the names under ``failed``, when any of them failed to start.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +54,10 @@ class HealthPlugin(HostReporter):
         }
         if self.host is not None:
             answer["plugins"] = plugin_counts(self.host)
+            failed = [status.name for status in self.host.status() if status.status == "failed"]
+            if failed:
+                answer["status"] = "degraded"
+                answer["failed"] = list(failed)
         return answer
 
 

@@ -1,4 +1,4 @@
-"""``plugin:list``: the running plan, each plugin with its version, origin, status and reason."""
+"""``plugin:list``: the running plan, each plugin's verdict in the shape every view shares."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class PluginsPlugin(HostReporter):
             return None
         if self.host is None:
             return no_host("plugin:list")
-        return {"plugins": [status.as_dict() for status in self.host.status()]}
+        return self.host.plugin_list()
 
 
 plugin = PluginsPlugin()

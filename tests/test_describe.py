@@ -207,9 +207,14 @@ def test_entry_points_load_modules_or_objects_and_take_the_dist_version(
         ("desc_unversioned", "1.5"),
         ("desc_versioned", "9.0"),
     ]
-    assert described.warnings == (
-        "desc_versioned says it is version 9.0 but its distribution ksi-desc-ep is 1.5; using 9.0",
-    )
+    assert [(w.code, str(w), w.plugins) for w in described.warnings] == [
+        (
+            "version-mismatch",
+            "desc_versioned says it is version 9.0 but its distribution ksi-desc-ep is 1.5; "
+            "using 9.0",
+            ("desc_versioned",),
+        )
+    ]
 
 
 def test_a_missing_file_or_module_is_an_import_error(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ traceback blames, and anything else can at least be skipped with
 from __future__ import annotations
 
 import importlib.util
-import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -22,13 +21,12 @@ from packaging.utils import canonicalize_name
 from ksi_host._discover import env_disabled
 from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
-from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec
+from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PlanWarning, PluginSpec
+from ksi_host._schema import PluginEntry
+from ksi_host._trust import TRUST_SETTING, TrustPolicy, distrust
 
 __all__ = ["PIP", "Fixes", "blame", "edit"]
 
-_FRAME: Final = re.compile(r'File "([^"]+)", line (\d+)')
-_NO_MODULE: Final = re.compile(r"No module named '([^']+)'")
-_TABLE: Final = re.compile(r"^\s*\[\s*\"?([^\]\"]+?)\"?\s*\]")
 _GUESS_PREFIX: Final = "ksi-plugin-"
 PIP: Final = f"{shlex.quote(sys.executable)} -m pip"
 """The pip of the interpreter running ksi-host, so a pasted fix installs where it is needed."""
@@ -40,12 +38,8 @@ def edit(file: str | Path, line: int | None = None) -> str:
     return f"${{EDITOR:-vi}} {at}{shlex.quote(str(file))}"
 
 
-def blame(traceback: str | None, candidate: Candidate) -> tuple[str, int] | None:
-    """The innermost frame of a traceback (or faulthandler dump) inside the plugin's own code."""
-    text = traceback or ""
-    frames = [(file, int(line)) for file, line in _FRAME.findall(text)]
-    if "most recent call first" in text:
-        frames.reverse()
+def blame(frames: Sequence[tuple[str, int]], candidate: Candidate) -> tuple[str, int] | None:
+    """The innermost frame (of a traceback or faulthandler dump) inside the plugin's own code."""
     roots = [Path(root).resolve() for root in _own_roots(candidate)]
     mine = [f for f in frames if any(Path(f[0]).resolve().is_relative_to(r) for r in roots)]
     return mine[-1] if mine else None
@@ -79,7 +73,9 @@ class Fixes:
         env: Mapping[str, str],
         disabled: Mapping[str, str],
         config_path: Path,
+        trust: TrustPolicy,
     ) -> None:
+        self.trust = trust
         self.plan = plan
         self.env = env
         self.disabled = disabled
@@ -96,12 +92,14 @@ class Fixes:
         outcome = self.by_origin.get(exclusion.origin)
         if outcome is not None and outcome.failure is not None:
             return self._failure(exclusion, outcome)
-        if outcome is not None and outcome.hook_error is not None:
-            return self._hook(exclusion, outcome, outcome.hook_error)
         builders = {
             "disabled": self._disabled,
             "shadowed": self._shadowed,
+            "untrusted": self._untrusted,
             "import-error": self._import_error,
+            "hook-mismatch": self._hook,
+            "config-invalid": self._config_invalid,
+            "host-version": self._host_version,
             "missing-dependency": self._missing,
             "version-conflict": self._conflict,
             "cycle": self._cycle,
@@ -109,25 +107,6 @@ class Fixes:
             "dependency-excluded": self._dependency_excluded,
         }
         return builders.get(code, self._bad_plugin)(exclusion)
-
-    def config_problems(self, outcome: Outcome) -> list[Problem]:
-        """A plugin whose config section does not match its ``config_model``."""
-        spec = outcome.spec or (outcome.exclusion.spec if outcome.exclusion else None)
-        if spec is None or not outcome.config_errors:
-            return []
-        line = self._table_line(spec.key)
-        return [
-            Problem(
-                code="config-section-invalid",
-                severity="error",
-                plugin=spec.name,
-                what=f"the [{spec.name}] config section does not match the plugin's "
-                f"config_model: {'; '.join(outcome.config_errors)}",
-                where=f"{self.config_path}" + (f":{line}" if line else f" [{spec.name}]"),
-                fix=edit(self.config_path, line),
-                note=f"add or correct the [{spec.name}] table so the fields above validate",
-            )
-        ]
 
     def unknown_sections(self, sections: Mapping[str, Any]) -> list[Problem]:
         """Config sections no plugin found here reads: a typo, or a plugin not installed."""
@@ -144,15 +123,40 @@ class Fixes:
             if key not in self.specs
         ]
 
-    def warning(self, text: str) -> Problem:
-        """A note from the plan: the plugin still loads."""
+    def warning(self, warning: PlanWarning) -> Problem:
+        """A note from the plan: the plugins it names still load."""
+        fix = (
+            edit(self.config_path) if warning.code in ("duplicate-command", "choice-unused") else ""
+        )
         return Problem(
-            code="plan-warning",
+            code=warning.code,
             severity="warning",
-            what=text,
+            plugin=warning.plugins[0] if len(warning.plugins) == 1 else None,
+            what=warning.message,
             where="load plan (ksi-host plugins)",
-            fix="",
-            note="the plugin loads anyway; see `ksi-host plugins` for the order",
+            fix=fix,
+            note=warning.hint,
+        )
+
+    def live(self, entry: PluginEntry, socket: str) -> Problem:
+        """A plugin the running daemon does not run though the plan would: failed or missing."""
+        reason = entry.reason
+        assert reason is not None
+        if reason.code == "not-running":
+            fix = "ksi-host reload"
+            note = "loads it into the running daemon (or restart `ksi-host run`)"
+        else:
+            fix = self._disable_fix(entry.name)
+            note = f"{reason.hint}; the daemon runs without it until it is fixed and reloaded"
+        return Problem(
+            code=reason.code,
+            severity="error",
+            plugin=entry.name,
+            what=reason.message,
+            where=f"the daemon on {socket} ({entry.source})",
+            fix=fix,
+            note=note,
+            traceback=reason.traceback,
         )
 
     # --- one builder per reason code ---
@@ -190,20 +194,20 @@ class Fixes:
     def _import_error(self, exclusion: Exclusion) -> Problem:
         reason, candidate = exclusion.reason, self._candidate(exclusion)
         dist = exclusion.origin.distribution
-        missing = _NO_MODULE.search(f"{reason.message}\n{reason.traceback or ''}")
-        where = blame(reason.traceback, candidate) if candidate else None
+        missing = reason.module
+        where = blame(reason.frames, candidate) if candidate else None
         if candidate and candidate.file and not candidate.file.exists():
             fix = self._missing_path_fix(candidate.file)
             note = "create it, or remove it from --plugin-path / [host] plugin_paths"
         elif missing and dist:
-            module = missing.group(1).partition(".")[0]
+            module = missing.partition(".")[0]
             fix = f'{PIP} install --force-reinstall "{dist}"'
             note = (
                 f"{dist} imports {module!r}, which is not installed; reinstalling installs "
                 f"its declared dependencies (if it declares none: {PIP} install {module})"
             )
         elif missing:
-            module = missing.group(1).partition(".")[0]
+            module = missing.partition(".")[0]
             fix = f"{PIP} install {module}"
             note = f"a guess: the distribution that provides {module!r} is usually named like it"
         elif where:
@@ -226,7 +230,7 @@ class Fixes:
     def _failure(self, exclusion: Exclusion, outcome: Outcome) -> Problem:
         assert outcome.failure is not None
         reason, failure = exclusion.reason, outcome.failure
-        where = blame(reason.traceback, outcome.candidate)
+        where = blame(reason.frames, outcome.candidate)
         dist = exclusion.origin.distribution
         skip = self._disable_fix(exclusion.name)
         if where:
@@ -246,9 +250,10 @@ class Fixes:
             traceback=reason.traceback,
         )
 
-    def _hook(self, exclusion: Exclusion, outcome: Outcome, error: Mapping[str, Any]) -> Problem:
-        file, line, hook = outcome.source_file, error.get("line"), error.get("hook")
-        rename = error.get("suggestion")
+    def _hook(self, exclusion: Exclusion) -> Problem:
+        reason = exclusion.reason
+        file, line, hook = reason.path, reason.line, reason.hook
+        rename = reason.suggestion
         if file and hook and rename:
             fix = f"sed -i 's/\\b{hook}\\b/{rename}/' {shlex.quote(file)}"
         else:
@@ -257,15 +262,46 @@ class Fixes:
             exclusion,
             "error",
             fix,
-            code="hook-mismatch",
-            note=str(error.get("hint") or ""),
+            note=reason.hint,
             where=(file, line) if file and line else None,
+        )
+
+    def _untrusted(self, exclusion: Exclusion) -> Problem:
+        path = exclusion.reason.path
+        unsafe = distrust(Path(path), self.trust) if path else None
+        return self._make(
+            exclusion,
+            "error",
+            unsafe.fix if unsafe else self._disable_fix(exclusion.name),
+            note=f"or, if you trust whoever can change it, add it to {TRUST_SETTING} "
+            "in the config; until then the host starts without this plugin",
+        )
+
+    def _config_invalid(self, exclusion: Exclusion) -> Problem:
+        key = canonicalize_name(exclusion.name)
+        line = self._table_line(key)
+        return self._make(
+            exclusion,
+            "error",
+            edit(self.config_path, line),
+            note=f"correct the [{exclusion.name}] table so it matches the plugin's "
+            "config_model; until then the host starts without this plugin",
+            where=(str(self.config_path), line) if line else None,
+        )
+
+    def _host_version(self, exclusion: Exclusion) -> Problem:
+        wanted = exclusion.reason.requirement or "ksi-host"
+        return self._make(
+            exclusion,
+            "error",
+            f'{PIP} install --upgrade "{wanted}"',
+            note=f"or skip {exclusion.name}: {self._disable_fix(exclusion.name)}",
         )
 
     def _bad_plugin(self, exclusion: Exclusion) -> Problem:
         """``not-a-plugin`` or ``invalid-metadata``: the plugin's own code must change."""
         reason, candidate = exclusion.reason, self._candidate(exclusion)
-        where = blame(reason.traceback, candidate) if candidate else None
+        where = blame(reason.frames, candidate) if candidate else None
         file = where[0] if where else self._source_file(exclusion) or _origin_file(exclusion.origin)
         fix = edit(file, where[1] if where else None) if file else self._disable_fix(exclusion.name)
         return self._make(
@@ -389,9 +425,13 @@ class Fixes:
         return f"export KSI_DISABLE_PLUGINS={','.join([*current, *added])}"
 
     def _table_line(self, key: str) -> int | None:
+        """The line of the config file that opens table ``[key]`` (``["key"]`` too)."""
         for number, text in enumerate(_read_lines(self.config_path), start=1):
-            match = _TABLE.match(text)
-            if match and canonicalize_name(match.group(1)) == key:
+            header = text.strip()
+            if not header.startswith("[") or header.startswith("[["):
+                continue
+            name = header[1:].partition("]")[0].strip().strip("\"'")
+            if name and canonicalize_name(name) == key:
                 return number
         return None
 
