@@ -33,7 +33,7 @@ import asyncio
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any, Final
@@ -42,7 +42,7 @@ import pluggy
 
 from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus
 from ksi_host._config import HostConfig, plugin_settings
-from ksi_host._dispatch import Dispatcher, call_hookimpl
+from ksi_host._dispatch import Dispatcher, Fallback, call_hookimpl
 from ksi_host._plan import (
     LoadPlan,
     Origin,
@@ -55,7 +55,7 @@ from ksi_host._plan import (
 from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
 from ksi_host._tasks import TaskKeeper
 from ksi_host.context import HostView, PluginContext
-from ksi_host.errors import HostStateError, PluginConfigInvalid, PluginRegistrationError
+from ksi_host.errors import HostStateError, KsiError, PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import PluginManager
 
@@ -97,7 +97,7 @@ class Host:
         self.manager: Final = PluginManager()
         self.bus: Final = EventBus(self._emitted, history_size=history_size)
         self._config_dict: Final = self.config.as_context_dict()
-        self._view: Final = HostView(self.status, self.metrics, self.plugin_list)
+        self._view: Final = HostView(self.status, self.metrics, self.plugin_list, owner=self)
         self._contexts: dict[str, PluginContext] = {}
         self._tasks: Final = TaskKeeper()
         self._dispatcher: Final = Dispatcher(
@@ -206,6 +206,16 @@ class Host:
     ) -> Any:
         """Route one event through filter, validate and handle; see :mod:`ksi_host._dispatch`."""
         return await self._dispatcher.dispatch(event_name, data, context)
+
+    def fall_back(
+        self, plugin_name: str, namespaces: Collection[str], fallback: Fallback | None
+    ) -> None:
+        """Send the events of ``namespaces`` no handler answers to a plugin's ``fallback``.
+
+        The NATS bridge forwards them to other hosts this way; the claim ends when the
+        plugin stops or fails. See :meth:`ksi_host._dispatch.Dispatcher.fall_back`.
+        """
+        self._dispatcher.fall_back(plugin_name, namespaces, fallback)
 
     def context_for(self, plugin_name: str) -> PluginContext:
         """The context plugin ``plugin_name`` gets (see :class:`ksi_host.PluginContext`)."""
@@ -351,8 +361,11 @@ class Host:
                 logger.error("plugin %r failed in %s", spec.name, hook, exc_info=exc)
                 return Reason(
                     code,
-                    f"plugin {spec.name!r} raised {type(exc).__name__} in {hook}: {exc}",
-                    f"fix the plugin's {hook}, or disable it in [host] disabled",
+                    f"plugin {spec.name!r} raised {type(exc).__name__} in {hook}: "
+                    + (_what_and_where(exc) if isinstance(exc, KsiError) else str(exc)),
+                    exc.hint
+                    if isinstance(exc, KsiError) and exc.hint
+                    else f"fix the plugin's {hook}, or disable it in [host] disabled",
                     traceback="".join(
                         traceback.format_exception(type(exc), exc, exc.__traceback__)
                     ),
@@ -402,6 +415,10 @@ def _chain(name: str, cause: Reason) -> str:
         parts.append(repr(cause.requirement))
         cause = cause.cause
     return ", which needs ".join(parts) + f", which failed ({cause.code})"
+
+
+def _what_and_where(exc: KsiError) -> str:
+    return f"{exc.what} ({exc.where})" if exc.where else exc.what
 
 
 def _log_late_failure(task: asyncio.Future[Any]) -> None:

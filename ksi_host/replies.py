@@ -57,6 +57,7 @@ class ErrorCode(str, Enum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     UNAVAILABLE = "UNAVAILABLE"
     EMIT_TOO_DEEP = "EMIT_TOO_DEEP"
+    TIMEOUT = "TIMEOUT"
 
     def __str__(self) -> str:
         return self.value

@@ -30,6 +30,7 @@ from ksi_host._doctor.checks import (
 )
 from ksi_host._doctor.fixes import Fixes
 from ksi_host._doctor.isolate import import_isolated
+from ksi_host._doctor.nats import check_nats
 from ksi_host._doctor.outcome import Outcome, outcome
 from ksi_host._doctor.report import DoctorReport, Problem, Summary
 from ksi_host._paths import KsiPaths
@@ -94,6 +95,7 @@ def diagnose(
     problems += check_distributions(importlib_metadata.distributions())
     refused = {e.reason.path or "" for e in plan.excluded if e.reason.code == "untrusted"}
     problems += check_folders(plugin_folders(paths, env), trust, refused)
+    problems += check_nats(config, config_path)
     entries, daemon = verdicts(plan, socket_path if config is not None else None)
     if daemon is not None:
         live = [e for e in entries if e.position is not None and e.status in _LIVE_TROUBLE]
