@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict
 
 from ksi_host._plan import LoadPlan
 from ksi_host._schema import PluginEntry, Report, plugin_entries, warning_reports
-from ksi_host.plugin_manager import hook_names
 
 __all__ = ["EventCatalog", "EventEntry", "event_catalog", "render_catalog"]
 
@@ -51,7 +50,7 @@ def event_catalog(
         if status.get(spec.name) not in ("loadable", "running", "pending"):
             continue
         caps = spec.capabilities
-        if caps.routes_everything and "ksi_handle_event" in hook_names(spec.plugin):
+        if caps.routes_everything and "ksi_handle_event" in spec.hooks:
             catch_all.append(spec.name)
         commands = [c for c in caps.commands if plan.commands.get(c, spec.name) == spec.name]
         declared = [*commands, *(f"{namespace}:*" for namespace in caps.event_namespaces)]

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
@@ -20,14 +20,30 @@ from ksi_host._cli_common import (
     CONFIG_OPTION,
     PLUGIN_PATH_OPTION,
     SOCKET_OPTION,
+    STATE_DB_OPTION,
     config_path,
     daemon_socket,
     doctor_socket,
     exit_on_error,
     server_config,
 )
-from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT, REQUEST_TIMEOUT
+from ksi_host._defaults import (
+    DOCTOR_IMPORT_TIMEOUT,
+    GRAPH_FORMATS,
+    LOG_BACKUPS,
+    LOG_FORMATS,
+    LOG_MAX_BYTES,
+    LOOP_CHOICES,
+    REQUEST_TIMEOUT,
+    LoopChoice,
+)
 from ksi_host._manage.cli import COMMANDS as MANAGE_COMMANDS
+from ksi_host._manifest_cli import manifest
+from ksi_host._ops_cli import COMMANDS as OPS_COMMANDS
+
+if TYPE_CHECKING:
+    from ksi_host._graph import GraphFormat
+    from ksi_host._logging import LogFormat
 
 __all__ = ["cli", "main"]
 
@@ -40,7 +56,7 @@ def cli() -> None:
     """Discover, check and run KSI plugins."""
 
 
-for _command in MANAGE_COMMANDS:
+for _command in (*MANAGE_COMMANDS, manifest, *OPS_COMMANDS):
     cli.add_command(_command)
 
 
@@ -54,8 +70,28 @@ def main() -> None:
 @PLUGIN_PATH_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show the traceback of each failed import.")
 @CONFIG_OPTION
+@click.option(
+    "--graph", is_flag=True, help="Show the dependency graph: each plugin under what it needs."
+)
+@click.option(
+    "--format",
+    "graph_format",
+    type=click.Choice(GRAPH_FORMATS),
+    default="text",
+    show_default=True,
+    help="With --graph: a text tree, Graphviz DOT, or Mermaid (for Markdown).",
+)
+@click.option(
+    "--why", metavar="NAME", help="With --graph: the chain that puts NAME where it is, or out."
+)
 def plugins(
-    as_json: bool, plugin_paths: tuple[str, ...], verbose: bool, config_file: Path | None
+    as_json: bool,
+    plugin_paths: tuple[str, ...],
+    verbose: bool,
+    config_file: Path | None,
+    graph: bool,
+    graph_format: GraphFormat,
+    why: str | None,
 ) -> None:
     """Show which plugins will load, in which order, and why the others will not.
 
@@ -68,9 +104,18 @@ def plugins(
     from ksi_host._pipeline import plan_for
     from ksi_host._plans_report import plan_report, render_text
 
+    if (graph_format != "text" or why) and not graph:
+        raise click.UsageError("--format and --why go with --graph")
+    if graph and as_json:
+        raise click.UsageError("--graph prints text, DOT or Mermaid; use --json without it")
     with exit_on_error("plugins" if as_json else None):
         config = load_config(config_file)
         plan = plan_for(config, paths=plugin_paths)
+    if graph:
+        from ksi_host._graph import show_graph
+
+        raise SystemExit(show_graph(plan, graph_format, why))
+    with exit_on_error("plugins" if as_json else None):
         report = plan_report(plan, *verdicts(plan, daemon_socket(config, config_file)))
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
@@ -105,20 +150,62 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
 @SOCKET_OPTION
 @CONFIG_OPTION
 @PLUGIN_PATH_OPTION
-@click.option(
-    "--state-db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KSI_STATE_DB",
-    default=None,
-    help="The state plugin's SQLite file [env KSI_STATE_DB; default: path in the config's "
-    "[state] section, else state.sqlite3 in the data dir].",
-)
+@STATE_DB_OPTION
 @click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS, case_sensitive=False),
     default="info",
     show_default=True,
-    help="What the daemon logs to stderr.",
+    help="What the daemon logs (debug: also one line per event).",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Log to this file, rotated by size, instead of stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="json: one object per line (time, level, logger, plugin, event, correlation_id, "
+    "message), for journald or a collector.",
+)
+@click.option(
+    "--log-max-bytes",
+    type=click.IntRange(min=1024),
+    default=LOG_MAX_BYTES,
+    show_default=True,
+    help="Rotate --log-file when it would grow past this size.",
+)
+@click.option(
+    "--log-backups",
+    type=click.IntRange(min=0),
+    default=LOG_BACKUPS,
+    show_default=True,
+    help="Rotated log files to keep (FILE.1 is the newest).",
+)
+@click.option(
+    "--trace",
+    is_flag=True,
+    help="Log every hook call and dispatch stage to the ksi_host.trace logger (also: KSI_TRACE=1).",
+)
+@click.option(
+    "--trace-namespace",
+    "trace_namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Trace only events of this namespace (repeatable; implies --trace).",
+)
+@click.option(
+    "--loop",
+    "loop_choice",
+    type=click.Choice(LOOP_CHOICES),
+    envvar="KSI_LOOP",
+    default="auto",
+    show_default=True,
+    help="The event loop [env KSI_LOOP]: uvloop where installed (auto), or asyncio's own.",
 )
 def run(
     socket_path: Path | None,
@@ -126,27 +213,42 @@ def run(
     plugin_paths: tuple[str, ...],
     state_db: Path | None,
     log_level: str,
+    log_file: Path | None,
+    log_format: LogFormat,
+    log_max_bytes: int,
+    log_backups: int,
+    trace: bool,
+    trace_namespaces: tuple[str, ...],
+    loop_choice: LoopChoice,
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
-    import asyncio
-
     from ksi_host._config import load_config
     from ksi_host._daemon import run_daemon
+    from ksi_host._logging import configure_logging
+    from ksi_host._loop import run_on
     from ksi_host._pipeline import boot
+    from ksi_host._trace import TraceSettings
 
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    tracing = TraceSettings.from_env()
+    if trace or trace_namespaces:
+        tracing = tracing.limited_to(trace_namespaces)
     with exit_on_error():
+        configure_logging(
+            level=log_level,
+            log_file=log_file,
+            log_format=log_format,
+            max_bytes=log_max_bytes,
+            backups=log_backups,
+            trace=tracing.enabled,
+        )
         config = load_config(config_file)
         _log_config_file(config_file)
         server = server_config(config, config_file, socket_path)
         if state_db is not None:
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
-        host = boot(config, paths=plugin_paths)
-        code = asyncio.run(run_daemon(host.start, host.stop, server))
+        host = boot(config, paths=plugin_paths, trace=tracing)
+        code = run_on(loop_choice, lambda: run_daemon(host.start, host.stop, server))
     raise SystemExit(code)
 
 
@@ -184,6 +286,19 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
     show_default=True,
     help="Seconds to wait for the reply.",
 )
+@click.option(
+    "--websocket",
+    "websocket_url",
+    metavar="URL",
+    default=None,
+    help="Send over WebSocket to URL (e.g. ws://127.0.0.1:8765) instead of the Unix socket.",
+)
+@click.option(
+    "--token",
+    default=None,
+    help="The WebSocket token (default: [websocket] token in the config, else the file the "
+    "daemon wrote, $KSI_HOME/run/websocket.token).",
+)
 @click.pass_context
 def send(
     ctx: click.Context,
@@ -192,21 +307,45 @@ def send(
     socket_path: Path | None,
     config_file: Path | None,
     timeout: float,
+    websocket_url: str | None,
+    token: str | None,
 ) -> None:
     """Send EVENT to the running daemon and print its answer as JSON.
 
     Finds the socket as ``ksi-host run`` does, so the same flags, environment and
-    config reach the same daemon.
+    config reach the same daemon. Exits 1 on an error reply, and on a ``multiple``
+    reply (several plugins answered) in which any answer is an error.
     """
     from ksi_host._client import request_sync
     from ksi_host._config import load_config
+    from ksi_host._websocket.config import send_websocket
 
     with exit_on_error():
-        server = server_config(load_config(config_file), config_file, socket_path)
-        answer = request_sync(server.socket_path, event, data, timeout)
+        config = load_config(config_file)
+        if websocket_url is not None:
+            answer = send_websocket(
+                websocket_url, token, config.plugin_section("websocket"), event, data, timeout
+            )
+        else:
+            server = server_config(config, config_file, socket_path)
+            answer = request_sync(server.socket_path, event, data, timeout)
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
-    if answer.get("status") == "error":
+    if _is_error(answer):
         ctx.exit(1)
+
+
+def _is_error(answer: dict[str, Any]) -> bool:
+    """An error reply, or a ``multiple`` one in which any plugin's answer is an error."""
+    if answer.get("status") == "error":
+        return True
+    if answer.get("status") != "multiple":
+        return False
+    return any(
+        "error" in entry
+        or (isinstance(entry.get("result"), dict) and entry["result"].get("status") == "error")
+        for entry in answer.get("results", ())
+        if isinstance(entry, dict)
+    )
 
 
 @cli.command("doctor")

@@ -11,6 +11,8 @@ The file::
     startup_timeout = 30.0              # seconds each plugin gets for context and startup
     shutdown_timeout = 10.0             # seconds each plugin gets for ksi_shutdown
     max_emit_depth = 32                 # events emitted from handlers, nested, before refusing
+    history_size = 1000                 # events system:history keeps, at most ...
+    history_bytes = 4194304             # ... and at most this many bytes of their data (JSON)
 
     [server]                            # the socket and its limits (ServerConfig)
     socket_path = "/run/ksi/ksi.sock"
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -47,7 +50,9 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host._paths import KsiPaths
+from ksi_host._suggest import did_you_mean
 from ksi_host.errors import ConfigError, PluginConfigInvalid
 from ksi_host.plugin_types import canonical_name
 
@@ -60,11 +65,12 @@ __all__ = [
     "ENV_PREFIX",
     "HostConfig",
     "HostSection",
-    "check_plugin_config",
     "config_from_mapping",
     "env_variable",
+    "error_message",
     "load_config",
     "plugin_settings",
+    "read_config_file",
 ]
 
 ENV_PREFIX: Final = "KSI_"
@@ -87,6 +93,8 @@ class HostSection(BaseModel):
     startup_timeout: float = Field(default=30.0, gt=0)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     max_emit_depth: int = Field(default=32, ge=1)
+    history_size: int = Field(default=HISTORY_SIZE, ge=0)
+    history_bytes: int = Field(default=HISTORY_BYTES, ge=0)
 
 
 class HostConfig(BaseSettings):
@@ -148,9 +156,9 @@ def plugin_settings(
 ) -> BaseModel | None:
     """A plugin's config section as an instance of its ``config_model`` (``None`` without one).
 
-    The host validates before registering a plugin and hands the instance to it as
-    ``context.settings``; doctor's worker checks where it imports one (the model is
-    plugin code). Raises :class:`PluginConfigInvalid` naming every bad key.
+    The plan checks it for every imported plugin (:mod:`ksi_host._vet`, in the host
+    and in doctor's worker alike), and the host hands the instance to the plugin as
+    ``context.settings``. Raises :class:`PluginConfigInvalid` naming every bad key.
     """
     model = getattr(type(plugin), "config_model", None)
     if model is None:
@@ -166,18 +174,31 @@ def plugin_settings(
         raise PluginConfigInvalid(
             plugin=name,
             problems=[
-                (".".join(map(str, err["loc"])) or "<section>", err["msg"]) for err in exc.errors()
+                (".".join(map(str, err["loc"])) or "<section>", error_message(err, model))
+                for err in exc.errors()
             ],
         ) from None
 
 
-def check_plugin_config(plugin: object, section: Mapping[str, Any] | None) -> list[str]:
-    """Every problem of :func:`plugin_settings`, one ``key: message`` line each."""
-    try:
-        plugin_settings(type(plugin).__name__, plugin, section)
-    except PluginConfigInvalid as exc:
-        return [f"{key}: {message}" for key, message in exc.problems]
-    return []
+def error_message(error: ErrorDetails, model: type[BaseModel]) -> str:
+    """pydantic's message, plus the closest allowed key when the key is unknown (a typo)."""
+    if error["type"] != "extra_forbidden" or not error["loc"]:
+        return error["msg"]
+    key = str(error["loc"][-1])
+    fields = _fields_at(model, error["loc"][:-1])
+    suggestion = did_you_mean(key, fields) if fields else None
+    return f"unknown key {key!r}" + (f"; {suggestion}" if suggestion else "")
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the (nested) model at ``loc`` in ``model``; none if it is not one."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
 
 
 def _canonical_or_none(name: str) -> str | None:
@@ -203,7 +224,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     env = os.environ if env is None else env
     explicit = path is not None or bool(env.get("KSI_CONFIG"))
     file = Path(path).expanduser() if path is not None else KsiPaths.from_env(env).config_file
-    data = _read_toml(file, explicit=explicit)
+    data = read_config_file(file, explicit=explicit)
     _check_top_level(data, file)
     overrides = _env_overrides(data, env)
     merged = _deep_merge(data, overrides)
@@ -222,7 +243,8 @@ def config_from_mapping(data: Mapping[str, Any], *, source: str) -> HostConfig:
         raise _translate(exc, source, {}) from None
 
 
-def _read_toml(file: Path, *, explicit: bool) -> dict[str, Any]:
+def read_config_file(file: Path, *, explicit: bool) -> dict[str, Any]:
+    """The file's TOML as data; a missing file is ``{}`` unless it was asked for (``explicit``)."""
     try:
         text = file.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -336,7 +358,8 @@ def _translate(exc: ValidationError, file: Path | str, env: Mapping[str, str]) -
         key = ".".join(str(part) for part in error["loc"])
         variable = env_variable(error["loc"], env)
         source = f"environment variable {variable}" if variable else str(file)
-        lines.append(f"{key} = {json.dumps(error.get('input'), default=repr)}: {error['msg']}")
+        message = error_message(error, HostConfig)
+        lines.append(f"{key} = {json.dumps(error.get('input'), default=repr)}: {message}")
         wheres.append(f"{source}, key {key!r}")
         keys.append(key)
         if variable:
@@ -346,7 +369,7 @@ def _translate(exc: ValidationError, file: Path | str, env: Mapping[str, str]) -
         where="; ".join(dict.fromkeys(wheres)),
         hint="[host] takes plugin_paths and disabled (lists of strings), services "
         "(a table of service = provider), startup_timeout and shutdown_timeout (seconds, "
-        "more than 0) and max_emit_depth (1 or more)",
+        "more than 0), max_emit_depth (1 or more), history_size and history_bytes (0 or more)",
         file=file if isinstance(file, Path) and len(variables) < len(keys) else None,
         keys=keys,
         env_variables=list(dict.fromkeys(variables)),

@@ -61,7 +61,7 @@ def merge_daemon(
         live = known.pop((_key(entry.name), entry.source), None)
         if live is not None and live.status in _RUNTIME:
             entry = entry.model_copy(update={"status": live.status, "reason": live.reason})
-        elif live is None and entry.status == "loadable":
+        elif entry.status == "loadable":
             entry = entry.model_copy(
                 update={"status": "not-running", "reason": _not_running(entry, socket_path)}
             )

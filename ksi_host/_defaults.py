@@ -6,12 +6,49 @@ options show must therefore live apart from the modules that use them.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
-__all__ = ["DOCTOR_IMPORT_TIMEOUT", "REQUEST_TIMEOUT"]
+__all__ = [
+    "DOCTOR_IMPORT_TIMEOUT",
+    "GRAPH_FORMATS",
+    "HISTORY_BYTES",
+    "HISTORY_SIZE",
+    "LOG_BACKUPS",
+    "LOG_FORMATS",
+    "LOG_MAX_BYTES",
+    "LOOP_CHOICES",
+    "REQUEST_TIMEOUT",
+    "STOP_TIMEOUT",
+    "LoopChoice",
+]
 
 REQUEST_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host send`` (and :func:`ksi_host._client.request`) waits for a reply."""
 
 DOCTOR_IMPORT_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host doctor`` gives one plugin to import before it counts as hung."""
+
+STOP_TIMEOUT: Final = 30.0
+"""Seconds ``ksi-host stop`` waits for the daemon to drain and stop."""
+
+LOG_FORMATS: Final = ("text", "json")
+"""What ``ksi-host run --log-format`` accepts."""
+
+LOG_MAX_BYTES: Final = 10 * 1024 * 1024
+"""Size at which ``ksi-host run --log-file`` is rotated."""
+
+LOG_BACKUPS: Final = 5
+"""Rotated log files ``ksi-host run --log-file`` keeps."""
+
+GRAPH_FORMATS: Final = ("text", "dot", "mermaid")
+"""What ``ksi-host plugins --graph --format`` accepts."""
+
+LoopChoice = Literal["auto", "uvloop", "asyncio"]
+LOOP_CHOICES: Final[tuple[LoopChoice, ...]] = ("auto", "uvloop", "asyncio")
+"""``ksi-host run --loop``: see :mod:`ksi_host._loop`."""
+
+HISTORY_SIZE: Final = 1000
+"""``[host] history_size``: events the history keeps at most."""
+
+HISTORY_BYTES: Final = 4 * 1024 * 1024
+"""``[host] history_bytes``: bytes of event data (as JSON) the history keeps at most."""

@@ -1,8 +1,12 @@
 """Import each candidate and read what it says about itself: the one place plugin code runs.
 
-Every way a candidate can fail (it does not import, raises while importing, has no
-``plugin``, is not a plugin, or its metadata does not validate) becomes an
-:class:`~ksi_host._plan.Exclusion` with the traceback kept, and the others go on.
+A candidate whose distribution ships a ``ksi-plugin.toml`` is described from that
+file instead, without importing it; :func:`import_described` imports it later (the
+host does, at start-up or on a lazy plugin's first event) and checks that the code
+still says what the manifest says. Every way a candidate can fail (it does not
+import, raises while importing, has no ``plugin``, is not a plugin, its metadata or
+manifest does not validate) becomes an :class:`~ksi_host._plan.Exclusion` with the
+traceback kept, and the others go on.
 When two candidates turn out to be the same plugin, the first (by source
 precedence) wins and the other is kept as ``shadowed``, naming the winner.
 """
@@ -28,14 +32,24 @@ import importlib_metadata
 from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
-from ksi_host._plan import Candidate, Exclusion, Origin, PlanWarning, PluginSpec, Reason
+from ksi_host._folder_imports import add_folder, import_own_name, is_helper
+from ksi_host._manifest import InvalidManifest, PluginManifest, regenerate_command
+from ksi_host._plan import (
+    NOT_IMPORTED,
+    Candidate,
+    Exclusion,
+    Origin,
+    PlanWarning,
+    PluginSpec,
+    Reason,
+)
 from ksi_host._report import NullReporter, Reporter
 from ksi_host._trust import TrustPolicy, first_distrust
 from ksi_host.errors import InvalidPluginMetadata, KsiError
-from ksi_host.plugin_manager import KsiPluggyManager
+from ksi_host.plugin_manager import hook_names
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
-__all__ = ["Described", "code_paths", "describe", "file_module_name"]
+__all__ = ["Described", "code_paths", "describe", "file_module_name", "import_described"]
 
 _MISSING: Final = object()
 SLOW_IMPORT_SECONDS: Final = 5.0
@@ -58,21 +72,28 @@ def describe(
     *,
     disabled: Mapping[str, str] = MappingProxyType({}),
     trust: TrustPolicy | None = None,
+    manifests: bool = True,
 ) -> Described:
-    """Import every candidate in order; ``disabled`` also matches names known only after import.
+    """Describe every candidate in order; ``disabled`` also matches names known only after import.
 
     ``disabled`` maps canonical plugin names to the setting that turned them off, as
     :func:`ksi_host._discover.disabled_names` returns it. A plugin file or folder that
     ``trust`` does not trust is never imported (see :mod:`ksi_host._trust`).
+    ``manifests=False`` imports every candidate even when it ships a manifest (doctor
+    checks the code).
     """
     reporter = reporter or NullReporter()
     trust = trust or TrustPolicy()
-    hooks = KsiPluggyManager()
     specs: dict[str, PluginSpec] = {}
     excluded: list[Exclusion] = []
     warnings: list[PlanWarning] = []
     for candidate in candidates:
-        outcome = _describe_one(candidate, hooks, trust)
+        if manifests and candidate.manifest is not None and candidate.disabled_by is None:
+            outcome: PluginSpec | Exclusion | None = _from_manifest(candidate, candidate.manifest)
+        else:
+            outcome = _describe_one(candidate, trust)
+        if outcome is None:
+            continue
         if isinstance(outcome, PluginSpec):
             spec = outcome
             if spec.key in specs:
@@ -113,9 +134,61 @@ def code_paths(file: Path) -> list[Path]:
     return [package.parent, package, *inside]
 
 
-def _describe_one(
-    candidate: Candidate, hooks: KsiPluggyManager, trust: TrustPolicy
-) -> PluginSpec | Exclusion:
+def import_described(spec: PluginSpec) -> PluginSpec | Reason:
+    """``spec`` with its plugin imported, or why it cannot be: the host's step for manifests.
+
+    The code must still say what the manifest says (the plan was built from the
+    manifest); if it does not, the reason lists every field that differs.
+    """
+    if spec.imported or spec.candidate is None or spec.manifest is None:
+        return spec
+    outcome = _describe_one(spec.candidate, TrustPolicy())
+    if outcome is None:
+        return Reason("not-a-plugin", f"{spec.candidate.target} has no `plugin`", "")
+    if isinstance(outcome, Exclusion):
+        return outcome.reason
+    code = PluginManifest.of_code(outcome.plugin, outcome.metadata, outcome.capabilities)
+    differences = tuple(difference.render() for difference in spec.manifest.differences(code))
+    if differences:
+        return Reason(
+            "manifest-mismatch",
+            f"{spec.name}: {spec.candidate.manifest} disagrees with the code: "
+            + "; ".join(differences),
+            f"regenerate it: {regenerate_command(spec.candidate, spec.manifest.activation)}",
+            differences=differences,
+        )
+    return outcome
+
+
+def _from_manifest(candidate: Candidate, file: Path) -> PluginSpec | Exclusion:
+    """What the plugin's ``ksi-plugin.toml`` says, without importing the plugin."""
+    name, origin = candidate.name_hint, candidate.origin
+    try:
+        text = file.read_text(encoding="utf-8")
+        manifest, metadata, capabilities = PluginManifest.read(text, where=str(file))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = Reason(
+            "invalid-metadata",
+            f"{name}: cannot read {file}: {exc}",
+            f"reinstall {origin.distribution or name}, whose RECORD lists that file",
+        )
+        return Exclusion(name, origin, reason)
+    except InvalidManifest as exc:
+        fix = f"regenerate it from the code: {regenerate_command(candidate, 'startup')}"
+        return Exclusion(name, origin, Reason("invalid-metadata", f"{name}: {exc.what}", fix))
+    return PluginSpec(
+        plugin=NOT_IMPORTED,
+        metadata=metadata,
+        capabilities=capabilities,
+        origin=origin,
+        hooks=manifest.hooks,
+        manifest=manifest,
+        candidate=candidate,
+    )
+
+
+def _describe_one(candidate: Candidate, trust: TrustPolicy) -> PluginSpec | Exclusion | None:
+    """The plugin ``candidate`` is, why it is none, or None for a helper module in a folder."""
     name, origin = candidate.name_hint, candidate.origin
     if candidate.disabled_by is not None:
         return _disabled(name, origin, candidate.disabled_by)
@@ -137,6 +210,7 @@ def _describe_one(
                 path=str(unsafe.real),
             )
             return Exclusion(name, origin, reason)
+        add_folder(code_paths(candidate.file)[0], trust)
     try:
         with _WATCH.watching(name, origin):
             plugin = _load(candidate)
@@ -168,9 +242,11 @@ def _describe_one(
             frames=_frames(exc),
         )
         return Exclusion(name, origin, reason)
-    where = _target(candidate)
+    if plugin is _MISSING and candidate.scanned and candidate.file and is_helper(candidate.file):
+        return None
+    where = candidate.target
     try:
-        described = _inspect(plugin, where, hooks)
+        described = _inspect(plugin, where)
     except Exception as exc:
         described = Reason(
             "not-a-plugin",
@@ -181,8 +257,10 @@ def _describe_one(
         )
     if isinstance(described, Reason):
         return Exclusion(name, origin, described)
-    metadata, capabilities = described
-    return PluginSpec(plugin=plugin, metadata=metadata, capabilities=capabilities, origin=origin)
+    metadata, capabilities, hooks = described
+    return PluginSpec(
+        plugin=plugin, metadata=metadata, capabilities=capabilities, origin=origin, hooks=hooks
+    )
 
 
 class _ImportWatch:
@@ -241,6 +319,8 @@ def _load(candidate: Candidate) -> object:
         loaded: object = entry_point.load()
     elif candidate.file is not None:
         loaded = _import_file(candidate.file)
+        if _plugin_submodule(candidate.file) and not hasattr(loaded, PLUGIN_ATTRIBUTE):
+            loaded = importlib.import_module(f"{loaded.__name__}.{PLUGIN_ATTRIBUTE}")
     else:
         loaded = importlib.import_module(str(candidate.module))
     if isinstance(loaded, ModuleType):
@@ -248,11 +328,20 @@ def _load(candidate: Candidate) -> object:
     return loaded
 
 
+def _plugin_submodule(file: Path) -> bool:
+    """A package whose ``plugin.py`` holds the plugin (the template's layout), not ``__init__``."""
+    return file.name == "__init__.py" and (file.parent / f"{PLUGIN_ATTRIBUTE}.py").is_file()
+
+
 def _import_file(file: Path) -> ModuleType:
+    """A package under its own name when it is free, else (and a module always) a private one."""
+    module = import_own_name(file)
+    if module is not None:
+        return module
+    is_package = file.name == "__init__.py"
     name = file_module_name(file)
     if name in sys.modules:
         return sys.modules[name]
-    is_package = file.name == "__init__.py"
     spec = importlib.util.spec_from_file_location(
         name, file, submodule_search_locations=[str(file.parent)] if is_package else None
     )
@@ -269,8 +358,8 @@ def _import_file(file: Path) -> ModuleType:
 
 
 def _inspect(
-    plugin: object, where: str, hooks: KsiPluggyManager
-) -> tuple[PluginMetadata, PluginCapabilities] | Reason:
+    plugin: object, where: str
+) -> tuple[PluginMetadata, PluginCapabilities, tuple[str, ...]] | Reason:
     """What the object found at ``where`` says about itself, or why it is not a KSI plugin."""
     example = "plugin = MyPlugin()  # MyPlugin subclasses ksi_host.BasePlugin"
     if plugin is _MISSING:
@@ -293,13 +382,14 @@ def _inspect(
     capabilities = getattr(plugin, "capabilities", None) or PluginCapabilities()
     if not isinstance(capabilities, PluginCapabilities):
         return _wrong_type(f"{where}.capabilities", capabilities, PluginCapabilities)
-    if not hooks.has_hookimpls(plugin):
+    hooks = hook_names(plugin)
+    if not hooks:
         return Reason(
             "not-a-plugin",
             f"{where} ({type(plugin).__name__}) has no @hookimpl methods",
             "decorate the plugin's hook methods with ksi_host.hookimpl",
         )
-    return metadata, capabilities
+    return metadata, capabilities, hooks
 
 
 def _wrong_type(where: str, value: object, model: type) -> Reason:
@@ -308,14 +398,6 @@ def _wrong_type(where: str, value: object, model: type) -> Reason:
         f"{where} is a {type(value).__name__}, not a {model.__name__}",
         f"build it with ksi_host.{model.__name__}(...)",
     )
-
-
-def _target(candidate: Candidate) -> str:
-    if candidate.entry_point is not None:
-        return candidate.entry_point
-    if candidate.file is not None:
-        return str(candidate.file)
-    return str(candidate.module)
 
 
 def _disabled(name: str, origin: Origin, setting: str) -> Exclusion:

@@ -11,6 +11,14 @@ calls ``ksi_shutdown`` in reverse load order, each within ``[host]
 shutdown_timeout``; a failure is logged and kept as the stopped plugin's reason,
 and the others carry on. A host runs once: start, then stop.
 
+A plugin described by a ``lazy`` manifest is not imported at start: it shows as
+``lazy`` until the first event it declares arrives, which activates it (import,
+register, ``ksi_plugin_context``, ``ksi_startup``, within ``startup_timeout``) and
+then reaches it. One that fails to activate is ``failed`` and answers that event,
+and the later ones it declares, with ``UNAVAILABLE`` naming it and why. A lazy
+plugin that a plugin started at start-up needs, that declares no events (it sees
+them all) or that implements a hook seeing every event, is started with the others.
+
 A timeout can only interrupt a hook that awaits: a plain function that blocks
 (``time.sleep``) blocks the whole host, as any blocking call in asyncio does.
 
@@ -40,9 +48,10 @@ from typing import Any, Final
 
 import pluggy
 
-from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus
+from ksi_host._bus import EventBus
 from ksi_host._config import HostConfig, plugin_settings
-from ksi_host._dispatch import Dispatcher, Fallback, call_hookimpl
+from ksi_host._describe import import_described
+from ksi_host._dispatch import Fallback
 from ksi_host._plan import (
     LoadPlan,
     Origin,
@@ -54,10 +63,13 @@ from ksi_host._plan import (
 )
 from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
 from ksi_host._tasks import TaskKeeper
+from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
+from ksi_host._vet import config_reason, vet_one
 from ksi_host.context import HostView, PluginContext
 from ksi_host.errors import HostStateError, KsiError, PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
-from ksi_host.plugin_manager import PluginManager
+from ksi_host.plugin_manager import KsiPluggyManager, PluginManager
+from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = ["Host", "PluginStatus"]
 
@@ -88,32 +100,51 @@ class Host:
         plan: LoadPlan,
         config: HostConfig | None = None,
         *,
-        history_size: int = DEFAULT_HISTORY_SIZE,
+        history_size: int | None = None,
+        trace: TraceSettings | None = None,
         on_emit: Callable[[str, Any], object] | None = None,
     ) -> None:
+        """``trace`` defaults to what ``KSI_TRACE`` says (see :mod:`ksi_host._trace`)."""
         self.plan: Final = plan
+        self.tracer: Final = Tracer(trace if trace is not None else TraceSettings.from_env())
         self._on_emit: Final = on_emit
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
-        self.bus: Final = EventBus(self._emitted, history_size=history_size)
+        self.bus: Final = EventBus(
+            self._emitted,
+            history_size=self.config.host.history_size if history_size is None else history_size,
+            history_bytes=self.config.host.history_bytes,
+        )
         self._config_dict: Final = self.config.as_context_dict()
         self._view: Final = HostView(self.status, self.metrics, self.plugin_list, owner=self)
         self._contexts: dict[str, PluginContext] = {}
         self._tasks: Final = TaskKeeper()
-        self._dispatcher: Final = Dispatcher(
+        self._dispatcher: Final = make_dispatcher(
             self.manager.pm,
             self.context_for,
             self.bus,
+            tracer=self.tracer,
             max_emit_depth=self.config.host.max_emit_depth,
             explain_unhandled=self._why_unhandled,
             command_owners=plan.commands,
         )
         self.manager.pm.on_change(self._dispatcher.invalidate)
+        # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
+        self._specs: dict[str, PluginSpec] = {spec.key: spec for spec in plan.order}
+        self._lazy: Final = _lazy_keys(plan)
         # In load order: status() reads it as is (system:health asks on every call).
         self._status: dict[str, PluginStatus] = {
-            spec.key: PluginStatus(spec.name, spec.key, spec.version, spec.origin, "pending")
+            spec.key: PluginStatus(
+                spec.name,
+                spec.key,
+                spec.version,
+                spec.origin,
+                "lazy" if spec.key in self._lazy else "pending",
+            )
             for spec in plan.order
         }
+        self._wanted_by: dict[str, tuple[str, ...]] = {}
+        self._activations: dict[str, asyncio.Future[None]] = {}
         self._excluded: Final = tuple(
             PluginStatus(
                 name=exclusion.name,
@@ -164,9 +195,20 @@ class Host:
         self._phase = "running"
         for status in self.status():
             if status.status == "running":
-                logger.info("running %s %s from %s", status.name, status.version, status.origin)
+                logger.info(
+                    "running %s %s from %s",
+                    status.name,
+                    status.version,
+                    status.origin,
+                    extra={"plugin": status.name},
+                )
             elif status.reason is not None:
-                logger.warning("not running %s: %s", status.name, status.reason.message)
+                logger.warning(
+                    "not running %s: %s",
+                    status.name,
+                    status.reason.message,
+                    extra={"plugin": status.name},
+                )
 
     async def stop(self) -> None:
         """Shut every running plugin down in reverse load order; one failing stops no other.
@@ -184,9 +226,11 @@ class Host:
                 problem = await self._run_hook(
                     spec, "ksi_shutdown", "shutdown-failed", self.config.host.shutdown_timeout
                 )
-            if state in ("running", "pending"):
+            if state in ("running", "pending", "lazy"):
                 self._unregister(spec)
                 self._set(spec.key, "stopped", problem)
+                if state == "running":
+                    logger.info("stopped %s", spec.name, extra={"plugin": spec.name})
         await self._tasks.close()
         self._phase = "stopped"
 
@@ -196,7 +240,9 @@ class Host:
         """The bus's route: dispatch, bounded in how deep emits nest."""
         if self._on_emit is not None:
             self._on_emit(event_name, data)
-        return await self._dispatcher.emit(event_name, data, context)
+        unavailable = await self._activate_for(event_name) if self._lazy else None
+        answer = await self._dispatcher.emit(event_name, data, context)
+        return _unavailable_or(answer, unavailable)
 
     async def dispatch(
         self,
@@ -205,7 +251,72 @@ class Host:
         context: Mapping[str, Any] | None = None,
     ) -> Any:
         """Route one event through filter, validate and handle; see :mod:`ksi_host._dispatch`."""
-        return await self._dispatcher.dispatch(event_name, data, context)
+        unavailable = await self._activate_for(event_name) if self._lazy else None
+        answer = await self._dispatcher.dispatch(event_name, data, context)
+        return _unavailable_or(answer, unavailable)
+
+    async def _activate_for(self, event_name: str) -> dict[str, Any] | None:
+        """Activate the lazy plugins that want this event; the error reply of one that failed."""
+        keys = self._wanted_by.get(event_name)
+        if keys is None:
+            keys = self._wanted(event_name)
+        unavailable = None
+        for key in keys:
+            state = self._status[key].status
+            if state == "lazy" and self._phase == "running":
+                await self._activate(key, event_name)
+                state = self._status[key].status
+            if state == "failed" and unavailable is None:
+                status = self._status[key]
+                why = status.reason.message if status.reason else "it failed"
+                unavailable = error_reply(
+                    ErrorCode.UNAVAILABLE,
+                    f"plugin {status.name!r} declares {event_name!r} but could not be "
+                    f"activated: {why} (see plugin:list or ksi-host doctor)",
+                    plugin=status.name,
+                )
+        return unavailable
+
+    def _wanted(self, event_name: str) -> tuple[str, ...]:
+        """The lazy plugins (activated or not) that declare ``event_name``, in load order."""
+        namespace = event_name.partition(":")[0]
+        keys = tuple(
+            key
+            for key in self._lazy
+            if event_name in self._specs[key].capabilities.commands
+            or namespace in self._specs[key].capabilities.event_namespaces
+        )
+        if len(self._wanted_by) < _MAX_WANTED:
+            self._wanted_by[event_name] = keys
+        return keys
+
+    async def _activate(self, key: str, event_name: str) -> None:
+        """Start one lazy plugin (its lazy dependencies first), once however many events wait."""
+        activation = self._activations.get(key)
+        if activation is None:
+            activation = asyncio.ensure_future(self._start_lazy(key, event_name))
+            self._activations[key] = activation
+        await asyncio.shield(activation)
+
+    async def _start_lazy(self, key: str, event_name: str) -> None:
+        for dependency in self.plan.requires.get(key, ()):
+            if self._status[dependency].status == "lazy":
+                await self._activate(dependency, event_name)
+        if self._status[key].status != "lazy":
+            return  # a dependency failed, and failed this plugin with it
+        spec = self._specs[key]
+        logger.info("activating lazy plugin %s for %s", spec.name, event_name)
+        self._set(key, "pending")
+        self._register(spec)
+        passes: tuple[tuple[str, ReasonCode], ...] = (
+            ("ksi_plugin_context", "context-failed"),
+            ("ksi_startup", "startup-failed"),
+        )
+        for hook, code in passes:
+            if self._is_pending(spec) and not await self._start_hook(spec, hook, code):
+                return
+        if self._is_pending(spec):
+            self._set(key, "running")
 
     def fall_back(
         self, plugin_name: str, namespaces: Collection[str], fallback: Fallback | None
@@ -276,7 +387,7 @@ class Host:
         failed = []
         for impl in reversed(self.manager.pm.hook.ksi_metrics_collected.get_hookimpls()):
             try:
-                result = await call_hookimpl(impl, metrics=metrics)
+                result = await self.tracer.call_hook(impl, "ksi_metrics_collected", metrics=metrics)
             except Exception:
                 logger.exception("plugin %r failed in ksi_metrics_collected", impl.plugin_name)
                 failed.append(impl.plugin_name)
@@ -299,22 +410,36 @@ class Host:
     def _register(self, spec: PluginSpec) -> None:
         """Register a plugin the plan vetted (see :mod:`ksi_host._vet`), with its settings.
 
-        The plan checked the config section; the host validates it again only to hand the
-        plugin the model instance (``context.settings``), so a plan made for another
-        config still cannot start a plugin with a section its model refuses.
+        A plugin the plan knew from its manifest is imported now, and held to the
+        same checks the plan holds an imported plugin to. The plan checked the config
+        section; the host validates it again only to hand the plugin the model instance
+        (``context.settings``), so a plan made for another config still cannot start a
+        plugin with a section its model refuses.
         """
+        if not spec.imported:
+            imported = import_described(spec)
+            if isinstance(imported, Reason):
+                self._fail(spec, imported)
+                return
+            spec = self._specs[spec.key] = imported
+            section = self.config.plugin_section(spec.name)
+            problem = vet_one(spec, section, KsiPluggyManager())
+            if problem is not None:
+                self._fail(spec, problem)
+                return
         try:
             settings = plugin_settings(
                 spec.name, spec.plugin, self.config.plugin_section(spec.name)
             )
-        except PluginConfigInvalid as exc:
-            self._fail(spec, Reason("config-invalid", exc.what, exc.hint or ""))
+        except PluginConfigInvalid as exc:  # the plan vetted it; a config given to Host may differ
+            self._fail(spec, config_reason(exc))
             return
         self._contexts[spec.name] = self._new_context(spec.name, settings)
         try:
             self.manager.pm.register(spec.plugin, name=spec.name)
         except PluginRegistrationError as exc:
-            self._fail(spec, Reason("hook-mismatch", exc.what, exc.hint or "", hook=exc.hook))
+            code: ReasonCode = "hook-mismatch" if exc.hook else "not-a-plugin"
+            self._fail(spec, Reason(code, exc.what, exc.hint or "", hook=exc.hook))
             return
         self._dispatcher.declare(spec.name, spec.capabilities)
         if isinstance(spec.plugin, TransportPlugin):
@@ -322,7 +447,8 @@ class Host:
 
     def _impls(self, spec: PluginSpec, hook: str) -> list[pluggy.HookImpl]:
         caller = getattr(self.manager.pm.hook, hook)
-        return [impl for impl in caller.get_hookimpls() if impl.plugin is spec.plugin]
+        plugin = self._specs[spec.key].plugin
+        return [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
 
     async def _start_hook(self, spec: PluginSpec, hook: str, code: ReasonCode) -> bool:
         """Run a start pass hook; on failure, fail the plugin and its dependents."""
@@ -337,7 +463,7 @@ class Host:
         """Call one plugin's lifecycle ``hook`` within ``timeout``; say what went wrong, if so."""
         kwargs = {"context": self.context_for(spec.name)} if hook == "ksi_plugin_context" else {}
         for impl in self._impls(spec, hook):
-            task = asyncio.ensure_future(call_hookimpl(impl, **kwargs))
+            task = asyncio.ensure_future(self.tracer.call_hook(impl, hook, **kwargs))
             try:
                 await asyncio.wait((task,), timeout=timeout)
             except asyncio.CancelledError:
@@ -401,7 +527,8 @@ class Host:
 
     def _unregister(self, spec: PluginSpec) -> None:
         pm = self.manager.pm
-        if pm.is_registered(spec.plugin):
+        spec = self._specs[spec.key]
+        if spec.imported and pm.is_registered(spec.plugin):
             pm.unregister(spec.plugin)
             self._dispatcher.declare(spec.name, None)
         if isinstance(spec.plugin, TransportPlugin):
@@ -419,6 +546,28 @@ def _chain(name: str, cause: Reason) -> str:
 
 def _what_and_where(exc: KsiError) -> str:
     return f"{exc.what} ({exc.where})" if exc.where else exc.what
+
+
+_MAX_WANTED: Final = 4096
+"""Event names whose lazy plugins are remembered (as the dispatcher's routes are)."""
+
+
+def _lazy_keys(plan: LoadPlan) -> tuple[str, ...]:
+    """Plugins to start on their first event: lazy, and needed by none started at start-up."""
+    eager = {spec.key for spec in plan.order if not spec.lazy}
+    for spec in reversed(plan.order):
+        if spec.key in eager:
+            eager.update(plan.requires.get(spec.key, ()))
+    return tuple(spec.key for spec in plan.order if spec.key not in eager)
+
+
+def _unavailable_or(answer: Any, unavailable: dict[str, Any] | None) -> Any:
+    """The dispatcher's answer, unless nobody answered because a lazy plugin failed to start."""
+    if unavailable is None or not isinstance(answer, dict):
+        return answer
+    error = answer.get("error")
+    unanswered = isinstance(error, dict) and error.get("code") == ErrorCode.NO_HANDLER.value
+    return unavailable if answer.get("status") == "error" and unanswered else answer
 
 
 def _log_late_failure(task: asyncio.Future[Any]) -> None:

@@ -19,6 +19,7 @@ from ksi_host._vet import vet
 if TYPE_CHECKING:
     from ksi_host._config import HostConfig
     from ksi_host._lifecycle import Host
+    from ksi_host._trace import TraceSettings
 
 __all__ = ["boot", "build_plan", "plan_for"]
 
@@ -84,8 +85,9 @@ def boot(
     paths: Sequence[str | Path] = (),
     env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
+    trace: TraceSettings | None = None,
 ) -> Host:
     """A host for ``config``, ready to ``start()``: every stage of the pipeline in order."""
     from ksi_host._lifecycle import Host  # the daemon's machinery; plans do not need it
 
-    return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config)
+    return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config, trace=trace)

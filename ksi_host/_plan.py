@@ -10,11 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Final, Literal
 
+from ksi_host._manifest import activates_lazily
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
+if TYPE_CHECKING:
+    from ksi_host._manifest import PluginManifest
+
 __all__ = [
+    "NOT_IMPORTED",
     "Candidate",
     "Exclusion",
     "LoadPlan",
@@ -36,6 +41,7 @@ Status = Literal[
     "disabled",
     "shadowed",
     "pending",
+    "lazy",
     "running",
     "failed",
     "stopped",
@@ -65,6 +71,7 @@ ReasonCode = Literal[
     "version-conflict",
     "cycle",
     "ambiguous-service",
+    "manifest-mismatch",
     "dependency-excluded",
     # a running host
     "context-failed",
@@ -109,7 +116,10 @@ class Candidate:
     package's ``__init__.py``), ``entry_point`` (an entry point value such as
     ``pkg.mod:plugin``) or ``plugin`` (the object itself, as ``ksi_host.testing``
     hands it over) says how to load it. ``disabled_by`` names the setting that
-    turned it off, so it is reported instead of imported.
+    turned it off, so it is reported instead of imported. ``scanned`` is true for a
+    file found by listing a folder, which may be a helper module rather than a plugin.
+    ``manifest`` is the ``ksi-plugin.toml`` its distribution ships for it, read
+    instead of importing it.
     """
 
     name_hint: str
@@ -118,7 +128,18 @@ class Candidate:
     file: Path | None = None
     entry_point: str | None = None
     disabled_by: str | None = None
+    scanned: bool = False
     plugin: object = None
+    manifest: Path | None = None
+
+    @property
+    def target(self) -> str:
+        """What to import, as a user would type it: entry point value, file or module."""
+        if self.entry_point is not None:
+            return self.entry_point
+        if self.file is not None:
+            return str(self.file)
+        return str(self.module)
 
 
 @dataclass(frozen=True)
@@ -128,12 +149,14 @@ class Reason:
     The resolver also keeps its evidence as data, so a tool (doctor) never has to
     parse ``message``: ``requirement`` is the dependency at fault as declared (name
     and specifier, no marker), ``providers`` the plugins that provide it (the one
-    found for ``version-conflict``, all of them for ``ambiguous-service``), and
+    found for ``version-conflict``, all of them for ``ambiguous-service``),
     ``cycle`` the path from this plugin back to itself, ``hook`` the hook at fault
-    and ``suggestion`` the hook it likely meant, ``path`` and ``line`` the file (and
-    line) to change, ``module`` the module an import could not find, and ``frames``
-    the ``(file, line)`` of each frame of the traceback, innermost last. They restate
-    ``message``, so they take no part in equality.
+    and ``suggestion`` the hook name it most likely meant, ``path`` and ``line``
+    the file (and line) to change, ``key`` the config key at fault, ``differences``
+    one line per field where a ``manifest-mismatch`` manifest and the code disagree,
+    ``module`` the module an import could not find, and ``frames`` the ``(file, line)``
+    of each frame of the traceback, innermost last. They restate ``message``, so they
+    take no part in equality.
     """
 
     code: ReasonCode
@@ -145,9 +168,11 @@ class Reason:
     providers: tuple[str, ...] = field(default=(), compare=False)
     cycle: tuple[str, ...] = field(default=(), compare=False)
     hook: str | None = field(default=None, compare=False)
+    suggestion: str | None = field(default=None, compare=False)
     path: str | None = field(default=None, compare=False)
     line: int | None = field(default=None, compare=False)
-    suggestion: str | None = field(default=None, compare=False)
+    key: str | None = field(default=None, compare=False)
+    differences: tuple[str, ...] = field(default=(), compare=False)
     module: str | None = field(default=None, compare=False)
     frames: tuple[tuple[str, int], ...] = field(default=(), compare=False)
 
@@ -180,14 +205,42 @@ class PlanWarning:
         return self.message
 
 
+class _NotImported:
+    def __repr__(self) -> str:
+        return "NOT_IMPORTED"
+
+
+NOT_IMPORTED: Final = _NotImported()
+"""``PluginSpec.plugin`` of a plugin described by its manifest, until the host imports it."""
+
+
 @dataclass(frozen=True)
 class PluginSpec:
-    """A plugin that imported and whose metadata validated."""
+    """A plugin whose metadata validated: imported, or read from its ``ksi-plugin.toml``.
+
+    ``hooks`` are the hooks it implements. A spec read from a manifest keeps the
+    manifest and the candidate to import it from, and its ``plugin`` is
+    :data:`NOT_IMPORTED` until :func:`ksi_host._describe.import_described` runs.
+    """
 
     plugin: object
     metadata: PluginMetadata
     capabilities: PluginCapabilities
     origin: Origin
+    hooks: tuple[str, ...] = ()
+    manifest: PluginManifest | None = None
+    candidate: Candidate | None = None
+
+    @property
+    def imported(self) -> bool:
+        return self.plugin is not NOT_IMPORTED
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the host imports it on its first event instead of at start-up."""
+        if self.manifest is None:
+            return False
+        return activates_lazily(self.manifest.activation, self.capabilities, self.hooks)
 
     @property
     def name(self) -> str:

@@ -163,6 +163,7 @@ class _Graph:
         self.after: dict[str, list[str]] = {}
         self.dependents: dict[str, list[str]] = {}
         self.reasons: dict[str, Reason] = {}
+        self.written: dict[tuple[str, str], str] = {}
 
     def add_plugin(self, spec: PluginSpec) -> None:
         winner = self.plugins.get(spec.key)
@@ -189,7 +190,7 @@ class _Graph:
                 if isinstance(found, _Choice):
                     self.undecided.setdefault(key, []).append(found)
                 else:
-                    self._settle(key, found)
+                    self._settle(key, found, requirement)
             wanted = (canonicalize_name(name) for name in spec.metadata.after_dependencies)
             self.after[key] = [name for name in wanted if name in self.plugins and name != key]
 
@@ -212,13 +213,17 @@ class _Graph:
             ),
         )
 
-    def _settle(self, key: str, found: str | Reason) -> None:
+    def _settle(self, key: str, found: str | Reason, requirement: Requirement) -> None:
         """Record a resolved dependency edge, or the first reason ``key`` cannot load."""
         if isinstance(found, Reason):
             self.reasons.setdefault(key, found)
+            return
+        if canonicalize_name(requirement.name) == found:
+            self.written[(key, found)] = _bare(requirement)
         else:
-            self.needs[key].append(found)
-            self.dependents.setdefault(found, []).append(key)
+            self.written[(key, found)] = _service(requirement, [self.plugins[found].name])
+        self.needs[key].append(found)
+        self.dependents.setdefault(found, []).append(key)
 
     def _provider(self, spec: PluginSpec, requirement: Requirement) -> str | Reason | _Choice:
         name = canonicalize_name(requirement.name)
@@ -233,7 +238,7 @@ class _Graph:
                 return _ambiguous(spec, requirement, [self.plugins[k] for k in keys], choice)
             return _Choice(requirement, tuple(keys))
         if name in self.gone:
-            return _needs_excluded(spec, requirement.name, self.gone[name].reason)
+            return _needs_excluded(spec, _bare(requirement), self.gone[name].reason)
         if name in self.gone_services:
             gone = self.gone_services[name]
             return _needs_excluded(spec, _service(requirement, [gone.name]), gone.reason)
@@ -283,12 +288,13 @@ class _Graph:
                 if key in self.reasons or len(live) > 1:
                     left.append(choice)
                 elif live:
-                    self._settle(key, self._checked(spec, choice.requirement, live[0]))
+                    found = self._checked(spec, choice.requirement, live[0])
+                    self._settle(key, found, choice.requirement)
                 else:
                     names = [self.plugins[k].name for k in choice.providers]
                     cause = self.reasons[choice.providers[0]]
                     dependency = _service(choice.requirement, names)
-                    self._settle(key, _needs_excluded(spec, dependency, cause))
+                    self._settle(key, _needs_excluded(spec, dependency, cause), choice.requirement)
             if key in self.reasons or not left:
                 del self.undecided[key]
                 changed.append(key)
@@ -339,7 +345,7 @@ class _Graph:
             for dependent in self.dependents.get(key, ()):
                 if dependent not in self.reasons:
                     spec = self.plugins[dependent]
-                    dependency = self.plugins[key].name
+                    dependency = self.written.get((dependent, key), self.plugins[key].name)
                     self.reasons[dependent] = _needs_excluded(spec, dependency, self.reasons[key])
                     queue.append(dependent)
 
@@ -505,8 +511,8 @@ def _ambiguous(
 
 
 def _service(requirement: Requirement, providers: Sequence[str]) -> str:
-    """A service dependency named with the plugins that provide it."""
-    return f"{requirement.name} (provided by {', '.join(providers)})"
+    """A service dependency, as written, named with the plugins that provide it."""
+    return f"{_bare(requirement)} (provided by {', '.join(providers)})"
 
 
 def _needs_excluded(spec: PluginSpec, dependency: str, cause: Reason) -> Reason:

@@ -52,6 +52,7 @@ class ReasonReport(_Frozen):
     hook: str | None = None
     path: str | None = None
     line: int | None = None
+    key: str | None = None
 
     @classmethod
     def of(cls, reason: Reason) -> ReasonReport:
@@ -68,6 +69,7 @@ class ReasonReport(_Frozen):
             hook=reason.hook,
             path=reason.path,
             line=reason.line,
+            key=reason.key,
         )
 
 

@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from ksi_host._config import check_plugin_config
+from ksi_host._config import plugin_settings
 from ksi_host._describe import Described
 from ksi_host._dispatch import unsupported_hooks
 from ksi_host._plan import Exclusion, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
-from ksi_host.errors import PluginRegistrationError
+from ksi_host.errors import PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_manager import KsiPluggyManager
 
-__all__ = ["vet", "vet_one"]
+__all__ = ["config_reason", "vet", "vet_one"]
 
 
 def vet(
@@ -37,10 +37,14 @@ def vet(
     ``sections`` maps canonical plugin names to their config sections.
     """
     reporter = reporter or NullReporter()
+    manager = KsiPluggyManager()
     specs: list[PluginSpec] = []
     refused: list[Exclusion] = []
     for spec in described.specs:
-        reason = vet_one(spec, sections.get(spec.key))
+        if not spec.imported:  # known from its manifest: the host vets it once imported
+            specs.append(spec)
+            continue
+        reason = vet_one(spec, sections.get(spec.key), manager)
         if reason is None:
             specs.append(spec)
             continue
@@ -50,9 +54,13 @@ def vet(
     return replace(described, specs=tuple(specs), excluded=(*described.excluded, *refused))
 
 
-def vet_one(spec: PluginSpec, section: Any) -> Reason | None:
-    """Why the host would refuse ``spec`` with config ``section``, or None."""
-    plugin, manager = spec.plugin, KsiPluggyManager()
+def vet_one(spec: PluginSpec, section: Any, manager: KsiPluggyManager) -> Reason | None:
+    """Why the host would refuse ``spec`` with config ``section``, or None.
+
+    ``manager`` is a scratch registry: the plugin is registered on it to check its
+    hooks, and never left there.
+    """
+    plugin = spec.plugin
     try:
         manager.register(plugin, name=spec.name)
     except PluginRegistrationError as exc:
@@ -67,6 +75,7 @@ def vet_one(spec: PluginSpec, section: Any) -> Reason | None:
             line=line,
         )
     wrappers = unsupported_hooks(manager, plugin)
+    manager.unregister(plugin)
     if wrappers:
         file, line = _source(plugin, wrappers[0])
         return Reason(
@@ -78,14 +87,19 @@ def vet_one(spec: PluginSpec, section: Any) -> Reason | None:
             path=file,
             line=line,
         )
-    errors = check_plugin_config(plugin, section)
-    if errors:
-        return Reason(
-            "config-invalid",
-            f"config section [{spec.name}] does not validate: {'; '.join(errors)}",
-            f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
-        )
+    try:
+        plugin_settings(spec.name, plugin, section)
+    except PluginConfigInvalid as exc:
+        return config_reason(exc)
     return None
+
+
+def config_reason(exc: PluginConfigInvalid) -> Reason:
+    """The plan's ``config-invalid`` reason for a section its plugin's model rejects."""
+    key = exc.problems[0][0] if exc.problems else None
+    return Reason(
+        "config-invalid", exc.what, exc.hint or "", key=None if key == "<section>" else key
+    )
 
 
 def _source(plugin: object, hook: str | None) -> tuple[str | None, int | None]:

@@ -19,7 +19,8 @@ escapes is a bug in ksi-host. The tree::
     ├── DaemonUnreachable                      the daemon refused us, or we may not connect
     ├── RequestTimeout                         no reply within the timeout
     ├── ProtocolError                          the answer is not a reply line
-    └── WorkerError                            doctor's worker broke outside any plugin import
+    ├── WorkerError                            doctor's worker broke outside any plugin import
+    └── MissingExtra            (ImportError)  a feature asked for whose optional library is absent
 
 Plugins raise their own subclasses too (``ksi_plugins_builtin.state.StateDatabaseError``).
 
@@ -52,6 +53,7 @@ __all__ = [
     "InvalidPluginMetadata",
     "KsiError",
     "MetadataProblem",
+    "MissingExtra",
     "PluginConfigInvalid",
     "PluginRegistrationError",
     "ProtocolError",
@@ -403,3 +405,19 @@ class WorkerError(KsiError):
     """Doctor's worker failed without any plugin import in flight: a broken ksi-host install."""
 
     reference = "doctor-worker"
+
+
+class MissingExtra(KsiError, ImportError):
+    """A feature was asked for, and the optional library it runs on is not installed."""
+
+    reference = "missing-extra"
+
+    def __init__(self, *, feature: str, module: str, install: str, where: str) -> None:
+        self.feature = feature
+        self.module = module
+        self.install = install
+        super().__init__(
+            what=f"{feature} needs the {module!r} library, which is not installed",
+            where=where,
+            hint=f"run: {install}",
+        )

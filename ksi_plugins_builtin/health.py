@@ -6,12 +6,14 @@ the names under ``failed``, when any of them failed to start.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
 from ksi_host import HostView, PluginCapabilities, PluginMetadata, __version__, hookimpl
+from ksi_host._for_builtins import PluginStatus
 from ksi_plugins_builtin._host import HostReporter
 
 __all__ = ["HealthPlugin", "plugin", "plugin_counts"]
@@ -19,7 +21,10 @@ __all__ = ["HealthPlugin", "plugin", "plugin_counts"]
 
 def plugin_counts(host: HostView) -> dict[str, int]:
     """Count the host's plugins by status, plus the total."""
-    statuses = host.status()
+    return _count(host.status())
+
+
+def _count(statuses: tuple[PluginStatus, ...]) -> dict[str, int]:
     by_status = Counter(status.status for status in statuses)
     return {"total": len(statuses), **dict(sorted(by_status.items()))}
 
@@ -32,11 +37,13 @@ class HealthPlugin(HostReporter):
             metadata=PluginMetadata(
                 name="health",
                 version=__version__,
-                description="system:health: status, timestamp, uptime, plugin counts",
+                description="system:health: status, timestamp, uptime, version, pid, plugin counts",
             ),
             capabilities=PluginCapabilities(commands=["system:health"]),
         )
         self._started = time.monotonic()
+        self._counted: tuple[PluginStatus, ...] = ()
+        self._counts: dict[str, int] = {}
 
     @hookimpl
     def ksi_startup(self) -> dict[str, str]:
@@ -51,14 +58,24 @@ class HealthPlugin(HostReporter):
             "status": "healthy",
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "uptime": round(time.monotonic() - self._started, 3),
+            "version": __version__,
+            "pid": os.getpid(),
         }
         if self.host is not None:
-            answer["plugins"] = plugin_counts(self.host)
-            failed = [status.name for status in self.host.status() if status.status == "failed"]
-            if failed:
+            counts = dict(self._plugin_counts(self.host))
+            answer["plugins"] = counts
+            if counts.get("failed"):
                 answer["status"] = "degraded"
-                answer["failed"] = list(failed)
+                answer["failed"] = [s.name for s in self.host.status() if s.status == "failed"]
         return answer
+
+    def _plugin_counts(self, host: HostView) -> dict[str, int]:
+        """:func:`plugin_counts`, counted again only when a plugin's status changed."""
+        statuses = host.status()
+        if statuses != self._counted:  # the same status objects compare by identity: cheap
+            self._counts = _count(statuses)
+        self._counted = statuses  # equal but new objects would compare field by field
+        return self._counts
 
 
 plugin = HealthPlugin()

@@ -107,7 +107,7 @@ def test_a_broken_environment_exits_1_and_every_plugin_has_a_status_line(
         ("needsmod", "import-error", "No module named 'not_installed_mod'", "--force-reinstall"),
         ("shadow", "shadowed", "is shadowed by shadow from folder", "rm -r "),
         ("off", "disabled", "disabled by KSI_DISABLE_PLUGINS", "unset KSI_DISABLE_PLUGINS"),
-        ("configured", "config-invalid", "port: Input should be", "${EDITOR:-vi} +3 "),
+        ("configured", "config-invalid", "port: Input should be", "${EDITOR:-vi} +4 "),
     ],
 )
 def test_each_problem_names_its_cause_and_a_pasteable_fix(
@@ -233,7 +233,10 @@ def test_a_server_section_that_stops_run_is_an_error_too(
     result = _doctor(healthy_world, "--json", "--config", str(config))
     assert result.returncode == 1
     problem = _problem(json.loads(result.stdout), "config-invalid")
-    assert "max_conections: Extra inputs are not permitted" in problem["what"]
+    assert (
+        "max_conections: unknown key 'max_conections'; did you mean 'max_connections'?"
+        in problem["what"]
+    )
     assert problem["where"] == f"[server] section of {config}"
     assert problem["fix"] == f"${{EDITOR:-vi}} {config}"
     from_env = _doctor(healthy_world, "--json", KSI_SERVER__IDLE_TIMEOUT="0")

@@ -378,6 +378,7 @@ def test_status_lists_excluded_plugins_with_their_reason(scripted_plugin, make_p
                 "hook": None,
                 "path": None,
                 "line": None,
+                "key": None,
             },
             "warnings": [],
             "import_ms": None,

@@ -425,3 +425,19 @@ def test_a_service_choice_that_chooses_nothing_is_a_warning() -> None:
         "fix the name or remove the choice",
     ]
     assert {warning.code for warning in plan.warnings} == {"choice-unused"}
+
+
+def test_requirements_are_quoted_as_written_for_excluded_plugins_too() -> None:
+    plan = resolve(
+        [
+            make_spec("db", version="1.0", dependencies=["nothing"]),
+            make_spec("app", dependencies=["db >=1.0, <2"]),
+            make_spec("web", dependencies=["app>=0"]),
+            make_spec("old_app", dependencies=["db<1 , >0.1"]),
+        ]
+    )
+    reasons = _reasons(plan)
+    assert reasons["app"].requirement == "db >=1.0, <2"
+    assert reasons["app"].message.startswith("app needs db >=1.0, <2, which will not load")
+    assert reasons["web"].requirement == "app>=0"
+    assert reasons["old_app"].requirement == "db<1 , >0.1"

@@ -17,10 +17,12 @@ from typing import Any, Final
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import env_disabled
 from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
+from ksi_host._manifest import Activation, InvalidManifest, PluginManifest, regenerate_command
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PlanWarning, PluginSpec
 from ksi_host._schema import PluginEntry
 from ksi_host._trust import TRUST_SETTING, TrustPolicy, distrust
@@ -105,6 +107,7 @@ class Fixes:
             "cycle": self._cycle,
             "ambiguous-service": self._ambiguous,
             "dependency-excluded": self._dependency_excluded,
+            "manifest-mismatch": self._manifest_mismatch,
         }
         return builders.get(code, self._bad_plugin)(exclusion)
 
@@ -278,8 +281,9 @@ class Fixes:
         )
 
     def _config_invalid(self, exclusion: Exclusion) -> Problem:
-        key = canonicalize_name(exclusion.name)
-        line = self._table_line(key)
+        table = self._table_line(canonicalize_name(exclusion.name))
+        field = exclusion.reason.key
+        line = self._key_line(table, field.partition(".")[0]) if table and field else table
         return self._make(
             exclusion,
             "error",
@@ -308,6 +312,22 @@ class Fixes:
             exclusion, "error", fix, note=reason.hint, where=where, traceback=reason.traceback
         )
 
+    def _manifest_mismatch(self, exclusion: Exclusion) -> Problem:
+        """The shipped ``ksi-plugin.toml`` says otherwise than the code: one line per field."""
+        reason, candidate = exclusion.reason, self._candidate(exclusion)
+        fields = "".join(f"\n    {line}" for line in reason.differences)
+        return self._make(
+            exclusion,
+            "error",
+            regenerate_command(candidate, _activation(candidate.manifest))
+            if candidate
+            else reason.hint,
+            what=f"{exclusion.name}: {candidate.manifest if candidate else 'its manifest'} "
+            f"disagrees with the code:{fields}",
+            note="the host plans with the manifest and refuses a plugin whose code disagrees; "
+            "regenerate the manifest from the code (then rebuild and reinstall the distribution)",
+        )
+
     def _missing(self, exclusion: Exclusion) -> Problem:
         wanted = _requirement(exclusion)
         if wanted is None:
@@ -327,8 +347,15 @@ class Fixes:
         provider = self.specs.get(canonicalize_name(found[0])) if found else None
         if requirement is None or provider is None:
             return self._make(exclusion, "error", self._disable_fix(exclusion.name))
-        dist = provider.origin.distribution
-        if dist:
+        dist, installed = provider.origin.distribution, provider.origin.dist_version
+        if dist and installed and _satisfies(requirement, installed):
+            fix = self._disable_fix(exclusion.name)
+            note = (
+                f"{dist} {installed} is installed and would match, but {provider.name} says it "
+                f"is version {provider.version}: pip would answer 'Requirement already "
+                f"satisfied'; ask its author to make PluginMetadata(version=...) match"
+            )
+        elif dist:
             fix = f'{PIP} install "{dist}{requirement.specifier}"'
             note = f"{provider.name} comes from the distribution {dist}"
         else:
@@ -424,6 +451,18 @@ class Fixes:
         added = [n for n in names if canonicalize_name(n) not in keys]
         return f"export KSI_DISABLE_PLUGINS={','.join([*current, *added])}"
 
+    def _key_line(self, table: int, key: str) -> int:
+        """The line setting ``key`` in the table that starts at line ``table``, else the table."""
+        lines = _read_lines(self.config_path)
+        for number in range(table + 1, len(lines) + 1):
+            text = lines[number - 1]
+            if text.lstrip().startswith("["):  # the next table (or array of tables)
+                break
+            name = text.partition("=")[0].strip().strip("\"'")
+            if "=" in text and name == key:
+                return number
+        return table
+
     def _table_line(self, key: str) -> int | None:
         """The line of the config file that opens table ``[key]`` (``["key"]`` too)."""
         for number, text in enumerate(_read_lines(self.config_path), start=1):
@@ -436,10 +475,27 @@ class Fixes:
         return None
 
 
+def _activation(file: Path | None) -> Activation:
+    """What the shipped manifest asks for, so regenerating it keeps the author's choice."""
+    try:
+        text = file.read_text(encoding="utf-8") if file else ""
+        return PluginManifest.from_toml(text, where=str(file)).activation
+    except (OSError, UnicodeDecodeError, InvalidManifest):
+        return "startup"
+
+
 def _requirement(exclusion: Exclusion) -> Requirement | None:
     """The dependency at fault, as the resolver recorded it."""
     text = exclusion.reason.requirement
     return Requirement(text) if text else None
+
+
+def _satisfies(requirement: Requirement, installed: str) -> bool:
+    """Whether an installed version meets ``requirement`` as pip has it (pre-releases too)."""
+    try:
+        return requirement.specifier.contains(Version(installed), prereleases=True)
+    except InvalidVersion:
+        return False
 
 
 def _where(origin: Origin) -> str:

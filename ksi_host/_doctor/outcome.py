@@ -16,7 +16,10 @@ __all__ = ["Outcome", "outcome"]
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the worker found for one candidate, rebuilt as the host's own stage values."""
+    """What the worker found for one candidate, rebuilt as the host's own stage values.
+
+    Neither ``spec`` nor ``exclusion`` for a helper module in a plugin folder.
+    """
 
     candidate: Candidate
     spec: PluginSpec | None = None
@@ -49,6 +52,8 @@ def outcome(candidate: Candidate, result: Mapping[str, Any] | Failure) -> Outcom
         spec = _spec(data["spec"], candidate) if data["spec"] else None
         exclusion = Exclusion(data["name"], origin, reason_from_wire(data["reason"]), spec)
         return Outcome(candidate, exclusion=exclusion, source_file=data["source_file"], **common)
+    if result.get("helper"):
+        return Outcome(candidate, **common)
     spec = _spec(result["spec"], candidate)
     return Outcome(candidate, spec=spec, source_file=result["source_file"], **common)
 

@@ -124,7 +124,8 @@ def _health(report: DoctorReport, entry: PluginEntry) -> str:
     if entry.status in ("excluded", "failed", "not-running"):
         return "error"
     severities = {p.severity for p in report.problems if p.plugin == entry.name}
-    return "warning" if "warning" in severities or "error" in severities else "ok"
+    flagged = entry.warnings or {"warning", "error"} & severities
+    return "warning" if flagged else "ok"
 
 
 def _problem_lines(problem: Problem, paint: Callable[..., str], tracebacks: bool) -> list[str]:

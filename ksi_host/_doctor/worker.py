@@ -26,12 +26,12 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import IO, Any, Final, get_args
 
-from ksi_host._describe import describe
-from ksi_host._plan import Candidate, Origin, PluginSpec, Reason, ReasonCode
+from ksi_host._describe import Described, describe, import_described
+from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason, ReasonCode
 from ksi_host._trust import TrustPolicy
 from ksi_host._vet import vet
 
@@ -51,6 +51,7 @@ def candidate_to_wire(candidate: Candidate) -> dict[str, Any]:
     """A candidate as JSON-ready data for the worker's stdin."""
     data = asdict(candidate)
     data["file"] = str(candidate.file) if candidate.file is not None else None
+    data["manifest"] = str(candidate.manifest) if candidate.manifest is not None else None
     return data
 
 
@@ -59,6 +60,7 @@ def candidate_from_wire(data: Mapping[str, Any]) -> Candidate:
     fields = dict(data)
     fields["origin"] = Origin(**fields["origin"])
     fields["file"] = Path(fields["file"]) if fields["file"] is not None else None
+    fields["manifest"] = Path(fields["manifest"]) if fields["manifest"] is not None else None
     return Candidate(**fields)
 
 
@@ -80,6 +82,7 @@ def reason_from_wire(data: Mapping[str, Any]) -> Reason:
         **data,
         "providers": tuple(data["providers"]),
         "cycle": tuple(data["cycle"]),
+        "differences": tuple(data.get("differences", ())),
         "frames": tuple((file, line) for file, line in data["frames"]),
     }
     return Reason(**fields)
@@ -98,13 +101,16 @@ def main() -> None:
         candidate = candidate_from_wire(wire)
         _send(channel, {"start": index, "stderr_at": _stderr_offset()})
         started = time.perf_counter()
-        described = vet(describe([candidate], disabled=disabled, trust=trust), sections)
+        described = _imported(describe([candidate], disabled=disabled, trust=trust))
+        described = vet(described, sections)
         seconds = time.perf_counter() - started
         result: dict[str, Any] = {"done": index, "seconds": seconds}
         result["warnings"] = [asdict(warning) for warning in described.warnings]
         if described.specs:
             spec = described.specs[0]
             result.update(spec=_spec_data(spec), source_file=_source_file(spec.plugin))
+        elif not described.excluded:
+            result["helper"] = True
         else:
             exclusion = described.excluded[0]
             result["excluded"] = {
@@ -117,6 +123,10 @@ def main() -> None:
     _send(channel, {"end": True})
     sys.stderr.flush()
     os._exit(0)  # a plugin's leftover non-daemon thread must not keep the worker alive
+
+
+def _failed(spec: PluginSpec, reason: Reason) -> Exclusion:
+    return Exclusion(spec.name, spec.origin, reason, spec)
 
 
 def _send(channel: IO[str], event: Mapping[str, Any]) -> None:
@@ -138,6 +148,17 @@ def _spec_data(spec: PluginSpec) -> dict[str, Any]:
         "metadata": spec.metadata.model_dump(mode="json"),
         "capabilities": spec.capabilities.model_dump(mode="json"),
     }
+
+
+def _imported(described: Described) -> Described:
+    """A manifest's plugin imported and compared with its manifest, so its code is vetted."""
+    if not described.specs or described.specs[0].imported:
+        return described
+    spec = described.specs[0]
+    imported = import_described(spec)
+    if isinstance(imported, Reason):
+        return replace(described, specs=(), excluded=(_failed(spec, imported),))
+    return replace(described, specs=(imported,))
 
 
 def _source_file(plugin: object) -> str | None:
