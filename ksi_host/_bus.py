@@ -2,7 +2,9 @@
 
 Every event the host accepts (its name is valid, no filter blocked it, no validator
 rejected it) is kept in a bounded ring buffer and handed to the listeners whose
-pattern matches, before the handlers run. Listeners make the guide's
+pattern matches, before the handlers run. The history keeps the data as it was
+accepted, and each listener gets its own copy of it, so what a handler or a listener
+does to its data changes no history entry. Listeners make the guide's
 request/response pattern work: publish with a ``correlation_id`` and wait for the
 event that carries it back::
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, Protocol
 
+from ksi_host._snapshot import snapshot
 from ksi_host.events import check_event_name, normalise_namespace
 
 __all__ = ["DEFAULT_HISTORY_SIZE", "EventBus", "EventContext", "Listener", "Router"]
@@ -166,7 +169,7 @@ class EventBus:
         entries = [e for e in self._history if wanted is None or e[2] == wanted]
         if limit is not None:
             entries = entries[len(entries) - limit :] if limit else []
-        return [self._entry(stamp, name, data) for stamp, name, _, data in entries]
+        return [self._entry(stamp, name, snapshot(data)) for stamp, name, _, data in entries]
 
     def record(self, event_name: str, namespace: str, data: dict[str, Any]) -> bool:
         """Keep an accepted event in the history; say whether listeners are waiting for it."""
@@ -179,7 +182,7 @@ class EventBus:
             if not subscription.matches(event_name):
                 continue
             try:
-                result = subscription.listener(event_name, data)
+                result = subscription.listener(event_name, snapshot(data))
                 if inspect.isawaitable(result):
                     await result
             except Exception:

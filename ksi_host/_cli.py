@@ -162,7 +162,9 @@ def run(
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
         host = boot(config, paths=plugin_paths)
-        code = asyncio.run(run_daemon(host.start, host.stop, server))
+        code = asyncio.run(
+            run_daemon(host.start, host.stop, server, stop_grace=config.host.stop_grace)
+        )
     raise SystemExit(code)
 
 

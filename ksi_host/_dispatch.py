@@ -20,10 +20,20 @@ What :meth:`Dispatcher.dispatch` returns:
   ``INTERNAL_ERROR`` (a filter or the only handler raised; logged with its traceback,
   the reply names the plugin but not the exception), ``EMIT_TOO_DEEP`` (an event
   emitted from inside handling another, nested deeper than ``max_emit_depth``: plugins
-  that emit to each other in a loop get this answer instead of recursing forever).
+  that emit to each other in a loop get this answer instead of recursing forever),
+  ``TIMEOUT`` (a filter, validator or handler did not finish within its deadline,
+  ``[host] call_timeout`` or the plugin's ``[host.call_timeouts]`` entry: the reply
+  names the plugin; see :mod:`ksi_host._deadline`).
 
 Each plugin's handler gets its own ``context`` (see :class:`Dispatcher`), so a plugin
-that changes ``context["config"]`` changes only its own copy.
+that changes ``context["config"]`` changes only its own copy. Likewise each validator
+and each handler gets its own copy of the data (:func:`~ksi_host._snapshot.snapshot`):
+what one changes, no other plugin and no history entry sees. A filter's change is
+explicit: the dict it returns is what goes on.
+
+The host's own diagnostic events (``DIAGNOSTIC_EVENTS``: ``system:health``,
+``system:metrics``, ``plugin:list``) skip every plugin's filters and validators, so a
+catch-all filter that fails cannot keep the operator from asking what is wrong.
 
 Filters fail closed: a filter that raises or returns something other than a dict
 stops the event, since it may be the one that guards it.
@@ -31,34 +41,42 @@ stops the event, since it may be the one that guards it.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import CoroutineType
+from types import CoroutineType, FrameType
 from typing import Any, Final, Protocol
 
 import pluggy
 
 from ksi_host._bus import EventContext
+from ksi_host._deadline import DeadlineExceeded, PluginStalled, within
+from ksi_host._snapshot import snapshot
+from ksi_host._watchdog import call_site
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import split_event_name
 from ksi_host.plugin_types import PluginCapabilities
 
 __all__ = [
     "BLOCKED",
+    "DEFAULT_CALL_TIMEOUT",
+    "DIAGNOSTIC_EVENTS",
     "DISPATCH_HOOKS",
     "EMIT_TOO_DEEP",
     "INTERNAL_ERROR",
     "INVALID_EVENT_NAME",
     "INVALID_INPUT",
     "NO_HANDLER",
+    "TIMEOUT",
     "Dispatcher",
     "EventObserver",
     "call_hookimpl",
     "error_reply",
+    "hook_name",
     "unsupported_hooks",
 ]
 
@@ -70,6 +88,11 @@ INVALID_INPUT: Final = "INVALID_INPUT"
 NO_HANDLER: Final = "NO_HANDLER"
 INTERNAL_ERROR: Final = "INTERNAL_ERROR"
 EMIT_TOO_DEEP: Final = "EMIT_TOO_DEEP"
+TIMEOUT: Final = "TIMEOUT"
+DEFAULT_CALL_TIMEOUT: Final = 30.0
+
+DIAGNOSTIC_EVENTS: Final = frozenset({"system:health", "system:metrics", "plugin:list"})
+"""The operator's own questions: no plugin's filter or validator stands in their way."""
 
 DISPATCH_HOOKS: Final = ("ksi_filter_event", "ksi_validate_event", "ksi_handle_event")
 _FILTER_ARGS: Final = ("event_name", "data")
@@ -97,6 +120,11 @@ async def call_hookimpl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
     return result
 
 
+def hook_name(impl: pluggy.HookImpl) -> str:
+    """The hook ``impl`` implements (its ``specname``, else its function's name)."""
+    return str(impl.opts.get("specname") or impl.function.__name__)
+
+
 def unsupported_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     """Event hooks of ``plugin`` that are wrappers, which the dispatcher does not run."""
     return [
@@ -120,16 +148,19 @@ class EventObserver(Protocol):
 class _Impl:
     """One plugin's implementation of an event hook, ready to call positionally."""
 
-    __slots__ = ("call", "context", "is_async", "plugin", "stats")
+    __slots__ = ("call", "context", "hook", "is_async", "plugin", "stats", "timeout")
 
     def __init__(
         self,
         impl: pluggy.HookImpl,
         full: tuple[str, ...],
         context: EventContext,
+        timeout: float,
         stats: list[int] | None = None,
     ) -> None:
         self.plugin: Final = impl.plugin_name
+        self.hook: Final = hook_name(impl)
+        self.timeout: Final = timeout
         self.call: Final = _adapt(impl.function, tuple(impl.argnames), full)
         self.is_async: Final = inspect.iscoroutinefunction(impl.function)
         self.stats: Final = stats if stats is not None else [0, 0, 0]
@@ -179,8 +210,10 @@ class Dispatcher:
         routing: bool = True,
         max_emit_depth: int = 32,
         explain_unhandled: Callable[[str, str], str | None] | None = None,
+        call_timeout: Callable[[str], float] = lambda plugin: DEFAULT_CALL_TIMEOUT,
     ) -> None:
         self._pm = pm
+        self._call_timeout = call_timeout
         self._explain_unhandled = explain_unhandled
         self._context_for = context_for
         self._observer = observer
@@ -220,11 +253,16 @@ class Dispatcher:
                 f"the limit (latest: {shown}); plugins that emit to each other in a loop never "
                 "end: break the loop, or raise [host] max_emit_depth if the nesting is meant",
             )
-        token = _EMIT_CHAIN.set((*chain, str(event_name)))
+        _EMIT_CHAIN.set((*chain, str(event_name)))
         try:
+            # A handler that emits in a loop yields here: other clients are served, and
+            # its deadline's cancellation gets in.
+            await asyncio.sleep(0)
             return await self.dispatch(event_name, data, context)
         finally:
-            _EMIT_CHAIN.reset(token)
+            # Not reset(token): the server may move a request that waits into a task,
+            # whose context is a copy of the one the token was made in.
+            _EMIT_CHAIN.set(chain)
 
     async def dispatch(
         self,
@@ -250,7 +288,9 @@ class Dispatcher:
             try:
                 result = impl.call(event_name, data)
                 if impl.is_async or type(result) is CoroutineType:
-                    result = await result
+                    result = await within(result, impl.timeout)
+            except (DeadlineExceeded, PluginStalled) as exc:
+                return self._timed_out(impl, event_name, exc)
             except Exception:
                 logger.exception("filter of plugin %r failed on %r", impl.plugin, event_name)
                 return self._error(
@@ -275,46 +315,51 @@ class Dispatcher:
             data = result
         for impl in route.validators:
             try:
-                result = impl.call(event_name, data)
+                result = impl.call(event_name, snapshot(data))
                 if impl.is_async or type(result) is CoroutineType:
-                    await result
+                    await within(result, impl.timeout)
+            except (DeadlineExceeded, PluginStalled) as exc:
+                return self._timed_out(impl, event_name, exc)
             except Exception as exc:
                 return self._error(INVALID_INPUT, str(exc) or type(exc).__name__, impl.plugin)
         if self._observer.record(event_name, route.namespace, data):
             await self._observer.notify(event_name, data)
-        answers: list[tuple[str, Any, bool]] = []
+        answers: list[tuple[str, Any, dict[str, Any] | None]] = []
         for impl in route.handlers:
             stats = impl.stats  # [calls, errors, nanoseconds], shared per plugin
             start = time.perf_counter_ns()
             try:
                 result = impl.call(
                     event_name,
-                    data,
+                    snapshot(data),
                     impl.context if context is None else _with_caller(impl.context, context),
                 )
                 if impl.is_async or type(result) is CoroutineType:
-                    result = await result
+                    result = await within(result, impl.timeout)
+            except (DeadlineExceeded, PluginStalled) as exc:
+                stats[1] += 1
+                answers.append((impl.plugin, None, self._timed_out(impl, event_name, exc)))
             except Exception:
                 stats[1] += 1
                 logger.exception("handler of plugin %r failed on %r", impl.plugin, event_name)
-                answers.append((impl.plugin, None, False))
+                answers.append((impl.plugin, None, self._handler_failed(impl.plugin, event_name)))
             else:
                 if result is not None:
-                    answers.append((impl.plugin, result, True))
+                    answers.append((impl.plugin, result, None))
             stats[0] += 1
             stats[2] += time.perf_counter_ns() - start
         if len(answers) == 1:
-            plugin, result, ok = answers[0]
-            return result if ok else self._handler_failed(plugin, event_name)
+            _, result, error = answers[0]
+            return result if error is None else error
         if not answers:
             return self._error(NO_HANDLER, self._unhandled(event_name, route.namespace))
         return {
             "status": "multiple",
             "results": [
                 {"plugin": plugin, "result": result}
-                if ok
-                else {"plugin": plugin, "error": self._handler_failed(plugin, event_name)["error"]}
-                for plugin, result, ok in answers
+                if error is None
+                else {"plugin": plugin, "error": error["error"]}
+                for plugin, result, error in answers
             ],
         }
 
@@ -337,6 +382,22 @@ class Dispatcher:
         why = self._explain_unhandled(event_name, namespace) if self._explain_unhandled else None
         return f"no plugin handles {event_name!r}" + (f"; {why}" if why else "")
 
+    def _timed_out(
+        self, impl: _Impl, event_name: str, exc: DeadlineExceeded | PluginStalled
+    ) -> dict[str, Any]:
+        if isinstance(exc, PluginStalled):
+            what = f"blocked the event loop for {exc.seconds:.1f} s on {event_name!r}, stopped"
+        else:
+            what = f"did not answer {event_name!r}"
+        logger.error("plugin %r %s (%s, deadline %g s)", impl.plugin, what, impl.hook, impl.timeout)
+        return self._error(
+            TIMEOUT,
+            f"plugin {impl.plugin!r} {what} within its {impl.timeout:g} s deadline "
+            f"({impl.hook}); raise [host.call_timeouts] {impl.plugin} = <seconds> if it needs "
+            "longer, or fix the plugin",
+            impl.plugin,
+        )
+
     def _handler_failed(self, plugin: str, event_name: str) -> dict[str, Any]:
         return self._error(
             INTERNAL_ERROR,
@@ -347,13 +408,17 @@ class Dispatcher:
     def _build_route(self, event_name: str) -> _Route:
         namespace, _ = split_event_name(event_name)
         hooks = self._pm.hook
-        filters = self._select(hooks.ksi_filter_event, namespace, event_name)
-        validators = self._select(hooks.ksi_validate_event, namespace, event_name)
+        filters: tuple[_Impl, ...] = ()
+        validators: tuple[_Impl, ...] = ()
+        if event_name not in DIAGNOSTIC_EVENTS:
+            filters = self._select(hooks.ksi_filter_event, namespace, event_name)
+            validators = self._select(hooks.ksi_validate_event, namespace, event_name)
         handlers = tuple(
             _Impl(
                 impl,
                 _HANDLE_ARGS,
                 self._context_for(impl.plugin_name),
+                self._call_timeout(impl.plugin_name),
                 self._handler_stats.setdefault(impl.plugin_name, [0, 0, 0]),
             )
             for impl in self._routed(hooks.ksi_handle_event, namespace, event_name)
@@ -374,7 +439,12 @@ class Dispatcher:
         self, caller: pluggy.HookCaller, namespace: str, event_name: str
     ) -> tuple[_Impl, ...]:
         return tuple(
-            _Impl(impl, _FILTER_ARGS, self._context_for(impl.plugin_name))
+            _Impl(
+                impl,
+                _FILTER_ARGS,
+                self._context_for(impl.plugin_name),
+                self._call_timeout(impl.plugin_name),
+            )
             for impl in self._routed(caller, namespace, event_name)
         )
 
@@ -401,3 +471,22 @@ class Dispatcher:
             or namespace in capabilities.event_namespaces
             or event_name in capabilities.commands
         )
+
+
+def _blame_stage(frame: FrameType) -> tuple[str, str, str | None] | None:
+    impl = frame.f_locals.get("impl")
+    if not isinstance(impl, _Impl):
+        return None
+    event = frame.f_locals.get("event_name")
+    return impl.plugin, impl.hook, event if isinstance(event, str) else None
+
+
+def _blame_hookimpl(frame: FrameType) -> tuple[str, str, str | None] | None:
+    impl = frame.f_locals.get("impl")
+    if not isinstance(impl, pluggy.HookImpl):
+        return None
+    return impl.plugin_name, hook_name(impl), None
+
+
+call_site(Dispatcher.dispatch, _blame_stage)
+call_site(call_hookimpl, _blame_hookimpl)

@@ -10,8 +10,10 @@ calls ``ksi_shutdown`` in reverse load order, each within ``[host]
 shutdown_timeout``; a failure is logged and kept as the stopped plugin's reason,
 and the others carry on. A host runs once: start, then stop.
 
-A timeout can only interrupt a hook that awaits: a plain function that blocks
-(``time.sleep``) blocks the whole host, as any blocking call in asyncio does.
+A timeout cancels a hook that awaits; a hook that blocks the event loop
+(``time.sleep``, a busy loop) is noticed by the watchdog (:mod:`ksi_host._watchdog`,
+``[host] watchdog_threshold``), logged with the plugin and its stack, and interrupted
+at the same deadline when the host runs on the main thread.
 
 Each plugin gets its own context (``ksi_plugin_context`` and its handlers see the
 same one), with its own copy of the whole config under ``"config"``.
@@ -41,9 +43,11 @@ import pluggy
 
 from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
 from ksi_host._config import HostConfig, check_plugin_config
+from ksi_host._deadline import PluginStalled, within
 from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
 from ksi_host._tasks import TaskKeeper
+from ksi_host._watchdog import Watchdog
 from ksi_host.errors import KsiError, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import PluginManager
@@ -65,6 +69,7 @@ class PluginStatus:
     origin: Origin
     status: PluginState
     reason: Reason | None = None
+    stalls: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for the wire and ``--json``."""
@@ -74,6 +79,7 @@ class PluginStatus:
             "version": self.version,
             "origin": str(self.origin),
             "status": self.status,
+            "stalls": self.stalls,
             "reason": None
             if reason is None
             else {
@@ -123,6 +129,7 @@ class Host:
             self.bus,
             max_emit_depth=self.config.host.max_emit_depth,
             explain_unhandled=self._why_unhandled,
+            call_timeout=self.config.host.call_timeout_for,
         )
         self.manager.pm.on_change(self._dispatcher.invalidate)
         # In load order: status() reads it as is (system:health asks on every call).
@@ -146,6 +153,7 @@ class Host:
             *((self._status[spec.key], spec.capabilities) for spec in plan.order),
             *((status, e.spec.capabilities) for status, e in excluded_specs if e.spec),
         )
+        self._watchdog: Watchdog | None = None
         self._phase = "new"
 
     async def __aenter__(self) -> Host:
@@ -166,6 +174,9 @@ class Host:
             raise HostStateError(action="start", phase=self._phase)
         self._phase = "starting"
         self._tasks.install()
+        if self.config.host.watchdog_threshold > 0:
+            self._watchdog = Watchdog(self.config.host.watchdog_threshold, self.deadline_for)
+            self._watchdog.start()
         for spec in self.plan.order:
             if self._is_pending(spec):
                 self._register(spec)
@@ -204,6 +215,8 @@ class Host:
                 self._unregister(spec)
                 self._set(spec.key, "stopped", problem)
         await self._tasks.close()
+        if self._watchdog is not None:
+            self._watchdog.stop()
         self._phase = "stopped"
 
     async def _emitted(
@@ -237,6 +250,14 @@ class Host:
             self._contexts[plugin_name] = context
         return context
 
+    def deadline_for(self, plugin: str, hook: str) -> float:
+        """How long one call of ``hook`` into ``plugin`` may take (:mod:`ksi_host._deadline`)."""
+        if hook in ("ksi_plugin_context", "ksi_startup"):
+            return self.config.host.startup_timeout
+        if hook == "ksi_shutdown":
+            return self.config.host.shutdown_timeout
+        return self.config.host.call_timeout_for(plugin)
+
     def _why_unhandled(self, event_name: str, namespace: str) -> str | None:
         """Name the plugin that declares an unanswered event but is not running."""
         for declared, capabilities in self._declared:
@@ -254,16 +275,24 @@ class Host:
 
     def status(self) -> tuple[PluginStatus, ...]:
         """Every plugin of the plan in load order, then the ones the plan excluded."""
-        return (*self._status.values(), *self._excluded)
+        stalls = self._watchdog.stalls if self._watchdog is not None else None
+        if not stalls:
+            return (*self._status.values(), *self._excluded)
+        running = (
+            replace(status, stalls=stalls[status.name]) if status.name in stalls else status
+            for status in self._status.values()
+        )
+        return (*running, *self._excluded)
 
     async def metrics(self) -> dict[str, Any]:
         """Every plugin's ``ksi_metrics_collected`` plus the host's own under ``"ksi_host"``."""
         metrics: dict[str, Any] = {}
         failed = []
         for impl in reversed(self.manager.pm.hook.ksi_metrics_collected.get_hookimpls()):
+            deadline = self.config.host.call_timeout_for(impl.plugin_name)
             try:
-                result = await call_hookimpl(impl, metrics=metrics)
-            except Exception:
+                result = await within(call_hookimpl(impl, metrics=metrics), deadline)
+            except (Exception, PluginStalled):
                 logger.exception("plugin %r failed in ksi_metrics_collected", impl.plugin_name)
                 failed.append(impl.plugin_name)
                 continue
@@ -273,6 +302,7 @@ class Host:
             **self._dispatcher.stats(),
             "plugins": dict(Counter(status.status for status in self.status())),
             "metrics_failed": failed,
+            "stalls": dict(self._watchdog.stalls) if self._watchdog is not None else {},
         }
         return metrics
 
@@ -355,6 +385,16 @@ class Host:
                     traceback=stack,
                 )
             exc = asyncio.CancelledError() if task.cancelled() else task.exception()
+            if isinstance(exc, PluginStalled):
+                return Reason(
+                    code,
+                    str(exc),
+                    f"never block the event loop in {hook}: await, or run blocking work with "
+                    "asyncio.to_thread; or disable the plugin in [host] disabled",
+                    traceback="".join(
+                        traceback.format_exception(type(exc), exc, exc.__traceback__)
+                    ),
+                )
             if exc is not None:
                 logger.error("plugin %r failed in %s", spec.name, hook, exc_info=exc)
                 return Reason(

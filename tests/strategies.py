@@ -153,3 +153,14 @@ wire_stream = st.tuples(
     st.lists(st.tuples(wire_line, st.sampled_from([b"\n", b"\r\n"])), max_size=8),
     st.sampled_from([b"", b'{"event": "test:echo"}', b"\xff"]),
 ).map(lambda parts: b"".join(line + end for line, end in parts[0]) + parts[1])
+
+# --- event data ---
+
+#: Any JSON value a client can send as (part of) event data.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=20,
+)

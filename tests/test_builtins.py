@@ -266,6 +266,7 @@ def test_plugin_list_is_the_hosts_status(db):
         "version": health.plugin.metadata.version,
         "origin": "builtin ksi_plugins_builtin.health",
         "status": "running",
+        "stalls": 0,
         "reason": None,
     }
     transport = by_name["unix_socket"]

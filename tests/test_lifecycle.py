@@ -363,6 +363,7 @@ def test_status_lists_excluded_plugins_with_their_reason(scripted_plugin, make_p
             "version": "1.0",
             "origin": "path test",
             "status": "pending",
+            "stalls": 0,
             "reason": None,
         },
         {
@@ -370,6 +371,7 @@ def test_status_lists_excluded_plugins_with_their_reason(scripted_plugin, make_p
             "version": None,
             "origin": "folder /p",
             "status": "excluded",
+            "stalls": 0,
             "reason": {
                 "code": "disabled",
                 "message": "disabled in [host] disabled",
