@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -153,6 +154,26 @@ wire_stream = st.tuples(
     st.lists(st.tuples(wire_line, st.sampled_from([b"\n", b"\r\n"])), max_size=8),
     st.sampled_from([b"", b'{"event": "test:echo"}', b"\xff"]),
 ).map(lambda parts: b"".join(line + end for line, end in parts[0]) + parts[1])
+
+
+def strict_json(line: bytes) -> Any:
+    """Parse as RFC 8259 JSON: NaN and Infinity are not JSON, whatever Python accepts."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def replies_owed(stream: bytes, limit: int) -> tuple[int, bool]:
+    """How many replies a stream is owed, and whether it ends with LINE_TOO_LONG."""
+    owed = 0
+    for content in stream.split(b"\n"):
+        if len(content) > limit:
+            return owed + 1, True
+        owed += bool(content.strip())
+    return owed, False
+
 
 # --- event data ---
 

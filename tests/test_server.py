@@ -20,7 +20,7 @@ import pytest
 from conftest import LineClient, connect_as_uid, error_code
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import WIRE_LIMIT, wire_stream
+from strategies import WIRE_LIMIT, replies_owed, strict_json, wire_stream
 
 from ksi_host._protocol import error_data
 from ksi_host._server import ServerConfig, SocketServer
@@ -455,25 +455,6 @@ def test_a_bad_value_from_a_ksi_server_variable_names_the_variable_not_the_file(
 # --- robustness: hostile byte streams ---
 
 
-def _strict_json(line: bytes) -> Any:
-    """Parse as RFC 8259 JSON: NaN and Infinity are not JSON, whatever Python accepts."""
-
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
-
-    return json.loads(line, parse_constant=refuse)
-
-
-def _replies_owed(stream: bytes, limit: int) -> tuple[int, bool]:
-    """How many replies a stream is owed, and whether it ends with LINE_TOO_LONG."""
-    owed = 0
-    for content in stream.split(b"\n"):
-        if len(content) > limit:
-            return owed + 1, True
-        owed += bool(content.strip())
-    return owed, False
-
-
 async def _pump(path: Path, chunks: list[bytes]) -> list[bytes]:
     """Send ``chunks`` as separate writes, half-close, and read every reply until EOF."""
     reader, writer = await asyncio.open_unix_connection(str(path), limit=1 << 24)
@@ -500,7 +481,7 @@ async def _pump(path: Path, chunks: list[bytes]) -> list[bytes]:
 def test_any_byte_stream_split_anywhere_gets_one_reply_per_line_and_leaks_nothing(
     stream: bytes, cuts: list[int]
 ) -> None:
-    owed, too_long = _replies_owed(stream, WIRE_LIMIT)
+    owed, too_long = replies_owed(stream, WIRE_LIMIT)
     bounds = [0, *sorted(c for c in cuts if c < len(stream)), len(stream)]
     chunks = [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]
     root = Path(tempfile.mkdtemp(prefix="ksi-", dir="/tmp"))
@@ -508,7 +489,7 @@ def test_any_byte_stream_split_anywhere_gets_one_reply_per_line_and_leaks_nothin
     async def body(server: SocketServer, _: Dispatcher) -> None:
         lines = await _pump(server.socket_path, chunks)
         assert len(lines) == owed, (lines, owed)
-        replies = [_strict_json(line) for line in lines]
+        replies = [strict_json(line) for line in lines]
         assert all(line.endswith(b"\n") for line in lines)
         assert all(isinstance(reply["data"], dict) for reply in replies)
         if too_long:

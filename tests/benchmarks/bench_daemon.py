@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from report import ratio, section, table
+
 REQUEST = b'{"event": "system:health", "data": {}, "correlation_id": "1"}\n'
 LATENCY_REQUESTS = 3000
 CLIENTS = 32
@@ -139,8 +141,8 @@ def _measure(kind: str, directory: Path) -> dict[str, float]:
     }
 
 
-def run() -> dict[str, dict[str, float]]:
-    """Measure floor and daemon in alternating rounds; print medians and ratios."""
+def run() -> list[str]:
+    """The daemon section: floor and daemon measured in alternating rounds."""
     directory = Path(tempfile.mkdtemp(prefix="ksi-bench-", dir="/tmp"))
     rounds: dict[str, list[dict[str, float]]] = {"floor": [], "daemon": []}
     try:
@@ -153,21 +155,38 @@ def run() -> dict[str, dict[str, float]]:
         kind: {key: statistics.median(r[key] for r in results) for key in results[0]}
         for kind, results in rounds.items()
     }
-    floor, daemon = medians["floor"], medians["daemon"]
-    print(f"daemon: system:health over the Unix socket, median of {ROUNDS} rounds")
-    print(f"  {'':8} {'p50 µs':>9} {'p99 µs':>9} {'req/s (32 clients)':>20}")
-    for kind, figures in medians.items():
-        print(
-            f"  {kind:8} {figures['p50_us']:9.1f} {figures['p99_us']:9.1f} "
-            f"{figures['req_per_s']:20.0f}"
+    floor = medians["floor"]
+    rows = [
+        (
+            kind,
+            f"{figures['p50_us']:.1f}",
+            ratio(figures["p50_us"], floor["p50_us"]),
+            f"{figures['p99_us']:.1f}",
+            f"{figures['req_per_s']:.0f}",
+            ratio(figures["req_per_s"], floor["req_per_s"]),
         )
-    print(
-        f"  ratios: p50 {daemon['p50_us'] / floor['p50_us']:.2f}x the floor (target <= 1.5x), "
-        f"throughput {daemon['req_per_s'] / floor['req_per_s']:.0%} of the floor "
-        "(target >= 70%)"
+        for kind, figures in medians.items()
+    ]
+    return section(
+        "Daemon (`tests/benchmarks/bench_daemon.py`)",
+        "`system:health` over the Unix socket against a bare asyncio streams server that only "
+        "parses each line and writes a reply (the floor), each started in a fresh interpreter. "
+        "Latency from one blocking client; throughput from "
+        f"{CLIENTS} closed-loop clients multiplexed by one epoll loop. Median of {ROUNDS} "
+        "alternating rounds.",
+        table(
+            [
+                "server",
+                "p50 µs",
+                "p50 vs floor",
+                "p99 µs",
+                f"req/s ({CLIENTS} clients)",
+                "req/s vs floor",
+            ],
+            rows,
+        ),
     )
-    return medians
 
 
 if __name__ == "__main__":
-    run()
+    print("\n".join(run()))

@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from report import ratio, section, table
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.dists import install_dist, plugin_source
@@ -70,20 +72,30 @@ def _median(script: str, site: Path, home: Path) -> float:
 
 
 def run() -> list[str]:
-    """Return one line per size: medians and the pipeline/floor ratio."""
-    lines = []
+    """The discovery section: the pipeline's plan build against the bare floor."""
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for size in SIZES:
             site = _site(root, size)
             floor = _median(_FLOOR, site, root)
             pipeline = _median(_PIPELINE.format(size=size), site, root)
-            lines.append(
-                f"discovery {size:>5} plugins: floor {floor * 1000:8.1f} ms, "
-                f"discover+describe+resolve {pipeline * 1000:8.1f} ms, "
-                f"ratio {pipeline / floor:5.2f}"
+            rows.append(
+                (
+                    size,
+                    f"{floor * 1000:.1f} ms",
+                    f"{pipeline * 1000:.1f} ms",
+                    ratio(pipeline, floor),
+                )
             )
-    return lines
+    return section(
+        "Discovery (`tests/benchmarks/bench_discovery.py`)",
+        "N installed fixture distributions (real `.dist-info` folders on `PYTHONPATH`), each "
+        'plugin depending on the previous one. Floor: one `entry_points(group="ksi.plugins")` '
+        "scan plus importing the same modules. Measured: `build_plan` (discover + describe + "
+        f"resolve). Median of {REPEATS} fresh interpreters, start-up excluded on both sides.",
+        table(["plugins", "floor", "discover+describe+resolve", "ratio"], rows),
+    )
 
 
 if __name__ == "__main__":

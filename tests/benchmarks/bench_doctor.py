@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import ratio, section, table
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_discovery import _site
@@ -40,17 +42,23 @@ def _median_wall(command: list[str], env: dict[str, str]) -> float:
 
 
 def run() -> list[str]:
-    """One line: floor and doctor medians for SIZE plugins, and their ratio."""
+    """The doctor section: a whole `ksi-host doctor` process against the bare floor."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         site = _site(root, SIZE)
         env = {"PYTHONPATH": str(site), "KSI_HOME": str(root), "HOME": str(root)}
         floor = _median_wall([sys.executable, "-c", _FLOOR], env)
         doctor = _median_wall([sys.executable, "-m", "ksi_host", "doctor"], env)
-    return [
-        f"doctor    {SIZE:>5} plugins: floor {floor * 1000:8.1f} ms, "
-        f"doctor {doctor * 1000:8.1f} ms, ratio {doctor / floor:5.2f}"
-    ]
+    return section(
+        "Doctor (`tests/benchmarks/bench_doctor.py`)",
+        f"Whole processes with {SIZE} installed plugins: a fresh interpreter that scans the "
+        "entry points and imports every plugin (the floor) against `ksi-host doctor`, which "
+        f"imports them again in an isolated worker. Median of {REPEATS} runs each.",
+        table(
+            ["plugins", "floor", "doctor", "ratio"],
+            [(SIZE, f"{floor * 1000:.1f} ms", f"{doctor * 1000:.1f} ms", ratio(doctor, floor))],
+        ),
+    )
 
 
 if __name__ == "__main__":
