@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import shlex
 import sqlite3
+import stat
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -26,7 +29,15 @@ from ksi_host.errors import ConfigError, KsiError
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
-__all__ = ["MAX_KEY", "StateDatabaseError", "StatePlugin", "StateStore", "plugin"]
+__all__ = [
+    "MAX_KEY",
+    "StateDatabaseError",
+    "StatePlugin",
+    "StateStore",
+    "exposure",
+    "plugin",
+    "private_fix",
+]
 
 logger: Final = logging.getLogger("ksi_plugins_builtin.state")
 
@@ -52,6 +63,58 @@ class StateDatabaseError(KsiError):
         )
 
 
+def _database_files(path: Path) -> tuple[Path, ...]:
+    """The database, its write-ahead log and its shared-memory index."""
+    return (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+
+
+def _checked(path: Path, data_dir: bool) -> tuple[Path, ...]:
+    return (path.parent, *_database_files(path)) if data_dir else _database_files(path)
+
+
+def private_fix(path: Path, *, data_dir: bool = True) -> str:
+    """The one command that makes the data dir and the database files there now private."""
+    dir_fix = f"chmod 700 {shlex.quote(str(path.parent))} && " if data_dir else ""
+    files = " ".join(shlex.quote(str(f)) for f in _database_files(path) if f.exists())
+    return f"{dir_fix}chmod 600 {files}"
+
+
+def exposure(path: Path, *, data_dir: bool = True) -> list[str]:
+    """Each database file (and the data dir) that another user can read or enter, with its mode.
+
+    Stored values are the users' data: the files are ``0600`` and ksi-host's own data
+    dir ``0700``; a dir the operator chose for ``[state] path`` is theirs (``data_dir``
+    false). A mismatch is reported with :func:`private_fix`, never silently changed.
+    """
+    found = []
+    for item in _checked(path, data_dir):
+        try:
+            mode = stat.S_IMODE(item.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            found.append(f"{item} ({oct(mode)[2:].zfill(4)})")
+    return found
+
+
+def _create_private(path: Path) -> None:
+    """Make the data dir ``0700`` and the database ``0600`` when they are new, whatever the umask.
+
+    SQLite gives the ``-wal`` and ``-shm`` files it creates the database file's mode.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+        path.parent.chmod(0o700)
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+
+
 class StateStore:
     """Key → JSON value in one SQLite file; every method commits before it returns."""
 
@@ -59,7 +122,7 @@ class StateStore:
         self.path: Final = path
         self._lock = threading.Lock()
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_private(path)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StateDatabaseError(path=path, problem=str(exc)) from exc
@@ -204,6 +267,13 @@ class StatePlugin(BasePlugin):
         path = self._path or _configured_path(None)
         self._store = StateStore(path)
         logger.info("state database %s", path)
+        data_dir = path.parent == KsiPaths.from_env().data_dir
+        if exposed := exposure(path, data_dir=data_dir):
+            logger.warning(
+                "other users can read the state database: %s; fix: %s",
+                ", ".join(exposed),
+                private_fix(path, data_dir=data_dir),
+            )
         return {"status": "plugin_started", "path": str(path)}
 
     @hookimpl

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
+import stat
+import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -341,3 +344,81 @@ def test_state_events_before_startup_are_unavailable_not_internal_errors():
     answer = state.StatePlugin().ksi_handle_event("state:get", {"key": "k"}, {})
     assert answer["error"]["code"] == "UNAVAILABLE"
     assert "before the state plugin started" in answer["error"]["message"]
+
+
+def _other_user_can_open(path: Path) -> bool:
+    """Fork a child that drops to uid 65534 and tries to open ``path`` for reading."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            os.close(os.open(path, os.O_RDONLY))
+        except OSError:
+            os._exit(1)
+        os._exit(0)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another uid")
+def test_state_files_are_private_whatever_the_umask(tmp_path):
+    path = tmp_path / "data" / "state.sqlite3"
+    tmp_path.chmod(0o755)
+    previous = os.umask(0)
+    try:
+        store = state.StateStore(path)
+        store.set("secret", "value")
+    finally:
+        os.umask(previous)
+    try:
+        modes = {
+            p.name: stat.S_IMODE(p.stat().st_mode) for p in [path.parent, *path.parent.iterdir()]
+        }
+        assert modes == {
+            "data": 0o700,
+            "state.sqlite3": 0o600,
+            "state.sqlite3-wal": 0o600,
+            "state.sqlite3-shm": 0o600,
+        }
+        path.parent.chmod(0o755)
+        assert not _other_user_can_open(path)
+        assert state.exposure(path) == [f"{path.parent} (0755)"]
+    finally:
+        store.close()
+
+
+def test_an_exposed_state_database_is_reported_at_start_with_the_command_that_fixes_it(
+    ksi_home, caplog
+):
+    path = ksi_home / "data" / "state.sqlite3"
+    state.StateStore(path).close()
+    path.parent.chmod(0o755)
+    path.chmod(0o644)
+    plugin = state.StatePlugin()
+    plugin.ksi_plugin_context({"config": {}})
+    plugin.ksi_startup()
+    try:
+        [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        listed, fix = warning.removeprefix("other users can read the state database: ").split(
+            "; fix: "
+        )
+        assert listed.split(", ") == [
+            f"{path.parent} (0755)",
+            f"{path} (0644)",
+            f"{path}-wal (0644)",
+            f"{path}-shm (0644)",
+        ]
+        subprocess.run(["sh", "-c", fix], check=True)
+        assert state.exposure(path) == []
+    finally:
+        plugin.ksi_shutdown()
+
+
+def test_a_state_path_the_operator_chose_is_checked_but_not_its_folder(tmp_path):
+    path = tmp_path / "state.db"
+    state.StateStore(path).close()
+    tmp_path.chmod(0o755)
+    assert state.exposure(path, data_dir=False) == []
+    path.chmod(0o640)
+    assert state.exposure(path, data_dir=False) == [f"{path} (0640)"]
+    assert state.private_fix(path, data_dir=False) == f"chmod 600 {path}"
