@@ -21,9 +21,11 @@ from ksi_host._daemon import run_daemon
 from ksi_host._doctor.diagnose import diagnose
 from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
 from ksi_host._doctor.report import render_text as render_doctor
+from ksi_host._isolation import kill_workers
 from ksi_host._paths import KsiPaths
-from ksi_host._pipeline import boot, plan_for
+from ksi_host._pipeline import DaemonRun, plan_for
 from ksi_host._plans_report import plan_report, render_text
+from ksi_host._quarantine import Quarantine, StartMarker
 from ksi_host._server import ServerConfig
 from ksi_host.errors import KsiError
 
@@ -161,9 +163,19 @@ def run(
         if state_db is not None:
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
-        host = boot(config, paths=plugin_paths)
+        marker = StartMarker(
+            server.socket_path.with_name(server.socket_path.name + ".starting"),
+            Quarantine.from_env(),
+        )
+        daemon = DaemonRun(config, paths=plugin_paths, marker=marker)
         code = asyncio.run(
-            run_daemon(host.start, host.stop, server, stop_grace=config.host.stop_grace)
+            run_daemon(
+                daemon.start,
+                daemon.stop,
+                server,
+                stop_grace=config.host.stop_grace,
+                emergency=(kill_workers,),
+            )
         )
     raise SystemExit(code)
 
@@ -263,3 +275,16 @@ def doctor(
         color = False if os.environ.get("NO_COLOR") else None
         click.echo(render_doctor(report, tracebacks=verbose), color=color)
     raise SystemExit(report.exit_code(strict=strict))
+
+
+@cli.command()
+@click.argument("name")
+def reenable(name: str) -> None:
+    """Load plugin NAME again after it crashed the daemon while starting (it was quarantined)."""
+    quarantine = Quarantine.from_env()
+    removed = quarantine.reenable(name)
+    if not removed:
+        names = ", ".join(entry.name for entry in quarantine.entries()) or "none"
+        click.echo(f"{name} is not quarantined (quarantined: {names})", err=True)
+        raise SystemExit(1)
+    click.echo(f"{name} will be loaded again by the next `ksi-host run`")

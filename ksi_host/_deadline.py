@@ -10,13 +10,17 @@ the plugin.
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Coroutine
+from types import CoroutineType
+from typing import Any, Final, TypeVar
 
-__all__ = ["DeadlineExceeded", "PluginStalled", "within"]
+from ksi_host._eager import resume
+
+__all__ = ["DeadlineExceeded", "PluginStalled", "attributed", "within"]
 
 _T = TypeVar("_T")
+_CANCEL_GRACE: Final = 1.0
+"""Seconds a cancelled call may take to unwind before its TIMEOUT is answered anyway."""
 
 
 class DeadlineExceeded(Exception):
@@ -51,24 +55,39 @@ class PluginStalled(BaseException):
         return (type(self), (self.plugin, self.hook, self.seconds, self.deadline))
 
 
-if sys.version_info >= (3, 11):
+async def within(
+    awaitable: Awaitable[_T], seconds: float, blame: tuple[str, str, str | None] | None = None
+) -> _T:
+    """Await ``awaitable``, cancelling it after ``seconds``; a plugin's own TimeoutError passes.
 
-    async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
-        """Await ``awaitable``, cancelling it after ``seconds``; a plugin's TimeoutError passes."""
-        deadline = asyncio.timeout(seconds)
+    A coroutine is run eagerly: one that answers without waiting costs nothing more.
+    One that waits goes on in a task of its own (:func:`~ksi_host._eager.resume`), and
+    that task is what the deadline cancels: never the caller's task, which may be a
+    connection's (the server also runs requests eagerly). ``blame`` (plugin, hook,
+    event) stays on that task's stack for the watchdog.
+    """
+    if type(awaitable) is CoroutineType:
         try:
-            async with deadline:
-                return await awaitable
-        except TimeoutError:
-            if deadline.expired():
-                raise DeadlineExceeded(seconds) from None
-            raise
+            pending = awaitable.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        task: asyncio.Future[_T] = asyncio.ensure_future(attributed(awaitable, pending, blame))
+    else:
+        task = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait((task,), timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not task.done():
+        task.cancel()
+        await asyncio.wait((task,), timeout=_CANCEL_GRACE)
+        raise DeadlineExceeded(seconds)
+    return task.result()
 
-else:  # pragma: no cover - Python 3.10
 
-    async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
-        """Await ``awaitable``, cancelling it after ``seconds``."""
-        try:
-            return await asyncio.wait_for(awaitable, seconds)
-        except asyncio.TimeoutError:
-            raise DeadlineExceeded(seconds) from None
+async def attributed(
+    coro: Coroutine[Any, Any, Any], pending: Any, blame: tuple[str, str, str | None] | None
+) -> Any:
+    """:func:`~ksi_host._eager.resume`, with who runs in ``blame`` for the watchdog to read."""
+    return await resume(coro, pending)

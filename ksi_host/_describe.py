@@ -68,7 +68,7 @@ def describe(
     excluded: list[Exclusion] = []
     warnings: list[str] = []
     for candidate in candidates:
-        outcome = _describe_one(candidate, hooks)
+        outcome = _describe_one(candidate, hooks, reporter)
         if isinstance(outcome, PluginSpec):
             spec = outcome
             if spec.key in specs:
@@ -93,7 +93,9 @@ def file_module_name(file: Path) -> str:
     return f"ksi_plugin_file_{digest}"
 
 
-def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec | Exclusion:
+def _describe_one(
+    candidate: Candidate, hooks: KsiPluggyManager, reporter: Reporter
+) -> PluginSpec | Exclusion:
     name, origin = candidate.name_hint, candidate.origin
     if candidate.disabled_by is not None:
         return _disabled(name, origin, candidate.disabled_by)
@@ -105,6 +107,7 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
             "(a relative path is relative to the current directory)",
         )
         return Exclusion(name, origin, reason)
+    reporter.importing(candidate)
     try:
         with _WATCH.watching(name, origin):
             plugin = _load(candidate)

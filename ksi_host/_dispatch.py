@@ -54,7 +54,7 @@ from typing import Any, Final, Protocol
 import pluggy
 
 from ksi_host._bus import EventContext
-from ksi_host._deadline import DeadlineExceeded, PluginStalled, within
+from ksi_host._deadline import DeadlineExceeded, PluginStalled, attributed, within
 from ksi_host._snapshot import snapshot
 from ksi_host._watchdog import call_site
 from ksi_host.errors import InvalidEventName
@@ -288,7 +288,9 @@ class Dispatcher:
             try:
                 result = impl.call(event_name, data)
                 if impl.is_async or type(result) is CoroutineType:
-                    result = await within(result, impl.timeout)
+                    result = await within(
+                        result, impl.timeout, (impl.plugin, impl.hook, event_name)
+                    )
             except (DeadlineExceeded, PluginStalled) as exc:
                 return self._timed_out(impl, event_name, exc)
             except Exception:
@@ -317,7 +319,7 @@ class Dispatcher:
             try:
                 result = impl.call(event_name, snapshot(data))
                 if impl.is_async or type(result) is CoroutineType:
-                    await within(result, impl.timeout)
+                    await within(result, impl.timeout, (impl.plugin, impl.hook, event_name))
             except (DeadlineExceeded, PluginStalled) as exc:
                 return self._timed_out(impl, event_name, exc)
             except Exception as exc:
@@ -335,7 +337,9 @@ class Dispatcher:
                     impl.context if context is None else _with_caller(impl.context, context),
                 )
                 if impl.is_async or type(result) is CoroutineType:
-                    result = await within(result, impl.timeout)
+                    result = await within(
+                        result, impl.timeout, (impl.plugin, impl.hook, event_name)
+                    )
             except (DeadlineExceeded, PluginStalled) as exc:
                 stats[1] += 1
                 answers.append((impl.plugin, None, self._timed_out(impl, event_name, exc)))
@@ -488,5 +492,11 @@ def _blame_hookimpl(frame: FrameType) -> tuple[str, str, str | None] | None:
     return impl.plugin_name, hook_name(impl), None
 
 
+def _blame_attributed(frame: FrameType) -> tuple[str, str, str | None] | None:
+    blame = frame.f_locals.get("blame")
+    return blame if isinstance(blame, tuple) else None
+
+
 call_site(Dispatcher.dispatch, _blame_stage)
+call_site(attributed, _blame_attributed)
 call_site(call_hookimpl, _blame_hookimpl)

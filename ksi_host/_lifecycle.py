@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import pluggy
 
@@ -45,6 +45,7 @@ from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
 from ksi_host._config import HostConfig, check_plugin_config
 from ksi_host._deadline import PluginStalled, within
 from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
+from ksi_host._isolation import WorkerPlugin
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
 from ksi_host._tasks import TaskKeeper
 from ksi_host._watchdog import Watchdog
@@ -52,7 +53,7 @@ from ksi_host.errors import KsiError, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import PluginManager
 
-__all__ = ["Host", "HostStateError", "PluginState", "PluginStatus"]
+__all__ = ["Host", "HostStateError", "PluginState", "PluginStatus", "StartWatch"]
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
 
@@ -70,6 +71,7 @@ class PluginStatus:
     status: PluginState
     reason: Reason | None = None
     stalls: int = 0
+    worker: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for the wire and ``--json``."""
@@ -80,6 +82,7 @@ class PluginStatus:
             "origin": str(self.origin),
             "status": self.status,
             "stalls": self.stalls,
+            **({"worker": self.worker} if self.worker is not None else {}),
             "reason": None
             if reason is None
             else {
@@ -90,6 +93,12 @@ class PluginStatus:
                 "traceback": reason.traceback,
             },
         }
+
+
+class StartWatch(Protocol):
+    """Told which plugin's start hook is about to run (the crash-safe start's marker)."""
+
+    def starting(self, spec: PluginSpec, hook: str) -> None: ...
 
 
 class HostStateError(KsiError, RuntimeError):
@@ -115,8 +124,10 @@ class Host:
         config: HostConfig | None = None,
         *,
         history_size: int = DEFAULT_HISTORY_SIZE,
+        marker: StartWatch | None = None,
     ) -> None:
         self.plan: Final = plan
+        self._marker = marker
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
         self.bus: Final = EventBus(self._emitted, history_size=history_size)
@@ -154,6 +165,9 @@ class Host:
             *((status, e.spec.capabilities) for status, e in excluded_specs if e.spec),
         )
         self._watchdog: Watchdog | None = None
+        self._workers: Final = {
+            spec.key: spec.plugin for spec in plan.order if isinstance(spec.plugin, WorkerPlugin)
+        }
         self._phase = "new"
 
     async def __aenter__(self) -> Host:
@@ -180,6 +194,7 @@ class Host:
         for spec in self.plan.order:
             if self._is_pending(spec):
                 self._register(spec)
+        await self._spawn_workers()
         for spec in self.plan.order:
             if self._is_pending(spec):
                 await self._start_hook(spec, "ksi_plugin_context", "context-failed")
@@ -276,13 +291,22 @@ class Host:
     def status(self) -> tuple[PluginStatus, ...]:
         """Every plugin of the plan in load order, then the ones the plan excluded."""
         stalls = self._watchdog.stalls if self._watchdog is not None else None
-        if not stalls:
+        if not stalls and not self._workers:
             return (*self._status.values(), *self._excluded)
-        running = (
-            replace(status, stalls=stalls[status.name]) if status.name in stalls else status
-            for status in self._status.values()
-        )
-        return (*running, *self._excluded)
+        return (*map(self._current, self._status.values()), *self._excluded)
+
+    def _current(self, status: PluginStatus) -> PluginStatus:
+        """A plugin's status with its stalls and, if isolated, its worker's state."""
+        stalls = self._watchdog.stalls if self._watchdog is not None else None
+        if stalls and status.name in stalls:
+            status = replace(status, stalls=stalls[status.name])
+        proxy = self._workers.get(status.key)
+        if proxy is None:
+            return status
+        status = replace(status, worker={"pid": proxy.pid, "restarts": proxy.restarts})
+        if status.status == "running" and proxy.failure is not None:
+            status = replace(status, status="failed", reason=proxy.failure)
+        return status
 
     async def metrics(self) -> dict[str, Any]:
         """Every plugin's ``ksi_metrics_collected`` plus the host's own under ``"ksi_host"``."""
@@ -305,6 +329,19 @@ class Host:
             "stalls": dict(self._watchdog.stalls) if self._watchdog is not None else {},
         }
         return metrics
+
+    async def _spawn_workers(self) -> None:
+        """Start every isolated plugin's worker process, all at once."""
+        specs = [s for s in self.plan.order if s.key in self._workers and self._is_pending(s)]
+        results = await asyncio.gather(
+            *(self._workers[s.key].spawn(self.context_for(s.name)) for s in specs),
+            return_exceptions=True,
+        )
+        for spec, result in zip(specs, results, strict=True):
+            if isinstance(result, KsiError):
+                self._fail(spec, Reason("startup-failed", result.what, result.hint or ""))
+            elif isinstance(result, BaseException):
+                raise result
 
     def _is_pending(self, spec: PluginSpec) -> bool:
         return self._status[spec.key].status == "pending"
@@ -354,6 +391,8 @@ class Host:
 
     async def _start_hook(self, spec: PluginSpec, hook: str, code: ReasonCode) -> bool:
         """Run a start pass hook; on failure, fail the plugin and its dependents."""
+        if self._marker is not None:
+            self._marker.starting(spec, hook)
         problem = await self._run_hook(spec, hook, code, self.config.host.startup_timeout)
         if problem is not None:
             self._fail(spec, problem)
@@ -427,6 +466,8 @@ class Host:
             )
 
     def _unregister(self, spec: PluginSpec) -> None:
+        if isinstance(spec.plugin, WorkerPlugin) and self._phase == "starting":
+            spec.plugin.discard()
         pm = self.manager.pm
         if pm.is_registered(spec.plugin):
             pm.unregister(spec.plugin)

@@ -6,16 +6,19 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Final
 
-from ksi_host._config import HostConfig
+from ksi_host._config import HostConfig, HostSection
 from ksi_host._describe import describe
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
+from ksi_host._isolation import describe_isolated, is_isolated
 from ksi_host._lifecycle import Host
 from ksi_host._plan import LoadPlan
+from ksi_host._quarantine import Quarantine, StartMarker
 from ksi_host._report import Reporter
 from ksi_host._resolve import resolve
 
-__all__ = ["boot", "build_plan", "plan_for"]
+__all__ = ["DaemonRun", "boot", "build_plan", "plan_for"]
 
 
 def build_plan(
@@ -26,16 +29,31 @@ def build_plan(
     service_choices: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
     builtin_package: str | None = BUILTIN_PACKAGE,
+    host: HostSection | None = None,
 ) -> LoadPlan:
-    """Find, import and order every plugin; what cannot load is in ``excluded`` with why."""
+    """Find, import and order every plugin; what cannot load is in ``excluded`` with why.
+
+    A plugin in the quarantine (:mod:`ksi_host._quarantine`) is not imported, nor is
+    one ``host.isolated`` names: it is described in a worker (:mod:`ksi_host._isolation`).
+    """
     env = os.environ if env is None else env
     candidates = discover(
         paths=paths, env=env, disabled=disabled, reporter=reporter, builtin_package=builtin_package
     )
-    described = describe(candidates, reporter, disabled=disabled_names(disabled, env))
+    loadable, quarantined = Quarantine.from_env(env).split(candidates)
+    isolated = host.isolated if host is not None else ()
+    apart = [c for c in loadable if c.disabled_by is None and is_isolated(c, isolated)]
+    described = describe(
+        [c for c in loadable if c not in apart], reporter, disabled=disabled_names(disabled, env)
+    )
+    isolated_specs, isolated_excluded = describe_isolated(apart, host or HostSection())
     plan = resolve(
-        described.specs,
-        excluded=described.excluded,
+        (*described.specs, *isolated_specs),
+        excluded=(
+            *described.excluded,
+            *isolated_excluded,
+            *(exclusion for _, exclusion in quarantined),
+        ),
         service_choices=service_choices,
         reporter=reporter,
     )
@@ -56,6 +74,7 @@ def plan_for(
         disabled=config.host.disabled,
         service_choices=config.host.services,
         reporter=reporter,
+        host=config.host,
     )
 
 
@@ -65,6 +84,33 @@ def boot(
     paths: Sequence[str | Path] = (),
     env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
+    marker: StartMarker | None = None,
 ) -> Host:
     """A host for ``config``, ready to ``start()``: every stage of the pipeline in order."""
-    return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config)
+    return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config, marker=marker)
+
+
+class DaemonRun:
+    """What ``ksi-host run`` starts once its socket is claimed: boot and start, crash-safe.
+
+    Plugins are imported and started under the start marker (:mod:`ksi_host._quarantine`),
+    after the one left by a daemon that died starting has been turned into a quarantine.
+    """
+
+    def __init__(
+        self, config: HostConfig, *, paths: Sequence[str | Path], marker: StartMarker
+    ) -> None:
+        self.config: Final = config
+        self.paths: Final = tuple(paths)
+        self.marker: Final = marker
+        self.host: Host | None = None
+
+    async def start(self) -> None:
+        self.marker.recover()
+        self.host = boot(self.config, paths=self.paths, reporter=self.marker, marker=self.marker)
+        await self.host.start()
+        self.marker.done()
+
+    async def stop(self) -> None:
+        if self.host is not None:
+            await self.host.stop()

@@ -43,6 +43,7 @@ ReasonCode = Literal[
     "startup-failed",
     "dependency-failed",
     "shutdown-failed",
+    "quarantined",
 ]
 
 

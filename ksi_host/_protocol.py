@@ -86,6 +86,7 @@ class ErrorCode(str, Enum):
     INVALID_INPUT = "INVALID_INPUT"
     UNAVAILABLE = "UNAVAILABLE"
     TIMEOUT = "TIMEOUT"
+    PLUGIN_CRASHED = "PLUGIN_CRASHED"
 
 
 CorrelationId = StrictStr | StrictInt | None

@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -24,6 +24,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ksi_host._config import env_variable
+from ksi_host._eager import resume
 from ksi_host._instance import MAX_SOCKET_PATH, Instance, default_socket_path, peer_uid
 from ksi_host._protocol import (
     DEFAULT_DRAIN_TIMEOUT,
@@ -216,7 +217,7 @@ class _Connection:
             pending = serving.send(None)
         except StopIteration:
             return
-        task = self.loop.create_task(_finish(serving, pending))
+        task = self.loop.create_task(resume(serving, pending))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -328,38 +329,6 @@ class _Connection:
             )
         )
         self.writer.close()
-
-
-class _Resumed:
-    """Continue, as a task, a coroutine that was started eagerly and had to wait.
-
-    A handler that answers without waiting (most do) then costs no task and no extra
-    loop iteration; asyncio offers this only from Python 3.12 (``eager_start``).
-    """
-
-    def __init__(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        pending = self._pending
-        while True:
-            try:
-                value = yield pending
-            except BaseException as exc:
-                try:
-                    pending = self._coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    pending = self._coro.send(value)
-                except StopIteration:
-                    return
-
-
-async def _finish(coro: Coroutine[Any, Any, None], pending: Any) -> None:
-    await _Resumed(coro, pending)
 
 
 class SocketServer:

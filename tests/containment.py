@@ -58,6 +58,8 @@ class Faulty(BasePlugin):
             os._exit(3)
         if action == "emit":
             return self.emit_one(context, data)
+        if action == "hog":
+            return {{"size": len(bytearray(data["mb"] * 1024 * 1024))}}
         return None
 
     async def emit_forever(self, context):
@@ -148,9 +150,9 @@ HOST_SETTINGS = """
 [host]
 plugin_paths = {paths}
 watchdog_threshold = 0.2
-startup_timeout = 0.6
-shutdown_timeout = 0.6
-stop_grace = 3.0
+startup_timeout = 1.5
+shutdown_timeout = 1.5
+stop_grace = {grace}
 {more}
 """
 
@@ -161,6 +163,7 @@ def contained_daemon(
     host: str = "",
     drain: float = 1.0,
     files: dict[str, str] | None = None,
+    grace: float = 8.0,
 ) -> Iterator[DaemonProcess]:
     """A daemon with ``faulty_plugin(name, **options)`` for each entry, ``files`` and
     DAEMON_EVENTS; not started."""
@@ -171,7 +174,7 @@ def contained_daemon(
     for file_name, source in (files or {}).items():
         (folder / file_name).write_text(source)
         paths.append(str(folder / file_name))
-    extra = HOST_SETTINGS.format(paths=json.dumps(paths), more=host)
+    extra = HOST_SETTINGS.format(paths=json.dumps(paths), more=host, grace=grace)
     write_config(root / "ksi.toml", state=root / "state.db", drain=drain, extra=extra)
     daemon = DaemonProcess(root)
     try:

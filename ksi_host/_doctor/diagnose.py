@@ -24,6 +24,7 @@ from ksi_host._doctor.outcome import Outcome, outcome
 from ksi_host._doctor.report import DoctorReport, PluginLine, PluginStatus, Problem, Summary
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Exclusion, LoadPlan
+from ksi_host._quarantine import Quarantine
 from ksi_host._resolve import resolve
 
 __all__ = ["diagnose"]
@@ -55,8 +56,10 @@ def diagnose(
         service_choices = config.host.services
     off = disabled_names(disabled, env)
     candidates = discover(paths=paths, env=env, disabled=disabled)
-    results = import_isolated(candidates, disabled=off, sections=sections, timeout=timeout)
-    outcomes = [outcome(c, result) for c, result in zip(candidates, results, strict=True)]
+    loadable, quarantined = Quarantine.from_env(env).split(candidates)
+    results = import_isolated(loadable, disabled=off, sections=sections, timeout=timeout)
+    outcomes = [outcome(c, result) for c, result in zip(loadable, results, strict=True)]
+    outcomes += [Outcome(candidate, exclusion=exclusion) for candidate, exclusion in quarantined]
     specs = [o.spec for o in outcomes if o.spec is not None]
     plan = resolve(
         specs,

@@ -23,6 +23,7 @@ from ksi_host._discover import env_disabled
 from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec
+from ksi_host._quarantine import REENABLE
 
 __all__ = ["PIP", "Fixes", "blame", "edit"]
 
@@ -108,6 +109,7 @@ class Fixes:
             "cycle": self._cycle,
             "ambiguous-service": self._ambiguous,
             "dependency-excluded": self._dependency_excluded,
+            "quarantined": self._quarantined,
         }
         return builders.get(code, self._bad_plugin)(exclusion)
 
@@ -261,6 +263,11 @@ class Fixes:
             code="hook-mismatch",
             note=str(error.get("hint") or ""),
             where=(file, line) if file and line else None,
+        )
+
+    def _quarantined(self, exclusion: Exclusion) -> Problem:
+        return self._make(
+            exclusion, "error", f"{REENABLE} {exclusion.name}", note=exclusion.reason.hint
         )
 
     def _bad_plugin(self, exclusion: Exclusion) -> Problem:

@@ -102,8 +102,15 @@ def _spec_result(spec: PluginSpec, sections: Mapping[str, Any]) -> dict[str, Any
         "hook_error": None,
         "config_errors": check_plugin_config(spec.plugin, sections.get(spec.key)),
     }
+    manager = KsiPluggyManager()
     try:
-        KsiPluggyManager().register(spec.plugin)
+        manager.register(spec.plugin)
+        result["hooks"] = sorted(
+            name
+            for name in dir(manager.hook)
+            if name.startswith("ksi_")
+            and any(i.plugin is spec.plugin for i in getattr(manager.hook, name).get_hookimpls())
+        )
     except PluginRegistrationError as exc:
         result["hook_error"] = {
             "hook": exc.hook,
