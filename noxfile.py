@@ -61,5 +61,5 @@ def template(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
+    session.install("-e", ".[dev]")  # dev has the benchmark's peers (stevedore)
     session.run("python", "tests/benchmarks/run.py", *session.posargs)

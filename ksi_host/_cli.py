@@ -1,54 +1,35 @@
-"""The ``ksi-host`` command line: each subcommand renders errors and picks the exit code."""
+"""The ``ksi-host`` command line: each subcommand renders errors and picks the exit code.
+
+Each command imports the stages it needs when it runs, not when this module loads:
+``ksi-host plugins`` never pays for asyncio, the socket server or the doctor, and with
+a thousand plugins installed every millisecond of start-up counts (see BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
 import click
 
 from ksi_host import __version__
-from ksi_host._catalog import event_catalog, render_catalog
-from ksi_host._client import DEFAULT_TIMEOUT, request_sync
-from ksi_host._config import HostConfig, load_config
-from ksi_host._daemon import run_daemon
-from ksi_host._doctor.diagnose import diagnose
-from ksi_host._doctor.isolate import DEFAULT_TIMEOUT as DOCTOR_TIMEOUT
-from ksi_host._doctor.report import render_text as render_doctor
-from ksi_host._isolation import kill_workers
-from ksi_host._paths import KsiPaths
-from ksi_host._pipeline import DaemonRun, plan_for
-from ksi_host._plans_report import plan_report, render_text
-from ksi_host._quarantine import Quarantine, StartMarker
-from ksi_host._server import ServerConfig
-from ksi_host.errors import KsiError
+from ksi_host._cli_common import (
+    CONFIG_OPTION,
+    PLUGIN_PATH_OPTION,
+    SOCKET_OPTION,
+    config_path,
+    exit_on_error,
+    server_config,
+)
+from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT, REQUEST_TIMEOUT
+from ksi_host._manage.cli import COMMANDS as MANAGE_COMMANDS
 
 __all__ = ["cli", "main"]
 
 logger: Final = logging.getLogger("ksi_host.cli")
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The TOML config file (default: $KSI_CONFIG, else $KSI_HOME/config.toml when "
-    "KSI_HOME is set, else ${XDG_CONFIG_HOME:-~/.config}/ksi/config.toml).",
-)
-
-PLUGIN_PATH_OPTION = click.option(
-    "--plugin-path",
-    "plugin_paths",
-    multiple=True,
-    metavar="PATH",
-    help="A plugin file, folder or dotted module to load first (repeatable).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,19 +38,13 @@ def cli() -> None:
     """Discover, check and run KSI plugins."""
 
 
+for _command in MANAGE_COMMANDS:
+    cli.add_command(_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()
-
-
-@contextmanager
-def _exit_on_error() -> Iterator[None]:
-    """Show a KsiError as what/where/hint and exit with its code; anything else is a bug."""
-    try:
-        yield
-    except KsiError as exc:
-        click.echo(exc.render(), err=True)
-        raise SystemExit(exc.exit_code) from None
 
 
 @cli.command("plugins")
@@ -84,7 +59,11 @@ def plugins(
 
     Exits 1 when a plugin found cannot load; disabled and shadowed ones do not count.
     """
-    with _exit_on_error():
+    from ksi_host._config import load_config
+    from ksi_host._pipeline import plan_for
+    from ksi_host._plans_report import plan_report, render_text
+
+    with exit_on_error():
         report = plan_report(plan_for(load_config(config_file), paths=plugin_paths))
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
@@ -98,7 +77,11 @@ def plugins(
 @CONFIG_OPTION
 def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | None) -> None:
     """List every event the plugins that will load declare, with the plugin that handles it."""
-    with _exit_on_error():
+    from ksi_host._catalog import event_catalog, render_catalog
+    from ksi_host._config import load_config
+    from ksi_host._pipeline import plan_for
+
+    with exit_on_error():
         catalog = event_catalog(plan_for(load_config(config_file), paths=plugin_paths))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 
@@ -106,23 +89,6 @@ def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | Non
 # --- daemon ---
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
-
-SOCKET_OPTION = click.option(
-    "--socket",
-    "socket_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The daemon's socket (default: $KSI_SOCKET, else socket_path in the config's "
-    "[server] section, else ksi.sock in the run dir).",
-)
-
-
-def _server_config(
-    config: HostConfig, config_file: Path | None, socket_path: Path | None
-) -> ServerConfig:
-    """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
-    where = f"[server] section of {_config_path(config_file)}"
-    return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)
 
 
 @cli.command()
@@ -152,14 +118,22 @@ def run(
     log_level: str,
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
+    import asyncio
+
+    from ksi_host._config import load_config
+    from ksi_host._daemon import run_daemon
+    from ksi_host._isolation import kill_workers
+    from ksi_host._pipeline import DaemonRun
+    from ksi_host._quarantine import Quarantine, StartMarker
+
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    with _exit_on_error():
+    with exit_on_error():
         config = load_config(config_file)
         _log_config_file(config_file)
-        server = _server_config(config, config_file, socket_path)
+        server = server_config(config, config_file, socket_path)
         if state_db is not None:
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
@@ -180,12 +154,8 @@ def run(
     raise SystemExit(code)
 
 
-def _config_path(config_file: Path | None) -> Path:
-    return config_file or KsiPaths.from_env().config_file
-
-
 def _log_config_file(config_file: Path | None) -> None:
-    file = _config_path(config_file)
+    file = config_path(config_file)
     if file.is_file():
         logger.info("config %s", file)
     else:
@@ -214,7 +184,7 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT,
+    default=REQUEST_TIMEOUT,
     show_default=True,
     help="Seconds to wait for the reply.",
 )
@@ -232,8 +202,11 @@ def send(
     Finds the socket as ``ksi-host run`` does, so the same flags, environment and
     config reach the same daemon.
     """
-    with _exit_on_error():
-        server = _server_config(load_config(config_file), config_file, socket_path)
+    from ksi_host._client import request_sync
+    from ksi_host._config import load_config
+
+    with exit_on_error():
+        server = server_config(load_config(config_file), config_file, socket_path)
         answer = request_sync(server.socket_path, event, data, timeout)
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
     if answer.get("status") == "error":
@@ -247,7 +220,7 @@ def send(
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=DOCTOR_TIMEOUT,
+    default=DOCTOR_IMPORT_TIMEOUT,
     show_default=True,
     help="Seconds one plugin may take to import before it counts as hung.",
 )
@@ -267,7 +240,10 @@ def doctor(
     crashes, hangs or exits cannot stop the check. Exits 0 when everything can
     load, 1 when a problem is an error (with --strict: or a warning).
     """
-    with _exit_on_error():
+    from ksi_host._doctor.diagnose import diagnose
+    from ksi_host._doctor.report import render_text as render_doctor
+
+    with exit_on_error():
         report = diagnose(paths=plugin_paths, config_file=config_file, timeout=timeout)
     if as_json:
         click.echo(report.model_dump_json(indent=2))
@@ -281,6 +257,8 @@ def doctor(
 @click.argument("name")
 def reenable(name: str) -> None:
     """Load plugin NAME again after it crashed the daemon while starting (it was quarantined)."""
+    from ksi_host._quarantine import Quarantine
+
     quarantine = Quarantine.from_env()
     removed = quarantine.reenable(name)
     if not removed:

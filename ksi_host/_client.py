@@ -10,11 +10,11 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from ksi_host._defaults import REQUEST_TIMEOUT
 from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES, ErrorData, Reply
 from ksi_host.errors import KsiError
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
     "DaemonNotRunning",
     "DaemonUnreachable",
     "ProtocolError",
@@ -23,7 +23,6 @@ __all__ = [
     "request_sync",
 ]
 
-DEFAULT_TIMEOUT: Final = 10.0
 _START_HINT: Final = (
     "start one with `ksi-host run` (in another terminal), or point --socket / KSI_SOCKET "
     "at the socket it listens on"
@@ -89,7 +88,7 @@ async def request(
     socket_path: Path | str,
     event: str,
     data: dict[str, Any] | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = REQUEST_TIMEOUT,
 ) -> dict[str, Any]:
     """Send one event and return the reply's ``data`` (the answer or the error shape)."""
     path = Path(socket_path)
@@ -152,7 +151,7 @@ def request_sync(
     socket_path: Path | str,
     event: str,
     data: dict[str, Any] | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = REQUEST_TIMEOUT,
 ) -> dict[str, Any]:
     """:func:`request` for code without an event loop (the CLI)."""
     return asyncio.run(request(socket_path, event, data, timeout))

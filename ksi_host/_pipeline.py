@@ -6,17 +6,18 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from ksi_host._config import HostConfig, HostSection
 from ksi_host._describe import describe
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
-from ksi_host._isolation import describe_isolated, is_isolated
-from ksi_host._lifecycle import Host
-from ksi_host._plan import LoadPlan
+from ksi_host._plan import Exclusion, LoadPlan, PluginSpec
 from ksi_host._quarantine import Quarantine, StartMarker
 from ksi_host._report import Reporter
 from ksi_host._resolve import resolve
+
+if TYPE_CHECKING:
+    from ksi_host._config import HostConfig, HostSection
+    from ksi_host._lifecycle import Host
 
 __all__ = ["DaemonRun", "boot", "build_plan", "plan_for"]
 
@@ -41,12 +42,15 @@ def build_plan(
         paths=paths, env=env, disabled=disabled, reporter=reporter, builtin_package=builtin_package
     )
     loadable, quarantined = Quarantine.from_env(env).split(candidates)
-    isolated = host.isolated if host is not None else ()
-    apart = [c for c in loadable if c.disabled_by is None and is_isolated(c, isolated)]
-    described = describe(
-        [c for c in loadable if c not in apart], reporter, disabled=disabled_names(disabled, env)
-    )
-    isolated_specs, isolated_excluded = describe_isolated(apart, host or HostSection())
+    isolated_specs: Sequence[PluginSpec] = ()
+    isolated_excluded: Sequence[Exclusion] = ()
+    if host is not None and host.isolated:
+        from ksi_host._isolation import describe_isolated, is_isolated  # worker machinery
+
+        apart = [c for c in loadable if c.disabled_by is None and is_isolated(c, host.isolated)]
+        loadable = [c for c in loadable if c not in apart]
+        isolated_specs, isolated_excluded = describe_isolated(apart, host)
+    described = describe(loadable, reporter, disabled=disabled_names(disabled, env))
     plan = resolve(
         (*described.specs, *isolated_specs),
         excluded=(
@@ -87,6 +91,8 @@ def boot(
     marker: StartMarker | None = None,
 ) -> Host:
     """A host for ``config``, ready to ``start()``: every stage of the pipeline in order."""
+    from ksi_host._lifecycle import Host  # the daemon's machinery; plans do not need it
+
     return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config, marker=marker)
 
 

@@ -9,8 +9,10 @@ an error that names the plugin, the hook and the likely fix.
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 import pluggy
@@ -18,7 +20,7 @@ import pluggy
 from ksi_host import hookspecs
 from ksi_host.errors import PluginRegistrationError
 
-__all__ = ["KsiPluggyManager", "PluginManager"]
+__all__ = ["KsiPluggyManager", "PluginManager", "hook_names"]
 
 _HOOK_IN_MESSAGE: Final = re.compile(r"hook '([^']+)'")
 
@@ -27,6 +29,66 @@ def _metadata_name(plugin: object) -> str | None:
     """The name the plugin's metadata gives: pluggy registers it under that name."""
     name = getattr(getattr(plugin, "metadata", None), "name", None)
     return name if isinstance(name, str) else None
+
+
+def hook_names(plugin: object) -> tuple[str, ...]:
+    """The hooks ``plugin`` implements, sorted, as pluggy's ``register`` would find them.
+
+    pluggy asks its option parser about every name ``dir()`` lists (about sixty for a
+    ``BasePlugin``, each through ``inspect.getattr_static``); this reads each namespace
+    of the plugin once and looks only at the values that can carry the marker, which is
+    what keeps describing a thousand plugins close to importing them.
+    """
+    marker = hookspecs.PROJECT_NAME + "_impl"
+    found: set[str] = set()
+    for name, holder in _hookable(plugin):
+        opts = getattr(holder, marker, None)
+        if opts is None:
+            opts = getattr(getattr(holder, "__func__", None), marker, None)
+        if isinstance(opts, dict):
+            found.add(opts.get("specname") or name)
+    return tuple(sorted(found))
+
+
+def _hookable(plugin: object) -> Iterator[tuple[str, object]]:
+    """Each attribute name with the value that would carry its marker, first binding wins."""
+    seen: set[str] = set()
+    is_namespace = inspect.isclass(plugin) or inspect.ismodule(plugin)
+    if not is_namespace:
+        for name, value in _own_dict(plugin).items():
+            seen.add(name)
+            if isinstance(value, types.MethodType):
+                yield name, value.__func__
+            elif inspect.isfunction(value):
+                yield name, value
+    owners = plugin.__mro__ if inspect.isclass(plugin) else type(plugin).__mro__
+    namespaces = [_own_dict(plugin), *map(vars, owners)] if is_namespace else map(vars, owners)
+    for namespace in namespaces:
+        for name, value in namespace.items():
+            if name in seen:
+                continue
+            seen.add(name)
+            if isinstance(value, types.MemberDescriptorType) and not is_namespace:
+                value = _slot_value(value, plugin)
+            if isinstance(value, types.MethodType):
+                yield name, value.__func__
+            elif isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value):
+                yield name, value
+
+
+def _own_dict(obj: object) -> Mapping[str, object]:
+    try:
+        own = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return {}
+    return own if isinstance(own, Mapping) else {}
+
+
+def _slot_value(slot: types.MemberDescriptorType, plugin: object) -> object:
+    try:
+        return slot.__get__(plugin, type(plugin))
+    except AttributeError:
+        return None
 
 
 class KsiPluggyManager(pluggy.PluginManager):
@@ -81,7 +143,7 @@ class KsiPluggyManager(pluggy.PluginManager):
 
     def has_hookimpls(self, plugin: object) -> bool:
         """Whether ``plugin`` has any ``@hookimpl`` method: what makes an object a plugin."""
-        return any(self.parse_hookimpl_opts(plugin, attr) is not None for attr in dir(plugin))
+        return bool(hook_names(plugin))
 
     def _check_is_plugin(self, plugin: object, label: str) -> None:
         if isinstance(plugin, type):

@@ -29,7 +29,13 @@ from ksi_host._pipeline import build_plan
 from ksi_host._plan import LoadPlan, Origin, PluginSpec
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
-from tests.dists import build_and_install, install_dist, plugin_source, write_project
+from tests.dists import (
+    build_and_install,
+    build_wheels,
+    install_dist,
+    plugin_source,
+    write_project,
+)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -93,6 +99,136 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     build_and_install(projects, root / "wheelhouse", python, subprocess_env(root))
     return python
+
+
+# --- plugin-set management (ksi-host install/uninstall/lock/sync) ---
+
+
+def answering_source(name: str, version: str, dependencies: Iterable[str] = ()) -> str:
+    """A plugin that answers ``NAME:ping`` with its name, version and process id."""
+    return (
+        "import os\n"
+        "from ksi_host import BasePlugin, PluginCapabilities, PluginMetadata, hookimpl\n\n"
+        "class Answering(BasePlugin):\n"
+        "    @hookimpl\n"
+        "    def ksi_handle_event(self, event_name, data, context):\n"
+        f"        if event_name == {name + ':ping'!r}:\n"
+        f"            return {{'plugin': {name!r}, 'version': {version!r}, 'pid': os.getpid()}}\n\n"
+        f"plugin = Answering(PluginMetadata(name={name!r}, version={version!r}, "
+        f"dependencies={list(dependencies)!r}), "
+        f"PluginCapabilities(commands=[{name + ':ping'!r}]))\n"
+    )
+
+
+@pytest.fixture(scope="session")
+def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of wheels for ``pip --no-index --find-links``, built once per session.
+
+    hello 1.0; base 1.0 and 2.0; needsbase (Requires-Dist ksi-plugin-base<2); baseuser
+    (plugin dependency on 'base'); oldpluggy (pluggy<1) with a pluggy 0.13.1 to offer;
+    future (ksi-host>=99).
+    """
+    root = tmp_path_factory.mktemp("plugin-wheels")
+    plugins: list[tuple[str, str, list[str], list[str]]] = [
+        ("hello", "1.0", [], []),
+        ("base", "1.0", [], []),
+        ("base", "2.0", [], []),
+        ("needsbase", "1.0", ["ksi-plugin-base<2"], []),
+        ("baseuser", "1.0", [], ["base>=1"]),
+        ("oldpluggy", "1.0", ["pluggy<1"], []),
+        ("future", "1.0", ["ksi-host>=99"], []),
+    ]
+    projects = [
+        write_project(
+            root / "src",
+            dist=f"ksi-plugin-{name}",
+            version=version,
+            package=f"ksi_plugin_{name}",
+            source=answering_source(name, version, dependencies),
+            entry_point=name,
+            requires=requires,
+        )
+        for name, version, requires, dependencies in plugins
+    ]
+    fake_pluggy = write_project(
+        root / "src", dist="pluggy", version="0.13.1", package="pluggy", source="", entry_point=None
+    )
+    build_wheels([*projects, fake_pluggy], root / "wheelhouse")
+    return root / "wheelhouse"
+
+
+def pip_env(home: Path) -> dict[str, str]:
+    """:func:`subprocess_env` with no pip configuration of this machine's (no index, no links)."""
+    env = {k: v for k, v in subprocess_env(home).items() if not k.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return env
+
+
+@dataclass(frozen=True)
+class ManagedVenv:
+    """A venv that sees this checkout's ksi-host, and runs ``ksi-host`` and pip in it."""
+
+    python: Path
+    home: Path
+    wheelhouse: Path
+
+    @property
+    def offline(self) -> tuple[str, ...]:
+        return ("--no-index", "--find-links", str(self.wheelhouse))
+
+    def ksi(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.python), "-m", "ksi_host", *args],
+            capture_output=True,
+            text=True,
+            env=pip_env(self.home),
+            cwd=self.home,
+            timeout=timeout,
+            check=False,
+        )
+
+    def pip(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(self.python), "-m", "pip", *args],
+            capture_output=True,
+            text=True,
+            env=pip_env(self.home),
+            check=True,
+        )
+        return done.stdout
+
+    @property
+    def site(self) -> Path:
+        return next(self.python.parent.parent.glob("lib/python*/site-packages"))
+
+    def installed(self) -> dict[str, str]:
+        """What pip installed into this venv (not the outer one): distribution -> version.
+
+        Read from its ``.dist-info`` folders, as ``pip freeze`` does, without a process.
+        """
+        found = {}
+        for info in self.site.glob("*.dist-info"):
+            name, _, version = info.name[: -len(".dist-info")].partition("-")
+            found[name.replace("_", "-").lower()] = version
+        return found
+
+    def remove_plugins(self) -> None:
+        """Uninstall every distribution pip installed here (with pip, no checks)."""
+        installed = self.installed()
+        if installed:
+            self.pip("uninstall", "-y", "-q", *installed)
+
+
+def managed_venv(root: Path, wheelhouse: Path) -> ManagedVenv:
+    home = root / "home"
+    home.mkdir(parents=True)
+    return ManagedVenv(make_venv(root / "venv"), home, wheelhouse)
+
+
+@pytest.fixture(scope="session")
+def plugin_venv(tmp_path_factory: pytest.TempPathFactory, plugin_wheelhouse: Path) -> ManagedVenv:
+    """The one venv the management tests install into; each test leaves no plugin behind."""
+    return managed_venv(tmp_path_factory.mktemp("plugin-venv"), plugin_wheelhouse)
 
 
 # --- lifecycle ---

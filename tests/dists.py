@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -89,10 +90,21 @@ def install_dist(
 
 
 def write_project(
-    root: Path, *, dist: str, version: str, package: str, source: str, entry_point: str
+    root: Path,
+    *,
+    dist: str,
+    version: str,
+    package: str,
+    source: str,
+    entry_point: str | None,
+    requires: Sequence[str] = (),
 ) -> Path:
-    """A buildable hatchling project whose package is the plugin and whose entry point names it."""
-    project = root / dist
+    """A buildable hatchling project whose package is the plugin and whose entry point names it.
+
+    ``entry_point=None`` makes a plain library; ``requires`` become its ``Requires-Dist``.
+    """
+    project = root / f"{dist}-{version}"
+    plugins = f'[project.entry-points."ksi.plugins"]\n{entry_point} = "{package}"\n'
     pyproject = f"""\
 [build-system]
 requires = ["hatchling"]
@@ -101,10 +113,9 @@ build-backend = "hatchling.build"
 [project]
 name = "{dist}"
 version = "{version}"
+dependencies = {json.dumps(list(requires))}
 
-[project.entry-points."ksi.plugins"]
-{entry_point} = "{package}"
-
+{plugins if entry_point else ""}
 [tool.hatch.build.targets.wheel]
 packages = ["{package}"]
 """
@@ -112,14 +123,32 @@ packages = ["{package}"]
     return project
 
 
+def build_wheels(projects: Sequence[Path], wheelhouse: Path) -> list[Path]:
+    """``pip wheel`` the projects into ``wheelhouse`` (no dependencies, no build isolation).
+
+    One pip run per version of a project name: pip refuses two versions in one run.
+    """
+    pip = ["-m", "pip", "--disable-pip-version-check", "-q"]
+    wheel = ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheelhouse)]
+    rounds: list[list[Path]] = []
+    for project in projects:
+        name = project.name.rpartition("-")[0]
+        free = next((r for r in rounds if all(p.name.rpartition("-")[0] != name for p in r)), None)
+        if free is None:
+            rounds.append([project])
+        else:
+            free.append(project)
+    for batch in rounds:
+        subprocess.run([sys.executable, *pip, *wheel, *map(str, batch)], check=True)
+    return sorted(wheelhouse.glob("*.whl"))
+
+
 def build_and_install(
     projects: Sequence[Path], wheelhouse: Path, python: Path, env: Mapping[str, str]
 ) -> list[Path]:
     """``pip wheel`` the projects, then ``pip install`` the wheels into ``python``'s venv."""
+    wheels = build_wheels(projects, wheelhouse)
     pip = ["-m", "pip", "--disable-pip-version-check", "-q"]
-    wheel = ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheelhouse)]
-    subprocess.run([sys.executable, *pip, *wheel, *map(str, projects)], check=True)
-    wheels = sorted(wheelhouse.glob("*.whl"))
     install = ["install", "--no-deps", "--no-index"]
     subprocess.run([str(python), *pip, *install, *map(str, wheels)], check=True, env=env)
     return wheels

@@ -28,3 +28,21 @@ def test_every_config_option_names_the_files_it_falls_back_to(runner):
         result = runner.invoke(cli, [command, "--help"], terminal_width=200)
         assert "$KSI_HOME/config.toml when KSI_HOME is set" in result.output, command
         assert "${XDG_CONFIG_HOME:-~/.config}/ksi/config.toml" in result.output, command
+
+
+def test_the_cli_imports_a_commands_stages_only_when_it_runs():
+    """``ksi-host plugins`` with a thousand plugins must not also pay for the daemon or doctor."""
+    heavy = [
+        "asyncio",
+        "pydantic_settings",
+        "ksi_host._config",
+        "ksi_host._pipeline",
+        "ksi_host._lifecycle",
+        "ksi_host._server",
+        "ksi_host._client",
+        "ksi_host._doctor.diagnose",
+        "ksi_host._catalog",
+    ]
+    probe = f"import sys, ksi_host._cli; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

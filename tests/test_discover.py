@@ -115,6 +115,28 @@ def test_entry_points_carry_distribution_version_and_name(
     assert str(found[0].origin) == "ksi-disc-ep 1.2.3, entry point 'disc_ep'"
 
 
+def test_name_and_version_come_from_the_headers_not_the_description(
+    site_dir: Path, ksi_env: dict[str, str]
+) -> None:
+    info = install_dist(
+        site_dir,
+        dist="Ksi.Disc-Head",
+        version="4.0",
+        files={"disc_head_mod.py": plugin_source("disc_head")},
+        entry_points={"disc_head": "disc_head_mod"},
+    )
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\r\nName: Ksi.Disc-Head\r\nSummary: x\r\nVersion: 4.0.post1\r\n"
+        "\r\nName: not-this\r\nVersion: 9\r\n"
+    )
+
+    found = [c for c in discover(env=ksi_env, builtin_package=None) if c.name_hint == "disc_head"]
+
+    assert [(c.origin.distribution, c.origin.dist_version) for c in found] == [
+        ("Ksi.Disc-Head", "4.0.post1")
+    ]
+
+
 def test_a_distribution_seen_twice_on_sys_path_is_offered_once(
     tmp_path: Path, site_dir: Path, ksi_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import types
+
 import pluggy
 import pytest
 
 from ksi_host import BasePlugin, PluginManager, PluginRegistrationError, hookimpl
+from ksi_host.plugin_manager import hook_names
 from ksi_host.plugin_types import PluginMetadata
 
 
@@ -100,3 +103,82 @@ def test_registering_the_same_name_twice_is_refused():
     manager.register(Good())
     with pytest.raises(PluginRegistrationError, match="already registered"):
         manager.register(Good())
+
+
+def _pluggy_hook_names(plugin: object) -> tuple[str, ...]:
+    """What pluggy's register would find: its option parser over every name of dir()."""
+    pm = pluggy.PluginManager("ksi")
+    names = set()
+    for attr in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, attr)
+        if opts is not None:
+            names.add(opts.get("specname") or attr)
+    return tuple(sorted(names))
+
+
+def _module_plugin() -> object:
+    module = types.ModuleType("module_plugin")
+
+    @hookimpl
+    def ksi_startup(config):
+        return None
+
+    module.ksi_startup = ksi_startup
+    module.helper = len
+    return module
+
+
+class _Static(Good):
+    @hookimpl
+    @staticmethod
+    def ksi_startup(config):
+        return None
+
+    @staticmethod
+    @hookimpl
+    def ksi_shutdown():
+        return None
+
+    @hookimpl
+    @classmethod
+    def ksi_metrics_collected(cls, metrics):
+        return None
+
+
+class _Renamed(Good):
+    @hookimpl(specname="ksi_startup")
+    def start_up(self, config):
+        return None
+
+
+class _Overridden(Good):
+    ksi_handle_event = None
+
+
+class _Property(Good):
+    @property
+    def ksi_handle_event(self):
+        raise AssertionError("hook discovery must not evaluate properties")
+
+
+class _Slotted:
+    __slots__ = ("ksi_startup",)
+
+    def __init__(self) -> None:
+        self.ksi_startup = hookimpl(lambda config: None)
+
+
+def _instance_hook() -> object:
+    plugin = _Overridden(name="inst")
+    plugin.__dict__["ksi_startup"] = hookimpl(lambda config: None)
+    return plugin
+
+
+@pytest.mark.parametrize(
+    "make",
+    [Good, _Static, _Renamed, _Overridden, _Property, _Slotted, _module_plugin, _instance_hook],
+)
+def test_hook_names_finds_what_pluggy_registers(make):
+    plugin = make()
+    assert hook_names(plugin) == _pluggy_hook_names(plugin)
+    assert PluginManager().pm.has_hookimpls(plugin) == bool(_pluggy_hook_names(plugin))

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import importlib_metadata
 
+from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT
 from ksi_host._discover import disabled_names, discover
 from ksi_host._doctor.checks import check_config, check_distributions, check_folders, plugin_folders
 from ksi_host._doctor.fixes import Fixes
-from ksi_host._doctor.isolate import DEFAULT_TIMEOUT, import_isolated
+from ksi_host._doctor.isolate import import_isolated
 from ksi_host._doctor.outcome import Outcome, outcome
 from ksi_host._doctor.report import DoctorReport, PluginLine, PluginStatus, Problem, Summary
 from ksi_host._paths import KsiPaths
@@ -37,7 +38,7 @@ def diagnose(
     paths: Sequence[str | Path] = (),
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = DOCTOR_IMPORT_TIMEOUT,
 ) -> DoctorReport:
     """Check every plugin source, import, dependency, folder and the config; never start a plugin.
 

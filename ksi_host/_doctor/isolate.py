@@ -22,13 +22,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
+from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT
 from ksi_host._doctor.worker import TRACEBACK_LINES, candidate_to_wire
 from ksi_host._plan import Candidate
 from ksi_host.errors import KsiError
 
-__all__ = ["DEFAULT_TIMEOUT", "Failure", "WorkerError", "import_isolated"]
+__all__ = ["Failure", "WorkerError", "import_isolated"]
 
-DEFAULT_TIMEOUT: Final = 10.0
 _ABORT_GRACE: Final = 2.0
 _IDLE_GRACE: Final = 30.0
 """Seconds the worker may take outside any import (its own start-up) before it counts as stuck."""
@@ -55,7 +55,7 @@ def import_isolated(
     *,
     disabled: Mapping[str, str],
     sections: Mapping[str, Any],
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = DOCTOR_IMPORT_TIMEOUT,
 ) -> list[dict[str, Any] | Failure]:
     """Describe every candidate out of process: the worker's ``done`` event, or a Failure."""
     results: dict[int, dict[str, Any] | Failure] = {}

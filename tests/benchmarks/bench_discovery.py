@@ -1,15 +1,29 @@
-"""Discovery + resolution of N installed plugins, as a ratio to a bare entry-point scan + import.
+"""Cold start with N installed plugins: whole processes, the floor and two peers side by side.
 
-Each measurement runs in a fresh interpreter (imports are cached per process) and
-times only the work inside it, so interpreter start-up is left out of both sides.
+Every row is a fresh interpreter timed from outside (start-up included), over the same
+N installed distributions (real ``.dist-info`` folders on ``PYTHONPATH``, each plugin a
+package depending on the previous one). The floor scans ``entry_points(group=
+"ksi.plugins")`` and imports every plugin module; the peers are pluggy's
+``load_setuptools_entrypoints`` and stevedore's ``ExtensionManager`` (and its
+one-named-plugin ``DriverManager``). ksi-host runs as a user runs it: ``ksi-host
+plugins --json`` and the daemon from start to its first reply, without manifests and
+with an all-lazy ``ksi-plugin.toml`` in every plugin.
+Run it alone with ``python tests/benchmarks/bench_discovery.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from report import ratio, section, table
@@ -22,79 +36,153 @@ SIZES = (100, 1000)
 REPEATS = 5
 
 _FLOOR = """
-import time, importlib, importlib_metadata
-import ksi_host.plugin_base
-start = time.perf_counter()
-for ep in importlib_metadata.entry_points(group="ksi.plugins"):
-    if ep.dist.name.startswith("bench-"):
-        importlib.import_module(ep.value)
-print(time.perf_counter() - start)
+import importlib, importlib.metadata
+for ep in importlib.metadata.entry_points(group="ksi.plugins"):
+    importlib.import_module(ep.value)
 """
 
-_PIPELINE = """
-import os, time
-import ksi_host.plugin_base
-from ksi_host._pipeline import build_plan
-start = time.perf_counter()
-plan = build_plan(env=dict(os.environ), builtin_package=None)
-elapsed = time.perf_counter() - start
-assert len(plan.order) >= {size}, len(plan.order)
-print(elapsed)
+_PLUGGY = """
+import pluggy
+pluggy.PluginManager("ksi").load_setuptools_entrypoints("ksi.plugins")
 """
 
+_STEVEDORE = """
+from stevedore import ExtensionManager
+ExtensionManager(namespace="ksi.plugins", invoke_on_load=False)
+"""
 
-def _site(root: Path, size: int) -> Path:
-    """``size`` installed plugins, each depending on the one before (a chain of edges)."""
-    site = root / f"site-{size}"
+_STEVEDORE_ONE = """
+from stevedore import DriverManager
+DriverManager(namespace="ksi.plugins", name={name!r}, invoke_on_load=False)
+"""
+
+_HEALTH = b'{"event": "system:health", "data": {}, "correlation_id": "1"}\n'
+
+
+def _site(root: Path, size: int, *, manifests: bool) -> Path:
+    """``size`` installed plugin packages, each depending on the one before."""
+    site = root / f"site-{size}-{'lazy' if manifests else 'plain'}"
     for index in range(size):
+        name, package = f"bench_{index}", f"bench_pkg_{index}"
         deps = [f"bench_{index - 1}>=1"] if index else []
+        files = {f"{package}/__init__.py": plugin_source(name, version="1.0", dependencies=deps)}
+        if manifests:
+            files[f"{package}/ksi-plugin.toml"] = _manifest(name, deps)
         install_dist(
-            site,
-            dist=f"bench-{index}",
-            version="1.0",
-            files={f"bench_mod_{index}.py": plugin_source(f"bench_{index}", dependencies=deps)},
-            entry_points={f"bench_{index}": f"bench_mod_{index}"},
+            site, dist=f"bench-{index}", version="1.0", files=files, entry_points={name: package}
         )
     return site
 
 
-def _median(script: str, site: Path, home: Path) -> float:
-    env = {"PYTHONPATH": str(site), "KSI_HOME": str(home), "HOME": str(home)}
-    runs = [
-        float(
-            subprocess.run(
-                [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
-            ).stdout
-        )
-        for _ in range(REPEATS)
+def _manifest(name: str, deps: Sequence[str]) -> str:
+    return (
+        f'name = "{name}"\nversion = "1.0"\nactivation = "lazy"\n'
+        f"dependencies = {json.dumps(list(deps))}\n"
+        'hooks = ["ksi_handle_event"]\n'
+    )
+
+
+def _env(site: Path, home: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(site),
+        "HOME": str(home),
+        "KSI_HOME": str(home / ".ksi"),
+    }
+
+
+def _timed(argv: Sequence[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def _first_reply(env: dict[str, str], home: Path) -> float:
+    """Seconds from spawning ``ksi-host run`` to its first ``system:health`` reply."""
+    path = home / "ksi.sock"
+    started = time.perf_counter()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "ksi_host", "run", "--socket", str(path), "--log-level", "error"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            if daemon.poll() is not None:
+                raise RuntimeError(f"the daemon exited with {daemon.returncode}")
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as client:
+                client.connect(str(path))
+                client.sendall(_HEALTH)
+                if client.makefile("rb").readline():
+                    return time.perf_counter() - started
+            time.sleep(0.002)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+
+
+def _median(measure: Callable[[], float]) -> float:
+    measure()  # warm the page cache and stevedore's entry-point cache
+    return statistics.median(measure() for _ in range(REPEATS))
+
+
+def _rows(root: Path, size: int) -> list[tuple[str, float]]:
+    plain, lazy = _site(root, size, manifests=False), _site(root, size, manifests=True)
+    home = root / f"home-{size}"
+    home.mkdir(mode=0o700)
+    python = sys.executable
+
+    def script(text: str, site: Path = plain) -> Callable[[], float]:
+        return lambda: _timed([python, "-c", text], _env(site, home))
+
+    def cli(site: Path) -> Callable[[], float]:
+        return lambda: _timed([python, "-m", "ksi_host", "plugins", "--json"], _env(site, home))
+
+    def daemon(site: Path) -> Callable[[], float]:
+        return lambda: _first_reply(_env(site, home), home)
+
+    one = _STEVEDORE_ONE.format(name="bench_0")
+    cases: list[tuple[str, Callable[[], float]]] = [
+        ("floor: entry_points() + import every module", script(_FLOOR)),
+        ("pluggy load_setuptools_entrypoints", script(_PLUGGY)),
+        ("stevedore ExtensionManager", script(_STEVEDORE)),
+        ("stevedore DriverManager, one named plugin", script(one)),
+        ("ksi-host plugins --json, no manifests", cli(plain)),
+        ("ksi-host plugins --json, lazy manifests", cli(lazy)),
+        ("daemon start to first reply, no manifests", daemon(plain)),
+        ("daemon start to first reply, lazy manifests", daemon(lazy)),
     ]
-    return statistics.median(runs)
+    return [(label, _median(measure)) for label, measure in cases]
 
 
 def run() -> list[str]:
-    """The discovery section: the pipeline's plan build against the bare floor."""
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    """The cold-start section: one table per size, each row a median and its ratio to the floor."""
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="ksi-bench-") as tmp:
         for size in SIZES:
-            site = _site(root, size)
-            floor = _median(_FLOOR, site, root)
-            pipeline = _median(_PIPELINE.format(size=size), site, root)
-            rows.append(
-                (
-                    size,
-                    f"{floor * 1000:.1f} ms",
-                    f"{pipeline * 1000:.1f} ms",
-                    ratio(pipeline, floor),
-                )
+            rows = _rows(Path(tmp), size)
+            floor = rows[0][1]
+            lines += table(
+                [f"{size} plugins", "median", "vs floor"],
+                [
+                    (label, f"{seconds * 1000:.0f} ms", ratio(seconds, floor))
+                    for label, seconds in rows
+                ],
             )
+            lines.append("")
     return section(
-        "Discovery (`tests/benchmarks/bench_discovery.py`)",
-        "N installed fixture distributions (real `.dist-info` folders on `PYTHONPATH`), each "
-        'plugin depending on the previous one. Floor: one `entry_points(group="ksi.plugins")` '
-        "scan plus importing the same modules. Measured: `build_plan` (discover + describe + "
-        f"resolve). Median of {REPEATS} fresh interpreters, start-up excluded on both sides.",
-        table(["plugins", "floor", "discover+describe+resolve", "ratio"], rows),
+        "Cold start (`tests/benchmarks/bench_discovery.py`)",
+        f"Whole processes in a fresh interpreter, timed from outside (start-up included), "
+        f"median of {REPEATS} after one warm-up, over N installed plugin distributions "
+        "(real `.dist-info` folders on `PYTHONPATH`, each plugin a package depending on the "
+        'previous one). Floor: a process that scans `entry_points(group="ksi.plugins")` and '
+        "imports every plugin module. Peers over the same plugins: pluggy's "
+        "`load_setuptools_entrypoints`, stevedore's `ExtensionManager` (its entry-point cache "
+        "warm) and its `DriverManager` loading one named plugin. ksi-host lists or serves its "
+        'built-in plugins too; "lazy manifests" gives every plugin a `ksi-plugin.toml` with '
+        '`activation = "lazy"`. Targets at 1000: `plugins --json` without manifests <= 1.0x, '
+        "with lazy manifests `plugins --json` and the daemon <= 0.5x.",
+        lines,
     )
 
 

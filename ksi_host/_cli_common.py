@@ -1,0 +1,80 @@
+"""What every ``ksi-host`` subcommand shares: the config and socket options, error rendering.
+
+Light to import, as :mod:`ksi_host._cli` is: the stages load when a command runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ksi_host._paths import KsiPaths
+from ksi_host.errors import KsiError
+
+if TYPE_CHECKING:
+    from ksi_host._config import HostConfig
+    from ksi_host._server import ServerConfig
+
+__all__ = [
+    "CONFIG_OPTION",
+    "PLUGIN_PATH_OPTION",
+    "SOCKET_OPTION",
+    "config_path",
+    "exit_on_error",
+    "server_config",
+]
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The TOML config file (default: $KSI_CONFIG, else $KSI_HOME/config.toml when "
+    "KSI_HOME is set, else ${XDG_CONFIG_HOME:-~/.config}/ksi/config.toml).",
+)
+
+PLUGIN_PATH_OPTION = click.option(
+    "--plugin-path",
+    "plugin_paths",
+    multiple=True,
+    metavar="PATH",
+    help="A plugin file, folder or dotted module to load first (repeatable).",
+)
+
+SOCKET_OPTION = click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The daemon's socket (default: $KSI_SOCKET, else socket_path in the config's "
+    "[server] section, else ksi.sock in the run dir).",
+)
+
+
+@contextmanager
+def exit_on_error() -> Iterator[None]:
+    """Show a KsiError as what/where/hint and exit with its code; anything else is a bug."""
+    try:
+        yield
+    except KsiError as exc:
+        click.echo(exc.render(), err=True)
+        raise SystemExit(exc.exit_code) from None
+
+
+def config_path(config_file: Path | None) -> Path:
+    """The config file a command reads: ``--config``, else the default location."""
+    return config_file or KsiPaths.from_env().config_file
+
+
+def server_config(
+    config: HostConfig, config_file: Path | None, socket_path: Path | None
+) -> ServerConfig:
+    """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
+    from ksi_host._server import ServerConfig
+
+    where = f"[server] section of {config_path(config_file)}"
+    return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)

@@ -1,0 +1,17 @@
+"""Defaults that ``--help`` shows, in a module that imports nothing.
+
+The CLI imports what a command needs only when that command runs; the values its
+options show must therefore live apart from the modules that use them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["DOCTOR_IMPORT_TIMEOUT", "REQUEST_TIMEOUT"]
+
+REQUEST_TIMEOUT: Final = 10.0
+"""Seconds ``ksi-host send`` (and :func:`ksi_host._client.request`) waits for a reply."""
+
+DOCTOR_IMPORT_TIMEOUT: Final = 10.0
+"""Seconds ``ksi-host doctor`` gives one plugin to import before it counts as hung."""

@@ -1,0 +1,99 @@
+"""ksi-host install/uninstall with real pip in a real venv, offline against a folder of wheels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import ManagedVenv
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def venv(plugin_venv: ManagedVenv) -> Iterator[ManagedVenv]:
+    """The shared venv; whatever a test installs is removed after it."""
+    yield plugin_venv
+    plugin_venv.remove_plugins()
+
+
+def test_install_adds_a_plugin_the_plan_then_loads(venv: ManagedVenv) -> None:
+    done = venv.ksi("install", "ksi-plugin-hello", *venv.offline)
+    assert done.returncode == 0, done.stderr
+    assert "+ ksi-plugin-hello 1.0 (plugins: hello)" in done.stdout
+    plan = json.loads(venv.ksi("plugins", "--json").stdout)
+    assert "hello" in {plugin["name"] for plugin in plan["plugins"]}
+
+
+def test_install_refuses_to_downgrade_a_dependency_of_the_host(venv: ManagedVenv) -> None:
+    before = venv.installed()
+    done = venv.ksi("install", "ksi-plugin-oldpluggy", *venv.offline)
+    assert done.returncode == 1
+    assert "refusing to install ksi-plugin-oldpluggy" in done.stderr
+    assert "nothing was changed" in done.stderr
+    assert "pluggy 1." in done.stderr
+    assert "-> 0.13.1 (ksi-host needs it as it is)" in done.stderr
+    assert "because ksi-plugin-oldpluggy 1.0 requires pluggy<1" in done.stderr
+    assert "--force" in done.stderr
+    assert venv.installed() == before
+
+
+def test_install_refuses_a_plugin_for_another_host_version(venv: ManagedVenv) -> None:
+    before = venv.installed()
+    done = venv.ksi("install", "ksi-plugin-future", *venv.offline)
+    assert done.returncode == 1
+    assert "ksi-plugin-future 1.0 requires ksi-host>=99, but this is ksi-host" in done.stderr
+    assert "pip install --upgrade 'ksi-host>=99'" in done.stderr
+    assert venv.installed() == before
+
+
+def test_install_refuses_an_upgrade_that_breaks_an_installed_plugin(venv: ManagedVenv) -> None:
+    venv.pip("install", "-q", *venv.offline, "ksi-plugin-needsbase")
+    assert venv.installed()["ksi-plugin-base"] == "1.0"
+    before = venv.installed()
+    done = venv.ksi("install", "ksi-plugin-base==2.0", *venv.offline)
+    assert done.returncode == 1, done.stdout
+    assert (
+        "ksi-plugin-base 1.0 -> 2.0 would break ksi-plugin-needsbase 1.0, which requires "
+        "ksi-plugin-base<2"
+    ) in done.stderr
+    assert venv.installed() == before
+    forced = venv.ksi("install", "--force", "ksi-plugin-base==2.0", *venv.offline)
+    assert forced.returncode == 0, forced.stderr
+    assert "~ ksi-plugin-base 1.0 -> 2.0 (plugins: base)" in forced.stdout
+
+
+def test_uninstall_refuses_a_dependency_of_another_plugin(venv: ManagedVenv) -> None:
+    venv.pip("install", "-q", "--no-deps", *venv.offline, "ksi-plugin-base==1.0")
+    venv.pip(
+        "install", "-q", "--no-deps", *venv.offline, "ksi-plugin-needsbase", "ksi-plugin-baseuser"
+    )
+    before = venv.installed()
+    done = venv.ksi("uninstall", "ksi-plugin-nope")
+    assert done.returncode == 1
+    assert "not installed: ksi-plugin-nope" in done.stderr
+    assert "ksi-plugin-needsbase" in done.stderr
+    done = venv.ksi("uninstall", "ksi-plugin-base")
+    assert done.returncode == 1
+    assert "would break ksi-plugin-needsbase 1.0, which requires ksi-plugin-base<2" in done.stderr
+    assert "would break plugin baseuser" in done.stderr
+    assert (
+        "ksi-host uninstall ksi-plugin-base ksi-plugin-baseuser ksi-plugin-needsbase"
+    ) in done.stderr
+    assert venv.installed() == before
+    done = venv.ksi("uninstall", "ksi-plugin-base", "ksi-plugin-baseuser", "ksi-plugin-needsbase")
+    assert done.returncode == 0, done.stderr
+    assert venv.installed() == {}
+
+
+def test_uninstall_never_removes_the_host_or_what_it_needs(venv: ManagedVenv) -> None:
+    done = venv.ksi("uninstall", "--force", "Pydantic_Core")
+    assert done.returncode == 1
+    assert "refusing to uninstall Pydantic_Core: ksi-host needs it" in done.stderr
+    assert "requires pydantic-core" in done.stderr
+    done = venv.ksi("uninstall", "--force", "ksi-host")
+    assert done.returncode == 1
+    assert "refusing to uninstall ksi-host: it is ksi-host itself" in done.stderr
+    assert venv.python.parent.parent.joinpath("pyvenv.cfg").is_file()
