@@ -29,7 +29,7 @@ isolated = ["iso"]
 worker_memory_mb = 400
 restart_limit = 10
 [host.call_timeouts]
-iso = 3.0
+iso = 1.5
 """
 
 
