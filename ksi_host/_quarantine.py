@@ -130,7 +130,8 @@ class Quarantine:
     ) -> tuple[list[Candidate], list[tuple[Candidate, Exclusion]]]:
         """The candidates to import, and the quarantined ones as exclusions (not imported).
 
-        A quarantined plugin whose fingerprint changed is loaded again (and forgotten).
+        A quarantined plugin whose fingerprint changed is loaded again; its entry stays
+        until ``reenable`` (or the next crash replaces it), and no longer matches.
         """
         entries = {entry.identity: entry for entry in self.entries()}
         keep: list[Candidate] = []

@@ -101,3 +101,31 @@ def test_a_hang_at_import_stopped_by_sigterm_is_skipped_on_the_next_start():
             assert _listed(daemon)["hangs"]["reason"]["code"] == "quarantined"
         prober.check()
         stop_cleanly(daemon, deadline=1.0 + 8.0)
+
+
+def test_the_quarantine_forgets_a_plugin_that_changed_and_reenable_removes_it(tmp_path):
+    from ksi_host._plan import Candidate, Origin
+    from ksi_host._quarantine import Quarantine, StartMarker
+
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text("x = 1\n")
+    candidate = Candidate("flaky", Origin("path", str(plugin)), file=plugin)
+    quarantine = Quarantine(tmp_path / "data" / "quarantine.json")
+    marker = StartMarker(tmp_path / "ksi.sock.starting", quarantine)
+    marker.importing(candidate)  # ... and the daemon dies here
+    assert marker.recover() is not None
+    assert not marker.path.exists()
+    assert marker.recover() is None
+
+    loadable, skipped = quarantine.split([candidate])
+    assert loadable == []
+    [(_, exclusion)] = skipped
+    assert exclusion.reason.code == "quarantined"
+
+    plugin.write_text("x = 2  # fixed\n")
+    assert quarantine.split([candidate]) == ([candidate], [])
+
+    assert [entry.name for entry in quarantine.reenable("flaky")] == ["flaky"]
+    assert quarantine.entries() == []
+    (tmp_path / "data" / "quarantine.json").write_text("{not json")
+    assert quarantine.entries() == []  # unreadable: logged, and nothing is skipped
