@@ -33,10 +33,6 @@ STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 FORCED_EXIT: Final = 1
 
 
-def _ignore(signum: int, frame: object) -> None:
-    """The Python-level handler: the work is done by the thread reading the wakeup pipe."""
-
-
 class StopSignals:
     """Turn SIGTERM/SIGINT into ``on_stop()`` on the loop, with a hard deadline behind it."""
 
@@ -65,7 +61,7 @@ class StopSignals:
         os.set_blocking(write_end, False)
         self._pipe = (read_end, write_end)
         for signum in STOP_SIGNALS:
-            self._previous[signum] = signal.signal(signum, _ignore)
+            self._previous[signum] = signal.signal(signum, self._on_signal)
         self._previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
         self._thread = threading.Thread(target=self._read, name="ksi-signals", daemon=True)
         self._thread.start()
@@ -85,6 +81,17 @@ class StopSignals:
         if self._thread is not None:
             self._thread.join()
         os.close(read_end)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        """The Python-level handler: the thread reading the pipe does the work, unless
+        something (``loop.add_signal_handler`` in a plugin) took the wakeup fd from us."""
+        if self._pipe is None:
+            return
+        ours = self._pipe[1]
+        current = signal.set_wakeup_fd(ours, warn_on_full_buffer=False)
+        if current != ours:
+            signal.set_wakeup_fd(current)
+            self._stop(signum)
 
     def _read(self) -> None:
         assert self._pipe is not None

@@ -33,10 +33,16 @@ plugin = Mutator(PluginMetadata(name="mutator"), PluginCapabilities(event_namesp
 """
 
 CATCH_ALL = """
+import asyncio, signal
 from ksi_host import BasePlugin, PluginMetadata, hookimpl
 
 
 class Broken(BasePlugin):
+    @hookimpl
+    def ksi_startup(self):
+        # takes the signal wakeup fd: SIGTERM must still stop the daemon
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, print)
+
     @hookimpl
     def ksi_filter_event(self, event_name, data):
         if event_name.startswith("test:"):
