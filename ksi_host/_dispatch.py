@@ -317,7 +317,7 @@ class Dispatcher:
             data = result
         for impl in route.validators:
             try:
-                result = impl.call(event_name, snapshot(data))
+                result = impl.call(event_name, snapshot(data) if data else {})
                 if impl.is_async or type(result) is CoroutineType:
                     await within(result, impl.timeout, (impl.plugin, impl.hook, event_name))
             except (DeadlineExceeded, PluginStalled) as exc:
@@ -333,7 +333,7 @@ class Dispatcher:
             try:
                 result = impl.call(
                     event_name,
-                    snapshot(data),
+                    snapshot(data) if data else {},
                     impl.context if context is None else _with_caller(impl.context, context),
                 )
                 if impl.is_async or type(result) is CoroutineType:
