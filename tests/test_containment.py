@@ -60,7 +60,7 @@ plugin = Broken(PluginMetadata(name="broken"))
 
 
 def test_stalling_handlers_are_answered_timeout_and_the_others_keep_answering():
-    host = "\n[host.call_timeouts]\nfaulty = 0.4\n"
+    host = "\n[host.call_timeouts]\nfaulty = 0.3\n"
     with contained_daemon({"faulty": {}}, host=host, files={"mutator.py": MUTATOR}) as daemon:
         daemon.start()
         with Prober(daemon.socket_path) as prober:
@@ -68,7 +68,7 @@ def test_stalling_handlers_are_answered_timeout_and_the_others_keep_answering():
                 answer = ask(daemon.socket_path, f"faulty:{action}")
                 assert error_code(answer) == "TIMEOUT", (action, answer)
                 assert answer["error"]["plugin"] == "faulty"
-                assert "0.4 s" in answer["error"]["message"]
+                assert "0.3 s" in answer["error"]["message"]
                 assert ask(daemon.socket_path, "faulty:ping")["pong"] == "faulty"
         prober.check()
         log = daemon.log()
