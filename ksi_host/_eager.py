@@ -8,6 +8,7 @@ plugins, so that a deadline cancels the task the call really runs in.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Coroutine, Generator
 from typing import Any
 
@@ -15,11 +16,25 @@ __all__ = ["resume"]
 
 
 class _Resumed:
-    """Continue, as a task, a coroutine that was started eagerly and had to wait."""
+    """Continue, as a task, a coroutine that was started eagerly and had to wait.
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
+    With a ``context``, every step runs in it: the one the eager start ran in, so a
+    context variable set before the first wait is still set (and resettable) after it,
+    and never leaks into the caller's other work.
+    """
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        pending: Any,
+        context: contextvars.Context | None,
+    ) -> None:
         self._coro = coro
         self._pending = pending
+        self._context = context
+
+    def _step(self, method: Any, arg: Any) -> Any:
+        return method(arg) if self._context is None else self._context.run(method, arg)
 
     def __await__(self) -> Generator[Any, Any, Any]:
         pending = self._pending
@@ -28,16 +43,18 @@ class _Resumed:
                 value = yield pending
             except BaseException as exc:
                 try:
-                    pending = self._coro.throw(exc)
+                    pending = self._step(self._coro.throw, exc)
                 except StopIteration as done:
                     return done.value
             else:
                 try:
-                    pending = self._coro.send(value)
+                    pending = self._step(self._coro.send, value)
                 except StopIteration as done:
                     return done.value
 
 
-async def resume(coro: Coroutine[Any, Any, Any], pending: Any) -> Any:
+async def resume(
+    coro: Coroutine[Any, Any, Any], pending: Any, context: contextvars.Context | None = None
+) -> Any:
     """The rest of ``coro``, which yielded ``pending`` when it was first sent ``None``."""
-    return await _Resumed(coro, pending)
+    return await _Resumed(coro, pending, context)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import socket
@@ -213,11 +214,12 @@ class _Connection:
                 return
         self.inflight += 1
         serving = self._serve(line)
+        context = contextvars.copy_context()  # its own, as a task's: see _Resumed
         try:
-            pending = serving.send(None)
+            pending = context.run(serving.send, None)
         except StopIteration:
             return
-        task = self.loop.create_task(resume(serving, pending))
+        task = self.loop.create_task(resume(serving, pending, context))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

@@ -23,6 +23,7 @@ BENCHMARKS = (
     "bench_discovery",
     "bench_dispatch",
     "bench_daemon",
+    "bench_nats",
     "bench_doctor",
     "bench_containment",
 )
