@@ -379,7 +379,7 @@ class WorkerPlugin(BasePlugin):
             self._restarted_at.popleft()
         if len(self._restarted_at) >= self.settings.restart_limit:
             self.failure = Reason(
-                "startup-failed",
+                "worker-crashed",
                 f"{message}; it crashed {len(self._restarted_at) + 1} times within "
                 f"{window:g} s, so it is not restarted again",
                 "fix the plugin (see the log), then restart the daemon; or raise [host] "
@@ -399,7 +399,7 @@ class WorkerPlugin(BasePlugin):
             await self._spawn()
         except KsiError as exc:
             self.failure = Reason(
-                "startup-failed",
+                "worker-crashed",
                 f"{cause}; its restart failed: {exc.what}",
                 exc.hint or "fix the plugin (see the log), then restart the daemon",
             )

@@ -44,6 +44,7 @@ ReasonCode = Literal[
     "dependency-failed",
     "shutdown-failed",
     "quarantined",
+    "worker-crashed",
 ]
 
 

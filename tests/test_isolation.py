@@ -114,6 +114,7 @@ def test_an_isolated_plugin_that_keeps_crashing_stays_failed_with_the_reason():
             assert "is not restarted again" in crashed["error"]["message"]
             entry = _iso(sock)
             assert entry["status"] == "failed"
+            assert entry["reason"]["code"] == "worker-crashed"
             assert "crashed 2 times within 60 s" in entry["reason"]["message"]
             refused = ask(sock, "iso:ping")
             assert error_code(refused) == "PLUGIN_CRASHED"
