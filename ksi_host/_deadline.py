@@ -10,11 +10,12 @@ the plugin.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Coroutine
 from types import CoroutineType
 from typing import Any, Final, TypeVar
 
-from ksi_host._eager import resume
+from ksi_host._serving import resume
 
 __all__ = ["DeadlineExceeded", "PluginStalled", "attributed", "within"]
 
@@ -61,17 +62,20 @@ async def within(
     """Await ``awaitable``, cancelling it after ``seconds``; a plugin's own TimeoutError passes.
 
     A coroutine is run eagerly: one that answers without waiting costs nothing more.
-    One that waits goes on in a task of its own (:func:`~ksi_host._eager.resume`), and
+    One that waits goes on in a task of its own (:func:`~ksi_host._serving.resume`), and
     that task is what the deadline cancels: never the caller's task, which may be a
     connection's (the server also runs requests eagerly). ``blame`` (plugin, hook,
     event) stays on that task's stack for the watchdog.
     """
     if type(awaitable) is CoroutineType:
+        context = contextvars.copy_context()  # its own, as a task's
         try:
-            pending = awaitable.send(None)
+            pending = context.run(awaitable.send, None)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        task: asyncio.Future[_T] = asyncio.ensure_future(attributed(awaitable, pending, blame))
+        task: asyncio.Future[_T] = asyncio.ensure_future(
+            attributed(awaitable, pending, context, blame)
+        )
     else:
         task = asyncio.ensure_future(awaitable)
     try:
@@ -87,7 +91,10 @@ async def within(
 
 
 async def attributed(
-    coro: Coroutine[Any, Any, Any], pending: Any, blame: tuple[str, str, str | None] | None
+    coro: Coroutine[Any, Any, Any],
+    pending: Any,
+    context: contextvars.Context,
+    blame: tuple[str, str, str | None] | None,
 ) -> Any:
-    """:func:`~ksi_host._eager.resume`, with who runs in ``blame`` for the watchdog to read."""
-    return await resume(coro, pending)
+    """:func:`~ksi_host._serving.resume`, with who runs in ``blame`` for the watchdog to read."""
+    return await resume(coro, pending, context)

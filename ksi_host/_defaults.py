@@ -6,12 +6,16 @@ options show must therefore live apart from the modules that use them.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
-__all__ = ["DOCTOR_IMPORT_TIMEOUT", "REQUEST_TIMEOUT"]
+__all__ = ["DOCTOR_IMPORT_TIMEOUT", "LOOP_CHOICES", "REQUEST_TIMEOUT", "LoopChoice"]
 
 REQUEST_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host send`` (and :func:`ksi_host._client.request`) waits for a reply."""
 
 DOCTOR_IMPORT_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host doctor`` gives one plugin to import before it counts as hung."""
+
+LoopChoice = Literal["auto", "uvloop", "asyncio"]
+LOOP_CHOICES: Final[tuple[LoopChoice, ...]] = ("auto", "uvloop", "asyncio")
+"""``ksi-host run --loop``: see :mod:`ksi_host._loop`."""

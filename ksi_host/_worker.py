@@ -27,8 +27,8 @@ from ksi_host._bus import EventContext
 from ksi_host._describe import describe
 from ksi_host._dispatch import call_hookimpl
 from ksi_host._doctor.worker import candidate_from_wire
-from ksi_host._eager import resume
 from ksi_host._plan import PluginSpec
+from ksi_host._serving import start_eagerly
 from ksi_host._wire import PROTOCOL_VERSION, read_message, write_message
 from ksi_host.plugin_manager import KsiPluggyManager
 
@@ -151,14 +151,10 @@ async def _serve(fd: int) -> None:
         if message is None:
             return
         if message["op"] == "call":
-            call = _call(channel, impls, context, message)
-            try:  # eagerly: a hook that does not wait costs no task
-                pending = call.send(None)
-            except StopIteration:
-                continue
-            task = asyncio.create_task(resume(call, pending))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            task = start_eagerly(_call(channel, impls, context, message))
+            if task is not None:  # a hook that does not wait costs no task
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
         elif message["op"] in ("result", "error"):
             future = channel.waiting.pop(message["id"], None)
             if future is not None and not future.done():
