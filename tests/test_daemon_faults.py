@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import resource
 import signal
 import socket
 import sqlite3
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from strategies import WIRE_LIMIT, replies_owed, strict_json, wire_stream
 
 from ksi_host._client import request_sync
+from ksi_host._limits import CONNECTIONS_WANTED
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +51,10 @@ def settle_fds(pid: int, baseline: int, timeout: float = 5.0) -> int:
 
 
 def connect(path: Path, timeout: float = 10.0) -> socket.socket:
+    """A blocking connect (it waits while the listen backlog is full), then reads with a timeout."""
     sock = socket.socket(socket.AF_UNIX)
-    sock.settimeout(timeout)
     sock.connect(str(path))
+    sock.settimeout(timeout)
     return sock
 
 
@@ -302,3 +305,58 @@ def test_two_daemons_racing_for_one_home_never_both_serve(short_dir):
             for proc in procs:
                 proc.kill()
                 proc.wait()
+
+
+def _soft_files(limit: int) -> Callable[[], None]:
+    def lower() -> None:  # pragma: no cover - runs in the child before exec
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
+
+    return lower
+
+
+def test_a_thousand_clients_at_once_are_all_answered_and_the_next_is_refused_cleanly(short_dir):
+    daemon = DaemonProcess(short_dir, name="thousand")
+    with daemon.log_path.open("wb") as log:
+        daemon.proc = subprocess.Popen(
+            daemon.command(*daemon.run_args()),
+            stdout=log,
+            stderr=log,
+            env=daemon.env,
+            cwd=daemon.root,
+            preexec_fn=_soft_files(256),
+        )
+    try:
+        daemon.wait_ready()
+        assert f"raised the open-files limit from 256 to {CONNECTIONS_WANTED + 64}" in daemon.log()
+        clients = [connect(daemon.socket_path) for _ in range(CONNECTIONS_WANTED)]
+        for index, sock in enumerate(clients):
+            sock.sendall(request_line("test:echo", {"n": index}, f"c{index}"))
+        for index, sock in enumerate(clients):
+            [reply] = read_lines(sock, f"c{index}")
+            assert reply["data"] == {"echo": {"n": index}}
+        with connect(daemon.socket_path) as extra:
+            extra.sendall(request_line("system:health", correlation_id="extra"))
+            with extra.makefile("rb") as stream:
+                refused = json.loads(stream.readline())
+                assert stream.read() == b""  # a clean EOF, not a connection reset
+        assert refused["data"]["error"]["code"] == "TOO_MANY_CONNECTIONS"
+        for sock in clients:
+            sock.close()
+        assert request_sync(daemon.socket_path, "system:health")["status"] == "healthy"
+    finally:
+        daemon.stop()
+
+
+def test_the_default_connection_limit_follows_the_hard_open_files_limit():
+    code = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (200, 300))\n"
+        "from ksi_host._server import ServerConfig\n"
+        "from ksi_host._limits import reserve_files\n"
+        "config = ServerConfig.from_section({}, where='[server]')\n"
+        "print(config.max_connections, reserve_files(config.max_connections))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["236", "300"]
