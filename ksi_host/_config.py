@@ -18,6 +18,8 @@ The file::
     restart_window = 60.0
     worker_memory_mb = 1024             # per-worker address-space limit (none by default)
     worker_cpu_seconds = 3600           # per-worker CPU-time limit (none by default)
+    history_size = 1000                 # events system:history keeps, at most ...
+    history_bytes = 4194304             # ... and at most this many bytes of their data (JSON)
 
     [server]                            # the socket and its limits (ServerConfig)
     socket_path = "/run/ksi/ksi.sock"
@@ -54,6 +56,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host._paths import KsiPaths
 from ksi_host.errors import ConfigError
 from ksi_host.plugin_types import canonical_name
@@ -99,6 +102,9 @@ class HostSection(BaseModel):
     restart_window: float = Field(default=60.0, gt=0)
     worker_memory_mb: int | None = Field(default=None, gt=0)
     worker_cpu_seconds: int | None = Field(default=None, gt=0)
+
+    history_size: int = Field(default=HISTORY_SIZE, ge=0)
+    history_bytes: int = Field(default=HISTORY_BYTES, ge=0)
 
     def call_timeout_for(self, plugin: str) -> float:
         """The deadline of one call into ``plugin``: its override, else ``call_timeout``."""
@@ -325,5 +331,6 @@ def _translate(exc: ValidationError, file: Path, env: Mapping[str, str]) -> Conf
         "and stop_grace (seconds, more than 0), call_timeouts (a table of plugin = seconds), "
         "watchdog_threshold (seconds, 0 turns the watchdog off), max_emit_depth (1 or more), "
         'isolated (plugin names, or "*"), restart_limit and restart_window, '
-        "worker_memory_mb and worker_cpu_seconds (more than 0)",
+        "worker_memory_mb and worker_cpu_seconds (more than 0), history_size and "
+        "history_bytes (0 or more)",
     )

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-__all__ = ["DOCTOR_IMPORT_TIMEOUT", "LOOP_CHOICES", "REQUEST_TIMEOUT", "LoopChoice"]
+__all__ = [
+    "DOCTOR_IMPORT_TIMEOUT",
+    "HISTORY_BYTES",
+    "HISTORY_SIZE",
+    "LOOP_CHOICES",
+    "REQUEST_TIMEOUT",
+    "LoopChoice",
+]
 
 REQUEST_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host send`` (and :func:`ksi_host._client.request`) waits for a reply."""
@@ -19,3 +26,9 @@ DOCTOR_IMPORT_TIMEOUT: Final = 10.0
 LoopChoice = Literal["auto", "uvloop", "asyncio"]
 LOOP_CHOICES: Final[tuple[LoopChoice, ...]] = ("auto", "uvloop", "asyncio")
 """``ksi-host run --loop``: see :mod:`ksi_host._loop`."""
+
+HISTORY_SIZE: Final = 1000
+"""``[host] history_size``: events the history keeps at most."""
+
+HISTORY_BYTES: Final = 4 * 1024 * 1024
+"""``[host] history_bytes``: bytes of event data (as JSON) the history keeps at most."""

@@ -10,6 +10,14 @@ calls ``ksi_shutdown`` in reverse load order, each within ``[host]
 shutdown_timeout``; a failure is logged and kept as the stopped plugin's reason,
 and the others carry on. A host runs once: start, then stop.
 
+A plugin described by a ``lazy`` manifest is not imported at start: it shows as
+``lazy`` until the first event it declares arrives, which activates it (import,
+register, ``ksi_plugin_context``, ``ksi_startup``, within ``startup_timeout``) and
+then reaches it. One that fails to activate is ``failed`` and answers that event,
+and the later ones it declares, with ``UNAVAILABLE`` naming it and why. A lazy
+plugin that a plugin started at start-up needs, that declares no events (it sees
+them all) or that implements a hook seeing every event, is started with the others.
+
 A timeout cancels a hook that awaits; a hook that blocks the event loop
 (``time.sleep``, a busy loop) is noticed by the watchdog (:mod:`ksi_host._watchdog`,
 ``[host] watchdog_threshold``), logged with the plugin and its stack, and interrupted
@@ -41,12 +49,20 @@ from typing import Any, Final, Literal, Protocol
 
 import pluggy
 
-from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
+from ksi_host._bus import EventBus, EventContext
 from ksi_host._config import HostConfig, check_plugin_config
 from ksi_host._deadline import PluginStalled, within
-from ksi_host._dispatch import Dispatcher, Fallback, call_hookimpl, unsupported_hooks
+from ksi_host._describe import import_described
+from ksi_host._dispatch import (
+    Dispatcher,
+    Fallback,
+    call_hookimpl,
+    error_reply,
+    unsupported_hooks,
+)
 from ksi_host._isolation import WorkerPlugin
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
+from ksi_host._protocol import ErrorCode
 from ksi_host._tasks import TaskKeeper
 from ksi_host._watchdog import Watchdog
 from ksi_host.errors import KsiError, PluginRegistrationError
@@ -57,7 +73,7 @@ __all__ = ["Host", "HostStateError", "PluginState", "PluginStatus", "StartWatch"
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
 
-PluginState = Literal["pending", "running", "failed", "stopped", "excluded"]
+PluginState = Literal["pending", "lazy", "running", "failed", "stopped", "excluded"]
 
 
 @dataclass(frozen=True)
@@ -123,14 +139,18 @@ class Host:
         plan: LoadPlan,
         config: HostConfig | None = None,
         *,
-        history_size: int = DEFAULT_HISTORY_SIZE,
+        history_size: int | None = None,
         marker: StartWatch | None = None,
     ) -> None:
         self.plan: Final = plan
         self._marker = marker
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
-        self.bus: Final = EventBus(self._emitted, history_size=history_size)
+        self.bus: Final = EventBus(
+            self._emitted,
+            history_size=self.config.host.history_size if history_size is None else history_size,
+            history_bytes=self.config.host.history_bytes,
+        )
         self._config_dict: Final = self.config.as_context_dict()
         self._contexts: dict[str, EventContext] = {}
         self._tasks: Final = TaskKeeper()
@@ -143,11 +163,22 @@ class Host:
             call_timeout=self.config.host.call_timeout_for,
         )
         self.manager.pm.on_change(self._dispatcher.invalidate)
+        # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
+        self._specs: dict[str, PluginSpec] = {spec.key: spec for spec in plan.order}
+        self._lazy: Final = _lazy_keys(plan)
         # In load order: status() reads it as is (system:health asks on every call).
         self._status: dict[str, PluginStatus] = {
-            spec.key: PluginStatus(spec.name, spec.key, spec.version, spec.origin, "pending")
+            spec.key: PluginStatus(
+                spec.name,
+                spec.key,
+                spec.version,
+                spec.origin,
+                "lazy" if spec.key in self._lazy else "pending",
+            )
             for spec in plan.order
         }
+        self._wanted_by: dict[str, tuple[str, ...]] = {}
+        self._activations: dict[str, asyncio.Future[None]] = {}
         self._excluded: Final = tuple(
             PluginStatus(
                 name=exclusion.name,
@@ -226,7 +257,7 @@ class Host:
                 problem = await self._run_hook(
                     spec, "ksi_shutdown", "shutdown-failed", self.config.host.shutdown_timeout
                 )
-            if state in ("running", "pending"):
+            if state in ("running", "pending", "lazy"):
                 self._unregister(spec)
                 self._set(spec.key, "stopped", problem)
         await self._tasks.close()
@@ -238,7 +269,9 @@ class Host:
         self, event_name: str, data: dict[str, Any], context: Mapping[str, Any] | None = None
     ) -> Any:
         """The bus's route: dispatch, bounded in how deep emits nest."""
-        return await self._dispatcher.emit(event_name, data, context)
+        unavailable = await self._activate_for(event_name) if self._lazy else None
+        answer = await self._dispatcher.emit(event_name, data, context)
+        return _unavailable_or(answer, unavailable)
 
     async def dispatch(
         self,
@@ -247,7 +280,72 @@ class Host:
         context: Mapping[str, Any] | None = None,
     ) -> Any:
         """Route one event through filter, validate and handle; see :mod:`ksi_host._dispatch`."""
-        return await self._dispatcher.dispatch(event_name, data, context)
+        unavailable = await self._activate_for(event_name) if self._lazy else None
+        answer = await self._dispatcher.dispatch(event_name, data, context)
+        return _unavailable_or(answer, unavailable)
+
+    async def _activate_for(self, event_name: str) -> dict[str, Any] | None:
+        """Activate the lazy plugins that want this event; the error reply of one that failed."""
+        keys = self._wanted_by.get(event_name)
+        if keys is None:
+            keys = self._wanted(event_name)
+        unavailable = None
+        for key in keys:
+            state = self._status[key].status
+            if state == "lazy" and self._phase == "running":
+                await self._activate(key, event_name)
+                state = self._status[key].status
+            if state == "failed" and unavailable is None:
+                status = self._status[key]
+                why = status.reason.message if status.reason else "it failed"
+                unavailable = error_reply(
+                    ErrorCode.UNAVAILABLE.value,
+                    f"plugin {status.name!r} declares {event_name!r} but could not be "
+                    f"activated: {why} (see plugin:list or ksi-host doctor)",
+                    status.name,
+                )
+        return unavailable
+
+    def _wanted(self, event_name: str) -> tuple[str, ...]:
+        """The lazy plugins (activated or not) that declare ``event_name``, in load order."""
+        namespace = event_name.partition(":")[0]
+        keys = tuple(
+            key
+            for key in self._lazy
+            if event_name in self._specs[key].capabilities.commands
+            or namespace in self._specs[key].capabilities.event_namespaces
+        )
+        if len(self._wanted_by) < _MAX_WANTED:
+            self._wanted_by[event_name] = keys
+        return keys
+
+    async def _activate(self, key: str, event_name: str) -> None:
+        """Start one lazy plugin (its lazy dependencies first), once however many events wait."""
+        activation = self._activations.get(key)
+        if activation is None:
+            activation = asyncio.ensure_future(self._start_lazy(key, event_name))
+            self._activations[key] = activation
+        await asyncio.shield(activation)
+
+    async def _start_lazy(self, key: str, event_name: str) -> None:
+        for dependency in self.plan.requires.get(key, ()):
+            if self._status[dependency].status == "lazy":
+                await self._activate(dependency, event_name)
+        if self._status[key].status != "lazy":
+            return  # a dependency failed, and failed this plugin with it
+        spec = self._specs[key]
+        logger.info("activating lazy plugin %s for %s", spec.name, event_name)
+        self._set(key, "pending")
+        self._register(spec)
+        passes: tuple[tuple[str, ReasonCode], ...] = (
+            ("ksi_plugin_context", "context-failed"),
+            ("ksi_startup", "startup-failed"),
+        )
+        for hook, code in passes:
+            if self._is_pending(spec) and not await self._start_hook(spec, hook, code):
+                return
+        if self._is_pending(spec):
+            self._set(key, "running")
 
     def fall_back(
         self, plugin_name: str, namespaces: Collection[str], fallback: Fallback | None
@@ -360,6 +458,12 @@ class Host:
         self._status[key] = replace(self._status[key], status=state, reason=reason)
 
     def _register(self, spec: PluginSpec) -> None:
+        if not spec.imported:
+            imported = import_described(spec)
+            if isinstance(imported, Reason):
+                self._fail(spec, imported)
+                return
+            spec = self._specs[spec.key] = imported
         problem = self._config_problem(spec)
         if problem is not None:
             self._fail(spec, problem)
@@ -397,7 +501,8 @@ class Host:
 
     def _impls(self, spec: PluginSpec, hook: str) -> list[pluggy.HookImpl]:
         caller = getattr(self.manager.pm.hook, hook)
-        return [impl for impl in caller.get_hookimpls() if impl.plugin is spec.plugin]
+        plugin = self._specs[spec.key].plugin
+        return [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
 
     async def _start_hook(self, spec: PluginSpec, hook: str, code: ReasonCode) -> bool:
         """Run a start pass hook; on failure, fail the plugin and its dependents."""
@@ -482,7 +587,8 @@ class Host:
         if isinstance(spec.plugin, WorkerPlugin) and self._phase == "starting":
             spec.plugin.discard()
         pm = self.manager.pm
-        if pm.is_registered(spec.plugin):
+        spec = self._specs[spec.key]
+        if spec.imported and pm.is_registered(spec.plugin):
             pm.unregister(spec.plugin)
             self._dispatcher.declare(spec.name, None)
         if isinstance(spec.plugin, TransportPlugin):
@@ -491,6 +597,28 @@ class Host:
 
 def _what_and_where(exc: KsiError) -> str:
     return f"{exc.what} ({exc.where})" if exc.where else exc.what
+
+
+_MAX_WANTED: Final = 4096
+"""Event names whose lazy plugins are remembered (as the dispatcher's routes are)."""
+
+
+def _lazy_keys(plan: LoadPlan) -> tuple[str, ...]:
+    """Plugins to start on their first event: lazy, and needed by none started at start-up."""
+    eager = {spec.key for spec in plan.order if not spec.lazy}
+    for spec in reversed(plan.order):
+        if spec.key in eager:
+            eager.update(plan.requires.get(spec.key, ()))
+    return tuple(spec.key for spec in plan.order if spec.key not in eager)
+
+
+def _unavailable_or(answer: Any, unavailable: dict[str, Any] | None) -> Any:
+    """The dispatcher's answer, unless nobody answered because a lazy plugin failed to start."""
+    if unavailable is None or not isinstance(answer, dict):
+        return answer
+    error = answer.get("error")
+    unanswered = isinstance(error, dict) and error.get("code") == ErrorCode.NO_HANDLER.value
+    return unavailable if answer.get("status") == "error" and unanswered else answer
 
 
 def _log_late_failure(task: asyncio.Future[Any]) -> None:

@@ -57,6 +57,8 @@ def test_a_missing_default_file_means_defaults(home):
             "restart_window": 60.0,
             "worker_memory_mb": None,
             "worker_cpu_seconds": None,
+            "history_size": 1000,
+            "history_bytes": 4 * 1024 * 1024,
         },
         "server": {},
     }

@@ -360,3 +360,69 @@ def test_the_default_connection_limit_follows_the_hard_open_files_limit():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["236", "300"]
+
+
+def rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return (
+        int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+        * 1024
+    )
+
+
+@pytest.fixture(scope="module")
+def default_daemon() -> Iterator[DaemonProcess]:
+    """A daemon with every default limit (1 MiB lines, 4 MiB reply budget, 4 MiB history)."""
+    with running_daemon() as daemon:
+        yield daemon
+
+
+def test_clients_that_never_read_large_replies_grow_the_daemon_only_by_the_documented_bound(
+    default_daemon,
+):
+    """4 connections ask for 1 MB replies and never read: each holds at most its budget."""
+    daemon = default_daemon
+    assert daemon.proc is not None
+    value = "x" * 1_000_000
+    done = request_sync(daemon.socket_path, "state:set", {"key": "big", "value": value})
+    assert done["status"] == "set"
+    for _ in range(3):  # the first large replies warm up the allocator
+        assert request_sync(daemon.socket_path, "state:get", {"key": "big"})["found"]
+    before = rss_bytes(daemon.proc.pid)
+    request = request_line("state:get", {"key": "big"})
+    hoarders = [connect(daemon.socket_path) for _ in range(4)]
+    for sock in hoarders:
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(300):
+                sock.send(request)
+    time.sleep(3)
+    grown = rss_bytes(daemon.proc.pid) - before
+    # docs/PROTOCOL.md: an unread request line, the reply budget, and the replies of the
+    # requests already in flight when the budget ran out (max_inflight of them, each held
+    # as the answer and as its encoded line while it is written).
+    per_connection = 2**20 + 4 * 2**20 + 32 * 2 * (len(value) + 100)
+    assert grown < 4 * per_connection, f"grew {grown / 2**20:.0f} MiB"
+    assert request_sync(daemon.socket_path, "system:health")["status"] == "healthy"
+    for sock in hoarders:
+        sock.close()
+
+
+def test_the_history_keeps_large_events_as_summaries_within_its_byte_budget(default_daemon):
+    daemon = default_daemon
+    assert daemon.proc is not None
+    payload = {"blob": "h" * 1_000_000}
+    with connect(daemon.socket_path) as sock:
+        sock.sendall(request_line("test:echo", payload, "warm"))
+        read_lines(sock, "warm")
+        before = rss_bytes(daemon.proc.pid)
+        for n in range(100):
+            sock.sendall(request_line("test:echo", payload, str(n)))
+            assert read_lines(sock, str(n))[-1]["data"]["echo"] == payload
+    grown = rss_bytes(daemon.proc.pid) - before
+    assert grown < 4 * 2**20 + 16 * 2**20, f"grew {grown / 2**20:.0f} MiB for 100 MB of events"
+    history = request_sync(daemon.socket_path, "system:history", {"namespace": "test"})
+    entry = history["events"][-1]["data"]
+    assert entry["truncated"] is True
+    assert entry["keys"] == ["blob"]
+    assert entry["bytes"] >= 1_000_000
