@@ -10,10 +10,15 @@ from typing import Final, Literal
 
 __all__ = [
     "DOCTOR_IMPORT_TIMEOUT",
+    "GRAPH_FORMATS",
     "HISTORY_BYTES",
     "HISTORY_SIZE",
+    "LOG_BACKUPS",
+    "LOG_FORMATS",
+    "LOG_MAX_BYTES",
     "LOOP_CHOICES",
     "REQUEST_TIMEOUT",
+    "STOP_TIMEOUT",
     "LoopChoice",
 ]
 
@@ -22,6 +27,21 @@ REQUEST_TIMEOUT: Final = 10.0
 
 DOCTOR_IMPORT_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host doctor`` gives one plugin to import before it counts as hung."""
+
+STOP_TIMEOUT: Final = 30.0
+"""Seconds ``ksi-host stop`` waits for the daemon to drain and stop."""
+
+LOG_FORMATS: Final = ("text", "json")
+"""What ``ksi-host run --log-format`` accepts."""
+
+LOG_MAX_BYTES: Final = 10 * 1024 * 1024
+"""Size at which ``ksi-host run --log-file`` is rotated."""
+
+LOG_BACKUPS: Final = 5
+"""Rotated log files ``ksi-host run --log-file`` keeps."""
+
+GRAPH_FORMATS: Final = ("text", "dot", "mermaid")
+"""What ``ksi-host plugins --graph --format`` accepts."""
 
 LoopChoice = Literal["auto", "uvloop", "asyncio"]
 LOOP_CHOICES: Final[tuple[LoopChoice, ...]] = ("auto", "uvloop", "asyncio")

@@ -37,6 +37,7 @@ __all__ = [
     "BUILTIN_PACKAGE",
     "ENTRY_POINT_GROUP",
     "PLUGIN_ATTRIBUTE",
+    "builtin_candidates",
     "disabled_names",
     "discover",
     "env_disabled",
@@ -124,7 +125,7 @@ def _all_sources(
     if env.get("KSI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _FALSE_WORDS:
         yield from _entry_points()
     if builtin_package is not None:
-        yield from _builtins(builtin_package)
+        yield from builtin_candidates(builtin_package)
 
 
 def _identity(candidate: Candidate) -> str:
@@ -242,7 +243,8 @@ def _name_and_version(
     return fields.get("Name"), fields.get("Version")
 
 
-def _builtins(package: str) -> Iterator[Candidate]:
+def builtin_candidates(package: str = BUILTIN_PACKAGE) -> Iterator[Candidate]:
+    """The built-in plugins' modules, as the lowest-precedence source lists them."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return

@@ -32,11 +32,10 @@ the no-answer path looks the fallback up, so events that a handler answers cost 
 The chain of emitted events (see ``EMIT_TOO_DEEP``) can be read with :func:`emit_chain` and
 carried on with :func:`continued_chain`, so it bounds emits that cross hosts too.
 
-Each plugin's handler gets its own ``context`` (see :class:`Dispatcher`), so a plugin
-that changes ``context["config"]`` changes only its own copy. Likewise each validator
-and each handler gets its own copy of the data (:func:`~ksi_host._snapshot.snapshot`):
-what one changes, no other plugin and no history entry sees. A filter's change is
-explicit: the dict it returns is what goes on.
+Each plugin's handler gets its own :class:`~ksi_host.PluginContext` (see :class:`Dispatcher`).
+Likewise each validator and each handler gets its own copy of the data
+(:func:`~ksi_host._snapshot.snapshot`): what one changes, no other plugin and no history
+entry sees. A filter's change is explicit: the dict it returns is what goes on.
 
 The host's own diagnostic events (``DIAGNOSTIC_EVENTS``: ``system:health``,
 ``system:metrics``, ``plugin:list``) skip every plugin's filters and validators, so a
@@ -61,45 +60,33 @@ from typing import Any, Final, Protocol
 
 import pluggy
 
-from ksi_host._bus import EventContext
 from ksi_host._deadline import DeadlineExceeded, PluginStalled, attributed, within
 from ksi_host._snapshot import snapshot
+from ksi_host._suggest import close_matches, did_you_mean
 from ksi_host._watchdog import call_site
+from ksi_host.context import PluginContext
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import split_event_name
 from ksi_host.plugin_types import PluginCapabilities
+from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = [
-    "BLOCKED",
     "DEFAULT_CALL_TIMEOUT",
     "DIAGNOSTIC_EVENTS",
     "DISPATCH_HOOKS",
-    "EMIT_TOO_DEEP",
-    "INTERNAL_ERROR",
-    "INVALID_EVENT_NAME",
-    "INVALID_INPUT",
-    "NO_HANDLER",
-    "TIMEOUT",
+    "CallWrapper",
     "Dispatcher",
     "EventObserver",
     "Fallback",
     "call_hookimpl",
     "continued_chain",
     "emit_chain",
-    "error_reply",
     "hook_name",
     "unsupported_hooks",
 ]
 
 logger: Final = logging.getLogger("ksi_host.dispatch")
 
-INVALID_EVENT_NAME: Final = "INVALID_EVENT_NAME"
-BLOCKED: Final = "BLOCKED"
-INVALID_INPUT: Final = "INVALID_INPUT"
-NO_HANDLER: Final = "NO_HANDLER"
-INTERNAL_ERROR: Final = "INTERNAL_ERROR"
-EMIT_TOO_DEEP: Final = "EMIT_TOO_DEEP"
-TIMEOUT: Final = "TIMEOUT"
 DEFAULT_CALL_TIMEOUT: Final = 30.0
 
 DIAGNOSTIC_EVENTS: Final = frozenset({"system:health", "system:metrics", "plugin:list"})
@@ -132,14 +119,6 @@ def continued_chain(chain: tuple[str, ...]) -> Iterator[None]:
         yield
     finally:
         _EMIT_CHAIN.reset(token)
-
-
-def error_reply(code: str, message: str, plugin: str | None = None) -> dict[str, Any]:
-    """The guide's error shape, naming the plugin at fault when there is one."""
-    error: dict[str, Any] = {"code": code, "message": message}
-    if plugin is not None:
-        error["plugin"] = plugin
-    return {"status": "error", "error": error}
 
 
 async def call_hookimpl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
@@ -175,6 +154,10 @@ class EventObserver(Protocol):
         """Deliver an accepted event to listeners."""
 
 
+CallWrapper = Callable[[Callable[..., Any], str], Callable[..., Any]]
+"""Wraps one plugin's call (given the call and the plugin name), e.g. to trace it."""
+
+
 class _Impl:
     """One plugin's implementation of an event hook, ready to call positionally."""
 
@@ -184,14 +167,16 @@ class _Impl:
         self,
         impl: pluggy.HookImpl,
         full: tuple[str, ...],
-        context: EventContext,
+        context: PluginContext,
         timeout: float,
         stats: list[int] | None = None,
+        wrap: CallWrapper | None = None,
     ) -> None:
         self.plugin: Final = impl.plugin_name
         self.hook: Final = hook_name(impl)
         self.timeout: Final = timeout
-        self.call: Final = _adapt(impl.function, tuple(impl.argnames), full)
+        call = _adapt(impl.function, tuple(impl.argnames), full)
+        self.call: Final = call if wrap is None else wrap(call, impl.plugin_name)
         self.is_async: Final = inspect.iscoroutinefunction(impl.function)
         self.stats: Final = stats if stats is not None else [0, 0, 0]
         self.context: Final = context
@@ -209,9 +194,9 @@ def _adapt(function: Callable[..., Any], argnames: tuple[str, ...], full: tuple[
     return call
 
 
-def _with_caller(own: EventContext, extra: Mapping[str, Any]) -> EventContext:
+def _with_caller(own: PluginContext, extra: Mapping[str, Any]) -> PluginContext:
     """A plugin's own context plus the caller's entries (e.g. the connection)."""
-    return extra if isinstance(extra, EventContext) else own.extend(extra)
+    return extra if isinstance(extra, PluginContext) else own.extend(extra)
 
 
 @dataclass(frozen=True)
@@ -234,7 +219,7 @@ class Dispatcher:
     def __init__(
         self,
         pm: pluggy.PluginManager,
-        context_for: Callable[[str], EventContext],
+        context_for: Callable[[str], PluginContext],
         observer: EventObserver,
         *,
         routing: bool = True,
@@ -303,13 +288,7 @@ class Dispatcher:
         """Dispatch an event a plugin sent, unless it is nested too deep in other emits."""
         chain = _EMIT_CHAIN.get()
         if len(chain) >= self._max_emit_depth:
-            shown = " -> ".join(chain[-_SHOWN_CHAIN:])
-            return self._error(
-                EMIT_TOO_DEEP,
-                f"event {event_name!r} was emitted inside {len(chain)} nested emitted events, "
-                f"the limit (latest: {shown}); plugins that emit to each other in a loop never "
-                "end: break the loop, or raise [host] max_emit_depth if the nesting is meant",
-            )
+            return self._too_deep(event_name, chain)
         _EMIT_CHAIN.set((*chain, str(event_name)))
         try:
             # A handler that emits in a loop yields here: other clients are served, and
@@ -321,6 +300,23 @@ class Dispatcher:
             # own (see _deadline.within), whose context is a copy of the one the token
             # was made in.
             _EMIT_CHAIN.set(chain)
+
+    def _too_deep(self, event_name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        """The answer to an emit nested ``max_emit_depth`` deep, and its log line."""
+        shown = " -> ".join(chain[-_SHOWN_CHAIN:])
+        logger.info(
+            "cut off %r: emitted inside %d nested emitted events (max_emit_depth; latest: %s)",
+            event_name,
+            len(chain),
+            shown,
+            extra={"event": event_name},
+        )
+        return self._error(
+            ErrorCode.EMIT_TOO_DEEP,
+            f"event {event_name!r} was emitted inside {len(chain)} nested emitted events, "
+            f"the limit (latest: {shown}); plugins that emit to each other in a loop never "
+            "end: break the loop, or raise [host] max_emit_depth if the nesting is meant",
+        )
 
     async def dispatch(
         self,
@@ -334,12 +330,12 @@ class Dispatcher:
             try:
                 route = self._build_route(event_name)
             except InvalidEventName as exc:
-                return self._error(INVALID_EVENT_NAME, f"{exc.what}; {exc.hint}")
+                return self._error(ErrorCode.INVALID_EVENT_NAME, f"{exc.what}; {exc.hint}")
         if data is None:
             data = {}
         elif not isinstance(data, dict):
             return self._error(
-                INVALID_INPUT, f"event data must be an object, not {type(data).__name__}"
+                ErrorCode.INVALID_INPUT, f"event data must be an object, not {type(data).__name__}"
             )
         route.count[0] += 1
         for impl in route.filters:
@@ -354,20 +350,20 @@ class Dispatcher:
             except Exception:
                 logger.exception("filter of plugin %r failed on %r", impl.plugin, event_name)
                 return self._error(
-                    INTERNAL_ERROR,
+                    ErrorCode.INTERNAL_ERROR,
                     f"the event filter of plugin {impl.plugin!r} failed on {event_name!r}",
                     impl.plugin,
                 )
             if result is None:
                 return self._error(
-                    BLOCKED,
+                    ErrorCode.BLOCKED,
                     f"event {event_name!r} was blocked by plugin {impl.plugin!r}",
                     impl.plugin,
                 )
             if not isinstance(result, dict):
                 logger.error("filter of plugin %r returned %r", impl.plugin, type(result))
                 return self._error(
-                    INTERNAL_ERROR,
+                    ErrorCode.INTERNAL_ERROR,
                     f"the event filter of plugin {impl.plugin!r} returned "
                     f"{type(result).__name__}, not the event data (a dict) or None",
                     impl.plugin,
@@ -381,7 +377,9 @@ class Dispatcher:
             except (DeadlineExceeded, PluginStalled) as exc:
                 return self._timed_out(impl, event_name, exc)
             except Exception as exc:
-                return self._error(INVALID_INPUT, str(exc) or type(exc).__name__, impl.plugin)
+                return self._error(
+                    ErrorCode.INVALID_INPUT, str(exc) or type(exc).__name__, impl.plugin
+                )
         if self._observer.record(event_name, route.namespace, data):
             await self._observer.notify(event_name, data)
         answers: list[tuple[str, Any, dict[str, Any] | None]] = []
@@ -416,7 +414,7 @@ class Dispatcher:
         if not answers:
             if route.namespace in self._fallbacks:
                 return await self._fall_back(event_name, route.namespace, data, context)
-            return self._error(NO_HANDLER, self._unhandled(event_name, route.namespace))
+            return self._error(ErrorCode.NO_HANDLER, self._unhandled(event_name, route.namespace))
         return {
             "status": "multiple",
             "results": [
@@ -438,9 +436,9 @@ class Dispatcher:
             },
         }
 
-    def _error(self, code: str, message: str, plugin: str | None = None) -> dict[str, Any]:
-        self._errors[code] = self._errors.get(code, 0) + 1
-        return error_reply(code, message, plugin)
+    def _error(self, code: ErrorCode, message: str, plugin: str | None = None) -> dict[str, Any]:
+        self._errors[code.value] = self._errors.get(code.value, 0) + 1
+        return error_reply(code, message, plugin=plugin)
 
     async def _fall_back(
         self,
@@ -458,6 +456,8 @@ class Dispatcher:
 
     def _unhandled(self, event_name: str, namespace: str) -> str:
         why = self._explain_unhandled(event_name, namespace) if self._explain_unhandled else None
+        if why is None:
+            why = self._suggest(event_name)
         return f"no plugin handles {event_name!r}" + (f"; {why}" if why else "")
 
     def _timed_out(
@@ -469,16 +469,30 @@ class Dispatcher:
             what = f"did not answer {event_name!r}"
         logger.error("plugin %r %s (%s, deadline %g s)", impl.plugin, what, impl.hook, impl.timeout)
         return self._error(
-            TIMEOUT,
+            ErrorCode.TIMEOUT,
             f"plugin {impl.plugin!r} {what} within its {impl.timeout:g} s deadline "
             f"({impl.hook}); raise [host.call_timeouts] {impl.plugin} = <seconds> if it needs "
             "longer, or fix the plugin",
             impl.plugin,
         )
 
+    def _suggest(self, event_name: str) -> str | None:
+        """The declared commands closest to ``event_name``, else its action in a close namespace."""
+        declared = [
+            caps
+            for name, plugin in self._pm.list_name_plugin()
+            if (caps := self._declared(name, plugin)) is not None
+        ]
+        commands = [command for caps in declared for command in caps.commands]
+        namespace, action = split_event_name(event_name)
+        spaces = close_matches(namespace, [ns for caps in declared for ns in caps.event_namespaces])
+        return did_you_mean(event_name, commands) or did_you_mean(
+            event_name, [f"{ns}:{action}" for ns in spaces]
+        )
+
     def _handler_failed(self, plugin: str, event_name: str) -> dict[str, Any]:
         return self._error(
-            INTERNAL_ERROR,
+            ErrorCode.INTERNAL_ERROR,
             f"plugin {plugin!r} failed while handling {event_name!r}; see the host's log",
             plugin,
         )
@@ -491,6 +505,7 @@ class Dispatcher:
         if event_name not in DIAGNOSTIC_EVENTS:
             filters = self._select(hooks.ksi_filter_event, namespace, event_name)
             validators = self._select(hooks.ksi_validate_event, namespace, event_name)
+        wrap = self._wrapper("ksi_handle_event", namespace)
         handlers = tuple(
             _Impl(
                 impl,
@@ -498,6 +513,7 @@ class Dispatcher:
                 self._context_for(impl.plugin_name),
                 self._call_timeout(impl.plugin_name),
                 self._handler_stats.setdefault(impl.plugin_name, [0, 0, 0]),
+                wrap,
             )
             for impl in self._routed(hooks.ksi_handle_event, namespace, event_name)
         )
@@ -516,15 +532,21 @@ class Dispatcher:
     def _select(
         self, caller: pluggy.HookCaller, namespace: str, event_name: str
     ) -> tuple[_Impl, ...]:
+        wrap = self._wrapper(caller.name, namespace)
         return tuple(
             _Impl(
                 impl,
                 _FILTER_ARGS,
                 self._context_for(impl.plugin_name),
                 self._call_timeout(impl.plugin_name),
+                wrap=wrap,
             )
             for impl in self._routed(caller, namespace, event_name)
         )
+
+    def _wrapper(self, hook: str, namespace: str) -> CallWrapper | None:
+        """How to wrap the calls of ``hook`` for events of ``namespace``: not at all here."""
+        return None
 
     def _routed(
         self, caller: pluggy.HookCaller, namespace: str, event_name: str
@@ -539,16 +561,21 @@ class Dispatcher:
     def _wants(self, impl: pluggy.HookImpl, namespace: str, event_name: str) -> bool:
         if not self._routing:
             return True
-        capabilities = self._capabilities.get(impl.plugin_name)
-        if capabilities is None:
-            declared = getattr(impl.plugin, "capabilities", None)
-            capabilities = declared if isinstance(declared, PluginCapabilities) else None
+        capabilities = self._declared(impl.plugin_name, impl.plugin)
         return (
             capabilities is None
             or capabilities.routes_everything
             or namespace in capabilities.event_namespaces
             or event_name in capabilities.commands
         )
+
+    def _declared(self, plugin_name: str, plugin: object) -> PluginCapabilities | None:
+        """What a plugin declared to the host, else on itself; None routes it everything."""
+        capabilities = self._capabilities.get(plugin_name)
+        if capabilities is None:
+            declared = getattr(plugin, "capabilities", None)
+            capabilities = declared if isinstance(declared, PluginCapabilities) else None
+        return capabilities
 
 
 def _blame_stage(frame: FrameType) -> tuple[str, str, str | None] | None:

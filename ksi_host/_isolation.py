@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ksi_host._config import HostSection
-from ksi_host._dispatch import error_reply
 from ksi_host._doctor.isolate import import_isolated
 from ksi_host._doctor.outcome import outcome
 from ksi_host._doctor.worker import candidate_to_wire
@@ -44,9 +43,9 @@ from ksi_host._wire import PROTOCOL_VERSION, read_message, write_message
 from ksi_host.errors import KsiError
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import canonical_name
+from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = [
-    "PLUGIN_CRASHED",
     "WorkerPlugin",
     "WorkerProtocolError",
     "describe_isolated",
@@ -56,7 +55,6 @@ __all__ = [
 
 logger: Final = logging.getLogger("ksi_host.isolation")
 
-PLUGIN_CRASHED: Final = "PLUGIN_CRASHED"
 WORKER_COMMAND: Final = (sys.executable, "-m", "ksi_host._worker")
 _BACKOFF_START: Final = 0.1
 _BACKOFF_MAX: Final = 5.0
@@ -425,9 +423,9 @@ class WorkerPlugin(BasePlugin):
     def answer_crash(self, exc: _Crashed) -> dict[str, Any]:
         """The reply to a call the worker could not answer."""
         return error_reply(
-            PLUGIN_CRASHED,
+            ErrorCode.PLUGIN_CRASHED,
             f"{exc.cause}; it is being restarted" if self.failure is None else self.failure.message,
-            self.name,
+            plugin=self.name,
         )
 
 

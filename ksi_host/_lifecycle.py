@@ -23,8 +23,9 @@ A timeout cancels a hook that awaits; a hook that blocks the event loop
 ``[host] watchdog_threshold``), logged with the plugin and its stack, and interrupted
 at the same deadline when the host runs on the main thread.
 
-Each plugin gets its own context (``ksi_plugin_context`` and its handlers see the
-same one), with its own copy of the whole config under ``"config"``.
+Each plugin gets its own :class:`~ksi_host.PluginContext` (``ksi_plugin_context``
+and its handlers see the same one): the whole config read-only, its own section
+validated as ``settings``, the bus, ``emit``, a logger and a read-only view of the host.
 
 >>> import asyncio
 >>> from ksi_host._plan import LoadPlan
@@ -38,38 +39,33 @@ same one), with its own copy of the whole config under ``"config"``.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any, Final, Literal, Protocol
 
 import pluggy
 
-from ksi_host._bus import EventBus, EventContext
-from ksi_host._config import HostConfig, check_plugin_config
+from ksi_host._bus import EventBus
+from ksi_host._config import HostConfig, plugin_settings
 from ksi_host._deadline import PluginStalled, within
 from ksi_host._describe import import_described
-from ksi_host._dispatch import (
-    Dispatcher,
-    Fallback,
-    call_hookimpl,
-    error_reply,
-    unsupported_hooks,
-)
+from ksi_host._dispatch import Fallback, unsupported_hooks
 from ksi_host._isolation import WorkerPlugin
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
-from ksi_host._protocol import ErrorCode
 from ksi_host._tasks import TaskKeeper
+from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host._watchdog import Watchdog
-from ksi_host.errors import KsiError, PluginRegistrationError
+from ksi_host.context import HostView, PluginContext
+from ksi_host.errors import HostStateError, KsiError, PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import PluginManager
+from ksi_host.replies import ErrorCode, error_reply
 
-__all__ = ["Host", "HostStateError", "PluginState", "PluginStatus", "StartWatch"]
+__all__ = ["Host", "PluginState", "PluginStatus", "StartWatch"]
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
 
@@ -117,22 +113,12 @@ class StartWatch(Protocol):
     def starting(self, spec: PluginSpec, hook: str) -> None: ...
 
 
-class HostStateError(KsiError, RuntimeError):
-    """A lifecycle call out of order, such as starting a host twice."""
-
-    reference = "host-state"
-
-    def __init__(self, *, action: str, phase: str) -> None:
-        self.phase = phase
-        super().__init__(
-            what=f"cannot {action} a host that is {phase}",
-            where="ksi_host.Host",
-            hint="a Host starts once and stops once; create a new Host to start again",
-        )
-
-
 class Host:
-    """The running set of plugins of one :class:`LoadPlan`, and the door events come in by."""
+    """The running set of plugins of one :class:`LoadPlan`, and the door events come in by.
+
+    ``on_emit(event_name, data)`` is told of every event a plugin emits (through
+    ``context.emit`` or the bus), before it is dispatched; ``ksi_host.testing`` records them.
+    """
 
     def __init__(
         self,
@@ -140,9 +126,14 @@ class Host:
         config: HostConfig | None = None,
         *,
         history_size: int | None = None,
+        trace: TraceSettings | None = None,
+        on_emit: Callable[[str, Any], object] | None = None,
         marker: StartWatch | None = None,
     ) -> None:
+        """``trace`` defaults to what ``KSI_TRACE`` says (see :mod:`ksi_host._trace`)."""
         self.plan: Final = plan
+        self.tracer: Final = Tracer(trace if trace is not None else TraceSettings.from_env())
+        self._on_emit: Final = on_emit
         self._marker = marker
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
@@ -152,12 +143,14 @@ class Host:
             history_bytes=self.config.host.history_bytes,
         )
         self._config_dict: Final = self.config.as_context_dict()
-        self._contexts: dict[str, EventContext] = {}
+        self._view: Final = HostView(self.status, self.metrics, owner=self)
+        self._contexts: dict[str, PluginContext] = {}
         self._tasks: Final = TaskKeeper()
-        self._dispatcher: Final = Dispatcher(
+        self._dispatcher: Final = make_dispatcher(
             self.manager.pm,
             self.context_for,
             self.bus,
+            tracer=self.tracer,
             max_emit_depth=self.config.host.max_emit_depth,
             explain_unhandled=self._why_unhandled,
             call_timeout=self.config.host.call_timeout_for,
@@ -237,9 +230,20 @@ class Host:
         self._phase = "running"
         for status in self.status():
             if status.status == "running":
-                logger.info("running %s %s from %s", status.name, status.version, status.origin)
+                logger.info(
+                    "running %s %s from %s",
+                    status.name,
+                    status.version,
+                    status.origin,
+                    extra={"plugin": status.name},
+                )
             elif status.reason is not None:
-                logger.warning("not running %s: %s", status.name, status.reason.message)
+                logger.warning(
+                    "not running %s: %s",
+                    status.name,
+                    status.reason.message,
+                    extra={"plugin": status.name},
+                )
 
     async def stop(self) -> None:
         """Shut every running plugin down in reverse load order; one failing stops no other.
@@ -260,6 +264,8 @@ class Host:
             if state in ("running", "pending", "lazy"):
                 self._unregister(spec)
                 self._set(spec.key, "stopped", problem)
+                if state == "running":
+                    logger.info("stopped %s", spec.name, extra={"plugin": spec.name})
         await self._tasks.close()
         if self._watchdog is not None:
             self._watchdog.stop()
@@ -269,6 +275,8 @@ class Host:
         self, event_name: str, data: dict[str, Any], context: Mapping[str, Any] | None = None
     ) -> Any:
         """The bus's route: dispatch, bounded in how deep emits nest."""
+        if self._on_emit is not None:
+            self._on_emit(event_name, data)
         unavailable = await self._activate_for(event_name) if self._lazy else None
         answer = await self._dispatcher.emit(event_name, data, context)
         return _unavailable_or(answer, unavailable)
@@ -299,10 +307,10 @@ class Host:
                 status = self._status[key]
                 why = status.reason.message if status.reason else "it failed"
                 unavailable = error_reply(
-                    ErrorCode.UNAVAILABLE.value,
+                    ErrorCode.UNAVAILABLE,
                     f"plugin {status.name!r} declares {event_name!r} but could not be "
                     f"activated: {why} (see plugin:list or ksi-host doctor)",
-                    status.name,
+                    plugin=status.name,
                 )
         return unavailable
 
@@ -357,21 +365,21 @@ class Host:
         """
         self._dispatcher.fall_back(plugin_name, namespaces, fallback)
 
-    def context_for(self, plugin_name: str) -> EventContext:
-        """The context plugin ``plugin_name`` gets: the bus, ``emit``, its own config copy."""
+    def context_for(self, plugin_name: str) -> PluginContext:
+        """The context plugin ``plugin_name`` gets (see :class:`ksi_host.PluginContext`)."""
         context = self._contexts.get(plugin_name)
         if context is None:
-            context = EventContext(
-                {
-                    "event_bus": self.bus,
-                    "config": copy.deepcopy(self._config_dict),
-                    "emit": self.bus.emit,
-                    "host": self,
-                },
-                self.bus.emit,
-            )
-            self._contexts[plugin_name] = context
+            context = self._contexts[plugin_name] = self._new_context(plugin_name, None)
         return context
+
+    def _new_context(self, plugin_name: str, settings: Any) -> PluginContext:
+        return PluginContext(
+            plugin=plugin_name,
+            config=self._config_dict,
+            settings=settings,
+            event_bus=self.bus,
+            host=self._view,
+        )
 
     def deadline_for(self, plugin: str, hook: str) -> float:
         """How long one call of ``hook`` into ``plugin`` may take (:mod:`ksi_host._deadline`)."""
@@ -423,7 +431,9 @@ class Host:
         for impl in reversed(self.manager.pm.hook.ksi_metrics_collected.get_hookimpls()):
             deadline = self.config.host.call_timeout_for(impl.plugin_name)
             try:
-                result = await within(call_hookimpl(impl, metrics=metrics), deadline)
+                result = await within(
+                    self.tracer.call_hook(impl, "ksi_metrics_collected", metrics=metrics), deadline
+                )
             except (Exception, PluginStalled):
                 logger.exception("plugin %r failed in ksi_metrics_collected", impl.plugin_name)
                 failed.append(impl.plugin_name)
@@ -464,10 +474,14 @@ class Host:
                 self._fail(spec, imported)
                 return
             spec = self._specs[spec.key] = imported
-        problem = self._config_problem(spec)
-        if problem is not None:
-            self._fail(spec, problem)
+        try:
+            settings = plugin_settings(
+                spec.name, spec.plugin, self.config.plugin_section(spec.name)
+            )
+        except PluginConfigInvalid as exc:
+            self._fail(spec, Reason("config-invalid", exc.what, exc.hint or ""))
             return
+        self._contexts[spec.name] = self._new_context(spec.name, settings)
         try:
             self.manager.pm.register(spec.plugin, name=spec.name)
         except PluginRegistrationError as exc:
@@ -489,16 +503,6 @@ class Host:
         if isinstance(spec.plugin, TransportPlugin):
             spec.plugin.attach(self.dispatch)
 
-    def _config_problem(self, spec: PluginSpec) -> Reason | None:
-        errors = check_plugin_config(spec.plugin, self.config.plugin_section(spec.name))
-        if not errors:
-            return None
-        return Reason(
-            "config-invalid",
-            f"config section [{spec.name}] does not validate: {'; '.join(errors)}",
-            f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
-        )
-
     def _impls(self, spec: PluginSpec, hook: str) -> list[pluggy.HookImpl]:
         caller = getattr(self.manager.pm.hook, hook)
         plugin = self._specs[spec.key].plugin
@@ -519,7 +523,7 @@ class Host:
         """Call one plugin's lifecycle ``hook`` within ``timeout``; say what went wrong, if so."""
         kwargs = {"context": self.context_for(spec.name)} if hook == "ksi_plugin_context" else {}
         for impl in self._impls(spec, hook):
-            task = asyncio.ensure_future(call_hookimpl(impl, **kwargs))
+            task = asyncio.ensure_future(self.tracer.call_hook(impl, hook, **kwargs))
             try:
                 await asyncio.wait((task,), timeout=timeout)
             except asyncio.CancelledError:

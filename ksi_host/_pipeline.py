@@ -18,6 +18,7 @@ from ksi_host._resolve import resolve
 if TYPE_CHECKING:
     from ksi_host._config import HostConfig, HostSection
     from ksi_host._lifecycle import Host
+    from ksi_host._trace import TraceSettings
 
 __all__ = ["DaemonRun", "boot", "build_plan", "plan_for"]
 
@@ -88,12 +89,18 @@ def boot(
     paths: Sequence[str | Path] = (),
     env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
+    trace: TraceSettings | None = None,
     marker: StartMarker | None = None,
 ) -> Host:
     """A host for ``config``, ready to ``start()``: every stage of the pipeline in order."""
     from ksi_host._lifecycle import Host  # the daemon's machinery; plans do not need it
 
-    return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config, marker=marker)
+    return Host(
+        plan_for(config, paths=paths, env=env, reporter=reporter),
+        config,
+        trace=trace,
+        marker=marker,
+    )
 
 
 class DaemonRun:
@@ -104,16 +111,28 @@ class DaemonRun:
     """
 
     def __init__(
-        self, config: HostConfig, *, paths: Sequence[str | Path], marker: StartMarker
+        self,
+        config: HostConfig,
+        *,
+        paths: Sequence[str | Path],
+        marker: StartMarker,
+        trace: TraceSettings | None = None,
     ) -> None:
         self.config: Final = config
         self.paths: Final = tuple(paths)
         self.marker: Final = marker
+        self.trace: Final = trace
         self.host: Host | None = None
 
     async def start(self) -> None:
         self.marker.recover()
-        self.host = boot(self.config, paths=self.paths, reporter=self.marker, marker=self.marker)
+        self.host = boot(
+            self.config,
+            paths=self.paths,
+            reporter=self.marker,
+            trace=self.trace,
+            marker=self.marker,
+        )
         await self.host.start()
         self.marker.done()
 

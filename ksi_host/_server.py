@@ -23,7 +23,7 @@ from typing import Any, Final, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ksi_host._config import env_variable
+from ksi_host._config import env_variable, error_message
 from ksi_host._instance import (
     LISTEN_BACKLOG,
     MAX_SOCKET_PATH,
@@ -38,7 +38,6 @@ from ksi_host._protocol import (
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_REPLY_BUFFER_BYTES,
-    ErrorCode,
     ProtocolFailure,
     Request,
     parse_request,
@@ -52,6 +51,7 @@ from ksi_host._serving import (
     start_eagerly,
 )
 from ksi_host.errors import ConfigError
+from ksi_host.replies import ErrorCode
 
 __all__ = ["Dispatch", "ServerConfig", "SocketServer"]
 
@@ -97,7 +97,7 @@ class ServerConfig(BaseModel):
         """
         env = os.environ if env is None else env
         values = dict(section)
-        socket_from = where
+        socket_from, socket_variable = where, None
         if socket_path is not None:
             values["socket_path"], socket_from = socket_path, "--socket"
         elif env.get("KSI_SOCKET"):
@@ -105,25 +105,34 @@ class ServerConfig(BaseModel):
                 env["KSI_SOCKET"],
                 "environment variable KSI_SOCKET",
             )
+            socket_variable = "KSI_SOCKET"
         elif "socket_path" not in values:
             values["socket_path"] = default_socket_path(env)
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}"
+                f"{'.'.join(map(str, err['loc'])) or '<section>'}: {error_message(err, cls)}"
                 for err in exc.errors()
             )
-            wheres = [
-                socket_from
-                if err["loc"] == ("socket_path",) and socket_from != where
-                else env_variable(("server", *err["loc"]), env) or where
-                for err in exc.errors()
-            ]
+            wheres, variables = [], []
+            for err in exc.errors():
+                variable = env_variable(("server", *err["loc"]), env)
+                if err["loc"] == ("socket_path",) and socket_from != where:
+                    wheres.append(socket_from)
+                    variable = socket_variable
+                elif variable:
+                    wheres.append(f"environment variable {variable}")
+                else:
+                    wheres.append(where)
+                if variable:
+                    variables.append(variable)
             raise ConfigError(
                 what=f"invalid socket settings: {problems}",
                 where="; ".join(dict.fromkeys(wheres)),
                 hint="allowed keys: " + ", ".join(cls.model_fields),
+                keys=["server." + ".".join(map(str, err["loc"])) for err in exc.errors()],
+                env_variables=list(dict.fromkeys(variables)),
             ) from None
 
 
@@ -424,6 +433,7 @@ class SocketServer:
     def refusal(self, transport: asyncio.BaseTransport) -> bytes | None:
         """The reply that turns a new connection away, or None to serve it."""
         if self._closed is not None:
+            logger.info("refused a connection: the daemon is stopping")
             return refusal(
                 self.stats_, ErrorCode.SHUTTING_DOWN, "the daemon is stopping; retry later"
             )
@@ -438,6 +448,10 @@ class SocketServer:
                 "run your own with ksi-host run",
             )
         if sum(not c.lingering for c in self._connections) >= self.config.max_connections:
+            logger.info(
+                "refused a connection: %d connections are open (max_connections)",
+                self.config.max_connections,
+            )
             return refusal(
                 self.stats_,
                 ErrorCode.TOO_MANY_CONNECTIONS,

@@ -17,7 +17,7 @@ import json
 import struct
 from typing import Any, Final
 
-from ksi_host._protocol import jsonable
+from ksi_host.replies import jsonable
 
 __all__ = ["MAX_FRAME", "PROTOCOL_VERSION", "read_message", "write_message"]
 

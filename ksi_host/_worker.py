@@ -21,15 +21,18 @@ import socket
 import sys
 import traceback
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from ksi_host._bus import EventContext
+from ksi_host._bus import EventBus
+from ksi_host._config import plugin_settings
 from ksi_host._describe import describe
 from ksi_host._dispatch import call_hookimpl
 from ksi_host._doctor.worker import candidate_from_wire
 from ksi_host._plan import PluginSpec
 from ksi_host._serving import start_eagerly
 from ksi_host._wire import PROTOCOL_VERSION, read_message, write_message
+from ksi_host.context import PluginContext
+from ksi_host.errors import PluginConfigInvalid
 from ksi_host.plugin_manager import KsiPluggyManager
 
 __all__ = ["main"]
@@ -134,6 +137,13 @@ async def _serve(fd: int) -> None:
         channel.send({"op": "fatal", "message": loaded})
         await writer.drain()
         return
+    config = hello.get("config", {})
+    try:
+        settings = plugin_settings(loaded.name, loaded.plugin, config.get(loaded.name))
+    except PluginConfigInvalid as exc:
+        channel.send({"op": "fatal", "message": f"{exc.what}; {exc.hint}"})
+        await writer.drain()
+        return
     manager = KsiPluggyManager()
     manager.register(loaded.plugin, name=loaded.name)
     impls = {
@@ -142,8 +152,10 @@ async def _serve(fd: int) -> None:
     }
     hooks = sorted(hook for hook, found in impls.items() if found)
     bus = RemoteBus(channel)
-    config = hello.get("config", {})
-    context = EventContext({"event_bus": bus, "config": config, "emit": bus.emit}, bus.emit)
+    # RemoteBus has the bus's publish and emit, and refuses the rest with why.
+    context = PluginContext(
+        plugin=loaded.name, config=config, settings=settings, event_bus=cast(EventBus, bus)
+    )
     channel.send({"op": "ready", "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "hooks": hooks})
     tasks: set[asyncio.Task[None]] = set()
     while True:
@@ -167,7 +179,7 @@ async def _serve(fd: int) -> None:
 async def _call(
     channel: _Channel,
     impls: Mapping[str, list[Any]],
-    context: EventContext,
+    context: PluginContext,
     message: Mapping[str, Any],
 ) -> None:
     hook, args = message["hook"], dict(message.get("args", {}))

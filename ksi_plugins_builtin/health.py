@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from ksi_host import __version__
-from ksi_host._lifecycle import Host, PluginStatus
-from ksi_host.plugin_base import hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host import HostView, PluginCapabilities, PluginMetadata, __version__, hookimpl
+from ksi_host._for_builtins import PluginStatus
 from ksi_plugins_builtin._host import HostReporter
 
 __all__ = ["HealthPlugin", "plugin", "plugin_counts"]
 
 
-def plugin_counts(host: Host) -> dict[str, int]:
+def plugin_counts(host: HostView) -> dict[str, int]:
     """Count the host's plugins by status, plus the total."""
     return _count(host.status())
 
@@ -34,7 +33,7 @@ class HealthPlugin(HostReporter):
             metadata=PluginMetadata(
                 name="health",
                 version=__version__,
-                description="system:health: status, timestamp, uptime, plugin counts",
+                description="system:health: status, timestamp, uptime, version, pid, plugin counts",
             ),
             capabilities=PluginCapabilities(commands=["system:health"]),
         )
@@ -55,16 +54,19 @@ class HealthPlugin(HostReporter):
             "status": "healthy",
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "uptime": round(time.monotonic() - self._started, 3),
+            "version": __version__,
+            "pid": os.getpid(),
         }
         if self.host is not None:
             answer["plugins"] = dict(self._plugin_counts(self.host))
         return answer
 
-    def _plugin_counts(self, host: Host) -> dict[str, int]:
+    def _plugin_counts(self, host: HostView) -> dict[str, int]:
         """:func:`plugin_counts`, counted again only when a plugin's status changed."""
         statuses = host.status()
         if statuses != self._counted:  # the same status objects compare by identity: cheap
-            self._counted, self._counts = statuses, _count(statuses)
+            self._counts = _count(statuses)
+        self._counted = statuses  # equal but new objects would compare field by field
         return self._counts
 
 

@@ -1,12 +1,11 @@
-"""``plugin:list``: the running plan, each plugin with its version, origin, status and reason."""
+"""``plugin:list`` and ``system:events``: what the running host loaded and what it answers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ksi_host import __version__
-from ksi_host.plugin_base import hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host import PluginCapabilities, PluginMetadata, __version__, hookimpl
+from ksi_host._catalog import event_catalog
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
@@ -20,17 +19,24 @@ class PluginsPlugin(HostReporter):
             metadata=PluginMetadata(
                 name="plugins",
                 version=__version__,
-                description="plugin:list: the running plan and each plugin's status",
+                description="plugin:list: the running plan and each plugin's status; "
+                "system:events: the events the running plugins declare",
             ),
-            capabilities=PluginCapabilities(commands=["plugin:list"]),
+            capabilities=PluginCapabilities(commands=["plugin:list", "system:events"]),
         )
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
-        if event_name != "plugin:list":
+        if event_name not in ("plugin:list", "system:events"):
             return None
         if self.host is None:
-            return no_host("plugin:list")
+            return no_host(event_name)
+        if event_name == "system:events":
+            plan = getattr(getattr(self.host, "_owner", None), "plan", None)
+            if plan is None:
+                return no_host(event_name)
+            running = {s.key for s in self.host.status() if s.status == "running"}
+            return event_catalog(plan, only=running).model_dump()
         return {"plugins": [status.as_dict() for status in self.host.status()]}
 
 
