@@ -225,9 +225,11 @@ class Dispatcher:
         routing: bool = True,
         max_emit_depth: int = 32,
         explain_unhandled: Callable[[str, str], str | None] | None = None,
+        command_owners: Mapping[str, str] | None = None,
         call_timeout: Callable[[str], float] = lambda plugin: DEFAULT_CALL_TIMEOUT,
     ) -> None:
         self._pm = pm
+        self._owners: Final = dict(command_owners or {})
         self._call_timeout = call_timeout
         self._explain_unhandled = explain_unhandled
         self._context_for = context_for
@@ -516,6 +518,7 @@ class Dispatcher:
                 wrap,
             )
             for impl in self._routed(hooks.ksi_handle_event, namespace, event_name)
+            if self._owners.get(event_name, impl.plugin_name) == impl.plugin_name
         )
         route = _Route(
             namespace=namespace,

@@ -99,7 +99,13 @@ def describe_isolated(
     excluded: list[Exclusion] = []
     if not candidates:
         return specs, excluded
-    results = import_isolated(candidates, disabled={}, sections={}, timeout=host.startup_timeout)
+    results = import_isolated(
+        candidates,
+        disabled={},
+        sections={},
+        trust_paths=host.trust_paths,
+        timeout=host.startup_timeout,
+    )
     for candidate, result in zip(candidates, results, strict=True):
         found = outcome(candidate, result)
         if found.spec is None:

@@ -1,4 +1,4 @@
-"""The whole way from plugin sources to a host: discover -> describe -> resolve -> load."""
+"""The whole way from plugin sources to a host: discover -> describe -> vet -> resolve -> load."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ksi_host._describe import describe
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
@@ -14,6 +14,8 @@ from ksi_host._plan import Exclusion, LoadPlan, PluginSpec
 from ksi_host._quarantine import Quarantine, StartMarker
 from ksi_host._report import Reporter
 from ksi_host._resolve import resolve
+from ksi_host._trust import TrustPolicy
+from ksi_host._vet import vet
 
 if TYPE_CHECKING:
     from ksi_host._config import HostConfig, HostSection
@@ -29,12 +31,17 @@ def build_plan(
     env: Mapping[str, str] | None = None,
     disabled: Collection[str] = (),
     service_choices: Mapping[str, str] | None = None,
+    command_choices: Mapping[str, str] | None = None,
+    sections: Mapping[str, Any] | None = None,
+    trust: TrustPolicy | None = None,
     reporter: Reporter | None = None,
     builtin_package: str | None = BUILTIN_PACKAGE,
     host: HostSection | None = None,
 ) -> LoadPlan:
-    """Find, import and order every plugin; what cannot load is in ``excluded`` with why.
+    """Find, import, vet and order every plugin; what cannot run is in ``excluded`` with why.
 
+    ``sections`` maps canonical plugin names to their config sections, checked
+    against each plugin's ``config_model``; ``trust`` says which plugin files may run.
     A plugin in the quarantine (:mod:`ksi_host._quarantine`) is not imported, nor is
     one ``host.isolated`` names: it is described in a worker (:mod:`ksi_host._isolation`).
     """
@@ -51,7 +58,10 @@ def build_plan(
         apart = [c for c in loadable if c.disabled_by is None and is_isolated(c, host.isolated)]
         loadable = [c for c in loadable if c not in apart]
         isolated_specs, isolated_excluded = describe_isolated(apart, host)
-    described = describe(loadable, reporter, disabled=disabled_names(disabled, env))
+    off = disabled_names(disabled, env)
+    described = vet(
+        describe(loadable, reporter, disabled=off, trust=trust), sections or {}, reporter
+    )
     plan = resolve(
         (*described.specs, *isolated_specs),
         excluded=(
@@ -60,6 +70,7 @@ def build_plan(
             *(exclusion for _, exclusion in quarantined),
         ),
         service_choices=service_choices,
+        command_choices=command_choices,
         reporter=reporter,
     )
     return replace(plan, warnings=(*described.warnings, *plan.warnings))
@@ -78,6 +89,9 @@ def plan_for(
         env=env,
         disabled=config.host.disabled,
         service_choices=config.host.services,
+        command_choices=config.host.commands,
+        sections=config.sections_by_key(),
+        trust=TrustPolicy.of(config.host.trust_paths),
         reporter=reporter,
         host=config.host,
     )

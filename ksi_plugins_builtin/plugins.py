@@ -1,11 +1,15 @@
-"""``plugin:list`` and ``system:events``: what the running host loaded and what it answers."""
+"""``plugin:list`` and ``system:events``: the running host's verdicts and what it answers.
+
+Both render the shape every view shares: ``plugin:list`` the one ``ksi-host plugins
+--json`` prints, ``system:events`` the one ``ksi-host events --json`` prints.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ksi_host import PluginCapabilities, PluginMetadata, __version__, hookimpl
-from ksi_host._catalog import event_catalog
+from ksi_host import PluginCapabilities, PluginContext, PluginMetadata, __version__, hookimpl
+from ksi_host._for_builtins import Host, event_catalog, host_of
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
@@ -25,19 +29,23 @@ class PluginsPlugin(HostReporter):
             capabilities=PluginCapabilities(commands=["plugin:list", "system:events"]),
         )
 
+    _host: Host | None = None
+
+    @hookimpl
+    def ksi_plugin_context(self, context: PluginContext) -> None:
+        HostReporter.ksi_plugin_context(self, context)
+        self._host = host_of(context)  # the plan and its warnings, which HostView does not show
+
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
         if event_name not in ("plugin:list", "system:events"):
             return None
-        if self.host is None:
+        host = self._host
+        if host is None:
             return no_host(event_name)
         if event_name == "system:events":
-            plan = getattr(getattr(self.host, "_owner", None), "plan", None)
-            if plan is None:
-                return no_host(event_name)
-            running = {s.key for s in self.host.status() if s.status == "running"}
-            return event_catalog(plan, only=running).model_dump()
-        return {"plugins": [status.as_dict() for status in self.host.status()]}
+            return event_catalog(host.plan, host.entries()).model_dump(mode="json")
+        return host.plugin_list()
 
 
 plugin = PluginsPlugin()
