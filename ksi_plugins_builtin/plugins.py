@@ -40,12 +40,14 @@ class PluginsPlugin(HostReporter):
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
         if event_name not in ("plugin:list", "system:events"):
             return None
+        if self.host is None:
+            return no_host(event_name)
+        if event_name == "plugin:list":
+            return self.host.plugin_list()
         host = self._host
         if host is None:
             return no_host(event_name)
-        if event_name == "system:events":
-            return event_catalog(host.plan, host.entries()).model_dump(mode="json")
-        return host.plugin_list()
+        return event_catalog(host.plan, host.entries()).model_dump(mode="json")
 
 
 plugin = PluginsPlugin()
