@@ -4,30 +4,30 @@ The process claims its socket (lock + bind) *before* any plugin loads, so a seco
 daemon fails fast with "already running (pid N)" and never touches the first one's
 socket. The socket transport plugin binds its dispatch to the claimed socket (see
 :func:`active_daemon`), and the socket accepts only once every plugin has started,
-so no request reaches a plugin whose startup has not run. On SIGTERM/SIGINT the
-loop stops accepting, lets in-flight requests finish up to the drain deadline,
-stops the plugins (reverse order is the host's job), then removes the socket and
-the lock.
+so no request reaches a plugin whose startup has not run. On SIGTERM/SIGINT (see
+:mod:`ksi_host._signals`) the loop stops accepting, lets in-flight requests finish up
+to the drain deadline, stops the plugins (reverse order is the host's job), then
+removes the socket and the lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
-import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
 from ksi_host._instance import Instance
 from ksi_host._limits import reserve_files
 from ksi_host._server import Dispatch, ServerConfig, SocketServer
+from ksi_host._signals import StopSignals
 
 __all__ = ["Daemon", "Listener", "active_daemon", "run_daemon"]
 
 logger: Final = logging.getLogger("ksi_host.daemon")
-
-_STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
 
 class Listener(Protocol):
@@ -85,12 +85,18 @@ async def run_daemon(
     start: Callable[[], Awaitable[object]],
     stop: Callable[[], Awaitable[object]],
     config: ServerConfig,
+    *,
+    stop_grace: float = 10.0,
+    emergency: tuple[Callable[[], None], ...] = (),
 ) -> int:
     """Serve until SIGTERM/SIGINT; return the exit code (0 after a clean stop).
 
     ``start`` loads and starts the plugins (the socket transport among them);
     ``stop`` shuts them down. Raises :class:`~ksi_host._instance.AlreadyRunning`
-    before calling ``start`` if another daemon owns the socket.
+    before calling ``start`` if another daemon owns the socket. A stop that takes
+    longer than ``drain_timeout + stop_grace`` is forced (see :mod:`ksi_host._signals`):
+    ``emergency`` callbacks run, then the socket and lock are removed. A fatal signal
+    (a segfault in a plugin) dumps every thread's stack to stderr (``faulthandler``).
     """
     global _active
     if _active is not None:
@@ -101,8 +107,14 @@ async def run_daemon(
     _active = daemon
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    for signum in _STOP_SIGNALS:
-        loop.add_signal_handler(signum, _on_signal, signum, stopping)
+    signals = StopSignals(
+        loop,
+        lambda signum: stopping.set(),
+        config.drain_timeout + stop_grace,
+        (*emergency, instance.release),
+    )
+    signals.install()
+    faulthandler.enable(sys.stderr, all_threads=True)
     code = 0
     try:
         await start()
@@ -122,14 +134,9 @@ async def run_daemon(
         try:
             await stop()
         finally:
-            for signum in _STOP_SIGNALS:
-                loop.remove_signal_handler(signum)
+            signals.uninstall()
+            faulthandler.disable()
             instance.release()
             _active = None
             logger.info("stopped")
     return code
-
-
-def _on_signal(signum: int, stopping: asyncio.Event) -> None:
-    logger.info("received %s: stopping", signal.Signals(signum).name)
-    stopping.set()

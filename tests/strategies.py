@@ -173,3 +173,15 @@ def replies_owed(stream: bytes, limit: int) -> tuple[int, bool]:
             return owed + 1, True
         owed += bool(content.strip())
     return owed, False
+
+
+# --- event data ---
+
+#: Any JSON value a client can send as (part of) event data.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=20,
+)
