@@ -45,7 +45,7 @@ def run() -> list[str]:
     """The doctor section: a whole `ksi-host doctor` process against the bare floor."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        site = _site(root, SIZE)
+        site = _site(root, SIZE, manifests=False)
         env = {"PYTHONPATH": str(site), "KSI_HOME": str(root), "HOME": str(root)}
         floor = _median_wall([sys.executable, "-c", _FLOOR], env)
         doctor = _median_wall([sys.executable, "-m", "ksi_host", "doctor"], env)
