@@ -136,7 +136,7 @@ def run(
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
         host = boot(config, paths=plugin_paths)
-        code = asyncio.run(run_daemon(host.start, host.stop, server))
+        code = asyncio.run(run_daemon(host.start, host.stop, server, host.reload))
     raise SystemExit(code)
 
 

@@ -21,6 +21,7 @@ from typing import Final
 
 from ksi_host._instance import Instance
 from ksi_host._server import Dispatch, ServerConfig, SocketServer
+from ksi_host.errors import KsiError
 
 __all__ = ["Daemon", "active_daemon", "run_daemon"]
 
@@ -60,11 +61,13 @@ async def run_daemon(
     start: Callable[[], Awaitable[object]],
     stop: Callable[[], Awaitable[object]],
     config: ServerConfig,
+    reload: Callable[[], Awaitable[object]] | None = None,
 ) -> int:
     """Serve until SIGTERM/SIGINT; return the exit code (0 after a clean stop).
 
     ``start`` loads and starts the plugins (the socket transport among them);
-    ``stop`` shuts them down. Raises :class:`~ksi_host._instance.AlreadyRunning`
+    ``stop`` shuts them down; SIGHUP calls ``reload`` (its failure is logged,
+    the daemon goes on serving). Raises :class:`~ksi_host._instance.AlreadyRunning`
     before calling ``start`` if another daemon owns the socket.
     """
     global _active
@@ -77,6 +80,9 @@ async def run_daemon(
     stopping = asyncio.Event()
     for signum in _STOP_SIGNALS:
         loop.add_signal_handler(signum, _on_signal, signum, stopping)
+    reloads: set[asyncio.Task[None]] = set()
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, _on_hangup, reload, reloads)
     code = 0
     try:
         await start()
@@ -97,7 +103,7 @@ async def run_daemon(
         try:
             await stop()
         finally:
-            for signum in _STOP_SIGNALS:
+            for signum in (*_STOP_SIGNALS, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             instance.release()
             _active = None
@@ -108,3 +114,20 @@ async def run_daemon(
 def _on_signal(signum: int, stopping: asyncio.Event) -> None:
     logger.info("received %s: stopping", signal.Signals(signum).name)
     stopping.set()
+
+
+def _on_hangup(reload: Callable[[], Awaitable[object]], running: set[asyncio.Task[None]]) -> None:
+    logger.info("received SIGHUP: reloading the plugin set")
+    task = asyncio.ensure_future(_reload_logged(reload))
+    running.add(task)
+    task.add_done_callback(running.discard)
+
+
+async def _reload_logged(reload: Callable[[], Awaitable[object]]) -> None:
+    """A reload nobody awaits: its failure goes to the log, never into the loop."""
+    try:
+        await reload()
+    except KsiError as exc:
+        logger.error("reload failed: %s", exc.render())
+    except Exception:
+        logger.exception("reload failed")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["DOCTOR_IMPORT_TIMEOUT", "REQUEST_TIMEOUT"]
+__all__ = ["DOCTOR_IMPORT_TIMEOUT", "RELOAD_TIMEOUT", "REQUEST_TIMEOUT"]
 
 REQUEST_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host send`` (and :func:`ksi_host._client.request`) waits for a reply."""
 
 DOCTOR_IMPORT_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host doctor`` gives one plugin to import before it counts as hung."""
+
+RELOAD_TIMEOUT: Final = 120.0
+"""Seconds ``ksi-host reload``/``load`` wait: a reload imports and starts plugins."""

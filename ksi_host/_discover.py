@@ -35,6 +35,7 @@ __all__ = [
     "BUILTIN_PACKAGE",
     "ENTRY_POINT_GROUP",
     "PLUGIN_ATTRIBUTE",
+    "autoload_enabled",
     "disabled_names",
     "discover",
     "env_disabled",
@@ -71,6 +72,11 @@ def env_disabled(env: Mapping[str, str]) -> list[str]:
     """The names ``KSI_DISABLE_PLUGINS`` lists (comma-separated), as the user wrote them."""
     raw = env.get("KSI_DISABLE_PLUGINS", "")
     return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+def autoload_enabled(env: Mapping[str, str]) -> bool:
+    """Whether entry points are searched: unless ``KSI_DISABLE_PLUGIN_AUTOLOAD`` is set true."""
+    return env.get("KSI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _FALSE_WORDS
 
 
 def env_plugin_folders(env: Mapping[str, str]) -> list[Path]:
@@ -118,7 +124,7 @@ def _all_sources(
     for folder in env_plugin_folders(env):
         yield from _folder(folder, "folder")
     yield from _folder(KsiPaths.from_env(env).plugins_dir, "user")
-    if env.get("KSI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _FALSE_WORDS:
+    if autoload_enabled(env):
         yield from _entry_points()
     if builtin_package is not None:
         yield from _builtins(builtin_package)

@@ -32,7 +32,7 @@ import copy
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any, Final, Literal
@@ -43,14 +43,25 @@ from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
 from ksi_host._config import HostConfig, check_plugin_config
 from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
+from ksi_host._reload import (
+    InstalledSince,
+    PlanChange,
+    diff_plans,
+    file_stamps,
+    forget_changed_modules,
+)
 from ksi_host._tasks import TaskKeeper
 from ksi_host.errors import KsiError, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import PluginManager
+from ksi_host.plugin_types import PluginCapabilities
 
-__all__ = ["Host", "HostStateError", "PluginState", "PluginStatus"]
+__all__ = ["Host", "HostStateError", "Planner", "PluginState", "PluginStatus"]
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
+
+Planner = Callable[[Sequence[str]], LoadPlan]
+"""Builds the host's plan again, with these plugin paths added: what ``reload`` runs."""
 
 PluginState = Literal["pending", "running", "failed", "stopped", "excluded"]
 
@@ -109,8 +120,15 @@ class Host:
         config: HostConfig | None = None,
         *,
         history_size: int = DEFAULT_HISTORY_SIZE,
+        planner: Planner | None = None,
+        installed_since: InstalledSince | None = None,
     ) -> None:
-        self.plan: Final = plan
+        self.plan = plan
+        self._planner: Final = planner
+        self._extra_paths: list[str] = []
+        self._reloading: Final = asyncio.Lock()
+        self._stamps = file_stamps(plan)
+        self._installed_since: Final = installed_since
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
         self.bus: Final = EventBus(self._emitted, history_size=history_size)
@@ -130,22 +148,9 @@ class Host:
             spec.key: PluginStatus(spec.name, spec.key, spec.version, spec.origin, "pending")
             for spec in plan.order
         }
-        self._excluded: Final = tuple(
-            PluginStatus(
-                name=exclusion.name,
-                key=exclusion.spec.key if exclusion.spec else exclusion.name,
-                version=exclusion.spec.version if exclusion.spec else None,
-                origin=exclusion.origin,
-                status="excluded",
-                reason=exclusion.reason,
-            )
-            for exclusion in plan.excluded
-        )
-        excluded_specs = zip(self._excluded, plan.excluded, strict=True)
-        self._declared: Final = (
-            *((self._status[spec.key], spec.capabilities) for spec in plan.order),
-            *((status, e.spec.capabilities) for status, e in excluded_specs if e.spec),
-        )
+        self._excluded: tuple[PluginStatus, ...] = ()
+        self._declared: tuple[tuple[PluginStatus, PluginCapabilities], ...] = ()
+        self._note_plan(plan)
         self._phase = "new"
 
     async def __aenter__(self) -> Host:
@@ -166,6 +171,16 @@ class Host:
             raise HostStateError(action="start", phase=self._phase)
         self._phase = "starting"
         self._tasks.install()
+        await self._start_pending()
+        self._phase = "running"
+        for status in self.status():
+            if status.status == "running":
+                logger.info("running %s %s from %s", status.name, status.version, status.origin)
+            elif status.reason is not None:
+                logger.warning("not running %s: %s", status.name, status.reason.message)
+
+    async def _start_pending(self) -> None:
+        """The three start passes (register, context, startup) over the pending plugins."""
         for spec in self.plan.order:
             if self._is_pending(spec):
                 self._register(spec)
@@ -177,12 +192,98 @@ class Host:
                 spec, "ksi_startup", "startup-failed"
             ):
                 self._set(spec.key, "running")
-        self._phase = "running"
-        for status in self.status():
-            if status.status == "running":
-                logger.info("running %s %s from %s", status.name, status.version, status.origin)
-            elif status.reason is not None:
-                logger.warning("not running %s: %s", status.name, status.reason.message)
+
+    def _note_plan(self, plan: LoadPlan) -> None:
+        """Keep what ``status()`` and unanswered events report about ``plan``'s exclusions."""
+        self._excluded = tuple(
+            PluginStatus(
+                name=exclusion.name,
+                key=exclusion.spec.key if exclusion.spec else exclusion.name,
+                version=exclusion.spec.version if exclusion.spec else None,
+                origin=exclusion.origin,
+                status="excluded",
+                reason=exclusion.reason,
+            )
+            for exclusion in plan.excluded
+        )
+        excluded_specs = zip(self._excluded, plan.excluded, strict=True)
+        self._declared = (
+            *((self._status[spec.key], spec.capabilities) for spec in plan.order),
+            *((status, e.spec.capabilities) for status, e in excluded_specs if e.spec),
+        )
+
+    async def reload(self) -> PlanChange:
+        """Re-plan with the same config and paths and apply the difference (see ``_reload``)."""
+        if self._planner is None:
+            raise HostStateError(action="reload", phase="built without a planner")
+        async with self._reloading:
+            forget_changed_modules(self.plan, self._stamps)
+            plan = self._planner(tuple(self._extra_paths))
+            self._stamps = file_stamps(plan)
+            return await self._apply(plan)
+
+    async def load(self, path: str) -> tuple[PlanChange, tuple[PluginStatus, ...]]:
+        """Add a plugin file or folder to the running host, as ``--plugin-path`` would at start.
+
+        Returns the change and the status of each plugin ``path`` offered; a path none
+        of whose plugins runs is dropped again, so a later reload does not retry it.
+        """
+        self._extra_paths.append(path)
+        change = await self.reload()
+        folder = f"{path.rstrip('/')}/"
+        mine = tuple(
+            status
+            for status in self.status()
+            if status.origin.kind == "path"
+            and (status.origin.location == path or status.origin.location.startswith(folder))
+        )
+        if not any(status.status == "running" for status in mine):
+            self._extra_paths.remove(path)
+        return change, mine
+
+    async def apply(self, plan: LoadPlan) -> PlanChange:
+        """Adopt ``plan`` while running: stop, start and restart only what differs."""
+        async with self._reloading:
+            return await self._apply(plan)
+
+    async def _apply(self, plan: LoadPlan) -> PlanChange:
+        if self._phase != "running":
+            raise HostStateError(action="reload", phase=self._phase)
+        active = {k for k, st in self._status.items() if st.status in ("running", "pending")}
+        diff = diff_plans(self.plan, plan, active)
+        old = {spec.key: spec for spec in self.plan.order}
+        names = {spec.key: spec.name for spec in (*self.plan.order, *plan.order)}
+        for key in diff.stop:
+            await self._stop_one(old[key])
+        self._status = {
+            spec.key: PluginStatus(spec.name, spec.key, spec.version, spec.origin, "pending")
+            if spec.key in diff.start or spec.key not in self._status
+            else self._status[spec.key]
+            for spec in plan.order
+        }
+        self.plan = plan
+        self._note_plan(plan)
+        await self._start_pending()
+        failed = {
+            names[key]: reason.message
+            for key in diff.start
+            if (reason := self._status[key].reason) is not None
+        }
+        change = PlanChange.of(diff, names, failed)
+        logger.info("reloaded: %s", change.summary())
+        return change
+
+    async def _stop_one(self, spec: PluginSpec) -> None:
+        """Shut one plugin down (while the others run): its shutdown hook, then unregister it."""
+        state = self._status[spec.key].status
+        problem = None
+        if state == "running":
+            problem = await self._run_hook(
+                spec, "ksi_shutdown", "shutdown-failed", self.config.host.shutdown_timeout
+            )
+        self._unregister(spec)
+        self._contexts.pop(spec.name, None)
+        self._set(spec.key, "stopped", problem)
 
     async def stop(self) -> None:
         """Shut every running plugin down in reverse load order; one failing stops no other.
@@ -194,15 +295,8 @@ class Host:
             return
         self._phase = "stopping"
         for spec in reversed(self.plan.order):
-            state = self._status[spec.key].status
-            problem = None
-            if state == "running":
-                problem = await self._run_hook(
-                    spec, "ksi_shutdown", "shutdown-failed", self.config.host.shutdown_timeout
-                )
-            if state in ("running", "pending"):
-                self._unregister(spec)
-                self._set(spec.key, "stopped", problem)
+            if self._status[spec.key].status in ("running", "pending"):
+                await self._stop_one(spec)
         await self._tasks.close()
         self._phase = "stopped"
 
@@ -250,6 +344,12 @@ class Host:
                     f"plugin {status.name!r} declares it but is {status.status}{why} "
                     "(see plugin:list or ksi-host doctor)"
                 )
+        new = self._installed_since.names(self.plan) if self._installed_since else ()
+        if new:
+            return (
+                f"installed since the daemon started, not running yet: {', '.join(new)}; "
+                "run `ksi-host reload` to start them"
+            )
         return None
 
     def status(self) -> tuple[PluginStatus, ...]:

@@ -69,7 +69,15 @@ def boot(
     env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
 ) -> Host:
-    """A host for ``config``, ready to ``start()``: every stage of the pipeline in order."""
-    from ksi_host._lifecycle import Host  # the daemon's machinery; plans do not need it
+    """A host for ``config``, ready to ``start()``: every stage of the pipeline in order.
 
-    return Host(plan_for(config, paths=paths, env=env, reporter=reporter), config)
+    The host can build its plan again the same way (``Host.reload``), with the
+    plugin paths loaded since (``Host.load``) after ``paths``.
+    """
+    from ksi_host._lifecycle import Host  # the daemon's machinery; plans do not need it
+    from ksi_host._reload import InstalledSince
+
+    def planner(loaded: Sequence[str]) -> LoadPlan:
+        return plan_for(config, paths=(*paths, *loaded), env=env, reporter=reporter)
+
+    return Host(planner(()), config, planner=planner, installed_since=InstalledSince(env))

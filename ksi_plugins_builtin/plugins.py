@@ -1,10 +1,19 @@
-"""``plugin:list``: the running plan, each plugin with its version, origin, status and reason."""
+"""``plugin:list``, ``plugin:reload`` and ``plugin:load``: the running plan, and changing it live.
+
+``plugin:reload`` re-plans with the daemon's config and paths and applies the
+difference (see :mod:`ksi_host._reload`); ``plugin:load`` with ``{"path": ABSOLUTE}``
+adds a plugin file or folder through the whole lifecycle, as the guide's Dynamic
+Plugin Loading does by hand. Connected clients stay connected through both.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ksi_host import __version__
+from ksi_host._protocol import ErrorCode, error_data
+from ksi_host.errors import KsiError
 from ksi_host.plugin_base import hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 from ksi_plugins_builtin._host import HostReporter, no_host
@@ -13,25 +22,68 @@ __all__ = ["PluginsPlugin", "plugin"]
 
 
 class PluginsPlugin(HostReporter):
-    """Lets a client see what the host loaded, and why anything is not running."""
+    """Lets a client see what the host loaded, why anything is not running, and change it."""
 
     def __init__(self) -> None:
         super().__init__(
             metadata=PluginMetadata(
                 name="plugins",
                 version=__version__,
-                description="plugin:list: the running plan and each plugin's status",
+                description="plugin:list, plugin:reload, plugin:load: the running plan, live",
             ),
-            capabilities=PluginCapabilities(commands=["plugin:list"]),
+            capabilities=PluginCapabilities(
+                commands=["plugin:list", "plugin:reload", "plugin:load"]
+            ),
         )
 
     @hookimpl
-    def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
-        if event_name != "plugin:list":
+    async def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
+        if event_name not in ("plugin:list", "plugin:reload", "plugin:load"):
             return None
         if self.host is None:
-            return no_host("plugin:list")
-        return {"plugins": [status.as_dict() for status in self.host.status()]}
+            return no_host(event_name)
+        if event_name == "plugin:list":
+            return {"plugins": [status.as_dict() for status in self.host.status()]}
+        try:
+            if event_name == "plugin:reload":
+                return (await self.host.reload()).as_dict()
+            return await self._load(data.get("path"))
+        except KsiError as exc:
+            return error_data(ErrorCode.UNAVAILABLE, exc.render())
+
+    async def _load(self, path: object) -> dict[str, Any]:
+        assert self.host is not None
+        if not isinstance(path, str) or not Path(path).is_absolute():
+            return error_data(
+                ErrorCode.INVALID_INPUT,
+                f"plugin:load needs data.path, an absolute path to a plugin file or folder "
+                f"(got {path!r}); `ksi-host load PATH` makes a relative PATH absolute",
+            )
+        if not Path(path).exists():
+            return error_data(ErrorCode.INVALID_INPUT, f"plugin:load: nothing at {path}")
+        change, found = await self.host.load(path)
+        if not found:
+            return error_data(
+                ErrorCode.INVALID_INPUT,
+                f"plugin:load: {path} offers no plugin (a .py file or a package folder that "
+                "binds `plugin`, or a folder of them)",
+            )
+        broken = [status for status in found if status.status != "running"]
+        if broken:
+            return error_data(
+                ErrorCode.INVALID_INPUT,
+                "plugin:load: "
+                + "; ".join(
+                    f"{s.name} from {s.origin.location} is {s.status}: "
+                    + (f"{s.reason.message} ({s.reason.hint})" if s.reason else s.status)
+                    for s in broken
+                ),
+            )
+        return {
+            **change.as_dict(),
+            "status": "loaded",
+            "plugins": [status.as_dict() for status in found],
+        }
 
 
 plugin = PluginsPlugin()
