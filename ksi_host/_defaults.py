@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["DOCTOR_IMPORT_TIMEOUT", "RELOAD_TIMEOUT", "REQUEST_TIMEOUT"]
+__all__ = ["DEFAULT_LOCK_FILE", "DOCTOR_IMPORT_TIMEOUT", "RELOAD_TIMEOUT", "REQUEST_TIMEOUT"]
 
 REQUEST_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host send`` (and :func:`ksi_host._client.request`) waits for a reply."""
@@ -18,3 +18,6 @@ DOCTOR_IMPORT_TIMEOUT: Final = 10.0
 
 RELOAD_TIMEOUT: Final = 120.0
 """Seconds ``ksi-host reload``/``load`` wait: a reload imports and starts plugins."""
+
+DEFAULT_LOCK_FILE: Final = "ksi-plugins.lock"
+"""The file ``ksi-host lock`` writes unless told otherwise."""

@@ -37,13 +37,18 @@ class PluginsPlugin(HostReporter):
         )
 
     @hookimpl
-    async def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
+    def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
+        """``plugin:list`` answers at once; reload and load answer with a coroutine to await."""
         if event_name not in ("plugin:list", "plugin:reload", "plugin:load"):
             return None
         if self.host is None:
             return no_host(event_name)
         if event_name == "plugin:list":
             return {"plugins": [status.as_dict() for status in self.host.status()]}
+        return self._change(event_name, data)
+
+    async def _change(self, event_name: str, data: dict[str, Any]) -> dict[str, Any]:
+        assert self.host is not None
         try:
             if event_name == "plugin:reload":
                 return (await self.host.reload()).as_dict()

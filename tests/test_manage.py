@@ -1,4 +1,4 @@
-"""ksi-host install/uninstall with real pip in a real venv, offline against a folder of wheels."""
+"""install, uninstall, lock, sync, reload: real pip in real venvs, offline (a folder of wheels)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ManagedVenv, pip_env
+from tests.conftest import ManagedVenv, managed_venv, pip_env
 
 pytestmark = pytest.mark.slow
 
@@ -175,3 +175,22 @@ def test_install_then_reload_starts_the_plugin_in_the_same_daemon_for_connected_
         daemon.terminate()
         daemon.wait(30)
     assert daemon.returncode == 0, log.read_text()
+
+
+def test_lock_then_sync_reproduces_the_plugin_set_in_a_fresh_venv(
+    venv: ManagedVenv, tmp_path: Path
+) -> None:
+    venv.pip("install", "-q", *venv.offline, "ksi-plugin-hello", "ksi-plugin-needsbase")
+    locked = venv.ksi("lock", "-o", str(tmp_path / "ksi-plugins.lock"))
+    assert locked.returncode == 0, locked.stderr
+    assert locked.stdout == f"wrote {tmp_path / 'ksi-plugins.lock'}: 3 plugin distributions\n"
+    other = managed_venv(tmp_path / "other", venv.wheelhouse)
+    other.pip("install", "-q", *other.offline, "ksi-plugin-base==2.0", "ksi-plugin-baseuser")
+    synced = other.ksi("sync", str(tmp_path / "ksi-plugins.lock"), *other.offline)
+    assert synced.returncode == 0, synced.stderr
+    assert "- ksi-plugin-baseuser 1.0 (plugins: baseuser)" in synced.stdout
+    assert "~ ksi-plugin-base 2.0 -> 1.0 (plugins: base)" in synced.stdout
+    assert other.ksi("lock", "-o", "-").stdout == (tmp_path / "ksi-plugins.lock").read_text()
+    assert other.installed() == venv.installed()
+    again = other.ksi("sync", str(tmp_path / "ksi-plugins.lock"), *other.offline)
+    assert again.stdout == "no plugin distribution changed\n", again.stderr

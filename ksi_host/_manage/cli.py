@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ksi_host._cli_common import CONFIG_OPTION, SOCKET_OPTION, exit_on_error, server_config
-from ksi_host._defaults import RELOAD_TIMEOUT
+from ksi_host._defaults import DEFAULT_LOCK_FILE, RELOAD_TIMEOUT
 
 if TYPE_CHECKING:
     from ksi_host._manage.commands import Change, PlanSource
@@ -194,4 +194,80 @@ def load_command(
     )
 
 
-COMMANDS = (install_command, uninstall_command, reload_command, load_command)
+@click.command("lock")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=Path(DEFAULT_LOCK_FILE),
+    show_default=True,
+    help="The lock file to write; - prints it.",
+)
+def lock_command(output: Path) -> None:
+    """Write the installed plugin set (distribution, exact version, plugins) as TOML.
+
+    `ksi-host sync FILE` installs exactly that set elsewhere, or again after an upgrade.
+    """
+    from ksi_host._manage.environment import Environment
+    from ksi_host._manage.lockfile import render_lock
+
+    env = Environment.current()
+    text = render_lock(env.plugin_dists(), env.host_version)
+    if str(output) == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.FileError(str(output), hint=exc.strerror or str(exc)) from None
+    count = text.count("[[plugin]]")
+    click.echo(f"wrote {output}: {count} plugin distribution{'s' * (count != 1)}")
+
+
+@click.command(
+    "sync",
+    context_settings={"ignore_unknown_options": True},
+    epilog="Options not listed here go to pip, e.g. --no-index --find-links ./wheels.",
+)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("pip_args", nargs=-1, type=click.UNPROCESSED, metavar="[PIP OPTIONS]")
+@FORCE_OPTION
+@RELOAD_OPTION
+@SOCKET_OPTION
+@CONFIG_OPTION
+def sync_command(
+    file: Path,
+    pip_args: tuple[str, ...],
+    force: bool,
+    reload_daemon: bool,
+    socket_path: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Install exactly the plugin set of the lock FILE into this environment.
+
+    Missing plugin distributions are installed, ones at another version changed,
+    ones the lock does not name removed; packages that are not plugin
+    distributions are never changed. Checked first like install, and checked
+    after: exits 1 unless the plugin set is then the lock's.
+    """
+    from ksi_host._manage.sync import sync
+
+    with exit_on_error():
+        synced = sync(file, pip_args, force=force, plan=_plan_source(config_file))
+    _report(synced.change)
+    for note in synced.notes:
+        click.echo(note, err=True)
+    if reload_daemon:
+        _ask_daemon(
+            "plugin:reload", {}, config_file=config_file, socket_path=socket_path, optional=True
+        )
+
+
+COMMANDS = (
+    install_command,
+    uninstall_command,
+    lock_command,
+    sync_command,
+    reload_command,
+    load_command,
+)
