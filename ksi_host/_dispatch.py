@@ -22,6 +22,13 @@ What :meth:`Dispatcher.dispatch` returns:
   emitted from inside handling another, nested deeper than ``max_emit_depth``: plugins
   that emit to each other in a loop get this answer instead of recursing forever).
 
+A plugin may take the fallback role for whole namespaces (:meth:`Dispatcher.fall_back`):
+an event of such a namespace that no handler answered goes to that plugin's fallback
+instead of getting ``NO_HANDLER`` (the NATS bridge forwards it to another host). Only
+the no-answer path looks the fallback up, so events that a handler answers cost the same.
+The chain of emitted events (see ``EMIT_TOO_DEEP``) can be read with :func:`emit_chain` and
+carried on with :func:`continued_chain`, so it bounds emits that cross hosts too.
+
 Each plugin's handler gets its own ``context`` (see :class:`Dispatcher`), so a plugin
 that changes ``context["config"]`` changes only its own copy.
 
@@ -31,10 +38,11 @@ stops the event, since it may be the one that guards it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import CoroutineType
@@ -57,7 +65,10 @@ __all__ = [
     "NO_HANDLER",
     "Dispatcher",
     "EventObserver",
+    "Fallback",
     "call_hookimpl",
+    "continued_chain",
+    "emit_chain",
     "error_reply",
     "unsupported_hooks",
 ]
@@ -79,6 +90,25 @@ _SHOWN_CHAIN: Final = 6
 
 _EMIT_CHAIN: Final[ContextVar[tuple[str, ...]]] = ContextVar("ksi_emit_chain", default=())
 """The events being emitted around the running code, outermost first; tasks inherit it."""
+
+
+Fallback = Callable[[str, dict[str, Any], Mapping[str, Any] | None], Awaitable[Any]]
+"""``await fallback(event_name, data, context)``: the answer to an event no handler answered."""
+
+
+def emit_chain() -> tuple[str, ...]:
+    """The events being emitted around the running code, outermost first."""
+    return _EMIT_CHAIN.get()
+
+
+@contextlib.contextmanager
+def continued_chain(chain: tuple[str, ...]) -> Iterator[None]:
+    """Run the body as if inside ``chain``'s emits (an event that came from another host)."""
+    token = _EMIT_CHAIN.set(chain)
+    try:
+        yield
+    finally:
+        _EMIT_CHAIN.reset(token)
 
 
 def error_reply(code: str, message: str, plugin: str | None = None) -> dict[str, Any]:
@@ -191,14 +221,41 @@ class Dispatcher:
         self._events: dict[str, list[int]] = {}
         self._errors: dict[str, int] = {}
         self._handler_stats: dict[str, list[int]] = {}
+        self._fallbacks: dict[str, tuple[str, Fallback]] = {}
 
     def declare(self, plugin_name: str, capabilities: PluginCapabilities | None) -> None:
         """Record (or, with ``None``, forget) which events a plugin wants; re-route everything."""
         if capabilities is None:
             self._capabilities.pop(plugin_name, None)
+            self.fall_back(plugin_name, (), None)
         else:
             self._capabilities[plugin_name] = capabilities
         self.invalidate()
+
+    def fall_back(
+        self, plugin_name: str, namespaces: Collection[str], fallback: Fallback | None
+    ) -> None:
+        """Give ``plugin_name`` the events of ``namespaces`` that no handler answers.
+
+        Replaces what the plugin had (``None`` or no namespaces: nothing). A namespace
+        has one fallback: claiming one another plugin holds raises ``ValueError``.
+        """
+        taken = {
+            ns: owner
+            for ns in namespaces
+            if (owner := self._fallbacks.get(ns, (plugin_name,))[0]) != plugin_name
+        }
+        if taken:
+            raise ValueError(
+                "the unanswered events of "
+                + ", ".join(
+                    f"namespace {ns!r} already go to plugin {o!r}" for ns, o in taken.items()
+                )
+            )
+        for ns in [ns for ns, (owner, _) in self._fallbacks.items() if owner == plugin_name]:
+            del self._fallbacks[ns]
+        if fallback is not None:
+            self._fallbacks.update(dict.fromkeys(namespaces, (plugin_name, fallback)))
 
     def invalidate(self) -> None:
         """Forget cached routes; call after registering or unregistering plugins."""
@@ -307,6 +364,8 @@ class Dispatcher:
             plugin, result, ok = answers[0]
             return result if ok else self._handler_failed(plugin, event_name)
         if not answers:
+            if route.namespace in self._fallbacks:
+                return await self._fall_back(event_name, route.namespace, data, context)
             return self._error(NO_HANDLER, self._unhandled(event_name, route.namespace))
         return {
             "status": "multiple",
@@ -332,6 +391,20 @@ class Dispatcher:
     def _error(self, code: str, message: str, plugin: str | None = None) -> dict[str, Any]:
         self._errors[code] = self._errors.get(code, 0) + 1
         return error_reply(code, message, plugin)
+
+    async def _fall_back(
+        self,
+        event_name: str,
+        namespace: str,
+        data: dict[str, Any],
+        context: Mapping[str, Any] | None,
+    ) -> Any:
+        plugin, fallback = self._fallbacks[namespace]
+        try:
+            return await fallback(event_name, data, context)
+        except Exception:
+            logger.exception("fallback of plugin %r failed on %r", plugin, event_name)
+            return self._handler_failed(plugin, event_name)
 
     def _unhandled(self, event_name: str, namespace: str) -> str:
         why = self._explain_unhandled(event_name, namespace) if self._explain_unhandled else None

@@ -32,7 +32,7 @@ import copy
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any, Final, Literal
@@ -41,7 +41,7 @@ import pluggy
 
 from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
 from ksi_host._config import HostConfig, check_plugin_config
-from ksi_host._dispatch import Dispatcher, call_hookimpl, unsupported_hooks
+from ksi_host._dispatch import Dispatcher, Fallback, call_hookimpl, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
 from ksi_host._reload import (
     InstalledSince,
@@ -315,6 +315,16 @@ class Host:
         """Route one event through filter, validate and handle; see :mod:`ksi_host._dispatch`."""
         return await self._dispatcher.dispatch(event_name, data, context)
 
+    def fall_back(
+        self, plugin_name: str, namespaces: Collection[str], fallback: Fallback | None
+    ) -> None:
+        """Send the events of ``namespaces`` no handler answers to a plugin's ``fallback``.
+
+        The NATS bridge forwards them to other hosts this way; the claim ends when the
+        plugin stops or fails. See :meth:`ksi_host._dispatch.Dispatcher.fall_back`.
+        """
+        self._dispatcher.fall_back(plugin_name, namespaces, fallback)
+
     def context_for(self, plugin_name: str) -> EventContext:
         """The context plugin ``plugin_name`` gets: the bus, ``emit``, its own config copy."""
         context = self._contexts.get(plugin_name)
@@ -459,8 +469,11 @@ class Host:
                 logger.error("plugin %r failed in %s", spec.name, hook, exc_info=exc)
                 return Reason(
                     code,
-                    f"plugin {spec.name!r} raised {type(exc).__name__} in {hook}: {exc}",
-                    f"fix the plugin's {hook}, or disable it in [host] disabled",
+                    f"plugin {spec.name!r} raised {type(exc).__name__} in {hook}: "
+                    + (_what_and_where(exc) if isinstance(exc, KsiError) else str(exc)),
+                    exc.hint
+                    if isinstance(exc, KsiError) and exc.hint
+                    else f"fix the plugin's {hook}, or disable it in [host] disabled",
                     traceback="".join(
                         traceback.format_exception(type(exc), exc, exc.__traceback__)
                     ),
@@ -493,6 +506,10 @@ class Host:
             self._dispatcher.declare(spec.name, None)
         if isinstance(spec.plugin, TransportPlugin):
             spec.plugin.attach(None)
+
+
+def _what_and_where(exc: KsiError) -> str:
+    return f"{exc.what} ({exc.where})" if exc.where else exc.what
 
 
 def _log_late_failure(task: asyncio.Future[Any]) -> None:

@@ -85,6 +85,7 @@ class ErrorCode(str, Enum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     INVALID_INPUT = "INVALID_INPUT"
     UNAVAILABLE = "UNAVAILABLE"
+    TIMEOUT = "TIMEOUT"
 
 
 CorrelationId = StrictStr | StrictInt | None

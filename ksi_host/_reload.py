@@ -29,6 +29,7 @@ from typing import Any
 
 import importlib_metadata
 
+from ksi_host._describe import file_module_name
 from ksi_host._discover import ENTRY_POINT_GROUP, autoload_enabled
 from ksi_host._plan import LoadPlan, PluginSpec
 
@@ -131,6 +132,8 @@ def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, int]) -> tuple[s
     changed = [spec for spec in plan.order if _changed(spec, stamps)]
     for spec in changed:
         top = _top_module(spec)
+        if top is None:
+            continue
         for loaded in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
             del sys.modules[loaded]
     return tuple(spec.key for spec in changed)
@@ -146,24 +149,38 @@ def _changed(spec: PluginSpec, stamps: Mapping[str, int]) -> bool:
     return spec.key in stamps and _file_stamp(spec) != stamps[spec.key]
 
 
-def _file_stamp(spec: PluginSpec) -> int | None:
-    """A plugin file's modification time (a file that went away: -1); None if not a file."""
+def _file_of(spec: PluginSpec) -> Path | None:
+    """The file a plugin from a path or folder was imported from (a package's ``__init__``)."""
     if spec.origin.kind not in ("path", "folder", "user"):
         return None
-    file = getattr(sys.modules.get(type(spec.plugin).__module__), "__file__", None)
-    if not file:
+    path = Path(spec.origin.location)
+    if path.suffix == ".py":
+        return path
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return None  # a dotted module name given as a path: reloaded when its version changes
+
+
+def _file_stamp(spec: PluginSpec) -> int | None:
+    """A plugin file's modification time (a file that went away: -1); None if not a file."""
+    file = _file_of(spec)
+    if file is None:
         return None
     try:
-        return Path(file).stat().st_mtime_ns
+        return file.stat().st_mtime_ns
     except OSError:
         return -1
 
 
-def _top_module(spec: PluginSpec) -> str:
-    """The top-level module a plugin came from: an entry point's package, a file's module."""
+def _top_module(spec: PluginSpec) -> str | None:
+    """The module to import again: an entry point's top package, a plugin file's own module.
+
+    Never the module of the plugin's class, which may be a library (or ksi_host) itself.
+    """
     if spec.origin.kind == "entry-point":
         return spec.origin.location.split(":")[0].split(".")[0]
-    return type(spec.plugin).__module__.split(".")[0]
+    file = _file_of(spec)
+    return file_module_name(file) if file is not None else None
 
 
 class InstalledSince:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import socket
@@ -212,11 +213,12 @@ class _Connection:
                 return
         self.inflight += 1
         serving = self._serve(line)
+        context = contextvars.copy_context()  # its own, as a task's: see _Resumed
         try:
-            pending = serving.send(None)
+            pending = context.run(serving.send, None)
         except StopIteration:
             return
-        task = self.loop.create_task(_finish(serving, pending))
+        task = self.loop.create_task(_finish(serving, pending, context))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -334,12 +336,18 @@ class _Resumed:
     """Continue, as a task, a coroutine that was started eagerly and had to wait.
 
     A handler that answers without waiting (most do) then costs no task and no extra
-    loop iteration; asyncio offers this only from Python 3.12 (``eager_start``).
+    loop iteration; asyncio offers this only from Python 3.12 (``eager_start``). Every
+    step runs in the request's own ``contextvars`` context, the one its eager start ran
+    in, so a context variable set before the first wait is still set (and resettable)
+    after it, and never leaks into the connection's other requests.
     """
 
-    def __init__(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
+    def __init__(
+        self, coro: Coroutine[Any, Any, None], pending: Any, context: contextvars.Context
+    ) -> None:
         self._coro = coro
         self._pending = pending
+        self._context = context
 
     def __await__(self) -> Generator[Any, Any, None]:
         pending = self._pending
@@ -348,18 +356,20 @@ class _Resumed:
                 value = yield pending
             except BaseException as exc:
                 try:
-                    pending = self._coro.throw(exc)
+                    pending = self._context.run(self._coro.throw, exc)
                 except StopIteration:
                     return
             else:
                 try:
-                    pending = self._coro.send(value)
+                    pending = self._context.run(self._coro.send, value)
                 except StopIteration:
                     return
 
 
-async def _finish(coro: Coroutine[Any, Any, None], pending: Any) -> None:
-    await _Resumed(coro, pending)
+async def _finish(
+    coro: Coroutine[Any, Any, None], pending: Any, context: contextvars.Context
+) -> None:
+    await _Resumed(coro, pending, context)
 
 
 class SocketServer:

@@ -141,7 +141,7 @@ def test_send_system_health_answers(shared_daemon):
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["status"] == "healthy"
-    assert answer["plugins"] == {"total": 7, "running": 7}
+    assert answer["plugins"] == {"total": 8, "running": 8}
 
 
 @pytest.mark.slow

@@ -274,3 +274,23 @@ def test_ksi_host_load_adds_a_plugin_to_a_running_daemon_until_it_stops(tmp_path
         daemon.proc.terminate()
         assert daemon.proc.wait(30) == 0
         assert daemon.log().index("greeter started") < daemon.log().index("greeter stopped")
+
+
+def test_reloading_an_edited_file_never_drops_the_library_its_plugin_class_comes_from(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    file = tmp_path / "borrowed.py"
+    source = "from tests.conftest import ScriptedPlugin\nplugin = ScriptedPlugin({name!r})\n"
+    file.write_text(source.format(name="borrowed"))
+    library = sys.modules["tests.conftest"]
+
+    async def main() -> PlanChange:
+        host = boot(HostConfig(), paths=[file], env=host_env(tmp_path))
+        async with host:
+            file.write_text(source.format(name="borrowed") + "# edited\n")
+            return await host.reload()
+
+    assert asyncio.run(main()).restarted == ("borrowed",)
+    assert sys.modules["tests.conftest"] is library

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import json
 import logging
@@ -568,3 +569,27 @@ def test_a_connection_closed_for_an_over_long_line_frees_its_slot_before_the_cli
         await first.close()
 
     serve(sock_path, body, max_line_bytes=1024, max_connections=1)
+
+
+def test_a_context_variable_a_handler_sets_stays_its_own_across_waits(sock_path):
+    """A request's handler runs in its own context, before and after its first wait."""
+    marker: contextvars.ContextVar[str | None] = contextvars.ContextVar("marker", default=None)
+
+    async def dispatch(event: str, data: dict[str, Any]) -> Any:
+        before = marker.get()
+        token = marker.set(event)
+        await asyncio.sleep(0.01)
+        marker.reset(token)  # raises if the request resumed in another context
+        return {"before": before}
+
+    async def main() -> list[Any]:
+        async with SocketServer(dispatch, ServerConfig(socket_path=sock_path)):
+            client = await LineClient.connect(sock_path)
+            for n in range(3):
+                await client.send("test:echo", correlation_id=n)
+            replies = [await client.reply() for _ in range(3)]
+            await client.close()
+            return replies
+
+    replies = asyncio.run(main())
+    assert [reply["data"] for reply in replies] == [{"before": None}] * 3

@@ -21,6 +21,7 @@ from ksi_host._discover import disabled_names, discover
 from ksi_host._doctor.checks import check_config, check_distributions, check_folders, plugin_folders
 from ksi_host._doctor.fixes import Fixes
 from ksi_host._doctor.isolate import import_isolated
+from ksi_host._doctor.nats import check_nats
 from ksi_host._doctor.outcome import Outcome, outcome
 from ksi_host._doctor.report import DoctorReport, PluginLine, PluginStatus, Problem, Summary
 from ksi_host._paths import KsiPaths
@@ -72,6 +73,7 @@ def diagnose(
     problems += fixes.unknown_sections(sections)
     problems += check_distributions(importlib_metadata.distributions())
     problems += check_folders(plugin_folders(paths, env), candidates)
+    problems += check_nats(config, config_path)
     return _report(outcomes, plan, problems)
 
 
