@@ -24,7 +24,7 @@ from ksi_host._cli_common import (
     exit_on_error,
     server_config,
 )
-from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT, REQUEST_TIMEOUT
+from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT, LOOP_CHOICES, REQUEST_TIMEOUT, LoopChoice
 from ksi_host._manage.cli import COMMANDS as MANAGE_COMMANDS
 
 __all__ = ["cli", "main"]
@@ -110,18 +110,27 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     show_default=True,
     help="What the daemon logs to stderr.",
 )
+@click.option(
+    "--loop",
+    "loop_choice",
+    type=click.Choice(LOOP_CHOICES),
+    envvar="KSI_LOOP",
+    default="auto",
+    show_default=True,
+    help="The event loop [env KSI_LOOP]: uvloop where installed (auto), or asyncio's own.",
+)
 def run(
     socket_path: Path | None,
     config_file: Path | None,
     plugin_paths: tuple[str, ...],
     state_db: Path | None,
     log_level: str,
+    loop_choice: LoopChoice,
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
-    import asyncio
-
     from ksi_host._config import load_config
     from ksi_host._daemon import run_daemon
+    from ksi_host._loop import run_on
     from ksi_host._pipeline import boot
 
     logging.basicConfig(
@@ -136,7 +145,7 @@ def run(
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
         host = boot(config, paths=plugin_paths)
-        code = asyncio.run(run_daemon(host.start, host.stop, server, host.reload))
+        code = run_on(loop_choice, lambda: run_daemon(host.start, host.stop, server, host.reload))
     raise SystemExit(code)
 
 
@@ -174,6 +183,19 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
     show_default=True,
     help="Seconds to wait for the reply.",
 )
+@click.option(
+    "--websocket",
+    "websocket_url",
+    metavar="URL",
+    default=None,
+    help="Send over WebSocket to URL (e.g. ws://127.0.0.1:8765) instead of the Unix socket.",
+)
+@click.option(
+    "--token",
+    default=None,
+    help="The WebSocket token (default: [websocket] token in the config, else the file the "
+    "daemon wrote, $KSI_HOME/run/websocket.token).",
+)
 @click.pass_context
 def send(
     ctx: click.Context,
@@ -182,6 +204,8 @@ def send(
     socket_path: Path | None,
     config_file: Path | None,
     timeout: float,
+    websocket_url: str | None,
+    token: str | None,
 ) -> None:
     """Send EVENT to the running daemon and print its answer as JSON.
 
@@ -190,10 +214,17 @@ def send(
     """
     from ksi_host._client import request_sync
     from ksi_host._config import load_config
+    from ksi_host._websocket.config import send_websocket
 
     with exit_on_error():
-        server = server_config(load_config(config_file), config_file, socket_path)
-        answer = request_sync(server.socket_path, event, data, timeout)
+        config = load_config(config_file)
+        if websocket_url is not None:
+            answer = send_websocket(
+                websocket_url, token, config.plugin_section("websocket"), event, data, timeout
+            )
+        else:
+            server = server_config(config, config_file, socket_path)
+            answer = request_sync(server.socket_path, event, data, timeout)
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
     if answer.get("status") == "error":
         ctx.exit(1)

@@ -17,26 +17,50 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 from ksi_host._instance import Instance
 from ksi_host._server import Dispatch, ServerConfig, SocketServer
 from ksi_host.errors import KsiError
 
-__all__ = ["Daemon", "active_daemon", "run_daemon"]
+__all__ = ["Daemon", "Listener", "active_daemon", "run_daemon"]
 
 logger: Final = logging.getLogger("ksi_host.daemon")
 
 _STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
 
+class Listener(Protocol):
+    """Another transport's server (WebSocket): accepts once every plugin has started."""
+
+    async def start(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
 class Daemon:
-    """The socket this process claimed, and the server a transport runs on it."""
+    """The socket this process claimed, the server a transport runs on it, and other listeners."""
 
     def __init__(self, config: ServerConfig, instance: Instance) -> None:
         self.config: Final = config
         self.instance: Final = instance
         self.server: SocketServer | None = None
+        self.listeners: list[Listener] = []
+
+    def listen(self, listener: Listener) -> None:
+        """Start ``listener`` with the socket, and stop it with the socket, on SIGTERM."""
+        self.listeners.append(listener)
+
+    async def start_serving(self) -> None:
+        assert self.server is not None
+        await self.server.start()
+        for listener in self.listeners:
+            await listener.start()
+
+    async def stop_serving(self) -> None:
+        """Stop every transport at once, so a slow drain on one does not delay the other."""
+        servers = [self.server, *self.listeners] if self.server is not None else self.listeners
+        await asyncio.gather(*(server.shutdown() for server in servers))
 
     def serve(self, dispatch: Dispatch) -> SocketServer:
         """Bind a transport's dispatch to the claimed socket; it accepts once all plugins start."""
@@ -94,11 +118,10 @@ async def run_daemon(
             )
             code = 1
         else:
-            await daemon.server.start()
+            await daemon.start_serving()
             logger.info("ready: pid %d, socket %s", os.getpid(), config.socket_path)
             await stopping.wait()
-        if daemon.server is not None:
-            await daemon.server.shutdown()
+        await daemon.stop_serving()
     finally:
         try:
             await stop()

@@ -6,9 +6,16 @@ options show must therefore live apart from the modules that use them.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
-__all__ = ["DEFAULT_LOCK_FILE", "DOCTOR_IMPORT_TIMEOUT", "RELOAD_TIMEOUT", "REQUEST_TIMEOUT"]
+__all__ = [
+    "DEFAULT_LOCK_FILE",
+    "DOCTOR_IMPORT_TIMEOUT",
+    "LOOP_CHOICES",
+    "RELOAD_TIMEOUT",
+    "REQUEST_TIMEOUT",
+    "LoopChoice",
+]
 
 REQUEST_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host send`` (and :func:`ksi_host._client.request`) waits for a reply."""
@@ -21,3 +28,7 @@ RELOAD_TIMEOUT: Final = 120.0
 
 DEFAULT_LOCK_FILE: Final = "ksi-plugins.lock"
 """The file ``ksi-host lock`` writes unless told otherwise."""
+
+LoopChoice = Literal["auto", "uvloop", "asyncio"]
+LOOP_CHOICES: Final[tuple[LoopChoice, ...]] = ("auto", "uvloop", "asyncio")
+"""``ksi-host run --loop``: see :mod:`ksi_host._loop`."""

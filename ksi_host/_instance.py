@@ -24,6 +24,7 @@ from ksi_host._paths import KsiPaths
 from ksi_host.errors import KsiError
 
 __all__ = [
+    "LISTEN_BACKLOG",
     "MAX_SOCKET_PATH",
     "SOCKET_NAME",
     "AlreadyRunning",
@@ -36,7 +37,7 @@ __all__ = [
 
 SOCKET_NAME: Final = "ksi.sock"
 MAX_SOCKET_PATH: Final = 107
-_BACKLOG: Final = 128
+LISTEN_BACKLOG: Final = 128
 
 
 def default_socket_path(env: Mapping[str, str] | None = None) -> Path:
@@ -191,7 +192,7 @@ def _bind(socket_path: Path) -> socket.socket:
         ) from exc
     finally:
         os.umask(previous)
-    sock.listen(_BACKLOG)
+    sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 

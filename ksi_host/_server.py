@@ -1,42 +1,55 @@
-"""The asyncio Unix socket server: NDJSON in, one task per request, replies matched by id.
+"""The asyncio Unix socket server: NDJSON in, replies matched by id.
 
-Each connection reads lines of at most ``max_line_bytes``; a longer line gets a
-``LINE_TOO_LONG`` reply and the connection is closed, so no fragment of it is ever
-parsed. At most ``max_inflight`` requests of one connection run at once: past that
-the server stops reading, and the client's writes block (backpressure). Every write
-is followed by ``drain()``. Shutdown stops accepting, lets in-flight requests finish
-until ``drain_timeout``, answers the rest with ``SHUTTING_DOWN`` and closes.
+Each connection is an ``asyncio.Protocol``: lines of at most ``max_line_bytes`` are cut
+from what arrives and started at once; a longer line gets a ``LINE_TOO_LONG`` reply
+and the connection is closed, so no fragment of it is ever parsed. At most
+``max_inflight`` requests of one connection run at once, and at most
+``max_reply_buffer_bytes`` of replies wait for a client to read them: past either
+the server stops reading that connection, and the client's writes block
+(backpressure). Shutdown stops accepting, lets in-flight requests finish until
+``drain_timeout``, answers the rest with ``SHUTTING_DOWN`` and closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import logging
 import os
 import socket
-from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ksi_host._config import env_variable
-from ksi_host._instance import MAX_SOCKET_PATH, Instance, default_socket_path, peer_uid
+from ksi_host._instance import (
+    LISTEN_BACKLOG,
+    MAX_SOCKET_PATH,
+    Instance,
+    default_socket_path,
+    peer_uid,
+)
 from ksi_host._protocol import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_MAX_REPLY_BUFFER_BYTES,
     ErrorCode,
     ProtocolFailure,
-    encode_reply,
-    error_data,
+    Request,
     parse_request,
+)
+from ksi_host._serving import (
+    Dispatch,
+    TransportStats,
+    answer,
+    refusal,
+    shutting_down,
+    start_eagerly,
 )
 from ksi_host.errors import ConfigError
 
@@ -44,9 +57,6 @@ __all__ = ["Dispatch", "ServerConfig", "SocketServer"]
 
 logger: Final = logging.getLogger("ksi_host.server")
 _FLUSH_GRACE: Final = 1.0
-
-Dispatch = Callable[[str, dict[str, Any]], Awaitable[Any]]
-"""``await dispatch(event_name, data)`` returns the answer dict (or the guide's error shape)."""
 
 
 class ServerConfig(BaseModel):
@@ -58,6 +68,7 @@ class ServerConfig(BaseModel):
     max_line_bytes: int = Field(DEFAULT_MAX_LINE_BYTES, ge=256, le=256 * 1024 * 1024)
     max_connections: int = Field(DEFAULT_MAX_CONNECTIONS, ge=1)
     max_inflight: int = Field(DEFAULT_MAX_INFLIGHT, ge=1)
+    max_reply_buffer_bytes: int = Field(DEFAULT_MAX_REPLY_BUFFER_BYTES, ge=64 * 1024)
     idle_timeout: float = Field(DEFAULT_IDLE_TIMEOUT, gt=0)
     drain_timeout: float = Field(DEFAULT_DRAIN_TIMEOUT, ge=0)
 
@@ -116,72 +127,189 @@ class ServerConfig(BaseModel):
             ) from None
 
 
-class _Connection:
-    """One client: a reader loop that spawns a task per request, and a shared writer."""
+class _Connection(asyncio.Protocol):
+    """One client, driven by the loop's callbacks: no task per connection or per line.
 
-    def __init__(
-        self, server: SocketServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    Lines are cut from a buffer as they arrive and started at once (eagerly, see
+    :func:`start_eagerly`); a reply is written straight to the transport. Reading
+    pauses while ``max_inflight`` requests run, and while the replies waiting for the
+    client exceed ``max_reply_buffer_bytes`` (the transport's high-water mark): a
+    client that does not read holds back only itself, and the daemon's memory for it
+    stays bounded by that budget.
+    """
+
+    def __init__(self, server: SocketServer) -> None:
         self.server = server
-        self.reader = reader
-        self.writer = writer
+        self.stats = server.stats_
         self.config = server.config
         self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
         self.inflight = 0
-        self.room: asyncio.Future[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        self.last_activity = self.loop.time()
-        self.idle_handle = self.loop.call_later(self.config.idle_timeout, self._check_idle)
+        self.held = False  # stopped cutting lines: max_inflight, or the reply budget is spent
+        self.reading_paused = False
+        self.writing_paused = False
+        self.eof = False
+        self.overlong = False
         self.stopping = False
         self.lingering = False
+        self.closed: asyncio.Future[None] = self.loop.create_future()
+        self.last_activity = self.loop.time()
+        self.idle_handle: asyncio.TimerHandle | None = None
+        self.linger_handle: asyncio.TimerHandle | None = None
+        self.lost = False
 
-    async def run(self) -> None:
-        try:
-            overlong = await self._read_loop()
-            if self.tasks:
-                await asyncio.wait(set(self.tasks))
-            if overlong:
-                await self._discard_input()
-        finally:
-            self.idle_handle.cancel()
-            for task in self.tasks:
-                task.cancel()
-            if self.tasks:
-                await asyncio.wait(set(self.tasks))
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
+    # --- the transport's callbacks ---
 
-    async def _read_loop(self) -> bool:
-        """Admit each line until EOF; True if it stopped at an over-long line."""
-        while True:
-            try:
-                line = await self.reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial.strip() and not self.stopping:
-                    await self._admit(exc.partial)
-                return False
-            except asyncio.LimitOverrunError:
-                self.server.count(ErrorCode.LINE_TOO_LONG)
-                await self.send(
-                    encode_reply(
-                        None,
-                        None,
-                        error_data(
-                            ErrorCode.LINE_TOO_LONG,
-                            f"a line is longer than {self.config.max_line_bytes} bytes; the "
-                            "connection is closed. Send smaller requests, or raise "
-                            "max_line_bytes in the daemon's config",
-                        ),
-                    )
-                )
-                return True
-            except (ConnectionError, OSError):
-                return False
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        refused = self.server.refusal(transport)
+        self.server.track(self, admitted=refused is None)
+        if refused is not None:
+            transport.write(refused)
+            self._linger()
+            return
+        transport.set_write_buffer_limits(high=self.config.max_reply_buffer_bytes)
+        self.idle_handle = self.loop.call_later(self.config.idle_timeout, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering or self.overlong:
+            return
+        self.buffer += data
+        self._process()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.lingering:
+            return False
+        self._process()
+        return True  # keep the write side open for the replies still owed
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self.last_activity = self.loop.time()
+        self._process()  # reading may have paused in a task's write, outside _process
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Requests still running finish (a ``state:set`` is not cut short); then it is closed."""
+        self.lost = True
+        for handle in (self.idle_handle, self.linger_handle):
+            if handle is not None:
+                handle.cancel()
+        self._close_when_done()
+
+    # --- reading: cut lines, start requests ---
+
+    def _process(self) -> None:
+        """Start every complete line the limits allow; close once nothing more is owed."""
+        self.held = False
+        buffer, limit, start = self.buffer, self.config.max_line_bytes, 0
+        while not self.overlong:
+            if not self.stopping and (
+                self.inflight >= self.config.max_inflight or self.writing_paused
+            ):
+                self.held = True
+                break
+            end = buffer.find(b"\n", start)
+            if end == -1:
+                if len(buffer) - start > limit:
+                    self._line_too_long()
+                elif self.eof:
+                    rest = bytes(buffer[start:])
+                    start = len(buffer)
+                    if rest.strip():
+                        self._admit(rest)
+                break
+            if end - start > limit:
+                self._line_too_long()
+                break
+            line = buffer[start:end]
+            start = end + 1
             if line.strip():
-                await self._admit(line)
+                self._admit(bytes(line))
+        del buffer[:start]
+        if self.held:
+            self._pause_reading()
+        elif self.reading_paused and not self.overlong:
+            self.reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        self._close_when_done()
 
-    async def _discard_input(self) -> None:
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def _admit(self, line: bytes) -> None:
+        self.last_activity = self.loop.time()
+        request = parse_request(line.rstrip(b"\r"))
+        if self.stopping:
+            self._write(shutting_down(self.stats, request, started=False))
+            return
+        self.inflight += 1
+        task = start_eagerly(self._serve(request))
+        if task is not None:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, request: Request | ProtocolFailure) -> None:
+        try:
+            reply = await answer(self.server.dispatch, self.stats, request)
+        except asyncio.CancelledError:
+            self._write(shutting_down(self.stats, request, started=True))
+            raise
+        else:
+            self._write(reply)
+        finally:
+            self.inflight -= 1
+            self.last_activity = self.loop.time()
+            if self.held:
+                self._process()
+            else:
+                self._close_when_done()
+
+    def _line_too_long(self) -> None:
+        """Answer, stop parsing for good, and close once the replies still owed are written."""
+        self.overlong = True
+        self.buffer.clear()
+        self._write(
+            refusal(
+                self.stats,
+                ErrorCode.LINE_TOO_LONG,
+                f"a line is longer than {self.config.max_line_bytes} bytes; the connection is "
+                "closed. Send smaller requests, or raise max_line_bytes in the daemon's config",
+            )
+        )
+
+    # --- writing and closing ---
+
+    def _write(self, payload: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(payload)
+
+    def _close_when_done(self) -> None:
+        if self.inflight or self.transport is None:
+            return
+        if self.lost:
+            if not self.closed.done():
+                self.closed.set_result(None)
+            return
+        if self.lingering:
+            return
+        if self.overlong:
+            self._linger()
+        elif self.stopping or (self.eof and not self.buffer):
+            self.transport.close()
+
+    def _linger(self) -> None:
         """Half-close, then drop what the client still sends, for at most ``_FLUSH_GRACE``.
 
         Closing a socket with unread input resets the connection, and a client reading
@@ -189,187 +317,65 @@ class _Connection:
         usually still on its way. A lingering connection no longer counts against
         ``max_connections``: the client has its EOF and may connect again at once.
         """
-        if self.writer.is_closing() or not self.writer.can_write_eof():
-            return
+        transport = self.transport
+        assert transport is not None
         self.lingering = True
-        self.writer.write_eof()
-        with contextlib.suppress(asyncio.TimeoutError, ConnectionError, OSError):
-            await asyncio.wait_for(self._read_to_eof(), _FLUSH_GRACE)
-
-    async def _read_to_eof(self) -> None:
-        while await self.reader.read(self.config.max_line_bytes):
-            pass
-
-    async def _admit(self, line: bytes) -> None:
-        self.last_activity = self.loop.time()
-        if self.stopping:
-            await self._refuse(line)
+        if self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+        if self.eof or not transport.can_write_eof():
+            transport.close()
             return
-        if self.inflight >= self.config.max_inflight:
-            self.room = self.loop.create_future()
-            await self.room
-            if self.stopping:
-                await self._refuse(line)
-                return
-        self.inflight += 1
-        serving = self._serve(line)
-        context = contextvars.copy_context()  # its own, as a task's: see _Resumed
-        try:
-            pending = context.run(serving.send, None)
-        except StopIteration:
-            return
-        task = self.loop.create_task(_finish(serving, pending, context))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _refuse(self, line: bytes) -> None:
-        request = parse_request(line.rstrip(b"\r\n"))
-        event = request.event
-        self.server.count(ErrorCode.SHUTTING_DOWN)
-        await self.send(
-            encode_reply(
-                event,
-                request.correlation_id,
-                error_data(ErrorCode.SHUTTING_DOWN, "the daemon is stopping; retry later"),
-            )
-        )
-
-    async def _serve(self, line: bytes) -> None:
-        """Answer one line; runs eagerly in the read loop until it first has to wait."""
-        request = parse_request(line.rstrip(b"\r\n"))
-        try:
-            if isinstance(request, ProtocolFailure):
-                self.server.count(request.code)
-                answer: Any = error_data(request.code, request.message)
-            else:
-                self.server.requests += 1
-                try:
-                    answer = await self.server.dispatch(request.event, request.data)
-                except Exception as exc:
-                    logger.exception("dispatch of %s raised", request.event)
-                    self.server.count(ErrorCode.INTERNAL_ERROR)
-                    answer = error_data(
-                        ErrorCode.INTERNAL_ERROR,
-                        f"handling {request.event!r} raised {type(exc).__name__}: {exc}",
-                    )
-            await self.send(encode_reply(request.event, request.correlation_id, answer))
-        except asyncio.CancelledError:
-            self.server.count(ErrorCode.SHUTTING_DOWN)
-            self._send_nowait(
-                encode_reply(
-                    request.event,
-                    request.correlation_id,
-                    error_data(
-                        ErrorCode.SHUTTING_DOWN,
-                        "the daemon stopped before this request finished; retry it",
-                    ),
-                )
-            )
-            raise
-        finally:
-            self.inflight -= 1
-            if self.room is not None and not self.room.done():
-                self.room.set_result(None)
-            self.last_activity = self.loop.time()
-            if self.stopping and not self.inflight:
-                self.writer.close()
-
-    async def send(self, payload: bytes) -> None:
-        if self.writer.is_closing():
-            return
-        self.writer.write(payload)
-        with contextlib.suppress(ConnectionError, OSError):
-            await self.writer.drain()
-
-    def _send_nowait(self, payload: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(payload)
+        transport.write_eof()
+        self.linger_handle = self.loop.call_later(_FLUSH_GRACE, transport.close)
 
     def stop_reading(self) -> None:
         """Refuse new requests from now on; close once nothing is in flight.
 
-        The reader keeps reading so a request sent while draining gets ``SHUTTING_DOWN``
-        (feeding the reader an EOF instead makes asyncio fail on the next bytes and drop
-        the replies still owed); closing the transport ends the read loop.
+        Reading goes on, so a request sent while draining gets ``SHUTTING_DOWN``.
         """
         self.stopping = True
-        if not self.inflight:
-            self.writer.close()
+        if self.held:
+            self._process()
+        else:
+            self._close_when_done()
 
     def cancel_requests(self) -> None:
         """At the drain deadline: what still runs is answered with ``SHUTTING_DOWN``."""
         for task in self.tasks:
             task.cancel()
 
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
     def _check_idle(self) -> None:
+        transport = self.transport
+        assert transport is not None
         remaining = self.last_activity + self.config.idle_timeout - self.loop.time()
-        stalled = self.writer.transport.get_write_buffer_size() > 0
-        if remaining > 0 or (self.tasks and not stalled):
+        stalled = transport.get_write_buffer_size() > 0
+        if remaining > 0 or (self.inflight and not stalled):
             delay = remaining if remaining > 0 else self.config.idle_timeout
             self.idle_handle = self.loop.call_later(delay, self._check_idle)
             return
-        if self.tasks:
+        if stalled:
             # Replies are waiting to be read and none was for idle_timeout: a client that
             # never reads would hold its connection (and a max_connections slot) forever.
             logger.warning(
                 "closed a connection that read no reply for %gs", self.config.idle_timeout
             )
-            self.server.count(ErrorCode.IDLE_TIMEOUT)
-            self.writer.transport.abort()
+            self.stats.count(ErrorCode.IDLE_TIMEOUT)
+            transport.abort()
             return
-        self.server.count(ErrorCode.IDLE_TIMEOUT)
-        self._send_nowait(
-            encode_reply(
-                None,
-                None,
-                error_data(
-                    ErrorCode.IDLE_TIMEOUT,
-                    f"no request for {self.config.idle_timeout:g}s; the connection is closed. "
-                    "Reconnect when you have one",
-                ),
+        self._write(
+            refusal(
+                self.stats,
+                ErrorCode.IDLE_TIMEOUT,
+                f"no request for {self.config.idle_timeout:g}s; the connection is closed. "
+                "Reconnect when you have one",
             )
         )
-        self.writer.close()
-
-
-class _Resumed:
-    """Continue, as a task, a coroutine that was started eagerly and had to wait.
-
-    A handler that answers without waiting (most do) then costs no task and no extra
-    loop iteration; asyncio offers this only from Python 3.12 (``eager_start``). Every
-    step runs in the request's own ``contextvars`` context, the one its eager start ran
-    in, so a context variable set before the first wait is still set (and resettable)
-    after it, and never leaks into the connection's other requests.
-    """
-
-    def __init__(
-        self, coro: Coroutine[Any, Any, None], pending: Any, context: contextvars.Context
-    ) -> None:
-        self._coro = coro
-        self._pending = pending
-        self._context = context
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        pending = self._pending
-        while True:
-            try:
-                value = yield pending
-            except BaseException as exc:
-                try:
-                    pending = self._context.run(self._coro.throw, exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    pending = self._context.run(self._coro.send, value)
-                except StopIteration:
-                    return
-
-
-async def _finish(
-    coro: Coroutine[Any, Any, None], pending: Any, context: contextvars.Context
-) -> None:
-    await _Resumed(coro, pending, context)
+        transport.close()
 
 
 class SocketServer:
@@ -385,14 +391,12 @@ class SocketServer:
     ) -> None:
         self.dispatch: Final = dispatch
         self.config: Final = config
+        self.stats_: Final = TransportStats()
         self._sock = sock
         self._instance: Instance | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._connections: dict[_Connection, asyncio.Task[Any]] = {}
+        self._connections: set[_Connection] = set()
         self._closed: asyncio.Event | None = None
-        self.connections_total = 0
-        self.requests = 0
-        self.errors: Counter[str] = Counter()
 
     @property
     def socket_path(self) -> Path:
@@ -402,67 +406,52 @@ class SocketServer:
     def serving(self) -> bool:
         return self._server is not None and self._closed is None
 
-    def count(self, code: ErrorCode) -> None:
-        self.errors[code.value] += 1
-
     def stats(self) -> dict[str, Any]:
         """Counters for ``ksi_metrics_collected``."""
-        return {
-            "socket": str(self.socket_path),
-            "connections_open": len(self._connections),
-            "connections_total": self.connections_total,
-            "requests": self.requests,
-            "errors": dict(self.errors),
-        }
+        open_ = sum(not c.lingering for c in self._connections)
+        return {"socket": str(self.socket_path), **self.stats_.as_dict(open_)}
 
     async def start(self) -> None:
         if self._sock is None:
             self._instance = Instance.claim(self.config.socket_path)
             self._sock = self._instance.sock
-        self._server = await asyncio.start_unix_server(
-            self._accept, sock=self._sock, limit=self.config.max_line_bytes
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(
+            lambda: _Connection(self), sock=self._sock, backlog=LISTEN_BACKLOG
         )
         logger.info("listening on %s", self.socket_path)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        refusal = self._refusal(writer)
-        if refusal is not None:
-            code, message = refusal
-            self.count(code)
-            writer.write(encode_reply(None, None, error_data(code, message)))
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.drain()
-            writer.close()
-            return
-        connection = _Connection(self, reader, writer)
-        task = asyncio.current_task()
-        assert task is not None
-        self.connections_total += 1
-        self._connections[connection] = task
-        try:
-            await connection.run()
-        finally:
-            del self._connections[connection]
-
-    def _refusal(self, writer: asyncio.StreamWriter) -> tuple[ErrorCode, str] | None:
+    def refusal(self, transport: asyncio.BaseTransport) -> bytes | None:
+        """The reply that turns a new connection away, or None to serve it."""
         if self._closed is not None:
-            return ErrorCode.SHUTTING_DOWN, "the daemon is stopping; retry later"
-        sock = writer.get_extra_info("socket")
+            return refusal(
+                self.stats_, ErrorCode.SHUTTING_DOWN, "the daemon is stopping; retry later"
+            )
+        sock = transport.get_extra_info("socket")
         uid = peer_uid(sock) if sock is not None else None
         if uid is not None and uid != os.getuid():
             logger.warning("refused a connection from uid %d", uid)
-            return (
+            return refusal(
+                self.stats_,
                 ErrorCode.PEER_REFUSED,
                 f"this daemon serves uid {os.getuid()} only, not uid {uid}; "
                 "run your own with ksi-host run",
             )
         if sum(not c.lingering for c in self._connections) >= self.config.max_connections:
-            return (
+            return refusal(
+                self.stats_,
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 f"the daemon already has {self.config.max_connections} connections; close "
                 "one, retry later, or raise max_connections in the daemon's config",
             )
         return None
+
+    def track(self, connection: _Connection, *, admitted: bool) -> None:
+        """Hold ``connection`` until it is closed, so shutdown waits for it."""
+        self._connections.add(connection)
+        connection.closed.add_done_callback(lambda _: self._connections.discard(connection))
+        if admitted:
+            self.stats_.connections_total += 1
 
     async def shutdown(self) -> None:
         """Stop accepting, drain in-flight requests up to the deadline, close; idempotent."""
@@ -473,14 +462,15 @@ class SocketServer:
         try:
             if self._server is not None:
                 self._server.close()
-            for connection in self._connections:
+            for connection in list(self._connections):
                 connection.stop_reading()
-            tasks = set(self._connections.values())
-            if tasks:
-                _done, late = await asyncio.wait(tasks, timeout=self.config.drain_timeout)
+            if self._connections:
+                _done, late = await asyncio.wait(
+                    {c.closed for c in self._connections}, timeout=self.config.drain_timeout
+                )
                 if late:
                     logger.warning("cancelled %d connection(s) at the drain deadline", len(late))
-                    await self._cancel(late)
+                    await self._cancel()
             if self._server is not None:
                 await self._server.wait_closed()
         finally:
@@ -489,19 +479,19 @@ class SocketServer:
             self._closed.set()
             logger.info("stopped listening on %s", self.socket_path)
 
-    async def _cancel(self, late: set[asyncio.Task[Any]]) -> None:
-        """Cancel the requests, not the connection tasks: asyncio < 3.12 logs those as errors.
+    async def _cancel(self) -> None:
+        """Answer what still runs with ``SHUTTING_DOWN``; abort a client that will not read it.
 
         A connection whose client does not read its ``SHUTTING_DOWN`` replies within
         ``_FLUSH_GRACE`` seconds is aborted.
         """
-        late_connections = [c for c, task in self._connections.items() if task in late]
-        for connection in late_connections:
+        late = [c for c in self._connections if not c.closed.done()]
+        for connection in late:
             connection.cancel_requests()
-        _done, stuck = await asyncio.wait(late, timeout=_FLUSH_GRACE)
-        for connection in late_connections:
-            if self._connections.get(connection) in stuck:
-                connection.writer.transport.abort()
+        _done, stuck = await asyncio.wait({c.closed for c in late}, timeout=_FLUSH_GRACE)
+        for connection in late:
+            if connection.closed in stuck:
+                connection.abort()
         if stuck:
             await asyncio.wait(stuck)
 

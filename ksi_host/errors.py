@@ -8,7 +8,8 @@ escapes is a bug in ksi-host. The tree::
     ├── InvalidEventName        (ValueError)  an event name outside the namespace:action grammar
     ├── PluginRegistrationError (TypeError)   not a plugin, or a hook that does not match its spec
     ├── TransportNotAttached    (RuntimeError) a transport emitting before a host attached it
-    └── ConfigError             (ValueError)  a config file or section that does not validate
+    ├── ConfigError             (ValueError)  a config file or section that does not validate
+    └── MissingExtra            (ImportError) a feature asked for whose optional library is absent
 
 Like pip's diagnostic errors, each error keeps its parts (``what``, ``where``,
 ``hint``) as data and renders them the same way everywhere; like pluggy's
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidPluginMetadata",
     "KsiError",
     "MetadataProblem",
+    "MissingExtra",
     "PluginRegistrationError",
     "TransportNotAttached",
 ]
@@ -139,3 +141,19 @@ class ConfigError(KsiError, ValueError):
     """A configuration file or section that cannot be used."""
 
     reference = "config-error"
+
+
+class MissingExtra(KsiError, ImportError):
+    """A feature was asked for, and the optional library it runs on is not installed."""
+
+    reference = "missing-extra"
+
+    def __init__(self, *, feature: str, module: str, install: str, where: str) -> None:
+        self.feature = feature
+        self.module = module
+        self.install = install
+        super().__init__(
+            what=f"{feature} needs the {module!r} library, which is not installed",
+            where=where,
+            hint=f"run: {install}",
+        )

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ksi_host import __version__
-from ksi_host._lifecycle import Host
+from ksi_host._lifecycle import Host, PluginStatus
 from ksi_host.plugin_base import hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 from ksi_plugins_builtin._host import HostReporter
@@ -18,7 +18,10 @@ __all__ = ["HealthPlugin", "plugin", "plugin_counts"]
 
 def plugin_counts(host: Host) -> dict[str, int]:
     """Count the host's plugins by status, plus the total."""
-    statuses = host.status()
+    return _count(host.status())
+
+
+def _count(statuses: tuple[PluginStatus, ...]) -> dict[str, int]:
     by_status = Counter(status.status for status in statuses)
     return {"total": len(statuses), **dict(sorted(by_status.items()))}
 
@@ -36,6 +39,8 @@ class HealthPlugin(HostReporter):
             capabilities=PluginCapabilities(commands=["system:health"]),
         )
         self._started = time.monotonic()
+        self._counted: tuple[PluginStatus, ...] = ()
+        self._counts: dict[str, int] = {}
 
     @hookimpl
     def ksi_startup(self) -> dict[str, str]:
@@ -52,8 +57,15 @@ class HealthPlugin(HostReporter):
             "uptime": round(time.monotonic() - self._started, 3),
         }
         if self.host is not None:
-            answer["plugins"] = plugin_counts(self.host)
+            answer["plugins"] = dict(self._plugin_counts(self.host))
         return answer
+
+    def _plugin_counts(self, host: Host) -> dict[str, int]:
+        """:func:`plugin_counts`, counted again only when a plugin's status changed."""
+        statuses = host.status()
+        if statuses != self._counted:  # the same status objects compare by identity: cheap
+            self._counted, self._counts = statuses, _count(statuses)
+        return self._counts
 
 
 plugin = HealthPlugin()

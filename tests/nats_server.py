@@ -36,9 +36,10 @@ def _free_port() -> int:
 class NatsServer:
     """One server process; ``stop`` and ``start`` again keep its port, as a restart does."""
 
-    def __init__(self, binary: Path, log: Path) -> None:
+    def __init__(self, binary: Path, log: Path, *args: str) -> None:
         self.binary = binary
         self.log = log
+        self.args = args
         self.port = _free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -46,7 +47,7 @@ class NatsServer:
     def start(self, timeout: float = 10.0) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(self.binary), "-a", "127.0.0.1", "-p", str(self.port)],
+                [str(self.binary), "-a", "127.0.0.1", "-p", str(self.port), *self.args],
                 stdout=out,
                 stderr=out,
             )

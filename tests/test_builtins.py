@@ -22,9 +22,9 @@ from ksi_host._lifecycle import Host
 from ksi_host.errors import ConfigError
 from ksi_host.plugin_base import BasePlugin
 from ksi_plugins_builtin import health, history, metrics, nats_bridge, plugins, state
-from ksi_plugins_builtin.transport import unix_socket
+from ksi_plugins_builtin.transport import unix_socket, websocket
 
-MODULES = [health, state, history, plugins, metrics, nats_bridge, unix_socket]
+MODULES = [health, state, history, plugins, metrics, nats_bridge, unix_socket, websocket]
 CATALOG = Path(__file__).parents[1] / "docs" / "EVENT_CATALOG.md"
 
 
@@ -64,7 +64,7 @@ def test_health_reports_status_time_uptime_and_plugin_counts(db):
     assert answer["status"] == "healthy"
     assert datetime.fromisoformat(answer["timestamp"]).tzinfo is not None
     assert answer["uptime"] >= 0
-    assert answer["plugins"] == {"total": 8, "running": 7, "excluded": 1}
+    assert answer["plugins"] == {"total": 9, "running": 8, "excluded": 1}
 
 
 def test_health_without_a_host_omits_the_counts():
@@ -294,7 +294,7 @@ def test_metrics_gathers_every_plugin_and_the_host(db):
     _, answer = run_host(db, ("state:set", {"key": "a", "value": 1}), ("system:metrics", {}))
     assert answer["metrics"]["state"]["keys"] == 1
     own = answer["metrics"]["ksi_host"]
-    assert own["plugins"] == {"running": 7, "excluded": 1}
+    assert own["plugins"] == {"running": 8, "excluded": 1}
     assert own["metrics_failed"] == []
 
 
@@ -310,7 +310,7 @@ def test_the_transport_embedded_in_a_host_claims_serves_and_removes_its_socket(t
         async with builtin_host(config, tmp_path / "home", transport=True):
             answer = await asyncio.to_thread(request_sync, sock_path, "system:metrics")
             assert answer["metrics"]["unix_socket"]["requests"] == 1
-            assert answer["metrics"]["ksi_host"]["plugins"] == {"running": 8}
+            assert answer["metrics"]["ksi_host"]["plugins"] == {"running": 9}
         assert not sock_path.exists()
 
     asyncio.run(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -128,8 +129,9 @@ def test_sigterm_lets_an_inflight_request_finish_then_exits_0_and_cleans_up(daem
 @pytest.mark.slow
 def test_the_log_says_where_the_daemon_listens_and_which_plugins_run(shared_daemon):
     log = shared_daemon.log()
+    assert f"event loop: {'uvloop' if importlib.util.find_spec('uvloop') else 'asyncio'}" in log
     assert f"ready: pid {shared_daemon.proc.pid}, socket {shared_daemon.socket_path}" in log
-    for name in ("health", "state", "history", "plugins", "metrics", "unix_socket"):
+    for name in ("health", "state", "history", "plugins", "metrics", "unix_socket", "websocket"):
         assert re.search(rf"running {name} \S+ from builtin ksi_plugins_builtin\.", log), name
     assert f"running daemon_events 1.0 from path {DAEMON_EVENTS}" in log
     assert "not running" not in log
@@ -141,7 +143,7 @@ def test_send_system_health_answers(shared_daemon):
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["status"] == "healthy"
-    assert answer["plugins"] == {"total": 8, "running": 8}
+    assert answer["plugins"] == {"total": 9, "running": 9}
 
 
 @pytest.mark.slow

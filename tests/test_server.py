@@ -28,6 +28,16 @@ from ksi_host._server import ServerConfig, SocketServer
 from ksi_host.errors import ConfigError
 
 
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"], autouse=True)
+def event_loop_kind(request: pytest.FixtureRequest) -> Any:
+    """Every test here runs on asyncio's loop and on uvloop (the daemon's default)."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop", reason="uvloop does not build on this platform")
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    yield request.param
+    asyncio.set_event_loop_policy(None)
+
+
 class Dispatcher:
     """A real dispatch coroutine: echo, sleep, raise, a non-dict answer, or NO_HANDLER."""
 
@@ -42,6 +52,9 @@ class Dispatcher:
         self.peak = max(self.peak, self.running)
         try:
             if event == "test:echo":
+                return {"echo": data}
+            if event == "test:later_echo":
+                await asyncio.sleep(0)
                 return {"echo": data}
             if event == "test:sleep":
                 await asyncio.sleep(data["seconds"])
@@ -552,6 +565,25 @@ def test_a_client_that_never_reads_its_replies_is_dropped_after_the_idle_timeout
         await client.close()
 
     serve(sock_path, body, max_inflight=2, idle_timeout=0.3)
+
+
+@pytest.mark.parametrize("event", ["test:echo", "test:later_echo"])
+def test_replies_past_the_budget_stop_the_reading_until_the_client_reads(sock_path, event):
+    request = json.dumps({"event": event, "data": {"v": "x" * 100_000}}).encode() + b"\n"
+
+    async def body(server, dispatcher):
+        # The client's reader stops reading at 512 KiB; kernel buffers hold a few more
+        # replies, and the daemon holds at most its 64 KiB budget.
+        reader, writer = await asyncio.open_unix_connection(str(sock_path), limit=256 * 1024)
+        writer.write(request * 200)
+        await asyncio.sleep(0.5)
+        assert len(dispatcher.calls) < 40
+        replies = [json.loads(await asyncio.wait_for(reader.readline(), 5)) for _ in range(200)]
+        assert all(reply["data"]["echo"]["v"] == "x" * 100_000 for reply in replies)
+        assert len(dispatcher.calls) == 200
+        writer.close()
+
+    serve(sock_path, body, max_reply_buffer_bytes=64 * 1024)
 
 
 def test_a_connection_closed_for_an_over_long_line_frees_its_slot_before_the_client_sees_eof(

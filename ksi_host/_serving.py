@@ -1,0 +1,148 @@
+"""What every transport does with one message: read it, dispatch it, encode the reply.
+
+The Unix socket and the WebSocket transport share this, so a request gets the same
+validation, the same error codes and the same counters whichever way it came in.
+A request is started eagerly (:func:`start_eagerly`): a handler that answers without
+waiting, as most do, costs no task and no extra turn of the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ksi_host._protocol import (
+    ErrorCode,
+    ProtocolFailure,
+    Request,
+    encode_reply,
+    error_data,
+)
+
+__all__ = ["Dispatch", "TransportStats", "answer", "refusal", "shutting_down", "start_eagerly"]
+
+logger: Final = logging.getLogger("ksi_host.server")
+
+Dispatch = Callable[[str, dict[str, Any]], Awaitable[Any]]
+"""``await dispatch(event_name, data)`` returns the answer dict (or the guide's error shape)."""
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """The counters one transport adds to ``system:metrics``."""
+
+    connections_total: int = 0
+    requests: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def count(self, code: ErrorCode) -> None:
+        self.errors[code.value] += 1
+
+    def as_dict(self, connections_open: int) -> dict[str, Any]:
+        return {
+            "connections_open": connections_open,
+            "connections_total": self.connections_total,
+            "requests": self.requests,
+            "errors": dict(self.errors),
+        }
+
+
+async def answer(
+    dispatch: Dispatch, stats: TransportStats, request: Request | ProtocolFailure
+) -> bytes:
+    """The reply line to ``request``: the handler's answer, or the error that explains why not."""
+    if isinstance(request, ProtocolFailure):
+        stats.count(request.code)
+        return encode_reply(
+            request.event, request.correlation_id, error_data(request.code, request.message)
+        )
+    stats.requests += 1
+    try:
+        result = await dispatch(request.event, request.data)
+    except Exception as exc:
+        logger.exception("dispatch of %s raised", request.event)
+        stats.count(ErrorCode.INTERNAL_ERROR)
+        result = error_data(
+            ErrorCode.INTERNAL_ERROR,
+            f"handling {request.event!r} raised {type(exc).__name__}: {exc}",
+        )
+    return encode_reply(request.event, request.correlation_id, result)
+
+
+def shutting_down(
+    stats: TransportStats, request: Request | ProtocolFailure, *, started: bool
+) -> bytes:
+    """The reply to a request the daemon will not finish because it is stopping."""
+    stats.count(ErrorCode.SHUTTING_DOWN)
+    message = (
+        "the daemon stopped before this request finished; retry it"
+        if started
+        else "the daemon is stopping; retry later"
+    )
+    return encode_reply(
+        request.event, request.correlation_id, error_data(ErrorCode.SHUTTING_DOWN, message)
+    )
+
+
+def refusal(stats: TransportStats, code: ErrorCode, message: str) -> bytes:
+    """A reply that answers no request (a refused connection, an idle one, a broken limit)."""
+    stats.count(code)
+    return encode_reply(None, None, error_data(code, message))
+
+
+def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Run ``coro`` now until it first waits; only then does it become a task.
+
+    asyncio offers this only from Python 3.12 (``eager_start``). Like a task, the
+    request runs in its own copy of the ``contextvars`` context, from its first step to
+    its last.
+    """
+    context = contextvars.copy_context()
+    try:
+        pending = context.run(coro.send, None)
+    except StopIteration:
+        return None
+    return asyncio.get_running_loop().create_task(_finish(coro, pending, context))
+
+
+class _Resumed:
+    """Continue, as a task, a coroutine that was started eagerly and had to wait.
+
+    Every step runs in the request's own ``contextvars`` context, the one its eager
+    start ran in, so a context variable set before the first wait is still set (and
+    resettable) after it, and never leaks into the connection's other requests.
+    """
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, None], pending: Any, context: contextvars.Context
+    ) -> None:
+        self._coro = coro
+        self._pending = pending
+        self._context = context
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        pending = self._pending
+        while True:
+            try:
+                value = yield pending
+            except BaseException as exc:
+                try:
+                    pending = self._context.run(self._coro.throw, exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    pending = self._context.run(self._coro.send, value)
+                except StopIteration:
+                    return
+
+
+async def _finish(
+    coro: Coroutine[Any, Any, None], pending: Any, context: contextvars.Context
+) -> None:
+    await _Resumed(coro, pending, context)

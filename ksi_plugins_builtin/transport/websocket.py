@@ -1,0 +1,97 @@
+"""The WebSocket transport: the guide's ``transport/websocket`` example, as a built-in.
+
+Off unless ``[websocket] enabled = true``; it then needs ``pip install
+"ksi-host[websocket]"``, and without it this plugin fails with that command as its
+reason while the Unix socket keeps serving. It shares the Unix socket's protocol
+and limits (``[server]``); see ``docs/PROTOCOL.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+from ksi_host import __version__
+from ksi_host._daemon import active_daemon
+from ksi_host._server import ServerConfig
+from ksi_host._websocket.config import WebSocketConfig, require_websockets, write_token
+from ksi_host.plugin_base import TransportPlugin, hookimpl
+from ksi_host.plugin_types import PluginMetadata
+
+if TYPE_CHECKING:
+    from ksi_host._websocket.server import WebSocketServer
+
+__all__ = ["CONFIG_SECTION", "WebSocketTransport", "plugin"]
+
+CONFIG_SECTION = "websocket"
+
+
+class WebSocketTransport(TransportPlugin):
+    """Turns each WebSocket text message into ``emit_event(event, data)``; replies in kind."""
+
+    config_model: ClassVar[type[BaseModel] | None] = WebSocketConfig
+
+    def __init__(self) -> None:
+        super().__init__(
+            name="websocket",
+            transport_type="websocket",
+            metadata=PluginMetadata(
+                name="websocket",
+                version=__version__,
+                description="WebSocket transport: one JSON request per text message "
+                '(opt-in: [websocket] enabled = true, pip install "ksi-host[websocket]")',
+            ),
+        )
+        self._config = WebSocketConfig()
+        self._limits = ServerConfig()
+        self._server: WebSocketServer | None = None
+        self._token_written = False
+
+    @hookimpl
+    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
+        config = context.get("config")
+        config = config if isinstance(config, Mapping) else {}
+        self._config = WebSocketConfig.model_validate(config.get(CONFIG_SECTION, {}))
+        self._limits = ServerConfig.from_section(
+            config.get("server", {}), where="[server] section of the config"
+        )
+
+    @hookimpl
+    async def ksi_startup(self) -> dict[str, str]:
+        if not self._config.enabled:
+            return {"status": "disabled", "enable": f"[{CONFIG_SECTION}] enabled = true"}
+        require_websockets("[websocket] enabled = true", where=f"[{CONFIG_SECTION}] section")
+        from ksi_host._websocket.server import WebSocketServer  # needs the extra
+
+        token = write_token(self._config.token_file(), self._config.token)
+        self._token_written = True
+        self._server = WebSocketServer(self.emit_event, self._config, self._limits, token)
+        daemon = active_daemon()
+        if daemon is not None:
+            await self._server.bind()
+            daemon.listen(self._server)
+        else:
+            await self._server.start()
+        return {"status": "plugin_started", "url": self._server.url}
+
+    @hookimpl
+    async def ksi_shutdown(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()
+            self._server = None
+        if self._token_written:
+            with contextlib.suppress(FileNotFoundError):
+                self._config.token_file().unlink()
+            self._token_written = False
+
+    @hookimpl
+    def ksi_metrics_collected(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        if self._server is not None:
+            metrics["websocket"] = self._server.stats()
+        return metrics
+
+
+plugin = WebSocketTransport()

@@ -1,0 +1,395 @@
+"""The WebSocket transport: a real client against a real daemon subprocess, both transports on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import signal
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DaemonProcess, LineClient, error_code, write_config
+
+from ksi_host._websocket.config import TOKEN_FILE_NAME, WebSocketConfig, client_token, write_token
+from ksi_host.errors import KsiError
+
+websockets = pytest.importorskip("websockets", reason='needs pip install "ksi-host[websocket]"')
+from websockets.asyncio.client import connect  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
+
+ORIGIN = "https://allowed.example"
+WEBSOCKET = f"""max_connections = 256
+
+[websocket]
+enabled = true
+port = 0
+allowed_origins = ["{ORIGIN}"]
+"""
+
+
+def start_daemon(root: Path, extra: str = WEBSOCKET) -> DaemonProcess:
+    write_config(root / "ksi.toml", state=root / "state.db", extra=extra)
+    daemon = DaemonProcess(root)
+    daemon.start()
+    return daemon
+
+
+def url_of(daemon: DaemonProcess) -> str:
+    found = re.search(r"listening on (ws://\S+)", daemon.log())
+    assert found, daemon.log()
+    return found.group(1)
+
+
+def token_file(daemon: DaemonProcess) -> Path:
+    return Path(daemon.env["KSI_HOME"]) / "run" / TOKEN_FILE_NAME
+
+
+def bearer(daemon: DaemonProcess, token: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token or token_file(daemon).read_text().strip()}"}
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[DaemonProcess]:
+    """One daemon with both transports for the tests that do not stop it."""
+    root = Path(tempfile.mkdtemp(prefix="ksi-", dir="/tmp"))
+    daemon = start_daemon(root)
+    yield daemon
+    daemon.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def ask(ws: Any, event: str, data: Any = None, correlation_id: Any = "1") -> dict[str, Any]:
+    await ws.send(
+        json.dumps({"event": event, "data": data or {}, "correlation_id": correlation_id})
+    )
+    return json.loads(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[no-any-return]
+
+
+# --- config and token, no daemon ---
+
+
+def test_the_section_is_off_by_default_on_localhost_port_8765() -> None:
+    config = WebSocketConfig()
+    assert (config.enabled, config.host, config.port, config.allowed_origins) == (
+        False,
+        "127.0.0.1",
+        8765,
+        (),
+    )
+
+
+def test_the_token_file_is_0600_from_the_start_and_random_each_time(tmp_path: Path) -> None:
+    path = tmp_path / "run" / TOKEN_FILE_NAME
+    first = write_token(path, None)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert write_token(path, None) != first
+    assert write_token(path, "x" * 20) == "x" * 20
+    assert path.read_text().strip() == "x" * 20
+
+
+def test_send_without_any_token_says_where_it_looked(
+    ksi_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(KsiError) as info:
+        client_token(None, {})
+    assert str(ksi_home / "run" / TOKEN_FILE_NAME) in info.value.render()
+    assert "--token" in info.value.render()
+    assert client_token("given", {}) == "given"
+    assert client_token(None, {"token": "t" * 16}) == "t" * 16
+
+
+# --- a real daemon ---
+
+
+@pytest.mark.slow
+def test_a_request_gets_its_reply_and_the_token_file_is_0600(daemon: DaemonProcess) -> None:
+    assert stat.S_IMODE(token_file(daemon).stat().st_mode) == 0o600
+
+    async def main() -> None:
+        async with connect(url_of(daemon), additional_headers=bearer(daemon)) as ws:
+            reply = await ask(ws, "test:echo", {"x": 1}, "abc")
+            assert reply == {
+                "event": "test:echo",
+                "correlation_id": "abc",
+                "data": {"echo": {"x": 1}},
+            }
+            health = await ask(ws, "system:health")
+            assert health["data"]["status"] == "healthy"
+
+    run(main())
+
+
+@pytest.mark.slow
+def test_pipelined_requests_are_answered_as_they_finish_matched_by_id(
+    daemon: DaemonProcess,
+) -> None:
+    async def main() -> None:
+        async with connect(url_of(daemon), additional_headers=bearer(daemon)) as ws:
+            await ws.send(
+                json.dumps(
+                    {"event": "test:sleep", "data": {"seconds": 0.5}, "correlation_id": "slow"}
+                )
+            )
+            for i in range(20):
+                await ws.send(
+                    json.dumps({"event": "test:echo", "data": {"i": i}, "correlation_id": i})
+                )
+            replies = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(21)]
+            assert [r["correlation_id"] for r in replies[:20]] == list(range(20))
+            assert replies[-1]["correlation_id"] == "slow"
+            assert all(r["data"]["echo"] == {"i": r["correlation_id"]} for r in replies[:20])
+
+    run(main())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": "Basic eDp5"}],
+)
+def test_without_the_right_token_the_handshake_is_refused_with_401(
+    daemon: DaemonProcess, headers: dict[str, str]
+) -> None:
+    async def main() -> None:
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(url_of(daemon), additional_headers=headers):
+                pass
+        assert info.value.response.status_code == 401
+        body = info.value.response.body.decode()
+        assert "Authorization: Bearer <token>" in body
+        assert TOKEN_FILE_NAME in body
+
+    run(main())
+
+
+@pytest.mark.slow
+def test_a_page_from_an_origin_not_allowed_is_refused_with_403_even_with_the_token(
+    daemon: DaemonProcess,
+) -> None:
+    async def main() -> None:
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(
+                url_of(daemon), origin="https://evil.example", additional_headers=bearer(daemon)
+            ):
+                pass
+        assert info.value.response.status_code == 403
+        assert "allowed_origins" in info.value.response.body.decode()
+
+    run(main())
+
+
+@pytest.mark.slow
+def test_an_allowed_page_sends_the_token_as_its_first_message(daemon: DaemonProcess) -> None:
+    token = token_file(daemon).read_text().strip()
+
+    async def main() -> None:
+        async with connect(url_of(daemon), origin=ORIGIN) as ws:
+            await ws.send(json.dumps({"token": token}))
+            assert json.loads(await ws.recv())["data"] == {"status": "authenticated"}
+            assert (await ask(ws, "test:echo", {"b": 1}))["data"] == {"echo": {"b": 1}}
+        async with connect(url_of(daemon), origin=ORIGIN) as ws:
+            await ws.send(json.dumps({"token": "not-the-token"}))
+            with pytest.raises(ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert info.value.rcvd is not None
+            assert info.value.rcvd.code == 1008
+
+    run(main())
+
+
+@pytest.mark.slow
+def test_malformed_json_gets_the_unix_sockets_error_and_the_connection_stays_usable(
+    daemon: DaemonProcess,
+) -> None:
+    async def main() -> None:
+        async with connect(url_of(daemon), additional_headers=bearer(daemon)) as ws:
+            for raw, code in [
+                ('{"event": "test:echo"', "INVALID_JSON"),
+                ("[1]", "NOT_AN_OBJECT"),
+                ('{"event": "TEST", "correlation_id": "9"}', "INVALID_EVENT_NAME"),
+                ('{"event": "nobody:home"}', "NO_HANDLER"),
+            ]:
+                await ws.send(raw)
+                assert error_code(json.loads(await ws.recv())["data"]) == code
+            await ws.send(b'\xff{"event": "test:echo"}')  # a binary message that is not UTF-8
+            assert error_code(json.loads(await ws.recv())["data"]) == "INVALID_ENCODING"
+            assert (await ask(ws, "test:echo", {"after": True}))["data"] == {
+                "echo": {"after": True}
+            }
+
+    run(main())
+
+
+@pytest.mark.slow
+def test_a_message_over_max_line_bytes_closes_the_connection_with_1009(
+    daemon: DaemonProcess,
+) -> None:
+    async def main() -> None:
+        async with connect(url_of(daemon), additional_headers=bearer(daemon), max_size=None) as ws:
+            await ws.send(json.dumps({"event": "test:echo", "data": {"v": "x" * 1_100_000}}))
+            with pytest.raises(ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert info.value.rcvd is not None
+            assert info.value.rcvd.code == 1009
+        async with connect(url_of(daemon), additional_headers=bearer(daemon)) as ws:
+            assert (await ask(ws, "test:echo"))["data"] == {"echo": {}}
+
+    run(main())
+
+
+@pytest.mark.slow
+def test_100_clients_on_each_transport_at_once_each_get_their_own_replies(
+    daemon: DaemonProcess,
+) -> None:
+    async def over_websocket(n: int) -> None:
+        async with connect(url_of(daemon), additional_headers=bearer(daemon)) as ws:
+            for i in range(5):
+                await ws.send(
+                    json.dumps(
+                        {
+                            "event": "test:echo",
+                            "data": {"n": n, "i": i},
+                            "correlation_id": f"w{n}-{i}",
+                        }
+                    )
+                )
+            replies = [json.loads(await asyncio.wait_for(ws.recv(), 30)) for _ in range(5)]
+            assert sorted(r["correlation_id"] for r in replies) == [f"w{n}-{i}" for i in range(5)]
+            assert all(r["data"]["echo"]["n"] == n for r in replies)
+
+    async def over_unix(n: int) -> None:
+        client = await LineClient.connect(daemon.socket_path)
+        for i in range(5):
+            await client.send("test:echo", {"n": n, "i": i}, correlation_id=f"u{n}-{i}")
+        replies = [await client.reply(timeout=30) for _ in range(5)]
+        assert sorted(r["correlation_id"] for r in replies) == [f"u{n}-{i}" for i in range(5)]
+        assert all(r["data"]["echo"]["n"] == n for r in replies)
+        await client.close()
+
+    async def main() -> None:
+        await asyncio.gather(
+            *(over_websocket(n) for n in range(100)), *(over_unix(n) for n in range(100))
+        )
+
+    run(main())
+
+
+@pytest.mark.slow
+def test_a_slow_request_on_one_transport_does_not_hold_up_the_other(
+    daemon: DaemonProcess,
+) -> None:
+    async def main() -> None:
+        unix = await LineClient.connect(daemon.socket_path)
+        await unix.send("test:sleep", {"seconds": 1.0}, correlation_id="slow")
+        slow = asyncio.ensure_future(unix.reply())
+        async with connect(url_of(daemon), additional_headers=bearer(daemon)) as ws:
+            assert (await ask(ws, "test:echo", {"fast": 1}))["data"] == {"echo": {"fast": 1}}
+            assert not slow.done()
+        assert (await slow)["correlation_id"] == "slow"
+        await unix.close()
+
+    run(main())
+
+
+@pytest.mark.slow
+def test_send_over_websocket_reads_the_token_file_or_takes_one(daemon: DaemonProcess) -> None:
+    url = url_of(daemon)
+    done = daemon.cli("send", "test:echo", "--data", '{"k": 1}', "--websocket", url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"echo": {"k": 1}}
+    wrong = daemon.cli("send", "system:health", "--websocket", url, "--token", "nope" * 5)
+    assert wrong.returncode == 1
+    assert "HTTP 401" in wrong.stderr
+    assert "--token" in wrong.stderr
+    missing = daemon.cli("send", "system:health", "--websocket", "ws://127.0.0.1:1", "--token", "t")
+    assert missing.returncode == 1
+    assert "[websocket] enabled = true" in missing.stderr
+
+
+@pytest.mark.slow
+def test_the_websocket_transport_reports_its_counters_in_system_metrics(
+    daemon: DaemonProcess,
+) -> None:
+    async def main() -> dict[str, Any]:
+        async with connect(url_of(daemon), additional_headers=bearer(daemon)) as ws:
+            return (await ask(ws, "system:metrics"))["data"]
+
+    metrics = run(main())["metrics"]
+    assert metrics["websocket"]["url"] == url_of(daemon)
+    assert metrics["websocket"]["requests"] >= 1
+    assert "unix_socket" in metrics
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_inflight_requests_then_closes_both_transports_cleanly(
+    short_dir: Path,
+) -> None:
+    daemon = start_daemon(short_dir)
+    url, headers, tokens = url_of(daemon), bearer(daemon), token_file(daemon)
+
+    async def main() -> None:
+        unix = await LineClient.connect(daemon.socket_path)
+        async with connect(url, additional_headers=headers) as ws:
+            idle = await connect(url, additional_headers=headers)
+            await ws.send(
+                json.dumps({"event": "test:sleep", "data": {"seconds": 0.5}, "correlation_id": "w"})
+            )
+            await unix.send("test:sleep", {"seconds": 0.5}, correlation_id="u")
+            await asyncio.sleep(0.2)
+            assert daemon.proc is not None
+            daemon.proc.send_signal(signal.SIGTERM)
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["data"]["slept"] == 0.5
+            assert (await unix.reply())["data"]["slept"] == 0.5
+            for connection in (ws, idle):
+                with pytest.raises(ConnectionClosed) as info:
+                    await asyncio.wait_for(connection.recv(), 10)
+                assert info.value.rcvd is not None
+                assert info.value.rcvd.code == 1001
+            assert await unix.at_eof()
+        await unix.close()
+
+    try:
+        run(main())
+        assert daemon.proc is not None
+        assert daemon.proc.wait(timeout=20) == 0
+        assert not tokens.exists()
+        assert "stopped listening on ws://" in daemon.log()
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.slow
+def test_without_the_extra_enabling_it_fails_that_plugin_and_the_unix_socket_serves(
+    short_dir: Path,
+) -> None:
+    shadow = short_dir / "no_websockets"
+    (shadow / "websockets").mkdir(parents=True)
+    (shadow / "websockets" / "__init__.py").write_text(
+        "raise ImportError(\"No module named 'websockets'\")\n"
+    )
+    write_config(short_dir / "ksi.toml", state=short_dir / "state.db", extra=WEBSOCKET)
+    daemon = DaemonProcess(short_dir)
+    daemon.env["PYTHONPATH"] = str(shadow)
+    try:
+        daemon.start()
+        log = daemon.log()
+        assert 'pip install "ksi-host[websocket]"' in log
+        where = ("--socket", str(daemon.socket_path))
+        listing = json.loads(daemon.cli("send", "plugin:list", *where).stdout)
+        assert "websocket" in json.dumps(listing)
+        assert daemon.cli("send", "system:health", *where).returncode == 0
+        send = daemon.cli("send", "system:health", "--websocket", "ws://127.0.0.1:8765")
+        assert send.returncode == 1
+        assert 'pip install "ksi-host[websocket]"' in send.stderr
+    finally:
+        daemon.stop()
