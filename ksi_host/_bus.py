@@ -2,7 +2,11 @@
 
 Every event the host accepts (its name is valid, no filter blocked it, no validator
 rejected it) is kept in a bounded ring buffer and handed to the listeners whose
-pattern matches, before the handlers run. Listeners make the guide's
+pattern matches, before the handlers run. The history is bounded in entries
+(``history_size``) and in bytes (``history_bytes``, counted as the data's JSON): the
+oldest entries go first, and an event whose data alone is larger than
+``HISTORY_ITEM_BYTES`` is kept as a summary (its size, its keys and the start of its
+JSON) instead of in full. Listeners make the guide's
 request/response pattern work: publish with a ``correlation_id`` and wait for the
 event that carries it back::
 
@@ -26,13 +30,29 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, Protocol
 
+from pydantic_core import to_json
+
+from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host.events import check_event_name, normalise_namespace
 
-__all__ = ["DEFAULT_HISTORY_SIZE", "EventBus", "EventContext", "Listener", "Router"]
+__all__ = [
+    "DEFAULT_HISTORY_BYTES",
+    "DEFAULT_HISTORY_SIZE",
+    "HISTORY_ITEM_BYTES",
+    "EventBus",
+    "EventContext",
+    "Listener",
+    "Router",
+]
 
 logger: Final = logging.getLogger("ksi_host.bus")
 
-DEFAULT_HISTORY_SIZE: Final = 1000
+DEFAULT_HISTORY_SIZE: Final = HISTORY_SIZE
+DEFAULT_HISTORY_BYTES: Final = HISTORY_BYTES
+HISTORY_ITEM_BYTES: Final = 64 * 1024
+"""Data larger than this (as JSON) is kept in the history as a summary."""
+_PREVIEW_BYTES: Final = 256
+_FLAT: Final = frozenset({int, float, bool, type(None)})
 
 Listener = Callable[[str, dict[str, Any]], Any]
 """``listener(event_name, data)``; may return an awaitable, which the bus awaits."""
@@ -94,14 +114,55 @@ def _matcher(pattern: str) -> Callable[[str], object]:
     return re.compile(fnmatch.translate(pattern)).match
 
 
+def _json_size(data: dict[str, Any]) -> int:
+    """About how many bytes ``data`` takes as JSON: exact enough to budget the history.
+
+    Flat data (strings and numbers, the common case) is sized without encoding it;
+    anything nested is encoded once.
+    """
+    size = 2
+    for key, value in data.items():
+        kind = type(value)
+        if kind is str:
+            size += len(key) + len(value) + 6
+        elif kind in _FLAT:
+            size += len(key) + 24
+        else:
+            return len(to_json(data, fallback=repr))
+    return size
+
+
+def _summary(data: dict[str, Any], size: int) -> dict[str, Any]:
+    """What the history keeps of data too large to keep: its size, keys and first bytes."""
+    preview = to_json(data, fallback=repr)[:_PREVIEW_BYTES].decode(errors="replace")
+    return {
+        "truncated": True,
+        "bytes": size,
+        "keys": sorted(map(str, data))[:32],
+        "preview": preview,
+    }
+
+
 class EventBus:
     """Publish/subscribe over the host's dispatch, with a bounded event history."""
 
-    def __init__(self, route: Router, *, history_size: int = DEFAULT_HISTORY_SIZE) -> None:
+    def __init__(
+        self,
+        route: Router,
+        *,
+        history_size: int = DEFAULT_HISTORY_SIZE,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
+    ) -> None:
         if history_size < 0:
             raise ValueError(f"history_size must be 0 or more, not {history_size}")
+        if history_bytes < 0:
+            raise ValueError(f"history_bytes must be 0 or more, not {history_bytes}")
         self._route = route
-        self._history: deque[tuple[float, str, str, dict[str, Any]]] = deque(maxlen=history_size)
+        self._history: deque[tuple[float, str, str, dict[str, Any], int]] = deque()
+        self._history_size = history_size
+        self._history_bytes = history_bytes
+        self._item_bytes = min(HISTORY_ITEM_BYTES, history_bytes)
+        self._held_bytes = 0
         self._subscriptions: list[_Subscription] = []
 
     async def publish(
@@ -166,11 +227,24 @@ class EventBus:
         entries = [e for e in self._history if wanted is None or e[2] == wanted]
         if limit is not None:
             entries = entries[len(entries) - limit :] if limit else []
-        return [self._entry(stamp, name, data) for stamp, name, _, data in entries]
+        return [self._entry(stamp, name, data) for stamp, name, _, data, _ in entries]
+
+    @property
+    def history_bytes(self) -> int:
+        """The bytes (as JSON) the history holds now; never more than its budget."""
+        return self._held_bytes
 
     def record(self, event_name: str, namespace: str, data: dict[str, Any]) -> bool:
         """Keep an accepted event in the history; say whether listeners are waiting for it."""
-        self._history.append((time.time(), event_name, namespace, data))
+        size = _json_size(data)
+        if size > self._item_bytes:
+            data = _summary(data, size)
+            size = _json_size(data)
+        history = self._history
+        history.append((time.time(), event_name, namespace, data, size))
+        self._held_bytes += size
+        while len(history) > self._history_size or self._held_bytes > self._history_bytes:
+            self._held_bytes -= history.popleft()[4]
         return bool(self._subscriptions)
 
     async def notify(self, event_name: str, data: dict[str, Any]) -> None:

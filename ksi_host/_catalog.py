@@ -34,7 +34,7 @@ def event_catalog(plan: LoadPlan) -> EventCatalog:
     catch_all: list[str] = []
     for spec in plan.order:
         caps = spec.capabilities
-        if caps.routes_everything and hasattr(spec.plugin, "ksi_handle_event"):
+        if caps.routes_everything and "ksi_handle_event" in spec.hooks:
             catch_all.append(spec.name)
         declared = [*caps.commands, *(f"{namespace}:*" for namespace in caps.event_namespaces)]
         entries.extend(

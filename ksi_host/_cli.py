@@ -26,6 +26,7 @@ from ksi_host._cli_common import (
 )
 from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT, LOOP_CHOICES, REQUEST_TIMEOUT, LoopChoice
 from ksi_host._manage.cli import COMMANDS as MANAGE_COMMANDS
+from ksi_host._manifest_cli import manifest
 
 __all__ = ["cli", "main"]
 
@@ -38,7 +39,7 @@ def cli() -> None:
     """Discover, check and run KSI plugins."""
 
 
-for _command in MANAGE_COMMANDS:
+for _command in (*MANAGE_COMMANDS, manifest):
     cli.add_command(_command)
 
 

@@ -9,6 +9,8 @@ The file::
     startup_timeout = 30.0              # seconds each plugin gets for context and startup
     shutdown_timeout = 10.0             # seconds each plugin gets for ksi_shutdown
     max_emit_depth = 32                 # events emitted from handlers, nested, before refusing
+    history_size = 1000                 # events system:history keeps, at most ...
+    history_bytes = 4194304             # ... and at most this many bytes of their data (JSON)
 
     [server]                            # the socket and its limits (ServerConfig)
     socket_path = "/run/ksi/ksi.sock"
@@ -45,6 +47,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host._paths import KsiPaths
 from ksi_host.errors import ConfigError
 from ksi_host.plugin_types import canonical_name
@@ -81,6 +84,8 @@ class HostSection(BaseModel):
     startup_timeout: float = Field(default=30.0, gt=0)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     max_emit_depth: int = Field(default=32, ge=1)
+    history_size: int = Field(default=HISTORY_SIZE, ge=0)
+    history_bytes: int = Field(default=HISTORY_BYTES, ge=0)
 
 
 class HostConfig(BaseSettings):
@@ -294,5 +299,5 @@ def _translate(exc: ValidationError, file: Path, env: Mapping[str, str]) -> Conf
         where="; ".join(dict.fromkeys(wheres)),
         hint="[host] takes plugin_paths and disabled (lists of strings), services "
         "(a table of service = provider), startup_timeout and shutdown_timeout (seconds, "
-        "more than 0) and max_emit_depth (1 or more)",
+        "more than 0), max_emit_depth (1 or more), history_size and history_bytes (0 or more)",
     )

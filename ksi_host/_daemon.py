@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
 from ksi_host._instance import Instance
+from ksi_host._limits import reserve_files
 from ksi_host._server import Dispatch, ServerConfig, SocketServer
 from ksi_host.errors import KsiError
 
@@ -97,6 +98,7 @@ async def run_daemon(
     global _active
     if _active is not None:
         raise RuntimeError("run_daemon is already running in this process")
+    reserve_files(config.max_connections)
     instance = Instance.claim(config.socket_path)
     daemon = Daemon(config, instance)
     _active = daemon

@@ -11,6 +11,8 @@ from typing import Final, Literal
 __all__ = [
     "DEFAULT_LOCK_FILE",
     "DOCTOR_IMPORT_TIMEOUT",
+    "HISTORY_BYTES",
+    "HISTORY_SIZE",
     "LOOP_CHOICES",
     "RELOAD_TIMEOUT",
     "REQUEST_TIMEOUT",
@@ -32,3 +34,9 @@ DEFAULT_LOCK_FILE: Final = "ksi-plugins.lock"
 LoopChoice = Literal["auto", "uvloop", "asyncio"]
 LOOP_CHOICES: Final[tuple[LoopChoice, ...]] = ("auto", "uvloop", "asyncio")
 """``ksi-host run --loop``: see :mod:`ksi_host._loop`."""
+
+HISTORY_SIZE: Final = 1000
+"""``[host] history_size``: events the history keeps at most."""
+
+HISTORY_BYTES: Final = 4 * 1024 * 1024
+"""``[host] history_bytes``: bytes of event data (as JSON) the history keeps at most."""

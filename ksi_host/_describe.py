@@ -1,8 +1,12 @@
 """Import each candidate and read what it says about itself: the one place plugin code runs.
 
-Every way a candidate can fail (it does not import, raises while importing, has no
-``plugin``, is not a plugin, or its metadata does not validate) becomes an
-:class:`~ksi_host._plan.Exclusion` with the traceback kept, and the others go on.
+A candidate whose distribution ships a ``ksi-plugin.toml`` is described from that
+file instead, without importing it; :func:`import_described` imports it later (the
+host does, at start-up or on a lazy plugin's first event) and checks that the code
+still says what the manifest says. Every way a candidate can fail (it does not
+import, raises while importing, has no ``plugin``, is not a plugin, its metadata or
+manifest does not validate) becomes an :class:`~ksi_host._plan.Exclusion` with the
+traceback kept, and the others go on.
 When two candidates turn out to be the same plugin, the first (by source
 precedence) wins and the other is kept as ``shadowed``, naming the winner.
 """
@@ -28,13 +32,14 @@ import importlib_metadata
 from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
-from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason
+from ksi_host._manifest import InvalidManifest, PluginManifest, regenerate_command
+from ksi_host._plan import NOT_IMPORTED, Candidate, Exclusion, Origin, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
 from ksi_host.errors import InvalidPluginMetadata, KsiError
-from ksi_host.plugin_manager import KsiPluggyManager
+from ksi_host.plugin_manager import hook_names
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
-__all__ = ["Described", "describe", "file_module_name"]
+__all__ = ["Described", "describe", "file_module_name", "import_described"]
 
 _MISSING: Final = object()
 SLOW_IMPORT_SECONDS: Final = 5.0
@@ -56,19 +61,23 @@ def describe(
     reporter: Reporter | None = None,
     *,
     disabled: Mapping[str, str] = MappingProxyType({}),
+    manifests: bool = True,
 ) -> Described:
-    """Import every candidate in order; ``disabled`` also matches names known only after import.
+    """Describe every candidate in order; ``disabled`` also matches names known only after import.
 
     ``disabled`` maps canonical plugin names to the setting that turned them off, as
-    :func:`ksi_host._discover.disabled_names` returns it.
+    :func:`ksi_host._discover.disabled_names` returns it. ``manifests=False`` imports
+    every candidate even when it ships a manifest (doctor checks the code).
     """
     reporter = reporter or NullReporter()
-    hooks = KsiPluggyManager()
     specs: dict[str, PluginSpec] = {}
     excluded: list[Exclusion] = []
     warnings: list[str] = []
     for candidate in candidates:
-        outcome = _describe_one(candidate, hooks)
+        if manifests and candidate.manifest is not None and candidate.disabled_by is None:
+            outcome = _from_manifest(candidate, candidate.manifest)
+        else:
+            outcome = _describe_one(candidate)
         if isinstance(outcome, PluginSpec):
             spec = outcome
             if spec.key in specs:
@@ -93,7 +102,58 @@ def file_module_name(file: Path) -> str:
     return f"ksi_plugin_file_{digest}"
 
 
-def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec | Exclusion:
+def import_described(spec: PluginSpec) -> PluginSpec | Reason:
+    """``spec`` with its plugin imported, or why it cannot be: the host's step for manifests.
+
+    The code must still say what the manifest says (the plan was built from the
+    manifest); if it does not, the reason lists every field that differs.
+    """
+    if spec.imported or spec.candidate is None or spec.manifest is None:
+        return spec
+    outcome = _describe_one(spec.candidate)
+    if isinstance(outcome, Exclusion):
+        return outcome.reason
+    code = PluginManifest.of_code(outcome.plugin, outcome.metadata, outcome.capabilities)
+    differences = tuple(difference.render() for difference in spec.manifest.differences(code))
+    if differences:
+        return Reason(
+            "manifest-mismatch",
+            f"{spec.name}: {spec.candidate.manifest} disagrees with the code: "
+            + "; ".join(differences),
+            f"regenerate it: {regenerate_command(spec.candidate, spec.manifest.activation)}",
+            differences=differences,
+        )
+    return outcome
+
+
+def _from_manifest(candidate: Candidate, file: Path) -> PluginSpec | Exclusion:
+    """What the plugin's ``ksi-plugin.toml`` says, without importing the plugin."""
+    name, origin = candidate.name_hint, candidate.origin
+    try:
+        text = file.read_text(encoding="utf-8")
+        manifest, metadata, capabilities = PluginManifest.read(text, where=str(file))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = Reason(
+            "invalid-metadata",
+            f"{name}: cannot read {file}: {exc}",
+            f"reinstall {origin.distribution or name}, whose RECORD lists that file",
+        )
+        return Exclusion(name, origin, reason)
+    except InvalidManifest as exc:
+        fix = f"regenerate it from the code: {regenerate_command(candidate, 'startup')}"
+        return Exclusion(name, origin, Reason("invalid-metadata", f"{name}: {exc.what}", fix))
+    return PluginSpec(
+        plugin=NOT_IMPORTED,
+        metadata=metadata,
+        capabilities=capabilities,
+        origin=origin,
+        hooks=manifest.hooks,
+        manifest=manifest,
+        candidate=candidate,
+    )
+
+
+def _describe_one(candidate: Candidate) -> PluginSpec | Exclusion:
     name, origin = candidate.name_hint, candidate.origin
     if candidate.disabled_by is not None:
         return _disabled(name, origin, candidate.disabled_by)
@@ -129,9 +189,9 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
             traceback=traceback.format_exc(),
         )
         return Exclusion(name, origin, reason)
-    where = _target(candidate)
+    where = candidate.target
     try:
-        described = _inspect(plugin, where, hooks)
+        described = _inspect(plugin, where)
     except Exception as exc:
         described = Reason(
             "not-a-plugin",
@@ -141,8 +201,10 @@ def _describe_one(candidate: Candidate, hooks: KsiPluggyManager) -> PluginSpec |
         )
     if isinstance(described, Reason):
         return Exclusion(name, origin, described)
-    metadata, capabilities = described
-    return PluginSpec(plugin=plugin, metadata=metadata, capabilities=capabilities, origin=origin)
+    metadata, capabilities, hooks = described
+    return PluginSpec(
+        plugin=plugin, metadata=metadata, capabilities=capabilities, origin=origin, hooks=hooks
+    )
 
 
 class _ImportWatch:
@@ -227,8 +289,8 @@ def _import_file(file: Path) -> ModuleType:
 
 
 def _inspect(
-    plugin: object, where: str, hooks: KsiPluggyManager
-) -> tuple[PluginMetadata, PluginCapabilities] | Reason:
+    plugin: object, where: str
+) -> tuple[PluginMetadata, PluginCapabilities, tuple[str, ...]] | Reason:
     """What the object found at ``where`` says about itself, or why it is not a KSI plugin."""
     example = "plugin = MyPlugin()  # MyPlugin subclasses ksi_host.BasePlugin"
     if plugin is _MISSING:
@@ -251,13 +313,14 @@ def _inspect(
     capabilities = getattr(plugin, "capabilities", None) or PluginCapabilities()
     if not isinstance(capabilities, PluginCapabilities):
         return _wrong_type(f"{where}.capabilities", capabilities, PluginCapabilities)
-    if not hooks.has_hookimpls(plugin):
+    hooks = hook_names(plugin)
+    if not hooks:
         return Reason(
             "not-a-plugin",
             f"{where} ({type(plugin).__name__}) has no @hookimpl methods",
             "decorate the plugin's hook methods with ksi_host.hookimpl",
         )
-    return metadata, capabilities
+    return metadata, capabilities, hooks
 
 
 def _wrong_type(where: str, value: object, model: type) -> Reason:
@@ -266,14 +329,6 @@ def _wrong_type(where: str, value: object, model: type) -> Reason:
         f"{where} is a {type(value).__name__}, not a {model.__name__}",
         f"build it with ksi_host.{model.__name__}(...)",
     )
-
-
-def _target(candidate: Candidate) -> str:
-    if candidate.entry_point is not None:
-        return candidate.entry_point
-    if candidate.file is not None:
-        return str(candidate.file)
-    return str(candidate.module)
 
 
 def _disabled(name: str, origin: Origin, setting: str) -> Exclusion:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Final
 import importlib_metadata
 from packaging.utils import canonicalize_name
 
+from ksi_host._manifest import MANIFEST_FILE
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate, Origin, SourceKind
 from ksi_host._report import NullReporter, Reporter
@@ -40,6 +42,7 @@ __all__ = [
     "discover",
     "env_disabled",
     "env_plugin_folders",
+    "explicit_candidates",
 ]
 
 ENTRY_POINT_GROUP: Final = "ksi.plugins"
@@ -139,6 +142,11 @@ def _identity(candidate: Candidate) -> str:
     return f"entry-point:{candidate.origin.distribution}:{candidate.entry_point}"
 
 
+def explicit_candidates(item: str | Path) -> tuple[Candidate, ...]:
+    """What one ``--plugin-path`` item offers: a module, a file, a package or a folder's plugins."""
+    return tuple(_explicit(item))
+
+
 def _explicit(item: str | Path) -> Iterator[Candidate]:
     text = str(item)
     path = Path(text).expanduser()
@@ -174,8 +182,12 @@ def _file_candidate(path: Path, kind: SourceKind) -> Candidate:
 
 def _entry_points() -> Iterator[Candidate]:
     """One scan of ``ksi.plugins``; importlib_metadata drops a distribution seen twice."""
-    for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+    found = list(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP))
+    per_package = Counter((id(ep.dist), _top_package(ep.value)) for ep in found)
+    for ep in found:
         distribution, version = _name_and_version(ep.dist)
+        top = _top_package(ep.value)
+        alone = per_package[id(ep.dist), top] == 1
         yield Candidate(
             name_hint=ep.name,
             origin=Origin(
@@ -186,7 +198,32 @@ def _entry_points() -> Iterator[Candidate]:
                 entry_point=ep.name,
             ),
             entry_point=ep.value,
+            manifest=_manifest(ep.dist, top) if alone else None,
         )
+
+
+def _top_package(value: str) -> str:
+    return value.partition(":")[0].strip().partition(".")[0]
+
+
+def _manifest(dist: importlib_metadata.Distribution | None, package: str) -> Path | None:
+    """The package's ``ksi-plugin.toml`` if the distribution's RECORD lists it.
+
+    Only a file the installer recorded counts: one left behind by an old install, or
+    dropped in by hand, is not the installed distribution's and is ignored. A package
+    that two entry points of one distribution point into has no manifest (it would
+    describe only one of them).
+    """
+    if dist is None:
+        return None
+    wanted = f"{package}/{MANIFEST_FILE}"
+    file = Path(str(dist.locate_file(wanted)))
+    if not file.is_file():  # most plugins ship none: a stat, not a read of RECORD
+        return None
+    for line in (dist.read_text("RECORD") or "").splitlines():
+        if line.partition(",")[0] == wanted:
+            return file
+    return None
 
 
 def _name_and_version(

@@ -10,6 +10,14 @@ calls ``ksi_shutdown`` in reverse load order, each within ``[host]
 shutdown_timeout``; a failure is logged and kept as the stopped plugin's reason,
 and the others carry on. A host runs once: start, then stop.
 
+A plugin described by a ``lazy`` manifest is not imported at start: it shows as
+``lazy`` until the first event it declares arrives, which activates it (import,
+register, ``ksi_plugin_context``, ``ksi_startup``, within ``startup_timeout``) and
+then reaches it. One that fails to activate is ``failed`` and answers that event,
+and the later ones it declares, with ``UNAVAILABLE`` naming it and why. A lazy
+plugin that a plugin started at start-up needs, that declares no events (it sees
+them all) or that implements a hook seeing every event, is started with the others.
+
 A timeout can only interrupt a hook that awaits: a plain function that blocks
 (``time.sleep``) blocks the whole host, as any blocking call in asyncio does.
 
@@ -39,10 +47,18 @@ from typing import Any, Final, Literal
 
 import pluggy
 
-from ksi_host._bus import DEFAULT_HISTORY_SIZE, EventBus, EventContext
+from ksi_host._bus import EventBus, EventContext
 from ksi_host._config import HostConfig, check_plugin_config
-from ksi_host._dispatch import Dispatcher, Fallback, call_hookimpl, unsupported_hooks
+from ksi_host._describe import import_described
+from ksi_host._dispatch import (
+    Dispatcher,
+    Fallback,
+    call_hookimpl,
+    error_reply,
+    unsupported_hooks,
+)
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
+from ksi_host._protocol import ErrorCode
 from ksi_host._reload import (
     InstalledSince,
     PlanChange,
@@ -63,7 +79,7 @@ logger: Final = logging.getLogger("ksi_host.lifecycle")
 Planner = Callable[[Sequence[str]], LoadPlan]
 """Builds the host's plan again, with these plugin paths added: what ``reload`` runs."""
 
-PluginState = Literal["pending", "running", "failed", "stopped", "excluded"]
+PluginState = Literal["pending", "lazy", "running", "failed", "stopped", "excluded"]
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,7 @@ class Host:
         plan: LoadPlan,
         config: HostConfig | None = None,
         *,
-        history_size: int = DEFAULT_HISTORY_SIZE,
+        history_size: int | None = None,
         planner: Planner | None = None,
         installed_since: InstalledSince | None = None,
     ) -> None:
@@ -131,7 +147,11 @@ class Host:
         self._installed_since: Final = installed_since
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
-        self.bus: Final = EventBus(self._emitted, history_size=history_size)
+        self.bus: Final = EventBus(
+            self._emitted,
+            history_size=self.config.host.history_size if history_size is None else history_size,
+            history_bytes=self.config.host.history_bytes,
+        )
         self._config_dict: Final = self.config.as_context_dict()
         self._contexts: dict[str, EventContext] = {}
         self._tasks: Final = TaskKeeper()
@@ -143,11 +163,22 @@ class Host:
             explain_unhandled=self._why_unhandled,
         )
         self.manager.pm.on_change(self._dispatcher.invalidate)
+        # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
+        self._specs: dict[str, PluginSpec] = {spec.key: spec for spec in plan.order}
+        self._lazy = _lazy_keys(plan)
         # In load order: status() reads it as is (system:health asks on every call).
         self._status: dict[str, PluginStatus] = {
-            spec.key: PluginStatus(spec.name, spec.key, spec.version, spec.origin, "pending")
+            spec.key: PluginStatus(
+                spec.name,
+                spec.key,
+                spec.version,
+                spec.origin,
+                "lazy" if spec.key in self._lazy else "pending",
+            )
             for spec in plan.order
         }
+        self._wanted_by: dict[str, tuple[str, ...]] = {}
+        self._activations: dict[str, asyncio.Future[None]] = {}
         self._excluded: tuple[PluginStatus, ...] = ()
         self._declared: tuple[tuple[PluginStatus, PluginCapabilities], ...] = ()
         self._note_plan(plan)
@@ -255,12 +286,26 @@ class Host:
         names = {spec.key: spec.name for spec in (*self.plan.order, *plan.order)}
         for key in diff.stop:
             await self._stop_one(old[key])
+        lazy = _lazy_keys(plan)
         self._status = {
-            spec.key: PluginStatus(spec.name, spec.key, spec.version, spec.origin, "pending")
+            spec.key: PluginStatus(
+                spec.name,
+                spec.key,
+                spec.version,
+                spec.origin,
+                "lazy" if spec.key in lazy else "pending",
+            )
             if spec.key in diff.start or spec.key not in self._status
             else self._status[spec.key]
             for spec in plan.order
         }
+        self._specs = {
+            spec.key: self._specs[spec.key]
+            if spec.key in self._specs and spec.key not in diff.start
+            else spec
+            for spec in plan.order
+        }
+        self._lazy = lazy
         self.plan = plan
         self._note_plan(plan)
         await self._start_pending()
@@ -295,7 +340,7 @@ class Host:
             return
         self._phase = "stopping"
         for spec in reversed(self.plan.order):
-            if self._status[spec.key].status in ("running", "pending"):
+            if self._status[spec.key].status in ("running", "pending", "lazy"):
                 await self._stop_one(spec)
         await self._tasks.close()
         self._phase = "stopped"
@@ -304,7 +349,9 @@ class Host:
         self, event_name: str, data: dict[str, Any], context: Mapping[str, Any] | None = None
     ) -> Any:
         """The bus's route: dispatch, bounded in how deep emits nest."""
-        return await self._dispatcher.emit(event_name, data, context)
+        unavailable = await self._activate_for(event_name) if self._lazy else None
+        answer = await self._dispatcher.emit(event_name, data, context)
+        return _unavailable_or(answer, unavailable)
 
     async def dispatch(
         self,
@@ -313,7 +360,72 @@ class Host:
         context: Mapping[str, Any] | None = None,
     ) -> Any:
         """Route one event through filter, validate and handle; see :mod:`ksi_host._dispatch`."""
-        return await self._dispatcher.dispatch(event_name, data, context)
+        unavailable = await self._activate_for(event_name) if self._lazy else None
+        answer = await self._dispatcher.dispatch(event_name, data, context)
+        return _unavailable_or(answer, unavailable)
+
+    async def _activate_for(self, event_name: str) -> dict[str, Any] | None:
+        """Activate the lazy plugins that want this event; the error reply of one that failed."""
+        keys = self._wanted_by.get(event_name)
+        if keys is None:
+            keys = self._wanted(event_name)
+        unavailable = None
+        for key in keys:
+            state = self._status[key].status
+            if state == "lazy" and self._phase == "running":
+                await self._activate(key, event_name)
+                state = self._status[key].status
+            if state == "failed" and unavailable is None:
+                status = self._status[key]
+                why = status.reason.message if status.reason else "it failed"
+                unavailable = error_reply(
+                    ErrorCode.UNAVAILABLE.value,
+                    f"plugin {status.name!r} declares {event_name!r} but could not be "
+                    f"activated: {why} (see plugin:list or ksi-host doctor)",
+                    status.name,
+                )
+        return unavailable
+
+    def _wanted(self, event_name: str) -> tuple[str, ...]:
+        """The lazy plugins (activated or not) that declare ``event_name``, in load order."""
+        namespace = event_name.partition(":")[0]
+        keys = tuple(
+            key
+            for key in self._lazy
+            if event_name in self._specs[key].capabilities.commands
+            or namespace in self._specs[key].capabilities.event_namespaces
+        )
+        if len(self._wanted_by) < _MAX_WANTED:
+            self._wanted_by[event_name] = keys
+        return keys
+
+    async def _activate(self, key: str, event_name: str) -> None:
+        """Start one lazy plugin (its lazy dependencies first), once however many events wait."""
+        activation = self._activations.get(key)
+        if activation is None:
+            activation = asyncio.ensure_future(self._start_lazy(key, event_name))
+            self._activations[key] = activation
+        await asyncio.shield(activation)
+
+    async def _start_lazy(self, key: str, event_name: str) -> None:
+        for dependency in self.plan.requires.get(key, ()):
+            if self._status[dependency].status == "lazy":
+                await self._activate(dependency, event_name)
+        if self._status[key].status != "lazy":
+            return  # a dependency failed, and failed this plugin with it
+        spec = self._specs[key]
+        logger.info("activating lazy plugin %s for %s", spec.name, event_name)
+        self._set(key, "pending")
+        self._register(spec)
+        passes: tuple[tuple[str, ReasonCode], ...] = (
+            ("ksi_plugin_context", "context-failed"),
+            ("ksi_startup", "startup-failed"),
+        )
+        for hook, code in passes:
+            if self._is_pending(spec) and not await self._start_hook(spec, hook, code):
+                return
+        if self._is_pending(spec):
+            self._set(key, "running")
 
     def fall_back(
         self, plugin_name: str, namespaces: Collection[str], fallback: Fallback | None
@@ -393,6 +505,12 @@ class Host:
         self._status[key] = replace(self._status[key], status=state, reason=reason)
 
     def _register(self, spec: PluginSpec) -> None:
+        if not spec.imported:
+            imported = import_described(spec)
+            if isinstance(imported, Reason):
+                self._fail(spec, imported)
+                return
+            spec = self._specs[spec.key] = imported
         problem = self._config_problem(spec)
         if problem is not None:
             self._fail(spec, problem)
@@ -430,7 +548,8 @@ class Host:
 
     def _impls(self, spec: PluginSpec, hook: str) -> list[pluggy.HookImpl]:
         caller = getattr(self.manager.pm.hook, hook)
-        return [impl for impl in caller.get_hookimpls() if impl.plugin is spec.plugin]
+        plugin = self._specs[spec.key].plugin
+        return [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
 
     async def _start_hook(self, spec: PluginSpec, hook: str, code: ReasonCode) -> bool:
         """Run a start pass hook; on failure, fail the plugin and its dependents."""
@@ -501,7 +620,8 @@ class Host:
 
     def _unregister(self, spec: PluginSpec) -> None:
         pm = self.manager.pm
-        if pm.is_registered(spec.plugin):
+        spec = self._specs[spec.key]
+        if spec.imported and pm.is_registered(spec.plugin):
             pm.unregister(spec.plugin)
             self._dispatcher.declare(spec.name, None)
         if isinstance(spec.plugin, TransportPlugin):
@@ -510,6 +630,28 @@ class Host:
 
 def _what_and_where(exc: KsiError) -> str:
     return f"{exc.what} ({exc.where})" if exc.where else exc.what
+
+
+_MAX_WANTED: Final = 4096
+"""Event names whose lazy plugins are remembered (as the dispatcher's routes are)."""
+
+
+def _lazy_keys(plan: LoadPlan) -> tuple[str, ...]:
+    """Plugins to start on their first event: lazy, and needed by none started at start-up."""
+    eager = {spec.key for spec in plan.order if not spec.lazy}
+    for spec in reversed(plan.order):
+        if spec.key in eager:
+            eager.update(plan.requires.get(spec.key, ()))
+    return tuple(spec.key for spec in plan.order if spec.key not in eager)
+
+
+def _unavailable_or(answer: Any, unavailable: dict[str, Any] | None) -> Any:
+    """The dispatcher's answer, unless nobody answered because a lazy plugin failed to start."""
+    if unavailable is None or not isinstance(answer, dict):
+        return answer
+    error = answer.get("error")
+    unanswered = isinstance(error, dict) and error.get("code") == ErrorCode.NO_HANDLER.value
+    return unavailable if answer.get("status") == "error" and unanswered else answer
 
 
 def _log_late_failure(task: asyncio.Future[Any]) -> None:

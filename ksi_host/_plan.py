@@ -10,11 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Final, Literal
 
+from ksi_host._manifest import activates_lazily
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
+if TYPE_CHECKING:
+    from ksi_host._manifest import PluginManifest
+
 __all__ = [
+    "NOT_IMPORTED",
     "Candidate",
     "Exclusion",
     "LoadPlan",
@@ -37,6 +42,7 @@ ReasonCode = Literal[
     "version-conflict",
     "cycle",
     "ambiguous-service",
+    "manifest-mismatch",
     "dependency-excluded",
     "config-invalid",
     "context-failed",
@@ -71,7 +77,8 @@ class Candidate:
     Exactly one of ``module`` (a dotted module name), ``file`` (a ``.py`` file or a
     package's ``__init__.py``) or ``entry_point`` (an entry point value such as
     ``pkg.mod:plugin``) says how to load it. ``disabled_by`` names the setting that
-    turned it off, so it is reported instead of imported.
+    turned it off, so it is reported instead of imported. ``manifest`` is the
+    ``ksi-plugin.toml`` its distribution ships for it, read instead of importing it.
     """
 
     name_hint: str
@@ -80,6 +87,16 @@ class Candidate:
     file: Path | None = None
     entry_point: str | None = None
     disabled_by: str | None = None
+    manifest: Path | None = None
+
+    @property
+    def target(self) -> str:
+        """What to import, as a user would type it: entry point value, file or module."""
+        if self.entry_point is not None:
+            return self.entry_point
+        if self.file is not None:
+            return str(self.file)
+        return str(self.module)
 
 
 @dataclass(frozen=True)
@@ -89,9 +106,10 @@ class Reason:
     The resolver also keeps its evidence as data, so a tool (doctor) never has to
     parse ``message``: ``requirement`` is the dependency at fault as declared (name
     and specifier, no marker), ``providers`` the plugins that provide it (the one
-    found for ``version-conflict``, all of them for ``ambiguous-service``), and
-    ``cycle`` the path from this plugin back to itself. They restate ``message``,
-    so they take no part in equality.
+    found for ``version-conflict``, all of them for ``ambiguous-service``),
+    ``cycle`` the path from this plugin back to itself, and ``differences`` one line
+    per field where a ``manifest-mismatch`` manifest and the code disagree. They
+    restate ``message``, so they take no part in equality.
     """
 
     code: ReasonCode
@@ -102,6 +120,7 @@ class Reason:
     requirement: str | None = field(default=None, compare=False)
     providers: tuple[str, ...] = field(default=(), compare=False)
     cycle: tuple[str, ...] = field(default=(), compare=False)
+    differences: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def root(self) -> Reason:
@@ -112,14 +131,42 @@ class Reason:
         return reason
 
 
+class _NotImported:
+    def __repr__(self) -> str:
+        return "NOT_IMPORTED"
+
+
+NOT_IMPORTED: Final = _NotImported()
+"""``PluginSpec.plugin`` of a plugin described by its manifest, until the host imports it."""
+
+
 @dataclass(frozen=True)
 class PluginSpec:
-    """A plugin that imported and whose metadata validated."""
+    """A plugin whose metadata validated: imported, or read from its ``ksi-plugin.toml``.
+
+    ``hooks`` are the hooks it implements. A spec read from a manifest keeps the
+    manifest and the candidate to import it from, and its ``plugin`` is
+    :data:`NOT_IMPORTED` until :func:`ksi_host._describe.import_described` runs.
+    """
 
     plugin: object
     metadata: PluginMetadata
     capabilities: PluginCapabilities
     origin: Origin
+    hooks: tuple[str, ...] = ()
+    manifest: PluginManifest | None = None
+    candidate: Candidate | None = None
+
+    @property
+    def imported(self) -> bool:
+        return self.plugin is not NOT_IMPORTED
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the host imports it on its first event instead of at start-up."""
+        if self.manifest is None:
+            return False
+        return activates_lazily(self.manifest.activation, self.capabilities, self.hooks)
 
     @property
     def name(self) -> str:

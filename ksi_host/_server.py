@@ -31,10 +31,10 @@ from ksi_host._instance import (
     default_socket_path,
     peer_uid,
 )
+from ksi_host._limits import default_max_connections
 from ksi_host._protocol import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_REPLY_BUFFER_BYTES,
@@ -66,7 +66,7 @@ class ServerConfig(BaseModel):
 
     socket_path: Path = Field(default_factory=default_socket_path)
     max_line_bytes: int = Field(DEFAULT_MAX_LINE_BYTES, ge=256, le=256 * 1024 * 1024)
-    max_connections: int = Field(DEFAULT_MAX_CONNECTIONS, ge=1)
+    max_connections: int = Field(default_factory=default_max_connections, ge=1)
     max_inflight: int = Field(DEFAULT_MAX_INFLIGHT, ge=1)
     max_reply_buffer_bytes: int = Field(DEFAULT_MAX_REPLY_BUFFER_BYTES, ge=64 * 1024)
     idle_timeout: float = Field(DEFAULT_IDLE_TIMEOUT, gt=0)

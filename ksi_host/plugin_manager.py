@@ -61,9 +61,10 @@ def _hookable(plugin: object) -> Iterator[tuple[str, object]]:
                 yield name, value.__func__
             elif inspect.isfunction(value):
                 yield name, value
-    owners = plugin.__mro__ if inspect.isclass(plugin) else type(plugin).__mro__
-    namespaces = [_own_dict(plugin), *map(vars, owners)] if is_namespace else map(vars, owners)
-    for namespace in namespaces:
+    mro = plugin.__mro__ if inspect.isclass(plugin) else type(plugin).__mro__
+    # object comes last and defines no hook: its names can shadow nothing after it.
+    owners = [vars(owner) for owner in mro if owner is not object]
+    for namespace in [_own_dict(plugin), *owners] if is_namespace else owners:
         for name, value in namespace.items():
             if name in seen:
                 continue
@@ -72,8 +73,11 @@ def _hookable(plugin: object) -> Iterator[tuple[str, object]]:
                 value = _slot_value(value, plugin)
             if isinstance(value, types.MethodType):
                 yield name, value.__func__
-            elif isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value):
+            elif isinstance(value, _HOOKABLE):
                 yield name, value
+
+
+_HOOKABLE: Final = (types.FunctionType, staticmethod, classmethod)
 
 
 def _own_dict(obj: object) -> Mapping[str, object]:

@@ -166,12 +166,31 @@ class PluginMetadata(_KsiModel):
     @cached_property
     def requirements(self) -> tuple[Requirement, ...]:
         """``dependencies`` parsed, for the resolver."""
-        return tuple(Requirement(item) for item in self.dependencies)
+        return tuple(_requirement(item) for item in self.dependencies)
+
+
+_PARSED: Final[dict[str, Requirement]] = {}
+_MAX_PARSED: Final = 4096
+
+
+def _requirement(text: str) -> Requirement:
+    """``Requirement(text)``, parsed once: validation and then the resolver both ask for it.
+
+    The written and the normalised spelling are both remembered, since the metadata keeps
+    the normalised one. The resolver only reads what it gets.
+    """
+    req = _PARSED.get(text)
+    if req is None:
+        req = Requirement(text)
+        if len(_PARSED) < _MAX_PARSED:
+            _PARSED[text] = req
+            _PARSED.setdefault(str(req), req)
+    return req
 
 
 def _parse_requirement(text: str) -> Requirement:
     try:
-        req = Requirement(text)
+        req = _requirement(text)
     except InvalidRequirement as exc:
         raise ValueError(f"{text!r} is not a requirement: {exc}") from None
     if req.url:

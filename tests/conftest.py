@@ -73,6 +73,15 @@ def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             del sys.modules[name]
 
 
+@pytest.fixture
+def imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file plugins made by ``tests.dists.recording_source`` append their name to."""
+    log = tmp_path / "imports.log"
+    log.touch()
+    monkeypatch.setenv("KSI_TEST_IMPORTS", str(log))
+    return log
+
+
 @pytest.fixture(scope="session")
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with three fixture plugins built as real wheels and pip-installed; its python.

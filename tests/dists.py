@@ -11,6 +11,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from ksi_host._manifest import PluginManifest
+
 
 def plugin_source(
     name: str,
@@ -152,3 +154,93 @@ def build_and_install(
     install = ["install", "--no-deps", "--no-index"]
     subprocess.run([str(python), *pip, *install, *map(str, wheels)], check=True, env=env)
     return wheels
+
+
+# --- plugins that record their import (manifests, lazy activation) ---
+
+RECORDING_PLUGIN = """\
+import os, pathlib
+from ksi_host import BasePlugin, PluginCapabilities, PluginMetadata, hookimpl
+
+with pathlib.Path(os.environ["KSI_TEST_IMPORTS"]).open("a") as log:
+    log.write({name!r} + "\\n")
+
+
+class Recorded(BasePlugin):
+    @hookimpl
+    def ksi_handle_event(self, event_name, data, context):
+        return {{"from": {name!r}, "event": event_name}}
+{startup}
+
+plugin = Recorded(
+    PluginMetadata(
+        name={name!r},
+        version="1.0",
+        description="records its import",
+        dependencies={dependencies!r},
+        after_dependencies={after!r},
+    ),
+    PluginCapabilities(event_namespaces={namespaces!r}),
+)
+"""
+
+FAILING_STARTUP = """
+    @hookimpl
+    def ksi_startup(self):
+        raise OSError("port taken")
+"""
+
+
+def recording_source(
+    name: str,
+    *,
+    namespaces: tuple[str, ...] | None = None,
+    dependencies: tuple[str, ...] = (),
+    after: tuple[str, ...] = (),
+    failing_startup: bool = False,
+) -> str:
+    """A plugin that appends its name to $KSI_TEST_IMPORTS when its module is imported."""
+    return RECORDING_PLUGIN.format(
+        name=name,
+        namespaces=list((name,) if namespaces is None else namespaces),
+        dependencies=list(dependencies),
+        after=list(after),
+        startup=FAILING_STARTUP if failing_startup else "",
+    )
+
+
+def recorded_manifest(name: str, **changes: object) -> str:
+    fields: dict[str, object] = {
+        "name": name,
+        "version": "1.0",
+        "description": "records its import",
+        "event_namespaces": (name,),
+        "hooks": ("ksi_handle_event",),
+        "activation": "lazy",
+    }
+    return PluginManifest(**{**fields, **changes}).to_toml()  # type: ignore[arg-type]
+
+
+def install_recorded(
+    site: Path,
+    name: str,
+    *,
+    manifest: str | None = None,
+    recorded: bool = True,
+    source: str | None = None,
+) -> Path:
+    """A distribution whose package ``{name}_pkg`` records its import; with a manifest if given."""
+    package = f"{name}_pkg"
+    files = {f"{package}/__init__.py": source or recording_source(name)}
+    info = install_dist(
+        site,
+        dist=f"ksi-{name}",
+        version="1.0",
+        files={**files, **({f"{package}/ksi-plugin.toml": manifest} if manifest else {})},
+        entry_points={name: package},
+    )
+    if manifest and not recorded:
+        record = info / "RECORD"
+        lines = record.read_text().splitlines()
+        record.write_text("\n".join(x for x in lines if "ksi-plugin.toml" not in x) + "\n")
+    return info

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import datetime
 from typing import Any
 
 import pytest
 
+from ksi_host._bus import HISTORY_ITEM_BYTES, EventBus
 from ksi_host._lifecycle import Host
 from ksi_host.errors import InvalidEventName
 from ksi_host.plugin_base import BasePlugin, hookimpl
@@ -173,3 +175,45 @@ def test_history_arguments_are_checked(make_plan):
     with_host(make_plan, body)
     with pytest.raises(ValueError, match="history_size must be 0 or more"):
         Host(make_plan(), history_size=-1)
+
+
+async def _ignore(event_name, data, context=None):
+    return None
+
+
+def test_history_is_bounded_in_bytes_and_keeps_the_newest():
+    bus = EventBus(_ignore, history_size=1000, history_bytes=10_000)
+    for i in range(100):
+        bus.record("load:tick", "load", {"i": i, "pad": "x" * 500})
+    kept = bus.get_event_history()
+    assert 0 < bus.history_bytes <= 10_000
+    assert 10_000 // 600 <= len(kept) <= 10_000 // 500
+    assert [e["data"]["i"] for e in kept] == list(range(100 - len(kept), 100))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"blob": "y" * 200_000, "name": "big"},
+        {"rows": [{"n": n, "text": "z" * 100} for n in range(2000)]},
+    ],
+    ids=["flat", "nested"],
+)
+def test_an_event_larger_than_an_entry_may_be_is_kept_as_a_summary(data):
+    bus = EventBus(_ignore)
+    bus.record("load:big", "load", data)
+    [entry] = bus.get_event_history()
+    size = len(json.dumps(data, separators=(",", ":")))
+    assert entry["data"]["truncated"] is True
+    assert abs(entry["data"]["bytes"] - size) <= size // 100
+    assert entry["data"]["keys"] == sorted(data)
+    assert json.dumps(data, separators=(",", ":")).startswith(entry["data"]["preview"])
+    assert bus.history_bytes < HISTORY_ITEM_BYTES
+
+
+def test_a_zero_byte_history_keeps_nothing():
+    bus = EventBus(_ignore, history_bytes=0)
+    bus.record("load:tick", "load", {})
+    assert bus.get_event_history() == []
+    with pytest.raises(ValueError, match="history_bytes must be 0 or more"):
+        EventBus(_ignore, history_bytes=-1)

@@ -48,6 +48,8 @@ def test_a_missing_default_file_means_defaults(home):
             "startup_timeout": 30.0,
             "shutdown_timeout": 10.0,
             "max_emit_depth": 32,
+            "history_size": 1000,
+            "history_bytes": 4 * 1024 * 1024,
         },
         "server": {},
     }

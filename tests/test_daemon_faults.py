@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import resource
 import signal
 import socket
 import sqlite3
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from strategies import WIRE_LIMIT, replies_owed, strict_json, wire_stream
 
 from ksi_host._client import request_sync
+from ksi_host._limits import CONNECTIONS_WANTED
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +51,10 @@ def settle_fds(pid: int, baseline: int, timeout: float = 5.0) -> int:
 
 
 def connect(path: Path, timeout: float = 10.0) -> socket.socket:
+    """A blocking connect (it waits while the listen backlog is full), then reads with a timeout."""
     sock = socket.socket(socket.AF_UNIX)
-    sock.settimeout(timeout)
     sock.connect(str(path))
+    sock.settimeout(timeout)
     return sock
 
 
@@ -302,3 +305,124 @@ def test_two_daemons_racing_for_one_home_never_both_serve(short_dir):
             for proc in procs:
                 proc.kill()
                 proc.wait()
+
+
+def _soft_files(limit: int) -> Callable[[], None]:
+    def lower() -> None:  # pragma: no cover - runs in the child before exec
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
+
+    return lower
+
+
+def test_a_thousand_clients_at_once_are_all_answered_and_the_next_is_refused_cleanly(short_dir):
+    daemon = DaemonProcess(short_dir, name="thousand")
+    with daemon.log_path.open("wb") as log:
+        daemon.proc = subprocess.Popen(
+            daemon.command(*daemon.run_args()),
+            stdout=log,
+            stderr=log,
+            env=daemon.env,
+            cwd=daemon.root,
+            preexec_fn=_soft_files(256),
+        )
+    try:
+        daemon.wait_ready()
+        assert f"raised the open-files limit from 256 to {CONNECTIONS_WANTED + 64}" in daemon.log()
+        clients = [connect(daemon.socket_path) for _ in range(CONNECTIONS_WANTED)]
+        for index, sock in enumerate(clients):
+            sock.sendall(request_line("test:echo", {"n": index}, f"c{index}"))
+        for index, sock in enumerate(clients):
+            [reply] = read_lines(sock, f"c{index}")
+            assert reply["data"] == {"echo": {"n": index}}
+        with connect(daemon.socket_path) as extra:
+            extra.sendall(request_line("system:health", correlation_id="extra"))
+            with extra.makefile("rb") as stream:
+                refused = json.loads(stream.readline())
+                assert stream.read() == b""  # a clean EOF, not a connection reset
+        assert refused["data"]["error"]["code"] == "TOO_MANY_CONNECTIONS"
+        for sock in clients:
+            sock.close()
+        assert request_sync(daemon.socket_path, "system:health")["status"] == "healthy"
+    finally:
+        daemon.stop()
+
+
+def test_the_default_connection_limit_follows_the_hard_open_files_limit():
+    code = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (200, 300))\n"
+        "from ksi_host._server import ServerConfig\n"
+        "from ksi_host._limits import reserve_files\n"
+        "config = ServerConfig.from_section({}, where='[server]')\n"
+        "print(config.max_connections, reserve_files(config.max_connections))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["236", "300"]
+
+
+def rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return (
+        int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+        * 1024
+    )
+
+
+@pytest.fixture(scope="module")
+def default_daemon() -> Iterator[DaemonProcess]:
+    """A daemon with every default limit (1 MiB lines, 4 MiB reply budget, 4 MiB history)."""
+    with running_daemon() as daemon:
+        yield daemon
+
+
+def test_clients_that_never_read_large_replies_grow_the_daemon_only_by_the_documented_bound(
+    default_daemon,
+):
+    """4 connections ask for 1 MB replies and never read: each holds at most its budget."""
+    daemon = default_daemon
+    assert daemon.proc is not None
+    value = "x" * 1_000_000
+    done = request_sync(daemon.socket_path, "state:set", {"key": "big", "value": value})
+    assert done["status"] == "set"
+    for _ in range(3):  # the first large replies warm up the allocator
+        assert request_sync(daemon.socket_path, "state:get", {"key": "big"})["found"]
+    before = rss_bytes(daemon.proc.pid)
+    request = request_line("state:get", {"key": "big"})
+    hoarders = [connect(daemon.socket_path) for _ in range(4)]
+    for sock in hoarders:
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(300):
+                sock.send(request)
+    time.sleep(3)
+    grown = rss_bytes(daemon.proc.pid) - before
+    # docs/PROTOCOL.md: an unread request line, the reply budget, and the replies of the
+    # requests already in flight when the budget ran out (max_inflight of them, each held
+    # as the answer and as its encoded line while it is written).
+    per_connection = 2**20 + 4 * 2**20 + 32 * 2 * (len(value) + 100)
+    assert grown < 4 * per_connection, f"grew {grown / 2**20:.0f} MiB"
+    assert request_sync(daemon.socket_path, "system:health")["status"] == "healthy"
+    for sock in hoarders:
+        sock.close()
+
+
+def test_the_history_keeps_large_events_as_summaries_within_its_byte_budget(default_daemon):
+    daemon = default_daemon
+    assert daemon.proc is not None
+    payload = {"blob": "h" * 1_000_000}
+    with connect(daemon.socket_path) as sock:
+        sock.sendall(request_line("test:echo", payload, "warm"))
+        read_lines(sock, "warm")
+        before = rss_bytes(daemon.proc.pid)
+        for n in range(100):
+            sock.sendall(request_line("test:echo", payload, str(n)))
+            assert read_lines(sock, str(n))[-1]["data"]["echo"] == payload
+    grown = rss_bytes(daemon.proc.pid) - before
+    assert grown < 4 * 2**20 + 16 * 2**20, f"grew {grown / 2**20:.0f} MiB for 100 MB of events"
+    history = request_sync(daemon.socket_path, "system:history", {"namespace": "test"})
+    entry = history["events"][-1]["data"]
+    assert entry["truncated"] is True
+    assert entry["keys"] == ["blob"]
+    assert entry["bytes"] >= 1_000_000

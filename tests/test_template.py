@@ -363,6 +363,17 @@ def test_installed_entry_points_load_the_plugins(
         }
 
 
+@pytest.mark.slow
+def test_installed_plugins_ship_a_manifest_equal_to_their_code(
+    installed_plugins: tuple[BakedPlugin, ...], ksi_venv: Path, tmp_path: Path
+) -> None:
+    result = _run([str(ksi_venv), "-m", "ksi_host", "manifest", "--check"], tmp_path, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for plugin in installed_plugins:
+        assert f"ok   {plugin.plugin_name} (" in result.stdout
+        assert f"/{plugin.module_name}/ksi-plugin.toml)" in result.stdout
+
+
 # --- ksi-host commands in that venv --------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 from ksi_host._discover import env_disabled
 from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
+from ksi_host._manifest import Activation, InvalidManifest, PluginManifest, regenerate_command
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec
 
 __all__ = ["PIP", "Fixes", "blame", "edit"]
@@ -108,6 +109,7 @@ class Fixes:
             "cycle": self._cycle,
             "ambiguous-service": self._ambiguous,
             "dependency-excluded": self._dependency_excluded,
+            "manifest-mismatch": self._manifest_mismatch,
         }
         return builders.get(code, self._bad_plugin)(exclusion)
 
@@ -273,6 +275,22 @@ class Fixes:
             exclusion, "error", fix, note=reason.hint, where=where, traceback=reason.traceback
         )
 
+    def _manifest_mismatch(self, exclusion: Exclusion) -> Problem:
+        """The shipped ``ksi-plugin.toml`` says otherwise than the code: one line per field."""
+        reason, candidate = exclusion.reason, self._candidate(exclusion)
+        fields = "".join(f"\n    {line}" for line in reason.differences)
+        return self._make(
+            exclusion,
+            "error",
+            regenerate_command(candidate, _activation(candidate.manifest))
+            if candidate
+            else reason.hint,
+            what=f"{exclusion.name}: {candidate.manifest if candidate else 'its manifest'} "
+            f"disagrees with the code:{fields}",
+            note="the host plans with the manifest and refuses a plugin whose code disagrees; "
+            "regenerate the manifest from the code (then rebuild and reinstall the distribution)",
+        )
+
     def _missing(self, exclusion: Exclusion) -> Problem:
         wanted = _requirement(exclusion)
         if wanted is None:
@@ -395,6 +413,15 @@ class Fixes:
             if match and canonicalize_name(match.group(1)) == key:
                 return number
         return None
+
+
+def _activation(file: Path | None) -> Activation:
+    """What the shipped manifest asks for, so regenerating it keeps the author's choice."""
+    try:
+        text = file.read_text(encoding="utf-8") if file else ""
+        return PluginManifest.from_toml(text, where=str(file)).activation
+    except (OSError, UnicodeDecodeError, InvalidManifest):
+        return "startup"
 
 
 def _requirement(exclusion: Exclusion) -> Requirement | None:

@@ -45,7 +45,13 @@ def outcome(candidate: Candidate, result: Mapping[str, Any] | Failure) -> Outcom
     }
     if "excluded" in result:
         data = result["excluded"]
-        reason = Reason(_code(data["code"]), data["message"], data["hint"], None, data["traceback"])
+        reason = Reason(
+            _code(data["code"]),
+            data["message"],
+            data["hint"],
+            traceback=data["traceback"],
+            differences=tuple(data.get("differences", ())),
+        )
         spec = _spec(data["spec"], candidate) if data["spec"] else None
         return Outcome(candidate, exclusion=Exclusion(data["name"], origin, reason, spec), **common)
     spec = _spec(result["spec"], candidate)

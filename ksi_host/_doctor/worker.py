@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from ksi_host._config import check_plugin_config
-from ksi_host._describe import describe
-from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec
+from ksi_host._describe import describe, import_described
+from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason
 from ksi_host.errors import PluginRegistrationError
 from ksi_host.plugin_manager import KsiPluggyManager
 
@@ -44,6 +44,7 @@ def candidate_to_wire(candidate: Candidate) -> dict[str, Any]:
     """A candidate as JSON-ready data for the worker's stdin."""
     data = asdict(candidate)
     data["file"] = str(candidate.file) if candidate.file is not None else None
+    data["manifest"] = str(candidate.manifest) if candidate.manifest is not None else None
     return data
 
 
@@ -52,6 +53,7 @@ def candidate_from_wire(data: Mapping[str, Any]) -> Candidate:
     fields = dict(data)
     fields["origin"] = Origin(**fields["origin"])
     fields["file"] = Path(fields["file"]) if fields["file"] is not None else None
+    fields["manifest"] = Path(fields["manifest"]) if fields["manifest"] is not None else None
     return Candidate(**fields)
 
 
@@ -68,17 +70,27 @@ def main() -> None:
         _send(channel, {"start": index, "stderr_at": _stderr_offset()})
         started = time.perf_counter()
         described = describe([candidate], disabled=disabled)
+        found: PluginSpec | Exclusion = (
+            described.specs[0] if described.specs else described.excluded[0]
+        )
+        if isinstance(found, PluginSpec) and not found.imported:
+            imported = import_described(found)  # the manifest's plugin: import and compare
+            found = imported if isinstance(imported, PluginSpec) else _failed(found, imported)
         seconds = time.perf_counter() - started
         result: dict[str, Any] = {"done": index, "seconds": seconds}
         result["warnings"] = list(described.warnings)
-        if described.specs:
-            result.update(_spec_result(described.specs[0], sections))
+        if isinstance(found, PluginSpec):
+            result.update(_spec_result(found, sections))
         else:
-            result["excluded"] = _exclusion_result(described.excluded[0])
+            result["excluded"] = _exclusion_result(found)
         _send(channel, result)
     _send(channel, {"end": True})
     sys.stderr.flush()
     os._exit(0)  # a plugin's leftover non-daemon thread must not keep the worker alive
+
+
+def _failed(spec: PluginSpec, reason: Reason) -> Exclusion:
+    return Exclusion(spec.name, spec.origin, reason, spec)
 
 
 def _send(channel: IO[str], event: Mapping[str, Any]) -> None:
@@ -132,6 +144,7 @@ def _exclusion_result(exclusion: Exclusion) -> dict[str, Any]:
         "message": reason.message,
         "hint": reason.hint,
         "traceback": traceback,
+        "differences": list(reason.differences),
         "spec": _spec_data(exclusion.spec) if exclusion.spec is not None else None,
     }
 

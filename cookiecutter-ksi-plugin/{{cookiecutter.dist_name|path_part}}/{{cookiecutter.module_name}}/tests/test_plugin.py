@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -34,6 +36,19 @@ def test_the_entry_point_object_is_a_registrable_plugin() -> None:
     assert PluginManager().pm.register(plugin) == PLUGIN_NAME
     assert plugin.capabilities.event_namespaces == (NAMESPACE,)
     assert set(plugin.capabilities.commands) == {f"{NAMESPACE}:ping", f"{NAMESPACE}:echo"}
+
+
+def test_the_shipped_manifest_matches_the_code() -> None:
+    """ksi-plugin.toml lets ksi-host list and route the plugin without importing it.
+
+    After changing the metadata, capabilities or hooks, regenerate it with
+    ``ksi-host manifest {{ cookiecutter.module_name }}.plugin:plugin -o {{ cookiecutter.module_name }}/ksi-plugin.toml``.
+    """
+    check = ["manifest", "--check", "{{ cookiecutter.module_name }}.plugin:plugin"]
+    done = subprocess.run(
+        [sys.executable, "-m", "ksi_host", *check], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_ping_answers_pong(manager: PluginManager) -> None:
