@@ -18,14 +18,13 @@ function; it is awaited in turn, and one that raises is logged and skipped.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import inspect
 import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, Protocol
@@ -40,7 +39,6 @@ __all__ = [
     "DEFAULT_HISTORY_SIZE",
     "HISTORY_ITEM_BYTES",
     "EventBus",
-    "EventContext",
     "Listener",
     "Router",
 ]
@@ -64,34 +62,6 @@ class Router(Protocol):
     def __call__(
         self, event_name: str, data: dict[str, Any], context: Mapping[str, Any] | None = None
     ) -> Awaitable[Any]: ...
-
-
-class EventContext(Mapping[str, Any]):
-    """What hooks receive as ``context``: read-only ``context.get(...)`` plus ``context.emit``."""
-
-    __slots__ = ("_items", "emit")
-
-    def __init__(
-        self, items: Mapping[str, Any], emit: Callable[[str, dict[str, Any]], Awaitable[Any]]
-    ) -> None:
-        self._items = dict(items)
-        self.emit: Final = emit
-
-    def __getitem__(self, key: str) -> Any:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"EventContext({sorted(self._items)})"
-
-    def extend(self, extra: Mapping[str, Any]) -> EventContext:
-        """This context plus a caller's entries (e.g. the connection); the host's entries win."""
-        return EventContext({**extra, **self._items}, self.emit)
 
 
 @dataclass(frozen=True)
@@ -205,6 +175,8 @@ class EventBus:
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """The next accepted event matching ``pattern`` (and ``predicate``), as a history entry."""
+        import asyncio  # here, not at the top: `import ksi_host` stays free of asyncio
+
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
         def listener(event_name: str, data: dict[str, Any]) -> None:

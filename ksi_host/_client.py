@@ -6,82 +6,23 @@ import asyncio
 import json
 import uuid
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from pydantic import ValidationError
 
 from ksi_host._defaults import REQUEST_TIMEOUT
 from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES, ErrorData, Reply
-from ksi_host.errors import KsiError
+from ksi_host.errors import (
+    DaemonNotRunning,
+    DaemonUnreachable,
+    ProtocolError,
+    RequestTimeout,
+)
 
 __all__ = [
-    "DaemonNotRunning",
-    "DaemonUnreachable",
-    "ProtocolError",
-    "RequestTimeout",
     "request",
     "request_sync",
 ]
-
-_START_HINT: Final = (
-    "start one with `ksi-host run` (in another terminal), or point --socket / KSI_SOCKET "
-    "at the socket it listens on"
-)
-
-
-class DaemonNotRunning(KsiError):
-    """Nothing listens on the socket."""
-
-    reference = "daemon-not-running"
-
-    def __init__(self, *, socket_path: Path, detail: str) -> None:
-        self.socket_path = socket_path
-        super().__init__(
-            what=f"no ksi-host daemon is running ({detail})",
-            where=f"socket {socket_path}",
-            hint=_START_HINT,
-        )
-
-
-class DaemonUnreachable(KsiError):
-    """The socket exists but we may not connect, or the daemon refused us."""
-
-    reference = "daemon-unreachable"
-
-    def __init__(self, *, socket_path: Path, detail: str) -> None:
-        self.socket_path = socket_path
-        super().__init__(
-            what=f"cannot talk to the daemon: {detail}",
-            where=f"socket {socket_path}",
-            hint="a daemon serves only the user who started it; run your own with "
-            "`ksi-host run`, or use a socket you own",
-        )
-
-
-class RequestTimeout(KsiError):
-    """No reply within the timeout."""
-
-    reference = "request-timeout"
-
-    def __init__(self, *, socket_path: Path, event: str, timeout: float) -> None:
-        super().__init__(
-            what=f"no reply to {event!r} within {timeout:g}s",
-            where=f"socket {socket_path}",
-            hint="the daemon may be busy or stuck; retry with a larger --timeout, or check its log",
-        )
-
-
-class ProtocolError(KsiError):
-    """The daemon answered with something that is not a reply line."""
-
-    reference = "protocol-error"
-
-    def __init__(self, *, socket_path: Path, detail: str) -> None:
-        super().__init__(
-            what=f"the daemon's answer is not a valid reply: {detail}",
-            where=f"socket {socket_path}",
-            hint="is something other than ksi-host listening on this socket?",
-        )
 
 
 async def request(

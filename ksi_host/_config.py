@@ -49,7 +49,7 @@ from pydantic_settings import (
 
 from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host._paths import KsiPaths
-from ksi_host.errors import ConfigError
+from ksi_host.errors import ConfigError, PluginConfigInvalid
 from ksi_host.plugin_types import canonical_name
 
 if sys.version_info >= (3, 11):
@@ -62,8 +62,10 @@ __all__ = [
     "HostConfig",
     "HostSection",
     "check_plugin_config",
+    "config_from_mapping",
     "env_variable",
     "load_config",
+    "plugin_settings",
 ]
 
 ENV_PREFIX: Final = "KSI_"
@@ -135,23 +137,40 @@ class HostConfig(BaseSettings):
         return self.model_dump(mode="json")
 
 
-def check_plugin_config(plugin: object, section: Mapping[str, Any] | None) -> list[str]:
-    """Validate a plugin's config section against its ``config_model``; one message per problem.
+def plugin_settings(
+    name: str, plugin: object, section: Mapping[str, Any] | None
+) -> BaseModel | None:
+    """A plugin's config section as an instance of its ``config_model`` (``None`` without one).
 
-    A plugin without ``config_model`` accepts any section. The host checks before
-    registering a plugin, and doctor's worker where it imports one (the model is plugin code).
+    The host validates before registering a plugin and hands the instance to it as
+    ``context.settings``; doctor's worker checks where it imports one (the model is
+    plugin code). Raises :class:`PluginConfigInvalid` naming every bad key.
     """
     model = getattr(type(plugin), "config_model", None)
     if model is None:
-        return []
+        return None
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return [f"config_model is a {type(model).__name__}, not a pydantic model class"]
+        raise PluginConfigInvalid(
+            plugin=name,
+            problems=[("config_model", f"is a {type(model).__name__}, not a pydantic model class")],
+        )
     try:
-        model.model_validate(dict(section or {}))
+        return model.model_validate(dict(section or {}))
     except ValidationError as exc:
-        return [
-            f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}" for err in exc.errors()
-        ]
+        raise PluginConfigInvalid(
+            plugin=name,
+            problems=[
+                (".".join(map(str, err["loc"])) or "<section>", err["msg"]) for err in exc.errors()
+            ],
+        ) from None
+
+
+def check_plugin_config(plugin: object, section: Mapping[str, Any] | None) -> list[str]:
+    """Every problem of :func:`plugin_settings`, one ``key: message`` line each."""
+    try:
+        plugin_settings(type(plugin).__name__, plugin, section)
+    except PluginConfigInvalid as exc:
+        return [f"{key}: {message}" for key, message in exc.problems]
     return []
 
 
@@ -188,6 +207,15 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         raise _translate(exc, file, env) from None
 
 
+def config_from_mapping(data: Mapping[str, Any], *, source: str) -> HostConfig:
+    """A config from plain data, checked as a file's would be; ``source`` names it in errors."""
+    _check_top_level(data, source)
+    try:
+        return HostConfig(**data)
+    except ValidationError as exc:
+        raise _translate(exc, source, {}) from None
+
+
 def _read_toml(file: Path, *, explicit: bool) -> dict[str, Any]:
     try:
         text = file.read_bytes().decode("utf-8")
@@ -198,34 +226,41 @@ def _read_toml(file: Path, *, explicit: bool) -> dict[str, Any]:
             what=f"config file {str(file)!r} does not exist",
             where="--config or KSI_CONFIG",
             hint="create the file, or point --config/KSI_CONFIG at an existing TOML file",
+            file=file,
         ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             what=f"config file is not UTF-8 text: {exc.reason} at byte {exc.start}",
             where=str(file),
             hint="save the file as UTF-8",
+            file=file,
         ) from None
     except OSError as exc:
         raise ConfigError(
             what=f"cannot read config file: {exc.strerror or exc}",
             where=str(file),
             hint="check that the path is a readable file",
+            file=file,
         ) from None
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
-        at = _AT_LINE.search(message)
-        where = f"{file}, line {at.group(1)}, column {at.group(2)}" if at else str(file)
+        at = _AT_LINE.search(message)  # tomllib says where only in its message before 3.14
+        line, column = (int(at.group(1)), int(at.group(2))) if at else (None, None)
+        where = f"{file}, line {line}, column {column}" if at else str(file)
         raise ConfigError(
             what=f"config file is not valid TOML: {_AT_LINE.sub('', message).strip()}",
             where=where,
             hint="fix the TOML syntax at that position (see https://toml.io)",
+            file=file,
+            line=line,
+            column=column,
         ) from None
     return data
 
 
-def _check_top_level(data: Mapping[str, Any], file: Path) -> None:
+def _check_top_level(data: Mapping[str, Any], file: Path | str) -> None:
     for name, value in data.items():
         if not isinstance(value, dict):
             raise ConfigError(
@@ -233,6 +268,8 @@ def _check_top_level(data: Mapping[str, Any], file: Path) -> None:
                 where=f"{file}, key {name!r}",
                 hint=f"settings go in tables: [host], [server], or [<plugin name>] "
                 f"(e.g. move it under [{name}] as 'value = ...')",
+                file=file if isinstance(file, Path) else None,
+                keys=[name],
             )
 
 
@@ -263,6 +300,7 @@ def _env_overrides(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str,
             what="an environment override is not valid JSON where a list or table is expected",
             where="environment variables " + ", ".join(names),
             hint="list and table values are JSON, e.g. KSI_HOST__DISABLED='[\"my_plugin\"]'",
+            env_variables=names,
         ) from None
 
 
@@ -282,22 +320,28 @@ def env_variable(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | No
     for end in range(len(loc), 0, -1):
         variable = ENV_PREFIX + _NESTED.join(str(part) for part in loc[:end]).upper()
         if variable in env:
-            return f"environment variable {variable}"
+            return variable
     return None
 
 
-def _translate(exc: ValidationError, file: Path, env: Mapping[str, str]) -> ConfigError:
-    lines = []
-    wheres = []
+def _translate(exc: ValidationError, file: Path | str, env: Mapping[str, str]) -> ConfigError:
+    lines, wheres, keys, variables = [], [], [], []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
-        source = env_variable(error["loc"], env) or str(file)
+        variable = env_variable(error["loc"], env)
+        source = f"environment variable {variable}" if variable else str(file)
         lines.append(f"{key} = {json.dumps(error.get('input'), default=repr)}: {error['msg']}")
         wheres.append(f"{source}, key {key!r}")
+        keys.append(key)
+        if variable:
+            variables.append(variable)
     return ConfigError(
         what="invalid configuration:\n" + "\n".join(f"    - {line}" for line in lines),
         where="; ".join(dict.fromkeys(wheres)),
         hint="[host] takes plugin_paths and disabled (lists of strings), services "
         "(a table of service = provider), startup_timeout and shutdown_timeout (seconds, "
         "more than 0), max_emit_depth (1 or more), history_size and history_bytes (0 or more)",
+        file=file if isinstance(file, Path) and len(variables) < len(keys) else None,
+        keys=keys,
+        env_variables=list(dict.fromkeys(variables)),
     )

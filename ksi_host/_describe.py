@@ -254,6 +254,8 @@ _WATCH = _ImportWatch()
 
 def _load(candidate: Candidate) -> object:
     """The object a candidate names, or ``_MISSING`` when its module has no ``plugin``."""
+    if candidate.plugin is not None:
+        return candidate.plugin
     if candidate.entry_point is not None:
         entry_point = importlib_metadata.EntryPoint(
             name=candidate.name_hint, value=candidate.entry_point, group=ENTRY_POINT_GROUP

@@ -38,6 +38,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PLUGIN_ATTRIBUTE",
     "autoload_enabled",
+    "builtin_candidates",
     "disabled_names",
     "discover",
     "env_disabled",
@@ -130,7 +131,7 @@ def _all_sources(
     if autoload_enabled(env):
         yield from _entry_points()
     if builtin_package is not None:
-        yield from _builtins(builtin_package)
+        yield from builtin_candidates(builtin_package)
 
 
 def _identity(candidate: Candidate) -> str:
@@ -248,7 +249,8 @@ def _name_and_version(
     return fields.get("Name"), fields.get("Version")
 
 
-def _builtins(package: str) -> Iterator[Candidate]:
+def builtin_candidates(package: str = BUILTIN_PACKAGE) -> Iterator[Candidate]:
+    """The built-in plugins' modules, as the lowest-precedence source lists them."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return

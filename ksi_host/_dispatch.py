@@ -29,8 +29,7 @@ the no-answer path looks the fallback up, so events that a handler answers cost 
 The chain of emitted events (see ``EMIT_TOO_DEEP``) can be read with :func:`emit_chain` and
 carried on with :func:`continued_chain`, so it bounds emits that cross hosts too.
 
-Each plugin's handler gets its own ``context`` (see :class:`Dispatcher`), so a plugin
-that changes ``context["config"]`` changes only its own copy.
+Each plugin's handler gets its own :class:`~ksi_host.PluginContext` (see :class:`Dispatcher`).
 
 Filters fail closed: a filter that raises or returns something other than a dict
 stops the event, since it may be the one that guards it.
@@ -50,37 +49,24 @@ from typing import Any, Final, Protocol
 
 import pluggy
 
-from ksi_host._bus import EventContext
+from ksi_host.context import PluginContext
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import split_event_name
 from ksi_host.plugin_types import PluginCapabilities
+from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = [
-    "BLOCKED",
     "DISPATCH_HOOKS",
-    "EMIT_TOO_DEEP",
-    "INTERNAL_ERROR",
-    "INVALID_EVENT_NAME",
-    "INVALID_INPUT",
-    "NO_HANDLER",
     "Dispatcher",
     "EventObserver",
     "Fallback",
     "call_hookimpl",
     "continued_chain",
     "emit_chain",
-    "error_reply",
     "unsupported_hooks",
 ]
 
 logger: Final = logging.getLogger("ksi_host.dispatch")
-
-INVALID_EVENT_NAME: Final = "INVALID_EVENT_NAME"
-BLOCKED: Final = "BLOCKED"
-INVALID_INPUT: Final = "INVALID_INPUT"
-NO_HANDLER: Final = "NO_HANDLER"
-INTERNAL_ERROR: Final = "INTERNAL_ERROR"
-EMIT_TOO_DEEP: Final = "EMIT_TOO_DEEP"
 
 DISPATCH_HOOKS: Final = ("ksi_filter_event", "ksi_validate_event", "ksi_handle_event")
 _FILTER_ARGS: Final = ("event_name", "data")
@@ -109,14 +95,6 @@ def continued_chain(chain: tuple[str, ...]) -> Iterator[None]:
         yield
     finally:
         _EMIT_CHAIN.reset(token)
-
-
-def error_reply(code: str, message: str, plugin: str | None = None) -> dict[str, Any]:
-    """The guide's error shape, naming the plugin at fault when there is one."""
-    error: dict[str, Any] = {"code": code, "message": message}
-    if plugin is not None:
-        error["plugin"] = plugin
-    return {"status": "error", "error": error}
 
 
 async def call_hookimpl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
@@ -156,7 +134,7 @@ class _Impl:
         self,
         impl: pluggy.HookImpl,
         full: tuple[str, ...],
-        context: EventContext,
+        context: PluginContext,
         stats: list[int] | None = None,
     ) -> None:
         self.plugin: Final = impl.plugin_name
@@ -178,9 +156,9 @@ def _adapt(function: Callable[..., Any], argnames: tuple[str, ...], full: tuple[
     return call
 
 
-def _with_caller(own: EventContext, extra: Mapping[str, Any]) -> EventContext:
+def _with_caller(own: PluginContext, extra: Mapping[str, Any]) -> PluginContext:
     """A plugin's own context plus the caller's entries (e.g. the connection)."""
-    return extra if isinstance(extra, EventContext) else own.extend(extra)
+    return extra if isinstance(extra, PluginContext) else own.extend(extra)
 
 
 @dataclass(frozen=True)
@@ -203,7 +181,7 @@ class Dispatcher:
     def __init__(
         self,
         pm: pluggy.PluginManager,
-        context_for: Callable[[str], EventContext],
+        context_for: Callable[[str], PluginContext],
         observer: EventObserver,
         *,
         routing: bool = True,
@@ -272,7 +250,7 @@ class Dispatcher:
         if len(chain) >= self._max_emit_depth:
             shown = " -> ".join(chain[-_SHOWN_CHAIN:])
             return self._error(
-                EMIT_TOO_DEEP,
+                ErrorCode.EMIT_TOO_DEEP,
                 f"event {event_name!r} was emitted inside {len(chain)} nested emitted events, "
                 f"the limit (latest: {shown}); plugins that emit to each other in a loop never "
                 "end: break the loop, or raise [host] max_emit_depth if the nesting is meant",
@@ -295,12 +273,12 @@ class Dispatcher:
             try:
                 route = self._build_route(event_name)
             except InvalidEventName as exc:
-                return self._error(INVALID_EVENT_NAME, f"{exc.what}; {exc.hint}")
+                return self._error(ErrorCode.INVALID_EVENT_NAME, f"{exc.what}; {exc.hint}")
         if data is None:
             data = {}
         elif not isinstance(data, dict):
             return self._error(
-                INVALID_INPUT, f"event data must be an object, not {type(data).__name__}"
+                ErrorCode.INVALID_INPUT, f"event data must be an object, not {type(data).__name__}"
             )
         route.count[0] += 1
         for impl in route.filters:
@@ -311,20 +289,20 @@ class Dispatcher:
             except Exception:
                 logger.exception("filter of plugin %r failed on %r", impl.plugin, event_name)
                 return self._error(
-                    INTERNAL_ERROR,
+                    ErrorCode.INTERNAL_ERROR,
                     f"the event filter of plugin {impl.plugin!r} failed on {event_name!r}",
                     impl.plugin,
                 )
             if result is None:
                 return self._error(
-                    BLOCKED,
+                    ErrorCode.BLOCKED,
                     f"event {event_name!r} was blocked by plugin {impl.plugin!r}",
                     impl.plugin,
                 )
             if not isinstance(result, dict):
                 logger.error("filter of plugin %r returned %r", impl.plugin, type(result))
                 return self._error(
-                    INTERNAL_ERROR,
+                    ErrorCode.INTERNAL_ERROR,
                     f"the event filter of plugin {impl.plugin!r} returned "
                     f"{type(result).__name__}, not the event data (a dict) or None",
                     impl.plugin,
@@ -336,7 +314,9 @@ class Dispatcher:
                 if impl.is_async or type(result) is CoroutineType:
                     await result
             except Exception as exc:
-                return self._error(INVALID_INPUT, str(exc) or type(exc).__name__, impl.plugin)
+                return self._error(
+                    ErrorCode.INVALID_INPUT, str(exc) or type(exc).__name__, impl.plugin
+                )
         if self._observer.record(event_name, route.namespace, data):
             await self._observer.notify(event_name, data)
         answers: list[tuple[str, Any, bool]] = []
@@ -366,7 +346,7 @@ class Dispatcher:
         if not answers:
             if route.namespace in self._fallbacks:
                 return await self._fall_back(event_name, route.namespace, data, context)
-            return self._error(NO_HANDLER, self._unhandled(event_name, route.namespace))
+            return self._error(ErrorCode.NO_HANDLER, self._unhandled(event_name, route.namespace))
         return {
             "status": "multiple",
             "results": [
@@ -388,9 +368,9 @@ class Dispatcher:
             },
         }
 
-    def _error(self, code: str, message: str, plugin: str | None = None) -> dict[str, Any]:
-        self._errors[code] = self._errors.get(code, 0) + 1
-        return error_reply(code, message, plugin)
+    def _error(self, code: ErrorCode, message: str, plugin: str | None = None) -> dict[str, Any]:
+        self._errors[code.value] = self._errors.get(code.value, 0) + 1
+        return error_reply(code, message, plugin=plugin)
 
     async def _fall_back(
         self,
@@ -412,7 +392,7 @@ class Dispatcher:
 
     def _handler_failed(self, plugin: str, event_name: str) -> dict[str, Any]:
         return self._error(
-            INTERNAL_ERROR,
+            ErrorCode.INTERNAL_ERROR,
             f"plugin {plugin!r} failed while handling {event_name!r}; see the host's log",
             plugin,
         )

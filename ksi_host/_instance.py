@@ -21,16 +21,13 @@ from pathlib import Path
 from typing import Final
 
 from ksi_host._paths import KsiPaths
-from ksi_host.errors import KsiError
+from ksi_host.errors import AlreadyRunning, SocketPathUnusable, UnsafeRunDir
 
 __all__ = [
     "LISTEN_BACKLOG",
     "MAX_SOCKET_PATH",
     "SOCKET_NAME",
-    "AlreadyRunning",
     "Instance",
-    "SocketPathUnusable",
-    "UnsafeRunDir",
     "default_socket_path",
     "peer_uid",
 ]
@@ -41,53 +38,12 @@ LISTEN_BACKLOG: Final = 128
 
 
 def default_socket_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$KSI_SOCKET``, else ``ksi.sock`` in the user's run dir."""
-    env = os.environ if env is None else env
-    explicit = env.get("KSI_SOCKET")
-    if explicit:
-        return Path(explicit).expanduser()
+    """``ksi.sock`` in the user's run dir: the socket when nothing names another.
+
+    Which socket is used is decided in one place, ``ServerConfig.from_section``:
+    ``--socket``, else ``$KSI_SOCKET``, else ``[server] socket_path``, else this.
+    """
     return KsiPaths.from_env(env).run_dir / SOCKET_NAME
-
-
-class AlreadyRunning(KsiError):
-    """Another daemon holds the lock (or serves the socket) at this path."""
-
-    reference = "already-running"
-
-    def __init__(self, *, socket_path: Path, pid: int | None) -> None:
-        self.socket_path = socket_path
-        self.pid = pid
-        who = f"pid {pid}" if pid else "pid unknown"
-        super().__init__(
-            what=f"ksi-host is already running ({who})",
-            where=f"socket {socket_path}",
-            hint=f"stop it first (kill -TERM {pid or '<pid>'}), or give this one another --socket",
-        )
-
-
-class UnsafeRunDir(KsiError):
-    """The socket's directory could be entered by someone else."""
-
-    reference = "unsafe-run-dir"
-
-    def __init__(self, *, directory: Path, problem: str) -> None:
-        self.directory = directory
-        super().__init__(
-            what=f"the socket directory {problem}",
-            where=str(directory),
-            hint="put the socket in a directory only you can enter (mode 0700, owned by you), "
-            "e.g. the default ~/.ksi/run/ksi.sock; a missing directory is created that way",
-        )
-
-
-class SocketPathUnusable(KsiError):
-    """The socket path cannot hold a Unix socket."""
-
-    reference = "socket-path"
-
-    def __init__(self, *, socket_path: Path, problem: str, hint: str) -> None:
-        self.socket_path = socket_path
-        super().__init__(what=f"cannot use {socket_path} as a socket: {problem}", hint=hint)
 
 
 def peer_uid(sock: socket.socket) -> int | None:

@@ -21,8 +21,9 @@ them all) or that implements a hook seeing every event, is started with the othe
 A timeout can only interrupt a hook that awaits: a plain function that blocks
 (``time.sleep``) blocks the whole host, as any blocking call in asyncio does.
 
-Each plugin gets its own context (``ksi_plugin_context`` and its handlers see the
-same one), with its own copy of the whole config under ``"config"``.
+Each plugin gets its own :class:`~ksi_host.PluginContext` (``ksi_plugin_context``
+and its handlers see the same one): the whole config read-only, its own section
+validated as ``settings``, the bus, ``emit``, a logger and a read-only view of the host.
 
 >>> import asyncio
 >>> from ksi_host._plan import LoadPlan
@@ -36,7 +37,6 @@ same one), with its own copy of the whole config under ``"config"``.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import traceback
 from collections import Counter
@@ -47,18 +47,11 @@ from typing import Any, Final, Literal
 
 import pluggy
 
-from ksi_host._bus import EventBus, EventContext
-from ksi_host._config import HostConfig, check_plugin_config
+from ksi_host._bus import EventBus
+from ksi_host._config import HostConfig, plugin_settings
 from ksi_host._describe import import_described
-from ksi_host._dispatch import (
-    Dispatcher,
-    Fallback,
-    call_hookimpl,
-    error_reply,
-    unsupported_hooks,
-)
+from ksi_host._dispatch import Dispatcher, Fallback, call_hookimpl, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
-from ksi_host._protocol import ErrorCode
 from ksi_host._reload import (
     InstalledSince,
     PlanChange,
@@ -67,12 +60,14 @@ from ksi_host._reload import (
     forget_changed_modules,
 )
 from ksi_host._tasks import TaskKeeper
-from ksi_host.errors import KsiError, PluginRegistrationError
+from ksi_host.context import HostView, PluginContext
+from ksi_host.errors import HostStateError, KsiError, PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import PluginManager
 from ksi_host.plugin_types import PluginCapabilities
+from ksi_host.replies import ErrorCode, error_reply
 
-__all__ = ["Host", "HostStateError", "Planner", "PluginState", "PluginStatus"]
+__all__ = ["Host", "Planner", "PluginState", "PluginStatus"]
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
 
@@ -113,22 +108,12 @@ class PluginStatus:
         }
 
 
-class HostStateError(KsiError, RuntimeError):
-    """A lifecycle call out of order, such as starting a host twice."""
-
-    reference = "host-state"
-
-    def __init__(self, *, action: str, phase: str) -> None:
-        self.phase = phase
-        super().__init__(
-            what=f"cannot {action} a host that is {phase}",
-            where="ksi_host.Host",
-            hint="a Host starts once and stops once; create a new Host to start again",
-        )
-
-
 class Host:
-    """The running set of plugins of one :class:`LoadPlan`, and the door events come in by."""
+    """The running set of plugins of one :class:`LoadPlan`, and the door events come in by.
+
+    ``on_emit(event_name, data)`` is told of every event a plugin emits (through
+    ``context.emit`` or the bus), before it is dispatched; ``ksi_host.testing`` records them.
+    """
 
     def __init__(
         self,
@@ -136,10 +121,12 @@ class Host:
         config: HostConfig | None = None,
         *,
         history_size: int | None = None,
+        on_emit: Callable[[str, Any], object] | None = None,
         planner: Planner | None = None,
         installed_since: InstalledSince | None = None,
     ) -> None:
         self.plan = plan
+        self._on_emit: Final = on_emit
         self._planner: Final = planner
         self._extra_paths: list[str] = []
         self._reloading: Final = asyncio.Lock()
@@ -153,7 +140,8 @@ class Host:
             history_bytes=self.config.host.history_bytes,
         )
         self._config_dict: Final = self.config.as_context_dict()
-        self._contexts: dict[str, EventContext] = {}
+        self._view: Final = HostView(self.status, self.metrics, owner=self)
+        self._contexts: dict[str, PluginContext] = {}
         self._tasks: Final = TaskKeeper()
         self._dispatcher: Final = Dispatcher(
             self.manager.pm,
@@ -306,6 +294,9 @@ class Host:
             for spec in plan.order
         }
         self._lazy = lazy
+        self._wanted_by.clear()
+        for key in diff.stop:
+            self._activations.pop(key, None)
         self.plan = plan
         self._note_plan(plan)
         await self._start_pending()
@@ -349,6 +340,8 @@ class Host:
         self, event_name: str, data: dict[str, Any], context: Mapping[str, Any] | None = None
     ) -> Any:
         """The bus's route: dispatch, bounded in how deep emits nest."""
+        if self._on_emit is not None:
+            self._on_emit(event_name, data)
         unavailable = await self._activate_for(event_name) if self._lazy else None
         answer = await self._dispatcher.emit(event_name, data, context)
         return _unavailable_or(answer, unavailable)
@@ -379,10 +372,10 @@ class Host:
                 status = self._status[key]
                 why = status.reason.message if status.reason else "it failed"
                 unavailable = error_reply(
-                    ErrorCode.UNAVAILABLE.value,
+                    ErrorCode.UNAVAILABLE,
                     f"plugin {status.name!r} declares {event_name!r} but could not be "
                     f"activated: {why} (see plugin:list or ksi-host doctor)",
-                    status.name,
+                    plugin=status.name,
                 )
         return unavailable
 
@@ -437,21 +430,21 @@ class Host:
         """
         self._dispatcher.fall_back(plugin_name, namespaces, fallback)
 
-    def context_for(self, plugin_name: str) -> EventContext:
-        """The context plugin ``plugin_name`` gets: the bus, ``emit``, its own config copy."""
+    def context_for(self, plugin_name: str) -> PluginContext:
+        """The context plugin ``plugin_name`` gets (see :class:`ksi_host.PluginContext`)."""
         context = self._contexts.get(plugin_name)
         if context is None:
-            context = EventContext(
-                {
-                    "event_bus": self.bus,
-                    "config": copy.deepcopy(self._config_dict),
-                    "emit": self.bus.emit,
-                    "host": self,
-                },
-                self.bus.emit,
-            )
-            self._contexts[plugin_name] = context
+            context = self._contexts[plugin_name] = self._new_context(plugin_name, None)
         return context
+
+    def _new_context(self, plugin_name: str, settings: Any) -> PluginContext:
+        return PluginContext(
+            plugin=plugin_name,
+            config=self._config_dict,
+            settings=settings,
+            event_bus=self.bus,
+            host=self._view,
+        )
 
     def _why_unhandled(self, event_name: str, namespace: str) -> str | None:
         """Name the plugin that declares an unanswered event but is not running."""
@@ -511,10 +504,14 @@ class Host:
                 self._fail(spec, imported)
                 return
             spec = self._specs[spec.key] = imported
-        problem = self._config_problem(spec)
-        if problem is not None:
-            self._fail(spec, problem)
+        try:
+            settings = plugin_settings(
+                spec.name, spec.plugin, self.config.plugin_section(spec.name)
+            )
+        except PluginConfigInvalid as exc:
+            self._fail(spec, Reason("config-invalid", exc.what, exc.hint or ""))
             return
+        self._contexts[spec.name] = self._new_context(spec.name, settings)
         try:
             self.manager.pm.register(spec.plugin, name=spec.name)
         except PluginRegistrationError as exc:
@@ -535,16 +532,6 @@ class Host:
         self._dispatcher.declare(spec.name, spec.capabilities)
         if isinstance(spec.plugin, TransportPlugin):
             spec.plugin.attach(self.dispatch)
-
-    def _config_problem(self, spec: PluginSpec) -> Reason | None:
-        errors = check_plugin_config(spec.plugin, self.config.plugin_section(spec.name))
-        if not errors:
-            return None
-        return Reason(
-            "config-invalid",
-            f"config section [{spec.name}] does not validate: {'; '.join(errors)}",
-            f"fix the [{spec.name}] table of the config file (or its KSI_ overrides)",
-        )
 
     def _impls(self, spec: PluginSpec, hook: str) -> list[pluggy.HookImpl]:
         caller = getattr(self.manager.pm.hook, hook)

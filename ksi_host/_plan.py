@@ -30,7 +30,7 @@ __all__ = [
     "SourceKind",
 ]
 
-SourceKind = Literal["path", "folder", "user", "entry-point", "builtin"]
+SourceKind = Literal["path", "folder", "user", "entry-point", "builtin", "object"]
 
 ReasonCode = Literal[
     "disabled",
@@ -75,8 +75,9 @@ class Candidate:
     """Something that may be a plugin, found but not imported yet.
 
     Exactly one of ``module`` (a dotted module name), ``file`` (a ``.py`` file or a
-    package's ``__init__.py``) or ``entry_point`` (an entry point value such as
-    ``pkg.mod:plugin``) says how to load it. ``disabled_by`` names the setting that
+    package's ``__init__.py``), ``entry_point`` (an entry point value such as
+    ``pkg.mod:plugin``) or ``plugin`` (the object itself, as ``ksi_host.testing``
+    hands it over) says how to load it. ``disabled_by`` names the setting that
     turned it off, so it is reported instead of imported. ``manifest`` is the
     ``ksi-plugin.toml`` its distribution ships for it, read instead of importing it.
     """
@@ -87,6 +88,7 @@ class Candidate:
     file: Path | None = None
     entry_point: str | None = None
     disabled_by: str | None = None
+    plugin: object = None
     manifest: Path | None = None
 
     @property

@@ -14,12 +14,9 @@ Request(event='system:health', data={}, correlation_id='1')
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
-from pathlib import PurePath
 from typing import Any, Final, Literal
 
 from pydantic import (
@@ -35,6 +32,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import check_event_name
+from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = [
     "DEFAULT_DRAIN_TIMEOUT",
@@ -45,14 +43,11 @@ __all__ = [
     "MAX_CORRELATION_ID",
     "CorrelationId",
     "ErrorBody",
-    "ErrorCode",
     "ErrorData",
     "ProtocolFailure",
     "Reply",
     "Request",
     "encode_reply",
-    "error_data",
-    "jsonable",
     "parse_request",
 ]
 
@@ -62,30 +57,6 @@ DEFAULT_MAX_REPLY_BUFFER_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT: Final = 300.0
 DEFAULT_DRAIN_TIMEOUT: Final = 10.0
 MAX_CORRELATION_ID: Final = 256
-
-
-class ErrorCode(str, Enum):
-    """Stable error codes; clients branch on these, never on messages."""
-
-    # The line could not be read as a request.
-    INVALID_ENCODING = "INVALID_ENCODING"
-    INVALID_JSON = "INVALID_JSON"
-    NOT_AN_OBJECT = "NOT_AN_OBJECT"
-    INVALID_REQUEST = "INVALID_REQUEST"
-    INVALID_EVENT_NAME = "INVALID_EVENT_NAME"
-    # The connection broke a limit or was refused; the server closes it after the reply.
-    LINE_TOO_LONG = "LINE_TOO_LONG"
-    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
-    PEER_REFUSED = "PEER_REFUSED"
-    IDLE_TIMEOUT = "IDLE_TIMEOUT"
-    SHUTTING_DOWN = "SHUTTING_DOWN"
-    # The request was read but could not be answered (the host's dispatch or a handler).
-    NO_HANDLER = "NO_HANDLER"
-    BLOCKED = "BLOCKED"
-    INTERNAL_ERROR = "INTERNAL_ERROR"
-    INVALID_INPUT = "INVALID_INPUT"
-    UNAVAILABLE = "UNAVAILABLE"
-    TIMEOUT = "TIMEOUT"
 
 
 CorrelationId = StrictStr | StrictInt | None
@@ -114,10 +85,11 @@ class Request(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """The inner part of the guide's error shape."""
+    """The inner part of the guide's error shape, as :func:`ksi_host.error_reply` builds it."""
 
     code: str
     message: str
+    plugin: str | None = None
 
 
 class ErrorData(BaseModel):
@@ -145,12 +117,6 @@ class ProtocolFailure:
     message: str
     event: str | None = None
     correlation_id: str | int | None = None
-
-
-def error_data(code: ErrorCode | str, message: str) -> dict[str, Any]:
-    """Build the guide's error shape, as handlers and the server return it."""
-    value = code.value if isinstance(code, ErrorCode) else code
-    return {"status": "error", "error": {"code": value, "message": message}}
 
 
 def parse_request(line: bytes) -> Request | ProtocolFailure:
@@ -258,7 +224,7 @@ def _json_type(obj: object) -> str:
 def encode_reply(event: str | None, correlation_id: str | int | None, data: object) -> bytes:
     """Serialise a reply line; an answer that cannot go on the wire becomes an error reply."""
     if not isinstance(data, dict):
-        data = error_data(
+        data = error_reply(
             ErrorCode.INTERNAL_ERROR,
             f"the handler of {event!r} answered with {type(data).__name__}, not a dict; "
             "a handler must return a JSON object",
@@ -266,7 +232,7 @@ def encode_reply(event: str | None, correlation_id: str | int | None, data: obje
     try:
         return _line({"event": event, "correlation_id": correlation_id, "data": data})
     except PydanticSerializationError as exc:
-        failed = error_data(
+        failed = error_reply(
             ErrorCode.INTERNAL_ERROR,
             f"the answer of {event!r} cannot be sent as JSON ({exc}); "
             "a handler must return JSON-serialisable values",
@@ -276,23 +242,11 @@ def encode_reply(event: str | None, correlation_id: str | int | None, data: obje
 
 def _line(reply: dict[str, Any]) -> bytes:
     """One JSON line; NaN and infinities (not JSON) become ``null``, as ``JSON.stringify`` does."""
-    return to_json(reply, inf_nan_mode="null") + b"\n"
+    return to_json(reply, inf_nan_mode="null", fallback=_mapping) + b"\n"
 
 
-def jsonable(value: object) -> Any:
-    """Turn host-side values (pydantic models, dataclasses, enums, paths) into JSON values."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+def _mapping(value: object) -> dict[Any, Any]:
+    """Any read-only mapping (such as a plugin's ``context.config``) goes out as an object."""
     if isinstance(value, Mapping):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(item) for item in value]
-    if isinstance(value, Enum):
-        return jsonable(value.value)
-    if isinstance(value, PurePath):
-        return str(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
+        return dict(value)
+    raise TypeError(f"Unable to serialize unknown type: {type(value)}")

@@ -38,7 +38,6 @@ from ksi_host._protocol import (
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_REPLY_BUFFER_BYTES,
-    ErrorCode,
     ProtocolFailure,
     Request,
     parse_request,
@@ -52,6 +51,7 @@ from ksi_host._serving import (
     start_eagerly,
 )
 from ksi_host.errors import ConfigError
+from ksi_host.replies import ErrorCode
 
 __all__ = ["Dispatch", "ServerConfig", "SocketServer"]
 
@@ -97,7 +97,7 @@ class ServerConfig(BaseModel):
         """
         env = os.environ if env is None else env
         values = dict(section)
-        socket_from = where
+        socket_from, socket_variable = where, None
         if socket_path is not None:
             values["socket_path"], socket_from = socket_path, "--socket"
         elif env.get("KSI_SOCKET"):
@@ -105,6 +105,7 @@ class ServerConfig(BaseModel):
                 env["KSI_SOCKET"],
                 "environment variable KSI_SOCKET",
             )
+            socket_variable = "KSI_SOCKET"
         elif "socket_path" not in values:
             values["socket_path"] = default_socket_path(env)
         try:
@@ -114,16 +115,24 @@ class ServerConfig(BaseModel):
                 f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}"
                 for err in exc.errors()
             )
-            wheres = [
-                socket_from
-                if err["loc"] == ("socket_path",) and socket_from != where
-                else env_variable(("server", *err["loc"]), env) or where
-                for err in exc.errors()
-            ]
+            wheres, variables = [], []
+            for err in exc.errors():
+                variable = env_variable(("server", *err["loc"]), env)
+                if err["loc"] == ("socket_path",) and socket_from != where:
+                    wheres.append(socket_from)
+                    variable = socket_variable
+                elif variable:
+                    wheres.append(f"environment variable {variable}")
+                else:
+                    wheres.append(where)
+                if variable:
+                    variables.append(variable)
             raise ConfigError(
                 what=f"invalid socket settings: {problems}",
                 where="; ".join(dict.fromkeys(wheres)),
                 hint="allowed keys: " + ", ".join(cls.model_fields),
+                keys=["server." + ".".join(map(str, err["loc"])) for err in exc.errors()],
+                env_variables=list(dict.fromkeys(variables)),
             ) from None
 
 

@@ -16,13 +16,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ksi_host._protocol import (
-    ErrorCode,
-    ProtocolFailure,
-    Request,
-    encode_reply,
-    error_data,
-)
+from ksi_host._protocol import ProtocolFailure, Request, encode_reply
+from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = ["Dispatch", "TransportStats", "answer", "refusal", "shutting_down", "start_eagerly"]
 
@@ -59,7 +54,7 @@ async def answer(
     if isinstance(request, ProtocolFailure):
         stats.count(request.code)
         return encode_reply(
-            request.event, request.correlation_id, error_data(request.code, request.message)
+            request.event, request.correlation_id, error_reply(request.code, request.message)
         )
     stats.requests += 1
     try:
@@ -67,7 +62,7 @@ async def answer(
     except Exception as exc:
         logger.exception("dispatch of %s raised", request.event)
         stats.count(ErrorCode.INTERNAL_ERROR)
-        result = error_data(
+        result = error_reply(
             ErrorCode.INTERNAL_ERROR,
             f"handling {request.event!r} raised {type(exc).__name__}: {exc}",
         )
@@ -85,14 +80,14 @@ def shutting_down(
         else "the daemon is stopping; retry later"
     )
     return encode_reply(
-        request.event, request.correlation_id, error_data(ErrorCode.SHUTTING_DOWN, message)
+        request.event, request.correlation_id, error_reply(ErrorCode.SHUTTING_DOWN, message)
     )
 
 
 def refusal(stats: TransportStats, code: ErrorCode, message: str) -> bytes:
     """A reply that answers no request (a refused connection, an idle one, a broken limit)."""
     stats.count(code)
-    return encode_reply(None, None, error_data(code, message))
+    return encode_reply(None, None, error_reply(code, message))
 
 
 def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:

@@ -8,8 +8,9 @@ from typing import Any, ClassVar, Final
 import pluggy
 from pydantic import BaseModel
 
+from ksi_host.context import PluginContext
 from ksi_host.errors import PluginRegistrationError, TransportNotAttached
-from ksi_host.hookspecs import PROJECT_NAME
+from ksi_host.hookspecs import PROJECT_NAME, HookResult, MaybeAwaitable
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
 __all__ = ["BasePlugin", "Emitter", "TransportPlugin", "hookimpl"]
@@ -58,6 +59,40 @@ class BasePlugin:
     def __repr__(self) -> str:
         version = self.metadata.version or "unversioned"
         return f"<{type(self).__name__} {self.metadata.name} {version}>"
+
+    # The hooks as ksi_host.hookspecs types them, so mypy checks a subclass's @hookimpl
+    # methods against them. Without @hookimpl these are not implementations: pluggy
+    # registers only what a subclass marks.
+
+    def ksi_startup(self) -> MaybeAwaitable:
+        """See :func:`ksi_host.hookspecs.ksi_startup`."""
+        return None
+
+    def ksi_shutdown(self) -> object:
+        """See :func:`ksi_host.hookspecs.ksi_shutdown`."""
+        return None
+
+    def ksi_plugin_context(self, context: PluginContext[Any]) -> HookResult:
+        """See :func:`ksi_host.hookspecs.ksi_plugin_context`."""
+        return None
+
+    def ksi_handle_event(
+        self, event_name: str, data: dict[str, Any], context: PluginContext[Any]
+    ) -> MaybeAwaitable:
+        """See :func:`ksi_host.hookspecs.ksi_handle_event`."""
+        return None
+
+    def ksi_filter_event(self, event_name: str, data: dict[str, Any]) -> MaybeAwaitable:
+        """See :func:`ksi_host.hookspecs.ksi_filter_event`."""
+        return data
+
+    def ksi_validate_event(self, event_name: str, data: dict[str, Any]) -> HookResult:
+        """See :func:`ksi_host.hookspecs.ksi_validate_event`."""
+        return None
+
+    def ksi_metrics_collected(self, metrics: dict[str, Any]) -> MaybeAwaitable:
+        """See :func:`ksi_host.hookspecs.ksi_metrics_collected`."""
+        return metrics
 
 
 class TransportPlugin(BasePlugin):

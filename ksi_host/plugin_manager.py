@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import re
 import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
@@ -22,7 +21,18 @@ from ksi_host.errors import PluginRegistrationError
 
 __all__ = ["KsiPluggyManager", "PluginManager", "hook_names"]
 
-_HOOK_IN_MESSAGE: Final = re.compile(r"hook '([^']+)'")
+
+def _required_arguments(function: Callable[..., Any]) -> list[str]:
+    """The arguments pluggy passes by name: those without a default, ``self`` excluded."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [
+        p.name
+        for p in parameters
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
 
 
 def _metadata_name(plugin: object) -> str | None:
@@ -121,14 +131,13 @@ class KsiPluggyManager(pluggy.PluginManager):
         """Register ``plugin`` under its metadata name, refusing anything pluggy would not run."""
         label = name or _metadata_name(plugin) or repr(plugin)
         self._check_is_plugin(plugin, label)
+        self._check_arguments(plugin, label)
         try:
             registered = super().register(plugin, name=name or _metadata_name(plugin))
         except pluggy.PluginValidationError as exc:
-            match = _HOOK_IN_MESSAGE.search(str(exc))
             raise PluginRegistrationError(
                 plugin=plugin,
                 name=label,
-                hook=match.group(1) if match else None,
                 what=f"plugin {label!r} does not match the hook spec: {exc}",
                 hint="use only argument names the hook spec declares "
                 "(see ksi_host.hookspecs); a hook may take fewer arguments, never others",
@@ -165,6 +174,27 @@ class KsiPluggyManager(pluggy.PluginManager):
                 hint="decorate the plugin's hook methods with ksi_host.plugin_base.hookimpl",
             )
 
+    def _check_arguments(self, plugin: object, label: str) -> None:
+        """Each hook takes only arguments its spec declares (pluggy checks too, as text)."""
+        for attr in hook_names(plugin):
+            caller = getattr(self.hook, attr, None)
+            spec = caller.spec if isinstance(caller, pluggy.HookCaller) else None
+            method = getattr(plugin, attr, None)
+            if spec is None or method is None:
+                continue
+            unknown = [arg for arg in _required_arguments(method) if arg not in spec.argnames]
+            if unknown:
+                raise PluginRegistrationError(
+                    plugin=plugin,
+                    name=label,
+                    hook=attr,
+                    what=f"plugin {label!r}: {attr} takes {', '.join(map(repr, unknown))}, "
+                    f"which the hook spec does not pass (it passes "
+                    f"{', '.join(map(repr, spec.argnames)) or 'nothing'})",
+                    hint="use only argument names the hook spec declares "
+                    "(see ksi_host.hookspecs); a hook may take fewer arguments, never others",
+                )
+
     def _check_unknown_hooks(self, plugin: object, label: str) -> None:
         known = sorted(name for name, caller in vars(self.hook).items() if caller.spec is not None)
         for hook_name, caller in vars(self.hook).items():
@@ -173,13 +203,14 @@ class KsiPluggyManager(pluggy.PluginManager):
             if any(impl.plugin is plugin for impl in caller.get_hookimpls()):
                 self.unregister(plugin)
                 close = difflib.get_close_matches(hook_name, known, n=1)
-                suggestion = f"rename it to {close[0]!r}" if close else "remove the @hookimpl"
+                advice = f"rename it to {close[0]!r}" if close else "remove the @hookimpl"
                 raise PluginRegistrationError(
                     plugin=plugin,
                     name=label,
                     hook=hook_name,
+                    suggestion=close[0] if close else None,
                     what=f"plugin {label!r} implements {hook_name!r}, which is not a KSI hook",
-                    hint=f"{suggestion}; the hooks are: {', '.join(known)}",
+                    hint=f"{advice}; the hooks are: {', '.join(known)}",
                 )
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import inspect
 from functools import cached_property
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 
 from ksi_host.errors import InvalidEventName, InvalidPluginMetadata, MetadataProblem
 from ksi_host.events import EVENT_NAME_EXAMPLE, check_event_name, normalise_namespace
@@ -52,6 +52,45 @@ def canonical_name(name: str) -> str:
             "a name must be ASCII letters, digits, '.', '_' or '-', "
             "starting and ending with a letter or digit"
         ) from None
+
+
+def _checked_name(value: str) -> str:
+    canonical_name(value)
+    return value
+
+
+def _checked_requirement(value: str) -> str:
+    return str(_parse_requirement(value))
+
+
+def _checked_namespace(value: str) -> str:
+    try:
+        return normalise_namespace(value)
+    except InvalidEventName:
+        raise ValueError(f"{value!r} is not a namespace") from None
+
+
+def _checked_command(value: str) -> str:
+    try:
+        return check_event_name(value)
+    except InvalidEventName as exc:
+        raise ValueError(f"{value!r} is not 'namespace:action': {exc.what}") from None
+
+
+# One item of a list field each: pydantic checks every item and reports each bad one
+# with its index (``dependencies[2]``), instead of stopping at the first.
+_Name = Annotated[str, AfterValidator(_checked_name)]
+_Requirement = Annotated[str, AfterValidator(_checked_requirement)]
+_Namespace = Annotated[str, AfterValidator(_checked_namespace)]
+_Command = Annotated[str, AfterValidator(_checked_command)]
+_LIST_FIELDS: Final = ("dependencies", "after_dependencies")
+_CAPABILITY_LISTS: Final = ("event_namespaces", "commands", "provides_services")
+
+
+def _not_one_string(value: object) -> object:
+    if isinstance(value, str):
+        raise ValueError("must be a list of strings, not one string")
+    return value
 
 
 def _owner_hint() -> str:
@@ -115,8 +154,8 @@ class PluginMetadata(_KsiModel):
     version: str | None = None
     description: str = ""
     author: str = ""
-    dependencies: tuple[str, ...] = ()
-    after_dependencies: tuple[str, ...] = ()
+    dependencies: tuple[_Requirement, ...] = ()
+    after_dependencies: tuple[_Name, ...] = ()
 
     @classmethod
     def _plugin_label(cls, data: dict[str, Any]) -> str:
@@ -126,8 +165,7 @@ class PluginMetadata(_KsiModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        canonical_name(value)
-        return value
+        return _checked_name(value)
 
     @field_validator("version")
     @classmethod
@@ -139,24 +177,10 @@ class PluginMetadata(_KsiModel):
         except InvalidVersion:
             raise ValueError("not a valid PEP 440 version") from None
 
-    @field_validator("dependencies", mode="before")
+    @field_validator(*_LIST_FIELDS, mode="before")
     @classmethod
-    def _check_dependencies(cls, value: object) -> object:
-        if isinstance(value, str):
-            raise ValueError("must be a list of requirement strings, not one string")
-        return value
-
-    @field_validator("dependencies")
-    @classmethod
-    def _parse_dependencies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(str(_parse_requirement(item)) for item in value)
-
-    @field_validator("after_dependencies")
-    @classmethod
-    def _check_after(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            canonical_name(item)
-        return value
+    def _check_lists(cls, value: object) -> object:
+        return _not_one_string(value)
 
     @property
     def key(self) -> str:
@@ -203,35 +227,14 @@ def _parse_requirement(text: str) -> Requirement:
 class PluginCapabilities(_KsiModel):
     """Which events a plugin wants and which services it offers other plugins."""
 
-    event_namespaces: tuple[str, ...] = ()
-    commands: tuple[str, ...] = ()
-    provides_services: tuple[str, ...] = ()
+    event_namespaces: tuple[_Namespace, ...] = ()
+    commands: tuple[_Command, ...] = ()
+    provides_services: tuple[_Name, ...] = ()
 
-    @field_validator("event_namespaces")
+    @field_validator(*_CAPABILITY_LISTS, mode="before")
     @classmethod
-    def _check_namespaces(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        try:
-            return tuple(normalise_namespace(item) for item in value)
-        except InvalidEventName as exc:
-            raise ValueError(f"{exc.name!r} is not a namespace") from None
-
-    @field_validator("commands")
-    @classmethod
-    def _check_commands(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        checked = []
-        for item in value:
-            try:
-                checked.append(check_event_name(item))
-            except InvalidEventName as exc:
-                raise ValueError(f"{item!r} is not 'namespace:action': {exc.what}") from None
-        return tuple(checked)
-
-    @field_validator("provides_services")
-    @classmethod
-    def _check_services(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            canonical_name(item)
-        return value
+    def _check_lists(cls, value: object) -> object:
+        return _not_one_string(value)
 
     @property
     def routes_everything(self) -> bool:

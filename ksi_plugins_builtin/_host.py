@@ -1,31 +1,29 @@
-"""What the built-ins that report on the host share: finding it, and saying when it is missing."""
+"""What the built-ins that report on the host share: its view, and saying when it is missing."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ksi_host._lifecycle import Host
-from ksi_host._protocol import ErrorCode, error_data
-from ksi_host.plugin_base import BasePlugin, hookimpl
+from ksi_host import BasePlugin, ErrorCode, HostView, PluginContext, error_reply, hookimpl
 
 __all__ = ["HostReporter", "no_host"]
 
 
 class HostReporter(BasePlugin):
-    """A built-in that answers from the ``Host`` it runs under (None on a bare manager)."""
+    """A built-in that answers from the host it runs under (None on a bare manager)."""
 
-    host: Host | None = None
+    host: HostView | None = None
 
     @hookimpl
-    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        host = context.get("host")
-        self.host = host if isinstance(host, Host) else None
+    def ksi_plugin_context(self, context: PluginContext) -> None:
+        self.host = context.host if isinstance(context, PluginContext) else None
 
 
 def no_host(event: str) -> dict[str, Any]:
     """The ``UNAVAILABLE`` answer of an event that needs the host."""
-    return error_data(
+    return error_reply(
         ErrorCode.UNAVAILABLE,
-        f"{event} needs a ksi_host Host in the plugin context (context['host']); "
-        "run the plugin under ksi-host run or a Host, not on a bare PluginManager",
+        f"{event} needs the host that runs the plugin (context.host of a PluginContext); "
+        "run the plugin under ksi-host run, a Host or ksi_host.testing.PluginHarness, "
+        "not on a bare PluginManager",
     )

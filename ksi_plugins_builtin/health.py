@@ -7,16 +7,14 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from ksi_host import __version__
-from ksi_host._lifecycle import Host, PluginStatus
-from ksi_host.plugin_base import hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host import HostView, PluginCapabilities, PluginMetadata, __version__, hookimpl
+from ksi_host._for_builtins import PluginStatus
 from ksi_plugins_builtin._host import HostReporter
 
 __all__ = ["HealthPlugin", "plugin", "plugin_counts"]
 
 
-def plugin_counts(host: Host) -> dict[str, int]:
+def plugin_counts(host: HostView) -> dict[str, int]:
     """Count the host's plugins by status, plus the total."""
     return _count(host.status())
 
@@ -60,7 +58,7 @@ class HealthPlugin(HostReporter):
             answer["plugins"] = dict(self._plugin_counts(self.host))
         return answer
 
-    def _plugin_counts(self, host: Host) -> dict[str, int]:
+    def _plugin_counts(self, host: HostView) -> dict[str, int]:
         """:func:`plugin_counts`, counted again only when a plugin's status changed."""
         statuses = host.status()
         if statuses != self._counted:  # the same status objects compare by identity: cheap

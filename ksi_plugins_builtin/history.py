@@ -6,13 +6,20 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ksi_host import __version__
-from ksi_host._bus import EventBus
-from ksi_host._protocol import ErrorCode, error_data, jsonable
-from ksi_host.errors import InvalidEventName
+from ksi_host import (
+    BasePlugin,
+    ErrorCode,
+    EventBus,
+    InvalidEventName,
+    PluginCapabilities,
+    PluginContext,
+    PluginMetadata,
+    __version__,
+    error_reply,
+    hookimpl,
+)
 from ksi_host.events import normalise_namespace
-from ksi_host.plugin_base import BasePlugin, hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host.replies import jsonable
 
 __all__ = ["MAX_LIMIT", "HistoryPlugin", "plugin"]
 
@@ -42,7 +49,7 @@ class HistoryPlugin(BasePlugin):
         self._bus: EventBus | None = None
 
     @hookimpl
-    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
+    def ksi_plugin_context(self, context: PluginContext) -> None:
         bus = context.get("event_bus")
         self._bus = bus if isinstance(bus, EventBus) else None
 
@@ -54,15 +61,15 @@ class HistoryPlugin(BasePlugin):
             query = _Query.model_validate(data)
             namespace = None if query.namespace is None else normalise_namespace(query.namespace)
         except ValidationError as exc:
-            return error_data(
+            return error_reply(
                 ErrorCode.INVALID_INPUT,
                 f"system:history takes 'namespace' (e.g. \"system\") and 'limit' "
                 f"(an integer 1..{MAX_LIMIT}): {exc.errors()[0]['msg']}",
             )
         except InvalidEventName as exc:
-            return error_data(ErrorCode.INVALID_INPUT, f"{exc.what}; {exc.hint}")
+            return error_reply(ErrorCode.INVALID_INPUT, f"{exc.what}; {exc.hint}")
         if self._bus is None:
-            return error_data(
+            return error_reply(
                 ErrorCode.UNAVAILABLE,
                 "system:history needs the host's event bus in the plugin context "
                 "(context['event_bus']); run the plugin under ksi-host run or a Host",

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ksi_host import __version__
-from ksi_host._protocol import jsonable
-from ksi_host.plugin_base import hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host import PluginCapabilities, PluginMetadata, __version__, hookimpl
+from ksi_host.replies import jsonable
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["MetricsPlugin", "plugin"]

@@ -11,11 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ksi_host import __version__
-from ksi_host._protocol import ErrorCode, error_data
-from ksi_host.errors import KsiError
-from ksi_host.plugin_base import hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host import (
+    ErrorCode,
+    KsiError,
+    PluginCapabilities,
+    PluginContext,
+    PluginMetadata,
+    __version__,
+    error_reply,
+    hookimpl,
+)
+from ksi_host._for_builtins import Host, host_of
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
@@ -23,6 +29,9 @@ __all__ = ["PluginsPlugin", "plugin"]
 
 class PluginsPlugin(HostReporter):
     """Lets a client see what the host loaded, why anything is not running, and change it."""
+
+    live: Host | None = None
+    """The host itself, which reload and load change (``host`` only views it)."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -37,6 +46,11 @@ class PluginsPlugin(HostReporter):
         )
 
     @hookimpl
+    def ksi_plugin_context(self, context: PluginContext) -> None:
+        super().ksi_plugin_context(context)
+        self.live = host_of(context)
+
+    @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
         """``plugin:list`` answers at once; reload and load answer with a coroutine to await."""
         if event_name not in ("plugin:list", "plugin:reload", "plugin:load"):
@@ -45,37 +59,37 @@ class PluginsPlugin(HostReporter):
             return no_host(event_name)
         if event_name == "plugin:list":
             return {"plugins": [status.as_dict() for status in self.host.status()]}
-        return self._change(event_name, data)
+        if self.live is None:
+            return no_host(event_name)
+        return self._change(self.live, event_name, data)
 
-    async def _change(self, event_name: str, data: dict[str, Any]) -> dict[str, Any]:
-        assert self.host is not None
+    async def _change(self, host: Host, event_name: str, data: dict[str, Any]) -> dict[str, Any]:
         try:
             if event_name == "plugin:reload":
-                return (await self.host.reload()).as_dict()
-            return await self._load(data.get("path"))
+                return (await host.reload()).as_dict()
+            return await self._load(host, data.get("path"))
         except KsiError as exc:
-            return error_data(ErrorCode.UNAVAILABLE, exc.render())
+            return error_reply(ErrorCode.UNAVAILABLE, exc.render())
 
-    async def _load(self, path: object) -> dict[str, Any]:
-        assert self.host is not None
+    async def _load(self, host: Host, path: object) -> dict[str, Any]:
         if not isinstance(path, str) or not Path(path).is_absolute():
-            return error_data(
+            return error_reply(
                 ErrorCode.INVALID_INPUT,
                 f"plugin:load needs data.path, an absolute path to a plugin file or folder "
                 f"(got {path!r}); `ksi-host load PATH` makes a relative PATH absolute",
             )
         if not Path(path).exists():
-            return error_data(ErrorCode.INVALID_INPUT, f"plugin:load: nothing at {path}")
-        change, found = await self.host.load(path)
+            return error_reply(ErrorCode.INVALID_INPUT, f"plugin:load: nothing at {path}")
+        change, found = await host.load(path)
         if not found:
-            return error_data(
+            return error_reply(
                 ErrorCode.INVALID_INPUT,
                 f"plugin:load: {path} offers no plugin (a .py file or a package folder that "
                 "binds `plugin`, or a folder of them)",
             )
         broken = [status for status in found if status.status != "running"]
         if broken:
-            return error_data(
+            return error_reply(
                 ErrorCode.INVALID_INPUT,
                 "plugin:load: "
                 + "; ".join(

@@ -22,12 +22,19 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
-from ksi_host import __version__
-from ksi_host._paths import KsiPaths
-from ksi_host._protocol import ErrorCode, error_data
-from ksi_host.errors import ConfigError, KsiError
-from ksi_host.plugin_base import BasePlugin, hookimpl
-from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host import (
+    BasePlugin,
+    ConfigError,
+    ErrorCode,
+    KsiError,
+    KsiPaths,
+    PluginCapabilities,
+    PluginContext,
+    PluginMetadata,
+    __version__,
+    error_reply,
+    hookimpl,
+)
 
 __all__ = [
     "MAX_KEY",
@@ -220,7 +227,7 @@ def _invalid(event: str, exc: ValidationError) -> dict[str, Any]:
     problems = "; ".join(
         f"'{'.'.join(map(str, err['loc']))}': {err['msg']}" for err in exc.errors()
     )
-    return error_data(ErrorCode.INVALID_INPUT, f"{event} {problems}; send {_USAGE[event]}")
+    return error_reply(ErrorCode.INVALID_INPUT, f"{event} {problems}; send {_USAGE[event]}")
 
 
 def _configured_path(config: object) -> Path:
@@ -259,7 +266,7 @@ class StatePlugin(BasePlugin):
         }
 
     @hookimpl
-    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
+    def ksi_plugin_context(self, context: PluginContext) -> None:
         self._path = _configured_path(context.get("config"))
 
     @hookimpl
@@ -294,7 +301,7 @@ class StatePlugin(BasePlugin):
         if handler is None:
             return None
         if self._store is None:
-            return error_data(
+            return error_reply(
                 ErrorCode.UNAVAILABLE,
                 f"{event_name} arrived before the state plugin started (it opens its "
                 "database at startup); send it once the host is running",
@@ -313,7 +320,7 @@ class StatePlugin(BasePlugin):
         try:
             await asyncio.to_thread(self._ready().set, request.key, request.value)
         except ValueError as exc:
-            return error_data(ErrorCode.INVALID_INPUT, f"state:set 'value' is not JSON: {exc}")
+            return error_reply(ErrorCode.INVALID_INPUT, f"state:set 'value' is not JSON: {exc}")
         return {"status": "set", "key": request.key}
 
     async def _get(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -13,15 +13,10 @@ from typing import Any
 import pytest
 
 from ksi_host._cli import cli
-from ksi_host._client import (
-    DaemonNotRunning,
-    ProtocolError,
-    RequestTimeout,
-    request,
-    request_sync,
-)
-from ksi_host._protocol import error_data
+from ksi_host._client import request, request_sync
 from ksi_host._server import ServerConfig, SocketServer
+from ksi_host.errors import DaemonNotRunning, ProtocolError, RequestTimeout
+from ksi_host.replies import error_reply
 
 # ``ksi-host send`` reads the config as ``run`` does: never the real home's.
 pytestmark = pytest.mark.usefixtures("ksi_home")
@@ -33,7 +28,7 @@ async def dispatch(event: str, data: dict[str, Any]) -> dict[str, Any]:
         return {"slept": data["seconds"]}
     if event == "test:echo":
         return {"echo": data}
-    return error_data("NO_HANDLER", f"no plugin handles {event!r}")
+    return error_reply("NO_HANDLER", f"no plugin handles {event!r}")
 
 
 @pytest.fixture

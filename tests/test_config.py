@@ -128,6 +128,7 @@ def test_toml_syntax_errors_give_line_and_column(tmp_path, home):
         load_config(path, env=home)
     assert info.value.what.startswith("config file is not valid TOML: ")
     assert info.value.where == f"{path}, line 2, column 15"
+    assert (info.value.file, info.value.line, info.value.column) == (path, 2, 15)
 
 
 def test_wrong_types_name_the_file_and_key(tmp_path, home):
@@ -140,12 +141,16 @@ def test_wrong_types_name_the_file_and_key(tmp_path, home):
         "    - host.colour = 1: Extra inputs are not permitted"
     )
     assert info.value.where == f"{path}, key 'host.disabled'; {path}, key 'host.colour'"
+    assert (info.value.file, info.value.keys) == (path, ("host.disabled", "host.colour"))
+    assert info.value.env_variables == ()
 
 
 def test_wrong_types_from_the_environment_name_the_variable(home):
     with pytest.raises(ConfigError) as info:
         load_config(env={**home, "KSI_HOST__SERVICES": '{"db": 1}'})
     assert info.value.where == "environment variable KSI_HOST__SERVICES, key 'host.services.db'"
+    assert info.value.env_variables == ("KSI_HOST__SERVICES",)
+    assert (info.value.file, info.value.keys) == (None, ("host.services.db",))
 
 
 def test_unparseable_environment_values_are_config_errors(home):
@@ -155,6 +160,7 @@ def test_unparseable_environment_values_are_config_errors(home):
         "an environment override is not valid JSON where a list or table is expected"
     )
     assert info.value.where == "environment variables KSI_HOST__DISABLED"
+    assert info.value.env_variables == ("KSI_HOST__DISABLED",)
     assert "_EnvSource" not in str(info.value)
     assert "JSON" in info.value.hint
 
@@ -165,6 +171,7 @@ def test_top_level_values_must_be_tables(tmp_path, home):
         load_config(path, env=home)
     assert info.value.what == "top-level key 'debug' is a bool, not a table"
     assert info.value.where == f"{path}, key 'debug'"
+    assert (info.value.file, info.value.keys) == (path, ("debug",))
 
 
 def test_unreadable_files_are_config_errors(tmp_path, home):

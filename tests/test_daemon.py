@@ -18,8 +18,9 @@ from conftest import DAEMON_EVENTS, DaemonProcess, builtin_host, write_config
 from ksi_host._client import request_sync
 from ksi_host._config import load_config
 from ksi_host._daemon import active_daemon, run_daemon
-from ksi_host._instance import AlreadyRunning, Instance
+from ksi_host._instance import Instance
 from ksi_host._server import ServerConfig
+from ksi_host.errors import AlreadyRunning
 
 
 def test_sigterm_drains_stops_plugins_and_removes_the_socket(sock_path, tmp_path):

@@ -284,8 +284,8 @@ def test_handlers_get_a_context_with_emit_and_the_callers_entries(make_plan):
             return plain, with_client
 
     plain, with_client = asyncio.run(main())
-    assert plain == {"has_emit": True, "bus": True, "client": None, "host": "Host"}
-    assert with_client == {"has_emit": True, "bus": True, "client": "conn-1", "host": "Host"}
+    assert plain == {"has_emit": True, "bus": True, "client": None, "host": "HostView"}
+    assert with_client == {"has_emit": True, "bus": True, "client": "conn-1", "host": "HostView"}
 
 
 def test_routing_calls_only_plugins_that_declared_the_event(make_plan, scripted_plugin):

@@ -91,7 +91,7 @@ def test_a_broken_environment_exits_1_and_every_plugin_has_a_status_line(
         ("vanishes", "import-crashed", "exit status 0", "export KSI_DISABLE_PLUGINS=off,vanishes"),
         ("quits", "import-error", "SystemExit: 3", "${EDITOR:-vi} +2 "),
         ("typo", "hook-mismatch", "'ksi_handle_events', which is not a KSI hook", "sed -i "),
-        ("badarg", "hook-mismatch", "Argument(s) {'name'}", "${EDITOR:-vi} +4 "),
+        ("badarg", "hook-mismatch", "takes 'name', which the hook spec", "${EDITOR:-vi} +4 "),
         ("broken_meta", "invalid-metadata", "not a valid PEP 440 version", "${EDITOR:-vi} +11 "),
         ("needy", "missing-dependency", "needs storage>=1", 'pip install "ksi-plugin-storage>=1"'),
         ("app", "version-conflict", "found auth 1.5", 'pip install "ksi-fixture-auth<3,>=2"'),

@@ -5,9 +5,12 @@ Its order is ruff's job (RUF022 sorts it isort-style in every module).
 
 from __future__ import annotations
 
+import ast
+import doctest
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -30,13 +33,49 @@ HOOKS = {name for name, value in vars(hookspecs).items() if hasattr(value, "ksi_
 def test_the_public_modules_are_the_guides() -> None:
     assert PUBLIC == [
         "ksi_host",
+        "ksi_host.context",
         "ksi_host.errors",
         "ksi_host.events",
         "ksi_host.hookspecs",
         "ksi_host.plugin_base",
         "ksi_host.plugin_manager",
         "ksi_host.plugin_types",
+        "ksi_host.replies",
+        "ksi_host.testing",
     ]
+
+
+def test_the_plugin_contract_is_importable_from_ksi_host() -> None:
+    contract = {"PluginContext", "HostView", "ErrorCode", "error_reply", "EventBus", "KsiPaths"}
+    assert contract <= set(ksi_host.__all__)
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.ImportFrom]:
+    """Every ``from ... import`` that runs: those under ``if TYPE_CHECKING:`` only name types."""
+    found: list[ast.ImportFrom] = []
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            found.extend(imp for child in node.orelse for imp in _runtime_imports(child))
+            continue
+        if isinstance(node, ast.ImportFrom):
+            found.append(node)
+        found.extend(_runtime_imports(node))
+    return found
+
+
+def test_the_built_in_plugins_use_only_public_modules() -> None:
+    """... and ksi_host._for_builtins, which gives the host's own transports what they need."""
+    builtins = Path(ksi_host.__file__).parents[1] / "ksi_plugins_builtin"
+    private = [
+        f"{path.name}:{node.lineno} imports {node.module}"
+        for path in sorted(builtins.rglob("*.py"))
+        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8")))
+        if node.module
+        and node.module.startswith("ksi_host")
+        and any(part.startswith("_") for part in node.module.split("."))
+        and node.module != "ksi_host._for_builtins"
+    ]
+    assert private == []
 
 
 @pytest.mark.parametrize("name", PUBLIC)
@@ -56,3 +95,9 @@ def test_all_of_a_public_module_is_complete(name: str) -> None:
 def test_all_names_only_what_the_module_has(name: str) -> None:
     module = importlib.import_module(name)
     assert [attr for attr in module.__all__ if not hasattr(module, attr)] == []
+
+
+@pytest.mark.parametrize("name", [name for name in MODULES if name != "ksi_host._pytest_plugin"])
+def test_the_docstring_examples_run(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), report=False)
+    assert result.failed == 0

@@ -8,17 +8,14 @@ import socket
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from ksi_host._client import DaemonNotRunning, request_sync
-from ksi_host._instance import (
-    AlreadyRunning,
-    Instance,
-    SocketPathUnusable,
-    UnsafeRunDir,
-    default_socket_path,
-)
+from ksi_host._client import request_sync
+from ksi_host._instance import Instance, default_socket_path
+from ksi_host._server import ServerConfig
+from ksi_host.errors import AlreadyRunning, DaemonNotRunning, SocketPathUnusable, UnsafeRunDir
 
 
 def test_claim_makes_a_private_dir_a_0600_socket_and_a_pid_lock(sock_path):
@@ -111,12 +108,20 @@ def test_a_path_over_the_kernel_limit_is_refused(short_dir):
         Instance.claim(short_dir / ("x" * 120))
 
 
-def test_default_socket_path_follows_ksi_socket_then_ksi_home(tmp_path):
-    assert default_socket_path({"KSI_SOCKET": "/s/k.sock"}) == default_socket_path(
-        {"KSI_SOCKET": "/s/k.sock", "KSI_HOME": "/h"}
-    )
-    assert str(default_socket_path({"KSI_SOCKET": "/s/k.sock"})) == "/s/k.sock"
-    assert str(default_socket_path({"KSI_HOME": str(tmp_path)})) == f"{tmp_path}/run/ksi.sock"
+def test_the_socket_is_chosen_in_one_place_flag_then_env_then_section_then_run_dir(tmp_path):
+    home = {"KSI_HOME": str(tmp_path)}
+    section = {"socket_path": "/c/k.sock"}
+
+    def chosen(env, section, flag=None):
+        config = ServerConfig.from_section(section, where="[server]", socket_path=flag, env=env)
+        return str(config.socket_path)
+
+    with_env = {**home, "KSI_SOCKET": "/e/k.sock"}
+    assert chosen(with_env, section, Path("/f/k.sock")) == "/f/k.sock"
+    assert chosen(with_env, section) == "/e/k.sock"
+    assert chosen(home, section) == "/c/k.sock"
+    assert chosen(home, {}) == f"{tmp_path}/run/ksi.sock"
+    assert default_socket_path(with_env) == default_socket_path(home)  # only the run dir
 
 
 @pytest.mark.slow

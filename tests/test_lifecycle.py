@@ -20,8 +20,9 @@ from hypothesis.stateful import (
 from pydantic import BaseModel, Field
 
 from ksi_host._config import HostConfig
-from ksi_host._lifecycle import Host, HostStateError
+from ksi_host._lifecycle import Host, PluginStatus
 from ksi_host._plan import Exclusion, LoadPlan, Origin, Reason
+from ksi_host.errors import HostStateError
 from ksi_host.plugin_base import BasePlugin, TransportPlugin, hookimpl
 from ksi_host.plugin_types import PluginMetadata
 
@@ -543,20 +544,13 @@ def test_lifecycle_state_machine(scripted_plugin, make_plan):
     )
 
 
-def test_each_plugin_gets_its_own_copy_of_the_config(make_plan):
+def test_the_config_a_plugin_gets_is_read_only(make_plan):
     class Meddler(BasePlugin):
-        """Changes the config it was given, in context and in a handler."""
+        """Tries to change the config it was given."""
 
         @hookimpl
         def ksi_plugin_context(self, context):
-            self.context = context
             context["config"]["my_plugin"]["setting"] = "meddled"
-            context["config"]["host"]["disabled"].append("everyone")
-
-        @hookimpl
-        def ksi_handle_event(self, event_name, data, context):
-            context["config"]["my_plugin"]["retries"] = 99
-            return context is self.context
 
     class Reader(BasePlugin):
         @hookimpl
@@ -565,19 +559,24 @@ def test_each_plugin_gets_its_own_copy_of_the_config(make_plan):
 
         @hookimpl
         def ksi_handle_event(self, event_name, data, context):
-            return context["config"]
+            return {"same": context["config"] is self.seen, "config": context["config"]}
 
     meddler = Meddler(PluginMetadata(name="meddler"))
     reader = Reader(PluginMetadata(name="reader"))
-    config = HostConfig(my_plugin={"setting": "custom", "retries": 1})
-    [reply] = run(Host(make_plan(meddler, reader), config), ("x:y", {}))
-    [seen_by_handler, own_context] = [r["result"] for r in reply["results"]]  # last first
-    assert own_context is True  # the handler gets the plugin's own context again
-    assert reader.seen["my_plugin"] == {"setting": "custom", "retries": 1}
-    assert reader.seen["host"]["disabled"] == []
-    assert seen_by_handler is reader.seen
-    assert meddler.context["config"]["my_plugin"] == {"setting": "meddled", "retries": 99}
-    assert config.plugin_section("my_plugin") == {"setting": "custom", "retries": 1}
+    config = HostConfig(my_plugin={"setting": "custom", "retries": [1, 2]})
+
+    async def main() -> tuple[Any, tuple[PluginStatus, ...]]:
+        async with Host(make_plan(meddler, reader), config) as host:
+            return await host.dispatch("x:y", {}), host.status()
+
+    reply, statuses = asyncio.run(main())
+    assert reply["same"] is True  # the handler gets the plugin's own context again
+    assert reply["config"]["my_plugin"] == {"setting": "custom", "retries": (1, 2)}
+    [meddler_status] = [status for status in statuses if status.name == "meddler"]
+    assert meddler_status.status == "failed"
+    assert meddler_status.reason is not None
+    assert "does not support item assignment" in meddler_status.reason.message
+    assert config.plugin_section("my_plugin") == {"setting": "custom", "retries": [1, 2]}
 
 
 def test_no_handler_names_the_declaring_plugin_that_is_not_running(scripted_plugin, make_plan):

@@ -64,7 +64,7 @@ def test_values_the_metadata_refuses_are_refused_in_the_manifest_too():
     with pytest.raises(InvalidManifest) as caught:
         PluginManifest.from_toml(text, where="m.toml")
     (problem,) = caught.value.problems
-    assert problem.startswith("dependencies = ")
+    assert problem.startswith("dependencies[0] = ")
     assert "'not a requirement!' is not a requirement" in problem
 
 

@@ -77,6 +77,13 @@ for block in json.loads(sys.stdin.read()):
     except BaseException:
         traceback.print_exc()
         sys.exit(f"the python block at PLUGIN_GUIDE.md:{block['line']} failed")
+# The guide's pytest tests, with the ksi_harness fixture pytest would pass them.
+from ksi_host.testing import harness_factory
+tests = [v for k, v in namespace.items() if k.startswith("test_") and callable(v)]
+for test in tests:
+    with harness_factory() as ksi_harness:
+        test(ksi_harness)
+print(json.dumps([test.__name__ for test in tests]))
 """
 
 
@@ -87,6 +94,33 @@ def test_python_blocks_run_in_order(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", RUNNER],
         input=json.dumps(runnable),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [
+        "test_checked_greeter_reads_its_section",
+        "test_a_bad_section_fails_only_that_plugin",
+    ]
+
+
+README = GUIDE.parents[1] / "README.md"
+
+
+def test_the_readmes_python_blocks_run(tmp_path: Path) -> None:
+    text = README.read_text(encoding="utf-8")
+    blocks = [
+        {"line": text.count("\n", 0, match.start(2)) + 1, "code": match.group(2)}
+        for match in _FENCE.finditer(text)
+        if match.group(1) == "python"
+    ]
+    assert len(blocks) == 2
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER.replace("PLUGIN_GUIDE.md", "README.md")],
+        input=json.dumps(blocks),
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -52,7 +52,7 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(InvalidPluginMetadata) as info:
         PluginMetadata(name="bad name", version="x.y", dependencies=["ok", "db>>1"], colour="red")
     fields = [p.field for p in info.value.problems]
-    assert fields == ["name", "version", "dependencies", "colour"]
+    assert fields == ["name", "version", "dependencies[1]", "colour"]
     assert "'db>>1' is not a requirement" in str(info.value)
     assert "(4 problems)" in str(info.value)
 
@@ -60,7 +60,7 @@ def test_every_problem_is_reported_at_once():
 @pytest.mark.parametrize(
     ("dependencies", "message"),
     [
-        ("database", "must be a list of requirement strings, not one string"),
+        ("database", "must be a list of strings, not one string"),
         (["db @ https://example.org/db.whl"], "names a URL"),
         (["db[extra]"], "has extras"),
         (["not a name!"], "is not a requirement"),
@@ -91,14 +91,50 @@ def test_capability_errors_name_the_plugin_class_being_built():
         Broken()
     assert info.value.plugin == "Broken"
     assert [p.field for p in info.value.problems] == [
-        "event_namespaces",
-        "commands",
-        "provides_services",
+        "event_namespaces[0]",
+        "commands[0]",
+        "provides_services[0]",
     ]
     text = str(info.value)
     assert "'health' is not 'namespace:action'" in text
     assert "it has no ':' between namespace and action" in text
     assert "for example: ['system:health']" in text
+
+
+def test_every_bad_item_of_a_list_field_is_reported_with_its_index():
+    with pytest.raises(InvalidPluginMetadata) as meta:
+        PluginMetadata(
+            name="p",
+            dependencies=["db>=1", "not a name!", "auth", "x @ https://e.org/x.whl"],
+            after_dependencies=["-bad", "ok", "bad-"],
+        )
+    assert [(p.field, p.value) for p in meta.value.problems] == [
+        ("dependencies[1]", "not a name!"),
+        ("dependencies[3]", "x @ https://e.org/x.whl"),
+        ("after_dependencies[0]", "-bad"),
+        ("after_dependencies[2]", "bad-"),
+    ]
+    with pytest.raises(InvalidPluginMetadata) as caps:
+        PluginCapabilities(
+            event_namespaces=["ok", "Bad", "/fine", "a b"],
+            commands=["a:b", "nope", "c:d", "E:f"],
+            provides_services=["db", "a b", "-x"],
+        )
+    assert [p.field for p in caps.value.problems] == [
+        "event_namespaces[1]",
+        "event_namespaces[3]",
+        "commands[1]",
+        "commands[3]",
+        "provides_services[1]",
+        "provides_services[2]",
+    ]
+    assert "(6 problems)" in str(caps.value)
+
+
+@pytest.mark.parametrize("field", ["event_namespaces", "commands", "provides_services"])
+def test_one_string_instead_of_a_list_is_refused(field):
+    with pytest.raises(InvalidPluginMetadata, match="must be a list of strings, not one string"):
+        PluginCapabilities(**{field: "system"})
 
 
 def test_capabilities_accept_the_guides_slash_namespaces():

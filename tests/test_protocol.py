@@ -7,15 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ksi_host._protocol import (
-    ErrorCode,
-    ProtocolFailure,
-    Request,
-    encode_reply,
-    error_data,
-    jsonable,
-    parse_request,
-)
+from ksi_host._protocol import ProtocolFailure, Request, encode_reply, parse_request
+from ksi_host.replies import ErrorCode, error_reply, jsonable
 
 
 def test_a_full_request_parses():
@@ -117,8 +110,8 @@ def test_datetimes_in_answers_are_sent_as_iso_strings():
     assert reply["data"] == {"at": "2025-06-24T00:00:00Z"}
 
 
-def test_error_data_is_the_guides_shape():
-    assert error_data(ErrorCode.INVALID_INPUT, "m") == {
+def test_error_reply_is_the_guides_shape():
+    assert error_reply(ErrorCode.INVALID_INPUT, "m") == {
         "status": "error",
         "error": {"code": "INVALID_INPUT", "message": "m"},
     }

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import WIRE_LIMIT, replies_owed, strict_json, wire_stream
 
-from ksi_host._protocol import error_data
 from ksi_host._server import ServerConfig, SocketServer
 from ksi_host.errors import ConfigError
+from ksi_host.replies import error_reply
 
 
 @pytest.fixture(scope="module", params=["asyncio", "uvloop"], autouse=True)
@@ -63,7 +63,7 @@ class Dispatcher:
                 raise RuntimeError("boom")
             if event == "test:list":
                 return [1, 2]
-            return error_data("NO_HANDLER", f"no plugin handles {event!r}")
+            return error_reply("NO_HANDLER", f"no plugin handles {event!r}")
         finally:
             self.running -= 1
 

@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import importlib_metadata
 from packaging.utils import canonicalize_name
@@ -37,9 +36,6 @@ __all__ = [
     "check_folders",
     "plugin_folders",
 ]
-
-_ENV_VARIABLE: Final = re.compile(r"environment variables? (KSI_\w+)")
-_TOML_POSITION: Final = re.compile(r", line (\d+)")
 
 
 def check_distributions(dists: Iterable[Any]) -> list[Problem]:
@@ -156,12 +152,15 @@ def _writable(path: Path, label: str) -> Iterator[Problem]:
     )
 
 
-def _config_fix(where: str, file: str, line: re.Match[str] | None) -> str:
-    """Edit the file at the line, or unset the environment override at fault."""
-    if Path(file).is_file():
-        return edit(file, int(line.group(1)) if line else None)
-    variable = _ENV_VARIABLE.search(where)
-    return f"unset {variable.group(1)}" if variable else ""
+def _config_fix(exc: ConfigError) -> str:
+    """Edit the file at the line, or unset the environment overrides at fault."""
+    if exc.file is not None and exc.file.is_file():
+        return edit(exc.file, exc.line)
+    return _unset(exc.env_variables)
+
+
+def _unset(variables: Sequence[str]) -> str:
+    return f"unset {' '.join(variables)}" if variables else ""
 
 
 def check_config(
@@ -174,15 +173,12 @@ def check_config(
     try:
         config = load_config(path, env)
     except ConfigError as exc:
-        where = exc.where or str(path or "")
-        file = where.split(", line ", 1)[0]
-        line = _TOML_POSITION.search(where)
         problem = Problem(
             code="config-invalid",
             severity="error",
             what=exc.what,
-            where=where,
-            fix=_config_fix(where, file, line),
+            where=exc.where or str(path or ""),
+            fix=_config_fix(exc),
             note=f"{exc.hint}; the host will not start with this config",
         )
         return None, {}, [problem]
@@ -197,14 +193,13 @@ def _check_server(config: HostConfig, file: Path, env: Mapping[str, str]) -> lis
     try:
         ServerConfig.from_section(config.server, where=f"[server] section of {file}", env=env)
     except ConfigError as exc:
-        variable = _ENV_VARIABLE.search(exc.where or "")
         return [
             Problem(
                 code="config-invalid",
                 severity="error",
                 what=exc.what,
                 where=exc.where,
-                fix=f"unset {variable.group(1)}" if variable else edit(file),
+                fix=_unset(exc.env_variables) or edit(file),
                 note=f"{exc.hint}; ksi-host run and send will not start with this config",
             )
         ]

@@ -29,7 +29,6 @@ __all__ = ["PIP", "Fixes", "blame", "edit"]
 
 _FRAME: Final = re.compile(r'File "([^"]+)", line (\d+)')
 _NO_MODULE: Final = re.compile(r"No module named '([^']+)'")
-_RENAME: Final = re.compile(r"rename it to '([^']+)'")
 _TABLE: Final = re.compile(r"^\s*\[\s*\"?([^\]\"]+?)\"?\s*\]")
 _GUESS_PREFIX: Final = "ksi-plugin-"
 PIP: Final = f"{shlex.quote(sys.executable)} -m pip"
@@ -251,9 +250,9 @@ class Fixes:
 
     def _hook(self, exclusion: Exclusion, outcome: Outcome, error: Mapping[str, Any]) -> Problem:
         file, line, hook = outcome.source_file, error.get("line"), error.get("hook")
-        rename = _RENAME.search(str(error.get("hint") or ""))
+        rename = error.get("suggestion")
         if file and hook and rename:
-            fix = f"sed -i 's/\\b{hook}\\b/{rename.group(1)}/' {shlex.quote(file)}"
+            fix = f"sed -i 's/\\b{hook}\\b/{rename}/' {shlex.quote(file)}"
         else:
             fix = edit(file, line) if file else self._disable_fix(exclusion.name)
         return self._make(

@@ -121,6 +121,7 @@ def _spec_result(spec: PluginSpec, sections: Mapping[str, Any]) -> dict[str, Any
             "hook": exc.hook,
             "what": exc.what,
             "hint": exc.hint,
+            "suggestion": exc.suggestion,
             "line": _hook_line(spec.plugin, exc.hook),
         }
     return result

@@ -62,8 +62,9 @@ def _ask_daemon(
 
     ``optional``: no daemon running is fine (``--reload`` after an install).
     """
-    from ksi_host._client import DaemonNotRunning, request_sync
+    from ksi_host._client import request_sync
     from ksi_host._config import load_config
+    from ksi_host.errors import DaemonNotRunning
 
     with exit_on_error():
         server = server_config(load_config(config_file), config_file, socket_path)

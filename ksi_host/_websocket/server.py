@@ -27,7 +27,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
-from ksi_host._protocol import ErrorCode, ProtocolFailure, Request, parse_request
+from ksi_host._protocol import ProtocolFailure, Request, parse_request
 from ksi_host._server import ServerConfig
 from ksi_host._serving import (
     Dispatch,
@@ -39,6 +39,7 @@ from ksi_host._serving import (
 )
 from ksi_host._websocket.config import WebSocketConfig, token_matches
 from ksi_host.errors import KsiError
+from ksi_host.replies import ErrorCode
 
 __all__ = ["WebSocketServer", "WebSocketUnavailable"]
 

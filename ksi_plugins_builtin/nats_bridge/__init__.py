@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ksi_host import __version__
-from ksi_host._lifecycle import Host
-from ksi_host.errors import KsiError
-from ksi_host.plugin_base import BasePlugin, hookimpl
-from ksi_host.plugin_types import PluginMetadata
+from ksi_host import BasePlugin, KsiError, PluginMetadata, __version__, hookimpl
+from ksi_host._for_builtins import host_of
 from ksi_plugins_builtin.nats_bridge._bridge import INBOUND, Bridge
 from ksi_plugins_builtin.nats_bridge._settings import (
     EXTRA,
@@ -61,11 +58,11 @@ class NatsBridgePlugin(BasePlugin):
         if section is None:
             self._bridge = None
             return
-        host = context.get("host")
-        if not isinstance(host, Host):
+        host = host_of(context)
+        if host is None:
             raise KsiError(
-                what="the NATS bridge needs a ksi_host Host in the plugin context",
-                where="context['host']",
+                what="the NATS bridge needs the ksi_host Host that runs it",
+                where="the plugin's context",
                 hint="run it under ksi-host run or a Host, not on a bare PluginManager",
             )
         self._bridge = Bridge(NatsSettings.model_validate(section), host, plugin=self.name)

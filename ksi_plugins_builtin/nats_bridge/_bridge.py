@@ -30,9 +30,15 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ksi_host._dispatch import continued_chain, emit_chain
-from ksi_host._lifecycle import Host
-from ksi_host._protocol import ErrorCode, ProtocolFailure, encode_reply, error_data, parse_request
+from ksi_host import ErrorCode, error_reply
+from ksi_host._for_builtins import (
+    Host,
+    ProtocolFailure,
+    continued_chain,
+    emit_chain,
+    encode_reply,
+    parse_request,
+)
 from ksi_host.events import split_event_name
 from ksi_plugins_builtin.nats_bridge._settings import NatsSettings, connect_options, nats_client
 from ksi_plugins_builtin.nats_bridge._wire import (
@@ -232,7 +238,7 @@ class Bridge:
         namespace, _ = split_event_name(event_name)
         subject = subject_for(event_name)
         if context is not None and INBOUND in context:
-            return error_data(
+            return error_reply(
                 ErrorCode.NO_HANDLER,
                 f"no plugin handles {event_name!r} on host {self.origin!r}, which exports "
                 f"namespace {namespace!r} over NATS; a request is never forwarded twice",
@@ -256,7 +262,7 @@ class Bridge:
             )
         except errors.NoRespondersError:
             self.stats.no_responders += 1
-            return error_data(
+            return error_reply(
                 ErrorCode.NO_HANDLER,
                 f"no plugin handles {event_name!r} here, and no host serves namespace "
                 f"{namespace!r} over NATS (no responder on {subject}; [nats] import of plugin "
@@ -266,14 +272,14 @@ class Bridge:
             if not nc.is_connected:
                 return self._unavailable(event_name)
             self.stats.timeouts += 1
-            return error_data(
+            return error_reply(
                 ErrorCode.TIMEOUT,
                 f"no host answered {event_name!r} over NATS within {self.settings.timeout:g} s "
                 f"(subject {subject}); the host serving it is stuck or overloaded; retry, or "
                 "raise [nats] timeout",
             )
         except errors.MaxPayloadError:
-            return error_data(
+            return error_reply(
                 ErrorCode.INVALID_INPUT,
                 f"{event_name!r} is larger than the NATS server's max_payload "
                 f"({nc.max_payload} bytes) and cannot be forwarded; send less data",
@@ -284,14 +290,14 @@ class Bridge:
             return reply_data(reply.data, correlation_id)
         except ValueError as exc:
             logger.error("NATS: bad reply to %r on %s: %s", event_name, subject, exc)
-            return error_data(
+            return error_reply(
                 ErrorCode.INTERNAL_ERROR,
                 f"the host that answered {event_name!r} over NATS sent a bad reply: {exc}",
             )
 
     def _unavailable(self, event_name: str) -> dict[str, Any]:
         self.stats.unavailable += 1
-        return error_data(
+        return error_reply(
             ErrorCode.UNAVAILABLE,
             f"{event_name!r} is served by another host over NATS, but the NATS server is "
             f"unreachable ({self.settings.shown_servers()}); the bridge reconnects by itself: "
@@ -318,7 +324,7 @@ class Bridge:
         except Exception as exc:  # our bug: still answer, so the asker does not wait
             logger.exception("NATS: serving a request on %s failed", msg.subject)
             event, correlation_id = None, None
-            answer = error_data(
+            answer = error_reply(
                 ErrorCode.INTERNAL_ERROR, f"host {self.origin!r} failed to serve it: {exc!r}"
             )
         try:
@@ -330,7 +336,7 @@ class Bridge:
         request = _request_of(msg)
         if isinstance(request, ProtocolFailure):
             self.stats.invalid += 1
-            return request.event, request.correlation_id, error_data(request.code, request.message)
+            return request.event, request.correlation_id, error_reply(request.code, request.message)
         event, data, correlation_id = request
         headers = msg.headers or {}
         context = {INBOUND: {"origin": headers.get(ORIGIN_HEADER), "subject": msg.subject}}

@@ -7,14 +7,10 @@ itself, from the same ``[server]`` config section (``socket_path``, limits).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ksi_host import __version__
-from ksi_host._daemon import active_daemon
-from ksi_host._server import ServerConfig, SocketServer
-from ksi_host.plugin_base import TransportPlugin, hookimpl
-from ksi_host.plugin_types import PluginMetadata
+from ksi_host import PluginContext, PluginMetadata, TransportPlugin, __version__, hookimpl
+from ksi_host._for_builtins import ServerConfig, SocketServer, active_daemon
 
 __all__ = ["CONFIG_SECTION", "UnixSocketTransport", "plugin"]
 
@@ -38,9 +34,8 @@ class UnixSocketTransport(TransportPlugin):
         self._server: SocketServer | None = None
 
     @hookimpl
-    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
-        config = context.get("config")
-        section = config.get(CONFIG_SECTION, {}) if isinstance(config, Mapping) else {}
+    def ksi_plugin_context(self, context: PluginContext) -> None:
+        section = context.get("config", {}).get(CONFIG_SECTION, {})
         self._config = ServerConfig.from_section(
             section, where=f"[{CONFIG_SECTION}] section of the config"
         )

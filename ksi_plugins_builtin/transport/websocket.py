@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from ksi_host import __version__
-from ksi_host._daemon import active_daemon
-from ksi_host._server import ServerConfig
-from ksi_host._websocket.config import WebSocketConfig, require_websockets, write_token
-from ksi_host.plugin_base import TransportPlugin, hookimpl
-from ksi_host.plugin_types import PluginMetadata
+from ksi_host import PluginContext, PluginMetadata, TransportPlugin, __version__, hookimpl
+from ksi_host._for_builtins import (
+    ServerConfig,
+    WebSocketConfig,
+    active_daemon,
+    require_websockets,
+    websocket_server,
+    write_token,
+)
 
 if TYPE_CHECKING:
     from ksi_host._websocket.server import WebSocketServer
@@ -51,7 +54,7 @@ class WebSocketTransport(TransportPlugin):
         self._token_written = False
 
     @hookimpl
-    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
+    def ksi_plugin_context(self, context: PluginContext) -> None:
         config = context.get("config")
         config = config if isinstance(config, Mapping) else {}
         self._config = WebSocketConfig.model_validate(config.get(CONFIG_SECTION, {}))
@@ -64,11 +67,9 @@ class WebSocketTransport(TransportPlugin):
         if not self._config.enabled:
             return {"status": "disabled", "enable": f"[{CONFIG_SECTION}] enabled = true"}
         require_websockets("[websocket] enabled = true", where=f"[{CONFIG_SECTION}] section")
-        from ksi_host._websocket.server import WebSocketServer  # needs the extra
-
         token = write_token(self._config.token_file(), self._config.token)
         self._token_written = True
-        self._server = WebSocketServer(self.emit_event, self._config, self._limits, token)
+        self._server = websocket_server()(self.emit_event, self._config, self._limits, token)
         daemon = active_daemon()
         if daemon is not None:
             await self._server.bind()

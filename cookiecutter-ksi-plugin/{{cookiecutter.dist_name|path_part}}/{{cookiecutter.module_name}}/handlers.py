@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+from pydantic import BaseModel
 
 from {{ cookiecutter.module_name }}.models import EchoRequest, PingRequest, Settings
 
-__all__ = ["HANDLERS", "Handler", "echo", "ping"]
+__all__ = ["COMMANDS", "Command", "echo", "ping"]
 
-Handler = Callable[[Mapping[str, Any], Settings], dict[str, Any]]
+RequestT = TypeVar("RequestT", bound=BaseModel)
 
 
-def ping(data: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Command(Generic[RequestT]):
+    """What one action accepts (checked by the plugin's validator) and the function answering it."""
+
+    request: type[RequestT]
+    handle: Callable[[RequestT, Settings], dict[str, Any]]
+
+
+def ping(request: PingRequest, settings: Settings) -> dict[str, Any]:
     """Prove the plugin is loaded and routed to."""
-    PingRequest.model_validate(data)
     return {"reply": settings.reply}
 
 
-def echo(data: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+def echo(request: EchoRequest, settings: Settings) -> dict[str, Any]:
     """Send the message back, to show validated input end to end."""
-    request = EchoRequest.model_validate(data)
     return {"message": " ".join([request.message] * request.times)}
 
 
-HANDLERS: Final[Mapping[str, Handler]] = {"ping": ping, "echo": echo}
-"""Action (the part after ':') -> handler; the plugin declares one command per entry."""
+COMMANDS: Final[Mapping[str, Command[Any]]] = {
+    "ping": Command(PingRequest, ping),
+    "echo": Command(EchoRequest, echo),
+}
+"""Action (the part after ':') -> command; the plugin declares one event per entry."""

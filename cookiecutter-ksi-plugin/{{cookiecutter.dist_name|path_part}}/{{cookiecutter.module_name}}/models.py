@@ -25,6 +25,6 @@ class EchoRequest(_Strict):
 
 
 class Settings(_Strict):
-    """This plugin's section of the host config (``context["config"][plugin_name]``)."""
+    """This plugin's section of the host config, validated by the host: ``context.settings``."""
 
     reply: str = "pong"

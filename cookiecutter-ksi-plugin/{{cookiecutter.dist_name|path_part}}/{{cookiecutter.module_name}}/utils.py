@@ -1,4 +1,4 @@
-"""The reply shapes of the KSI guide's error pattern, shared by every handler."""
+"""The success reply of the KSI guide's pattern; its error reply is ``ksi_host.error_reply``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-__all__ = ["error_reply", "success_reply", "validation_message"]
+__all__ = ["success_reply", "validation_message"]
 
 
 def success_reply(result: dict[str, Any]) -> dict[str, Any]:
     return {"status": "success", "result": result}
-
-
-def error_reply(code: str, message: str) -> dict[str, Any]:
-    return {"status": "error", "error": {"code": code, "message": message}}
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -1,0 +1,58 @@
+"""The one private module the built-in plugins may import: what only the host's own plugins need.
+
+Every other built-in uses only ``ksi_host``'s public names, like any plugin (``health``
+names the type of ``HostView.status()``'s items, ``PluginStatus``, from here). Three are
+part of the host itself: the Unix socket and WebSocket transports are the daemon's own
+doors (they need the claimed socket and the servers that read them), and the NATS bridge carries
+events between hosts (it needs the host's dispatch and fallback, the wire format and
+the emit chain). Plugins outside ksi-host have no use for these, and nothing here is
+promised to stay.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ksi_host._daemon import active_daemon
+from ksi_host._dispatch import continued_chain, emit_chain
+from ksi_host._lifecycle import Host, PluginStatus
+from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
+from ksi_host._server import ServerConfig, SocketServer
+from ksi_host._websocket.config import WebSocketConfig, require_websockets, write_token
+from ksi_host.context import PluginContext
+
+if TYPE_CHECKING:
+    from ksi_host._websocket.server import WebSocketServer
+
+__all__ = [
+    "Host",
+    "PluginStatus",
+    "ProtocolFailure",
+    "ServerConfig",
+    "SocketServer",
+    "WebSocketConfig",
+    "active_daemon",
+    "continued_chain",
+    "emit_chain",
+    "encode_reply",
+    "host_of",
+    "parse_request",
+    "require_websockets",
+    "websocket_server",
+    "write_token",
+]
+
+
+def host_of(context: object) -> Host | None:
+    """The host behind a plugin's context, which ``context.host`` hides from other plugins."""
+    if not isinstance(context, PluginContext):
+        return None
+    owner = context.host._owner
+    return owner if isinstance(owner, Host) else None
+
+
+def websocket_server() -> type[WebSocketServer]:
+    """The WebSocket server class, imported only now: it needs the ``websocket`` extra."""
+    from ksi_host._websocket.server import WebSocketServer
+
+    return WebSocketServer

@@ -1,0 +1,103 @@
+"""The hook specs are typed, and BasePlugin repeats them so mypy checks a plugin's hooks."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ksi_host import BasePlugin, PluginManager, PluginMetadata, hookspecs
+
+HOOKS = sorted(name for name, value in vars(hookspecs).items() if hasattr(value, "ksi_spec"))
+
+
+def test_there_are_the_guides_seven_hooks() -> None:
+    assert HOOKS == [
+        "ksi_filter_event",
+        "ksi_handle_event",
+        "ksi_metrics_collected",
+        "ksi_plugin_context",
+        "ksi_shutdown",
+        "ksi_startup",
+        "ksi_validate_event",
+    ]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_base_plugin_declares_each_hook_exactly_as_its_spec(hook: str) -> None:
+    spec = inspect.signature(getattr(hookspecs, hook))
+    declared = inspect.signature(getattr(BasePlugin, hook))
+    assert next(iter(declared.parameters)) == "self"
+    assert list(declared.parameters.values())[1:] == list(spec.parameters.values())
+    assert declared.return_annotation == spec.return_annotation
+
+
+def test_the_declarations_are_not_hook_implementations() -> None:
+    class Quiet(BasePlugin):
+        pass
+
+    manager = PluginManager()
+    assert not manager.pm.has_hookimpls(Quiet(PluginMetadata(name="quiet")))
+
+
+TYPED_PLUGIN = """
+from typing import Any
+
+from ksi_host import BasePlugin, PluginContext, hookimpl
+
+
+class Good(BasePlugin):
+    @hookimpl
+    async def ksi_handle_event(
+        self, event_name: str, data: dict[str, Any], context: PluginContext
+    ) -> dict[str, Any] | None:
+        return {"seen": context.plugin}
+
+    @hookimpl
+    def ksi_plugin_context(self, context: PluginContext) -> None:
+        context.logger.info("ready")
+
+
+class Bad(BasePlugin):
+    @hookimpl
+    def ksi_plugin_context(self, context: dict[str, Any]) -> None:
+        pass
+
+    @hookimpl
+    def ksi_handle_event(
+        self, event_name: str, data: dict[str, Any], context: PluginContext
+    ) -> list[str]:
+        return []
+
+    @hookimpl
+    def ksi_validate_event(self, event_name: str, data: dict[str, Any]) -> bool:
+        return True
+"""
+
+
+@pytest.mark.slow
+def test_mypy_strict_checks_a_plugins_hook_signatures(tmp_path: Path) -> None:
+    module = tmp_path / "typed_plugin.py"
+    module.write_text(textwrap.dedent(TYPED_PLUGIN))
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(module)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    flagged = [
+        (line.split(":")[1], line.split('"')[1 if "Argument" in line else 3]) for line in errors
+    ]
+    assert flagged == [
+        ("21", "ksi_plugin_context"),
+        ("25", "ksi_handle_event"),
+        ("31", "ksi_validate_event"),
+    ], result.stdout
+    assert all('supertype "ksi_host.plugin_base.BasePlugin"' in line for line in errors)
