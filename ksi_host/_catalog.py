@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from pydantic import BaseModel, ConfigDict
 
 from ksi_host._plan import LoadPlan
@@ -28,11 +30,16 @@ class EventCatalog(BaseModel):
     catch_all: list[str]
 
 
-def event_catalog(plan: LoadPlan) -> EventCatalog:
-    """Read the catalog off the plugins that will load; nothing is imported or started."""
+def event_catalog(plan: LoadPlan, *, only: Collection[str] | None = None) -> EventCatalog:
+    """Read the catalog off the plugins that will load; nothing is imported or started.
+
+    ``only`` keeps the plugins with these keys (a running host passes the ones that run).
+    """
     entries: list[EventEntry] = []
     catch_all: list[str] = []
     for spec in plan.order:
+        if only is not None and spec.key not in only:
+            continue
         caps = spec.capabilities
         if caps.routes_everything and "ksi_handle_event" in spec.hooks:
             catch_all.append(spec.name)

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
@@ -20,13 +20,28 @@ from ksi_host._cli_common import (
     CONFIG_OPTION,
     PLUGIN_PATH_OPTION,
     SOCKET_OPTION,
+    STATE_DB_OPTION,
     config_path,
     exit_on_error,
     server_config,
 )
-from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT, LOOP_CHOICES, REQUEST_TIMEOUT, LoopChoice
+from ksi_host._defaults import (
+    DOCTOR_IMPORT_TIMEOUT,
+    GRAPH_FORMATS,
+    LOG_BACKUPS,
+    LOG_FORMATS,
+    LOG_MAX_BYTES,
+    LOOP_CHOICES,
+    REQUEST_TIMEOUT,
+    LoopChoice,
+)
 from ksi_host._manage.cli import COMMANDS as MANAGE_COMMANDS
 from ksi_host._manifest_cli import manifest
+from ksi_host._ops_cli import COMMANDS as OPS_COMMANDS
+
+if TYPE_CHECKING:
+    from ksi_host._graph import GraphFormat
+    from ksi_host._logging import LogFormat
 
 __all__ = ["cli", "main"]
 
@@ -39,7 +54,7 @@ def cli() -> None:
     """Discover, check and run KSI plugins."""
 
 
-for _command in (*MANAGE_COMMANDS, manifest):
+for _command in (*MANAGE_COMMANDS, manifest, *OPS_COMMANDS):
     cli.add_command(_command)
 
 
@@ -53,8 +68,28 @@ def main() -> None:
 @PLUGIN_PATH_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show the traceback of each failed import.")
 @CONFIG_OPTION
+@click.option(
+    "--graph", is_flag=True, help="Show the dependency graph: each plugin under what it needs."
+)
+@click.option(
+    "--format",
+    "graph_format",
+    type=click.Choice(GRAPH_FORMATS),
+    default="text",
+    show_default=True,
+    help="With --graph: a text tree, Graphviz DOT, or Mermaid (for Markdown).",
+)
+@click.option(
+    "--why", metavar="NAME", help="With --graph: the chain that puts NAME where it is, or out."
+)
 def plugins(
-    as_json: bool, plugin_paths: tuple[str, ...], verbose: bool, config_file: Path | None
+    as_json: bool,
+    plugin_paths: tuple[str, ...],
+    verbose: bool,
+    config_file: Path | None,
+    graph: bool,
+    graph_format: GraphFormat,
+    why: str | None,
 ) -> None:
     """Show which plugins will load, in which order, and why the others will not.
 
@@ -64,8 +99,17 @@ def plugins(
     from ksi_host._pipeline import plan_for
     from ksi_host._plans_report import plan_report, render_text
 
+    if (graph_format != "text" or why) and not graph:
+        raise click.UsageError("--format and --why go with --graph")
+    if graph and as_json:
+        raise click.UsageError("--graph prints text, DOT or Mermaid; use --json without it")
     with exit_on_error():
-        report = plan_report(plan_for(load_config(config_file), paths=plugin_paths))
+        plan = plan_for(load_config(config_file), paths=plugin_paths)
+    if graph:
+        from ksi_host._graph import show_graph
+
+        raise SystemExit(show_graph(plan, graph_format, why))
+    report = plan_report(plan)
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
     )
@@ -96,20 +140,53 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
 @SOCKET_OPTION
 @CONFIG_OPTION
 @PLUGIN_PATH_OPTION
-@click.option(
-    "--state-db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KSI_STATE_DB",
-    default=None,
-    help="The state plugin's SQLite file [env KSI_STATE_DB; default: path in the config's "
-    "[state] section, else state.sqlite3 in the data dir].",
-)
+@STATE_DB_OPTION
 @click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS, case_sensitive=False),
     default="info",
     show_default=True,
-    help="What the daemon logs to stderr.",
+    help="What the daemon logs (debug: also one line per event).",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Log to this file, rotated by size, instead of stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="json: one object per line (time, level, logger, plugin, event, correlation_id, "
+    "message), for journald or a collector.",
+)
+@click.option(
+    "--log-max-bytes",
+    type=click.IntRange(min=1024),
+    default=LOG_MAX_BYTES,
+    show_default=True,
+    help="Rotate --log-file when it would grow past this size.",
+)
+@click.option(
+    "--log-backups",
+    type=click.IntRange(min=0),
+    default=LOG_BACKUPS,
+    show_default=True,
+    help="Rotated log files to keep (FILE.1 is the newest).",
+)
+@click.option(
+    "--trace",
+    is_flag=True,
+    help="Log every hook call and dispatch stage to the ksi_host.trace logger (also: KSI_TRACE=1).",
+)
+@click.option(
+    "--trace-namespace",
+    "trace_namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Trace only events of this namespace (repeatable; implies --trace).",
 )
 @click.option(
     "--loop",
@@ -126,26 +203,41 @@ def run(
     plugin_paths: tuple[str, ...],
     state_db: Path | None,
     log_level: str,
+    log_file: Path | None,
+    log_format: LogFormat,
+    log_max_bytes: int,
+    log_backups: int,
+    trace: bool,
+    trace_namespaces: tuple[str, ...],
     loop_choice: LoopChoice,
 ) -> None:
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
     from ksi_host._config import load_config
     from ksi_host._daemon import run_daemon
+    from ksi_host._logging import configure_logging
     from ksi_host._loop import run_on
     from ksi_host._pipeline import boot
+    from ksi_host._trace import TraceSettings
 
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    tracing = TraceSettings.from_env()
+    if trace or trace_namespaces:
+        tracing = tracing.limited_to(trace_namespaces)
     with exit_on_error():
+        configure_logging(
+            level=log_level,
+            log_file=log_file,
+            log_format=log_format,
+            max_bytes=log_max_bytes,
+            backups=log_backups,
+            trace=tracing.enabled,
+        )
         config = load_config(config_file)
         _log_config_file(config_file)
         server = server_config(config, config_file, socket_path)
         if state_db is not None:
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
-        host = boot(config, paths=plugin_paths)
+        host = boot(config, paths=plugin_paths, trace=tracing)
         code = run_on(loop_choice, lambda: run_daemon(host.start, host.stop, server, host.reload))
     raise SystemExit(code)
 

@@ -23,6 +23,7 @@ __all__ = [
     "CONFIG_OPTION",
     "PLUGIN_PATH_OPTION",
     "SOCKET_OPTION",
+    "STATE_DB_OPTION",
     "config_path",
     "exit_on_error",
     "server_config",
@@ -52,6 +53,15 @@ SOCKET_OPTION = click.option(
     default=None,
     help="The daemon's socket (default: $KSI_SOCKET, else socket_path in the config's "
     "[server] section, else ksi.sock in the run dir).",
+)
+
+STATE_DB_OPTION = click.option(
+    "--state-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KSI_STATE_DB",
+    default=None,
+    help="The state plugin's SQLite file [env KSI_STATE_DB; default: path in the config's "
+    "[state] section, else state.sqlite3 in the data dir].",
 )
 
 

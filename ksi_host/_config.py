@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -49,6 +50,7 @@ from pydantic_settings import (
 
 from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host._paths import KsiPaths
+from ksi_host._suggest import did_you_mean
 from ksi_host.errors import ConfigError, PluginConfigInvalid
 from ksi_host.plugin_types import canonical_name
 
@@ -64,8 +66,10 @@ __all__ = [
     "check_plugin_config",
     "config_from_mapping",
     "env_variable",
+    "error_message",
     "load_config",
     "plugin_settings",
+    "read_config_file",
 ]
 
 ENV_PREFIX: Final = "KSI_"
@@ -160,7 +164,8 @@ def plugin_settings(
         raise PluginConfigInvalid(
             plugin=name,
             problems=[
-                (".".join(map(str, err["loc"])) or "<section>", err["msg"]) for err in exc.errors()
+                (".".join(map(str, err["loc"])) or "<section>", error_message(err, model))
+                for err in exc.errors()
             ],
         ) from None
 
@@ -172,6 +177,27 @@ def check_plugin_config(plugin: object, section: Mapping[str, Any] | None) -> li
     except PluginConfigInvalid as exc:
         return [f"{key}: {message}" for key, message in exc.problems]
     return []
+
+
+def error_message(error: ErrorDetails, model: type[BaseModel]) -> str:
+    """pydantic's message, plus the closest allowed key when the key is unknown (a typo)."""
+    if error["type"] != "extra_forbidden" or not error["loc"]:
+        return error["msg"]
+    key = str(error["loc"][-1])
+    fields = _fields_at(model, error["loc"][:-1])
+    suggestion = did_you_mean(key, fields) if fields else None
+    return f"unknown key {key!r}" + (f"; {suggestion}" if suggestion else "")
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the (nested) model at ``loc`` in ``model``; none if it is not one."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
 
 
 def _canonical_or_none(name: str) -> str | None:
@@ -197,7 +223,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     env = os.environ if env is None else env
     explicit = path is not None or bool(env.get("KSI_CONFIG"))
     file = Path(path).expanduser() if path is not None else KsiPaths.from_env(env).config_file
-    data = _read_toml(file, explicit=explicit)
+    data = read_config_file(file, explicit=explicit)
     _check_top_level(data, file)
     overrides = _env_overrides(data, env)
     merged = _deep_merge(data, overrides)
@@ -216,7 +242,8 @@ def config_from_mapping(data: Mapping[str, Any], *, source: str) -> HostConfig:
         raise _translate(exc, source, {}) from None
 
 
-def _read_toml(file: Path, *, explicit: bool) -> dict[str, Any]:
+def read_config_file(file: Path, *, explicit: bool) -> dict[str, Any]:
+    """The file's TOML as data; a missing file is ``{}`` unless it was asked for (``explicit``)."""
     try:
         text = file.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -330,7 +357,8 @@ def _translate(exc: ValidationError, file: Path | str, env: Mapping[str, str]) -
         key = ".".join(str(part) for part in error["loc"])
         variable = env_variable(error["loc"], env)
         source = f"environment variable {variable}" if variable else str(file)
-        lines.append(f"{key} = {json.dumps(error.get('input'), default=repr)}: {error['msg']}")
+        message = error_message(error, HostConfig)
+        lines.append(f"{key} = {json.dumps(error.get('input'), default=repr)}: {message}")
         wheres.append(f"{source}, key {key!r}")
         keys.append(key)
         if variable:

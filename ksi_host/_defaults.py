@@ -11,11 +11,16 @@ from typing import Final, Literal
 __all__ = [
     "DEFAULT_LOCK_FILE",
     "DOCTOR_IMPORT_TIMEOUT",
+    "GRAPH_FORMATS",
     "HISTORY_BYTES",
     "HISTORY_SIZE",
+    "LOG_BACKUPS",
+    "LOG_FORMATS",
+    "LOG_MAX_BYTES",
     "LOOP_CHOICES",
     "RELOAD_TIMEOUT",
     "REQUEST_TIMEOUT",
+    "STOP_TIMEOUT",
     "LoopChoice",
 ]
 
@@ -30,6 +35,21 @@ RELOAD_TIMEOUT: Final = 120.0
 
 DEFAULT_LOCK_FILE: Final = "ksi-plugins.lock"
 """The file ``ksi-host lock`` writes unless told otherwise."""
+
+STOP_TIMEOUT: Final = 30.0
+"""Seconds ``ksi-host stop`` waits for the daemon to drain and stop."""
+
+LOG_FORMATS: Final = ("text", "json")
+"""What ``ksi-host run --log-format`` accepts."""
+
+LOG_MAX_BYTES: Final = 10 * 1024 * 1024
+"""Size at which ``ksi-host run --log-file`` is rotated."""
+
+LOG_BACKUPS: Final = 5
+"""Rotated log files ``ksi-host run --log-file`` keeps."""
+
+GRAPH_FORMATS: Final = ("text", "dot", "mermaid")
+"""What ``ksi-host plugins --graph --format`` accepts."""
 
 LoopChoice = Literal["auto", "uvloop", "asyncio"]
 LOOP_CHOICES: Final[tuple[LoopChoice, ...]] = ("auto", "uvloop", "asyncio")

@@ -49,6 +49,7 @@ from typing import Any, Final, Protocol
 
 import pluggy
 
+from ksi_host._suggest import close_matches, did_you_mean
 from ksi_host.context import PluginContext
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import split_event_name
@@ -57,6 +58,7 @@ from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = [
     "DISPATCH_HOOKS",
+    "CallWrapper",
     "Dispatcher",
     "EventObserver",
     "Fallback",
@@ -125,6 +127,10 @@ class EventObserver(Protocol):
         """Deliver an accepted event to listeners."""
 
 
+CallWrapper = Callable[[Callable[..., Any], str], Callable[..., Any]]
+"""Wraps one plugin's call (given the call and the plugin name), e.g. to trace it."""
+
+
 class _Impl:
     """One plugin's implementation of an event hook, ready to call positionally."""
 
@@ -136,9 +142,11 @@ class _Impl:
         full: tuple[str, ...],
         context: PluginContext,
         stats: list[int] | None = None,
+        wrap: CallWrapper | None = None,
     ) -> None:
         self.plugin: Final = impl.plugin_name
-        self.call: Final = _adapt(impl.function, tuple(impl.argnames), full)
+        call = _adapt(impl.function, tuple(impl.argnames), full)
+        self.call: Final = call if wrap is None else wrap(call, impl.plugin_name)
         self.is_async: Final = inspect.iscoroutinefunction(impl.function)
         self.stats: Final = stats if stats is not None else [0, 0, 0]
         self.context: Final = context
@@ -248,18 +256,29 @@ class Dispatcher:
         """Dispatch an event a plugin sent, unless it is nested too deep in other emits."""
         chain = _EMIT_CHAIN.get()
         if len(chain) >= self._max_emit_depth:
-            shown = " -> ".join(chain[-_SHOWN_CHAIN:])
-            return self._error(
-                ErrorCode.EMIT_TOO_DEEP,
-                f"event {event_name!r} was emitted inside {len(chain)} nested emitted events, "
-                f"the limit (latest: {shown}); plugins that emit to each other in a loop never "
-                "end: break the loop, or raise [host] max_emit_depth if the nesting is meant",
-            )
+            return self._too_deep(event_name, chain)
         token = _EMIT_CHAIN.set((*chain, str(event_name)))
         try:
             return await self.dispatch(event_name, data, context)
         finally:
             _EMIT_CHAIN.reset(token)
+
+    def _too_deep(self, event_name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        """The answer to an emit nested ``max_emit_depth`` deep, and its log line."""
+        shown = " -> ".join(chain[-_SHOWN_CHAIN:])
+        logger.info(
+            "cut off %r: emitted inside %d nested emitted events (max_emit_depth; latest: %s)",
+            event_name,
+            len(chain),
+            shown,
+            extra={"event": event_name},
+        )
+        return self._error(
+            ErrorCode.EMIT_TOO_DEEP,
+            f"event {event_name!r} was emitted inside {len(chain)} nested emitted events, "
+            f"the limit (latest: {shown}); plugins that emit to each other in a loop never "
+            "end: break the loop, or raise [host] max_emit_depth if the nesting is meant",
+        )
 
     async def dispatch(
         self,
@@ -388,7 +407,23 @@ class Dispatcher:
 
     def _unhandled(self, event_name: str, namespace: str) -> str:
         why = self._explain_unhandled(event_name, namespace) if self._explain_unhandled else None
+        if why is None:
+            why = self._suggest(event_name)
         return f"no plugin handles {event_name!r}" + (f"; {why}" if why else "")
+
+    def _suggest(self, event_name: str) -> str | None:
+        """The declared commands closest to ``event_name``, else its action in a close namespace."""
+        declared = [
+            caps
+            for name, plugin in self._pm.list_name_plugin()
+            if (caps := self._declared(name, plugin)) is not None
+        ]
+        commands = [command for caps in declared for command in caps.commands]
+        namespace, action = split_event_name(event_name)
+        spaces = close_matches(namespace, [ns for caps in declared for ns in caps.event_namespaces])
+        return did_you_mean(event_name, commands) or did_you_mean(
+            event_name, [f"{ns}:{action}" for ns in spaces]
+        )
 
     def _handler_failed(self, plugin: str, event_name: str) -> dict[str, Any]:
         return self._error(
@@ -402,12 +437,14 @@ class Dispatcher:
         hooks = self._pm.hook
         filters = self._select(hooks.ksi_filter_event, namespace, event_name)
         validators = self._select(hooks.ksi_validate_event, namespace, event_name)
+        wrap = self._wrapper("ksi_handle_event", namespace)
         handlers = tuple(
             _Impl(
                 impl,
                 _HANDLE_ARGS,
                 self._context_for(impl.plugin_name),
                 self._handler_stats.setdefault(impl.plugin_name, [0, 0, 0]),
+                wrap,
             )
             for impl in self._routed(hooks.ksi_handle_event, namespace, event_name)
         )
@@ -426,10 +463,15 @@ class Dispatcher:
     def _select(
         self, caller: pluggy.HookCaller, namespace: str, event_name: str
     ) -> tuple[_Impl, ...]:
+        wrap = self._wrapper(caller.name, namespace)
         return tuple(
-            _Impl(impl, _FILTER_ARGS, self._context_for(impl.plugin_name))
+            _Impl(impl, _FILTER_ARGS, self._context_for(impl.plugin_name), wrap=wrap)
             for impl in self._routed(caller, namespace, event_name)
         )
+
+    def _wrapper(self, hook: str, namespace: str) -> CallWrapper | None:
+        """How to wrap the calls of ``hook`` for events of ``namespace``: not at all here."""
+        return None
 
     def _routed(
         self, caller: pluggy.HookCaller, namespace: str, event_name: str
@@ -444,13 +486,18 @@ class Dispatcher:
     def _wants(self, impl: pluggy.HookImpl, namespace: str, event_name: str) -> bool:
         if not self._routing:
             return True
-        capabilities = self._capabilities.get(impl.plugin_name)
-        if capabilities is None:
-            declared = getattr(impl.plugin, "capabilities", None)
-            capabilities = declared if isinstance(declared, PluginCapabilities) else None
+        capabilities = self._declared(impl.plugin_name, impl.plugin)
         return (
             capabilities is None
             or capabilities.routes_everything
             or namespace in capabilities.event_namespaces
             or event_name in capabilities.commands
         )
+
+    def _declared(self, plugin_name: str, plugin: object) -> PluginCapabilities | None:
+        """What a plugin declared to the host, else on itself; None routes it everything."""
+        capabilities = self._capabilities.get(plugin_name)
+        if capabilities is None:
+            declared = getattr(plugin, "capabilities", None)
+            capabilities = declared if isinstance(declared, PluginCapabilities) else None
+        return capabilities

@@ -29,6 +29,9 @@ __all__ = [
     "SOCKET_NAME",
     "Instance",
     "default_socket_path",
+    "lock_holder",
+    "lock_path_of",
+    "peer_pid",
     "peer_uid",
 ]
 
@@ -56,7 +59,8 @@ def peer_uid(sock: socket.socket) -> int | None:
     return int(uid)
 
 
-def _peer_pid(sock: socket.socket) -> int | None:
+def peer_pid(sock: socket.socket) -> int | None:
+    """The pid of the process that listens at the other end, where the platform can tell."""
     option = getattr(socket, "SO_PEERCRED", None)
     if option is None:
         return None
@@ -86,6 +90,50 @@ def _read_pid(fd: int) -> int | None:
     os.lseek(fd, 0, os.SEEK_SET)
     text = os.read(fd, 32).decode("ascii", "replace").strip()
     return int(text) if text.isdigit() else None
+
+
+def lock_path_of(socket_path: Path) -> Path:
+    """The pid lock next to a socket: ``<socket>.lock``."""
+    return socket_path.with_name(socket_path.name + ".lock")
+
+
+def lock_holder(socket_path: Path) -> int | None:
+    """The pid of the daemon holding ``socket_path``'s lock, or None when nobody holds it.
+
+    Reads the kernel's table of locks (``/proc/locks``) so the probe takes no lock
+    itself: a daemon starting at the same instant must not see us as "already running".
+    Where there is no such table, a non-blocking shared lock is tried and dropped.
+    """
+    lock_path = lock_path_of(Path(socket_path).absolute())
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        held = _held_in_proc_locks(os.fstat(fd))
+        if held is None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held = True
+            else:
+                held = False
+        return (_read_pid(fd) or 0) if held else None
+    finally:
+        os.close(fd)
+
+
+def _held_in_proc_locks(info: os.stat_result) -> bool | None:
+    """Whether an flock is held on the file ``info`` describes; None without ``/proc/locks``."""
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    return any(
+        len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device
+        for fields in (line.split() for line in table.splitlines())
+    )
 
 
 def _lock(lock_path: Path, socket_path: Path) -> int:
@@ -129,7 +177,7 @@ def _clear_stale(socket_path: Path) -> None:
         socket_path.unlink(missing_ok=True)
         return
     else:
-        raise AlreadyRunning(socket_path=socket_path, pid=_peer_pid(probe))
+        raise AlreadyRunning(socket_path=socket_path, pid=peer_pid(probe))
     finally:
         probe.close()
 
@@ -174,7 +222,7 @@ class Instance:
                 hint="choose a shorter --socket path (or KSI_SOCKET / KSI_HOME)",
             )
         _private_dir(socket_path.parent)
-        lock_path = socket_path.with_name(socket_path.name + ".lock")
+        lock_path = lock_path_of(socket_path)
         lock_fd = _lock(lock_path, socket_path)
         try:
             _clear_stale(socket_path)

@@ -50,7 +50,7 @@ import pluggy
 from ksi_host._bus import EventBus
 from ksi_host._config import HostConfig, plugin_settings
 from ksi_host._describe import import_described
-from ksi_host._dispatch import Dispatcher, Fallback, call_hookimpl, unsupported_hooks
+from ksi_host._dispatch import Fallback, unsupported_hooks
 from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
 from ksi_host._reload import (
     InstalledSince,
@@ -60,6 +60,7 @@ from ksi_host._reload import (
     forget_changed_modules,
 )
 from ksi_host._tasks import TaskKeeper
+from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host.context import HostView, PluginContext
 from ksi_host.errors import HostStateError, KsiError, PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
@@ -121,11 +122,14 @@ class Host:
         config: HostConfig | None = None,
         *,
         history_size: int | None = None,
+        trace: TraceSettings | None = None,
         on_emit: Callable[[str, Any], object] | None = None,
         planner: Planner | None = None,
         installed_since: InstalledSince | None = None,
     ) -> None:
+        """``trace`` defaults to what ``KSI_TRACE`` says (see :mod:`ksi_host._trace`)."""
         self.plan = plan
+        self.tracer: Final = Tracer(trace if trace is not None else TraceSettings.from_env())
         self._on_emit: Final = on_emit
         self._planner: Final = planner
         self._extra_paths: list[str] = []
@@ -143,10 +147,11 @@ class Host:
         self._view: Final = HostView(self.status, self.metrics, owner=self)
         self._contexts: dict[str, PluginContext] = {}
         self._tasks: Final = TaskKeeper()
-        self._dispatcher: Final = Dispatcher(
+        self._dispatcher: Final = make_dispatcher(
             self.manager.pm,
             self.context_for,
             self.bus,
+            tracer=self.tracer,
             max_emit_depth=self.config.host.max_emit_depth,
             explain_unhandled=self._why_unhandled,
         )
@@ -194,9 +199,20 @@ class Host:
         self._phase = "running"
         for status in self.status():
             if status.status == "running":
-                logger.info("running %s %s from %s", status.name, status.version, status.origin)
+                logger.info(
+                    "running %s %s from %s",
+                    status.name,
+                    status.version,
+                    status.origin,
+                    extra={"plugin": status.name},
+                )
             elif status.reason is not None:
-                logger.warning("not running %s: %s", status.name, status.reason.message)
+                logger.warning(
+                    "not running %s: %s",
+                    status.name,
+                    status.reason.message,
+                    extra={"plugin": status.name},
+                )
 
     async def _start_pending(self) -> None:
         """The three start passes (register, context, startup) over the pending plugins."""
@@ -320,6 +336,8 @@ class Host:
         self._unregister(spec)
         self._contexts.pop(spec.name, None)
         self._set(spec.key, "stopped", problem)
+        if state == "running":
+            logger.info("stopped %s", spec.name, extra={"plugin": spec.name})
 
     async def stop(self) -> None:
         """Shut every running plugin down in reverse load order; one failing stops no other.
@@ -477,7 +495,7 @@ class Host:
         failed = []
         for impl in reversed(self.manager.pm.hook.ksi_metrics_collected.get_hookimpls()):
             try:
-                result = await call_hookimpl(impl, metrics=metrics)
+                result = await self.tracer.call_hook(impl, "ksi_metrics_collected", metrics=metrics)
             except Exception:
                 logger.exception("plugin %r failed in ksi_metrics_collected", impl.plugin_name)
                 failed.append(impl.plugin_name)
@@ -551,7 +569,7 @@ class Host:
         """Call one plugin's lifecycle ``hook`` within ``timeout``; say what went wrong, if so."""
         kwargs = {"context": self.context_for(spec.name)} if hook == "ksi_plugin_context" else {}
         for impl in self._impls(spec, hook):
-            task = asyncio.ensure_future(call_hookimpl(impl, **kwargs))
+            task = asyncio.ensure_future(self.tracer.call_hook(impl, hook, **kwargs))
             try:
                 await asyncio.wait((task,), timeout=timeout)
             except asyncio.CancelledError:

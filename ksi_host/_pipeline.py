@@ -17,6 +17,7 @@ from ksi_host._resolve import resolve
 if TYPE_CHECKING:
     from ksi_host._config import HostConfig
     from ksi_host._lifecycle import Host
+    from ksi_host._trace import TraceSettings
 
 __all__ = ["boot", "build_plan", "plan_for"]
 
@@ -68,6 +69,7 @@ def boot(
     paths: Sequence[str | Path] = (),
     env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
+    trace: TraceSettings | None = None,
 ) -> Host:
     """A host for ``config``, ready to ``start()``: every stage of the pipeline in order.
 
@@ -80,4 +82,10 @@ def boot(
     def planner(loaded: Sequence[str]) -> LoadPlan:
         return plan_for(config, paths=(*paths, *loaded), env=env, reporter=reporter)
 
-    return Host(planner(()), config, planner=planner, installed_since=InstalledSince(env))
+    return Host(
+        planner(()),
+        config,
+        trace=trace,
+        planner=planner,
+        installed_since=InstalledSince(env),
+    )

@@ -23,7 +23,7 @@ from typing import Any, Final, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ksi_host._config import env_variable
+from ksi_host._config import env_variable, error_message
 from ksi_host._instance import (
     LISTEN_BACKLOG,
     MAX_SOCKET_PATH,
@@ -112,7 +112,7 @@ class ServerConfig(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(map(str, err['loc'])) or '<section>'}: {err['msg']}"
+                f"{'.'.join(map(str, err['loc'])) or '<section>'}: {error_message(err, cls)}"
                 for err in exc.errors()
             )
             wheres, variables = [], []
@@ -433,6 +433,7 @@ class SocketServer:
     def refusal(self, transport: asyncio.BaseTransport) -> bytes | None:
         """The reply that turns a new connection away, or None to serve it."""
         if self._closed is not None:
+            logger.info("refused a connection: the daemon is stopping")
             return refusal(
                 self.stats_, ErrorCode.SHUTTING_DOWN, "the daemon is stopping; retry later"
             )
@@ -447,6 +448,10 @@ class SocketServer:
                 "run your own with ksi-host run",
             )
         if sum(not c.lingering for c in self._connections) >= self.config.max_connections:
+            logger.info(
+                "refused a connection: %d connections are open (max_connections)",
+                self.config.max_connections,
+            )
             return refusal(
                 self.stats_,
                 ErrorCode.TOO_MANY_CONNECTIONS,

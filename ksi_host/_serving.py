@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ksi_host._current import CURRENT_REQUEST
 from ksi_host._protocol import ProtocolFailure, Request, encode_reply
 from ksi_host.replies import ErrorCode, error_reply
 
@@ -57,6 +58,7 @@ async def answer(
             request.event, request.correlation_id, error_reply(request.code, request.message)
         )
     stats.requests += 1
+    token = CURRENT_REQUEST.set((request.event, request.correlation_id))
     try:
         result = await dispatch(request.event, request.data)
     except Exception as exc:
@@ -66,6 +68,8 @@ async def answer(
             ErrorCode.INTERNAL_ERROR,
             f"handling {request.event!r} raised {type(exc).__name__}: {exc}",
         )
+    finally:
+        CURRENT_REQUEST.reset(token)
     return encode_reply(request.event, request.correlation_id, result)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -32,7 +33,7 @@ class HealthPlugin(HostReporter):
             metadata=PluginMetadata(
                 name="health",
                 version=__version__,
-                description="system:health: status, timestamp, uptime, plugin counts",
+                description="system:health: status, timestamp, uptime, version, pid, plugin counts",
             ),
             capabilities=PluginCapabilities(commands=["system:health"]),
         )
@@ -53,6 +54,8 @@ class HealthPlugin(HostReporter):
             "status": "healthy",
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "uptime": round(time.monotonic() - self._started, 3),
+            "version": __version__,
+            "pid": os.getpid(),
         }
         if self.host is not None:
             answer["plugins"] = dict(self._plugin_counts(self.host))
@@ -62,7 +65,8 @@ class HealthPlugin(HostReporter):
         """:func:`plugin_counts`, counted again only when a plugin's status changed."""
         statuses = host.status()
         if statuses != self._counted:  # the same status objects compare by identity: cheap
-            self._counted, self._counts = statuses, _count(statuses)
+            self._counts = _count(statuses)
+        self._counted = statuses  # equal but new objects would compare field by field
         return self._counts
 
 

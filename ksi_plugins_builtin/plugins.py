@@ -1,6 +1,7 @@
-"""``plugin:list``, ``plugin:reload`` and ``plugin:load``: the running plan, and changing it live.
+"""``plugin:list``, ``system:events``, ``plugin:reload`` and ``plugin:load``: the running plan.
 
-``plugin:reload`` re-plans with the daemon's config and paths and applies the
+``plugin:list`` and ``system:events`` say what the running host loaded and what it
+answers. ``plugin:reload`` re-plans with the daemon's config and paths and applies the
 difference (see :mod:`ksi_host._reload`); ``plugin:load`` with ``{"path": ABSOLUTE}``
 adds a plugin file or folder through the whole lifecycle, as the guide's Dynamic
 Plugin Loading does by hand. Connected clients stay connected through both.
@@ -21,10 +22,13 @@ from ksi_host import (
     error_reply,
     hookimpl,
 )
+from ksi_host._catalog import event_catalog
 from ksi_host._for_builtins import Host, host_of
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]
+
+_COMMANDS = ("plugin:list", "system:events", "plugin:reload", "plugin:load")
 
 
 class PluginsPlugin(HostReporter):
@@ -38,11 +42,10 @@ class PluginsPlugin(HostReporter):
             metadata=PluginMetadata(
                 name="plugins",
                 version=__version__,
-                description="plugin:list, plugin:reload, plugin:load: the running plan, live",
+                description="plugin:list and system:events: the running plan and its events; "
+                "plugin:reload and plugin:load: change it live",
             ),
-            capabilities=PluginCapabilities(
-                commands=["plugin:list", "plugin:reload", "plugin:load"]
-            ),
+            capabilities=PluginCapabilities(commands=list(_COMMANDS)),
         )
 
     @hookimpl
@@ -52,8 +55,8 @@ class PluginsPlugin(HostReporter):
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
-        """``plugin:list`` answers at once; reload and load answer with a coroutine to await."""
-        if event_name not in ("plugin:list", "plugin:reload", "plugin:load"):
+        """List and events answer at once; reload and load answer with a coroutine to await."""
+        if event_name not in _COMMANDS:
             return None
         if self.host is None:
             return no_host(event_name)
@@ -61,6 +64,9 @@ class PluginsPlugin(HostReporter):
             return {"plugins": [status.as_dict() for status in self.host.status()]}
         if self.live is None:
             return no_host(event_name)
+        if event_name == "system:events":
+            running = {s.key for s in self.live.status() if s.status == "running"}
+            return event_catalog(self.live.plan, only=running).model_dump()
         return self._change(self.live, event_name, data)
 
     async def _change(self, host: Host, event_name: str, data: dict[str, Any]) -> dict[str, Any]:

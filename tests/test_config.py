@@ -138,11 +138,25 @@ def test_wrong_types_name_the_file_and_key(tmp_path, home):
     assert info.value.what == (
         "invalid configuration:\n"
         '    - host.disabled = "noisy": Input should be a valid list\n'
-        "    - host.colour = 1: Extra inputs are not permitted"
+        "    - host.colour = 1: unknown key 'colour'"
     )
     assert info.value.where == f"{path}, key 'host.disabled'; {path}, key 'host.colour'"
     assert (info.value.file, info.value.keys) == (path, ("host.disabled", "host.colour"))
     assert info.value.env_variables == ()
+
+
+def test_a_mistyped_key_gets_the_closest_allowed_one(tmp_path, home):
+    path = write(tmp_path / "c.toml", "[host]\nmax_emit_dept = 4\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=home)
+    assert info.value.what == (
+        "invalid configuration:\n"
+        "    - host.max_emit_dept = 4: unknown key 'max_emit_dept'; did you mean 'max_emit_depth'?"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(env={**home, "KSI_HOST__DISABLD": '["a"]'})
+    assert "unknown key 'disabld'; did you mean 'disabled'?" in info.value.what
+    assert info.value.where == "environment variable KSI_HOST__DISABLD, key 'host.disabld'"
 
 
 def test_wrong_types_from_the_environment_name_the_variable(home):

@@ -231,7 +231,10 @@ def test_a_server_section_that_stops_run_is_an_error_too(
     result = _doctor(healthy_world, "--json", "--config", str(config))
     assert result.returncode == 1
     problem = _problem(json.loads(result.stdout), "config-invalid")
-    assert "max_conections: Extra inputs are not permitted" in problem["what"]
+    assert (
+        "max_conections: unknown key 'max_conections'; did you mean 'max_connections'?"
+        in problem["what"]
+    )
     assert problem["where"] == f"[server] section of {config}"
     assert problem["fix"] == f"${{EDITOR:-vi}} {config}"
     from_env = _doctor(healthy_world, "--json", KSI_SERVER__IDLE_TIMEOUT="0")

@@ -2,16 +2,21 @@
 
 One plugin handles ``bench:ping``; the others declare namespaces of their own, so
 routing should keep dispatch flat in the number of plugins. For scale, the run also
-times pluggy broadcasting to 100 implementations, which is what routing avoids.
-Samples of every case are interleaved, so load on a shared machine hits them alike.
+times pluggy broadcasting to 100 implementations, which is what routing avoids, and
+the 1-plugin host with tracing on (``KSI_TRACE=1``), its lines formatted and written
+to ``/dev/null``. Samples of every case are interleaved, so load on a shared machine
+hits them alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import statistics
 import time
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
 from types import MappingProxyType
 from typing import Any
 
@@ -19,6 +24,7 @@ from report import ratio, section, table
 
 from ksi_host._lifecycle import Host
 from ksi_host._plan import LoadPlan, Origin, PluginSpec
+from ksi_host._trace import TRACE_LOGGER, TraceSettings
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_manager import PluginManager
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
@@ -28,6 +34,7 @@ REPEATS = 7
 SIZES = (1, 100, 1000)
 FLOOR = "pluggy call, 1 impl (floor)"
 BROADCAST = "pluggy call, 100 impls"
+TRACED = "host.dispatch, 1 plugins, traced"
 
 
 class Handler(BasePlugin):
@@ -79,15 +86,33 @@ async def _time_dispatch(host: Host) -> float:
     return (time.perf_counter_ns() - start) / EVENTS
 
 
+@contextmanager
+def _trace_to_devnull() -> Iterator[None]:
+    """Trace lines formatted as ``ksi-host run`` formats them, written to /dev/null."""
+    handler = logging.FileHandler(os.devnull)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    TRACE_LOGGER.addHandler(handler)
+    TRACE_LOGGER.propagate = False
+    try:
+        yield
+    finally:
+        TRACE_LOGGER.propagate = True
+        TRACE_LOGGER.removeHandler(handler)
+        handler.close()
+
+
 async def _samples() -> dict[str, list[float]]:
     floor, broadcast = _pluggy(1), _pluggy(100)
     samples: dict[str, list[float]] = {FLOOR: [], BROADCAST: []}
     async with AsyncExitStack() as stack:
         hosts = {}
         for size in SIZES:
-            host = await stack.enter_async_context(Host(_plan(size)))
+            host = await stack.enter_async_context(Host(_plan(size), trace=TraceSettings()))
             assert await host.dispatch("bench:ping", {}) == {"pong": True}
             hosts[f"host.dispatch, {size} plugins"] = host
+        stack.enter_context(_trace_to_devnull())
+        traced = Host(_plan(1), trace=TraceSettings(enabled=True))
+        hosts[TRACED] = await stack.enter_async_context(traced)
         for _ in range(REPEATS):
             samples[FLOOR].append(_time_pluggy(floor, EVENTS))
             samples[BROADCAST].append(_time_pluggy(broadcast, EVENTS // 10))
@@ -105,7 +130,9 @@ def run() -> list[str]:
         "Dispatch (`tests/benchmarks/bench_dispatch.py`)",
         "Nanoseconds per event: a bare pluggy call with one implementation (the floor) and "
         '`await host.dispatch("bench:ping", data)` with 1, 100 and 1000 plugins installed, one '
-        "of which handles the event while the others declare namespaces of their own. Medians "
+        "of which handles the event while the others declare namespaces of their own, and the "
+        "1-plugin host with tracing on (three trace lines per event, formatted as `ksi-host "
+        "run` does and written to /dev/null; tracing off is the plain 1-plugin row). Medians "
         f"of {REPEATS} interleaved repeats of {EVENTS} events.",
         table(["case", "ns/event", "vs floor"], rows),
     )

@@ -1,4 +1,4 @@
-"""Events the daemon tests need and no built-in has: an echo, a slow one, a raising one.
+"""Events the daemon tests need and no built-in has: echo, slow, raising, endless emit loop.
 
 Loaded like any user plugin: ``ksi-host run --plugin-path`` this file, or in a plan.
 """
@@ -13,12 +13,17 @@ from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
 
 class DaemonEventsPlugin(BasePlugin):
-    """``test:echo`` answers its data, ``test:sleep`` waits ``seconds``, ``test:raise`` raises."""
+    """``test:echo`` answers its data, ``test:sleep`` waits ``seconds``, ``test:raise`` raises.
+
+    ``test:loop`` emits itself until the host's ``max_emit_depth`` cuts it off.
+    """
 
     def __init__(self) -> None:
         super().__init__(
             metadata=PluginMetadata(name="daemon_events", version="1.0"),
-            capabilities=PluginCapabilities(commands=["test:echo", "test:sleep", "test:raise"]),
+            capabilities=PluginCapabilities(
+                commands=["test:echo", "test:sleep", "test:raise", "test:loop"]
+            ),
         )
 
     @hookimpl
@@ -29,6 +34,8 @@ class DaemonEventsPlugin(BasePlugin):
             return self._sleep(float(data.get("seconds", 0.1)), data)
         if event_name == "test:raise":
             raise RuntimeError("boom")
+        if event_name == "test:loop":
+            return context.emit("test:loop", data)
         return None
 
     async def _sleep(self, seconds: float, data: dict[str, Any]) -> dict[str, Any]:
