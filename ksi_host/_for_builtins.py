@@ -5,7 +5,8 @@ names the type of ``HostView.status()``'s items, ``PluginStatus``, from here). T
 part of the host itself: the Unix socket and WebSocket transports are the daemon's own
 doors (they need the claimed socket and the servers that read them), and the NATS bridge carries
 events between hosts (it needs the host's dispatch and fallback, the wire format and
-the emit chain). Plugins outside ksi-host have no use for these, and nothing here is
+the emit chain); ``system:events`` reads the running host's plan with the event catalog
+of ``ksi-host events``. Plugins outside ksi-host have no use for these, and nothing here is
 promised to stay.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ksi_host._catalog import event_catalog
 from ksi_host._daemon import active_daemon
 from ksi_host._dispatch import continued_chain, emit_chain
 from ksi_host._lifecycle import Host, PluginStatus
@@ -35,6 +37,7 @@ __all__ = [
     "continued_chain",
     "emit_chain",
     "encode_reply",
+    "event_catalog",
     "host_of",
     "parse_request",
     "require_websockets",

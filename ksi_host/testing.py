@@ -25,6 +25,11 @@ With ``with_builtins=True`` the built-in plugins (``system:health``, ``state:*``
 run too, except the socket transport (``send`` stands in for its clients); the state
 plugin then keeps its database in a temporary folder unless the config's ``[state]
 path`` says otherwise.
+
+``trace=True`` (or ``trace=["weather"]`` for some namespaces) logs every hook call and
+dispatch stage to the ``ksi_host.trace`` logger, as ``ksi-host run --trace`` does;
+pytest shows those lines with a failing test (``KSI_TRACE=1 pytest`` does the same
+for every harness).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import inspect
 import json
 import tempfile
 import threading
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Collection, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
@@ -46,6 +51,7 @@ from ksi_host._lifecycle import Host, PluginStatus
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec, Reason
 from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
 from ksi_host._resolve import resolve
+from ksi_host._trace import TraceSettings
 from ksi_host.errors import HarnessError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.replies import error_reply
@@ -87,6 +93,7 @@ class PluginHarness:
         *plugins: object,
         config: Mapping[str, Any] | HostConfig | None = None,
         with_builtins: bool = False,
+        trace: bool | Collection[str] = False,
     ) -> None:
         if not plugins and not with_builtins:
             raise HarnessError(
@@ -97,6 +104,8 @@ class PluginHarness:
             )
         self.plugins: Final = plugins
         self.with_builtins: Final = with_builtins
+        self.trace: Final = _trace_settings(trace)
+        """What the host traces (``trace=True``, or some namespaces); else ``KSI_TRACE`` decides."""
         self.emitted: Final[list[Emitted]] = []
         """Every event the plugins emitted, in order, from start to stop."""
         self._config = config
@@ -135,7 +144,7 @@ class PluginHarness:
                 hint="a harness starts once; create a new PluginHarness for a fresh host",
             )
         config = self._host_config()
-        host = Host(self._plan(config), config, on_emit=self._record)
+        host = Host(self._plan(config), config, on_emit=self._record, trace=self.trace)
         self._host = host
         await host.start()
 
@@ -262,8 +271,11 @@ class SyncPluginHarness:
         config: Mapping[str, Any] | HostConfig | None = None,
         with_builtins: bool = False,
         timeout: float = 60.0,
+        trace: bool | Collection[str] = False,
     ) -> None:
-        self.harness: Final = PluginHarness(*plugins, config=config, with_builtins=with_builtins)
+        self.harness: Final = PluginHarness(
+            *plugins, config=config, with_builtins=with_builtins, trace=trace
+        )
         self.timeout: Final = timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -357,8 +369,11 @@ def harness_factory() -> Iterator[HarnessFactory]:
         *plugins: object,
         config: Mapping[str, Any] | None = None,
         with_builtins: bool = False,
+        trace: bool | Collection[str] = False,
     ) -> SyncPluginHarness:
-        harness = SyncPluginHarness(*plugins, config=config, with_builtins=with_builtins)
+        harness = SyncPluginHarness(
+            *plugins, config=config, with_builtins=with_builtins, trace=trace
+        )
         harness.start()
         started.append(harness)
         return harness
@@ -378,7 +393,17 @@ class HarnessFactory(Protocol):
         *plugins: object,
         config: Mapping[str, Any] | None = None,
         with_builtins: bool = False,
+        trace: bool | Collection[str] = False,
     ) -> SyncPluginHarness: ...
+
+
+def _trace_settings(trace: bool | Collection[str]) -> TraceSettings | None:
+    """``True``: trace everything; namespaces: those; ``False``: whatever ``KSI_TRACE`` says."""
+    if trace is True:
+        return TraceSettings(enabled=True)
+    if trace is False or not trace:
+        return None
+    return TraceSettings().limited_to([trace] if isinstance(trace, str) else list(trace))
 
 
 async def _awaited(awaitable: Awaitable[T]) -> T:

@@ -22,8 +22,7 @@ from ksi_host import (
     error_reply,
     hookimpl,
 )
-from ksi_host._catalog import event_catalog
-from ksi_host._for_builtins import Host, host_of
+from ksi_host._for_builtins import Host, event_catalog, host_of
 from ksi_plugins_builtin._host import HostReporter, no_host
 
 __all__ = ["PluginsPlugin", "plugin"]

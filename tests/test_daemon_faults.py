@@ -344,6 +344,7 @@ def test_a_thousand_clients_at_once_are_all_answered_and_the_next_is_refused_cle
         assert refused["data"]["error"]["code"] == "TOO_MANY_CONNECTIONS"
         for sock in clients:
             sock.close()
+        assert settle_fds(daemon.proc.pid, 64, timeout=10) <= 64  # the closes are seen
         assert request_sync(daemon.socket_path, "system:health")["status"] == "healthy"
     finally:
         daemon.stop()

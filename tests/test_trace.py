@@ -254,3 +254,19 @@ def test_a_fallback_answer_is_a_trace_line_of_its_own(trace_log, scripted_plugin
         "event=far:away cid=- stage=fallback plugin=bridge result=answer",
         "event=far:away cid=- stage=reply result=answer",
     ]
+
+
+@pytest.mark.parametrize(("trace", "traced"), [(True, True), (["calc"], True), (["other"], False)])
+def test_plugin_authors_turn_tracing_on_in_the_harness(
+    trace_log, scripted_plugin, monkeypatch, trace, traced
+):
+    from ksi_host.testing import SyncPluginHarness
+
+    monkeypatch.delenv("KSI_TRACE", raising=False)
+    plugin = scripted_plugin("calc", namespaces=["calc"], answers={"calc:add": {"sum": 3}})
+    with SyncPluginHarness(plugin, trace=trace) as harness:
+        trace_log.clear()
+        assert harness.send("calc:add") == {"sum": 3}
+        lines = [_timeless(line) for line in _lines(trace_log)]
+    expected = "event=calc:add cid=- hook=ksi_handle_event plugin=calc result=answer"
+    assert (expected in lines) is traced
