@@ -22,6 +22,8 @@ from ksi_host._cli_common import (
     SOCKET_OPTION,
     STATE_DB_OPTION,
     config_path,
+    daemon_socket,
+    doctor_socket,
     exit_on_error,
     server_config,
 )
@@ -94,8 +96,11 @@ def plugins(
     """Show which plugins will load, in which order, and why the others will not.
 
     Exits 1 when a plugin found cannot load; disabled and shadowed ones do not count.
+    When a daemon runs on the configured socket, its view is merged in: a plugin
+    that failed to start there, or that it does not run, counts as well.
     """
     from ksi_host._config import load_config
+    from ksi_host._daemon_view import verdicts
     from ksi_host._pipeline import plan_for
     from ksi_host._plans_report import plan_report, render_text
 
@@ -103,13 +108,15 @@ def plugins(
         raise click.UsageError("--format and --why go with --graph")
     if graph and as_json:
         raise click.UsageError("--graph prints text, DOT or Mermaid; use --json without it")
-    with exit_on_error():
-        plan = plan_for(load_config(config_file), paths=plugin_paths)
+    with exit_on_error("plugins" if as_json else None):
+        config = load_config(config_file)
+        plan = plan_for(config, paths=plugin_paths)
     if graph:
         from ksi_host._graph import show_graph
 
         raise SystemExit(show_graph(plan, graph_format, why))
-    report = plan_report(plan)
+    with exit_on_error("plugins" if as_json else None):
+        report = plan_report(plan, *verdicts(plan, daemon_socket(config, config_file)))
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
     )
@@ -124,10 +131,13 @@ def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | Non
     """List every event the plugins that will load declare, with the plugin that handles it."""
     from ksi_host._catalog import event_catalog, render_catalog
     from ksi_host._config import load_config
+    from ksi_host._daemon_view import verdicts
     from ksi_host._pipeline import plan_for
 
-    with exit_on_error():
-        catalog = event_catalog(plan_for(load_config(config_file), paths=plugin_paths))
+    with exit_on_error("events" if as_json else None):
+        config = load_config(config_file)
+        plan = plan_for(config, paths=plugin_paths)
+        catalog = event_catalog(plan, *verdicts(plan, daemon_socket(config, config_file)))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 
 
@@ -303,7 +313,8 @@ def send(
     """Send EVENT to the running daemon and print its answer as JSON.
 
     Finds the socket as ``ksi-host run`` does, so the same flags, environment and
-    config reach the same daemon.
+    config reach the same daemon. Exits 1 on an error reply, and on a ``multiple``
+    reply (several plugins answered) in which any answer is an error.
     """
     from ksi_host._client import request_sync
     from ksi_host._config import load_config
@@ -319,8 +330,22 @@ def send(
             server = server_config(config, config_file, socket_path)
             answer = request_sync(server.socket_path, event, data, timeout)
     click.echo(json.dumps(answer, indent=2, sort_keys=True))
-    if answer.get("status") == "error":
+    if _is_error(answer):
         ctx.exit(1)
+
+
+def _is_error(answer: dict[str, Any]) -> bool:
+    """An error reply, or a ``multiple`` one in which any plugin's answer is an error."""
+    if answer.get("status") == "error":
+        return True
+    if answer.get("status") != "multiple":
+        return False
+    return any(
+        "error" in entry
+        or (isinstance(entry.get("result"), dict) and entry["result"].get("status") == "error")
+        for entry in answer.get("results", ())
+        if isinstance(entry, dict)
+    )
 
 
 @cli.command("doctor")
@@ -353,8 +378,13 @@ def doctor(
     from ksi_host._doctor.diagnose import diagnose
     from ksi_host._doctor.report import render_text as render_doctor
 
-    with exit_on_error():
-        report = diagnose(paths=plugin_paths, config_file=config_file, timeout=timeout)
+    with exit_on_error("doctor" if as_json else None):
+        report = diagnose(
+            paths=plugin_paths,
+            config_file=config_file,
+            timeout=timeout,
+            socket_path=doctor_socket(config_file),
+        )
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:

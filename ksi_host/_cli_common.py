@@ -17,6 +17,7 @@ from ksi_host.errors import KsiError
 
 if TYPE_CHECKING:
     from ksi_host._config import HostConfig
+    from ksi_host._schema import Command
     from ksi_host._server import ServerConfig
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "SOCKET_OPTION",
     "STATE_DB_OPTION",
     "config_path",
+    "daemon_socket",
+    "doctor_socket",
     "exit_on_error",
     "server_config",
 ]
@@ -66,13 +69,40 @@ STATE_DB_OPTION = click.option(
 
 
 @contextmanager
-def exit_on_error() -> Iterator[None]:
-    """Show a KsiError as what/where/hint and exit with its code; anything else is a bug."""
+def exit_on_error(json_for: Command | None = None) -> Iterator[None]:
+    """Show a KsiError as what/where/hint and exit with its code; anything else is a bug.
+
+    With ``json_for``, the error is also printed on stdout as that command's JSON
+    report (``error`` set), so a script reading ``--json`` always gets JSON.
+    """
     try:
         yield
     except KsiError as exc:
+        if json_for is not None:
+            from ksi_host._schema import error_report
+
+            click.echo(error_report(json_for, exc).model_dump_json(indent=2))
         click.echo(exc.render(), err=True)
         raise SystemExit(exc.exit_code) from None
+
+
+def daemon_socket(config: HostConfig, config_file: Path | None) -> Path | None:
+    """The socket ``run`` would listen on, where a view asks the daemon; None if unknowable."""
+    try:
+        return server_config(config, config_file, None).socket_path
+    except KsiError:
+        return None
+
+
+def doctor_socket(config_file: Path | None) -> Path | None:
+    """The daemon's socket for doctor, which reports a config that does not load itself."""
+    from ksi_host._config import load_config
+
+    try:
+        config = load_config(config_file)
+    except KsiError:
+        return None
+    return daemon_socket(config, config_file)
 
 
 def config_path(config_file: Path | None) -> Path:

@@ -6,6 +6,8 @@ The file::
     plugin_paths = ["~/my-plugins"]     # folders searched for plugins
     disabled = ["noisy_plugin"]         # plugins that are found but not loaded
     services = { database = "sqlite" }  # chosen provider per service name
+    commands = { "greet:hello" = "a" }  # which plugin answers a command several declare
+    trust_paths = ["/srv/shared"]       # plugin code trusted whoever owns or can write it
     startup_timeout = 30.0              # seconds each plugin gets for context and startup
     shutdown_timeout = 10.0             # seconds each plugin gets for ksi_shutdown
     max_emit_depth = 32                 # events emitted from handlers, nested, before refusing
@@ -63,7 +65,6 @@ __all__ = [
     "ENV_PREFIX",
     "HostConfig",
     "HostSection",
-    "check_plugin_config",
     "config_from_mapping",
     "env_variable",
     "error_message",
@@ -87,6 +88,8 @@ class HostSection(BaseModel):
     plugin_paths: list[str] = Field(default_factory=list)
     disabled: list[str] = Field(default_factory=list)
     services: dict[str, str] = Field(default_factory=dict)
+    commands: dict[str, str] = Field(default_factory=dict)
+    trust_paths: list[str] = Field(default_factory=list)
     startup_timeout: float = Field(default=30.0, gt=0)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     max_emit_depth: int = Field(default=32, ge=1)
@@ -136,6 +139,15 @@ class HostConfig(BaseSettings):
                 return value
         return None
 
+    def sections_by_key(self) -> dict[str, dict[str, Any]]:
+        """Every plugin section by canonical plugin name, as plugins are looked up."""
+        found: dict[str, dict[str, Any]] = {}
+        for name, value in self.plugin_sections.items():
+            key = _canonical_or_none(name)
+            if key is not None:
+                found.setdefault(key, value)
+        return found
+
     def as_context_dict(self) -> dict[str, Any]:
         """The whole config as plain data, for ``context["config"]``."""
         return self.model_dump(mode="json")
@@ -146,9 +158,9 @@ def plugin_settings(
 ) -> BaseModel | None:
     """A plugin's config section as an instance of its ``config_model`` (``None`` without one).
 
-    The host validates before registering a plugin and hands the instance to it as
-    ``context.settings``; doctor's worker checks where it imports one (the model is
-    plugin code). Raises :class:`PluginConfigInvalid` naming every bad key.
+    The plan checks it for every imported plugin (:mod:`ksi_host._vet`, in the host
+    and in doctor's worker alike), and the host hands the instance to the plugin as
+    ``context.settings``. Raises :class:`PluginConfigInvalid` naming every bad key.
     """
     model = getattr(type(plugin), "config_model", None)
     if model is None:
@@ -168,15 +180,6 @@ def plugin_settings(
                 for err in exc.errors()
             ],
         ) from None
-
-
-def check_plugin_config(plugin: object, section: Mapping[str, Any] | None) -> list[str]:
-    """Every problem of :func:`plugin_settings`, one ``key: message`` line each."""
-    try:
-        plugin_settings(type(plugin).__name__, plugin, section)
-    except PluginConfigInvalid as exc:
-        return [f"{key}: {message}" for key, message in exc.problems]
-    return []
 
 
 def error_message(error: ErrorDetails, model: type[BaseModel]) -> str:

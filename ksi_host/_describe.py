@@ -32,14 +32,24 @@ import importlib_metadata
 from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
+from ksi_host._folder_imports import add_folder, import_own_name, is_helper
 from ksi_host._manifest import InvalidManifest, PluginManifest, regenerate_command
-from ksi_host._plan import NOT_IMPORTED, Candidate, Exclusion, Origin, PluginSpec, Reason
+from ksi_host._plan import (
+    NOT_IMPORTED,
+    Candidate,
+    Exclusion,
+    Origin,
+    PlanWarning,
+    PluginSpec,
+    Reason,
+)
 from ksi_host._report import NullReporter, Reporter
+from ksi_host._trust import TrustPolicy, first_distrust
 from ksi_host.errors import InvalidPluginMetadata, KsiError
 from ksi_host.plugin_manager import hook_names
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
-__all__ = ["Described", "describe", "file_module_name", "import_described"]
+__all__ = ["Described", "code_paths", "describe", "file_module_name", "import_described"]
 
 _MISSING: Final = object()
 SLOW_IMPORT_SECONDS: Final = 5.0
@@ -53,7 +63,7 @@ class Described:
 
     specs: tuple[PluginSpec, ...]
     excluded: tuple[Exclusion, ...] = ()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
 
 
 def describe(
@@ -61,23 +71,29 @@ def describe(
     reporter: Reporter | None = None,
     *,
     disabled: Mapping[str, str] = MappingProxyType({}),
+    trust: TrustPolicy | None = None,
     manifests: bool = True,
 ) -> Described:
     """Describe every candidate in order; ``disabled`` also matches names known only after import.
 
     ``disabled`` maps canonical plugin names to the setting that turned them off, as
-    :func:`ksi_host._discover.disabled_names` returns it. ``manifests=False`` imports
-    every candidate even when it ships a manifest (doctor checks the code).
+    :func:`ksi_host._discover.disabled_names` returns it. A plugin file or folder that
+    ``trust`` does not trust is never imported (see :mod:`ksi_host._trust`).
+    ``manifests=False`` imports every candidate even when it ships a manifest (doctor
+    checks the code).
     """
     reporter = reporter or NullReporter()
+    trust = trust or TrustPolicy()
     specs: dict[str, PluginSpec] = {}
     excluded: list[Exclusion] = []
-    warnings: list[str] = []
+    warnings: list[PlanWarning] = []
     for candidate in candidates:
         if manifests and candidate.manifest is not None and candidate.disabled_by is None:
-            outcome = _from_manifest(candidate, candidate.manifest)
+            outcome: PluginSpec | Exclusion | None = _from_manifest(candidate, candidate.manifest)
         else:
-            outcome = _describe_one(candidate)
+            outcome = _describe_one(candidate, trust)
+        if outcome is None:
+            continue
         if isinstance(outcome, PluginSpec):
             spec = outcome
             if spec.key in specs:
@@ -102,6 +118,15 @@ def file_module_name(file: Path) -> str:
     return f"ksi_plugin_file_{digest}"
 
 
+def code_paths(file: Path) -> list[Path]:
+    """Every path whose writer controls a plugin file's code: its folder, itself, its package."""
+    if file.name != "__init__.py":
+        return [file.parent, file]
+    package = file.parent
+    inside = sorted(package.rglob("*")) if package.is_dir() else []
+    return [package.parent, package, *inside]
+
+
 def import_described(spec: PluginSpec) -> PluginSpec | Reason:
     """``spec`` with its plugin imported, or why it cannot be: the host's step for manifests.
 
@@ -110,7 +135,9 @@ def import_described(spec: PluginSpec) -> PluginSpec | Reason:
     """
     if spec.imported or spec.candidate is None or spec.manifest is None:
         return spec
-    outcome = _describe_one(spec.candidate)
+    outcome = _describe_one(spec.candidate, TrustPolicy())
+    if outcome is None:
+        return Reason("not-a-plugin", f"{spec.candidate.target} has no `plugin`", "")
     if isinstance(outcome, Exclusion):
         return outcome.reason
     code = PluginManifest.of_code(outcome.plugin, outcome.metadata, outcome.capabilities)
@@ -153,7 +180,8 @@ def _from_manifest(candidate: Candidate, file: Path) -> PluginSpec | Exclusion:
     )
 
 
-def _describe_one(candidate: Candidate) -> PluginSpec | Exclusion:
+def _describe_one(candidate: Candidate, trust: TrustPolicy) -> PluginSpec | Exclusion | None:
+    """The plugin ``candidate`` is, why it is none, or None for a helper module in a folder."""
     name, origin = candidate.name_hint, candidate.origin
     if candidate.disabled_by is not None:
         return _disabled(name, origin, candidate.disabled_by)
@@ -165,6 +193,17 @@ def _describe_one(candidate: Candidate) -> PluginSpec | Exclusion:
             "(a relative path is relative to the current directory)",
         )
         return Exclusion(name, origin, reason)
+    if candidate.file is not None:
+        unsafe = first_distrust(code_paths(candidate.file), trust)
+        if unsafe is not None:
+            reason = Reason(
+                "untrusted",
+                f"{name} is not loaded: {unsafe.problem}, and its code would run as this user",
+                unsafe.hint,
+                path=str(unsafe.real),
+            )
+            return Exclusion(name, origin, reason)
+        add_folder(code_paths(candidate.file)[0], trust)
     try:
         with _WATCH.watching(name, origin):
             plugin = _load(candidate)
@@ -189,6 +228,8 @@ def _describe_one(candidate: Candidate) -> PluginSpec | Exclusion:
             traceback=traceback.format_exc(),
         )
         return Exclusion(name, origin, reason)
+    if plugin is _MISSING and candidate.scanned and candidate.file and is_helper(candidate.file):
+        return None
     where = candidate.target
     try:
         described = _inspect(plugin, where)
@@ -263,6 +304,8 @@ def _load(candidate: Candidate) -> object:
         loaded: object = entry_point.load()
     elif candidate.file is not None:
         loaded = _import_file(candidate.file)
+        if _plugin_submodule(candidate.file) and not hasattr(loaded, PLUGIN_ATTRIBUTE):
+            loaded = importlib.import_module(f"{loaded.__name__}.{PLUGIN_ATTRIBUTE}")
     else:
         loaded = importlib.import_module(str(candidate.module))
     if isinstance(loaded, ModuleType):
@@ -270,11 +313,20 @@ def _load(candidate: Candidate) -> object:
     return loaded
 
 
+def _plugin_submodule(file: Path) -> bool:
+    """A package whose ``plugin.py`` holds the plugin (the template's layout), not ``__init__``."""
+    return file.name == "__init__.py" and (file.parent / f"{PLUGIN_ATTRIBUTE}.py").is_file()
+
+
 def _import_file(file: Path) -> ModuleType:
+    """A package under its own name when it is free, else (and a module always) a private one."""
+    module = import_own_name(file)
+    if module is not None:
+        return module
+    is_package = file.name == "__init__.py"
     name = file_module_name(file)
     if name in sys.modules:
         return sys.modules[name]
-    is_package = file.name == "__init__.py"
     spec = importlib.util.spec_from_file_location(
         name, file, submodule_search_locations=[str(file.parent)] if is_package else None
     )
@@ -351,13 +403,18 @@ def _disabled_after_import(spec: PluginSpec, setting: str, found_as: str) -> Exc
     return Exclusion(spec.name, spec.origin, reason, spec)
 
 
-def _version_warnings(spec: PluginSpec) -> list[str]:
+def _version_warnings(spec: PluginSpec) -> list[PlanWarning]:
     declared, packaged = spec.metadata.version, spec.origin.dist_version
     if declared is None or packaged is None or _same_version(declared, packaged):
         return []
     return [
-        f"{spec.name} says it is version {declared} but its distribution "
-        f"{spec.origin.distribution} is {packaged}; using {declared}"
+        PlanWarning(
+            "version-mismatch",
+            f"{spec.name} says it is version {declared} but its distribution "
+            f"{spec.origin.distribution} is {packaged}; using {declared}",
+            f"make PluginMetadata(version=...) match the distribution's version {packaged}",
+            (spec.name,),
+        )
     ]
 
 

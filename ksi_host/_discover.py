@@ -9,7 +9,9 @@ Sources, the first one winning when two offer the same plugin name::
     builtin      every module of ksi_plugins_builtin that binds ``plugin``
 
 A folder offers its ``*.py`` files and its packages (names starting with ``_`` or
-``.`` are skipped). Nothing here imports plugin code: that is ``_describe``'s job.
+``.`` are skipped); one that turns out to be a helper plugins import is skipped when
+described (see :mod:`ksi_host._folder_imports`). Nothing here imports plugin code:
+that is ``_describe``'s job.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Final
 
 import importlib_metadata
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ksi_host._manifest import MANIFEST_FILE
@@ -36,6 +39,7 @@ from ksi_host.plugin_types import canonical_name
 __all__ = [
     "BUILTIN_PACKAGE",
     "ENTRY_POINT_GROUP",
+    "HOST_DISTRIBUTION",
     "PLUGIN_ATTRIBUTE",
     "autoload_enabled",
     "builtin_candidates",
@@ -49,6 +53,8 @@ __all__ = [
 ENTRY_POINT_GROUP: Final = "ksi.plugins"
 BUILTIN_PACKAGE: Final = "ksi_plugins_builtin"
 PLUGIN_ATTRIBUTE: Final = "plugin"
+HOST_DISTRIBUTION: Final = "ksi-host"
+"""The canonical name a requirement on the host itself uses (``ksi-host>=2``)."""
 _FALSE_WORDS: Final = frozenset({"", "0", "false", "no", "off"})
 
 
@@ -171,7 +177,7 @@ def _folder(folder: Path, kind: SourceKind) -> Iterator[Candidate]:
             continue
         is_module = entry.suffix == ".py" and entry.is_file()
         if is_module or (entry / "__init__.py").is_file():
-            yield _file_candidate(entry, kind)
+            yield replace(_file_candidate(entry, kind), scanned=True)
 
 
 def _file_candidate(path: Path, kind: SourceKind) -> Candidate:
@@ -186,7 +192,7 @@ def _entry_points() -> Iterator[Candidate]:
     found = list(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP))
     per_package = Counter((id(ep.dist), _top_package(ep.value)) for ep in found)
     for ep in found:
-        distribution, version = _name_and_version(ep.dist)
+        distribution, version, host = _name_and_version(ep.dist)
         top = _top_package(ep.value)
         alone = per_package[id(ep.dist), top] == 1
         yield Candidate(
@@ -197,6 +203,7 @@ def _entry_points() -> Iterator[Candidate]:
                 distribution=distribution,
                 dist_version=version,
                 entry_point=ep.name,
+                host_requirement=host,
             ),
             entry_point=ep.value,
             manifest=_manifest(ep.dist, top) if alone else None,
@@ -229,24 +236,37 @@ def _manifest(dist: importlib_metadata.Distribution | None, package: str) -> Pat
 
 def _name_and_version(
     dist: importlib_metadata.Distribution | None,
-) -> tuple[str | None, str | None]:
-    """``Name`` and ``Version`` from the head of METADATA, without the email parser.
+) -> tuple[str | None, str | None, str | None]:
+    """``Name``, ``Version`` and the requirement on ksi-host, from the head of METADATA.
 
-    ``dist.name`` and ``dist.version`` each parse the whole file (long description
-    included) with :mod:`email`; with a thousand plugins that was a tenth of
-    ``ksi-host plugins``. Both fields are single-line headers before the first blank line.
+    ``dist.name``, ``dist.version`` and ``dist.requires`` each parse the whole file
+    (long description included) with :mod:`email`; with a thousand plugins that was a
+    tenth of ``ksi-host plugins``. All three are single-line headers before the first
+    blank line.
     """
     if dist is None:
-        return None, None
+        return None, None, None
     text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
     fields: dict[str, str] = {}
+    host = None
     for line in text.splitlines():
         if not line.strip():
             break
         key, colon, value = line.partition(":")
         if colon and key in ("Name", "Version"):
             fields.setdefault(key, value.strip())
-    return fields.get("Name"), fields.get("Version")
+        elif colon and key == "Requires-Dist" and host is None:
+            host = _host_requirement(value.strip())
+    return fields.get("Name"), fields.get("Version"), host
+
+
+def _host_requirement(text: str) -> str | None:
+    """``text`` if it is a requirement on ksi-host itself (the resolver checks it)."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        return None
+    return text if canonicalize_name(requirement.name) == HOST_DISTRIBUTION else None
 
 
 def builtin_candidates(package: str = BUILTIN_PACKAGE) -> Iterator[Candidate]:

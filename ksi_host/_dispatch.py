@@ -195,8 +195,10 @@ class Dispatcher:
         routing: bool = True,
         max_emit_depth: int = 32,
         explain_unhandled: Callable[[str, str], str | None] | None = None,
+        command_owners: Mapping[str, str] | None = None,
     ) -> None:
         self._pm = pm
+        self._owners: Final = dict(command_owners or {})
         self._explain_unhandled = explain_unhandled
         self._context_for = context_for
         self._observer = observer
@@ -245,6 +247,12 @@ class Dispatcher:
 
     def invalidate(self) -> None:
         """Forget cached routes; call after registering or unregistering plugins."""
+        self._routes.clear()
+
+    def own_commands(self, command_owners: Mapping[str, str]) -> None:
+        """Answer each command only by its chosen plugin from now on (a reloaded plan's)."""
+        self._owners.clear()
+        self._owners.update(command_owners)
         self._routes.clear()
 
     async def emit(
@@ -447,6 +455,7 @@ class Dispatcher:
                 wrap,
             )
             for impl in self._routed(hooks.ksi_handle_event, namespace, event_name)
+            if self._owners.get(event_name, impl.plugin_name) == impl.plugin_name
         )
         route = _Route(
             namespace=namespace,

@@ -1,11 +1,12 @@
 """Start the plugins of a plan in order, stop them in reverse, and contain each one's failures.
 
 ``await host.start()`` runs three passes over the plan, each in load order:
-register with pluggy (checking the plugin's config section against its
-``config_model``), ``ksi_plugin_context``, then ``ksi_startup``. A plugin that fails
+register with pluggy (the plan already checked hooks and config, see
+:mod:`ksi_host._vet`), ``ksi_plugin_context``, then ``ksi_startup``. A plugin that fails
 any pass (raises, or does not finish within ``[host] startup_timeout``) is
 unregistered and marked failed with its traceback, and so is every plugin that
-depends on it (``dependency-failed``); the others go on. ``await host.stop()``
+needs it (``dependency-failed``, naming the chain); one that only starts after it
+(``after_dependencies``) still starts, and the others go on. ``await host.stop()``
 calls ``ksi_shutdown`` in reverse load order, each within ``[host]
 shutdown_timeout``; a failure is logged and kept as the stopped plugin's reason,
 and the others carry on. A host runs once: start, then stop.
@@ -43,15 +44,23 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import pluggy
 
 from ksi_host._bus import EventBus
 from ksi_host._config import HostConfig, plugin_settings
 from ksi_host._describe import import_described
-from ksi_host._dispatch import Fallback, unsupported_hooks
-from ksi_host._plan import LoadPlan, Origin, PluginSpec, Reason, ReasonCode
+from ksi_host._dispatch import Fallback
+from ksi_host._plan import (
+    LoadPlan,
+    Origin,
+    PluginSpec,
+    Reason,
+    ReasonCode,
+    Status,
+    exclusion_status,
+)
 from ksi_host._reload import (
     InstalledSince,
     PlanChange,
@@ -59,54 +68,35 @@ from ksi_host._reload import (
     file_stamps,
     forget_changed_modules,
 )
+from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
 from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
+from ksi_host._vet import config_reason, vet_one
 from ksi_host.context import HostView, PluginContext
 from ksi_host.errors import HostStateError, KsiError, PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
-from ksi_host.plugin_manager import PluginManager
+from ksi_host.plugin_manager import KsiPluggyManager, PluginManager
 from ksi_host.plugin_types import PluginCapabilities
 from ksi_host.replies import ErrorCode, error_reply
 
-__all__ = ["Host", "Planner", "PluginState", "PluginStatus"]
+__all__ = ["Host", "Planner", "PluginStatus"]
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
 
 Planner = Callable[[Sequence[str]], LoadPlan]
 """Builds the host's plan again, with these plugin paths added: what ``reload`` runs."""
 
-PluginState = Literal["pending", "lazy", "running", "failed", "stopped", "excluded"]
-
 
 @dataclass(frozen=True)
 class PluginStatus:
-    """One plugin as ``plugin:list`` shows it."""
+    """One plugin as the host sees it; :meth:`Host.entries` renders them for ``plugin:list``."""
 
     name: str
     key: str
     version: str | None
     origin: Origin
-    status: PluginState
+    status: Status
     reason: Reason | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for the wire and ``--json``."""
-        reason = self.reason
-        return {
-            "name": self.name,
-            "version": self.version,
-            "origin": str(self.origin),
-            "status": self.status,
-            "reason": None
-            if reason is None
-            else {
-                "code": reason.code,
-                "message": reason.message,
-                "hint": reason.hint,
-                "root": reason.root.message if reason.root is not reason else None,
-                "traceback": reason.traceback,
-            },
-        }
 
 
 class Host:
@@ -154,6 +144,7 @@ class Host:
             tracer=self.tracer,
             max_emit_depth=self.config.host.max_emit_depth,
             explain_unhandled=self._why_unhandled,
+            command_owners=plan.commands,
         )
         self.manager.pm.on_change(self._dispatcher.invalidate)
         # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
@@ -236,7 +227,7 @@ class Host:
                 key=exclusion.spec.key if exclusion.spec else exclusion.name,
                 version=exclusion.spec.version if exclusion.spec else None,
                 origin=exclusion.origin,
-                status="excluded",
+                status=exclusion_status(exclusion.reason),
                 reason=exclusion.reason,
             )
             for exclusion in plan.excluded
@@ -310,6 +301,7 @@ class Host:
             for spec in plan.order
         }
         self._lazy = lazy
+        self._dispatcher.own_commands(plan.commands)
         self._wanted_by.clear()
         for key in diff.stop:
             self._activations.pop(key, None)
@@ -489,6 +481,24 @@ class Host:
         """Every plugin of the plan in load order, then the ones the plan excluded."""
         return (*self._status.values(), *self._excluded)
 
+    def entries(self) -> list[PluginEntry]:
+        """Every plugin's verdict in the shape all views share (``plugin:list``)."""
+        live = {key: (status.status, status.reason) for key, status in self._status.items()}
+        return plugin_entries(self.plan, live)
+
+    def plugin_list(self) -> dict[str, Any]:
+        """``plugin:list``'s answer: every verdict and the plan's warnings, as in ``plugins``."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "command": "plugin:list",
+            "plugins": [entry.model_dump(mode="json") for entry in self.entries()],
+            "warnings": [w.model_dump(mode="json") for w in warning_reports(self.plan.warnings)],
+        }
+
+    def failed(self) -> tuple[str, ...]:
+        """Names of the plugins the plan would run that are not running: failed ones."""
+        return tuple(status.name for status in self._status.values() if status.status == "failed")
+
     async def metrics(self) -> dict[str, Any]:
         """Every plugin's ``ksi_metrics_collected`` plus the host's own under ``"ksi_host"``."""
         metrics: dict[str, Any] = {}
@@ -512,40 +522,39 @@ class Host:
     def _is_pending(self, spec: PluginSpec) -> bool:
         return self._status[spec.key].status == "pending"
 
-    def _set(self, key: str, state: PluginState, reason: Reason | None = None) -> None:
+    def _set(self, key: str, state: Status, reason: Reason | None = None) -> None:
         self._status[key] = replace(self._status[key], status=state, reason=reason)
 
     def _register(self, spec: PluginSpec) -> None:
+        """Register a plugin the plan vetted (see :mod:`ksi_host._vet`).
+
+        A plugin the plan knew from its manifest is imported now, and held to the
+        same checks the plan holds an imported plugin to.
+        """
         if not spec.imported:
             imported = import_described(spec)
             if isinstance(imported, Reason):
                 self._fail(spec, imported)
                 return
             spec = self._specs[spec.key] = imported
+            section = self.config.plugin_section(spec.name)
+            problem = vet_one(spec, section, KsiPluggyManager())
+            if problem is not None:
+                self._fail(spec, problem)
+                return
         try:
             settings = plugin_settings(
                 spec.name, spec.plugin, self.config.plugin_section(spec.name)
             )
-        except PluginConfigInvalid as exc:
-            self._fail(spec, Reason("config-invalid", exc.what, exc.hint or ""))
+        except PluginConfigInvalid as exc:  # the plan vetted it; a config given to Host may differ
+            self._fail(spec, config_reason(exc))
             return
         self._contexts[spec.name] = self._new_context(spec.name, settings)
         try:
             self.manager.pm.register(spec.plugin, name=spec.name)
         except PluginRegistrationError as exc:
-            self._fail(spec, Reason("not-a-plugin", exc.what, exc.hint or ""))
-            return
-        wrappers = unsupported_hooks(self.manager.pm, spec.plugin)
-        if wrappers:
-            self._fail(
-                spec,
-                Reason(
-                    "not-a-plugin",
-                    f"plugin {spec.name!r} implements {', '.join(wrappers)} as a wrapper, "
-                    "which the host's event pipeline does not run",
-                    "use @hookimpl(tryfirst=True) or (trylast=True) to run before or after others",
-                ),
-            )
+            code: ReasonCode = "hook-mismatch" if exc.hook else "not-a-plugin"
+            self._fail(spec, Reason(code, exc.what, exc.hint or "", hook=exc.hook))
             return
         self._dispatcher.declare(spec.name, spec.capabilities)
         if isinstance(spec.plugin, TransportPlugin):
@@ -605,21 +614,29 @@ class Host:
         return None
 
     def _fail(self, spec: PluginSpec, reason: Reason) -> None:
+        """Fail ``spec`` and every plugin that needs it (not one that only starts after it)."""
         self._unregister(spec)
         self._set(spec.key, "failed", reason)
+        names = {s.key: s for s in self.plan.order}
         for key in self.plan.dependents(spec.key):
             if self._status[key].status == "failed":
                 continue
-            dependent = next(s for s in self.plan.order if s.key == key)
+            dependent = names[key]
+            need = next(
+                dep for dep in self.plan.hard_needs(key) if self._status[dep].status == "failed"
+            )
+            cause = self._status[need].reason
+            assert cause is not None
             self._unregister(dependent)
             self._set(
                 key,
                 "failed",
                 Reason(
                     "dependency-failed",
-                    f"plugin {dependent.name!r} needs {spec.name!r}, which failed",
-                    f"fix {spec.name!r} first (see its reason)",
-                    cause=reason,
+                    f"plugin {dependent.name!r} needs {_chain(names[need].name, cause)}",
+                    f"fix {reason.code} of {spec.name!r} first (see its reason)",
+                    cause=cause,
+                    requirement=names[need].name,
                 ),
             )
 
@@ -631,6 +648,15 @@ class Host:
             self._dispatcher.declare(spec.name, None)
         if isinstance(spec.plugin, TransportPlugin):
             spec.plugin.attach(None)
+
+
+def _chain(name: str, cause: Reason) -> str:
+    """``'b', which needs 'a', which failed (startup-failed)``: the real chain, not a flat one."""
+    parts = [repr(name)]
+    while cause.code == "dependency-failed" and cause.cause is not None and cause.requirement:
+        parts.append(repr(cause.requirement))
+        cause = cause.cause
+    return ", which needs ".join(parts) + f", which failed ({cause.code})"
 
 
 def _what_and_where(exc: KsiError) -> str:

@@ -24,32 +24,68 @@ __all__ = [
     "Exclusion",
     "LoadPlan",
     "Origin",
+    "PlanWarning",
     "PluginSpec",
     "Reason",
     "ReasonCode",
     "SourceKind",
+    "Status",
+    "exclusion_status",
 ]
 
 SourceKind = Literal["path", "folder", "user", "entry-point", "builtin", "object"]
 
-ReasonCode = Literal[
+Status = Literal[
+    "loadable",
+    "excluded",
     "disabled",
     "shadowed",
+    "pending",
+    "lazy",
+    "running",
+    "failed",
+    "stopped",
+    "not-running",
+]
+"""The one word every view (plugins, events, doctor, plugin:list) uses for a plugin's state.
+
+The plan decides ``loadable``, ``excluded``, ``disabled`` or ``shadowed``; only a
+running host knows ``pending``, ``running``, ``failed`` and ``stopped``; a plugin the
+plan would load but a running daemon does not know is ``not-running``
+(see docs/PLUGIN_STATUS.md).
+"""
+
+ReasonCode = Literal[
+    # the plan: decided before any plugin starts
+    "disabled",
+    "shadowed",
+    "untrusted",
     "import-error",
     "not-a-plugin",
     "invalid-metadata",
+    "hook-mismatch",
+    "unsupported-hook",
+    "config-invalid",
+    "host-version",
     "missing-dependency",
     "version-conflict",
     "cycle",
     "ambiguous-service",
     "manifest-mismatch",
     "dependency-excluded",
-    "config-invalid",
+    # a running host
     "context-failed",
     "startup-failed",
     "dependency-failed",
     "shutdown-failed",
+    "not-running",
+    # warnings: the plugin still loads
+    "after-dependency-excluded",
+    "duplicate-command",
+    "choice-unused",
+    "version-mismatch",
 ]
+"""Every reason code, in one place; docs/PLUGIN_STATUS.md says what each means and its fix."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +97,8 @@ class Origin:
     distribution: str | None = None
     dist_version: str | None = None
     entry_point: str | None = None
+    host_requirement: str | None = None
+    """The distribution's ``Requires-Dist`` on ksi-host, as written."""
 
     def __str__(self) -> str:
         if self.distribution:
@@ -78,8 +116,10 @@ class Candidate:
     package's ``__init__.py``), ``entry_point`` (an entry point value such as
     ``pkg.mod:plugin``) or ``plugin`` (the object itself, as ``ksi_host.testing``
     hands it over) says how to load it. ``disabled_by`` names the setting that
-    turned it off, so it is reported instead of imported. ``manifest`` is the
-    ``ksi-plugin.toml`` its distribution ships for it, read instead of importing it.
+    turned it off, so it is reported instead of imported. ``scanned`` is true for a
+    file found by listing a folder, which may be a helper module rather than a plugin.
+    ``manifest`` is the ``ksi-plugin.toml`` its distribution ships for it, read
+    instead of importing it.
     """
 
     name_hint: str
@@ -88,6 +128,7 @@ class Candidate:
     file: Path | None = None
     entry_point: str | None = None
     disabled_by: str | None = None
+    scanned: bool = False
     plugin: object = None
     manifest: Path | None = None
 
@@ -109,9 +150,11 @@ class Reason:
     parse ``message``: ``requirement`` is the dependency at fault as declared (name
     and specifier, no marker), ``providers`` the plugins that provide it (the one
     found for ``version-conflict``, all of them for ``ambiguous-service``),
-    ``cycle`` the path from this plugin back to itself, and ``differences`` one line
-    per field where a ``manifest-mismatch`` manifest and the code disagree. They
-    restate ``message``, so they take no part in equality.
+    ``cycle`` the path from this plugin back to itself, ``hook`` the hook at fault
+    and ``suggestion`` the hook name it most likely meant, ``path`` and ``line``
+    the file (and line) to change, ``key`` the config key at fault, and
+    ``differences`` one line per field where a ``manifest-mismatch`` manifest and
+    the code disagree. They restate ``message``, so they take no part in equality.
     """
 
     code: ReasonCode
@@ -122,6 +165,11 @@ class Reason:
     requirement: str | None = field(default=None, compare=False)
     providers: tuple[str, ...] = field(default=(), compare=False)
     cycle: tuple[str, ...] = field(default=(), compare=False)
+    hook: str | None = field(default=None, compare=False)
+    suggestion: str | None = field(default=None, compare=False)
+    path: str | None = field(default=None, compare=False)
+    line: int | None = field(default=None, compare=False)
+    key: str | None = field(default=None, compare=False)
     differences: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -131,6 +179,26 @@ class Reason:
         while reason.cause is not None:
             reason = reason.cause
         return reason
+
+
+def exclusion_status(reason: Reason) -> Status:
+    """The status word of a plugin the plan leaves out: the user's choice, precedence, or not."""
+    if reason.code in ("disabled", "shadowed"):
+        return "disabled" if reason.code == "disabled" else "shadowed"
+    return "excluded"
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    """Something the operator should know about plugins that still load (``plugins`` names)."""
+
+    code: ReasonCode
+    message: str
+    hint: str = ""
+    plugins: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class _NotImported:
@@ -209,18 +277,28 @@ class LoadPlan:
     """The resolver's answer: what loads, in which order, and what does not, with reasons.
 
     ``requires`` maps each loadable plugin's key to the keys of the plugins it
-    must start after (its resolved dependencies and present ``after_dependencies``).
+    must start after (its resolved dependencies and present ``after_dependencies``);
+    ``needs`` to the ones it cannot run without (its dependencies only), when it
+    differs from ``requires``. ``commands`` maps a command several plugins declare
+    to the name of the one chosen to answer it (``[host] commands``).
     """
 
     order: tuple[PluginSpec, ...]
     excluded: tuple[Exclusion, ...] = ()
     requires: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
+    needs: Mapping[str, tuple[str, ...]] | None = None
+    commands: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def hard_needs(self, key: str) -> tuple[str, ...]:
+        """The keys ``key`` cannot run without: its dependencies, not its after-dependencies."""
+        needs = self.requires if self.needs is None else self.needs
+        return needs.get(key, ())
 
     def dependents(self, key: str) -> tuple[str, ...]:
         """Keys of the plugins that need ``key``, directly or not, in load order."""
         affected = {key}
         for spec in self.order:
-            if any(dep in affected for dep in self.requires.get(spec.key, ())):
+            if any(dep in affected for dep in self.hard_needs(spec.key)):
                 affected.add(spec.key)
         return tuple(spec.key for spec in self.order if spec.key in affected - {key})

@@ -7,10 +7,16 @@ A pure function of its input (no I/O): specs in, :class:`~ksi_host._plan.LoadPla
   Only providers that can load count: a service two plugins provide is ambiguous
   only while both can load, and one whose every provider is out is a
   ``dependency-excluded`` leading to the provider's reason.
-  A pre-release only matches a specifier that names a pre-release itself.
+  Versions are installed ones, so a pre-release matches as ``pip check`` has it
+  (``foo>=1.0`` accepts an installed ``foo 2.0rc1``).
   A requirement whose environment marker is false is ignored.
+- ``ksi-host`` is a dependency like any other, provided by the host itself: in a
+  plugin's ``dependencies`` or its distribution's ``Requires-Dist``, a version the
+  running host does not match is a ``host-version`` reason.
 - ``after_dependencies`` only order: an absent one is fine, one that will not load
   is a warning, and the plugin still loads.
+- A command two loadable plugins declare is a ``duplicate-command`` warning unless
+  ``command_choices`` (``[host] commands``) names the one that answers it.
 - Every plugin that cannot load gets a typed :class:`~ksi_host._plan.Reason`; one that
   needs such a plugin gets ``dependency-excluded`` whose ``cause`` chain ends at the
   root cause. Everything else loads, in a topological order with ties broken by name.
@@ -29,7 +35,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from ksi_host._plan import Exclusion, LoadPlan, PluginSpec, Reason
+from ksi_host import __version__
+from ksi_host._discover import HOST_DISTRIBUTION
+from ksi_host._plan import Exclusion, LoadPlan, PlanWarning, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
 
 __all__ = ["resolve"]
@@ -48,18 +56,22 @@ def resolve(
     *,
     excluded: Sequence[Exclusion] = (),
     service_choices: Mapping[str, str] | None = None,
+    command_choices: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
     marker_environment: Mapping[str, str] | None = None,
+    host_version: str = __version__,
 ) -> LoadPlan:
     """Order plugins so every dependency starts before its dependents.
 
     ``excluded`` are plugins an earlier stage already ruled out (their dependents
     are excluded with them); ``service_choices`` maps a service to the plugin that
-    should provide it when several do; ``marker_environment`` overrides values of
-    the running interpreter's environment markers.
+    should provide it when several do, ``command_choices`` a command to the plugin
+    that answers it when several declare it; ``marker_environment`` overrides values
+    of the running interpreter's environment markers; ``host_version`` is the
+    version a requirement on ``ksi-host`` is checked against.
     """
     reporter = reporter or NullReporter()
-    graph = _Graph(excluded, service_choices or {}, marker_environment or {})
+    graph = _Graph(excluded, service_choices or {}, marker_environment or {}, host_version)
     for spec in specs:
         graph.add_plugin(spec)
     graph.link()
@@ -68,12 +80,58 @@ def resolve(
     new = graph.new_exclusions()
     for exclusion in new:
         reporter.excluded(exclusion)
+    loading = tuple(graph.plugins[key] for key in order)
+    owners, command_warnings = _commands(loading, command_choices or {})
     return LoadPlan(
-        order=tuple(graph.plugins[key] for key in order),
+        order=loading,
         excluded=(*excluded, *new),
         requires=MappingProxyType({key: graph.starts_after(key) for key in order}),
-        warnings=graph.warnings(order),
+        warnings=(*graph.warnings(order), *command_warnings),
+        needs=MappingProxyType({key: graph.needed(key) for key in order}),
+        commands=MappingProxyType(owners),
     )
+
+
+def _commands(
+    loading: Sequence[PluginSpec], choices: Mapping[str, str]
+) -> tuple[dict[str, str], list[PlanWarning]]:
+    """Who answers each command several plugins declare, and a warning where nobody chose."""
+    claims: dict[str, list[PluginSpec]] = {}
+    for spec in loading:
+        for command in dict.fromkeys(spec.capabilities.commands):
+            claims.setdefault(command, []).append(spec)
+    owners: dict[str, str] = {}
+    warnings = []
+    for command, chosen in sorted(choices.items()):
+        names = [spec.name for spec in claims.get(command, ())]
+        match = [n for n in names if canonicalize_name(n) == canonicalize_name(chosen)]
+        if match and len(names) > 1:
+            owners[command] = match[0]
+        elif not match:
+            declared = f"declared by {', '.join(names)}" if names else "declared by no plugin"
+            warnings.append(
+                PlanWarning(
+                    "choice-unused",
+                    f"[host] commands chooses {chosen!r} for command {command!r}, but it is "
+                    f"{declared}; fix the name or remove the choice",
+                    "choose one of the plugins `ksi-host events` lists for that command",
+                    tuple(names),
+                )
+            )
+    for command, specs in sorted(claims.items()):
+        if len(specs) > 1 and command not in owners:
+            claimants = tuple(spec.name for spec in specs)
+            warnings.append(
+                PlanWarning(
+                    "duplicate-command",
+                    f"{' and '.join(claimants)} all declare the command {command!r}: each answers "
+                    "it, and the reply is a 'multiple' of their answers",
+                    f'choose the one that answers in the config: [host.commands] "{command}" '
+                    f'= "{claimants[0]}", or disable all but one of them',
+                    claimants,
+                )
+            )
+    return owners, warnings
 
 
 class _Graph:
@@ -84,7 +142,9 @@ class _Graph:
         gone: Sequence[Exclusion],
         choices: Mapping[str, str],
         marker_overrides: Mapping[str, str],
+        host_version: str,
     ) -> None:
+        self.host_version = host_version
         self.gone: dict[str, Exclusion] = {}
         self.gone_services: dict[str, Exclusion] = {}
         for exclusion in gone:
@@ -103,6 +163,7 @@ class _Graph:
         self.after: dict[str, list[str]] = {}
         self.dependents: dict[str, list[str]] = {}
         self.reasons: dict[str, Reason] = {}
+        self.written: dict[tuple[str, str], str] = {}
 
     def add_plugin(self, spec: PluginSpec) -> None:
         winner = self.plugins.get(spec.key)
@@ -119,24 +180,50 @@ class _Graph:
         for key in sorted(self.plugins):
             spec = self.plugins[key]
             self.needs[key] = []
-            for requirement in spec.metadata.requirements:
+            for requirement in _requirements(spec):
                 if requirement.marker and not requirement.marker.evaluate(self.markers):
+                    continue
+                if canonicalize_name(requirement.name) == HOST_DISTRIBUTION:
+                    self._host_check(key, spec, requirement)
                     continue
                 found = self._provider(spec, requirement)
                 if isinstance(found, _Choice):
                     self.undecided.setdefault(key, []).append(found)
                 else:
-                    self._settle(key, found)
+                    self._settle(key, found, requirement)
             wanted = (canonicalize_name(name) for name in spec.metadata.after_dependencies)
             self.after[key] = [name for name in wanted if name in self.plugins and name != key]
 
-    def _settle(self, key: str, found: str | Reason) -> None:
+    def _host_check(self, key: str, spec: PluginSpec, requirement: Requirement) -> None:
+        """A requirement on ksi-host itself, checked against the running host's version."""
+        version = Version(self.host_version)
+        if requirement.specifier.contains(version, prereleases=True):
+            return
+        declared = isinstance(requirement, _Written) and requirement.declared
+        where = "its dependencies" if declared else f"{spec.origin.distribution}'s Requires-Dist"
+        self.reasons.setdefault(
+            key,
+            Reason(
+                "host-version",
+                f"{spec.name} needs {_bare(requirement)} ({where}), "
+                f"but this is ksi-host {self.host_version}",
+                f'upgrade ksi-host: python -m pip install --upgrade "{_bare(requirement)}", '
+                f"or install a version of {spec.name} made for ksi-host {self.host_version}",
+                requirement=_bare(requirement),
+            ),
+        )
+
+    def _settle(self, key: str, found: str | Reason, requirement: Requirement) -> None:
         """Record a resolved dependency edge, or the first reason ``key`` cannot load."""
         if isinstance(found, Reason):
             self.reasons.setdefault(key, found)
+            return
+        if canonicalize_name(requirement.name) == found:
+            self.written[(key, found)] = _bare(requirement)
         else:
-            self.needs[key].append(found)
-            self.dependents.setdefault(found, []).append(key)
+            self.written[(key, found)] = _service(requirement, [self.plugins[found].name])
+        self.needs[key].append(found)
+        self.dependents.setdefault(found, []).append(key)
 
     def _provider(self, spec: PluginSpec, requirement: Requirement) -> str | Reason | _Choice:
         name = canonicalize_name(requirement.name)
@@ -151,7 +238,7 @@ class _Graph:
                 return _ambiguous(spec, requirement, [self.plugins[k] for k in keys], choice)
             return _Choice(requirement, tuple(keys))
         if name in self.gone:
-            return _needs_excluded(spec, requirement.name, self.gone[name].reason)
+            return _needs_excluded(spec, _bare(requirement), self.gone[name].reason)
         if name in self.gone_services:
             gone = self.gone_services[name]
             return _needs_excluded(spec, _service(requirement, [gone.name]), gone.reason)
@@ -201,12 +288,13 @@ class _Graph:
                 if key in self.reasons or len(live) > 1:
                     left.append(choice)
                 elif live:
-                    self._settle(key, self._checked(spec, choice.requirement, live[0]))
+                    found = self._checked(spec, choice.requirement, live[0])
+                    self._settle(key, found, choice.requirement)
                 else:
                     names = [self.plugins[k].name for k in choice.providers]
                     cause = self.reasons[choice.providers[0]]
                     dependency = _service(choice.requirement, names)
-                    self._settle(key, _needs_excluded(spec, dependency, cause))
+                    self._settle(key, _needs_excluded(spec, dependency, cause), choice.requirement)
             if key in self.reasons or not left:
                 del self.undecided[key]
                 changed.append(key)
@@ -257,7 +345,7 @@ class _Graph:
             for dependent in self.dependents.get(key, ()):
                 if dependent not in self.reasons:
                     spec = self.plugins[dependent]
-                    dependency = self.plugins[key].name
+                    dependency = self.written.get((dependent, key), self.plugins[key].name)
                     self.reasons[dependent] = _needs_excluded(spec, dependency, self.reasons[key])
                     queue.append(dependent)
 
@@ -281,6 +369,9 @@ class _Graph:
             )
         self._spread(sorted(cycle))
 
+    def needed(self, key: str) -> tuple[str, ...]:
+        return tuple(sorted(dep for dep in self.needs[key] if dep not in self.reasons))
+
     def starts_after(self, key: str) -> tuple[str, ...]:
         edges = {*self.needs[key], *self.after[key]}
         return tuple(sorted(dep for dep in edges if dep not in self.reasons))
@@ -292,16 +383,21 @@ class _Graph:
         )
         return (*self.shadowed, *resolved)
 
-    def warnings(self, order: Sequence[str]) -> tuple[str, ...]:
+    def warnings(self, order: Sequence[str]) -> tuple[PlanWarning, ...]:
         """After-dependencies that will not load, and service choices that choose nothing."""
         notes = [
-            f"[host] services chooses {chosen!r} for service {service!r}, but "
-            + (
-                f"it is provided by {', '.join(self.providers[service])}"
-                if service in self.providers
-                else "no plugin found provides it"
+            PlanWarning(
+                "choice-unused",
+                f"[host] services chooses {chosen!r} for service {service!r}, but "
+                + (
+                    f"it is provided by {', '.join(self.providers[service])}"
+                    if service in self.providers
+                    else "no plugin found provides it"
+                )
+                + "; fix the name or remove the choice",
+                "choose one of the providers `ksi-host plugins` lists",
+                tuple(self.providers.get(service, ())),
             )
-            + "; fix the name or remove the choice"
             for service, chosen in sorted(self.choices.items())
             if chosen not in self.providers.get(service, ())
         ]
@@ -311,8 +407,13 @@ class _Graph:
                 reason = self._why_not_loading(canonicalize_name(name))
                 if reason is not None:
                     notes.append(
-                        f"{spec.name} starts after {name} when present, but {name} will not load "
-                        f"({reason.code}); {spec.name} loads anyway"
+                        PlanWarning(
+                            "after-dependency-excluded",
+                            f"{spec.name} starts after {name} when present, but {name} will "
+                            f"not load ({reason.code}); {spec.name} loads anyway",
+                            f"fix {name} (see its reason) if {spec.name} needs it",
+                            (spec.name,),
+                        )
                     )
         return tuple(notes)
 
@@ -337,8 +438,29 @@ def _smallest_first(sorter: TopologicalSorter[str]) -> list[str]:
     return order
 
 
+class _Written(Requirement):
+    """A requirement that remembers how it was written, so every message quotes it as is."""
+
+    def __init__(self, text: str, *, declared: bool) -> None:
+        super().__init__(text)
+        self.written = text.partition(";")[0].strip()
+        self.declared = declared
+
+
+def _requirements(spec: PluginSpec) -> list[Requirement]:
+    """The plugin's declared dependencies, plus its distribution's requirement on ksi-host."""
+    found: list[Requirement] = [
+        _Written(text, declared=True) for text in spec.metadata.dependencies
+    ]
+    if spec.origin.host_requirement is not None:
+        found.append(_Written(spec.origin.host_requirement, declared=False))
+    return found
+
+
 def _bare(requirement: Requirement) -> str:
-    """The requirement without its marker: the part the message is about."""
+    """The requirement without its marker, as written: the part the message is about."""
+    if isinstance(requirement, _Written):
+        return requirement.written
     return f"{requirement.name}{requirement.specifier}"
 
 
@@ -366,10 +488,8 @@ def _version_conflict(
         version = Version(found)
     except InvalidVersion:
         return conflict(message + " (not a PEP 440 version)", hint)
-    if specifier.contains(version, prereleases=bool(specifier.prereleases)):
+    if specifier.contains(version, prereleases=True):
         return None
-    if version.is_prerelease and specifier.contains(version, prereleases=True):
-        hint += f"; {found} is a pre-release, which only a specifier naming one accepts"
     return conflict(message, hint)
 
 
@@ -391,8 +511,8 @@ def _ambiguous(
 
 
 def _service(requirement: Requirement, providers: Sequence[str]) -> str:
-    """A service dependency named with the plugins that provide it."""
-    return f"{requirement.name} (provided by {', '.join(providers)})"
+    """A service dependency, as written, named with the plugins that provide it."""
+    return f"{_bare(requirement)} (provided by {', '.join(providers)})"
 
 
 def _needs_excluded(spec: PluginSpec, dependency: str, cause: Reason) -> Reason:

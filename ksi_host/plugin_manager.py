@@ -49,15 +49,18 @@ def hook_names(plugin: object) -> tuple[str, ...]:
     of the plugin once and looks only at the values that can carry the marker, which is
     what keeps describing a thousand plugins close to importing them.
     """
+    return tuple(sorted({opts.get("specname") or name for name, opts in _marked(plugin)}))
+
+
+def _marked(plugin: object) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each attribute of ``plugin`` that carries a ``@hookimpl`` marker, with its options."""
     marker = hookspecs.PROJECT_NAME + "_impl"
-    found: set[str] = set()
     for name, holder in _hookable(plugin):
         opts = getattr(holder, marker, None)
         if opts is None:
             opts = getattr(getattr(holder, "__func__", None), marker, None)
         if isinstance(opts, dict):
-            found.add(opts.get("specname") or name)
-    return tuple(sorted(found))
+            yield name, opts
 
 
 def _hookable(plugin: object) -> Iterator[tuple[str, object]]:
@@ -112,6 +115,18 @@ class KsiPluggyManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT_NAME)
         self.add_hookspecs(hookspecs)
         self._on_change: list[Callable[[], None]] = []
+        self._marked_now: frozenset[str] | None = None
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        """pluggy's parser, skipping at once the names :func:`hook_names` knows carry no marker.
+
+        ``register`` asks about every name ``dir()`` lists, each through
+        ``inspect.getattr_static``; only the marked ones can answer, and the plan's
+        checks and the host both register every plugin.
+        """
+        if self._marked_now is not None and name not in self._marked_now:
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
 
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after every register and unregister (the host's routes cache)."""
@@ -130,11 +145,15 @@ class KsiPluggyManager(pluggy.PluginManager):
     def register(self, plugin: object, name: str | None = None) -> str | None:
         """Register ``plugin`` under its metadata name, refusing anything pluggy would not run."""
         label = name or _metadata_name(plugin) or repr(plugin)
-        self._check_is_plugin(plugin, label)
+        marked = frozenset(attribute for attribute, _ in _marked(plugin))
+        self._check_is_plugin(plugin, label, bool(marked))
         self._check_arguments(plugin, label)
+        self._marked_now = marked
         try:
             registered = super().register(plugin, name=name or _metadata_name(plugin))
         except pluggy.PluginValidationError as exc:
+            if self.is_registered(plugin):
+                self.unregister(plugin)
             raise PluginRegistrationError(
                 plugin=plugin,
                 name=label,
@@ -150,6 +169,8 @@ class KsiPluggyManager(pluggy.PluginManager):
                 hint="each plugin name may be registered once; unregister the old one first "
                 "or give the new one another name",
             ) from exc
+        finally:
+            self._marked_now = None
         self._check_unknown_hooks(plugin, label)
         self._changed()
         return registered
@@ -158,7 +179,7 @@ class KsiPluggyManager(pluggy.PluginManager):
         """Whether ``plugin`` has any ``@hookimpl`` method: what makes an object a plugin."""
         return bool(hook_names(plugin))
 
-    def _check_is_plugin(self, plugin: object, label: str) -> None:
+    def _check_is_plugin(self, plugin: object, label: str, marked: bool) -> None:
         if isinstance(plugin, type):
             raise PluginRegistrationError(
                 plugin=plugin,
@@ -166,7 +187,7 @@ class KsiPluggyManager(pluggy.PluginManager):
                 what=f"{plugin.__name__} is a class, not a plugin instance",
                 hint=f"register an instance: pm.register({plugin.__name__}())",
             )
-        if not self.has_hookimpls(plugin):
+        if not marked:
             raise PluginRegistrationError(
                 plugin=plugin,
                 name=label,

@@ -7,7 +7,7 @@ field, the value and a valid example.
 
 >>> meta = PluginMetadata(name="my_plugin", version="1.0", dependencies=["database>=1.2,<2"])
 >>> meta.key, meta.version, meta.dependencies
-('my-plugin', '1.0', ('database<2,>=1.2',))
+('my-plugin', '1.0', ('database>=1.2,<2',))
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def _checked_name(value: str) -> str:
 
 
 def _checked_requirement(value: str) -> str:
-    return str(_parse_requirement(value))
+    """Checked, but kept as written: every message quotes a requirement as its author did."""
+    _parse_requirement(value)
+    return value.strip()
 
 
 def _checked_namespace(value: str) -> str:

@@ -52,6 +52,7 @@ from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec, R
 from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
 from ksi_host._resolve import resolve
 from ksi_host._trace import TraceSettings
+from ksi_host._vet import vet
 from ksi_host.errors import HarnessError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.replies import error_reply
@@ -224,7 +225,7 @@ class PluginHarness:
         ]
         if self.with_builtins:
             candidates.extend(builtin_candidates())
-        described = describe(candidates)
+        described = vet(describe(candidates), config.sections_by_key())
         specs = [spec for spec in described.specs if not _builtin_transport(spec)]
         transports = [
             Exclusion(
@@ -244,6 +245,7 @@ class PluginHarness:
             specs,
             excluded=(*described.excluded, *transports),
             service_choices=config.host.services,
+            command_choices=config.host.commands,
         )
 
 

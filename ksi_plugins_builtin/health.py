@@ -1,4 +1,8 @@
-"""``system:health``: is the daemon up, since when, and how many plugins run."""
+"""``system:health``: is the daemon up, since when, how many plugins run, and which failed.
+
+``healthy`` only when every plugin the plan would run is running; ``degraded``, with
+the names under ``failed``, when any of them failed to start.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +62,11 @@ class HealthPlugin(HostReporter):
             "pid": os.getpid(),
         }
         if self.host is not None:
-            answer["plugins"] = dict(self._plugin_counts(self.host))
+            counts = dict(self._plugin_counts(self.host))
+            answer["plugins"] = counts
+            if counts.get("failed"):
+                answer["status"] = "degraded"
+                answer["failed"] = [s.name for s in self.host.status() if s.status == "failed"]
         return answer
 
     def _plugin_counts(self, host: HostView) -> dict[str, int]:

@@ -1,10 +1,11 @@
 """``plugin:list``, ``system:events``, ``plugin:reload`` and ``plugin:load``: the running plan.
 
-``plugin:list`` and ``system:events`` say what the running host loaded and what it
-answers. ``plugin:reload`` re-plans with the daemon's config and paths and applies the
-difference (see :mod:`ksi_host._reload`); ``plugin:load`` with ``{"path": ABSOLUTE}``
-adds a plugin file or folder through the whole lifecycle, as the guide's Dynamic
-Plugin Loading does by hand. Connected clients stay connected through both.
+``plugin:list`` and ``system:events`` render the shape every view shares: ``plugin:list``
+the one ``ksi-host plugins --json`` prints, ``system:events`` the one ``ksi-host events
+--json`` prints. ``plugin:reload`` re-plans with the daemon's config and paths and
+applies the difference (see :mod:`ksi_host._reload`); ``plugin:load`` with ``{"path":
+ABSOLUTE}`` adds a plugin file or folder through the whole lifecycle, as the guide's
+Dynamic Plugin Loading does by hand. Connected clients stay connected through both.
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ _COMMANDS = ("plugin:list", "system:events", "plugin:reload", "plugin:load")
 class PluginsPlugin(HostReporter):
     """Lets a client see what the host loaded, why anything is not running, and change it."""
 
-    live: Host | None = None
-    """The host itself, which reload and load change (``host`` only views it)."""
-
     def __init__(self) -> None:
         super().__init__(
             metadata=PluginMetadata(
@@ -47,26 +45,26 @@ class PluginsPlugin(HostReporter):
             capabilities=PluginCapabilities(commands=list(_COMMANDS)),
         )
 
+    _host: Host | None = None
+
     @hookimpl
     def ksi_plugin_context(self, context: PluginContext) -> None:
-        super().ksi_plugin_context(context)
-        self.live = host_of(context)
+        HostReporter.ksi_plugin_context(self, context)
+        self._host = host_of(context)  # plan, warnings, reload: not on HostView
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
         """List and events answer at once; reload and load answer with a coroutine to await."""
         if event_name not in _COMMANDS:
             return None
-        if self.host is None:
+        host = self._host
+        if host is None:
             return no_host(event_name)
         if event_name == "plugin:list":
-            return {"plugins": [status.as_dict() for status in self.host.status()]}
-        if self.live is None:
-            return no_host(event_name)
+            return host.plugin_list()
         if event_name == "system:events":
-            running = {s.key for s in self.live.status() if s.status == "running"}
-            return event_catalog(self.live.plan, only=running).model_dump()
-        return self._change(self.live, event_name, data)
+            return event_catalog(host.plan, host.entries()).model_dump(mode="json")
+        return self._change(host, event_name, data)
 
     async def _change(self, host: Host, event_name: str, data: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -106,7 +104,11 @@ class PluginsPlugin(HostReporter):
         return {
             **change.as_dict(),
             "status": "loaded",
-            "plugins": [status.as_dict() for status in found],
+            "plugins": [
+                entry.model_dump(mode="json")
+                for entry in host.entries()
+                if entry.name in {status.name for status in found}
+            ],
         }
 
 

@@ -230,22 +230,38 @@ def _invalid(event: str, exc: ValidationError) -> dict[str, Any]:
     return error_reply(ErrorCode.INVALID_INPUT, f"{event} {problems}; send {_USAGE[event]}")
 
 
+class StateSettings(BaseModel):
+    """The ``[state]`` section: held to it while the plan is built, like any plugin's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: StrictStr | None = Field(
+        default=None, pattern=r"\S", description="the SQLite file (default: the data dir's)"
+    )
+
+
 def _configured_path(config: object) -> Path:
     section = config.get("state", {}) if isinstance(config, Mapping) else {}
-    raw = section.get("path") if isinstance(section, Mapping) else None
-    if raw is None:
-        return KsiPaths.from_env().data_dir / "state.sqlite3"
-    if not isinstance(raw, str) or not raw.strip():
+    try:
+        settings = StateSettings.model_validate(section if isinstance(section, Mapping) else {})
+    except ValidationError as exc:
+        raw = section.get("path") if isinstance(section, Mapping) else None
         raise ConfigError(
-            what=f"state.path must be a file path, not {raw!r}",
+            what=f"state.path must be a file path, not {raw!r}"
+            if any(err["loc"] == ("path",) for err in exc.errors())
+            else f"the [state] section does not validate: {exc.errors()[0]['msg']}",
             where="[state] section of the config",
             hint='e.g. path = "~/.ksi/data/state.sqlite3", or leave it out for the default',
-        )
-    return Path(raw).expanduser()
+        ) from None
+    if settings.path is None:
+        return KsiPaths.from_env().data_dir / "state.sqlite3"
+    return Path(settings.path).expanduser()
 
 
 class StatePlugin(BasePlugin):
     """Durable key/value state for clients and other plugins."""
+
+    config_model = StateSettings
 
     def __init__(self) -> None:
         super().__init__(

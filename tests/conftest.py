@@ -490,11 +490,18 @@ def host_env(home: Path) -> dict[str, str]:
 def builtin_host(config: HostConfig, home: Path, *, transport: bool = False) -> Host:
     """A real Host over the real plan: the built-ins plus ``DAEMON_EVENTS``, found by discovery.
 
-    Without ``transport`` the ``unix_socket`` plugin is disabled (it is then ``excluded``).
+    Without ``transport`` the ``unix_socket`` plugin is disabled. The config's sections are
+    checked as ``run`` checks them: a plugin whose section does not validate is excluded.
     """
     disabled = () if transport else ("unix_socket",)
-    plan = build_plan(paths=[DAEMON_EVENTS], env=host_env(home), disabled=disabled)
-    assert not [e for e in plan.excluded if e.reason.code != "disabled"], plan.excluded
+    plan = build_plan(
+        paths=[DAEMON_EVENTS],
+        env=host_env(home),
+        disabled=disabled,
+        sections=config.sections_by_key(),
+    )
+    unexpected = [e for e in plan.excluded if e.reason.code not in ("disabled", "config-invalid")]
+    assert not unexpected, plan.excluded
     return Host(plan, config)
 
 

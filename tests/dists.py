@@ -70,17 +70,20 @@ def install_dist(
     files: Mapping[str, str],
     entry_points: Mapping[str, str],
     info_name: str | None = None,
+    requires: Sequence[str] = (),
 ) -> Path:
     """Write an installed distribution into ``site`` as pip would: files plus a ``.dist-info``.
 
-    ``info_name`` overrides the ``.dist-info`` folder's project part (to test spellings).
+    ``info_name`` overrides the ``.dist-info`` folder's project part (to test spellings);
+    ``requires`` become its ``Requires-Dist`` headers.
     """
     written = _files_text(site, files)
     stem = info_name or str(canonicalize_name(dist)).replace("-", "_")
     info = site / f"{stem}-{version}.dist-info"
     info.mkdir(parents=True)
     meta = {
-        "METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n",
+        "METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
+        + "".join(f"Requires-Dist: {requirement}\n" for requirement in requires),
         "entry_points.txt": _entry_points_text(entry_points),
         "INSTALLER": "ksi-tests\n",
     }

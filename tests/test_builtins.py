@@ -19,6 +19,7 @@ from conftest import DAEMON_EVENTS, builtin_host, error_code, plan_of, write_con
 from ksi_host._client import request_sync
 from ksi_host._config import HostConfig, load_config
 from ksi_host._lifecycle import Host
+from ksi_host._schema import SCHEMA_VERSION
 from ksi_host.errors import ConfigError
 from ksi_host.plugin_base import BasePlugin
 from ksi_plugins_builtin import health, history, metrics, nats_bridge, plugins, state
@@ -64,7 +65,7 @@ def test_health_reports_status_time_uptime_and_plugin_counts(db):
     assert answer["status"] == "healthy"
     assert datetime.fromisoformat(answer["timestamp"]).tzinfo is not None
     assert answer["uptime"] >= 0
-    assert answer["plugins"] == {"total": 9, "running": 8, "excluded": 1}
+    assert answer["plugins"] == {"total": 9, "running": 8, "disabled": 1}
 
 
 def test_health_without_a_host_omits_the_counts():
@@ -227,7 +228,8 @@ def test_an_unusable_state_database_is_a_clear_error_and_the_host_runs_the_rest(
     stored, health_answer = run_host(db, ("state:get", {"key": "k"}), ("system:health", {}))
     assert error_code(stored) == "NO_HANDLER"
     assert str(path) in stored["error"]["message"]
-    assert health_answer["status"] == "healthy"
+    assert health_answer["status"] == "degraded"
+    assert health_answer["failed"] == ["state"]
 
 
 def test_history_filters_by_namespace_and_limit(db):
@@ -263,16 +265,21 @@ def test_plugin_list_is_the_hosts_status(db):
     [answer] = run_host(db, ("plugin:list", {}))
     by_name = {p["name"]: p for p in answer["plugins"]}
     assert set(by_name) == {m.plugin.name for m in MODULES} | {"daemon_events"}
-    assert by_name["daemon_events"]["origin"] == f"path {DAEMON_EVENTS}"
+    assert by_name["daemon_events"]["source"] == f"path {DAEMON_EVENTS}"
+    assert answer["schema_version"] == SCHEMA_VERSION
     assert by_name["health"] == {
         "name": "health",
         "version": health.plugin.metadata.version,
-        "origin": "builtin ksi_plugins_builtin.health",
+        "source": "builtin ksi_plugins_builtin.health",
         "status": "running",
+        "position": by_name["health"]["position"],
+        "requires": [],
         "reason": None,
+        "warnings": [],
+        "import_ms": None,
     }
     transport = by_name["unix_socket"]
-    assert transport["status"] == "excluded"
+    assert transport["status"] == "disabled"
     assert transport["reason"]["code"] == "disabled"
 
 
@@ -294,7 +301,7 @@ def test_metrics_gathers_every_plugin_and_the_host(db):
     _, answer = run_host(db, ("state:set", {"key": "a", "value": 1}), ("system:metrics", {}))
     assert answer["metrics"]["state"]["keys"] == 1
     own = answer["metrics"]["ksi_host"]
-    assert own["plugins"] == {"running": 8, "excluded": 1}
+    assert own["plugins"] == {"running": 8, "disabled": 1}
     assert own["metrics_failed"] == []
 
 

@@ -45,6 +45,8 @@ def test_a_missing_default_file_means_defaults(home):
             "plugin_paths": [],
             "disabled": [],
             "services": {},
+            "commands": {},
+            "trust_paths": [],
             "startup_timeout": 30.0,
             "shutdown_timeout": 10.0,
             "max_emit_depth": 32,

@@ -153,7 +153,7 @@ def test_send_plugin_list_shows_the_running_plan(shared_daemon):
     assert done.returncode == 0, done.stderr
     plugins = {p["name"]: p for p in json.loads(done.stdout)["plugins"]}
     assert {p["status"] for p in plugins.values()} == {"running"}
-    assert plugins["daemon_events"]["origin"] == f"path {DAEMON_EVENTS}"
+    assert plugins["daemon_events"]["source"] == f"path {DAEMON_EVENTS}"
 
 
 @pytest.mark.slow

@@ -71,7 +71,9 @@ def test_things_that_are_not_plugins_say_what_they_are(tmp_path: Path) -> None:
     folder = _write(
         tmp_path / "plugins",
         {
-            "a_no_plugin.py": "x = 1\n",
+            "a_no_plugin.py": header
+            + "class P(BasePlugin):\n    @hookimpl\n    def ksi_startup(self):\n        pass\n",
+            "helper.py": "x = 1\n",
             "b_class.py": header + "class plugin(BasePlugin):\n    pass\n",
             "c_no_metadata.py": "plugin = object()\n",
             "d_no_hooks.py": header + "plugin = BasePlugin(PluginMetadata(name='d'))\n",
@@ -118,8 +120,11 @@ def test_same_named_files_in_two_folders_get_their_own_modules(tmp_path: Path) -
     )
 
     assert [s.name for s in described.specs if s.origin.kind == "path"] == ["first", "second"]
+    first, second = (sys.modules[type(s.plugin).__module__] for s in described.specs[:2])
+    assert first is not second
+    assert Path(str(first.__file__)) == one / "plugin.py"
+    assert Path(str(second.__file__)) == two / "plugin.py"
     assert file_module_name(one / "plugin.py") != file_module_name(two / "plugin.py")
-    assert sys.modules[file_module_name(one / "plugin.py")].plugin is described.specs[0].plugin
 
 
 @pytest.mark.usefixtures("site_dir")
@@ -207,9 +212,14 @@ def test_entry_points_load_modules_or_objects_and_take_the_dist_version(
         ("desc_unversioned", "1.5"),
         ("desc_versioned", "9.0"),
     ]
-    assert described.warnings == (
-        "desc_versioned says it is version 9.0 but its distribution ksi-desc-ep is 1.5; using 9.0",
-    )
+    assert [(w.code, str(w), w.plugins) for w in described.warnings] == [
+        (
+            "version-mismatch",
+            "desc_versioned says it is version 9.0 but its distribution ksi-desc-ep is 1.5; "
+            "using 9.0",
+            ("desc_versioned",),
+        )
+    ]
 
 
 def test_a_missing_file_or_module_is_an_import_error(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import event_names, not_event_names
@@ -442,28 +441,6 @@ def test_routing_gives_the_same_results_as_broadcasting(make_plan, plugins, even
 
     routed, everyone = asyncio.run(main())
     assert routed == everyone
-
-
-@pytest.mark.parametrize("hook", ["ksi_filter_event", "ksi_handle_event"])
-def test_wrapper_hooks_are_refused_with_a_reason(make_plan, hook):
-    class Wrapping(BasePlugin):
-        pass
-
-    def wrapper(self, event_name, data, context=None):
-        return (yield)
-
-    setattr(Wrapping, hook, hookimpl(wrapper=True)(wrapper))
-    plugin = Wrapping(PluginMetadata(name="wrapping"))
-
-    async def main() -> tuple[Any, Any]:
-        async with Host(make_plan(plugin, Echo())) as host:
-            return host.status()[0], await host.dispatch("echo:x", {})
-
-    status, reply = asyncio.run(main())
-    assert status.status == "failed"
-    assert status.reason.code == "not-a-plugin"
-    assert f"implements {hook} as a wrapper" in status.reason.message
-    assert reply["by"] == "echo"
 
 
 # --- emits nested in handlers ---

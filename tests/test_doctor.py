@@ -21,7 +21,8 @@ from click.testing import CliRunner
 
 from ksi_host._cli import cli
 from ksi_host._doctor.fixes import PIP
-from ksi_host._doctor.report import DoctorReport, PluginLine, Problem, Summary, render_text
+from ksi_host._doctor.report import DoctorReport, Problem, Summary, render_text
+from ksi_host._schema import PluginEntry
 from tests.dists import install_dist, plugin_source
 
 
@@ -75,11 +76,11 @@ def test_a_broken_environment_exits_1_and_every_plugin_has_a_status_line(
     assert code == 1
     assert DoctorReport.model_validate(report).summary.ok is False
     statuses = {p["name"]: p["status"] for p in report["plugins"]}
-    assert statuses["auth"] == "ok"
-    assert statuses["seg"] == "error"
+    assert statuses["auth"] == "loadable"
+    assert statuses["seg"] == "excluded"
     assert statuses["off"] == "disabled"
-    assert "  ✓ auth 1.5  (ok)  from ksi-fixture-auth 1.5, entry point 'auth'" in text
-    assert "  ✗ seg  (error)  from folder " in text
+    assert "  ✓ auth 1.5  (loadable)  from ksi-fixture-auth 1.5, entry point 'auth'" in text
+    assert "  ✗ seg  (excluded)  from folder " in text
     assert "  - off  (disabled)" in text
 
 
@@ -105,7 +106,7 @@ def test_a_broken_environment_exits_1_and_every_plugin_has_a_status_line(
         ("needsmod", "import-error", "No module named 'not_installed_mod'", "--force-reinstall"),
         ("shadow", "shadowed", "is shadowed by shadow from folder", "rm -r "),
         ("off", "disabled", "disabled by KSI_DISABLE_PLUGINS", "unset KSI_DISABLE_PLUGINS"),
-        ("configured", "config-section-invalid", "port: Input should be", "${EDITOR:-vi} +3 "),
+        ("configured", "config-invalid", "port: Input should be", "${EDITOR:-vi} +4 "),
     ],
 )
 def test_each_problem_names_its_cause_and_a_pasteable_fix(
@@ -257,8 +258,11 @@ def test_the_config_host_section_applies_as_it_does_to_run(
 def test_a_healthy_environment_exits_0_even_when_strict(healthy_world: dict[str, Path]) -> None:
     result = _doctor(healthy_world, "--strict")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "  ✓ store 1.2  (ok)  from ksi-fixture-store 1.2, entry point 'store'" in result.stdout
-    assert "  ✓ front  (ok)  from folder " in result.stdout
+    assert (
+        "  ✓ store 1.2  (loadable)  from ksi-fixture-store 1.2, entry point 'store'"
+        in result.stdout
+    )
+    assert "  ✓ front  (loadable)  from folder " in result.stdout
     assert "0 error(s), 0 warning(s): everything can load" in result.stdout
     assert "\x1b[" not in result.stdout
 
@@ -292,7 +296,7 @@ def test_doctor_never_starts_a_plugin(tmp_path: Path) -> None:
     )
     result = _doctor(world, "--strict")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "✓ eager  (ok)" in result.stdout
+    assert "✓ eager  (loadable)" in result.stdout
     assert not touched.exists()
 
 
@@ -361,7 +365,7 @@ def _unsafe_link(world: dict[str, Path]) -> None:
         (_ambiguous, "ambiguous-service", "export KSI_DISABLE_PLUGINS=cache_two"),
         (_shadowed, "shadowed", "rm -r "),
         (_stale_dist_info, "duplicate-dist-info", "rm -rf "),
-        (_unsafe_link, "unsafe-plugin-folder", "chmod go-w "),
+        (_unsafe_link, "untrusted", "chmod go-w "),
     ],
 )
 def test_pasting_the_printed_fix_makes_the_problem_go_away(
@@ -412,12 +416,18 @@ def _small_report() -> DoctorReport:
     )
     return DoctorReport(
         plugins=[
-            PluginLine(name="store", version="1.0", source="ksi-store 1.0", status="ok"),
-            PluginLine(name="driver", source="folder /p/driver.py", status="error"),
-            PluginLine(name="web", source="folder /p/web.py", status="error"),
+            PluginEntry(
+                name="store", version="1.0", source="ksi-store 1.0", status="loadable", position=1
+            ),
+            PluginEntry(
+                name="driver", version=None, source="folder /p/driver.py", status="excluded"
+            ),
+            PluginEntry(name="web", version=None, source="folder /p/web.py", status="excluded"),
         ],
         problems=[root, child],
-        summary=Summary(plugins=3, loadable=1, errors=2, warnings=0, ok=False),
+        summary=Summary(
+            plugins=3, loadable=1, errors=2, warnings=0, ok=False, without=["driver", "web"]
+        ),
     )
 
 
@@ -425,9 +435,9 @@ def test_text_rendering_is_exact() -> None:
     assert render_text(_small_report(), color=False) == "\n".join(
         [
             "plugins:",
-            "  ✓ store 1.0  (ok)  from ksi-store 1.0",
-            "  ✗ driver  (error)  from folder /p/driver.py",
-            "  ✗ web  (error)  from folder /p/web.py",
+            "  ✓ store 1.0  (loadable)  from ksi-store 1.0",
+            "  ✗ driver  (excluded)  from folder /p/driver.py",
+            "  ✗ web  (excluded)  from folder /p/web.py",
             "problems:",
             "  ✗ driver: driver failed to import: ImportError: nope  [import-error]",
             "      where: /p/driver.py:3",
@@ -435,7 +445,8 @@ def test_text_rendering_is_exact() -> None:
             "             ImportError: nope",
             "      also not loading because of this:",
             "        └─ web (needs driver)",
-            "3 plugin(s), 1 will load; 2 error(s), 0 warning(s): some plugins cannot load",
+            "3 plugin(s), 1 will load; 2 error(s), 0 warning(s): "
+            "the host will start without driver, web",
         ]
     )
 

@@ -94,7 +94,10 @@ def test_a_failing_plugin_takes_down_its_dependents_only(scripted_plugin, make_p
     assert f"raised RuntimeError in {hook}: base broke in {hook}" in status["base"].reason.message
     assert "Traceback (most recent call last)" in status["base"].reason.traceback
     assert status["top"].reason.code == "dependency-failed"
-    assert status["top"].reason.message == "plugin 'top' needs 'base', which failed"
+    assert status["top"].reason.message == (
+        f"plugin 'top' needs 'middle', which needs 'base', which failed ({code})"
+    )
+    assert status["top"].reason.cause is status["middle"].reason
     assert status["top"].reason.root is status["base"].reason
     assert ("middle", "ksi_startup") not in log
     assert ("base", "ksi_shutdown") not in log
@@ -319,20 +322,6 @@ def test_a_valid_config_section_reaches_the_plugin(make_plan):
     assert plugin.my_setting == "custom"
 
 
-def test_an_invalid_config_section_is_that_plugins_problem(scripted_plugin, make_plan):
-    plugin = Configured()
-    config = HostConfig(my_plugin={"retries": -1})
-    host = Host(make_plan(plugin, scripted_plugin("other")), config)
-    run(host)
-    [mine, other] = host.status()
-    assert mine.status == "failed"
-    assert mine.reason.code == "config-invalid"
-    assert mine.reason.message.startswith("config section [my_plugin] does not validate: retries")
-    assert "fix the [my_plugin] table" in mine.reason.hint
-    assert plugin.my_setting is None
-    assert other.status == "stopped"
-
-
 def test_transports_are_attached_for_their_life_on_the_host(make_plan, scripted_plugin):
     class Socketish(TransportPlugin):
         @hookimpl
@@ -358,28 +347,59 @@ def test_status_lists_excluded_plugins_with_their_reason(scripted_plugin, make_p
         order=loaded.order, excluded=(Exclusion("off", Origin("folder", "/p"), reason),)
     )
     host = Host(plan)
-    assert [s.as_dict() for s in host.status()] == [
+    assert [s.model_dump() for s in host.entries()] == [
         {
             "name": "a",
             "version": "1.0",
-            "origin": "path test",
+            "source": "path test",
             "status": "pending",
+            "position": 1,
+            "requires": [],
             "reason": None,
+            "warnings": [],
+            "import_ms": None,
         },
         {
             "name": "off",
             "version": None,
-            "origin": "folder /p",
-            "status": "excluded",
+            "source": "folder /p",
+            "status": "disabled",
+            "position": None,
+            "requires": [],
             "reason": {
                 "code": "disabled",
                 "message": "disabled in [host] disabled",
                 "hint": "remove it from the list",
-                "root": None,
+                "cause": None,
                 "traceback": None,
+                "requirement": None,
+                "providers": [],
+                "cycle": [],
+                "hook": None,
+                "path": None,
+                "line": None,
+                "key": None,
             },
+            "warnings": [],
+            "import_ms": None,
         },
     ]
+
+
+def test_an_after_dependency_that_fails_to_start_leaves_its_follower_running(
+    scripted_plugin, make_plan
+):
+    first = scripted_plugin("first", raises=["ksi_startup"])
+    follower = scripted_plugin("follower", answers={"f:x": "here"})
+    plan = replace(make_plan(first, follower), requires={"follower": ("first",)}, needs={})
+    host = Host(plan)
+
+    async def main() -> Any:
+        async with host:
+            return states(host), await host.dispatch("f:x", {})
+
+    assert asyncio.run(main()) == ({"first": "failed", "follower": "running"}, "here")
+    assert host.failed() == ("first",)
 
 
 def test_metrics_gather_plugins_and_the_hosts_own(scripted_plugin, make_plan):

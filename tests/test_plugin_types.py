@@ -21,12 +21,12 @@ def test_valid_metadata_is_normalised_frozen_and_serialises():
     )
     assert meta.name == "My_Plugin"
     assert meta.key == "my-plugin"
-    assert meta.dependencies == ("database<2,>=1.2", "Auth")
+    assert meta.dependencies == ("database>=1.2,<2", "Auth")
     assert [str(r.specifier) for r in meta.requirements] == ["<2,>=1.2", ""]
     with pytest.raises(Exception, match="frozen"):
         meta.name = "other"  # type: ignore[misc]
     data = json.loads(meta.model_dump_json())
-    assert data["dependencies"] == ["database<2,>=1.2", "Auth"]
+    assert data["dependencies"] == ["database>=1.2,<2", "Auth"]
     assert PluginMetadata.model_validate_json(meta.model_dump_json()) == meta
 
 

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from ksi_host._cli import cli
-from ksi_host._plan import Exclusion, LoadPlan, Origin, Reason
+from ksi_host._plan import Exclusion, LoadPlan, Origin, PlanWarning, Reason
 from ksi_host._plans_report import PlanReport, plan_report, render_text
 from ksi_host._resolve import resolve
+from ksi_host._schema import SCHEMA_VERSION
 from tests.conftest import subprocess_env
 from tests.dists import plugin_source
 from tests.strategies import make_spec
@@ -45,7 +46,7 @@ def _plan() -> LoadPlan:
             Exclusion("web", Origin("entry-point", "web", "ksi-web", "3.0", "web"), chained),
         ),
         requires={"storage": (), "app": ("storage",)},
-        warnings=("something to know",),
+        warnings=(PlanWarning("duplicate-command", "something to know", "choose", ("app",)),),
     )
 
 
@@ -65,7 +66,8 @@ def test_text_shows_the_order_then_each_reason_down_to_the_root() -> None:
             "    caused by import-error: driver failed to import: ImportError: nope",
             "      hint: fix it",
             "warnings:",
-            "  - something to know",
+            "  - something to know  [duplicate-command]",
+            "    hint: choose",
         ]
     )
 
@@ -81,7 +83,16 @@ def test_json_report_lists_loadable_in_order_then_the_rest() -> None:
     ]
     assert data["plugins"][1]["requires"] == ["storage"]
     assert data["plugins"][3]["reason"]["cause"]["code"] == "import-error"
-    assert data["warnings"] == ["something to know"]
+    assert data["warnings"] == [
+        {
+            "code": "duplicate-command",
+            "message": "something to know",
+            "hint": "choose",
+            "plugins": ["app"],
+        }
+    ]
+    assert data["plugins"][1]["warnings"] == ["duplicate-command"]
+    assert (data["schema_version"], data["command"]) == (SCHEMA_VERSION, "plugins")
     assert not report.ok
 
 

@@ -55,7 +55,7 @@ def test_version_conflict_names_wanted_and_found_with_its_source() -> None:
     assert _order(plan) == ["db"]
     assert _reasons(plan)["app"] == Reason(
         "version-conflict",
-        "app needs db<3,>=2, but found db 1.4 from path db.py",
+        "app needs db>=2,<3, but found db 1.4 from path db.py",
         "install a version of db that matches '<3,>=2', or disable app",
     )
 
@@ -74,19 +74,18 @@ def test_a_provider_without_a_version_conflicts_with_any_specifier() -> None:
     assert reason.hint.startswith("give db a version; ")
 
 
-def test_prereleases_match_only_a_specifier_that_names_one() -> None:
+def test_an_installed_prerelease_satisfies_a_range_as_pip_check_has_it() -> None:
     plan = resolve(
         [
-            make_spec("db", version="2.0b1"),
-            make_spec("strict", dependencies=["db>=1"]),
+            make_spec("db", version="2.0rc1"),
+            make_spec("strict", dependencies=["db>=1.0"]),
+            make_spec("capped", dependencies=["db<3"]),
             make_spec("eager", dependencies=["db>=2.0a1"]),
+            make_spec("old", dependencies=["db<2"]),
         ]
     )
-    assert _order(plan) == ["db", "eager"]
-    assert _reasons(plan)["strict"].hint == (
-        "install a version of db that matches '>=1', or disable strict; "
-        "2.0b1 is a pre-release, which only a specifier naming one accepts"
-    )
+    assert _order(plan) == ["db", "capped", "eager", "strict"]
+    assert _reasons(plan)["old"].requirement == "db<2"
 
 
 def test_services_resolve_to_their_provider_and_check_its_version() -> None:
@@ -260,12 +259,20 @@ def test_after_dependencies_only_order() -> None:
     )
     assert _order(plan) == ["m", "z-last", "a-first"]
     assert plan.requires["a-first"] == ("z-last",)
-    assert plan.warnings == (
-        "m starts after bad when present, but bad will not load (missing-dependency); "
-        "m loads anyway",
-        "m starts after broken when present, but broken will not load (import-error); "
-        "m loads anyway",
-    )
+    assert [(w.code, w.message, w.plugins) for w in plan.warnings] == [
+        (
+            "after-dependency-excluded",
+            "m starts after bad when present, but bad will not load (missing-dependency); "
+            "m loads anyway",
+            ("m",),
+        ),
+        (
+            "after-dependency-excluded",
+            "m starts after broken when present, but broken will not load (import-error); "
+            "m loads anyway",
+            ("m",),
+        ),
+    ]
 
 
 def test_an_after_dependency_can_close_a_cycle() -> None:
@@ -396,7 +403,7 @@ def test_each_reason_keeps_its_evidence_as_data() -> None:
         for name, reason in reasons.items()
     }
     assert evidence == {
-        "app": ("db<3,>=2", ("db",), ()),
+        "app": ("db>=2,<3", ("db",), ()),
         "web": ("storage>=1", (), ()),
         "ui": ("web", (), ()),
         "user": ("Cache", ("kv", "sql"), ()),
@@ -411,9 +418,26 @@ def test_a_service_choice_that_chooses_nothing_is_a_warning() -> None:
         service_choices={"db": "nobody", "cache": "redis"},
     )
     assert [spec.name for spec in plan.order] == ["store", "app"]
-    assert plan.warnings == (
+    assert [str(warning) for warning in plan.warnings] == [
         "[host] services chooses 'redis' for service 'cache', but no plugin found provides it; "
         "fix the name or remove the choice",
         "[host] services chooses 'nobody' for service 'db', but it is provided by store; "
         "fix the name or remove the choice",
+    ]
+    assert {warning.code for warning in plan.warnings} == {"choice-unused"}
+
+
+def test_requirements_are_quoted_as_written_for_excluded_plugins_too() -> None:
+    plan = resolve(
+        [
+            make_spec("db", version="1.0", dependencies=["nothing"]),
+            make_spec("app", dependencies=["db >=1.0, <2"]),
+            make_spec("web", dependencies=["app>=0"]),
+            make_spec("old_app", dependencies=["db<1 , >0.1"]),
+        ]
     )
+    reasons = _reasons(plan)
+    assert reasons["app"].requirement == "db >=1.0, <2"
+    assert reasons["app"].message.startswith("app needs db >=1.0, <2, which will not load")
+    assert reasons["web"].requirement == "app>=0"
+    assert reasons["old_app"].requirement == "db<1 , >0.1"

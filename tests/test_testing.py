@@ -144,13 +144,13 @@ def test_a_plugin_that_cannot_load_is_reported_not_raised() -> None:
     assert "broken cannot start" in reply["error"]["message"]
 
 
-def test_an_invalid_config_section_fails_only_that_plugin() -> None:
+def test_an_invalid_config_section_excludes_only_that_plugin_as_run_does() -> None:
     with SyncPluginHarness(
         checked.CheckedEventsPlugin(), Needy("other"), config={"checked_events": {"strat": 1}}
     ) as h:
         status = h.status("checked_events")
         assert h.status("other").status == "running"
-    assert status.status == "failed"
+    assert status.status == "excluded"
     assert status.reason is not None
     assert status.reason.code == "config-invalid"
     assert "strat" in status.reason.message

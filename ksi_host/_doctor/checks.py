@@ -3,8 +3,6 @@
 - entry points of group ``ksi.plugins`` that two distributions both claim;
 - one project installed more than once (stale or duplicate ``.dist-info``), where
   the first copy on ``sys.path`` hides the others' entry points;
-- plugin folders (and plugin files in them) that other users can write to, or
-  that are symlinks to such places: code there runs as this user;
 - the config file parses and its ``[server]`` section validates; its plugin sections
   are returned for the worker, which checks them against each plugin's ``config_model``.
 """
@@ -12,8 +10,7 @@
 from __future__ import annotations
 
 import shlex
-import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +23,11 @@ from ksi_host._discover import ENTRY_POINT_GROUP, env_plugin_folders
 from ksi_host._doctor.fixes import PIP, edit
 from ksi_host._doctor.report import Problem
 from ksi_host._paths import KsiPaths
-from ksi_host._plan import Candidate
 from ksi_host._server import ServerConfig
+from ksi_host._trust import TRUST_SETTING, TrustPolicy, distrust
 from ksi_host.errors import ConfigError
 
-__all__ = [
-    "check_config",
-    "check_distributions",
-    "check_folders",
-    "plugin_folders",
-]
+__all__ = ["check_config", "check_distributions", "check_folders", "plugin_folders"]
 
 
 def check_distributions(dists: Iterable[Any]) -> list[Problem]:
@@ -112,44 +104,32 @@ def plugin_folders(paths: Sequence[str | Path], env: Mapping[str, str]) -> list[
 
 
 def check_folders(
-    folders: Sequence[tuple[str, Path]], candidates: Sequence[Candidate]
+    folders: Sequence[tuple[str, Path]], trust: TrustPolicy, reported: Collection[str]
 ) -> list[Problem]:
-    """Plugin folders and files that other users could change: their code runs as this user."""
+    """Plugin folders the trust rule refuses, though no plugin in them was refused yet.
+
+    Such a folder holds no plugin today, but whoever can write it can add one that
+    runs as this user; ``reported`` are the paths untrusted plugins already named.
+    """
     problems: list[Problem] = []
-    seen: set[Path] = set()
+    seen = set(reported)
     for setting, folder in folders:
-        if folder.exists() and folder.resolve() not in seen:
-            seen.add(folder.resolve())
-            problems += _writable(folder, f"plugin folder from {setting}")
-    for candidate in candidates:
-        if candidate.file is not None and candidate.origin.kind != "entry-point":
-            target = candidate.file.parent if candidate.file.name == "__init__.py" else None
-            for path in (candidate.file, target):
-                if path is not None and path.exists() and path.resolve() not in seen:
-                    seen.add(path.resolve())
-                    problems += _writable(path, f"plugin {candidate.name_hint!r}")
+        unsafe = distrust(folder, trust) if folder.exists() else None
+        if unsafe is None or str(unsafe.real) in seen:
+            continue
+        seen.add(str(unsafe.real))
+        problems.append(
+            Problem(
+                code="unsafe-plugin-folder",
+                severity="warning",
+                what=f"plugin folder from {setting}: {unsafe.problem}; a plugin put there "
+                "would be refused",
+                where=str(unsafe.real),
+                fix=unsafe.fix,
+                note=f"or, if you trust whoever can change it, add it to {TRUST_SETTING}",
+            )
+        )
     return problems
-
-
-def _writable(path: Path, label: str) -> Iterator[Problem]:
-    real = path.resolve()
-    mode = real.stat().st_mode
-    others = mode & (stat.S_IWGRP | stat.S_IWOTH)
-    if not others or (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
-        return
-    who = (
-        "group and others"
-        if others == stat.S_IWGRP | stat.S_IWOTH
-        else ("its group" if others == stat.S_IWGRP else "all users")
-    )
-    via = f" (a symlink to {real})" if real != path.absolute() else ""
-    yield Problem(
-        code="unsafe-plugin-folder" if stat.S_ISDIR(mode) else "unsafe-plugin-file",
-        severity="warning",
-        what=f"{label} {path}{via} can be written by {who}: code there runs as you",
-        where=str(real),
-        fix=f"chmod go-w {shlex.quote(str(real))}",
-    )
 
 
 def _config_fix(exc: ConfigError) -> str:
@@ -182,9 +162,7 @@ def check_config(
             note=f"{exc.hint}; the host will not start with this config",
         )
         return None, {}, [problem]
-    sections = {
-        str(canonicalize_name(name)): table for name, table in config.plugin_sections.items()
-    }
+    sections = config.sections_by_key()
     return config, sections, _check_server(config, path or KsiPaths.from_env(env).config_file, env)
 
 

@@ -1,36 +1,47 @@
 """``ksi-host doctor``: the host's own plan, with a problem and a pasteable fix for each flaw.
 
 The same stages as :func:`ksi_host._pipeline.build_plan`, except that describing
-(importing) runs in a worker process (:mod:`ksi_host._doctor.isolate`), so a plugin
-that crashes, hangs or exits cannot take doctor down. The worker's findings are
-turned back into :class:`~ksi_host._plan.PluginSpec` and
+and vetting (importing) run in a worker process (:mod:`ksi_host._doctor.isolate`),
+so a plugin that crashes, hangs or exits cannot take doctor down. The worker's
+findings are turned back into :class:`~ksi_host._plan.PluginSpec` and
 :class:`~ksi_host._plan.Exclusion` values and given to the one resolver, so every
-dependency verdict is the host's own. No plugin is ever started.
+verdict is the host's own. No plugin is ever started; when a daemon answers on
+the configured socket, what it knows (a plugin that failed to start, or one it
+does not run) is merged in.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import importlib_metadata
 
+from ksi_host._daemon_view import verdicts
 from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT
 from ksi_host._discover import disabled_names, discover
-from ksi_host._doctor.checks import check_config, check_distributions, check_folders, plugin_folders
+from ksi_host._doctor.checks import (
+    check_config,
+    check_distributions,
+    check_folders,
+    plugin_folders,
+)
 from ksi_host._doctor.fixes import Fixes
 from ksi_host._doctor.isolate import import_isolated
 from ksi_host._doctor.nats import check_nats
 from ksi_host._doctor.outcome import Outcome, outcome
-from ksi_host._doctor.report import DoctorReport, PluginLine, PluginStatus, Problem, Summary
+from ksi_host._doctor.report import DoctorReport, Problem, Summary
 from ksi_host._paths import KsiPaths
-from ksi_host._plan import Exclusion, LoadPlan
+from ksi_host._plan import LoadPlan
 from ksi_host._resolve import resolve
+from ksi_host._schema import PluginEntry, warning_reports
+from ksi_host._trust import TrustPolicy
 
 __all__ = ["diagnose"]
 
-_SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+_LIVE_TROUBLE = ("failed", "not-running")
 
 
 def diagnose(
@@ -39,11 +50,13 @@ def diagnose(
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
     timeout: float = DOCTOR_IMPORT_TIMEOUT,
+    socket_path: Path | None = None,
 ) -> DoctorReport:
-    """Check every plugin source, import, dependency, folder and the config; never start a plugin.
+    """Check every plugin source, import, dependency and the config; never start a plugin.
 
     The config is read as the host reads it (``config_file``, else ``KSI_CONFIG``, else
     the user's config dir), so its ``[host]`` settings apply here as they do to ``run``.
+    ``socket_path`` is where a running daemon may be asked what it knows.
     Raises :class:`~ksi_host.errors.ConfigError` for a bad ``KSI_DISABLE_PLUGINS``.
     """
     env = os.environ if env is None else env
@@ -51,75 +64,72 @@ def diagnose(
     config, sections, problems = check_config(config_file, env)
     disabled: Sequence[str] = ()
     service_choices: Mapping[str, str] = {}
+    command_choices: Mapping[str, str] = {}
+    trust_paths: Sequence[str] = ()
     if config is not None:
         paths = (*paths, *config.host.plugin_paths)
         disabled = config.host.disabled
         service_choices = config.host.services
+        command_choices = config.host.commands
+        trust_paths = config.host.trust_paths
     off = disabled_names(disabled, env)
     candidates = discover(paths=paths, env=env, disabled=disabled)
-    results = import_isolated(candidates, disabled=off, sections=sections, timeout=timeout)
+    results = import_isolated(
+        candidates, disabled=off, sections=sections, trust_paths=trust_paths, timeout=timeout
+    )
     outcomes = [outcome(c, result) for c, result in zip(candidates, results, strict=True)]
     specs = [o.spec for o in outcomes if o.spec is not None]
     plan = resolve(
         specs,
         excluded=[o.exclusion for o in outcomes if o.exclusion is not None],
         service_choices=service_choices,
+        command_choices=command_choices,
     )
-    fixes = Fixes(plan, outcomes, env=env, disabled=off, config_path=config_path)
+    described = tuple(warning for found in outcomes for warning in found.warnings)
+    plan = replace(plan, warnings=(*described, *plan.warnings))
+    trust = TrustPolicy.of(trust_paths)
+    fixes = Fixes(plan, outcomes, env=env, disabled=off, config_path=config_path, trust=trust)
     problems += [fixes.problem(exclusion) for exclusion in plan.excluded]
-    for found in outcomes:
-        problems += fixes.config_problems(found)
-    problems += [fixes.warning(text) for text in (*_warnings(outcomes), *plan.warnings)]
+    problems += [fixes.warning(warning) for warning in plan.warnings]
     problems += fixes.unknown_sections(sections)
     problems += check_distributions(importlib_metadata.distributions())
-    problems += check_folders(plugin_folders(paths, env), candidates)
+    refused = {e.reason.path or "" for e in plan.excluded if e.reason.code == "untrusted"}
+    problems += check_folders(plugin_folders(paths, env), trust, refused)
     problems += check_nats(config, config_path)
-    return _report(outcomes, plan, problems)
+    entries, daemon = verdicts(plan, socket_path if config is not None else None)
+    if daemon is not None:
+        live = [e for e in entries if e.position is not None and e.status in _LIVE_TROUBLE]
+        problems += [fixes.live(entry, daemon) for entry in live]
+    return _report(outcomes, plan, entries, daemon, problems)
 
 
-def _warnings(outcomes: Sequence[Outcome]) -> list[str]:
-    return [warning for outcome in outcomes for warning in outcome.warnings]
-
-
-def _report(outcomes: Sequence[Outcome], plan: LoadPlan, problems: list[Problem]) -> DoctorReport:
-    position = {spec.origin: index for index, spec in enumerate(plan.order, start=1)}
-    excluded = {exclusion.origin: exclusion for exclusion in plan.excluded}
-    worst: dict[str, str] = {}
-    for problem in problems:
-        if problem.plugin is not None:
-            old = worst.get(problem.plugin, "info")
-            worst[problem.plugin] = max(old, problem.severity, key=_SEVERITY_RANK.__getitem__)
-    lines = []
-    for found in outcomes:
-        origin = found.candidate.origin
-        spec = found.spec or (found.exclusion.spec if found.exclusion else None)
-        name = spec.name if spec else found.candidate.name_hint
-        status = _status(excluded.get(origin), worst.get(name, "info"))
-        seconds = found.seconds
-        lines.append(
-            PluginLine(
-                name=name,
-                version=spec.version if spec else origin.dist_version,
-                source=str(origin),
-                status=status,
-                position=position.get(origin),
-                import_ms=round(seconds * 1000, 1) if seconds is not None else None,
-            )
-        )
+def _report(
+    outcomes: Sequence[Outcome],
+    plan: LoadPlan,
+    entries: list[PluginEntry],
+    daemon: str | None,
+    problems: list[Problem],
+) -> DoctorReport:
+    took = {
+        str(found.candidate.origin): round(found.seconds * 1000, 1)
+        for found in outcomes
+        if found.seconds is not None
+    }
+    plugins = [entry.model_copy(update={"import_ms": took.get(entry.source)}) for entry in entries]
     errors = sum(problem.severity == "error" for problem in problems)
+    without = [entry.name for entry in plugins if entry.status in ("excluded", *_LIVE_TROUBLE)]
     summary = Summary(
-        plugins=len(outcomes),
+        plugins=len(plugins),
         loadable=len(plan.order),
         errors=errors,
         warnings=sum(problem.severity == "warning" for problem in problems),
         ok=errors == 0,
+        without=without,
     )
-    return DoctorReport(plugins=lines, problems=problems, summary=summary)
-
-
-def _status(exclusion: Exclusion | None, worst: str) -> PluginStatus:
-    if exclusion is not None and exclusion.reason.code in ("disabled", "shadowed"):
-        return "disabled" if exclusion.reason.code == "disabled" else "shadowed"
-    if exclusion is not None or worst == "error":
-        return "error"
-    return "warning" if worst == "warning" else "ok"
+    return DoctorReport(
+        plugins=plugins,
+        warnings=warning_reports(plan.warnings),
+        daemon=daemon,
+        problems=problems,
+        summary=summary,
+    )

@@ -18,12 +18,15 @@ from typing import Any, Final
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import env_disabled
 from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
 from ksi_host._manifest import Activation, InvalidManifest, PluginManifest, regenerate_command
-from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec
+from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PlanWarning, PluginSpec
+from ksi_host._schema import PluginEntry
+from ksi_host._trust import TRUST_SETTING, TrustPolicy, distrust
 
 __all__ = ["PIP", "Fixes", "blame", "edit"]
 
@@ -80,7 +83,9 @@ class Fixes:
         env: Mapping[str, str],
         disabled: Mapping[str, str],
         config_path: Path,
+        trust: TrustPolicy,
     ) -> None:
+        self.trust = trust
         self.plan = plan
         self.env = env
         self.disabled = disabled
@@ -97,12 +102,14 @@ class Fixes:
         outcome = self.by_origin.get(exclusion.origin)
         if outcome is not None and outcome.failure is not None:
             return self._failure(exclusion, outcome)
-        if outcome is not None and outcome.hook_error is not None:
-            return self._hook(exclusion, outcome, outcome.hook_error)
         builders = {
             "disabled": self._disabled,
             "shadowed": self._shadowed,
+            "untrusted": self._untrusted,
             "import-error": self._import_error,
+            "hook-mismatch": self._hook,
+            "config-invalid": self._config_invalid,
+            "host-version": self._host_version,
             "missing-dependency": self._missing,
             "version-conflict": self._conflict,
             "cycle": self._cycle,
@@ -111,25 +118,6 @@ class Fixes:
             "manifest-mismatch": self._manifest_mismatch,
         }
         return builders.get(code, self._bad_plugin)(exclusion)
-
-    def config_problems(self, outcome: Outcome) -> list[Problem]:
-        """A plugin whose config section does not match its ``config_model``."""
-        spec = outcome.spec or (outcome.exclusion.spec if outcome.exclusion else None)
-        if spec is None or not outcome.config_errors:
-            return []
-        line = self._table_line(spec.key)
-        return [
-            Problem(
-                code="config-section-invalid",
-                severity="error",
-                plugin=spec.name,
-                what=f"the [{spec.name}] config section does not match the plugin's "
-                f"config_model: {'; '.join(outcome.config_errors)}",
-                where=f"{self.config_path}" + (f":{line}" if line else f" [{spec.name}]"),
-                fix=edit(self.config_path, line),
-                note=f"add or correct the [{spec.name}] table so the fields above validate",
-            )
-        ]
 
     def unknown_sections(self, sections: Mapping[str, Any]) -> list[Problem]:
         """Config sections no plugin found here reads: a typo, or a plugin not installed."""
@@ -146,15 +134,40 @@ class Fixes:
             if key not in self.specs
         ]
 
-    def warning(self, text: str) -> Problem:
-        """A note from the plan: the plugin still loads."""
+    def warning(self, warning: PlanWarning) -> Problem:
+        """A note from the plan: the plugins it names still load."""
+        fix = (
+            edit(self.config_path) if warning.code in ("duplicate-command", "choice-unused") else ""
+        )
         return Problem(
-            code="plan-warning",
+            code=warning.code,
             severity="warning",
-            what=text,
+            plugin=warning.plugins[0] if len(warning.plugins) == 1 else None,
+            what=warning.message,
             where="load plan (ksi-host plugins)",
-            fix="",
-            note="the plugin loads anyway; see `ksi-host plugins` for the order",
+            fix=fix,
+            note=warning.hint,
+        )
+
+    def live(self, entry: PluginEntry, socket: str) -> Problem:
+        """A plugin the running daemon does not run though the plan would: failed or missing."""
+        reason = entry.reason
+        assert reason is not None
+        if reason.code == "not-running":
+            fix = "ksi-host reload"
+            note = "loads it into the running daemon (or restart `ksi-host run`)"
+        else:
+            fix = self._disable_fix(entry.name)
+            note = f"{reason.hint}; the daemon runs without it until it is fixed and reloaded"
+        return Problem(
+            code=reason.code,
+            severity="error",
+            plugin=entry.name,
+            what=reason.message,
+            where=f"the daemon on {socket} ({entry.source})",
+            fix=fix,
+            note=note,
+            traceback=reason.traceback,
         )
 
     # --- one builder per reason code ---
@@ -248,9 +261,10 @@ class Fixes:
             traceback=reason.traceback,
         )
 
-    def _hook(self, exclusion: Exclusion, outcome: Outcome, error: Mapping[str, Any]) -> Problem:
-        file, line, hook = outcome.source_file, error.get("line"), error.get("hook")
-        rename = error.get("suggestion")
+    def _hook(self, exclusion: Exclusion) -> Problem:
+        reason = exclusion.reason
+        file, line, hook = reason.path, reason.line, reason.hook
+        rename = reason.suggestion
         if file and hook and rename:
             fix = f"sed -i 's/\\b{hook}\\b/{rename}/' {shlex.quote(file)}"
         else:
@@ -259,9 +273,41 @@ class Fixes:
             exclusion,
             "error",
             fix,
-            code="hook-mismatch",
-            note=str(error.get("hint") or ""),
+            note=reason.hint,
             where=(file, line) if file and line else None,
+        )
+
+    def _untrusted(self, exclusion: Exclusion) -> Problem:
+        path = exclusion.reason.path
+        unsafe = distrust(Path(path), self.trust) if path else None
+        return self._make(
+            exclusion,
+            "error",
+            unsafe.fix if unsafe else self._disable_fix(exclusion.name),
+            note=f"or, if you trust whoever can change it, add it to {TRUST_SETTING} "
+            "in the config; until then the host starts without this plugin",
+        )
+
+    def _config_invalid(self, exclusion: Exclusion) -> Problem:
+        table = self._table_line(canonicalize_name(exclusion.name))
+        field = exclusion.reason.key
+        line = self._key_line(table, field.partition(".")[0]) if table and field else table
+        return self._make(
+            exclusion,
+            "error",
+            edit(self.config_path, line),
+            note=f"correct the [{exclusion.name}] table so it matches the plugin's "
+            "config_model; until then the host starts without this plugin",
+            where=(str(self.config_path), line) if line else None,
+        )
+
+    def _host_version(self, exclusion: Exclusion) -> Problem:
+        wanted = exclusion.reason.requirement or "ksi-host"
+        return self._make(
+            exclusion,
+            "error",
+            f'{PIP} install --upgrade "{wanted}"',
+            note=f"or skip {exclusion.name}: {self._disable_fix(exclusion.name)}",
         )
 
     def _bad_plugin(self, exclusion: Exclusion) -> Problem:
@@ -309,8 +355,15 @@ class Fixes:
         provider = self.specs.get(canonicalize_name(found[0])) if found else None
         if requirement is None or provider is None:
             return self._make(exclusion, "error", self._disable_fix(exclusion.name))
-        dist = provider.origin.distribution
-        if dist:
+        dist, installed = provider.origin.distribution, provider.origin.dist_version
+        if dist and installed and _satisfies(requirement, installed):
+            fix = self._disable_fix(exclusion.name)
+            note = (
+                f"{dist} {installed} is installed and would match, but {provider.name} says it "
+                f"is version {provider.version}: pip would answer 'Requirement already "
+                f"satisfied'; ask its author to make PluginMetadata(version=...) match"
+            )
+        elif dist:
             fix = f'{PIP} install "{dist}{requirement.specifier}"'
             note = f"{provider.name} comes from the distribution {dist}"
         else:
@@ -406,6 +459,18 @@ class Fixes:
         added = [n for n in names if canonicalize_name(n) not in keys]
         return f"export KSI_DISABLE_PLUGINS={','.join([*current, *added])}"
 
+    def _key_line(self, table: int, key: str) -> int:
+        """The line setting ``key`` in the table that starts at line ``table``, else the table."""
+        lines = _read_lines(self.config_path)
+        for number in range(table + 1, len(lines) + 1):
+            text = lines[number - 1]
+            if _TABLE.match(text):
+                break
+            name = text.partition("=")[0].strip().strip("\"'")
+            if "=" in text and name == key:
+                return number
+        return table
+
     def _table_line(self, key: str) -> int | None:
         for number, text in enumerate(_read_lines(self.config_path), start=1):
             match = _TABLE.match(text)
@@ -427,6 +492,14 @@ def _requirement(exclusion: Exclusion) -> Requirement | None:
     """The dependency at fault, as the resolver recorded it."""
     text = exclusion.reason.requirement
     return Requirement(text) if text else None
+
+
+def _satisfies(requirement: Requirement, installed: str) -> bool:
+    """Whether an installed version meets ``requirement`` as pip has it (pre-releases too)."""
+    try:
+        return requirement.specifier.contains(Version(installed), prereleases=True)
+    except InvalidVersion:
+        return False
 
 
 def _where(origin: Origin) -> str:

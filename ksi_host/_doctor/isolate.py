@@ -30,6 +30,9 @@ from ksi_host.errors import WorkerError
 __all__ = ["Failure", "WorkerError", "import_isolated"]
 
 _ABORT_GRACE: Final = 2.0
+_WORKER: Final = "import sys; del sys.path[0]; from ksi_host._doctor.worker import main; main()"
+"""The worker, started with the working directory off ``sys.path``: doctor checks what is
+installed, as ``ksi-host run`` sees it, not what happens to lie in the current directory."""
 _IDLE_GRACE: Final = 30.0
 """Seconds the worker may take outside any import (its own start-up) before it counts as stuck."""
 
@@ -49,13 +52,19 @@ def import_isolated(
     *,
     disabled: Mapping[str, str],
     sections: Mapping[str, Any],
+    trust_paths: Sequence[str] = (),
     timeout: float = DOCTOR_IMPORT_TIMEOUT,
 ) -> list[dict[str, Any] | Failure]:
     """Describe every candidate out of process: the worker's ``done`` event, or a Failure."""
     results: dict[int, dict[str, Any] | Failure] = {}
     pending = list(range(len(candidates)))
+    base = {
+        "disabled": dict(disabled),
+        "sections": dict(sections),
+        "trust_paths": list(trust_paths),
+    }
     while pending:
-        run = _Run(candidates, pending, disabled, sections, timeout)
+        run = _Run(candidates, pending, base, timeout)
         run.wait()
         results.update(run.done)
         if run.failure is not None:
@@ -73,8 +82,7 @@ class _Run:
         self,
         candidates: Sequence[Candidate],
         pending: Sequence[int],
-        disabled: Mapping[str, str],
-        sections: Mapping[str, Any],
+        base: Mapping[str, Any],
         timeout: float,
     ) -> None:
         self.timeout = timeout
@@ -84,13 +92,9 @@ class _Run:
         self.in_flight: int | None = None
         self.stderr_at = 0
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in wait)
-        request = {
-            "candidates": [[i, candidate_to_wire(candidates[i])] for i in pending],
-            "disabled": dict(disabled),
-            "sections": dict(sections),
-        }
+        request = {"candidates": [[i, candidate_to_wire(candidates[i])] for i in pending], **base}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ksi_host._doctor.worker"],
+            [sys.executable, "-c", _WORKER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -189,6 +193,6 @@ def _exit_detail(returncode: int) -> str:
 
 def _bug_hint() -> str:
     return (
-        f"check that `{sys.executable} -m ksi_host._doctor.worker` can start "
+        f"check that `{sys.executable} -c 'import ksi_host._doctor.worker'` works "
         "(reinstall ksi-host: pip install --force-reinstall ksi-host)"
     )

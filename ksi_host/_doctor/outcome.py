@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 from ksi_host._doctor.isolate import Failure
-from ksi_host._plan import Candidate, Exclusion, PluginSpec, Reason, ReasonCode
+from ksi_host._doctor.worker import reason_from_wire
+from ksi_host._plan import Candidate, Exclusion, PlanWarning, PluginSpec, Reason
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
 __all__ = ["Outcome", "outcome"]
@@ -15,16 +16,17 @@ __all__ = ["Outcome", "outcome"]
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the worker found for one candidate, rebuilt as the host's own stage values."""
+    """What the worker found for one candidate, rebuilt as the host's own stage values.
+
+    Neither ``spec`` nor ``exclusion`` for a helper module in a plugin folder.
+    """
 
     candidate: Candidate
     spec: PluginSpec | None = None
     exclusion: Exclusion | None = None
     seconds: float | None = None
     source_file: str | None = None
-    hook_error: Mapping[str, Any] | None = None
-    config_errors: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
     failure: Failure | None = None
 
 
@@ -39,32 +41,20 @@ def outcome(candidate: Candidate, result: Mapping[str, Any] | Failure) -> Outcom
             traceback=result.output or None,
         )
         return Outcome(candidate, exclusion=Exclusion(name, origin, reason), failure=result)
-    common: dict[str, Any] = {
-        "seconds": result["seconds"],
-        "warnings": tuple(result.get("warnings", ())),
-    }
+    warnings = tuple(
+        PlanWarning(w["code"], w["message"], w["hint"], tuple(w["plugins"]))
+        for w in result.get("warnings", ())
+    )
+    common: dict[str, Any] = {"seconds": result["seconds"], "warnings": warnings}
     if "excluded" in result:
         data = result["excluded"]
-        reason = Reason(
-            _code(data["code"]),
-            data["message"],
-            data["hint"],
-            traceback=data["traceback"],
-            differences=tuple(data.get("differences", ())),
-        )
         spec = _spec(data["spec"], candidate) if data["spec"] else None
-        return Outcome(candidate, exclusion=Exclusion(data["name"], origin, reason, spec), **common)
+        exclusion = Exclusion(data["name"], origin, reason_from_wire(data["reason"]), spec)
+        return Outcome(candidate, exclusion=exclusion, source_file=data["source_file"], **common)
+    if result.get("helper"):
+        return Outcome(candidate, **common)
     spec = _spec(result["spec"], candidate)
-    common.update(
-        source_file=result["source_file"],
-        hook_error=result["hook_error"],
-        config_errors=tuple(result["config_errors"]),
-    )
-    if result["hook_error"]:
-        error = result["hook_error"]
-        reason = Reason("not-a-plugin", error["what"], error["hint"] or "")
-        return Outcome(candidate, exclusion=Exclusion(spec.name, origin, reason, spec), **common)
-    return Outcome(candidate, spec=spec, **common)
+    return Outcome(candidate, spec=spec, source_file=result["source_file"], **common)
 
 
 def _spec(data: Mapping[str, Any], candidate: Candidate) -> PluginSpec:
@@ -75,9 +65,3 @@ def _spec(data: Mapping[str, Any], candidate: Candidate) -> PluginSpec:
         capabilities=PluginCapabilities(**data["capabilities"]),
         origin=candidate.origin,
     )
-
-
-def _code(code: str) -> ReasonCode:
-    if code not in get_args(ReasonCode):
-        raise ValueError(f"the doctor worker sent an unknown reason code {code!r}")
-    return code  # type: ignore[return-value]

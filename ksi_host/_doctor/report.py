@@ -1,8 +1,9 @@
 """What ``ksi-host doctor`` found: pydantic models for ``--json`` and the text a person reads.
 
-The JSON schema is for scripts, so fields are only ever added (``schema_version``
-says which). Every problem carries a stable kebab-case ``code``, a ``severity``,
-and a ``fix`` that can be pasted into a shell.
+The JSON shape is the one every ``--json`` report shares (:mod:`ksi_host._schema`):
+``plugins`` holds each plugin's verdict exactly as ``plugins --json`` gives it, and
+doctor adds ``problems`` and a ``summary``. Every problem carries a stable
+kebab-case ``code``, a ``severity``, and a ``fix`` that can be pasted into a shell.
 """
 
 from __future__ import annotations
@@ -13,18 +14,17 @@ from typing import Final, Literal
 import click
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DoctorReport", "PluginLine", "Problem", "Severity", "Summary", "render_text"]
+from ksi_host._schema import PluginEntry, Report
+
+__all__ = ["DoctorReport", "Problem", "Severity", "Summary", "render_text"]
 
 Severity = Literal["error", "warning", "info"]
-PluginStatus = Literal["ok", "warning", "error", "disabled", "shadowed"]
 
-SCHEMA_VERSION: Final = 1
 _MARKS: Final[dict[str, tuple[str, str]]] = {
     "ok": ("✓", "green"),
     "warning": ("!", "yellow"),
-    "shadowed": ("!", "yellow"),
     "error": ("✗", "red"),
-    "disabled": ("-", "bright_black"),
+    "off": ("-", "bright_black"),
     "info": ("i", "bright_black"),
 }
 _SHOWN_TRACEBACK_LINES: Final = 4
@@ -47,20 +47,6 @@ class Problem(BaseModel):
     traceback: str | None = None
 
 
-class PluginLine(BaseModel):
-    """One plugin found, as the status line shows it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    version: str | None = None
-    source: str
-    status: PluginStatus
-    position: int | None = None
-    """1-based place in the load order; ``None`` when it will not load."""
-    import_ms: float | None = None
-
-
 class Summary(BaseModel):
     """Counts, and whether everything found can load."""
 
@@ -71,17 +57,16 @@ class Summary(BaseModel):
     errors: int
     warnings: int
     ok: bool
+    without: list[str] = []
+    """Plugins the host starts without: everything else runs (``run`` starts anyway)."""
 
 
-class DoctorReport(BaseModel):
+class DoctorReport(Report):
     """Every plugin found and every problem, with a fix for each."""
 
-    model_config = ConfigDict(frozen=True)
-
-    schema_version: int = SCHEMA_VERSION
-    plugins: list[PluginLine]
-    problems: list[Problem]
-    summary: Summary
+    command: Literal["doctor"] = "doctor"
+    problems: list[Problem] = []
+    summary: Summary | None = None
 
     def exit_code(self, *, strict: bool = False) -> int:
         """1 when anything is an error (or, with ``strict``, a warning); else 0."""
@@ -101,8 +86,10 @@ def render_text(
         return click.style(text, fg=fg, bold=bold) if color is not False else text
 
     lines = [paint("plugins:", "white", bold=True)]
+    if report.daemon:
+        lines[0] += f" (merged with what the daemon on {report.daemon} knows)"
     for entry in report.plugins:
-        mark, fg = _MARKS[entry.status]
+        mark, fg = _MARKS[_health(report, entry)]
         title = f"{entry.name} {entry.version}" if entry.version else entry.name
         took = f"  [{entry.import_ms:.0f} ms]" if entry.import_ms is not None else ""
         lines.append(f"  {paint(mark, fg)} {title}  ({entry.status})  from {entry.source}{took}")
@@ -115,10 +102,12 @@ def render_text(
         lines += _problem_lines(problem, paint, tracebacks)
         lines += _tree(report, problem.plugin, "      ", set())
     s = report.summary
+    if s is None:
+        return "\n".join(lines)
     if s.ok:
         verdict = "everything can load"
-    elif s.loadable < s.plugins:
-        verdict = "some plugins cannot load"
+    elif s.without:
+        verdict = f"the host will start without {', '.join(s.without)}"
     else:
         verdict = "the host will not start as configured"
     lines.append(
@@ -126,6 +115,17 @@ def render_text(
         f"{s.errors} error(s), {s.warnings} warning(s): {verdict}"
     )
     return "\n".join(lines)
+
+
+def _health(report: DoctorReport, entry: PluginEntry) -> str:
+    """The mark of a plugin line: off by choice, else the worst problem that names it."""
+    if entry.status in ("disabled", "shadowed"):
+        return "off" if entry.status == "disabled" else "warning"
+    if entry.status in ("excluded", "failed", "not-running"):
+        return "error"
+    severities = {p.severity for p in report.problems if p.plugin == entry.name}
+    flagged = entry.warnings or {"warning", "error"} & severities
+    return "warning" if flagged else "ok"
 
 
 def _problem_lines(problem: Problem, paint: Callable[..., str], tracebacks: bool) -> list[str]:

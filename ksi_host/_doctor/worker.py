@@ -1,7 +1,9 @@
 """The isolated side of ``doctor``: one process imports the candidates one by one and reports each.
 
-Run as ``python -m ksi_host._doctor.worker``. It reads one JSON object from stdin
-(``candidates``: ``[[index, candidate], ...]``, ``disabled``, ``sections``) and writes
+Started by :mod:`ksi_host._doctor.isolate` with the working directory off
+``sys.path`` (doctor checks what is installed, not the current directory). It reads
+one JSON object from stdin (``candidates``: ``[[index, candidate], ...]``,
+``disabled``, ``sections``, ``trust_paths``) and writes
 one JSON line per event to the stdout it was started with::
 
     {"start": i, "stderr_at": offset}   about to import candidate i
@@ -11,8 +13,8 @@ one JSON line per event to the stdout it was started with::
 Plugin code that prints goes to stderr (fd 1 is pointed there), so it cannot
 corrupt the protocol. A candidate that crashes or hangs the interpreter leaves a
 ``start`` without its ``done``: the parent blames it and starts a fresh worker.
-Nothing here calls a plugin hook: registering on a throwaway manager only checks
-the hooks against the specs.
+Each candidate goes through the host's own ``describe`` and ``vet``, so the verdict
+is the one ``run`` reaches; nothing here calls a plugin hook.
 """
 
 from __future__ import annotations
@@ -24,17 +26,22 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, get_args
 
-from ksi_host._config import check_plugin_config
-from ksi_host._describe import describe, import_described
-from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason
-from ksi_host.errors import PluginRegistrationError
-from ksi_host.plugin_manager import KsiPluggyManager
+from ksi_host._describe import Described, describe, import_described
+from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason, ReasonCode
+from ksi_host._trust import TrustPolicy
+from ksi_host._vet import vet
 
-__all__ = ["candidate_from_wire", "candidate_to_wire", "main"]
+__all__ = [
+    "candidate_from_wire",
+    "candidate_to_wire",
+    "main",
+    "reason_from_wire",
+    "reason_to_wire",
+]
 
 TRACEBACK_LINES: Final = 25
 """How much of a traceback the report keeps: the end, where the error is."""
@@ -57,32 +64,60 @@ def candidate_from_wire(data: Mapping[str, Any]) -> Candidate:
     return Candidate(**fields)
 
 
+def reason_to_wire(reason: Reason) -> dict[str, Any]:
+    """A describe or vet reason (it has no cause) as JSON-ready data, traceback shortened."""
+    data = asdict(reason)
+    data.pop("cause")
+    if reason.traceback:
+        data["traceback"] = "\n".join(reason.traceback.rstrip().splitlines()[-TRACEBACK_LINES:])
+    return data
+
+
+def reason_from_wire(data: Mapping[str, Any]) -> Reason:
+    """The reason :func:`reason_to_wire` wrote; an unknown code is the worker's bug."""
+    code = data["code"]
+    if code not in get_args(ReasonCode):
+        raise ValueError(f"the doctor worker sent an unknown reason code {code!r}")
+    fields = {
+        **data,
+        "providers": tuple(data["providers"]),
+        "cycle": tuple(data["cycle"]),
+        "differences": tuple(data.get("differences", ())),
+    }
+    return Reason(**fields)
+
+
 def main() -> None:
-    """Describe every candidate sent on stdin, reporting each on the original stdout."""
+    """Describe and vet every candidate sent on stdin, reporting each on the original stdout."""
     request = json.load(sys.stdin)
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     faulthandler.enable()
     disabled: dict[str, str] = request.get("disabled", {})
     sections: dict[str, Any] = request.get("sections", {})
+    trust = TrustPolicy.of(request.get("trust_paths", ()))
     for index, wire in request["candidates"]:
         candidate = candidate_from_wire(wire)
         _send(channel, {"start": index, "stderr_at": _stderr_offset()})
         started = time.perf_counter()
-        described = describe([candidate], disabled=disabled)
-        found: PluginSpec | Exclusion = (
-            described.specs[0] if described.specs else described.excluded[0]
-        )
-        if isinstance(found, PluginSpec) and not found.imported:
-            imported = import_described(found)  # the manifest's plugin: import and compare
-            found = imported if isinstance(imported, PluginSpec) else _failed(found, imported)
+        described = _imported(describe([candidate], disabled=disabled, trust=trust))
+        described = vet(described, sections)
         seconds = time.perf_counter() - started
         result: dict[str, Any] = {"done": index, "seconds": seconds}
-        result["warnings"] = list(described.warnings)
-        if isinstance(found, PluginSpec):
-            result.update(_spec_result(found, sections))
+        result["warnings"] = [asdict(warning) for warning in described.warnings]
+        if described.specs:
+            spec = described.specs[0]
+            result.update(spec=_spec_data(spec), source_file=_source_file(spec.plugin))
+        elif not described.excluded:
+            result["helper"] = True
         else:
-            result["excluded"] = _exclusion_result(found)
+            exclusion = described.excluded[0]
+            result["excluded"] = {
+                "name": exclusion.name,
+                "reason": reason_to_wire(exclusion.reason),
+                "spec": _spec_data(exclusion.spec) if exclusion.spec is not None else None,
+                "source_file": _source_file(exclusion.spec.plugin) if exclusion.spec else None,
+            }
         _send(channel, result)
     _send(channel, {"end": True})
     sys.stderr.flush()
@@ -107,26 +142,6 @@ def _stderr_offset() -> int | None:
         return None
 
 
-def _spec_result(spec: PluginSpec, sections: Mapping[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "spec": _spec_data(spec),
-        "source_file": _source_file(spec.plugin),
-        "hook_error": None,
-        "config_errors": check_plugin_config(spec.plugin, sections.get(spec.key)),
-    }
-    try:
-        KsiPluggyManager().register(spec.plugin)
-    except PluginRegistrationError as exc:
-        result["hook_error"] = {
-            "hook": exc.hook,
-            "what": exc.what,
-            "hint": exc.hint,
-            "suggestion": exc.suggestion,
-            "line": _hook_line(spec.plugin, exc.hook),
-        }
-    return result
-
-
 def _spec_data(spec: PluginSpec) -> dict[str, Any]:
     return {
         "metadata": spec.metadata.model_dump(mode="json"),
@@ -134,34 +149,20 @@ def _spec_data(spec: PluginSpec) -> dict[str, Any]:
     }
 
 
-def _exclusion_result(exclusion: Exclusion) -> dict[str, Any]:
-    reason = exclusion.reason
-    traceback = reason.traceback
-    if traceback:
-        traceback = "\n".join(traceback.rstrip().splitlines()[-TRACEBACK_LINES:])
-    return {
-        "name": exclusion.name,
-        "code": reason.code,
-        "message": reason.message,
-        "hint": reason.hint,
-        "traceback": traceback,
-        "differences": list(reason.differences),
-        "spec": _spec_data(exclusion.spec) if exclusion.spec is not None else None,
-    }
+def _imported(described: Described) -> Described:
+    """A manifest's plugin imported and compared with its manifest, so its code is vetted."""
+    if not described.specs or described.specs[0].imported:
+        return described
+    spec = described.specs[0]
+    imported = import_described(spec)
+    if isinstance(imported, Reason):
+        return replace(described, specs=(), excluded=(_failed(spec, imported),))
+    return replace(described, specs=(imported,))
 
 
 def _source_file(plugin: object) -> str | None:
     try:
         return inspect.getsourcefile(type(plugin))
-    except (TypeError, OSError):
-        return None
-
-
-def _hook_line(plugin: object, hook: str | None) -> int | None:
-    """The line that defines the offending hook method, for the fix."""
-    method = getattr(type(plugin), hook, None) if hook else None
-    try:
-        return inspect.getsourcelines(method)[1] if method is not None else None
     except (TypeError, OSError):
         return None
 
