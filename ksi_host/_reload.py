@@ -180,7 +180,19 @@ def _top_module(spec: PluginSpec) -> str | None:
     if spec.origin.kind == "entry-point":
         return spec.origin.location.split(":")[0].split(".")[0]
     file = _file_of(spec)
-    return file_module_name(file) if file is not None else None
+    return _file_module(file) if file is not None else None
+
+
+def _file_module(file: Path) -> str:
+    """The name a plugin file was imported under: its own when it was free, else a private one.
+
+    See :func:`ksi_host._folder_imports.import_own_name`.
+    """
+    own = file.parent.name if file.name == "__init__.py" else file.stem
+    loaded = getattr(sys.modules.get(own), "__file__", None)
+    if loaded is not None and Path(loaded).resolve() == file.resolve():
+        return own
+    return file_module_name(file)
 
 
 class InstalledSince:
