@@ -129,15 +129,13 @@ class HostConfig(BaseSettings):
         return {name: dict(value) for name, value in (self.model_extra or {}).items()}
 
     def plugin_section(self, name: str) -> dict[str, Any] | None:
-        """The section of plugin ``name`` (``[my_plugin]`` and ``[my-plugin]`` both match)."""
-        sections = self.plugin_sections
-        if name in sections:
-            return sections[name]
-        key = canonical_name(name)
-        for section, value in sections.items():
-            if _canonical_or_none(section) == key:
-                return value
-        return None
+        """The section of plugin ``name`` (``[my_plugin]`` and ``[my-plugin]`` both match).
+
+        One rule with :meth:`sections_by_key`, which the plan and doctor use: the host
+        hands a plugin exactly the section its config was checked against.
+        """
+        key = _canonical_or_none(name)
+        return None if key is None else self.sections_by_key().get(key)
 
     def sections_by_key(self) -> dict[str, dict[str, Any]]:
         """Every plugin section by canonical plugin name, as plugins are looked up."""

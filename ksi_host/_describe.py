@@ -112,6 +112,13 @@ def describe(
     )
 
 
+def _frames(exc: BaseException) -> tuple[tuple[str, int], ...]:
+    """Where the exception went, frame by frame, innermost last: as data, for doctor's fixes."""
+    return tuple(
+        (frame.filename, frame.lineno or 0) for frame in traceback.extract_tb(exc.__traceback__)
+    )
+
+
 def file_module_name(file: Path) -> str:
     """A ``sys.modules`` name unique to this file, so two ``plugin.py`` never collide."""
     digest = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:16]
@@ -209,7 +216,11 @@ def _describe_one(candidate: Candidate, trust: TrustPolicy) -> PluginSpec | Excl
             plugin = _load(candidate)
     except InvalidPluginMetadata as exc:
         reason = Reason(
-            "invalid-metadata", exc.what, exc.hint or "", traceback=traceback.format_exc()
+            "invalid-metadata",
+            exc.what,
+            exc.hint or "",
+            traceback=traceback.format_exc(),
+            frames=_frames(exc),
         )
         return Exclusion(name, origin, reason)
     except KsiError as exc:
@@ -218,6 +229,7 @@ def _describe_one(candidate: Candidate, trust: TrustPolicy) -> PluginSpec | Excl
             f"{name} from {origin} failed to import: {exc.what}",
             exc.hint or f"fix the error, or set KSI_DISABLE_PLUGINS={name} to skip it",
             traceback=traceback.format_exc(),
+            frames=_frames(exc),
         )
         return Exclusion(name, origin, reason)
     except (Exception, SystemExit) as exc:
@@ -226,6 +238,8 @@ def _describe_one(candidate: Candidate, trust: TrustPolicy) -> PluginSpec | Excl
             f"{name} from {origin} failed to import: {type(exc).__name__}: {exc}",
             f"fix the error in the traceback, or set KSI_DISABLE_PLUGINS={name} to skip it",
             traceback=traceback.format_exc(),
+            module=exc.name if isinstance(exc, ModuleNotFoundError) else None,
+            frames=_frames(exc),
         )
         return Exclusion(name, origin, reason)
     if plugin is _MISSING and candidate.scanned and candidate.file and is_helper(candidate.file):
@@ -239,6 +253,7 @@ def _describe_one(candidate: Candidate, trust: TrustPolicy) -> PluginSpec | Excl
             f"{where} cannot be inspected: {type(exc).__name__}: {exc}",
             "make the plugin's attributes readable without raising",
             traceback=traceback.format_exc(),
+            frames=_frames(exc),
         )
     if isinstance(described, Reason):
         return Exclusion(name, origin, described)

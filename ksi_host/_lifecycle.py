@@ -134,7 +134,7 @@ class Host:
             history_bytes=self.config.host.history_bytes,
         )
         self._config_dict: Final = self.config.as_context_dict()
-        self._view: Final = HostView(self.status, self.metrics, owner=self)
+        self._view: Final = HostView(self.status, self.metrics, self.plugin_list, owner=self)
         self._contexts: dict[str, PluginContext] = {}
         self._tasks: Final = TaskKeeper()
         self._dispatcher: Final = make_dispatcher(
@@ -486,18 +486,18 @@ class Host:
         live = {key: (status.status, status.reason) for key, status in self._status.items()}
         return plugin_entries(self.plan, live)
 
+    def failed(self) -> tuple[str, ...]:
+        """Names of the plugins the plan would run that are not running: failed ones."""
+        return tuple(status.name for status in self._status.values() if status.status == "failed")
+
     def plugin_list(self) -> dict[str, Any]:
-        """``plugin:list``'s answer: every verdict and the plan's warnings, as in ``plugins``."""
+        """``plugin:list``'s answer: every plugin's live verdict and the plan's warnings."""
         return {
             "schema_version": SCHEMA_VERSION,
             "command": "plugin:list",
             "plugins": [entry.model_dump(mode="json") for entry in self.entries()],
             "warnings": [w.model_dump(mode="json") for w in warning_reports(self.plan.warnings)],
         }
-
-    def failed(self) -> tuple[str, ...]:
-        """Names of the plugins the plan would run that are not running: failed ones."""
-        return tuple(status.name for status in self._status.values() if status.status == "failed")
 
     async def metrics(self) -> dict[str, Any]:
         """Every plugin's ``ksi_metrics_collected`` plus the host's own under ``"ksi_host"``."""
@@ -526,10 +526,13 @@ class Host:
         self._status[key] = replace(self._status[key], status=state, reason=reason)
 
     def _register(self, spec: PluginSpec) -> None:
-        """Register a plugin the plan vetted (see :mod:`ksi_host._vet`).
+        """Register a plugin the plan vetted (see :mod:`ksi_host._vet`), with its settings.
 
         A plugin the plan knew from its manifest is imported now, and held to the
-        same checks the plan holds an imported plugin to.
+        same checks the plan holds an imported plugin to. The plan checked the config
+        section; the host validates it again only to hand the plugin the model instance
+        (``context.settings``), so a plan made for another config still cannot start a
+        plugin with a section its model refuses.
         """
         if not spec.imported:
             imported = import_described(spec)

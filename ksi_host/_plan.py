@@ -152,9 +152,11 @@ class Reason:
     found for ``version-conflict``, all of them for ``ambiguous-service``),
     ``cycle`` the path from this plugin back to itself, ``hook`` the hook at fault
     and ``suggestion`` the hook name it most likely meant, ``path`` and ``line``
-    the file (and line) to change, ``key`` the config key at fault, and
-    ``differences`` one line per field where a ``manifest-mismatch`` manifest and
-    the code disagree. They restate ``message``, so they take no part in equality.
+    the file (and line) to change, ``key`` the config key at fault, ``differences``
+    one line per field where a ``manifest-mismatch`` manifest and the code disagree,
+    ``module`` the module an import could not find, and ``frames`` the ``(file, line)``
+    of each frame of the traceback, innermost last. They restate ``message``, so they
+    take no part in equality.
     """
 
     code: ReasonCode
@@ -171,6 +173,8 @@ class Reason:
     line: int | None = field(default=None, compare=False)
     key: str | None = field(default=None, compare=False)
     differences: tuple[str, ...] = field(default=(), compare=False)
+    module: str | None = field(default=None, compare=False)
+    frames: tuple[tuple[str, int], ...] = field(default=(), compare=False)
 
     @property
     def root(self) -> Reason:

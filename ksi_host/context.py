@@ -71,22 +71,28 @@ class HostView:
     ``system:metrics`` are built on exactly this.
     """
 
-    __slots__ = ("_metrics", "_owner", "_status")
+    __slots__ = ("_metrics", "_owner", "_plugin_list", "_status")
 
     def __init__(
         self,
         status: Callable[[], tuple[PluginStatus, ...]] = tuple,
         metrics: Callable[[], Awaitable[dict[str, Any]]] = _no_metrics,
+        plugin_list: Callable[[], dict[str, Any]] = dict,
         *,
         owner: object = None,
     ) -> None:
         self._status: Final = status
         self._metrics: Final = metrics
+        self._plugin_list: Final = plugin_list
         self._owner: Final = owner  # the host itself, for built-ins only (ksi_host._for_builtins)
 
     def status(self) -> tuple[PluginStatus, ...]:
         """Every plugin the host knows, in load order, then those it left out (with why)."""
         return self._status()
+
+    def plugin_list(self) -> dict[str, Any]:
+        """Every plugin's verdict as JSON data, in the shape ``ksi-host plugins --json`` uses."""
+        return self._plugin_list()
 
     async def metrics(self) -> dict[str, Any]:
         """Every plugin's ``ksi_metrics_collected``, plus the host's own under ``"ksi_host"``."""

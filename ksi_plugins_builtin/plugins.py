@@ -57,11 +57,13 @@ class PluginsPlugin(HostReporter):
         """List and events answer at once; reload and load answer with a coroutine to await."""
         if event_name not in _COMMANDS:
             return None
+        if self.host is None:
+            return no_host(event_name)
+        if event_name == "plugin:list":
+            return self.host.plugin_list()
         host = self._host
         if host is None:
             return no_host(event_name)
-        if event_name == "plugin:list":
-            return host.plugin_list()
         if event_name == "system:events":
             return event_catalog(host.plan, host.entries()).model_dump(mode="json")
         return self._change(host, event_name, data)

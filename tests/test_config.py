@@ -74,6 +74,13 @@ def test_plugin_sections_match_by_canonical_name(tmp_path, home):
     assert config.plugin_section("other") is None
 
 
+def test_the_host_and_the_plan_pick_the_same_section_when_two_names_fold_together(tmp_path, home):
+    text = '["my-plugin"]\na = 1\n[my_plugin]\na = 2\n'
+    config = load_config(write(tmp_path / "c.toml", text), env=home)
+    assert config.sections_by_key()["my-plugin"] == {"a": 1}
+    assert config.plugin_section("my_plugin") == config.plugin_section("my-plugin") == {"a": 1}
+
+
 def test_ksi_config_names_the_file(tmp_path, home):
     path = write(tmp_path / "elsewhere.toml", "[host]\ndisabled = ['x']\n")
     assert load_config(env={**home, "KSI_CONFIG": str(path)}).host.disabled == ["x"]

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+import ksi_host
 from ksi_host._cli import cli
 from ksi_host._doctor.fixes import PIP
 from ksi_host._doctor.report import DoctorReport, Problem, Summary, render_text
@@ -467,3 +468,10 @@ def test_no_color_wins_over_a_colour_terminal(runner: CliRunner, tmp_path: Path)
 
 def test_a_usage_error_exits_2(runner: CliRunner) -> None:
     assert runner.invoke(cli, ["doctor", "--timeout", "soon"]).exit_code == 2
+
+
+def test_doctor_reads_no_rendered_text_with_regular_expressions():
+    """Fixes come from the errors' and reasons' attributes, never from parsing messages."""
+    doctor = Path(ksi_host.__file__).parent / "_doctor"
+    users = [p.name for p in sorted(doctor.glob("*.py")) if "import re\n" in p.read_text()]
+    assert users == []

@@ -9,7 +9,6 @@ traceback blames, and anything else can at least be skipped with
 from __future__ import annotations
 
 import importlib.util
-import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -30,9 +29,6 @@ from ksi_host._trust import TRUST_SETTING, TrustPolicy, distrust
 
 __all__ = ["PIP", "Fixes", "blame", "edit"]
 
-_FRAME: Final = re.compile(r'File "([^"]+)", line (\d+)')
-_NO_MODULE: Final = re.compile(r"No module named '([^']+)'")
-_TABLE: Final = re.compile(r"^\s*\[\s*\"?([^\]\"]+?)\"?\s*\]")
 _GUESS_PREFIX: Final = "ksi-plugin-"
 PIP: Final = f"{shlex.quote(sys.executable)} -m pip"
 """The pip of the interpreter running ksi-host, so a pasted fix installs where it is needed."""
@@ -44,12 +40,8 @@ def edit(file: str | Path, line: int | None = None) -> str:
     return f"${{EDITOR:-vi}} {at}{shlex.quote(str(file))}"
 
 
-def blame(traceback: str | None, candidate: Candidate) -> tuple[str, int] | None:
-    """The innermost frame of a traceback (or faulthandler dump) inside the plugin's own code."""
-    text = traceback or ""
-    frames = [(file, int(line)) for file, line in _FRAME.findall(text)]
-    if "most recent call first" in text:
-        frames.reverse()
+def blame(frames: Sequence[tuple[str, int]], candidate: Candidate) -> tuple[str, int] | None:
+    """The innermost frame (of a traceback or faulthandler dump) inside the plugin's own code."""
     roots = [Path(root).resolve() for root in _own_roots(candidate)]
     mine = [f for f in frames if any(Path(f[0]).resolve().is_relative_to(r) for r in roots)]
     return mine[-1] if mine else None
@@ -205,20 +197,20 @@ class Fixes:
     def _import_error(self, exclusion: Exclusion) -> Problem:
         reason, candidate = exclusion.reason, self._candidate(exclusion)
         dist = exclusion.origin.distribution
-        missing = _NO_MODULE.search(f"{reason.message}\n{reason.traceback or ''}")
-        where = blame(reason.traceback, candidate) if candidate else None
+        missing = reason.module
+        where = blame(reason.frames, candidate) if candidate else None
         if candidate and candidate.file and not candidate.file.exists():
             fix = self._missing_path_fix(candidate.file)
             note = "create it, or remove it from --plugin-path / [host] plugin_paths"
         elif missing and dist:
-            module = missing.group(1).partition(".")[0]
+            module = missing.partition(".")[0]
             fix = f'{PIP} install --force-reinstall "{dist}"'
             note = (
                 f"{dist} imports {module!r}, which is not installed; reinstalling installs "
                 f"its declared dependencies (if it declares none: {PIP} install {module})"
             )
         elif missing:
-            module = missing.group(1).partition(".")[0]
+            module = missing.partition(".")[0]
             fix = f"{PIP} install {module}"
             note = f"a guess: the distribution that provides {module!r} is usually named like it"
         elif where:
@@ -241,7 +233,7 @@ class Fixes:
     def _failure(self, exclusion: Exclusion, outcome: Outcome) -> Problem:
         assert outcome.failure is not None
         reason, failure = exclusion.reason, outcome.failure
-        where = blame(reason.traceback, outcome.candidate)
+        where = blame(reason.frames, outcome.candidate)
         dist = exclusion.origin.distribution
         skip = self._disable_fix(exclusion.name)
         if where:
@@ -313,7 +305,7 @@ class Fixes:
     def _bad_plugin(self, exclusion: Exclusion) -> Problem:
         """``not-a-plugin`` or ``invalid-metadata``: the plugin's own code must change."""
         reason, candidate = exclusion.reason, self._candidate(exclusion)
-        where = blame(reason.traceback, candidate) if candidate else None
+        where = blame(reason.frames, candidate) if candidate else None
         file = where[0] if where else self._source_file(exclusion) or _origin_file(exclusion.origin)
         fix = edit(file, where[1] if where else None) if file else self._disable_fix(exclusion.name)
         return self._make(
@@ -464,7 +456,7 @@ class Fixes:
         lines = _read_lines(self.config_path)
         for number in range(table + 1, len(lines) + 1):
             text = lines[number - 1]
-            if _TABLE.match(text):
+            if text.lstrip().startswith("["):  # the next table (or array of tables)
                 break
             name = text.partition("=")[0].strip().strip("\"'")
             if "=" in text and name == key:
@@ -472,9 +464,13 @@ class Fixes:
         return table
 
     def _table_line(self, key: str) -> int | None:
+        """The line of the config file that opens table ``[key]`` (``["key"]`` too)."""
         for number, text in enumerate(_read_lines(self.config_path), start=1):
-            match = _TABLE.match(text)
-            if match and canonicalize_name(match.group(1)) == key:
+            header = text.strip()
+            if not header.startswith("[") or header.startswith("[["):
+                continue
+            name = header[1:].partition("]")[0].strip().strip("\"'")
+            if name and canonicalize_name(name) == key:
                 return number
         return None
 

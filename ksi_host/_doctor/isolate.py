@@ -46,6 +46,24 @@ class Failure:
     detail: str
     output: str
 
+    @property
+    def frames(self) -> tuple[tuple[str, int], ...]:
+        """The ``(file, line)`` of each frame faulthandler dumped, innermost last.
+
+        A worker that crashed or hung leaves no exception behind, only faulthandler's
+        report in its output (``File "x.py", line 2 in <module>``, most recent call
+        first); this is the one place that report is read.
+        """
+        frames: list[tuple[str, int]] = []
+        for text in self.output.splitlines():
+            head, quote, rest = text.strip().partition('File "')
+            file, _, after = rest.partition('", line ')
+            number = after.split(" ", 1)[0]
+            if not head and quote and file and number.isdigit():
+                frames.append((file, int(number)))
+        newest_first = "most recent call first" in self.output
+        return tuple(reversed(frames)) if newest_first else tuple(frames)
+
 
 def import_isolated(
     candidates: Sequence[Candidate],

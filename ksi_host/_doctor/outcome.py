@@ -39,6 +39,7 @@ def outcome(candidate: Candidate, result: Mapping[str, Any] | Failure) -> Outcom
             f"{name} {result.detail}",
             f"set KSI_DISABLE_PLUGINS={name} to skip it",
             traceback=result.output or None,
+            frames=result.frames,
         )
         return Outcome(candidate, exclusion=Exclusion(name, origin, reason), failure=result)
     warnings = tuple(

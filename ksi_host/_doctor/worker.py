@@ -83,6 +83,7 @@ def reason_from_wire(data: Mapping[str, Any]) -> Reason:
         "providers": tuple(data["providers"]),
         "cycle": tuple(data["cycle"]),
         "differences": tuple(data.get("differences", ())),
+        "frames": tuple((file, line) for file, line in data["frames"]),
     }
     return Reason(**fields)
 

@@ -11,7 +11,6 @@ against A's socket (cross-host). Run it alone with
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -29,14 +28,14 @@ from report import ratio, section, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for nats_server
 
-from bench_daemon import CLIENTS, _latencies, _throughput
+from bench_daemon import CLIENTS, NDJSON, Endpoint, _latencies, _throughput
 from nats_server import NatsServer, nats_server_binary
 
 ROUNDS = 3
 
 
 @contextlib.contextmanager
-def _daemon(run_dir: Path, config: str) -> Iterator[str]:
+def _daemon(run_dir: Path, config: str) -> Iterator[Endpoint]:
     """``ksi-host run`` with the built-ins and ``config``, its home and socket in ``run_dir``."""
     run_dir.mkdir(mode=0o700, parents=True)
     path = run_dir / "ksi.sock"
@@ -55,19 +54,19 @@ def _daemon(run_dir: Path, config: str) -> Iterator[str]:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the daemon did not start:\n{log.read_text()}")
             time.sleep(0.05)
-        yield str(path)
+        yield Endpoint(pid=server.pid, path=str(path))
     finally:
         server.send_signal(signal.SIGTERM)
         if server.wait(timeout=30) != 0:
             raise RuntimeError(f"the daemon did not stop cleanly:\n{log.read_text()}")
 
 
-def _measure(path: str) -> dict[str, float]:
-    latencies = sorted(asyncio.run(_latencies(path)))
+def _measure(endpoint: Endpoint) -> dict[str, float]:
+    latencies = sorted(_latencies(endpoint, NDJSON))
     return {
         "p50_us": statistics.median(latencies) * 1e6,
         "p99_us": latencies[int(len(latencies) * 0.99)] * 1e6,
-        "req_per_s": asyncio.run(_throughput(path)),
+        "req_per_s": _throughput(endpoint, NDJSON)[0],
     }
 
 

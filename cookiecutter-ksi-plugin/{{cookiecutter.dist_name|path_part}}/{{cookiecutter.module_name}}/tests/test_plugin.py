@@ -117,7 +117,7 @@ def test_config_section_sets_the_reply(ksi_harness: HarnessFactory) -> None:
 def test_bad_config_section_stops_the_plugin_not_the_host(ksi_harness: HarnessFactory) -> None:
     h = ksi_harness(fresh(), config={PLUGIN_NAME: {"repl": "typo"}})
     status = h.status(PLUGIN_NAME)
-    assert status.status == "failed"
+    assert status.status == "excluded"
     assert status.reason is not None
     assert status.reason.code == "config-invalid"
     assert "repl" in status.reason.message
