@@ -6,7 +6,9 @@ pattern matches, before the handlers run. The history is bounded in entries
 (``history_size``) and in bytes (``history_bytes``, counted as the data's JSON): the
 oldest entries go first, and an event whose data alone is larger than
 ``HISTORY_ITEM_BYTES`` is kept as a summary (its size, its keys and the start of its
-JSON) instead of in full. Listeners make the guide's
+JSON) instead of in full. The history keeps the data as it was accepted, and each
+listener gets its own copy of it, so what a handler or a listener does to its data
+changes no history entry. Listeners make the guide's
 request/response pattern work: publish with a ``correlation_id`` and wait for the
 event that carries it back::
 
@@ -32,6 +34,7 @@ from typing import Any, Final, Protocol
 from pydantic_core import to_json
 
 from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
+from ksi_host._snapshot import snapshot
 from ksi_host.events import check_event_name, normalise_namespace
 
 __all__ = [
@@ -199,7 +202,7 @@ class EventBus:
         entries = [e for e in self._history if wanted is None or e[2] == wanted]
         if limit is not None:
             entries = entries[len(entries) - limit :] if limit else []
-        return [self._entry(stamp, name, data) for stamp, name, _, data, _ in entries]
+        return [self._entry(stamp, name, snapshot(data)) for stamp, name, _, data, _ in entries]
 
     @property
     def history_bytes(self) -> int:
@@ -225,7 +228,7 @@ class EventBus:
             if not subscription.matches(event_name):
                 continue
             try:
-                result = subscription.listener(event_name, data)
+                result = subscription.listener(event_name, snapshot(data))
                 if inspect.isawaitable(result):
                     await result
             except Exception:

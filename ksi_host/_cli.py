@@ -224,9 +224,11 @@ def run(
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
     from ksi_host._config import load_config
     from ksi_host._daemon import run_daemon
+    from ksi_host._isolation import kill_workers
     from ksi_host._logging import configure_logging
     from ksi_host._loop import run_on
-    from ksi_host._pipeline import boot
+    from ksi_host._pipeline import DaemonRun
+    from ksi_host._quarantine import Quarantine, StartMarker
     from ksi_host._trace import TraceSettings
 
     tracing = TraceSettings.from_env()
@@ -247,8 +249,22 @@ def run(
         if state_db is not None:
             state = {**(config.plugin_section("state") or {}), "path": str(state_db)}
             config = config.model_copy(update={"state": state})
-        host = boot(config, paths=plugin_paths, trace=tracing)
-        code = run_on(loop_choice, lambda: run_daemon(host.start, host.stop, server, host.reload))
+        marker = StartMarker(
+            server.socket_path.with_name(server.socket_path.name + ".starting"),
+            Quarantine.from_env(),
+        )
+        daemon = DaemonRun(config, paths=plugin_paths, marker=marker, trace=tracing)
+        code = run_on(
+            loop_choice,
+            lambda: run_daemon(
+                daemon.start,
+                daemon.stop,
+                server,
+                daemon.reload,
+                stop_grace=config.host.stop_grace,
+                emergency=(kill_workers,),
+            ),
+        )
     raise SystemExit(code)
 
 
@@ -391,3 +407,18 @@ def doctor(
         color = False if os.environ.get("NO_COLOR") else None
         click.echo(render_doctor(report, tracebacks=verbose), color=color)
     raise SystemExit(report.exit_code(strict=strict))
+
+
+@cli.command()
+@click.argument("name")
+def reenable(name: str) -> None:
+    """Load plugin NAME again after it crashed the daemon while starting (it was quarantined)."""
+    from ksi_host._quarantine import Quarantine
+
+    quarantine = Quarantine.from_env()
+    removed = quarantine.reenable(name)
+    if not removed:
+        names = ", ".join(entry.name for entry in quarantine.entries()) or "none"
+        click.echo(f"{name} is not quarantined (quarantined: {names})", err=True)
+        raise SystemExit(1)
+    click.echo(f"{name} will be loaded again by the next `ksi-host run`")

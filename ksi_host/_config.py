@@ -11,6 +11,15 @@ The file::
     startup_timeout = 30.0              # seconds each plugin gets for context and startup
     shutdown_timeout = 10.0             # seconds each plugin gets for ksi_shutdown
     max_emit_depth = 32                 # events emitted from handlers, nested, before refusing
+    call_timeout = 30.0                 # seconds every hook call at run time gets
+    call_timeouts = { slow_plugin = 120.0 }  # per-plugin overrides of call_timeout
+    watchdog_threshold = 0.5            # seconds the event loop may block before it is logged
+    stop_grace = 10.0                   # seconds past [server] drain_timeout before a forced stop
+    isolated = ["risky_plugin"]         # plugins run each in a worker process ("*": all)
+    restart_limit = 5                   # worker restarts within restart_window before giving up
+    restart_window = 60.0
+    worker_memory_mb = 1024             # per-worker address-space limit (none by default)
+    worker_cpu_seconds = 3600           # per-worker CPU-time limit (none by default)
     history_size = 1000                 # events system:history keeps, at most ...
     history_bytes = 4194304             # ... and at most this many bytes of their data (JSON)
 
@@ -36,9 +45,9 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import ErrorDetails
@@ -53,7 +62,8 @@ from pydantic_settings import (
 from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host._paths import KsiPaths
 from ksi_host._suggest import did_you_mean
-from ksi_host.errors import ConfigError, PluginConfigInvalid
+from ksi_host._trust import TrustPolicy, first_distrust
+from ksi_host.errors import ConfigError, PluginConfigInvalid, UntrustedConfig
 from ksi_host.plugin_types import canonical_name
 
 if sys.version_info >= (3, 11):
@@ -93,8 +103,28 @@ class HostSection(BaseModel):
     startup_timeout: float = Field(default=30.0, gt=0)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     max_emit_depth: int = Field(default=32, ge=1)
+    call_timeout: float = Field(default=30.0, gt=0)
+    call_timeouts: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    watchdog_threshold: float = Field(default=0.5, ge=0)
+    stop_grace: float = Field(default=10.0, gt=0)
+    isolated: list[str] = Field(default_factory=list)
+    restart_limit: int = Field(default=5, ge=0)
+    restart_window: float = Field(default=60.0, gt=0)
+    worker_memory_mb: int | None = Field(default=None, gt=0)
+    worker_cpu_seconds: int | None = Field(default=None, gt=0)
+
     history_size: int = Field(default=HISTORY_SIZE, ge=0)
     history_bytes: int = Field(default=HISTORY_BYTES, ge=0)
+
+    def call_timeout_for(self, plugin: str) -> float:
+        """The deadline of one call into ``plugin``: its override, else ``call_timeout``."""
+        if plugin in self.call_timeouts:
+            return self.call_timeouts[plugin]
+        key = _canonical_or_none(plugin)
+        for name, seconds in self.call_timeouts.items():
+            if _canonical_or_none(name) == key:
+                return seconds
+        return self.call_timeout
 
 
 class HostConfig(BaseSettings):
@@ -224,6 +254,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     env = os.environ if env is None else env
     explicit = path is not None or bool(env.get("KSI_CONFIG"))
     file = Path(path).expanduser() if path is not None else KsiPaths.from_env(env).config_file
+    _check_trusted(file, _env_overrides({}, env).get("host", {}).get("trust_paths", ()))
     data = read_config_file(file, explicit=explicit)
     _check_top_level(data, file)
     overrides = _env_overrides(data, env)
@@ -232,6 +263,20 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         return HostConfig(**merged)
     except ValidationError as exc:
         raise _translate(exc, file, env) from None
+
+
+def _check_trusted(file: Path, trust_paths: Sequence[str]) -> None:
+    """Refuse a config file (or its folder) that another user can write or owns.
+
+    The config says which plugin code runs, so it is held to the plugin folders' rule
+    (:mod:`ksi_host._trust`). It cannot vouch for itself: only ``KSI_HOST__TRUST_PATHS``
+    in the environment opts a shared config in, never ``trust_paths`` inside it.
+    """
+    found = (
+        first_distrust([file, file.parent], TrustPolicy.of(trust_paths)) if file.exists() else None
+    )
+    if found is not None:
+        raise UntrustedConfig(file=file, problem=found.problem, fix=found.fix, real=found.real)
 
 
 def config_from_mapping(data: Mapping[str, Any], *, source: str) -> HostConfig:
@@ -368,8 +413,12 @@ def _translate(exc: ValidationError, file: Path | str, env: Mapping[str, str]) -
         what="invalid configuration:\n" + "\n".join(f"    - {line}" for line in lines),
         where="; ".join(dict.fromkeys(wheres)),
         hint="[host] takes plugin_paths and disabled (lists of strings), services "
-        "(a table of service = provider), startup_timeout and shutdown_timeout (seconds, "
-        "more than 0), max_emit_depth (1 or more), history_size and history_bytes (0 or more)",
+        "(a table of service = provider), startup_timeout, shutdown_timeout, call_timeout "
+        "and stop_grace (seconds, more than 0), call_timeouts (a table of plugin = seconds), "
+        "watchdog_threshold (seconds, 0 turns the watchdog off), max_emit_depth (1 or more), "
+        'isolated (plugin names, or "*"), restart_limit and restart_window, '
+        "worker_memory_mb and worker_cpu_seconds (more than 0), history_size and "
+        "history_bytes (0 or more)",
         file=file if isinstance(file, Path) and len(variables) < len(keys) else None,
         keys=keys,
         env_variables=list(dict.fromkeys(variables)),

@@ -243,6 +243,8 @@ def render_config(report: ConfigReport) -> str:
         comment = ""
         if not key:  # not a config key: commented out, so the output stays valid TOML
             table, key, comment = "environment", table, "# "
+        elif value.value is None:  # unset (e.g. no worker limit): TOML has no null
+            comment = "# "
         if table != section:
             lines.append("")
             lines.append(f"[{table}]" if table != "environment" else "# environment")

@@ -4,31 +4,32 @@ The process claims its socket (lock + bind) *before* any plugin loads, so a seco
 daemon fails fast with "already running (pid N)" and never touches the first one's
 socket. The socket transport plugin binds its dispatch to the claimed socket (see
 :func:`active_daemon`), and the socket accepts only once every plugin has started,
-so no request reaches a plugin whose startup has not run. On SIGTERM/SIGINT the
-loop stops accepting, lets in-flight requests finish up to the drain deadline,
-stops the plugins (reverse order is the host's job), then removes the socket and
-the lock.
+so no request reaches a plugin whose startup has not run. On SIGTERM/SIGINT (see
+:mod:`ksi_host._signals`) the loop stops accepting, lets in-flight requests finish up
+to the drain deadline, stops the plugins (reverse order is the host's job), then
+removes the socket and the lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
 from ksi_host._instance import Instance
 from ksi_host._limits import reserve_files
 from ksi_host._server import Dispatch, ServerConfig, SocketServer
+from ksi_host._signals import StopSignals
 from ksi_host.errors import KsiError
 
 __all__ = ["Daemon", "Listener", "active_daemon", "run_daemon"]
 
 logger: Final = logging.getLogger("ksi_host.daemon")
-
-_STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
 
 class Listener(Protocol):
@@ -87,13 +88,19 @@ async def run_daemon(
     stop: Callable[[], Awaitable[object]],
     config: ServerConfig,
     reload: Callable[[], Awaitable[object]] | None = None,
+    *,
+    stop_grace: float = 10.0,
+    emergency: tuple[Callable[[], None], ...] = (),
 ) -> int:
     """Serve until SIGTERM/SIGINT; return the exit code (0 after a clean stop).
 
     ``start`` loads and starts the plugins (the socket transport among them);
     ``stop`` shuts them down; SIGHUP calls ``reload`` (its failure is logged,
     the daemon goes on serving). Raises :class:`~ksi_host._instance.AlreadyRunning`
-    before calling ``start`` if another daemon owns the socket.
+    before calling ``start`` if another daemon owns the socket. A stop that takes
+    longer than ``drain_timeout + stop_grace`` is forced (see :mod:`ksi_host._signals`):
+    ``emergency`` callbacks run, then the socket and lock are removed. A fatal signal
+    (a segfault in a plugin) dumps every thread's stack to stderr (``faulthandler``).
     """
     global _active
     if _active is not None:
@@ -104,11 +111,22 @@ async def run_daemon(
     _active = daemon
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    for signum in _STOP_SIGNALS:
-        loop.add_signal_handler(signum, _on_signal, signum, stopping)
+    signals = StopSignals(
+        loop,
+        lambda signum: stopping.set(),
+        config.drain_timeout + stop_grace,
+        (*emergency, instance.release),
+    )
+    signals.install()
+    faulthandler.enable(sys.stderr, all_threads=True)
     reloads: set[asyncio.Task[None]] = set()
+    hangup = signal.getsignal(signal.SIGHUP)
     if reload is not None:
-        loop.add_signal_handler(signal.SIGHUP, _on_hangup, reload, reloads)
+        # Not loop.add_signal_handler: it would take the wakeup fd StopSignals reads.
+        signal.signal(
+            signal.SIGHUP,
+            lambda _signum, _frame: loop.call_soon_threadsafe(_on_hangup, reload, reloads),
+        )
     code = 0
     try:
         await start()
@@ -128,17 +146,14 @@ async def run_daemon(
         try:
             await stop()
         finally:
-            for signum in (*_STOP_SIGNALS, signal.SIGHUP):
-                loop.remove_signal_handler(signum)
+            signals.uninstall()
+            faulthandler.disable()
+            if reload is not None:
+                signal.signal(signal.SIGHUP, signal.SIG_DFL if hangup is None else hangup)
             instance.release()
             _active = None
             logger.info("stopped")
     return code
-
-
-def _on_signal(signum: int, stopping: asyncio.Event) -> None:
-    logger.info("received %s: stopping", signal.Signals(signum).name)
-    stopping.set()
 
 
 def _on_hangup(reload: Callable[[], Awaitable[object]], running: set[asyncio.Task[None]]) -> None:

@@ -91,6 +91,8 @@ def describe(
         if manifests and candidate.manifest is not None and candidate.disabled_by is None:
             outcome: PluginSpec | Exclusion | None = _from_manifest(candidate, candidate.manifest)
         else:
+            if candidate.disabled_by is None:
+                reporter.importing(candidate)
             outcome = _describe_one(candidate, trust)
         if outcome is None:
             continue

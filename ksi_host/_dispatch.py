@@ -20,7 +20,10 @@ What :meth:`Dispatcher.dispatch` returns:
   ``INTERNAL_ERROR`` (a filter or the only handler raised; logged with its traceback,
   the reply names the plugin but not the exception), ``EMIT_TOO_DEEP`` (an event
   emitted from inside handling another, nested deeper than ``max_emit_depth``: plugins
-  that emit to each other in a loop get this answer instead of recursing forever).
+  that emit to each other in a loop get this answer instead of recursing forever),
+  ``TIMEOUT`` (a filter, validator or handler did not finish within its deadline,
+  ``[host] call_timeout`` or the plugin's ``[host.call_timeouts]`` entry: the reply
+  names the plugin; see :mod:`ksi_host._deadline`).
 
 A plugin may take the fallback role for whole namespaces (:meth:`Dispatcher.fall_back`):
 an event of such a namespace that no handler answered goes to that plugin's fallback
@@ -30,6 +33,13 @@ The chain of emitted events (see ``EMIT_TOO_DEEP``) can be read with :func:`emit
 carried on with :func:`continued_chain`, so it bounds emits that cross hosts too.
 
 Each plugin's handler gets its own :class:`~ksi_host.PluginContext` (see :class:`Dispatcher`).
+Likewise each validator and each handler gets its own copy of the data
+(:func:`~ksi_host._snapshot.snapshot`): what one changes, no other plugin and no history
+entry sees. A filter's change is explicit: the dict it returns is what goes on.
+
+The host's own diagnostic events (``DIAGNOSTIC_EVENTS``: ``system:health``,
+``system:metrics``, ``plugin:list``) skip every plugin's filters and validators, so a
+catch-all filter that fails cannot keep the operator from asking what is wrong.
 
 Filters fail closed: a filter that raises or returns something other than a dict
 stops the event, since it may be the one that guards it.
@@ -37,6 +47,7 @@ stops the event, since it may be the one that guards it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -44,12 +55,15 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import CoroutineType
+from types import CoroutineType, FrameType
 from typing import Any, Final, Protocol
 
 import pluggy
 
+from ksi_host._deadline import DeadlineExceeded, PluginStalled, attributed, within
+from ksi_host._snapshot import snapshot
 from ksi_host._suggest import close_matches, did_you_mean
+from ksi_host._watchdog import call_site
 from ksi_host.context import PluginContext
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import split_event_name
@@ -57,6 +71,8 @@ from ksi_host.plugin_types import PluginCapabilities
 from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = [
+    "DEFAULT_CALL_TIMEOUT",
+    "DIAGNOSTIC_EVENTS",
     "DISPATCH_HOOKS",
     "CallWrapper",
     "Dispatcher",
@@ -65,10 +81,16 @@ __all__ = [
     "call_hookimpl",
     "continued_chain",
     "emit_chain",
+    "hook_name",
     "unsupported_hooks",
 ]
 
 logger: Final = logging.getLogger("ksi_host.dispatch")
+
+DEFAULT_CALL_TIMEOUT: Final = 30.0
+
+DIAGNOSTIC_EVENTS: Final = frozenset({"system:health", "system:metrics", "plugin:list"})
+"""The operator's own questions: no plugin's filter or validator stands in their way."""
 
 DISPATCH_HOOKS: Final = ("ksi_filter_event", "ksi_validate_event", "ksi_handle_event")
 _FILTER_ARGS: Final = ("event_name", "data")
@@ -107,6 +129,11 @@ async def call_hookimpl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
     return result
 
 
+def hook_name(impl: pluggy.HookImpl) -> str:
+    """The hook ``impl`` implements (its ``specname``, else its function's name)."""
+    return str(impl.opts.get("specname") or impl.function.__name__)
+
+
 def unsupported_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     """Event hooks of ``plugin`` that are wrappers, which the dispatcher does not run."""
     return [
@@ -134,17 +161,20 @@ CallWrapper = Callable[[Callable[..., Any], str], Callable[..., Any]]
 class _Impl:
     """One plugin's implementation of an event hook, ready to call positionally."""
 
-    __slots__ = ("call", "context", "is_async", "plugin", "stats")
+    __slots__ = ("call", "context", "hook", "is_async", "plugin", "stats", "timeout")
 
     def __init__(
         self,
         impl: pluggy.HookImpl,
         full: tuple[str, ...],
         context: PluginContext,
+        timeout: float,
         stats: list[int] | None = None,
         wrap: CallWrapper | None = None,
     ) -> None:
         self.plugin: Final = impl.plugin_name
+        self.hook: Final = hook_name(impl)
+        self.timeout: Final = timeout
         call = _adapt(impl.function, tuple(impl.argnames), full)
         self.call: Final = call if wrap is None else wrap(call, impl.plugin_name)
         self.is_async: Final = inspect.iscoroutinefunction(impl.function)
@@ -196,9 +226,11 @@ class Dispatcher:
         max_emit_depth: int = 32,
         explain_unhandled: Callable[[str, str], str | None] | None = None,
         command_owners: Mapping[str, str] | None = None,
+        call_timeout: Callable[[str], float] = lambda plugin: DEFAULT_CALL_TIMEOUT,
     ) -> None:
         self._pm = pm
         self._owners: Final = dict(command_owners or {})
+        self._call_timeout = call_timeout
         self._explain_unhandled = explain_unhandled
         self._context_for = context_for
         self._observer = observer
@@ -265,11 +297,17 @@ class Dispatcher:
         chain = _EMIT_CHAIN.get()
         if len(chain) >= self._max_emit_depth:
             return self._too_deep(event_name, chain)
-        token = _EMIT_CHAIN.set((*chain, str(event_name)))
+        _EMIT_CHAIN.set((*chain, str(event_name)))
         try:
+            # A handler that emits in a loop yields here: other clients are served, and
+            # its deadline's cancellation gets in.
+            await asyncio.sleep(0)
             return await self.dispatch(event_name, data, context)
         finally:
-            _EMIT_CHAIN.reset(token)
+            # Not reset(token): a call into a plugin that waits goes on in a task of its
+            # own (see _deadline.within), whose context is a copy of the one the token
+            # was made in.
+            _EMIT_CHAIN.set(chain)
 
     def _too_deep(self, event_name: str, chain: tuple[str, ...]) -> dict[str, Any]:
         """The answer to an emit nested ``max_emit_depth`` deep, and its log line."""
@@ -312,7 +350,11 @@ class Dispatcher:
             try:
                 result = impl.call(event_name, data)
                 if impl.is_async or type(result) is CoroutineType:
-                    result = await result
+                    result = await within(
+                        result, impl.timeout, (impl.plugin, impl.hook, event_name)
+                    )
+            except (DeadlineExceeded, PluginStalled) as exc:
+                return self._timed_out(impl, event_name, exc)
             except Exception:
                 logger.exception("filter of plugin %r failed on %r", impl.plugin, event_name)
                 return self._error(
@@ -337,39 +379,46 @@ class Dispatcher:
             data = result
         for impl in route.validators:
             try:
-                result = impl.call(event_name, data)
+                result = impl.call(event_name, snapshot(data) if data else {})
                 if impl.is_async or type(result) is CoroutineType:
-                    await result
+                    await within(result, impl.timeout, (impl.plugin, impl.hook, event_name))
+            except (DeadlineExceeded, PluginStalled) as exc:
+                return self._timed_out(impl, event_name, exc)
             except Exception as exc:
                 return self._error(
                     ErrorCode.INVALID_INPUT, str(exc) or type(exc).__name__, impl.plugin
                 )
         if self._observer.record(event_name, route.namespace, data):
             await self._observer.notify(event_name, data)
-        answers: list[tuple[str, Any, bool]] = []
+        answers: list[tuple[str, Any, dict[str, Any] | None]] = []
         for impl in route.handlers:
             stats = impl.stats  # [calls, errors, nanoseconds], shared per plugin
             start = time.perf_counter_ns()
             try:
                 result = impl.call(
                     event_name,
-                    data,
+                    snapshot(data) if data else {},
                     impl.context if context is None else _with_caller(impl.context, context),
                 )
                 if impl.is_async or type(result) is CoroutineType:
-                    result = await result
+                    result = await within(
+                        result, impl.timeout, (impl.plugin, impl.hook, event_name)
+                    )
+            except (DeadlineExceeded, PluginStalled) as exc:
+                stats[1] += 1
+                answers.append((impl.plugin, None, self._timed_out(impl, event_name, exc)))
             except Exception:
                 stats[1] += 1
                 logger.exception("handler of plugin %r failed on %r", impl.plugin, event_name)
-                answers.append((impl.plugin, None, False))
+                answers.append((impl.plugin, None, self._handler_failed(impl.plugin, event_name)))
             else:
                 if result is not None:
-                    answers.append((impl.plugin, result, True))
+                    answers.append((impl.plugin, result, None))
             stats[0] += 1
             stats[2] += time.perf_counter_ns() - start
         if len(answers) == 1:
-            plugin, result, ok = answers[0]
-            return result if ok else self._handler_failed(plugin, event_name)
+            _, result, error = answers[0]
+            return result if error is None else error
         if not answers:
             if route.namespace in self._fallbacks:
                 return await self._fall_back(event_name, route.namespace, data, context)
@@ -378,9 +427,9 @@ class Dispatcher:
             "status": "multiple",
             "results": [
                 {"plugin": plugin, "result": result}
-                if ok
-                else {"plugin": plugin, "error": self._handler_failed(plugin, event_name)["error"]}
-                for plugin, result, ok in answers
+                if error is None
+                else {"plugin": plugin, "error": error["error"]}
+                for plugin, result, error in answers
             ],
         }
 
@@ -419,6 +468,22 @@ class Dispatcher:
             why = self._suggest(event_name)
         return f"no plugin handles {event_name!r}" + (f"; {why}" if why else "")
 
+    def _timed_out(
+        self, impl: _Impl, event_name: str, exc: DeadlineExceeded | PluginStalled
+    ) -> dict[str, Any]:
+        if isinstance(exc, PluginStalled):
+            what = f"blocked the event loop for {exc.seconds:.1f} s on {event_name!r}, stopped"
+        else:
+            what = f"did not answer {event_name!r}"
+        logger.error("plugin %r %s (%s, deadline %g s)", impl.plugin, what, impl.hook, impl.timeout)
+        return self._error(
+            ErrorCode.TIMEOUT,
+            f"plugin {impl.plugin!r} {what} within its {impl.timeout:g} s deadline "
+            f"({impl.hook}); raise [host.call_timeouts] {impl.plugin} = <seconds> if it needs "
+            "longer, or fix the plugin",
+            impl.plugin,
+        )
+
     def _suggest(self, event_name: str) -> str | None:
         """The declared commands closest to ``event_name``, else its action in a close namespace."""
         declared = [
@@ -443,14 +508,18 @@ class Dispatcher:
     def _build_route(self, event_name: str) -> _Route:
         namespace, _ = split_event_name(event_name)
         hooks = self._pm.hook
-        filters = self._select(hooks.ksi_filter_event, namespace, event_name)
-        validators = self._select(hooks.ksi_validate_event, namespace, event_name)
+        filters: tuple[_Impl, ...] = ()
+        validators: tuple[_Impl, ...] = ()
+        if event_name not in DIAGNOSTIC_EVENTS:
+            filters = self._select(hooks.ksi_filter_event, namespace, event_name)
+            validators = self._select(hooks.ksi_validate_event, namespace, event_name)
         wrap = self._wrapper("ksi_handle_event", namespace)
         handlers = tuple(
             _Impl(
                 impl,
                 _HANDLE_ARGS,
                 self._context_for(impl.plugin_name),
+                self._call_timeout(impl.plugin_name),
                 self._handler_stats.setdefault(impl.plugin_name, [0, 0, 0]),
                 wrap,
             )
@@ -474,7 +543,13 @@ class Dispatcher:
     ) -> tuple[_Impl, ...]:
         wrap = self._wrapper(caller.name, namespace)
         return tuple(
-            _Impl(impl, _FILTER_ARGS, self._context_for(impl.plugin_name), wrap=wrap)
+            _Impl(
+                impl,
+                _FILTER_ARGS,
+                self._context_for(impl.plugin_name),
+                self._call_timeout(impl.plugin_name),
+                wrap=wrap,
+            )
             for impl in self._routed(caller, namespace, event_name)
         )
 
@@ -510,3 +585,28 @@ class Dispatcher:
             declared = getattr(plugin, "capabilities", None)
             capabilities = declared if isinstance(declared, PluginCapabilities) else None
         return capabilities
+
+
+def _blame_stage(frame: FrameType) -> tuple[str, str, str | None] | None:
+    impl = frame.f_locals.get("impl")
+    if not isinstance(impl, _Impl):
+        return None
+    event = frame.f_locals.get("event_name")
+    return impl.plugin, impl.hook, event if isinstance(event, str) else None
+
+
+def _blame_hookimpl(frame: FrameType) -> tuple[str, str, str | None] | None:
+    impl = frame.f_locals.get("impl")
+    if not isinstance(impl, pluggy.HookImpl):
+        return None
+    return impl.plugin_name, hook_name(impl), None
+
+
+def _blame_attributed(frame: FrameType) -> tuple[str, str, str | None] | None:
+    blame = frame.f_locals.get("blame")
+    return blame if isinstance(blame, tuple) else None
+
+
+call_site(Dispatcher.dispatch, _blame_stage)
+call_site(attributed, _blame_attributed)
+call_site(call_hookimpl, _blame_hookimpl)

@@ -19,8 +19,10 @@ and the later ones it declares, with ``UNAVAILABLE`` naming it and why. A lazy
 plugin that a plugin started at start-up needs, that declares no events (it sees
 them all) or that implements a hook seeing every event, is started with the others.
 
-A timeout can only interrupt a hook that awaits: a plain function that blocks
-(``time.sleep``) blocks the whole host, as any blocking call in asyncio does.
+A timeout cancels a hook that awaits; a hook that blocks the event loop
+(``time.sleep``, a busy loop) is noticed by the watchdog (:mod:`ksi_host._watchdog`,
+``[host] watchdog_threshold``), logged with the plugin and its stack, and interrupted
+at the same deadline when the host runs on the main thread.
 
 Each plugin gets its own :class:`~ksi_host.PluginContext` (``ksi_plugin_context``
 and its handlers see the same one): the whole config read-only, its own section
@@ -41,17 +43,19 @@ import asyncio
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import pluggy
 
 from ksi_host._bus import EventBus
 from ksi_host._config import HostConfig, plugin_settings
+from ksi_host._deadline import PluginStalled, within
 from ksi_host._describe import import_described
 from ksi_host._dispatch import Fallback
+from ksi_host._isolation import WorkerPlugin
 from ksi_host._plan import (
     LoadPlan,
     Origin,
@@ -72,6 +76,7 @@ from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warnin
 from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host._vet import config_reason, vet_one
+from ksi_host._watchdog import Watchdog
 from ksi_host.context import HostView, PluginContext
 from ksi_host.errors import HostStateError, KsiError, PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
@@ -79,7 +84,7 @@ from ksi_host.plugin_manager import KsiPluggyManager, PluginManager
 from ksi_host.plugin_types import PluginCapabilities
 from ksi_host.replies import ErrorCode, error_reply
 
-__all__ = ["Host", "Planner", "PluginStatus"]
+__all__ = ["Host", "Planner", "PluginStatus", "StartWatch"]
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
 
@@ -97,6 +102,14 @@ class PluginStatus:
     origin: Origin
     status: Status
     reason: Reason | None = None
+    stalls: int = 0
+    worker: dict[str, Any] | None = None
+
+
+class StartWatch(Protocol):
+    """Told which plugin's start hook is about to run (the crash-safe start's marker)."""
+
+    def starting(self, spec: PluginSpec, hook: str) -> None: ...
 
 
 class Host:
@@ -116,6 +129,7 @@ class Host:
         on_emit: Callable[[str, Any], object] | None = None,
         planner: Planner | None = None,
         installed_since: InstalledSince | None = None,
+        marker: StartWatch | None = None,
     ) -> None:
         """``trace`` defaults to what ``KSI_TRACE`` says (see :mod:`ksi_host._trace`)."""
         self.plan = plan
@@ -126,6 +140,7 @@ class Host:
         self._reloading: Final = asyncio.Lock()
         self._stamps = file_stamps(plan)
         self._installed_since: Final = installed_since
+        self._marker = marker
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
         self.bus: Final = EventBus(
@@ -145,6 +160,7 @@ class Host:
             max_emit_depth=self.config.host.max_emit_depth,
             explain_unhandled=self._why_unhandled,
             command_owners=plan.commands,
+            call_timeout=self.config.host.call_timeout_for,
         )
         self.manager.pm.on_change(self._dispatcher.invalidate)
         # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
@@ -166,6 +182,8 @@ class Host:
         self._excluded: tuple[PluginStatus, ...] = ()
         self._declared: tuple[tuple[PluginStatus, PluginCapabilities], ...] = ()
         self._note_plan(plan)
+        self._watchdog: Watchdog | None = None
+        self._workers: dict[str, WorkerPlugin] = _workers_of(plan.order)
         self._phase = "new"
 
     async def __aenter__(self) -> Host:
@@ -186,6 +204,9 @@ class Host:
             raise HostStateError(action="start", phase=self._phase)
         self._phase = "starting"
         self._tasks.install()
+        if self.config.host.watchdog_threshold > 0:
+            self._watchdog = Watchdog(self.config.host.watchdog_threshold, self.deadline_for)
+            self._watchdog.start()
         await self._start_pending()
         self._phase = "running"
         for status in self.status():
@@ -210,6 +231,7 @@ class Host:
         for spec in self.plan.order:
             if self._is_pending(spec):
                 self._register(spec)
+        await self._spawn_workers()
         for spec in self.plan.order:
             if self._is_pending(spec):
                 await self._start_hook(spec, "ksi_plugin_context", "context-failed")
@@ -301,6 +323,7 @@ class Host:
             for spec in plan.order
         }
         self._lazy = lazy
+        self._workers = _workers_of(self._specs.values())
         self._dispatcher.own_commands(plan.commands)
         self._wanted_by.clear()
         for key in diff.stop:
@@ -344,6 +367,8 @@ class Host:
             if self._status[spec.key].status in ("running", "pending", "lazy"):
                 await self._stop_one(spec)
         await self._tasks.close()
+        if self._watchdog is not None:
+            self._watchdog.stop()
         self._phase = "stopped"
 
     async def _emitted(
@@ -456,6 +481,14 @@ class Host:
             host=self._view,
         )
 
+    def deadline_for(self, plugin: str, hook: str) -> float:
+        """How long one call of ``hook`` into ``plugin`` may take (:mod:`ksi_host._deadline`)."""
+        if hook in ("ksi_plugin_context", "ksi_startup"):
+            return self.config.host.startup_timeout
+        if hook == "ksi_shutdown":
+            return self.config.host.shutdown_timeout
+        return self.config.host.call_timeout_for(plugin)
+
     def _why_unhandled(self, event_name: str, namespace: str) -> str | None:
         """Name the plugin that declares an unanswered event but is not running."""
         for declared, capabilities in self._declared:
@@ -479,11 +512,30 @@ class Host:
 
     def status(self) -> tuple[PluginStatus, ...]:
         """Every plugin of the plan in load order, then the ones the plan excluded."""
-        return (*self._status.values(), *self._excluded)
+        stalls = self._watchdog.stalls if self._watchdog is not None else None
+        if not stalls and not self._workers:
+            return (*self._status.values(), *self._excluded)
+        return (*map(self._current, self._status.values()), *self._excluded)
+
+    def _current(self, status: PluginStatus) -> PluginStatus:
+        """A plugin's status with its stalls and, if isolated, its worker's state."""
+        stalls = self._watchdog.stalls if self._watchdog is not None else None
+        if stalls and status.name in stalls:
+            status = replace(status, stalls=stalls[status.name])
+        proxy = self._workers.get(status.key)
+        if proxy is None:
+            return status
+        status = replace(status, worker={"pid": proxy.pid, "restarts": proxy.restarts})
+        if status.status == "running" and proxy.failure is not None:
+            status = replace(status, status="failed", reason=proxy.failure)
+        return status
 
     def entries(self) -> list[PluginEntry]:
         """Every plugin's verdict in the shape all views share (``plugin:list``)."""
-        live = {key: (status.status, status.reason) for key, status in self._status.items()}
+        live = {
+            key: (current.status, current.reason)
+            for key, current in ((key, self._current(s)) for key, s in self._status.items())
+        }
         return plugin_entries(self.plan, live)
 
     def failed(self) -> tuple[str, ...]:
@@ -491,11 +543,25 @@ class Host:
         return tuple(status.name for status in self._status.values() if status.status == "failed")
 
     def plugin_list(self) -> dict[str, Any]:
-        """``plugin:list``'s answer: every plugin's live verdict and the plan's warnings."""
+        """``plugin:list``'s answer: every plugin's live verdict and the plan's warnings.
+
+        A plugin that blocked the event loop also has ``stalls``, an isolated one its
+        ``worker`` (``pid``, ``restarts``); a crashed worker's plugin is ``failed``.
+        """
+        extra = {
+            status.name: {
+                **({"stalls": status.stalls} if status.stalls else {}),
+                **({"worker": status.worker} if status.worker is not None else {}),
+            }
+            for status in map(self._current, self._status.values())
+        }
         return {
             "schema_version": SCHEMA_VERSION,
             "command": "plugin:list",
-            "plugins": [entry.model_dump(mode="json") for entry in self.entries()],
+            "plugins": [
+                {**entry.model_dump(mode="json"), **extra.get(entry.name, {})}
+                for entry in self.entries()
+            ],
             "warnings": [w.model_dump(mode="json") for w in warning_reports(self.plan.warnings)],
         }
 
@@ -504,9 +570,12 @@ class Host:
         metrics: dict[str, Any] = {}
         failed = []
         for impl in reversed(self.manager.pm.hook.ksi_metrics_collected.get_hookimpls()):
+            deadline = self.config.host.call_timeout_for(impl.plugin_name)
             try:
-                result = await self.tracer.call_hook(impl, "ksi_metrics_collected", metrics=metrics)
-            except Exception:
+                result = await within(
+                    self.tracer.call_hook(impl, "ksi_metrics_collected", metrics=metrics), deadline
+                )
+            except (Exception, PluginStalled):
                 logger.exception("plugin %r failed in ksi_metrics_collected", impl.plugin_name)
                 failed.append(impl.plugin_name)
                 continue
@@ -516,8 +585,22 @@ class Host:
             **self._dispatcher.stats(),
             "plugins": dict(Counter(status.status for status in self.status())),
             "metrics_failed": failed,
+            "stalls": dict(self._watchdog.stalls) if self._watchdog is not None else {},
         }
         return metrics
+
+    async def _spawn_workers(self) -> None:
+        """Start every isolated plugin's worker process, all at once."""
+        specs = [s for s in self.plan.order if s.key in self._workers and self._is_pending(s)]
+        results = await asyncio.gather(
+            *(self._workers[s.key].spawn(self.context_for(s.name)) for s in specs),
+            return_exceptions=True,
+        )
+        for spec, result in zip(specs, results, strict=True):
+            if isinstance(result, KsiError):
+                self._fail(spec, Reason("startup-failed", result.what, result.hint or ""))
+            elif isinstance(result, BaseException):
+                raise result
 
     def _is_pending(self, spec: PluginSpec) -> bool:
         return self._status[spec.key].status == "pending"
@@ -570,6 +653,8 @@ class Host:
 
     async def _start_hook(self, spec: PluginSpec, hook: str, code: ReasonCode) -> bool:
         """Run a start pass hook; on failure, fail the plugin and its dependents."""
+        if self._marker is not None:
+            self._marker.starting(spec, hook)
         problem = await self._run_hook(spec, hook, code, self.config.host.startup_timeout)
         if problem is not None:
             self._fail(spec, problem)
@@ -601,6 +686,16 @@ class Host:
                     traceback=stack,
                 )
             exc = asyncio.CancelledError() if task.cancelled() else task.exception()
+            if isinstance(exc, PluginStalled):
+                return Reason(
+                    code,
+                    str(exc),
+                    f"never block the event loop in {hook}: await, or run blocking work with "
+                    "asyncio.to_thread; or disable the plugin in [host] disabled",
+                    traceback="".join(
+                        traceback.format_exception(type(exc), exc, exc.__traceback__)
+                    ),
+                )
             if exc is not None:
                 logger.error("plugin %r failed in %s", spec.name, hook, exc_info=exc)
                 return Reason(
@@ -644,6 +739,8 @@ class Host:
             )
 
     def _unregister(self, spec: PluginSpec) -> None:
+        if isinstance(spec.plugin, WorkerPlugin) and self._phase == "starting":
+            spec.plugin.discard()
         pm = self.manager.pm
         spec = self._specs[spec.key]
         if spec.imported and pm.is_registered(spec.plugin):
@@ -660,6 +757,11 @@ def _chain(name: str, cause: Reason) -> str:
         parts.append(repr(cause.requirement))
         cause = cause.cause
     return ", which needs ".join(parts) + f", which failed ({cause.code})"
+
+
+def _workers_of(specs: Iterable[PluginSpec]) -> dict[str, WorkerPlugin]:
+    """The plugins that run in a worker process of their own."""
+    return {spec.key: spec.plugin for spec in specs if isinstance(spec.plugin, WorkerPlugin)}
 
 
 def _what_and_where(exc: KsiError) -> str:

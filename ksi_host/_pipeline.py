@@ -6,22 +6,23 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ksi_host._describe import describe
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
-from ksi_host._plan import LoadPlan
+from ksi_host._plan import Exclusion, LoadPlan, PluginSpec
+from ksi_host._quarantine import Quarantine, StartMarker
 from ksi_host._report import Reporter
 from ksi_host._resolve import resolve
 from ksi_host._trust import TrustPolicy
 from ksi_host._vet import vet
 
 if TYPE_CHECKING:
-    from ksi_host._config import HostConfig
+    from ksi_host._config import HostConfig, HostSection
     from ksi_host._lifecycle import Host
     from ksi_host._trace import TraceSettings
 
-__all__ = ["boot", "build_plan", "plan_for"]
+__all__ = ["DaemonRun", "boot", "build_plan", "plan_for"]
 
 
 def build_plan(
@@ -35,23 +36,39 @@ def build_plan(
     trust: TrustPolicy | None = None,
     reporter: Reporter | None = None,
     builtin_package: str | None = BUILTIN_PACKAGE,
+    host: HostSection | None = None,
 ) -> LoadPlan:
     """Find, import, vet and order every plugin; what cannot run is in ``excluded`` with why.
 
     ``sections`` maps canonical plugin names to their config sections, checked
     against each plugin's ``config_model``; ``trust`` says which plugin files may run.
+    A plugin in the quarantine (:mod:`ksi_host._quarantine`) is not imported, nor is
+    one ``host.isolated`` names: it is described in a worker (:mod:`ksi_host._isolation`).
     """
     env = os.environ if env is None else env
     candidates = discover(
         paths=paths, env=env, disabled=disabled, reporter=reporter, builtin_package=builtin_package
     )
+    loadable, quarantined = Quarantine.from_env(env).split(candidates)
+    isolated_specs: Sequence[PluginSpec] = ()
+    isolated_excluded: Sequence[Exclusion] = ()
+    if host is not None and host.isolated:
+        from ksi_host._isolation import describe_isolated, is_isolated  # worker machinery
+
+        apart = [c for c in loadable if c.disabled_by is None and is_isolated(c, host.isolated)]
+        loadable = [c for c in loadable if c not in apart]
+        isolated_specs, isolated_excluded = describe_isolated(apart, host)
     off = disabled_names(disabled, env)
     described = vet(
-        describe(candidates, reporter, disabled=off, trust=trust), sections or {}, reporter
+        describe(loadable, reporter, disabled=off, trust=trust), sections or {}, reporter
     )
     plan = resolve(
-        described.specs,
-        excluded=described.excluded,
+        (*described.specs, *isolated_specs),
+        excluded=(
+            *described.excluded,
+            *isolated_excluded,
+            *(exclusion for _, exclusion in quarantined),
+        ),
         service_choices=service_choices,
         command_choices=command_choices,
         reporter=reporter,
@@ -76,6 +93,7 @@ def plan_for(
         sections=config.sections_by_key(),
         trust=TrustPolicy.of(config.host.trust_paths),
         reporter=reporter,
+        host=config.host,
     )
 
 
@@ -86,6 +104,7 @@ def boot(
     env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
     trace: TraceSettings | None = None,
+    marker: StartMarker | None = None,
 ) -> Host:
     """A host for ``config``, ready to ``start()``: every stage of the pipeline in order.
 
@@ -104,4 +123,48 @@ def boot(
         trace=trace,
         planner=planner,
         installed_since=InstalledSince(env),
+        marker=marker,
     )
+
+
+class DaemonRun:
+    """What ``ksi-host run`` starts once its socket is claimed: boot and start, crash-safe.
+
+    Plugins are imported and started under the start marker (:mod:`ksi_host._quarantine`),
+    after the one left by a daemon that died starting has been turned into a quarantine.
+    """
+
+    def __init__(
+        self,
+        config: HostConfig,
+        *,
+        paths: Sequence[str | Path],
+        marker: StartMarker,
+        trace: TraceSettings | None = None,
+    ) -> None:
+        self.config: Final = config
+        self.paths: Final = tuple(paths)
+        self.marker: Final = marker
+        self.trace: Final = trace
+        self.host: Host | None = None
+
+    async def start(self) -> None:
+        self.marker.recover()
+        self.host = boot(
+            self.config,
+            paths=self.paths,
+            reporter=self.marker,
+            trace=self.trace,
+            marker=self.marker,
+        )
+        await self.host.start()
+        self.marker.done()
+
+    async def stop(self) -> None:
+        if self.host is not None:
+            await self.host.stop()
+
+    async def reload(self) -> None:
+        """SIGHUP: the running host adopts the plugins installed now (see ``Host.reload``)."""
+        if self.host is not None:
+            await self.host.reload()

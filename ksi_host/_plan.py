@@ -78,6 +78,8 @@ ReasonCode = Literal[
     "startup-failed",
     "dependency-failed",
     "shutdown-failed",
+    "quarantined",
+    "worker-crashed",
     "not-running",
     # warnings: the plugin still loads
     "after-dependency-excluded",

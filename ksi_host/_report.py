@@ -19,6 +19,9 @@ class Reporter(Protocol):
     def found(self, candidate: Candidate) -> None:
         """A source offered ``candidate`` (nothing imported yet)."""
 
+    def importing(self, candidate: Candidate) -> None:
+        """``candidate``'s code is about to run (its import)."""
+
     def described(self, spec: PluginSpec) -> None:
         """A candidate imported and its metadata validated."""
 
@@ -30,6 +33,9 @@ class NullReporter:
     """The default reporter: listens to nothing."""
 
     def found(self, candidate: Candidate) -> None:
+        """Ignore."""
+
+    def importing(self, candidate: Candidate) -> None:
         """Ignore."""
 
     def described(self, spec: PluginSpec) -> None:

@@ -20,7 +20,15 @@ from ksi_host._current import CURRENT_REQUEST
 from ksi_host._protocol import ProtocolFailure, Request, encode_reply
 from ksi_host.replies import ErrorCode, error_reply
 
-__all__ = ["Dispatch", "TransportStats", "answer", "refusal", "shutting_down", "start_eagerly"]
+__all__ = [
+    "Dispatch",
+    "TransportStats",
+    "answer",
+    "refusal",
+    "resume",
+    "shutting_down",
+    "start_eagerly",
+]
 
 logger: Final = logging.getLogger("ksi_host.server")
 
@@ -106,7 +114,7 @@ def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         pending = context.run(coro.send, None)
     except StopIteration:
         return None
-    return asyncio.get_running_loop().create_task(_finish(coro, pending, context))
+    return asyncio.get_running_loop().create_task(resume(coro, pending, context))
 
 
 class _Resumed:
@@ -118,13 +126,13 @@ class _Resumed:
     """
 
     def __init__(
-        self, coro: Coroutine[Any, Any, None], pending: Any, context: contextvars.Context
+        self, coro: Coroutine[Any, Any, Any], pending: Any, context: contextvars.Context
     ) -> None:
         self._coro = coro
         self._pending = pending
         self._context = context
 
-    def __await__(self) -> Generator[Any, Any, None]:
+    def __await__(self) -> Generator[Any, Any, Any]:
         pending = self._pending
         while True:
             try:
@@ -132,16 +140,18 @@ class _Resumed:
             except BaseException as exc:
                 try:
                     pending = self._context.run(self._coro.throw, exc)
-                except StopIteration:
-                    return
+                except StopIteration as done:
+                    return done.value
             else:
                 try:
                     pending = self._context.run(self._coro.send, value)
-                except StopIteration:
-                    return
+                except StopIteration as done:
+                    return done.value
 
 
-async def _finish(
-    coro: Coroutine[Any, Any, None], pending: Any, context: contextvars.Context
-) -> None:
-    await _Resumed(coro, pending, context)
+async def resume(coro: Coroutine[Any, Any, Any], pending: Any, context: contextvars.Context) -> Any:
+    """The rest of ``coro``, which yielded ``pending`` when first sent ``None`` in ``context``.
+
+    Also how :func:`ksi_host._deadline.within` continues a call into a plugin that waits.
+    """
+    return await _Resumed(coro, pending, context)

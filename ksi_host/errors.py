@@ -9,7 +9,8 @@ escapes is a bug in ksi-host. The tree::
     ├── PluginRegistrationError (TypeError)    not a plugin, or a hook that does not match its spec
     ├── TransportNotAttached    (RuntimeError) a transport emitting before a host attached it
     ├── ConfigError             (ValueError)   a config file, section or override that is unusable
-    │   └── PluginConfigInvalid                a plugin's section against its config_model
+    │   ├── PluginConfigInvalid                a plugin's section against its config_model
+    │   └── UntrustedConfig                    a config file another user can change
     ├── HostStateError          (RuntimeError) a Host started twice, or used out of order
     ├── HarnessError            (RuntimeError) a ksi_host.testing harness used out of order
     ├── AlreadyRunning                         another daemon holds the socket
@@ -61,6 +62,7 @@ __all__ = [
     "SocketPathUnusable",
     "TransportNotAttached",
     "UnsafeRunDir",
+    "UntrustedConfig",
     "WorkerError",
 ]
 
@@ -247,6 +249,28 @@ class ConfigError(KsiError, ValueError):
         self.keys = tuple(keys)
         self.env_variables = tuple(env_variables)
         super().__init__(what=what, where=where, hint=hint)
+
+
+class UntrustedConfig(ConfigError):
+    """A config file, or its folder, that another user can write or owns.
+
+    The config names the code the host runs, so it is held to the plugin folders' rule
+    (:mod:`ksi_host._trust`). ``fix`` is the command that makes it safe; the file
+    cannot vouch for itself, so only ``KSI_HOST__TRUST_PATHS`` opts it in.
+    """
+
+    reference = "untrusted-config"
+
+    def __init__(self, *, file: Path, problem: str, fix: str, real: Path) -> None:
+        self.fix = fix
+        super().__init__(
+            what=f"the config file cannot be trusted: {problem}",
+            where=str(file),
+            hint=f"run `{fix}`, or, if you trust whoever can change it, start ksi-host with "
+            f"KSI_HOST__TRUST_PATHS='[\"{real}\"]' in its environment (a config file "
+            "cannot vouch for itself)",
+            file=file,
+        )
 
 
 class PluginConfigInvalid(ConfigError):

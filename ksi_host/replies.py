@@ -58,6 +58,7 @@ class ErrorCode(str, Enum):
     UNAVAILABLE = "UNAVAILABLE"
     EMIT_TOO_DEEP = "EMIT_TOO_DEEP"
     TIMEOUT = "TIMEOUT"
+    PLUGIN_CRASHED = "PLUGIN_CRASHED"
 
     def __str__(self) -> str:
         return self.value

@@ -201,3 +201,15 @@ def installed_dists(draw: st.DrawFn) -> list[InstalledDist]:
         )
         for name in names
     ]
+
+
+# --- event data ---
+
+#: Any JSON value a client can send as (part of) event data.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=20,
+)

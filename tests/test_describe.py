@@ -249,6 +249,9 @@ class _Recorder:
     def found(self, candidate: Candidate) -> None:
         self.events.append(("found", candidate.name_hint))
 
+    def importing(self, candidate: Candidate) -> None:
+        self.events.append(("importing", candidate.name_hint))
+
     def described(self, spec: object) -> None:
         self.events.append(("described", spec.name))  # type: ignore[attr-defined]
 
@@ -265,7 +268,9 @@ def test_the_reporter_hears_each_stage(tmp_path: Path) -> None:
     assert recorder.events == [
         ("found", "bad"),
         ("found", "good"),
+        ("importing", "bad"),
         ("excluded", "bad"),
+        ("importing", "good"),
         ("described", "g"),
     ]
 

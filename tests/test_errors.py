@@ -72,6 +72,12 @@ SAMPLES: list[KsiError] = [
         env_variables=["KSI_HOST__DISABLED"],
     ),
     PluginConfigInvalid(plugin="weather", problems=[("city", "Field required")]),
+    errors.UntrustedConfig(
+        file=Path("/c.toml"),
+        problem="file /c.toml is writable",
+        fix="chmod go-w /c.toml",
+        real=Path("/c.toml"),
+    ),
     errors.HostStateError(action="start", phase="running"),
     errors.HarnessError(what="w"),
     errors.AlreadyRunning(socket_path=Path("/s"), pid=3),

@@ -7,18 +7,22 @@ chown, and a child process that drops to that uid shows it really can write them
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ksi_host._config import HostConfig
+from ksi_host._config import HostConfig, load_config
 from ksi_host._pipeline import plan_for
 from ksi_host._plan import LoadPlan, Reason
 from ksi_host._trust import TrustPolicy, distrust
+from ksi_host.errors import ConfigError
 from tests.dists import plugin_source
 
 NOBODY = 65534
@@ -154,3 +158,75 @@ def test_the_rule_applies_to_any_path(tmp_path: Path) -> None:
     assert distrust(file, TrustPolicy.of([tmp_path])) is None
     assert distrust(tmp_path / "missing") is None
     assert distrust(file, TrustPolicy(uid=1000)) is not None
+
+
+# --- the config file: it says which code runs, so it is held to the same rule ---
+
+
+def _config(folder: Path, text: str = "[host]\n") -> Path:
+    config = folder.parent / "config.toml"
+    config.write_text(text)
+    return config
+
+
+def test_a_config_file_another_user_can_write_is_refused_with_the_fix(folder: Path) -> None:
+    config = _config(folder, f'[host]\nplugin_paths = ["{folder}"]\n')
+    config.chmod(0o666)
+    assert _write_as(NOBODY, config, "# nobody was here\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(config, env={})
+    assert refused.value.what == (
+        f"the config file cannot be trusted: file {config} is writable by its group and all "
+        f"users (owner root, mode -rw-rw-rw- 666)"
+    )
+    assert refused.value.file == config
+    fix = refused.value.hint.split("`")[1]
+    assert fix == f"chmod go-w {config}"
+    subprocess.run(["sh", "-c", fix], check=True)
+    assert load_config(config, env={}).host.plugin_paths == [str(folder)]
+
+
+def test_a_config_file_owned_by_another_user_or_in_a_shared_folder_is_refused(
+    folder: Path,
+) -> None:
+    config = _config(folder)
+    os.chown(config, NOBODY, NOBODY)
+    with pytest.raises(ConfigError, match="is owned by nobody, not by root"):
+        load_config(config, env={})
+    os.chown(config, 0, 0)
+    config.parent.chmod(0o1777)
+    with pytest.raises(ConfigError, match=f"folder {config.parent} is writable by"):
+        load_config(config, env={})
+
+
+def test_a_config_file_cannot_vouch_for_itself_only_the_environment_can(folder: Path) -> None:
+    link = folder.parent / "linked.toml"
+    config = _config(folder, f'[host]\ntrust_paths = ["{folder.parent}"]\n')
+    config.chmod(0o666)
+    link.symlink_to(config)
+    with pytest.raises(ConfigError, match=r"a symlink to .*config\.toml"):
+        load_config(link, env={})
+    env = {"KSI_HOST__TRUST_PATHS": f'["{config}"]'}
+    assert load_config(link, env=env).host.trust_paths == [str(config)]
+
+
+def test_run_and_doctor_refuse_an_untrusted_config_with_the_same_message(folder: Path) -> None:
+    config = _config(folder)
+    config.chmod(0o664)
+    env = {**os.environ, "KSI_HOME": str(folder.parent / "home")}
+    said = []
+    for command in (["run"], ["doctor"], ["plugins"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ksi_host", *command, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode != 0, done
+        output = done.stdout + done.stderr
+        said.append(re.search(r"the config file cannot be trusted: [^\n]*\)", output)[0])
+        assert f"chmod go-w {config}" in output
+    assert len(set(said)) == 1, said
+    assert f"file {config} is writable by its group" in said[0]

@@ -25,7 +25,7 @@ from ksi_host._doctor.report import Problem
 from ksi_host._paths import KsiPaths
 from ksi_host._server import ServerConfig
 from ksi_host._trust import TRUST_SETTING, TrustPolicy, distrust
-from ksi_host.errors import ConfigError
+from ksi_host.errors import ConfigError, UntrustedConfig
 
 __all__ = ["check_config", "check_distributions", "check_folders", "plugin_folders"]
 
@@ -133,7 +133,9 @@ def check_folders(
 
 
 def _config_fix(exc: ConfigError) -> str:
-    """Edit the file at the line, or unset the environment overrides at fault."""
+    """Make an untrusted file safe, edit the file at the line, or unset the overrides at fault."""
+    if isinstance(exc, UntrustedConfig):
+        return exc.fix
     if exc.file is not None and exc.file.is_file():
         return edit(exc.file, exc.line)
     return _unset(exc.env_variables)
@@ -154,7 +156,7 @@ def check_config(
         config = load_config(path, env)
     except ConfigError as exc:
         problem = Problem(
-            code="config-invalid",
+            code="untrusted" if isinstance(exc, UntrustedConfig) else "config-invalid",
             severity="error",
             what=exc.what,
             where=exc.where or str(path or ""),

@@ -35,6 +35,7 @@ from ksi_host._doctor.outcome import Outcome, outcome
 from ksi_host._doctor.report import DoctorReport, Problem, Summary
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import LoadPlan
+from ksi_host._quarantine import Quarantine
 from ksi_host._resolve import resolve
 from ksi_host._schema import PluginEntry, warning_reports
 from ksi_host._trust import TrustPolicy
@@ -74,10 +75,12 @@ def diagnose(
         trust_paths = config.host.trust_paths
     off = disabled_names(disabled, env)
     candidates = discover(paths=paths, env=env, disabled=disabled)
+    loadable, quarantined = Quarantine.from_env(env).split(candidates)
     results = import_isolated(
-        candidates, disabled=off, sections=sections, trust_paths=trust_paths, timeout=timeout
+        loadable, disabled=off, sections=sections, trust_paths=trust_paths, timeout=timeout
     )
-    outcomes = [outcome(c, result) for c, result in zip(candidates, results, strict=True)]
+    outcomes = [outcome(c, result) for c, result in zip(loadable, results, strict=True)]
+    outcomes += [Outcome(candidate, exclusion=exclusion) for candidate, exclusion in quarantined]
     specs = [o.spec for o in outcomes if o.spec is not None]
     plan = resolve(
         specs,

@@ -24,6 +24,7 @@ from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
 from ksi_host._manifest import Activation, InvalidManifest, PluginManifest, regenerate_command
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PlanWarning, PluginSpec
+from ksi_host._quarantine import REENABLE
 from ksi_host._schema import PluginEntry
 from ksi_host._trust import TRUST_SETTING, TrustPolicy, distrust
 
@@ -107,6 +108,7 @@ class Fixes:
             "cycle": self._cycle,
             "ambiguous-service": self._ambiguous,
             "dependency-excluded": self._dependency_excluded,
+            "quarantined": self._quarantined,
             "manifest-mismatch": self._manifest_mismatch,
         }
         return builders.get(code, self._bad_plugin)(exclusion)
@@ -267,6 +269,11 @@ class Fixes:
             fix,
             note=reason.hint,
             where=(file, line) if file and line else None,
+        )
+
+    def _quarantined(self, exclusion: Exclusion) -> Problem:
+        return self._make(
+            exclusion, "error", f"{REENABLE} {exclusion.name}", note=exclusion.reason.hint
         )
 
     def _untrusted(self, exclusion: Exclusion) -> Problem:

@@ -34,6 +34,7 @@ from ksi_host._describe import Described, describe, import_described
 from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason, ReasonCode
 from ksi_host._trust import TrustPolicy
 from ksi_host._vet import vet
+from ksi_host.plugin_manager import hook_names
 
 __all__ = [
     "candidate_from_wire",
@@ -108,7 +109,11 @@ def main() -> None:
         result["warnings"] = [asdict(warning) for warning in described.warnings]
         if described.specs:
             spec = described.specs[0]
-            result.update(spec=_spec_data(spec), source_file=_source_file(spec.plugin))
+            result.update(
+                spec=_spec_data(spec),
+                source_file=_source_file(spec.plugin),
+                hooks=list(hook_names(spec.plugin)),  # an isolated plugin's proxy implements these
+            )
         elif not described.excluded:
             result["helper"] = True
         else:

@@ -19,7 +19,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 # In the order BENCHMARKS.md shows them.
-BENCHMARKS = ("bench_discovery", "bench_dispatch", "bench_daemon", "bench_nats", "bench_doctor")
+BENCHMARKS = (
+    "bench_discovery",
+    "bench_dispatch",
+    "bench_daemon",
+    "bench_nats",
+    "bench_doctor",
+    "bench_containment",
+)
 REPORT = HERE.parents[1] / "BENCHMARKS.md"
 
 

@@ -1,0 +1,131 @@
+"""Crash-safe start, against a real daemon: a plugin that killed it while loading is skipped."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from tests.containment import FAULTY, Prober, ask, contained_daemon, stop_cleanly
+
+pytestmark = pytest.mark.slow
+
+SEGFAULT_AT_IMPORT = "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
+HANG_AT_IMPORT = "import time\ntime.sleep(1000)\n"
+SEGFAULT_AT_STARTUP = FAULTY.format(
+    name="startcrash", startup="os.kill(os.getpid(), 11)", shutdown="return None"
+)
+
+
+def _listed(daemon) -> dict:
+    return {p["name"]: p for p in ask(daemon.socket_path, "plugin:list")["plugins"]}
+
+
+def test_a_segfault_at_import_is_skipped_on_the_next_start_until_the_plugin_changes():
+    with contained_daemon({}, files={"crasher.py": SEGFAULT_AT_IMPORT}) as daemon:
+        crashed = daemon.start(wait=False)
+        assert crashed.wait(30) == -signal.SIGSEGV
+        log = daemon.log()
+        assert "Fatal Python error: Segmentation fault" in log
+        assert "crasher.py" in log  # faulthandler's stack names the plugin's file
+
+        daemon.start()
+        with Prober(daemon.socket_path) as prober:
+            reason = _listed(daemon)["crasher"]["reason"]
+            assert reason["code"] == "quarantined"
+            assert "died while it was being imported" in reason["message"]
+            assert "ksi-host reenable crasher" in reason["hint"]
+        prober.check()
+        assert "the last daemon on this socket died while crasher was being imported" in (
+            daemon.log()
+        )
+        plan = json.loads(
+            daemon.cli("plugins", "--json", "--config", str(daemon.config_path)).stdout
+        )
+        [entry] = [p for p in plan["plugins"] if p["name"] == "crasher"]
+        assert entry["reason"]["code"] == "quarantined"
+        doctor = daemon.cli("doctor", "--json", "--config", str(daemon.config_path), timeout=60)
+        [problem] = [p for p in json.loads(doctor.stdout)["problems"] if p["plugin"] == "crasher"]
+        assert problem["fix"] == "ksi-host reenable crasher"
+        stop_cleanly(daemon, deadline=1.0 + 8.0)
+
+        folder = daemon.root / "plugins"
+        (folder / "crasher.py").write_text(
+            FAULTY.format(name="crasher", startup="return None", shutdown="return None")
+        )
+        daemon.start()
+        assert _listed(daemon)["crasher"]["status"] == "running"
+        assert ask(daemon.socket_path, "crasher:ping")["pong"] == "crasher"
+        stop_cleanly(daemon, deadline=1.0 + 8.0)
+
+
+def test_a_segfault_in_startup_is_skipped_until_the_operator_reenables_it():
+    with contained_daemon({}, files={"startcrash.py": SEGFAULT_AT_STARTUP}) as daemon:
+        assert daemon.start(wait=False).wait(30) == -signal.SIGSEGV
+        daemon.start()
+        reason = _listed(daemon)["startcrash"]["reason"]
+        assert reason["code"] == "quarantined"
+        assert "died while it was in ksi_startup" in reason["message"]
+        stop_cleanly(daemon, deadline=1.0 + 8.0)
+
+        reenabled = daemon.cli("reenable", "startcrash")
+        assert reenabled.returncode == 0, reenabled.stderr
+        assert "startcrash will be loaded again" in reenabled.stdout
+        again = daemon.cli("reenable", "startcrash")
+        assert again.returncode == 1
+        assert "startcrash is not quarantined (quarantined: none)" in again.stderr
+        plan = json.loads(
+            daemon.cli("plugins", "--json", "--config", str(daemon.config_path)).stdout
+        )
+        assert [p["status"] for p in plan["plugins"] if p["name"] == "startcrash"] == ["loadable"]
+
+
+def test_a_hang_at_import_stopped_by_sigterm_is_skipped_on_the_next_start():
+    with contained_daemon({}, files={"hangs.py": HANG_AT_IMPORT}, grace=2.0) as daemon:
+        proc = daemon.start(wait=False)
+        marker = daemon.socket_path.with_name("ksi.sock.starting")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if marker.exists() and '"hangs"' in marker.read_text():
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(daemon.log())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(1.0 + 2.0 + 5) == 1
+        assert not daemon.socket_path.exists()
+        daemon.start()
+        with Prober(daemon.socket_path) as prober:
+            assert _listed(daemon)["hangs"]["reason"]["code"] == "quarantined"
+        prober.check()
+        stop_cleanly(daemon, deadline=1.0 + 8.0)
+
+
+def test_the_quarantine_forgets_a_plugin_that_changed_and_reenable_removes_it(tmp_path):
+    from ksi_host._plan import Candidate, Origin
+    from ksi_host._quarantine import Quarantine, StartMarker
+
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text("x = 1\n")
+    candidate = Candidate("flaky", Origin("path", str(plugin)), file=plugin)
+    quarantine = Quarantine(tmp_path / "data" / "quarantine.json")
+    marker = StartMarker(tmp_path / "ksi.sock.starting", quarantine)
+    marker.importing(candidate)  # ... and the daemon dies here
+    assert marker.recover() is not None
+    assert not marker.path.exists()
+    assert marker.recover() is None
+
+    loadable, skipped = quarantine.split([candidate])
+    assert loadable == []
+    [(_, exclusion)] = skipped
+    assert exclusion.reason.code == "quarantined"
+
+    plugin.write_text("x = 2  # fixed\n")
+    assert quarantine.split([candidate]) == ([candidate], [])
+
+    assert [entry.name for entry in quarantine.reenable("flaky")] == ["flaky"]
+    assert quarantine.entries() == []
+    (tmp_path / "data" / "quarantine.json").write_text("{not json")
+    assert quarantine.entries() == []  # unreadable: logged, and nothing is skipped
