@@ -260,6 +260,7 @@ def run(
                 daemon.start,
                 daemon.stop,
                 server,
+                daemon.reload,
                 stop_grace=config.host.stop_grace,
                 emergency=(kill_workers,),
             ),

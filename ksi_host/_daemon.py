@@ -16,6 +16,7 @@ import asyncio
 import faulthandler
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
@@ -24,6 +25,7 @@ from ksi_host._instance import Instance
 from ksi_host._limits import reserve_files
 from ksi_host._server import Dispatch, ServerConfig, SocketServer
 from ksi_host._signals import StopSignals
+from ksi_host.errors import KsiError
 
 __all__ = ["Daemon", "Listener", "active_daemon", "run_daemon"]
 
@@ -85,6 +87,7 @@ async def run_daemon(
     start: Callable[[], Awaitable[object]],
     stop: Callable[[], Awaitable[object]],
     config: ServerConfig,
+    reload: Callable[[], Awaitable[object]] | None = None,
     *,
     stop_grace: float = 10.0,
     emergency: tuple[Callable[[], None], ...] = (),
@@ -92,7 +95,8 @@ async def run_daemon(
     """Serve until SIGTERM/SIGINT; return the exit code (0 after a clean stop).
 
     ``start`` loads and starts the plugins (the socket transport among them);
-    ``stop`` shuts them down. Raises :class:`~ksi_host._instance.AlreadyRunning`
+    ``stop`` shuts them down; SIGHUP calls ``reload`` (its failure is logged,
+    the daemon goes on serving). Raises :class:`~ksi_host._instance.AlreadyRunning`
     before calling ``start`` if another daemon owns the socket. A stop that takes
     longer than ``drain_timeout + stop_grace`` is forced (see :mod:`ksi_host._signals`):
     ``emergency`` callbacks run, then the socket and lock are removed. A fatal signal
@@ -115,6 +119,14 @@ async def run_daemon(
     )
     signals.install()
     faulthandler.enable(sys.stderr, all_threads=True)
+    reloads: set[asyncio.Task[None]] = set()
+    hangup = signal.getsignal(signal.SIGHUP)
+    if reload is not None:
+        # Not loop.add_signal_handler: it would take the wakeup fd StopSignals reads.
+        signal.signal(
+            signal.SIGHUP,
+            lambda _signum, _frame: loop.call_soon_threadsafe(_on_hangup, reload, reloads),
+        )
     code = 0
     try:
         await start()
@@ -136,7 +148,26 @@ async def run_daemon(
         finally:
             signals.uninstall()
             faulthandler.disable()
+            if reload is not None:
+                signal.signal(signal.SIGHUP, signal.SIG_DFL if hangup is None else hangup)
             instance.release()
             _active = None
             logger.info("stopped")
     return code
+
+
+def _on_hangup(reload: Callable[[], Awaitable[object]], running: set[asyncio.Task[None]]) -> None:
+    logger.info("received SIGHUP: reloading the plugin set")
+    task = asyncio.ensure_future(_reload_logged(reload))
+    running.add(task)
+    task.add_done_callback(running.discard)
+
+
+async def _reload_logged(reload: Callable[[], Awaitable[object]]) -> None:
+    """A reload nobody awaits: its failure goes to the log, never into the loop."""
+    try:
+        await reload()
+    except KsiError as exc:
+        logger.error("reload failed: %s", exc.render())
+    except Exception:
+        logger.exception("reload failed")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final, Literal
 
 __all__ = [
+    "DEFAULT_LOCK_FILE",
     "DOCTOR_IMPORT_TIMEOUT",
     "GRAPH_FORMATS",
     "HISTORY_BYTES",
@@ -17,6 +18,7 @@ __all__ = [
     "LOG_FORMATS",
     "LOG_MAX_BYTES",
     "LOOP_CHOICES",
+    "RELOAD_TIMEOUT",
     "REQUEST_TIMEOUT",
     "STOP_TIMEOUT",
     "LoopChoice",
@@ -27,6 +29,12 @@ REQUEST_TIMEOUT: Final = 10.0
 
 DOCTOR_IMPORT_TIMEOUT: Final = 10.0
 """Seconds ``ksi-host doctor`` gives one plugin to import before it counts as hung."""
+
+RELOAD_TIMEOUT: Final = 120.0
+"""Seconds ``ksi-host reload``/``load`` wait: a reload imports and starts plugins."""
+
+DEFAULT_LOCK_FILE: Final = "ksi-plugins.lock"
+"""The file ``ksi-host lock`` writes unless told otherwise."""
 
 STOP_TIMEOUT: Final = 30.0
 """Seconds ``ksi-host stop`` waits for the daemon to drain and stop."""

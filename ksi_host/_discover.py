@@ -41,6 +41,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "HOST_DISTRIBUTION",
     "PLUGIN_ATTRIBUTE",
+    "autoload_enabled",
     "builtin_candidates",
     "disabled_names",
     "discover",
@@ -81,6 +82,11 @@ def env_disabled(env: Mapping[str, str]) -> list[str]:
     """The names ``KSI_DISABLE_PLUGINS`` lists (comma-separated), as the user wrote them."""
     raw = env.get("KSI_DISABLE_PLUGINS", "")
     return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+def autoload_enabled(env: Mapping[str, str]) -> bool:
+    """Whether entry points are searched: unless ``KSI_DISABLE_PLUGIN_AUTOLOAD`` is set true."""
+    return env.get("KSI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _FALSE_WORDS
 
 
 def env_plugin_folders(env: Mapping[str, str]) -> list[Path]:
@@ -128,7 +134,7 @@ def _all_sources(
     for folder in env_plugin_folders(env):
         yield from _folder(folder, "folder")
     yield from _folder(KsiPaths.from_env(env).plugins_dir, "user")
-    if env.get("KSI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _FALSE_WORDS:
+    if autoload_enabled(env):
         yield from _entry_points()
     if builtin_package is not None:
         yield from builtin_candidates(builtin_package)

@@ -281,6 +281,12 @@ class Dispatcher:
         """Forget cached routes; call after registering or unregistering plugins."""
         self._routes.clear()
 
+    def own_commands(self, command_owners: Mapping[str, str]) -> None:
+        """Answer each command only by its chosen plugin from now on (a reloaded plan's)."""
+        self._owners.clear()
+        self._owners.update(command_owners)
+        self._routes.clear()
+
     async def emit(
         self,
         event_name: str,

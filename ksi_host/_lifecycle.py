@@ -43,7 +43,7 @@ import asyncio
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any, Final, Protocol
@@ -65,6 +65,13 @@ from ksi_host._plan import (
     Status,
     exclusion_status,
 )
+from ksi_host._reload import (
+    InstalledSince,
+    PlanChange,
+    diff_plans,
+    file_stamps,
+    forget_changed_modules,
+)
 from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
 from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
@@ -74,11 +81,15 @@ from ksi_host.context import HostView, PluginContext
 from ksi_host.errors import HostStateError, KsiError, PluginConfigInvalid, PluginRegistrationError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import KsiPluggyManager, PluginManager
+from ksi_host.plugin_types import PluginCapabilities
 from ksi_host.replies import ErrorCode, error_reply
 
-__all__ = ["Host", "PluginStatus", "StartWatch"]
+__all__ = ["Host", "Planner", "PluginStatus", "StartWatch"]
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
+
+Planner = Callable[[Sequence[str]], LoadPlan]
+"""Builds the host's plan again, with these plugin paths added: what ``reload`` runs."""
 
 
 @dataclass(frozen=True)
@@ -116,12 +127,19 @@ class Host:
         history_size: int | None = None,
         trace: TraceSettings | None = None,
         on_emit: Callable[[str, Any], object] | None = None,
+        planner: Planner | None = None,
+        installed_since: InstalledSince | None = None,
         marker: StartWatch | None = None,
     ) -> None:
         """``trace`` defaults to what ``KSI_TRACE`` says (see :mod:`ksi_host._trace`)."""
-        self.plan: Final = plan
+        self.plan = plan
         self.tracer: Final = Tracer(trace if trace is not None else TraceSettings.from_env())
         self._on_emit: Final = on_emit
+        self._planner: Final = planner
+        self._extra_paths: list[str] = []
+        self._reloading: Final = asyncio.Lock()
+        self._stamps = file_stamps(plan)
+        self._installed_since: Final = installed_since
         self._marker = marker
         self.config: Final = config if config is not None else HostConfig()
         self.manager: Final = PluginManager()
@@ -147,7 +165,7 @@ class Host:
         self.manager.pm.on_change(self._dispatcher.invalidate)
         # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
         self._specs: dict[str, PluginSpec] = {spec.key: spec for spec in plan.order}
-        self._lazy: Final = _lazy_keys(plan)
+        self._lazy = _lazy_keys(plan)
         # In load order: status() reads it as is (system:health asks on every call).
         self._status: dict[str, PluginStatus] = {
             spec.key: PluginStatus(
@@ -161,26 +179,11 @@ class Host:
         }
         self._wanted_by: dict[str, tuple[str, ...]] = {}
         self._activations: dict[str, asyncio.Future[None]] = {}
-        self._excluded: Final = tuple(
-            PluginStatus(
-                name=exclusion.name,
-                key=exclusion.spec.key if exclusion.spec else exclusion.name,
-                version=exclusion.spec.version if exclusion.spec else None,
-                origin=exclusion.origin,
-                status=exclusion_status(exclusion.reason),
-                reason=exclusion.reason,
-            )
-            for exclusion in plan.excluded
-        )
-        excluded_specs = zip(self._excluded, plan.excluded, strict=True)
-        self._declared: Final = (
-            *((self._status[spec.key], spec.capabilities) for spec in plan.order),
-            *((status, e.spec.capabilities) for status, e in excluded_specs if e.spec),
-        )
+        self._excluded: tuple[PluginStatus, ...] = ()
+        self._declared: tuple[tuple[PluginStatus, PluginCapabilities], ...] = ()
+        self._note_plan(plan)
         self._watchdog: Watchdog | None = None
-        self._workers: Final = {
-            spec.key: spec.plugin for spec in plan.order if isinstance(spec.plugin, WorkerPlugin)
-        }
+        self._workers: dict[str, WorkerPlugin] = _workers_of(plan.order)
         self._phase = "new"
 
     async def __aenter__(self) -> Host:
@@ -204,18 +207,7 @@ class Host:
         if self.config.host.watchdog_threshold > 0:
             self._watchdog = Watchdog(self.config.host.watchdog_threshold, self.deadline_for)
             self._watchdog.start()
-        for spec in self.plan.order:
-            if self._is_pending(spec):
-                self._register(spec)
-        await self._spawn_workers()
-        for spec in self.plan.order:
-            if self._is_pending(spec):
-                await self._start_hook(spec, "ksi_plugin_context", "context-failed")
-        for spec in self.plan.order:
-            if self._is_pending(spec) and await self._start_hook(
-                spec, "ksi_startup", "startup-failed"
-            ):
-                self._set(spec.key, "running")
+        await self._start_pending()
         self._phase = "running"
         for status in self.status():
             if status.status == "running":
@@ -234,6 +226,134 @@ class Host:
                     extra={"plugin": status.name},
                 )
 
+    async def _start_pending(self) -> None:
+        """The three start passes (register, context, startup) over the pending plugins."""
+        for spec in self.plan.order:
+            if self._is_pending(spec):
+                self._register(spec)
+        await self._spawn_workers()
+        for spec in self.plan.order:
+            if self._is_pending(spec):
+                await self._start_hook(spec, "ksi_plugin_context", "context-failed")
+        for spec in self.plan.order:
+            if self._is_pending(spec) and await self._start_hook(
+                spec, "ksi_startup", "startup-failed"
+            ):
+                self._set(spec.key, "running")
+
+    def _note_plan(self, plan: LoadPlan) -> None:
+        """Keep what ``status()`` and unanswered events report about ``plan``'s exclusions."""
+        self._excluded = tuple(
+            PluginStatus(
+                name=exclusion.name,
+                key=exclusion.spec.key if exclusion.spec else exclusion.name,
+                version=exclusion.spec.version if exclusion.spec else None,
+                origin=exclusion.origin,
+                status=exclusion_status(exclusion.reason),
+                reason=exclusion.reason,
+            )
+            for exclusion in plan.excluded
+        )
+        excluded_specs = zip(self._excluded, plan.excluded, strict=True)
+        self._declared = (
+            *((self._status[spec.key], spec.capabilities) for spec in plan.order),
+            *((status, e.spec.capabilities) for status, e in excluded_specs if e.spec),
+        )
+
+    async def reload(self) -> PlanChange:
+        """Re-plan with the same config and paths and apply the difference (see ``_reload``)."""
+        if self._planner is None:
+            raise HostStateError(action="reload", phase="built without a planner")
+        async with self._reloading:
+            forget_changed_modules(self.plan, self._stamps)
+            plan = self._planner(tuple(self._extra_paths))
+            self._stamps = file_stamps(plan)
+            return await self._apply(plan)
+
+    async def load(self, path: str) -> tuple[PlanChange, tuple[PluginStatus, ...]]:
+        """Add a plugin file or folder to the running host, as ``--plugin-path`` would at start.
+
+        Returns the change and the status of each plugin ``path`` offered; a path none
+        of whose plugins runs is dropped again, so a later reload does not retry it.
+        """
+        self._extra_paths.append(path)
+        change = await self.reload()
+        folder = f"{path.rstrip('/')}/"
+        mine = tuple(
+            status
+            for status in self.status()
+            if status.origin.kind == "path"
+            and (status.origin.location == path or status.origin.location.startswith(folder))
+        )
+        if not any(status.status == "running" for status in mine):
+            self._extra_paths.remove(path)
+        return change, mine
+
+    async def apply(self, plan: LoadPlan) -> PlanChange:
+        """Adopt ``plan`` while running: stop, start and restart only what differs."""
+        async with self._reloading:
+            return await self._apply(plan)
+
+    async def _apply(self, plan: LoadPlan) -> PlanChange:
+        if self._phase != "running":
+            raise HostStateError(action="reload", phase=self._phase)
+        active = {k for k, st in self._status.items() if st.status in ("running", "pending")}
+        diff = diff_plans(self.plan, plan, active)
+        old = {spec.key: spec for spec in self.plan.order}
+        names = {spec.key: spec.name for spec in (*self.plan.order, *plan.order)}
+        for key in diff.stop:
+            await self._stop_one(old[key])
+        lazy = _lazy_keys(plan)
+        self._status = {
+            spec.key: PluginStatus(
+                spec.name,
+                spec.key,
+                spec.version,
+                spec.origin,
+                "lazy" if spec.key in lazy else "pending",
+            )
+            if spec.key in diff.start or spec.key not in self._status
+            else self._status[spec.key]
+            for spec in plan.order
+        }
+        self._specs = {
+            spec.key: self._specs[spec.key]
+            if spec.key in self._specs and spec.key not in diff.start
+            else spec
+            for spec in plan.order
+        }
+        self._lazy = lazy
+        self._workers = _workers_of(self._specs.values())
+        self._dispatcher.own_commands(plan.commands)
+        self._wanted_by.clear()
+        for key in diff.stop:
+            self._activations.pop(key, None)
+        self.plan = plan
+        self._note_plan(plan)
+        await self._start_pending()
+        failed = {
+            names[key]: reason.message
+            for key in diff.start
+            if (reason := self._status[key].reason) is not None
+        }
+        change = PlanChange.of(diff, names, failed)
+        logger.info("reloaded: %s", change.summary())
+        return change
+
+    async def _stop_one(self, spec: PluginSpec) -> None:
+        """Shut one plugin down (while the others run): its shutdown hook, then unregister it."""
+        state = self._status[spec.key].status
+        problem = None
+        if state == "running":
+            problem = await self._run_hook(
+                spec, "ksi_shutdown", "shutdown-failed", self.config.host.shutdown_timeout
+            )
+        self._unregister(spec)
+        self._contexts.pop(spec.name, None)
+        self._set(spec.key, "stopped", problem)
+        if state == "running":
+            logger.info("stopped %s", spec.name, extra={"plugin": spec.name})
+
     async def stop(self) -> None:
         """Shut every running plugin down in reverse load order; one failing stops no other.
 
@@ -244,17 +364,8 @@ class Host:
             return
         self._phase = "stopping"
         for spec in reversed(self.plan.order):
-            state = self._status[spec.key].status
-            problem = None
-            if state == "running":
-                problem = await self._run_hook(
-                    spec, "ksi_shutdown", "shutdown-failed", self.config.host.shutdown_timeout
-                )
-            if state in ("running", "pending", "lazy"):
-                self._unregister(spec)
-                self._set(spec.key, "stopped", problem)
-                if state == "running":
-                    logger.info("stopped %s", spec.name, extra={"plugin": spec.name})
+            if self._status[spec.key].status in ("running", "pending", "lazy"):
+                await self._stop_one(spec)
         await self._tasks.close()
         if self._watchdog is not None:
             self._watchdog.stop()
@@ -391,6 +502,12 @@ class Host:
                     f"plugin {status.name!r} declares it but is {status.status}{why} "
                     "(see plugin:list or ksi-host doctor)"
                 )
+        new = self._installed_since.names(self.plan) if self._installed_since else ()
+        if new:
+            return (
+                f"installed since the daemon started, not running yet: {', '.join(new)}; "
+                "run `ksi-host reload` to start them"
+            )
         return None
 
     def status(self) -> tuple[PluginStatus, ...]:
@@ -640,6 +757,11 @@ def _chain(name: str, cause: Reason) -> str:
         parts.append(repr(cause.requirement))
         cause = cause.cause
     return ", which needs ".join(parts) + f", which failed ({cause.code})"
+
+
+def _workers_of(specs: Iterable[PluginSpec]) -> dict[str, WorkerPlugin]:
+    """The plugins that run in a worker process of their own."""
+    return {spec.key: spec.plugin for spec in specs if isinstance(spec.plugin, WorkerPlugin)}
 
 
 def _what_and_where(exc: KsiError) -> str:

@@ -106,13 +106,23 @@ def boot(
     trace: TraceSettings | None = None,
     marker: StartMarker | None = None,
 ) -> Host:
-    """A host for ``config``, ready to ``start()``: every stage of the pipeline in order."""
+    """A host for ``config``, ready to ``start()``: every stage of the pipeline in order.
+
+    The host can build its plan again the same way (``Host.reload``), with the
+    plugin paths loaded since (``Host.load``) after ``paths``.
+    """
     from ksi_host._lifecycle import Host  # the daemon's machinery; plans do not need it
+    from ksi_host._reload import InstalledSince
+
+    def planner(loaded: Sequence[str]) -> LoadPlan:
+        return plan_for(config, paths=(*paths, *loaded), env=env, reporter=reporter)
 
     return Host(
-        plan_for(config, paths=paths, env=env, reporter=reporter),
+        planner(()),
         config,
         trace=trace,
+        planner=planner,
+        installed_since=InstalledSince(env),
         marker=marker,
     )
 
@@ -153,3 +163,8 @@ class DaemonRun:
     async def stop(self) -> None:
         if self.host is not None:
             await self.host.stop()
+
+    async def reload(self) -> None:
+        """SIGHUP: the running host adopts the plugins installed now (see ``Host.reload``)."""
+        if self.host is not None:
+            await self.host.reload()

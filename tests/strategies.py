@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import strategies as st
+from packaging.utils import canonicalize_name
 
+from ksi_host._manage.environment import InstalledDist
 from ksi_host._plan import Exclusion, Origin, PluginSpec, Reason
 from ksi_host.events import MAX_SEGMENT
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
@@ -173,6 +175,32 @@ def replies_owed(stream: bytes, limit: int) -> tuple[int, bool]:
             return owed + 1, True
         owed += bool(content.strip())
     return owed, False
+
+
+# --- plugin sets (lock files) ---
+
+_DIST_NAMES = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,20}[A-Za-z0-9])?", fullmatch=True)
+_VERSIONS = st.from_regex(r"[0-9]{1,3}(\.[0-9]{1,3}){0,3}((a|b|rc)[0-9]{1,2})?", fullmatch=True)
+_ENTRY_POINT_NAMES = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=12,
+)
+
+
+@st.composite
+def installed_dists(draw: st.DrawFn) -> list[InstalledDist]:
+    """Plugin distributions: distinct canonical names, odd spellings, any unicode plugin name."""
+    names = draw(st.lists(_DIST_NAMES, max_size=6, unique_by=canonicalize_name))
+    return [
+        InstalledDist(
+            name=name,
+            version=draw(_VERSIONS),
+            requires=(),
+            plugins=tuple(sorted(draw(st.lists(_ENTRY_POINT_NAMES, min_size=1, max_size=3)))),
+        )
+        for name in names
+    ]
 
 
 # --- event data ---

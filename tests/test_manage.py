@@ -1,13 +1,19 @@
-"""ksi-host install/uninstall with real pip in a real venv, offline against a folder of wheels."""
+"""install, uninstall, lock, sync, reload: real pip in real venvs, offline (a folder of wheels)."""
 
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import ManagedVenv
+from tests.conftest import ManagedVenv, managed_venv, pip_env
 
 pytestmark = pytest.mark.slow
 
@@ -17,14 +23,6 @@ def venv(plugin_venv: ManagedVenv) -> Iterator[ManagedVenv]:
     """The shared venv; whatever a test installs is removed after it."""
     yield plugin_venv
     plugin_venv.remove_plugins()
-
-
-def test_install_adds_a_plugin_the_plan_then_loads(venv: ManagedVenv) -> None:
-    done = venv.ksi("install", "ksi-plugin-hello", *venv.offline)
-    assert done.returncode == 0, done.stderr
-    assert "+ ksi-plugin-hello 1.0 (plugins: hello)" in done.stdout
-    plan = json.loads(venv.ksi("plugins", "--json").stdout)
-    assert "hello" in {plugin["name"] for plugin in plan["plugins"]}
 
 
 def test_install_refuses_to_downgrade_a_dependency_of_the_host(venv: ManagedVenv) -> None:
@@ -97,3 +95,95 @@ def test_uninstall_never_removes_the_host_or_what_it_needs(venv: ManagedVenv) ->
     assert done.returncode == 1
     assert "refusing to uninstall ksi-host: it is ksi-host itself" in done.stderr
     assert venv.python.parent.parent.joinpath("pyvenv.cfg").is_file()
+
+
+class LineSocket:
+    """A client connected to the daemon for the whole test: NDJSON requests, one at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(30)
+        self.sock.connect(str(path))
+        self.lines = self.sock.makefile("rb")
+
+    def ask(self, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.sock.sendall(json.dumps({"event": event, "data": data or {}}).encode() + b"\n")
+        reply: dict[str, Any] = json.loads(self.lines.readline())
+        data: dict[str, Any] = reply.get("data", reply)
+        return data
+
+    def close(self) -> None:
+        self.lines.close()
+        self.sock.close()
+
+
+def test_install_then_reload_starts_the_plugin_in_the_same_daemon_for_connected_clients(
+    venv: ManagedVenv, short_dir: Path
+) -> None:
+    sock = short_dir / "ksi.sock"
+    log = short_dir / "daemon.log"
+    with log.open("wb") as out:
+        daemon = subprocess.Popen(
+            [str(venv.python), "-m", "ksi_host", "run", "--socket", str(sock)],
+            stdout=out,
+            stderr=out,
+            env=pip_env(venv.home),
+            cwd=venv.home,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "ready: pid" not in log.read_text() and time.monotonic() < deadline:
+            assert daemon.poll() is None, log.read_text()
+            time.sleep(0.05)
+        client = LineSocket(sock)
+        assert client.ask("system:health")["status"] == "healthy"
+
+        installed = venv.ksi("install", "ksi-plugin-hello", *venv.offline)
+        assert installed.returncode == 0, installed.stderr
+        assert installed.stdout.endswith("+ ksi-plugin-hello 1.0 (plugins: hello)\n")
+        not_yet = client.ask("hello:ping")
+        assert not_yet["error"]["code"] == "NO_HANDLER"
+        assert "plugin 'hello' (ksi-plugin-hello 1.0)" in not_yet["error"]["message"]
+        assert "run `ksi-host reload`" in not_yet["error"]["message"]
+
+        reloaded = venv.ksi("reload", "--socket", str(sock))
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert reloaded.stdout == "daemon reloaded:\n  started: hello\n"
+        answer = client.ask("hello:ping")
+        assert answer == {"plugin": "hello", "version": "1.0", "pid": daemon.pid}
+
+        removed = venv.ksi("uninstall", "ksi-plugin-hello", "--reload", "--socket", str(sock))
+        assert removed.returncode == 0, removed.stderr
+        assert "daemon reloaded:\n  stopped: hello" in removed.stdout
+        assert client.ask("hello:ping")["error"]["code"] == "NO_HANDLER"
+
+        daemon.send_signal(signal.SIGHUP)
+        while "reloaded: no plugin changed" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert "received SIGHUP" in log.read_text()
+        assert client.ask("system:health")["status"] == "healthy"
+        client.close()
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+    assert daemon.returncode == 0, log.read_text()
+
+
+def test_lock_then_sync_reproduces_the_plugin_set_in_a_fresh_venv(
+    venv: ManagedVenv, tmp_path: Path
+) -> None:
+    venv.pip("install", "-q", *venv.offline, "ksi-plugin-hello", "ksi-plugin-needsbase")
+    locked = venv.ksi("lock", "-o", str(tmp_path / "ksi-plugins.lock"))
+    assert locked.returncode == 0, locked.stderr
+    assert locked.stdout == f"wrote {tmp_path / 'ksi-plugins.lock'}: 3 plugin distributions\n"
+    other = managed_venv(tmp_path / "other", venv.wheelhouse)
+    other.pip("install", "-q", *other.offline, "ksi-plugin-base==2.0", "ksi-plugin-baseuser")
+    synced = other.ksi("sync", str(tmp_path / "ksi-plugins.lock"), *other.offline)
+    assert synced.returncode == 0, synced.stderr
+    assert "- ksi-plugin-baseuser 1.0 (plugins: baseuser)" in synced.stdout
+    assert "~ ksi-plugin-base 2.0 -> 1.0 (plugins: base)" in synced.stdout
+    assert other.ksi("lock", "-o", "-").stdout == (tmp_path / "ksi-plugins.lock").read_text()
+    assert other.installed() == venv.installed()
+    again = other.ksi("sync", str(tmp_path / "ksi-plugins.lock"), *other.offline)
+    assert again.stdout == "no plugin distribution changed\n", again.stderr

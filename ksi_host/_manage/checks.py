@@ -7,7 +7,9 @@ as written, and the versions before and after:
 - ``changes-host``: the install would change ksi-host or one of its own dependencies
   (directly or not);
 - ``breaks-dependent``: an installed distribution, or a running plugin's declared
-  dependency, would no longer be satisfied (a changed or removed package it needs).
+  dependency, would no longer be satisfied (a changed or removed package it needs);
+- ``not-a-plugin`` (``sync`` only): an installed package that is not a plugin
+  distribution would change.
 
 Installed versions satisfy a specifier even when they are pre-releases, as pip treats them.
 """
@@ -30,12 +32,13 @@ __all__ = [
     "Problem",
     "ProblemKind",
     "check_install",
+    "check_only_plugins",
     "check_removal",
     "check_unresolvable",
     "satisfies",
 ]
 
-ProblemKind = Literal["needs-host", "changes-host", "breaks-dependent"]
+ProblemKind = Literal["needs-host", "changes-host", "breaks-dependent", "not-a-plugin"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,10 @@ class Problem:
         if after[:1] in "<>=!~":
             after = f"a version matching {after}"
         change = f"{self.target} {now} -> {after}"
+        if self.kind == "not-a-plugin":
+            return (
+                f"{change}: {self.target} is not a plugin distribution, and sync changes only those"
+            )
         if self.kind == "changes-host":
             return f"{change} (ksi-host needs it as it is), because {who} requires " + (
                 self.requirement
@@ -267,3 +274,25 @@ def check_unresolvable(planned: Sequence[Planned], env: Environment) -> tuple[Pr
                     )
                 )
     return tuple(problems)
+
+
+def check_only_plugins(planned: Sequence[Planned], env: Environment) -> tuple[Problem, ...]:
+    """Installed packages that are not plugin distributions and that ``planned`` would change."""
+    protected = env.protected()
+    return tuple(
+        Problem(
+            "not-a-plugin",
+            "the lock file",
+            None,
+            None,
+            f"{p.name}=={p.version}",
+            dist.name,
+            dist.version,
+            p.version,
+        )
+        for p in planned
+        if (dist := env.get(p.name)) is not None
+        and not dist.is_plugin
+        and p.key not in protected
+        and dist.version != p.version
+    )

@@ -14,7 +14,7 @@ from ksi_host._manage.errors import ChangeRefused, HostPackage, NotInstalled
 from ksi_host._manage.pip import PipFailed, Planned, dry_run, run_pip
 from ksi_host._plan import LoadPlan
 
-__all__ = ["Change", "PlanSource", "install", "uninstall"]
+__all__ = ["Change", "PlanSource", "install", "install_suggestions", "uninstall"]
 
 PlanSource = Callable[[], LoadPlan]
 """The current load plan, built only when a check needs the plugins' own dependencies."""
@@ -64,7 +64,7 @@ def install(args: Sequence[str], *, force: bool = False, plan: PlanSource | None
             raise ChangeRefused(
                 action=f"install {shlex.join(_specs(args))}",
                 problems=problems,
-                suggestions=_install_suggestions(problems, args),
+                suggestions=install_suggestions(problems, args),
                 forceable=False,
             ) from None
         raise
@@ -77,7 +77,7 @@ def install(args: Sequence[str], *, force: bool = False, plan: PlanSource | None
         raise ChangeRefused(
             action=f"install {shlex.join(_specs(args))}",
             problems=problems,
-            suggestions=_install_suggestions(problems, args),
+            suggestions=install_suggestions(problems, args),
         )
     run_pip("install", *args)
     return Change.between(env, Environment.current())
@@ -128,7 +128,7 @@ def _unresolvable(args: Sequence[str], env: Environment) -> tuple[Problem, ...]:
     return check_unresolvable(alone, env)
 
 
-def _install_suggestions(problems: Sequence[Problem], args: Sequence[str]) -> list[str]:
+def install_suggestions(problems: Sequence[Problem], args: Sequence[str]) -> list[str]:
     """Commands that would work instead, from the problems' data."""
     suggestions: list[str] = []
     for problem in problems:

@@ -1,0 +1,244 @@
+"""What changes when a running host adopts a new plan: which plugins stop, start, restart.
+
+``ksi-host reload`` (or SIGHUP, or the ``plugin:reload`` event) builds a fresh plan
+with the same config and paths and hands it to :meth:`ksi_host._lifecycle.Host.apply`.
+A plugin is the same in both plans when the resolver hands over the same object;
+re-planning imports nothing again unless :func:`forget_changed_modules` dropped the
+modules of a distribution that was upgraded or removed, or of a plugin file edited
+since the host loaded it. Then:
+
+- a plugin only in the old plan stops (``stopped``);
+- a plugin only in the new plan starts (``started``);
+- a plugin in both, as another object, stops and starts again (``restarted``), and so
+  does every running plugin that depends on one that stops or restarts, so no plugin
+  ever runs without what it needs;
+- everything else keeps running untouched, its clients with it.
+
+Stops run in reverse load order of the old plan, starts in load order of the new one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import importlib_metadata
+
+from ksi_host._describe import file_module_name
+from ksi_host._discover import ENTRY_POINT_GROUP, autoload_enabled
+from ksi_host._plan import LoadPlan, PluginSpec
+
+__all__ = [
+    "InstalledSince",
+    "PlanChange",
+    "PlanDiff",
+    "diff_plans",
+    "file_stamps",
+    "forget_changed_modules",
+]
+
+
+@dataclass(frozen=True)
+class PlanDiff:
+    """Keys to stop (old plan, reverse load order) and to start (new plan, load order)."""
+
+    stop: tuple[str, ...]
+    start: tuple[str, ...]
+    removed: frozenset[str]
+    added: frozenset[str]
+
+
+def diff_plans(old: LoadPlan, new: LoadPlan, active: Iterable[str]) -> PlanDiff:
+    """What adopting ``new`` takes, given the ``active`` (running or pending) keys of ``old``."""
+    before = {spec.key: spec for spec in old.order}
+    after = {spec.key: spec for spec in new.order}
+    removed = before.keys() - after.keys()
+    replaced = {
+        key for key in before.keys() & after.keys() if before[key].plugin is not after[key].plugin
+    }
+    going = set(removed | replaced)
+    for key in sorted(going):
+        going.update(old.dependents(key))
+    going &= set(active) | replaced
+    stop = tuple(spec.key for spec in reversed(old.order) if spec.key in going)
+    added = after.keys() - before.keys()
+    start = tuple(spec.key for spec in new.order if spec.key in added or spec.key in going)
+    return PlanDiff(stop=stop, start=start, removed=frozenset(removed), added=frozenset(added))
+
+
+@dataclass(frozen=True)
+class PlanChange:
+    """What a reload did, by plugin name; ``failed`` maps a plugin to why it did not start."""
+
+    started: tuple[str, ...] = ()
+    stopped: tuple[str, ...] = ()
+    restarted: tuple[str, ...] = ()
+    failed: Mapping[str, str] | None = None
+
+    @classmethod
+    def of(cls, diff: PlanDiff, names: Mapping[str, str], failed: Mapping[str, str]) -> PlanChange:
+        """Name what ``diff`` did once applied; ``failed`` plugins did not start."""
+        ok = [key for key in diff.start if names[key] not in failed]
+        return cls(
+            started=tuple(names[key] for key in ok if key in diff.added),
+            stopped=tuple(names[key] for key in diff.stop if key not in diff.start),
+            restarted=tuple(names[key] for key in ok if key not in diff.added),
+            failed=dict(failed),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``plugin:reload`` reply."""
+        return {
+            "status": "reloaded",
+            "started": list(self.started),
+            "stopped": list(self.stopped),
+            "restarted": list(self.restarted),
+            "failed": dict(self.failed or {}),
+        }
+
+    def summary(self) -> str:
+        """One line for the log and the command line."""
+        parts = [
+            f"{word} {', '.join(names)}"
+            for word, names in (
+                ("started", self.started),
+                ("stopped", self.stopped),
+                ("restarted", self.restarted),
+                ("failed", tuple(self.failed or ())),
+            )
+            if names
+        ]
+        return "; ".join(parts) if parts else "no plugin changed"
+
+
+def file_stamps(plan: LoadPlan) -> dict[str, int]:
+    """The modification time of each file plugin's module, to tell later whether it changed."""
+    return {spec.key: stamp for spec in plan.order if (stamp := _file_stamp(spec)) is not None}
+
+
+def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, int]) -> tuple[str, ...]:
+    """Drop from ``sys.modules`` the modules of plugins that changed on disk; return their keys.
+
+    A distribution changed when its installed version differs from the plan's (or it
+    is gone); a plugin file changed when its modification time is not the one in
+    ``stamps`` (see :func:`file_stamps`).
+    """
+    importlib.invalidate_caches()
+    changed = [spec for spec in plan.order if _changed(spec, stamps)]
+    for spec in changed:
+        top = _top_module(spec)
+        if top is None:
+            continue
+        for loaded in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
+            del sys.modules[loaded]
+    return tuple(spec.key for spec in changed)
+
+
+def _changed(spec: PluginSpec, stamps: Mapping[str, int]) -> bool:
+    origin = spec.origin
+    if origin.kind == "entry-point" and origin.distribution:
+        try:
+            return importlib_metadata.version(origin.distribution) != origin.dist_version
+        except importlib_metadata.PackageNotFoundError:
+            return True
+    return spec.key in stamps and _file_stamp(spec) != stamps[spec.key]
+
+
+def _file_of(spec: PluginSpec) -> Path | None:
+    """The file a plugin from a path or folder was imported from (a package's ``__init__``)."""
+    if spec.origin.kind not in ("path", "folder", "user"):
+        return None
+    path = Path(spec.origin.location)
+    if path.suffix == ".py":
+        return path
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return None  # a dotted module name given as a path: reloaded when its version changes
+
+
+def _file_stamp(spec: PluginSpec) -> int | None:
+    """A plugin file's modification time (a file that went away: -1); None if not a file."""
+    file = _file_of(spec)
+    if file is None:
+        return None
+    try:
+        return file.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _top_module(spec: PluginSpec) -> str | None:
+    """The module to import again: an entry point's top package, a plugin file's own module.
+
+    Never the module of the plugin's class, which may be a library (or ksi_host) itself.
+    """
+    if spec.origin.kind == "entry-point":
+        return spec.origin.location.split(":")[0].split(".")[0]
+    file = _file_of(spec)
+    return _file_module(file) if file is not None else None
+
+
+def _file_module(file: Path) -> str:
+    """The name a plugin file was imported under: its own when it was free, else a private one.
+
+    See :func:`ksi_host._folder_imports.import_own_name`.
+    """
+    own = file.parent.name if file.name == "__init__.py" else file.stem
+    loaded = getattr(sys.modules.get(own), "__file__", None)
+    if loaded is not None and Path(loaded).resolve() == file.resolve():
+        return own
+    return file_module_name(file)
+
+
+class InstalledSince:
+    """Plugin entry points installed (or upgraded) since a plan was made: not running yet.
+
+    An event nobody answers is explained by them ("run ``ksi-host reload``"). The
+    scan of installed metadata runs again only when a ``sys.path`` folder changed.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = os.environ if env is None else env
+        self._stamp: tuple[int, ...] | None = None
+        self._found: tuple[tuple[str, str, str | None], ...] = ()
+
+    def names(self, plan: LoadPlan) -> tuple[str, ...]:
+        """``plugin 'x' (dist version)`` for each entry point the plan does not know."""
+        if not autoload_enabled(self._env):
+            return ()
+        known = {
+            (origin.distribution, origin.entry_point, origin.dist_version)
+            for origin in (
+                *(spec.origin for spec in plan.order),
+                *(exclusion.origin for exclusion in plan.excluded),
+            )
+            if origin.kind == "entry-point"
+        }
+        return tuple(
+            f"plugin {name!r} ({dist} {version})"
+            for dist, name, version in self._entry_points()
+            if (dist, name, version) not in known
+        )
+
+    def _entry_points(self) -> tuple[tuple[str, str, str | None], ...]:
+        stamp = tuple(_mtime(folder) for folder in sys.path)
+        if stamp != self._stamp:
+            importlib.invalidate_caches()
+            self._stamp = stamp
+            self._found = tuple(
+                (ep.dist.name, ep.name, ep.dist.version) if ep.dist else ("?", ep.name, None)
+                for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP)
+            )
+        return self._found
+
+
+def _mtime(folder: str) -> int:
+    try:
+        return Path(folder or ".").stat().st_mtime_ns
+    except OSError:
+        return 0

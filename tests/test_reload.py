@@ -1,0 +1,296 @@
+"""A running Host adopts a new plan: stop, start and restart only what differs, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ksi_host._config import HostConfig
+from ksi_host._lifecycle import Host
+from ksi_host._pipeline import boot, build_plan
+from ksi_host._plan import LoadPlan
+from ksi_host._reload import InstalledSince, PlanChange, diff_plans
+from ksi_host.plugin_base import BasePlugin, hookimpl
+from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from tests.conftest import DAEMON_EVENTS, ScriptedPlugin, host_env, plan_of, running_daemon
+from tests.dists import install_dist, plugin_source
+
+HOOKS = ("ksi_plugin_context", "ksi_startup", "ksi_shutdown")
+
+
+def lifecycle(log: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(plugin, hook) for plugin, hook in log if hook in HOOKS]
+
+
+def test_diff_restarts_what_depends_on_a_replaced_plugin_and_keeps_the_rest() -> None:
+    a, b, c, d = (ScriptedPlugin(name) for name in "abcd")
+    old = plan_of(a, b, c, requires={"b": ("a",)})
+    a2, e = ScriptedPlugin("a"), ScriptedPlugin("e")
+    new = plan_of(a2, b, d, e, requires={"b": ("a",)})
+    diff = diff_plans(old, new, active={"a", "b", "c"})
+    assert diff.stop == ("c", "b", "a")
+    assert diff.start == ("a", "b", "d", "e")
+    assert diff.removed == {"c"}
+    assert diff.added == {"d", "e"}
+
+
+def test_diff_of_the_same_plan_changes_nothing() -> None:
+    plan = plan_of(ScriptedPlugin("a"), ScriptedPlugin("b"))
+    diff = diff_plans(plan, plan, active={"a", "b"})
+    assert (diff.stop, diff.start) == ((), ())
+
+
+def test_apply_stops_in_reverse_and_starts_in_order_while_the_rest_keep_running() -> None:
+    log: list[tuple[str, str]] = []
+    a, b, keep = (ScriptedPlugin(n, log=log, commands=[f"{n}:ping"]) for n in ("a", "b", "keep"))
+    keep.answers = {"keep:ping": {"ok": True}}
+    a2 = ScriptedPlugin("a", log=log, answers={"a:ping": {"version": 2}}, commands=["a:ping"])
+    new_plugin = ScriptedPlugin("new", log=log, answers={"new:ping": {"new": True}})
+
+    async def main() -> tuple[PlanChange, list[Any]]:
+        host = Host(plan_of(a, b, keep, requires={"b": ("a",)}))
+        async with host:
+            log.clear()
+            change = await host.apply(plan_of(a2, b, keep, new_plugin, requires={"b": ("a",)}))
+            answers = [
+                await host.dispatch(event, {}) for event in ("a:ping", "keep:ping", "new:ping")
+            ]
+            assert {s.name: s.status for s in host.status()} == dict.fromkeys(
+                ("a", "b", "keep", "new"), "running"
+            )
+        return change, answers
+
+    change, answers = asyncio.run(main())
+    assert change == PlanChange(started=("new",), restarted=("a", "b"), failed={})
+    assert lifecycle(log)[:6] == [
+        ("b", "ksi_shutdown"),
+        ("a", "ksi_shutdown"),
+        ("a", "ksi_plugin_context"),
+        ("b", "ksi_plugin_context"),
+        ("new", "ksi_plugin_context"),
+        ("a", "ksi_startup"),
+    ]
+    assert ("keep", "ksi_shutdown") not in lifecycle(log)[:8]
+    assert answers == [{"version": 2}, {"ok": True}, {"new": True}]
+
+
+def test_a_plugin_that_fails_to_start_on_reload_is_reported_and_the_others_run() -> None:
+    bad = ScriptedPlugin("bad", raises={"ksi_startup"})
+
+    async def main() -> PlanChange:
+        async with Host(plan_of(ScriptedPlugin("a"))) as host:
+            change = await host.apply(plan_of(ScriptedPlugin("a"), bad))
+            assert {s.name: s.status for s in host.status()}["bad"] == "failed"
+            return change
+
+    change = asyncio.run(main())
+    assert change.restarted == ("a",)
+    assert "bad broke in ksi_startup" in (change.failed or {})["bad"]
+    assert change.as_dict()["status"] == "reloaded"
+
+
+class Gated(BasePlugin):
+    """Answers ``gated:wait`` once its gate opens."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        super().__init__(
+            PluginMetadata(name="gated", version="1.0"),
+            PluginCapabilities(commands=["gated:wait"]),
+        )
+        self.gate = gate
+
+    @hookimpl
+    async def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
+        await self.gate.wait()
+        return {"finished": True}
+
+
+def test_a_request_in_flight_finishes_when_its_plugin_restarts() -> None:
+    async def main() -> tuple[Any, PlanChange]:
+        gate = asyncio.Event()
+        host = Host(plan_of(Gated(gate)))
+        async with host:
+            pending = asyncio.ensure_future(host.dispatch("gated:wait", {}))
+            await asyncio.sleep(0.01)
+            change = await host.apply(plan_of(Gated(asyncio.Event())))
+            gate.set()
+            return await pending, change
+
+    answer, change = asyncio.run(main())
+    assert answer == {"finished": True}
+    assert change.restarted == ("gated",)
+
+
+def _host_over(folder: Path, home: Path) -> Host:
+    """A host as ``ksi-host run`` builds it, over ``folder`` and the built-ins, no entry points."""
+    return boot(
+        HostConfig(),
+        paths=[folder],
+        env=host_env(home),
+    )
+
+
+def test_reload_starts_new_restarts_edited_and_stops_removed_plugin_files(tmp_path: Path) -> None:
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "first.py").write_text(plugin_source("first", version="1.0"))
+
+    async def main() -> list[PlanChange]:
+        host = _host_over(folder, tmp_path)
+        async with host:
+            (folder / "second.py").write_text(plugin_source("second", version="1.0"))
+            changes = [await host.reload()]
+            (folder / "first.py").write_text(plugin_source("first", version="1.1"))
+            changes.append(await host.reload())
+            (folder / "second.py").unlink()
+            changes.append(await host.reload())
+            changes.append(await host.reload())
+            running = {s.name: s.version for s in host.status() if s.status == "running"}
+            assert running["first"] == "1.1"
+            assert "second" not in running
+        return changes
+
+    changes = asyncio.run(main())
+    assert [c.summary() for c in changes] == [
+        "started second",
+        "restarted first",
+        "stopped second",
+        "no plugin changed",
+    ]
+
+
+def test_load_runs_a_plugin_file_through_the_whole_lifecycle(tmp_path: Path) -> None:
+    async def main() -> list[Any]:
+        host = boot(
+            HostConfig(),
+            env=host_env(tmp_path),
+        )
+        async with host:
+            change, found = await host.load(str(DAEMON_EVENTS))
+            assert change.started == ("daemon_events",)
+            assert [s.status for s in found] == ["running"]
+            listed = await host.dispatch("plugin:list", {})
+            assert "daemon_events" in {p["name"] for p in listed["plugins"]}
+            echo = await host.dispatch("test:echo", {"x": 1})
+            again = await host.reload()
+            assert again.summary() == "no plugin changed"
+        states = {s.name: s.status for s in host.status()}
+        return [echo, states["daemon_events"]]
+
+    echo, final = asyncio.run(main())
+    assert echo["echo"] == {"x": 1}
+    assert final == "stopped"
+
+
+def test_load_of_a_broken_file_says_why_and_is_not_kept(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('nope')\n")
+
+    async def main() -> None:
+        host = boot(
+            HostConfig(),
+            env=host_env(tmp_path),
+        )
+        async with host:
+            change, found = await host.load(str(broken))
+            assert change.summary() == "no plugin changed"
+            assert [s.status for s in found] == ["excluded"]
+            assert found[0].reason is not None
+            assert "RuntimeError: nope" in found[0].reason.message
+            broken.write_text(plugin_source("broken"))
+            assert (await host.reload()).summary() == "no plugin changed"
+            answer = await host.dispatch("plugin:load", {"path": "relative.py"})
+            assert answer["error"]["code"] == "INVALID_INPUT"
+
+    asyncio.run(main())
+
+
+def test_an_event_for_a_plugin_installed_since_start_names_ksi_host_reload(
+    tmp_path: Path, site_dir: Path
+) -> None:
+    env = {**host_env(tmp_path), "KSI_DISABLE_PLUGIN_AUTOLOAD": "0"}
+
+    async def main() -> dict[str, Any]:
+        plan: LoadPlan = build_plan(env=env)
+        async with Host(plan, installed_since=InstalledSince(env)) as host:
+            install_dist(
+                site_dir,
+                dist="ksi-plugin-late",
+                version="1.0",
+                files={"late_mod.py": plugin_source("late")},
+                entry_points={"late": "late_mod"},
+            )
+            return await host.dispatch("late:ping", {})  # type: ignore[no-any-return]
+
+    answer = asyncio.run(main())
+    assert answer["error"]["code"] == "NO_HANDLER"
+    message = answer["error"]["message"]
+    assert "plugin 'late' (ksi-plugin-late 1.0)" in message
+    assert "run `ksi-host reload`" in message
+
+
+@pytest.mark.slow
+def test_ksi_host_load_adds_a_plugin_to_a_running_daemon_until_it_stops(tmp_path: Path) -> None:
+    plugin_file = tmp_path / "greeter.py"
+    plugin_file.write_text(
+        "from ksi_host import BasePlugin, PluginCapabilities, PluginMetadata, hookimpl\n"
+        "class Greeter(BasePlugin):\n"
+        "    @hookimpl\n"
+        "    def ksi_startup(self):\n"
+        "        print('greeter started', flush=True)\n"
+        "    @hookimpl\n"
+        "    def ksi_shutdown(self):\n"
+        "        print('greeter stopped', flush=True)\n"
+        "    @hookimpl\n"
+        "    def ksi_handle_event(self, event_name, data, context):\n"
+        "        if event_name == 'greeter:hello':\n"
+        "            return {'hello': data.get('name')}\n"
+        "plugin = Greeter(PluginMetadata(name='greeter', version='1.0'),\n"
+        "                 PluginCapabilities(commands=['greeter:hello']))\n"
+    )
+    (tmp_path / "broken.py").write_text("import not_a_module_anywhere\n")
+    with running_daemon() as daemon:
+        sock = ("--socket", str(daemon.socket_path))
+        loaded = daemon.cli("load", str(plugin_file), *sock)
+        assert loaded.returncode == 0, loaded.stderr
+        assert loaded.stdout == "daemon loaded:\n  started: greeter\n"
+        hello = daemon.send("greeter:hello", "--data", '{"name": "ksi"}')
+        assert json.loads(hello.stdout) == {"hello": "ksi"}
+        listed = json.loads(daemon.send("plugin:list").stdout)["plugins"]
+        assert {"name": "greeter", "status": "running"}.items() <= next(
+            p for p in listed if p["name"] == "greeter"
+        ).items()
+        broken = daemon.cli("load", str(tmp_path / "broken.py"), *sock)
+        assert broken.returncode == 1
+        assert "broken from" in broken.stderr
+        assert "No module named 'not_a_module_anywhere'" in broken.stderr
+        missing = daemon.cli("load", str(tmp_path / "nope.py"), *sock)
+        assert missing.returncode == 2
+        assert daemon.proc is not None
+        daemon.proc.terminate()
+        assert daemon.proc.wait(30) == 0
+        assert daemon.log().index("greeter started") < daemon.log().index("greeter stopped")
+
+
+def test_reloading_an_edited_file_never_drops_the_library_its_plugin_class_comes_from(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    file = tmp_path / "borrowed.py"
+    source = "from tests.conftest import ScriptedPlugin\nplugin = ScriptedPlugin({name!r})\n"
+    file.write_text(source.format(name="borrowed"))
+    library = sys.modules["tests.conftest"]
+
+    async def main() -> PlanChange:
+        host = boot(HostConfig(), paths=[file], env=host_env(tmp_path))
+        async with host:
+            file.write_text(source.format(name="borrowed") + "# edited\n")
+            return await host.reload()
+
+    assert asyncio.run(main()).restarted == ("borrowed",)
+    assert sys.modules["tests.conftest"] is library
