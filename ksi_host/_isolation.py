@@ -30,7 +30,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,7 +40,7 @@ from ksi_host._doctor.outcome import outcome
 from ksi_host._doctor.worker import candidate_to_wire
 from ksi_host._plan import Candidate, Exclusion, PluginSpec, Reason
 from ksi_host._wire import PROTOCOL_VERSION, read_message, write_message
-from ksi_host.errors import KsiError, WorkerCrashed, WorkerProtocolError
+from ksi_host.errors import KsiError, PluginConfigInvalid, WorkerCrashed, WorkerProtocolError
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import canonical_name
 from ksi_host.replies import ErrorCode, error_reply
@@ -85,9 +85,13 @@ def is_isolated(candidate: Candidate, isolated: Collection[str]) -> bool:
 
 
 def describe_isolated(
-    candidates: Sequence[Candidate], host: HostSection
+    candidates: Sequence[Candidate], host: HostSection, sections: Mapping[str, Any]
 ) -> tuple[list[PluginSpec], list[Exclusion]]:
-    """Read isolated candidates' metadata out of process; proxies stand in for the plugins."""
+    """Read isolated candidates' metadata out of process; proxies stand in for the plugins.
+
+    Their config sections (``sections``, by canonical name) are checked there as the plan
+    checks an in-process plugin's, so a bad one gets the same ``config-invalid`` verdict.
+    """
     specs: list[PluginSpec] = []
     excluded: list[Exclusion] = []
     if not candidates:
@@ -95,7 +99,7 @@ def describe_isolated(
     results = import_isolated(
         candidates,
         disabled={},
-        sections={},
+        sections=sections,
         trust_paths=host.trust_paths,
         timeout=host.startup_timeout,
     )
@@ -158,6 +162,7 @@ class WorkerPlugin(BasePlugin):
         self._restarted_at: deque[float] = deque()
         self._process: _Process | None = None
         self._context: Any = None
+        self._section: dict[str, Any] | None = None
         self._stopping = False
         self._last_crash = ""
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -181,9 +186,15 @@ class WorkerPlugin(BasePlugin):
 
     # -- the lifecycle -------------------------------------------------------------------
 
-    async def spawn(self, context: Any) -> None:
-        """Start the worker (the host does it before the start hooks, outside their deadline)."""
+    async def spawn(self, context: Any, section: Mapping[str, Any] | None) -> None:
+        """Start the worker (the host does it before the start hooks, outside their deadline).
+
+        ``section`` is the plugin's config section as the host found it
+        (``HostConfig.plugin_section``): the worker validates it against the plugin's
+        ``config_model`` and raises :class:`PluginConfigInvalid` here if it does not fit.
+        """
         self._context = context
+        self._section = None if section is None else dict(section)
         await self._spawn()
 
     async def _spawn(self) -> None:
@@ -208,6 +219,7 @@ class WorkerPlugin(BasePlugin):
                 "candidate": candidate_to_wire(self.candidate),
                 "sys_path": sys.path,
                 "config": self._context.get("config", {}) if self._context else {},
+                "section": self._section,
                 "memory_mb": self.settings.worker_memory_mb,
                 "cpu_seconds": self.settings.worker_cpu_seconds,
             },
@@ -223,6 +235,11 @@ class WorkerPlugin(BasePlugin):
             ) from None
         if ready is None or ready.get("op") != "ready":
             await self._reap(process, "wait")
+            invalid = (ready or {}).get("config_invalid")
+            if invalid is not None:
+                raise PluginConfigInvalid(
+                    plugin=self.name, problems=[(key, why) for key, why in invalid]
+                )
             detail = (ready or {}).get("message") or _exit_cause(process.proc.returncode)
             raise WorkerProtocolError(
                 plugin=self.name,

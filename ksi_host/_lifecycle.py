@@ -599,11 +599,18 @@ class Host:
         """Start every isolated plugin's worker process, all at once."""
         specs = [s for s in self.plan.order if s.key in self._workers and self._is_pending(s)]
         results = await asyncio.gather(
-            *(self._workers[s.key].spawn(self.context_for(s.name)) for s in specs),
+            *(
+                self._workers[s.key].spawn(
+                    self.context_for(s.name), self.config.plugin_section(s.name)
+                )
+                for s in specs
+            ),
             return_exceptions=True,
         )
         for spec, result in zip(specs, results, strict=True):
-            if isinstance(result, KsiError):
+            if isinstance(result, PluginConfigInvalid):
+                self._fail(spec, config_reason(result))
+            elif isinstance(result, KsiError):
                 self._fail(spec, Reason("startup-failed", result.what, result.hint or ""))
             elif isinstance(result, BaseException):
                 raise result

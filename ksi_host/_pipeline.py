@@ -57,7 +57,7 @@ def build_plan(
 
         apart = [c for c in loadable if c.disabled_by is None and is_isolated(c, host.isolated)]
         loadable = [c for c in loadable if c not in apart]
-        isolated_specs, isolated_excluded = describe_isolated(apart, host)
+        isolated_specs, isolated_excluded = describe_isolated(apart, host, sections or {})
     off = disabled_names(disabled, env)
     described = vet(
         describe(loadable, reporter, disabled=off, trust=trust), sections or {}, reporter

@@ -139,9 +139,11 @@ async def _serve(fd: int) -> None:
         return
     config = hello.get("config", {})
     try:
-        settings = plugin_settings(loaded.name, loaded.plugin, config.get(loaded.name))
+        settings = plugin_settings(loaded.name, loaded.plugin, hello.get("section"))
     except PluginConfigInvalid as exc:
-        channel.send({"op": "fatal", "message": f"{exc.what}; {exc.hint}"})
+        channel.send(
+            {"op": "fatal", "message": f"{exc.what}; {exc.hint}", "config_invalid": exc.problems}
+        )
         await writer.drain()
         return
     manager = KsiPluggyManager()

@@ -196,7 +196,9 @@ def test_there_is_a_sample_of_every_error() -> None:
 def _data(error: BaseException) -> dict[str, object]:
     """The attributes, with what arrives as its repr (a plugin object, a problem) as repr."""
     return {
-        name: repr(value) if name in ("plugin", "problems") and not isinstance(value, str) else value
+        name: repr(value)
+        if name in ("plugin", "problems") and not isinstance(value, str)
+        else value
         for name, value in vars(error).items()
     }
 

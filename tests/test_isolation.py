@@ -164,7 +164,7 @@ def test_a_worker_speaking_another_protocol_fails_the_plugin_with_both_versions(
     fake.write_text(FAKE_WORKER)
     path = faulty_plugin(tmp_path, "iso")
     candidate = Candidate("iso", Origin("path", str(path)), file=path)
-    [spec], excluded = describe_isolated([candidate], HostSection())
+    [spec], excluded = describe_isolated([candidate], HostSection(), {})
     assert not excluded
     assert isinstance(spec.plugin, WorkerPlugin)
     spec.plugin.command = (sys.executable, str(fake))
