@@ -37,10 +37,11 @@ from packaging.version import InvalidVersion, Version
 
 from ksi_host import __version__
 from ksi_host._discover import HOST_DISTRIBUTION
+from ksi_host._host_version import HostMismatch, check_host
 from ksi_host._plan import Exclusion, LoadPlan, PlanWarning, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
 
-__all__ = ["resolve"]
+__all__ = ["host_mismatch", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -180,11 +181,13 @@ class _Graph:
         for key in sorted(self.plugins):
             spec = self.plugins[key]
             self.needs[key] = []
+            mismatch = host_mismatch(spec, self.host_version, self.markers)
+            if mismatch is not None:
+                self.reasons.setdefault(key, _host_reason(spec, mismatch))
             for requirement in _requirements(spec):
                 if requirement.marker and not requirement.marker.evaluate(self.markers):
                     continue
                 if canonicalize_name(requirement.name) == HOST_DISTRIBUTION:
-                    self._host_check(key, spec, requirement)
                     continue
                 found = self._provider(spec, requirement)
                 if isinstance(found, _Choice):
@@ -193,25 +196,6 @@ class _Graph:
                     self._settle(key, found, requirement)
             wanted = (canonicalize_name(name) for name in spec.metadata.after_dependencies)
             self.after[key] = [name for name in wanted if name in self.plugins and name != key]
-
-    def _host_check(self, key: str, spec: PluginSpec, requirement: Requirement) -> None:
-        """A requirement on ksi-host itself, checked against the running host's version."""
-        version = Version(self.host_version)
-        if requirement.specifier.contains(version, prereleases=True):
-            return
-        declared = isinstance(requirement, _Written) and requirement.declared
-        where = "its dependencies" if declared else f"{spec.origin.distribution}'s Requires-Dist"
-        self.reasons.setdefault(
-            key,
-            Reason(
-                "host-version",
-                f"{spec.name} needs {_bare(requirement)} ({where}), "
-                f"but this is ksi-host {self.host_version}",
-                f'upgrade ksi-host: python -m pip install --upgrade "{_bare(requirement)}", '
-                f"or install a version of {spec.name} made for ksi-host {self.host_version}",
-                requirement=_bare(requirement),
-            ),
-        )
 
     def _settle(self, key: str, found: str | Reason, requirement: Requirement) -> None:
         """Record a resolved dependency edge, or the first reason ``key`` cannot load."""
@@ -445,6 +429,43 @@ class _Written(Requirement):
         super().__init__(text)
         self.written = text.partition(";")[0].strip()
         self.declared = declared
+
+
+def host_mismatch(
+    spec: PluginSpec, host_version: str, markers: Mapping[str, str] | None = None
+) -> HostMismatch | None:
+    """The first requirement on ksi-host of ``spec`` (declared or in Requires-Dist) not met.
+
+    ``markers`` overrides values of the running interpreter's environment markers.
+    """
+    environment = {"extra": "", **(markers or {})}
+    for requirement in _requirements(spec):
+        if canonicalize_name(requirement.name) != HOST_DISTRIBUTION:
+            continue
+        if requirement.marker and not requirement.marker.evaluate(environment):
+            continue
+        declared = isinstance(requirement, _Written) and requirement.declared
+        where = "its dependencies" if declared else f"{spec.origin.distribution}'s Requires-Dist"
+        found = check_host(
+            requirement,
+            host_version=host_version,
+            subject=spec.name,
+            declared_in=where,
+            written=_bare(requirement),
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def _host_reason(spec: PluginSpec, mismatch: HostMismatch) -> Reason:
+    return Reason(
+        "host-version",
+        mismatch.message(),
+        f"upgrade ksi-host: {mismatch.upgrade_command()}, or install a version of "
+        f"{spec.name} made for ksi-host {mismatch.host_version}",
+        requirement=mismatch.requirement,
+    )
 
 
 def _requirements(spec: PluginSpec) -> list[Requirement]:

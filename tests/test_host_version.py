@@ -30,7 +30,7 @@ def test_a_declared_requirement_on_a_newer_host_excludes_the_plugin() -> None:
     assert reason.message == (
         f"future needs ksi-host>=2 (its dependencies), but this is ksi-host {__version__}"
     )
-    assert 'python -m pip install --upgrade "ksi-host>=2"' in reason.hint
+    assert "python -m pip install --upgrade 'ksi-host>=2'" in reason.hint
     assert reason.requirement == "ksi-host>=2"
     assert reasons["needs_future"].root is reason
 

@@ -42,8 +42,10 @@ def test_install_refuses_a_plugin_for_another_host_version(venv: ManagedVenv) ->
     before = venv.installed()
     done = venv.ksi("install", "ksi-plugin-future", *venv.offline)
     assert done.returncode == 1
-    assert "ksi-plugin-future 1.0 requires ksi-host>=99, but this is ksi-host" in done.stderr
-    assert "pip install --upgrade 'ksi-host>=99'" in done.stderr
+    assert (
+        "ksi-plugin-future 1.0 needs ksi-host>=99 (its Requires-Dist), but this is ksi-host"
+    ) in done.stderr
+    assert "python -m pip install --upgrade 'ksi-host>=99'" in done.stderr
     assert venv.installed() == before
 
 

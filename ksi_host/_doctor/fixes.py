@@ -17,11 +17,11 @@ from typing import Any, Final
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import env_disabled
 from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
+from ksi_host._host_version import satisfies
 from ksi_host._manifest import Activation, InvalidManifest, PluginManifest, regenerate_command
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PlanWarning, PluginSpec
 from ksi_host._quarantine import REENABLE
@@ -355,7 +355,7 @@ class Fixes:
         if requirement is None or provider is None:
             return self._make(exclusion, "error", self._disable_fix(exclusion.name))
         dist, installed = provider.origin.distribution, provider.origin.dist_version
-        if dist and installed and _satisfies(requirement, installed):
+        if dist and installed and satisfies(requirement, installed):
             fix = self._disable_fix(exclusion.name)
             note = (
                 f"{dist} {installed} is installed and would match, but {provider.name} says it "
@@ -495,14 +495,6 @@ def _requirement(exclusion: Exclusion) -> Requirement | None:
     """The dependency at fault, as the resolver recorded it."""
     text = exclusion.reason.requirement
     return Requirement(text) if text else None
-
-
-def _satisfies(requirement: Requirement, installed: str) -> bool:
-    """Whether an installed version meets ``requirement`` as pip has it (pre-releases too)."""
-    try:
-        return requirement.specifier.contains(Version(installed), prereleases=True)
-    except InvalidVersion:
-        return False
 
 
 def _where(origin: Origin) -> str:

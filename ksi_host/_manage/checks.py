@@ -11,7 +11,8 @@ as written, and the versions before and after:
 - ``not-a-plugin`` (``sync`` only): an installed package that is not a plugin
   distribution would change.
 
-Installed versions satisfy a specifier even when they are pre-releases, as pip treats them.
+Installed versions satisfy a specifier even when they are pre-releases, as pip treats them;
+the rule (and the wording of ``needs-host``) is the plan's own, from :mod:`ksi_host._host_version`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Literal
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion
 
+from ksi_host._host_version import HostMismatch, check_host, satisfies
 from ksi_host._manage.environment import HOST_DIST, Environment
 from ksi_host._manage.pip import Planned
 from ksi_host._plan import LoadPlan
@@ -35,7 +36,7 @@ __all__ = [
     "check_only_plugins",
     "check_removal",
     "check_unresolvable",
-    "satisfies",
+    "host_problem",
 ]
 
 ProblemKind = Literal["needs-host", "changes-host", "breaks-dependent", "not-a-plugin"]
@@ -58,12 +59,14 @@ class Problem:
     target: str
     installed: str | None
     proposed: str | None
+    host: HostMismatch | None = None
+    """For ``needs-host``: the requirement the host does not meet, as the plan words it."""
 
     def message(self) -> str:
         who = f"{self.package} {self.version}" if self.version else self.package
         now = self.installed or "not installed"
-        if self.kind == "needs-host":
-            return f"{who} requires {self.requirement}, but this is ksi-host {now}"
+        if self.host is not None:
+            return self.host.message()
         after = "removed" if self.proposed is None else self.proposed
         if after[:1] in "<>=!~":
             after = f"a version matching {after}"
@@ -77,16 +80,6 @@ class Problem:
                 self.requirement
             )
         return f"{change} would break {who}, which requires {self.requirement}"
-
-
-def satisfies(requirement: Requirement, version: str | None) -> bool:
-    """Whether an installed ``version`` meets ``requirement`` (pre-releases count, as for pip)."""
-    if version is None:
-        return False
-    try:
-        return requirement.specifier.contains(version, prereleases=True)
-    except InvalidVersion:
-        return False
 
 
 def check_install(
@@ -126,22 +119,36 @@ def _now(env: Environment, key: str) -> str | None:
 
 
 def _needs_host(planned: Iterable[Planned], env: Environment) -> list[Problem]:
-    return [
-        Problem(
-            "needs-host",
-            p.name,
-            p.name,
-            p.version,
-            str(requirement),
-            "ksi-host",
-            env.host_version,
-            None,
-        )
-        for p in planned
-        for requirement in p.requires
-        if canonicalize_name(requirement.name) == HOST_DIST
-        and not satisfies(requirement, env.host_version)
-    ]
+    """Distributions whose ``Requires-Dist`` names a ksi-host this one is not."""
+    problems = []
+    for p in planned:
+        for requirement in p.requires:
+            if canonicalize_name(requirement.name) != HOST_DIST:
+                continue
+            mismatch = check_host(
+                requirement,
+                host_version=env.host_version,
+                subject=f"{p.name} {p.version}",
+                declared_in="its Requires-Dist",
+            )
+            if mismatch is not None:
+                problems.append(host_problem(mismatch, p.name, p.version))
+    return problems
+
+
+def host_problem(mismatch: HostMismatch, dist: str, version: str) -> Problem:
+    """A ``needs-host`` problem of distribution ``dist`` (or of one of its plugins)."""
+    return Problem(
+        "needs-host",
+        dist,
+        dist,
+        version,
+        mismatch.requirement,
+        "ksi-host",
+        mismatch.host_version,
+        None,
+        host=mismatch,
+    )
 
 
 def _changes_host(planned: Sequence[Planned], env: Environment) -> list[Problem]:

@@ -132,8 +132,8 @@ def install_suggestions(problems: Sequence[Problem], args: Sequence[str]) -> lis
     """Commands that would work instead, from the problems' data."""
     suggestions: list[str] = []
     for problem in problems:
-        if problem.kind == "needs-host":
-            suggestions.append(shlex.join(["pip", "install", "--upgrade", problem.requirement]))
+        if problem.host is not None:
+            suggestions.append(problem.host.upgrade_command())
         if problem.kind in ("needs-host", "changes-host") and problem.dist and problem.version:
             older = f"{problem.dist}<{problem.version}"
             suggestions.append(shlex.join(["ksi-host", "install", older, *_options(args)]))
