@@ -6,7 +6,9 @@ plugins out of process. The host never imports them: doctor's isolated import
 :class:`WorkerPlugin` in their place, a proxy that implements exactly the hooks the
 plugin does and forwards each call over a private socket (:mod:`ksi_host._wire`) to
 the worker (:mod:`ksi_host._worker`). The worker's ``context.emit`` comes back to the
-host's bus; its config is the host's.
+host's bus; its subscriptions become listeners on the host's bus that forward the
+events to it (removed when it unsubscribes or dies); its ``get_event_history`` is
+answered on a second line; its config is the host's.
 
 A worker that dies (a segfault, ``os._exit``, the memory limit) is noticed at once
 (its end of the socket closes); the calls it owed are answered ``PLUGIN_CRASHED`` with
@@ -137,14 +139,27 @@ class _Process:
         proc: asyncio.subprocess.Process,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        queries: asyncio.StreamWriter,
     ) -> None:
         self.proc = proc
         self.reader = reader
         self.writer = writer
+        self.queries = queries
         self.pending: dict[int, _Pending] = {}
         self.next_id = 0
         self.killed_because: str | None = None
         self.reading: asyncio.Task[None] | None = None
+        self.answering: asyncio.Task[None] | None = None
+        self.listening: dict[int, Callable[[], None]] = {}
+        """The worker's subscriptions: each one's undo on the host's bus."""
+
+    def close(self) -> None:
+        """Close both lines and drop the worker's listeners from the host's bus."""
+        self.writer.close()
+        self.queries.close()
+        for undo in self.listening.values():
+            undo()
+        self.listening.clear()
 
 
 class WorkerPlugin(BasePlugin):
@@ -199,18 +214,26 @@ class WorkerPlugin(BasePlugin):
 
     async def _spawn(self) -> None:
         parent, child = socket.socketpair()
+        query_parent, query_child = socket.socketpair()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command,
                 str(child.fileno()),
-                pass_fds=(child.fileno(),),
+                str(query_child.fileno()),
+                pass_fds=(child.fileno(), query_child.fileno()),
                 stdin=asyncio.subprocess.DEVNULL,
             )
+        except BaseException:
+            parent.close()
+            query_parent.close()
+            raise
         finally:
             child.close()
+            query_child.close()
         _LIVE.add(proc.pid)
         reader, writer = await asyncio.open_unix_connection(sock=parent)
-        process = _Process(proc, reader, writer)
+        query_reader, query_writer = await asyncio.open_unix_connection(sock=query_parent)
+        process = _Process(proc, reader, writer, query_writer)
         write_message(
             writer,
             {
@@ -222,6 +245,7 @@ class WorkerPlugin(BasePlugin):
                 "section": self._section,
                 "memory_mb": self.settings.worker_memory_mb,
                 "cpu_seconds": self.settings.worker_cpu_seconds,
+                "call_timeout": self.deadline,
             },
         )
         try:
@@ -259,6 +283,7 @@ class WorkerPlugin(BasePlugin):
             )
         self._process = process
         process.reading = asyncio.ensure_future(self._read(process))
+        process.answering = asyncio.ensure_future(self._answer(process, query_reader))
         logger.info("plugin %r runs in worker pid %d", self.name, proc.pid)
 
     async def _stop(self) -> None:
@@ -272,7 +297,7 @@ class WorkerPlugin(BasePlugin):
         except WorkerCrashed as exc:
             logger.warning("plugin %r could not shut down: %s", self.name, exc.cause)
         finally:
-            process.writer.close()
+            process.close()
 
     async def _reap(self, process: _Process, how: str) -> None:
         if how == "kill" and process.proc.returncode is None:
@@ -285,7 +310,7 @@ class WorkerPlugin(BasePlugin):
                 process.proc.kill()
             await process.proc.wait()
         _LIVE.discard(process.proc.pid)
-        process.writer.close()
+        process.close()
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -336,13 +361,51 @@ class WorkerPlugin(BasePlugin):
                     self._background(self._emit(process, message))
                 elif op in ("result", "error"):
                     self._settle(process, message)
-        except ValueError as exc:
-            self._kill(process, f"it broke the protocol: {exc}")
+                elif op == "subscribe":
+                    self._subscribe(process, message["sub"], message["pattern"])
+                elif op == "unsubscribe":
+                    undo = process.listening.pop(message["sub"], None)
+                    if undo is not None:
+                        undo()
+        except (ValueError, KeyError, TypeError) as exc:
+            self._kill(process, f"it broke the protocol: {exc!r}")
         await process.proc.wait()
         _LIVE.discard(process.proc.pid)
+        process.close()
         if self._stopping or self._process is not process:
             return
         self._crashed(process)
+
+    def _subscribe(self, process: _Process, sub: int, pattern: str) -> None:
+        """Forward the host's events matching ``pattern`` to the worker, without waiting on it."""
+
+        def forward(event_name: str, data: dict[str, Any]) -> None:
+            if not process.writer.is_closing():
+                write_message(
+                    process.writer, {"op": "event", "sub": sub, "name": event_name, "data": data}
+                )
+
+        process.listening[sub] = self._context.event_bus.subscribe(forward, pattern)
+
+    async def _answer(self, process: _Process, reader: asyncio.StreamReader) -> None:
+        """Answer the worker's blocking questions (its bus's history) until it is gone."""
+        bus = self._context.event_bus
+        try:
+            while (message := await read_message(reader)) is not None:
+                answer: dict[str, Any] = {"op": "result", "id": message.get("id")}
+                try:
+                    if message.get("op") != "history":
+                        raise ValueError(f"the host does not answer {message.get('op')!r}")
+                    answer["value"] = bus.get_event_history(
+                        message.get("namespace"), message.get("limit")
+                    )
+                except (ValueError, TypeError) as exc:
+                    answer = {"op": "error", "id": message.get("id"), "message": str(exc)}
+                if process.queries.is_closing():
+                    return
+                write_message(process.queries, answer)
+        except ValueError as exc:
+            self._kill(process, f"it broke the protocol: {exc}")
 
     def _settle(self, process: _Process, message: dict[str, Any]) -> None:
         pending = process.pending.pop(message["id"], None)
