@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from ksi_host._describe import describe, import_described
 from ksi_host._discover import discover
-from ksi_host._manifest import HOOKS, InvalidManifest, PluginManifest
+from ksi_host._manifest import HOOKS, PluginManifest
 from ksi_host._pipeline import build_plan
 from ksi_host._plan import NOT_IMPORTED, PluginSpec, Reason
+from ksi_host.errors import InvalidManifest
 from tests.dists import install_dist, install_recorded, recorded_manifest
 from tests.strategies import plugin_names
 
