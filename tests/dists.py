@@ -21,6 +21,7 @@ def plugin_source(
     dependencies: Sequence[str] = (),
     after: Sequence[str] = (),
     services: Sequence[str] = (),
+    namespaces: Sequence[str] = (),
 ) -> str:
     """A module whose ``plugin`` is a minimal, valid KSI plugin with the given metadata."""
     return textwrap.dedent(
@@ -41,7 +42,9 @@ def plugin_source(
                 dependencies={list(dependencies)!r},
                 after_dependencies={list(after)!r},
             ),
-            PluginCapabilities(provides_services={list(services)!r}),
+            PluginCapabilities(
+                provides_services={list(services)!r}, event_namespaces={list(namespaces)!r}
+            ),
         )
         """
     )

@@ -60,12 +60,17 @@ _HEALTH = b'{"event": "system:health", "data": {}, "correlation_id": "1"}\n'
 
 
 def _site(root: Path, size: int, *, manifests: bool) -> Path:
-    """``size`` installed plugin packages, each depending on the one before."""
+    """``size`` installed plugin packages, each depending on the one before.
+
+    Each plugin declares its own event namespace: a plugin that declares none sees
+    every event, and so starts with the host even when its manifest says ``lazy``.
+    """
     site = root / f"site-{size}-{'lazy' if manifests else 'plain'}"
     for index in range(size):
         name, package = f"bench_{index}", f"bench_pkg_{index}"
         deps = [f"bench_{index - 1}>=1"] if index else []
-        files = {f"{package}/__init__.py": plugin_source(name, version="1.0", dependencies=deps)}
+        source = plugin_source(name, version="1.0", dependencies=deps, namespaces=[name])
+        files = {f"{package}/__init__.py": source}
         if manifests:
             files[f"{package}/ksi-plugin.toml"] = _manifest(name, deps)
         install_dist(
@@ -78,6 +83,7 @@ def _manifest(name: str, deps: Sequence[str]) -> str:
     return (
         f'name = "{name}"\nversion = "1.0"\nactivation = "lazy"\n'
         f"dependencies = {json.dumps(list(deps))}\n"
+        f'event_namespaces = ["{name}"]\n'
         'hooks = ["ksi_handle_event"]\n'
     )
 
