@@ -42,14 +42,13 @@ from ksi_host._doctor.outcome import outcome
 from ksi_host._doctor.worker import candidate_to_wire
 from ksi_host._plan import Candidate, Exclusion, PluginSpec, Reason
 from ksi_host._wire import PROTOCOL_VERSION, read_message, write_message
-from ksi_host.errors import KsiError, PluginConfigInvalid
+from ksi_host.errors import KsiError, PluginConfigInvalid, WorkerCrashed, WorkerProtocolError
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import canonical_name
 from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = [
     "WorkerPlugin",
-    "WorkerProtocolError",
     "describe_isolated",
     "is_isolated",
     "kill_workers",
@@ -85,12 +84,6 @@ def is_isolated(candidate: Candidate, isolated: Collection[str]) -> bool:
         return canonical_name(candidate.name_hint) in wanted
     except ValueError:
         return False
-
-
-class WorkerProtocolError(KsiError):
-    """The worker and the host do not speak the same protocol version, or it broke it."""
-
-    reference = "worker-protocol"
 
 
 def describe_isolated(
@@ -136,12 +129,6 @@ class _Pending:
     future: asyncio.Future[Any]
     hook: str
     event: str | None
-
-
-class _Crashed(Exception):
-    def __init__(self, cause: str) -> None:
-        self.cause = cause
-        super().__init__(cause)
 
 
 class _Process:
@@ -266,6 +253,7 @@ class WorkerPlugin(BasePlugin):
         except (asyncio.TimeoutError, ValueError) as exc:
             await self._reap(process, "kill")
             raise WorkerProtocolError(
+                plugin=self.name,
                 what=f"the worker of plugin {self.name!r} did not finish its handshake: {exc}",
                 hint="run `ksi-host doctor` to check the plugin imports",
             ) from None
@@ -278,6 +266,7 @@ class WorkerPlugin(BasePlugin):
                 )
             detail = (ready or {}).get("message") or _exit_cause(process.proc.returncode)
             raise WorkerProtocolError(
+                plugin=self.name,
                 what=f"the worker of plugin {self.name!r} failed to start: {detail}",
                 where=" ".join(self.command),
                 hint="see the traceback above; run `ksi-host doctor` for the plugin's problems",
@@ -285,6 +274,7 @@ class WorkerPlugin(BasePlugin):
         if ready.get("protocol") != PROTOCOL_VERSION:
             await self._reap(process, "kill")
             raise WorkerProtocolError(
+                plugin=self.name,
                 what=f"the worker of plugin {self.name!r} speaks protocol "
                 f"{ready.get('protocol')}, this host {PROTOCOL_VERSION}",
                 where=" ".join(self.command),
@@ -304,7 +294,7 @@ class WorkerPlugin(BasePlugin):
             return
         try:
             await self.call("ksi_shutdown", {})
-        except _Crashed as exc:
+        except WorkerCrashed as exc:
             logger.warning("plugin %r could not shut down: %s", self.name, exc.cause)
         finally:
             process.close()
@@ -325,7 +315,7 @@ class WorkerPlugin(BasePlugin):
     # -- calls ---------------------------------------------------------------------------
 
     async def call(self, hook: str, args: dict[str, Any], event: str | None = None) -> Any:
-        """Forward one hook call; a crash is raised as ``_Crashed``, a deadline kills."""
+        """Forward one hook call; a crash is raised as ``WorkerCrashed``, a deadline kills."""
         process = await self._running()
         process.next_id += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -342,9 +332,12 @@ class WorkerPlugin(BasePlugin):
 
     async def _running(self) -> _Process:
         if self.failure is not None:
-            raise _Crashed(self.failure.message)
+            raise WorkerCrashed(plugin=self.name, cause=self.failure.message)
         if self._process is None or self._process.killed_because is not None:
-            raise _Crashed(f"plugin {self.name!r} is restarting after: {self._last_crash}")
+            raise WorkerCrashed(
+                plugin=self.name,
+                cause=f"plugin {self.name!r} is restarting after: {self._last_crash}",
+            )
         return self._process
 
     def _kill(self, process: _Process, why: str) -> None:
@@ -454,7 +447,7 @@ class WorkerPlugin(BasePlugin):
         self._last_crash = message
         for pending in process.pending.values():
             if not pending.future.done():
-                pending.future.set_exception(_Crashed(message))
+                pending.future.set_exception(WorkerCrashed(plugin=self.name, cause=message))
         process.pending.clear()
         self._process = None
         now = time.monotonic()
@@ -491,11 +484,12 @@ class WorkerPlugin(BasePlugin):
         try:
             await self.call("ksi_plugin_context", {})
             await self.call("ksi_startup", {})
-        except (_Crashed, RuntimeError) as exc:
+        except (WorkerCrashed, RuntimeError) as exc:
             # A crash is handled (restarted or given up) as any other; a hook that raised
             # ends this worker, which is then handled the same way.
             if self._process is not None:
-                self._kill(self._process, f"its restart failed: {exc}")
+                why = exc.cause if isinstance(exc, WorkerCrashed) else exc
+                self._kill(self._process, f"its restart failed: {why}")
             return
         self.restarts += 1
 
@@ -506,7 +500,7 @@ class WorkerPlugin(BasePlugin):
             self._kill(self._process, "the host dropped the plugin")
             _LIVE.discard(self._process.proc.pid)
 
-    def answer_crash(self, exc: _Crashed) -> dict[str, Any]:
+    def answer_crash(self, exc: WorkerCrashed) -> dict[str, Any]:
         """The reply to a call the worker could not answer."""
         return error_reply(
             ErrorCode.PLUGIN_CRASHED,
@@ -551,7 +545,7 @@ async def _filter(self: WorkerPlugin, event_name: str, data: dict[str, Any]) -> 
         return await self.call(
             "ksi_filter_event", {"event_name": event_name, "data": data}, event_name
         )
-    except _Crashed as exc:
+    except WorkerCrashed as exc:
         raise RuntimeError(exc.cause) from None
 
 
@@ -561,7 +555,7 @@ async def _validate(self: WorkerPlugin, event_name: str, data: dict[str, Any]) -
         return await self.call(
             "ksi_validate_event", {"event_name": event_name, "data": data}, event_name
         )
-    except _Crashed as exc:
+    except WorkerCrashed as exc:
         raise RuntimeError(exc.cause) from None
 
 
@@ -571,7 +565,7 @@ async def _handle(self: WorkerPlugin, event_name: str, data: dict[str, Any], con
         return await self.call(
             "ksi_handle_event", {"event_name": event_name, "data": data}, event_name
         )
-    except _Crashed as exc:
+    except WorkerCrashed as exc:
         return self.answer_crash(exc)
 
 

@@ -54,7 +54,7 @@ import pluggy
 
 from ksi_host._bus import EventBus
 from ksi_host._config import HostConfig, plugin_settings
-from ksi_host._deadline import PluginStalled, within
+from ksi_host._deadline import within
 from ksi_host._describe import import_described
 from ksi_host._dispatch import Fallback
 from ksi_host._isolation import WorkerPlugin
@@ -80,7 +80,13 @@ from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host._vet import config_reason, vet_one
 from ksi_host._watchdog import Watchdog
 from ksi_host.context import HostView, PluginContext
-from ksi_host.errors import HostStateError, KsiError, PluginConfigInvalid, PluginRegistrationError
+from ksi_host.errors import (
+    HostStateError,
+    KsiError,
+    PluginConfigInvalid,
+    PluginRegistrationError,
+    PluginStalled,
+)
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import KsiPluggyManager, PluginManager
 from ksi_host.plugin_types import PluginCapabilities

@@ -10,9 +10,9 @@ from packaging.utils import canonicalize_name
 
 from ksi_host._manage.checks import Problem, check_install, check_removal, check_unresolvable
 from ksi_host._manage.environment import HOST_DIST, Environment
-from ksi_host._manage.errors import ChangeRefused, HostPackage, NotInstalled
-from ksi_host._manage.pip import PipFailed, Planned, dry_run, run_pip
+from ksi_host._manage.pip import Planned, dry_run, run_pip
 from ksi_host._plan import LoadPlan
+from ksi_host.errors import ChangeRefused, HostPackage, NotInstalled, PipFailed
 
 __all__ = ["Change", "PlanSource", "install", "install_suggestions", "uninstall"]
 

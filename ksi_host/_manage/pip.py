@@ -7,7 +7,6 @@ wheels (``--no-index --find-links DIR``) or pip's own config work as with pip it
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -19,29 +18,11 @@ from packaging.utils import NormalizedName, canonicalize_name
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ksi_host._manage.environment import requirements_of
-from ksi_host.errors import KsiError
+from ksi_host.errors import PipFailed
 
-__all__ = ["PipFailed", "Planned", "dry_run", "pip_command", "run_pip"]
+__all__ = ["Planned", "dry_run", "pip_command", "run_pip"]
 
 _PIP: Final = ("-m", "pip", "--disable-pip-version-check")
-
-
-class PipFailed(KsiError):
-    """pip exited non-zero; its own message is kept on ``.output``."""
-
-    reference = "pip-failed"
-
-    def __init__(self, *, command: Sequence[str], returncode: int, output: str) -> None:
-        self.command = tuple(command)
-        self.returncode = returncode
-        self.output = output
-        tail = "\n".join(f"    {line}" for line in output.strip().splitlines()[-15:])
-        super().__init__(
-            what=f"pip exited {returncode}" + (f":\n{tail}" if tail else ""),
-            where=shlex.join(self.command),
-            hint="fix what pip says above (a typo in a name, a missing --find-links folder, "
-            "no network: pass --no-index --find-links DIR), then run the command again",
-        )
 
 
 def pip_command(*args: str) -> list[str]:

@@ -18,9 +18,9 @@ from packaging.utils import canonicalize_name
 from ksi_host._manage.checks import check_install, check_only_plugins
 from ksi_host._manage.commands import Change, PlanSource, install_suggestions
 from ksi_host._manage.environment import Environment
-from ksi_host._manage.errors import ChangeRefused, LockFileError
 from ksi_host._manage.lockfile import LockFile, read_lock
 from ksi_host._manage.pip import dry_run, run_pip
+from ksi_host.errors import ChangeRefused, LockFileError
 
 __all__ = ["Synced", "sync"]
 
