@@ -46,7 +46,7 @@ import logging
 import traceback
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import FrameType, TracebackType
 from typing import Any, Final, Protocol
 
@@ -60,7 +60,6 @@ from ksi_host._dispatch import Fallback
 from ksi_host._isolation import WorkerPlugin
 from ksi_host._plan import (
     LoadPlan,
-    Origin,
     PluginSpec,
     Reason,
     ReasonCode,
@@ -79,7 +78,7 @@ from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host._vet import config_reason, vet_one
 from ksi_host._watchdog import Watchdog
-from ksi_host.context import HostView, PluginContext
+from ksi_host.context import HostView, PluginContext, PluginStatus
 from ksi_host.errors import (
     HostStateError,
     KsiError,
@@ -92,26 +91,12 @@ from ksi_host.plugin_manager import KsiPluggyManager, PluginManager
 from ksi_host.plugin_types import PluginCapabilities
 from ksi_host.replies import ErrorCode, error_reply
 
-__all__ = ["Host", "Planner", "PluginStatus", "StartWatch"]
+__all__ = ["Host", "Planner", "StartWatch"]
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
 
 Planner = Callable[[Sequence[str]], LoadPlan]
 """Builds the host's plan again, with these plugin paths added: what ``reload`` runs."""
-
-
-@dataclass(frozen=True)
-class PluginStatus:
-    """One plugin as the host sees it; :meth:`Host.entries` renders them for ``plugin:list``."""
-
-    name: str
-    key: str
-    version: str | None
-    origin: Origin
-    status: Status
-    reason: Reason | None = None
-    stalls: int = 0
-    worker: dict[str, Any] | None = None
 
 
 class StartWatch(Protocol):
