@@ -220,9 +220,13 @@ def test_malformed_json_gets_the_unix_sockets_error_and_the_connection_stays_usa
                 ('{"event": "nobody:home"}', "NO_HANDLER"),
             ]:
                 await ws.send(raw)
-                assert error_code(json.loads(await ws.recv())["data"]) == code
+                data = json.loads(await ws.recv())["data"]
+                assert error_code(data) == code
+                assert "line" not in data["error"]["message"]  # a WebSocket client sends messages
             await ws.send(b'\xff{"event": "test:echo"}')  # a binary message that is not UTF-8
-            assert error_code(json.loads(await ws.recv())["data"]) == "INVALID_ENCODING"
+            data = json.loads(await ws.recv())["data"]
+            assert error_code(data) == "INVALID_ENCODING"
+            assert data["error"]["message"].startswith("the message is not UTF-8")
             assert (await ask(ws, "test:echo", {"after": True}))["data"] == {
                 "echo": {"after": True}
             }
@@ -231,12 +235,26 @@ def test_malformed_json_gets_the_unix_sockets_error_and_the_connection_stays_usa
 
 
 @pytest.mark.slow
-def test_a_message_over_max_line_bytes_closes_the_connection_with_1009(
-    daemon: DaemonProcess,
+@pytest.mark.parametrize("fragmented", [False, True], ids=["one frame", "fragments"])
+def test_a_message_over_max_line_bytes_is_answered_line_too_long_then_closed(
+    daemon: DaemonProcess, fragmented: bool
 ) -> None:
+    """As on the Unix socket: the reply says why, then the connection closes (1009)."""
+    big = json.dumps({"event": "test:echo", "data": {"v": "x" * 1_100_000}})
+
     async def main() -> None:
         async with connect(url_of(daemon), additional_headers=bearer(daemon), max_size=None) as ws:
-            await ws.send(json.dumps({"event": "test:echo", "data": {"v": "x" * 1_100_000}}))
+            assert (await ask(ws, "test:echo", {"before": 1}))["data"] == {"echo": {"before": 1}}
+            if fragmented:  # each fragment is under the limit, the message is not
+                await ws.send([big[i : i + 300_000] for i in range(0, len(big), 300_000)])
+            else:
+                await ws.send(big)
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert reply["event"] is None
+            assert error_code(reply["data"]) == "LINE_TOO_LONG"
+            assert reply["data"]["error"]["message"].startswith(
+                "a message is longer than 1048576 bytes; the connection is closed"
+            )
             with pytest.raises(ConnectionClosed) as info:
                 await asyncio.wait_for(ws.recv(), 10)
             assert info.value.rcvd is not None
