@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import resource
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 from conftest import DaemonProcess, LineClient, error_code, write_config
 
+from ksi_host._limits import RESERVED_FILES
 from ksi_host._websocket.config import TOKEN_FILE_NAME, WebSocketConfig, client_token, write_token
 from ksi_host.errors import KsiError
 
@@ -409,5 +412,35 @@ def test_without_the_extra_enabling_it_fails_that_plugin_and_the_unix_socket_ser
         send = daemon.cli("send", "system:health", "--websocket", "ws://127.0.0.1:8765")
         assert send.returncode == 1
         assert 'pip install "ksi-host[websocket]"' in send.stderr
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.slow
+def test_the_open_files_limit_fits_the_connections_of_both_transports(short_dir: Path) -> None:
+    extra = "max_connections = 300\n\n[websocket]\nenabled = true\nport = 0\n"
+    write_config(short_dir / "ksi.toml", state=short_dir / "state.db", extra=extra)
+    daemon = DaemonProcess(short_dir)
+
+    def soft_limit_256() -> None:  # pragma: no cover - runs in the child before exec
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
+
+    with daemon.log_path.open("wb") as log:
+        daemon.proc = subprocess.Popen(
+            daemon.command(*daemon.run_args()),
+            stdout=log,
+            stderr=log,
+            env=daemon.env,
+            cwd=daemon.root,
+            preexec_fn=soft_limit_256,
+        )
+    try:
+        daemon.wait_ready()
+        limits = Path(f"/proc/{daemon.proc.pid}/limits").read_text()
+        [soft] = re.findall(r"Max open files\s+(\d+)", limits)
+        assert int(soft) == 300 + 300 + RESERVED_FILES
+        assert "raised the open-files limit from 364 to 664" in daemon.log()
     finally:
         daemon.stop()

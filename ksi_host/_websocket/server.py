@@ -198,6 +198,7 @@ class WebSocketServer:
                 create_connection=_answering_too_long(
                     functools.partial(too_long, self.stats_, self.limits.max_line_bytes, "message")
                 ),
+                write_limit=self.limits.max_reply_buffer_bytes,
                 compression=None,
                 start_serving=False,
                 backlog=128,
