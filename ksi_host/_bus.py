@@ -67,7 +67,7 @@ class Router(Protocol):
     ) -> Awaitable[Any]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Subscription:
     listener: Listener
     pattern: str
@@ -156,19 +156,26 @@ class EventBus:
         if not callable(listener):
             raise TypeError(f"listener must be callable, not {type(listener).__name__}")
         subscription = _Subscription(listener, pattern, _matcher(pattern))
-        self._subscriptions.append(subscription)
+        self._add(subscription)
 
         def unsubscribe() -> None:
-            if subscription in self._subscriptions:
-                self._subscriptions.remove(subscription)
+            self._remove(subscription)
 
         return unsubscribe
 
     def unsubscribe(self, listener: Listener) -> bool:
         """Remove every subscription of ``listener``; say whether there was one."""
-        before = len(self._subscriptions)
-        self._subscriptions = [s for s in self._subscriptions if s.listener != listener]
-        return len(self._subscriptions) != before
+        found = [s for s in self._subscriptions if s.listener == listener]
+        for subscription in found:
+            self._remove(subscription)
+        return bool(found)
+
+    def _add(self, subscription: _Subscription) -> None:
+        self._subscriptions.append(subscription)
+
+    def _remove(self, subscription: _Subscription) -> None:
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
 
     async def wait_for(
         self,
@@ -225,19 +232,23 @@ class EventBus:
     async def notify(self, event_name: str, data: dict[str, Any]) -> None:
         """Hand an accepted event to each matching listener; a failing listener is logged."""
         for subscription in tuple(self._subscriptions):
-            if not subscription.matches(event_name):
-                continue
-            try:
-                result = subscription.listener(event_name, snapshot(data))
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                logger.exception(
-                    "event listener %r (pattern %r) failed on %r",
-                    subscription.listener,
-                    subscription.pattern,
-                    event_name,
-                )
+            if subscription.matches(event_name):
+                await self._deliver(subscription, event_name, snapshot(data))
+
+    @staticmethod
+    async def _deliver(subscription: _Subscription, event_name: str, data: dict[str, Any]) -> None:
+        """Call one listener with its own ``data``; one that raises is logged."""
+        try:
+            result = subscription.listener(event_name, data)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception(
+                "event listener %r (pattern %r) failed on %r",
+                subscription.listener,
+                subscription.pattern,
+                event_name,
+            )
 
     @staticmethod
     def _entry(stamp: float, event_name: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -20,13 +20,11 @@ from pydantic import BaseModel, ConfigDict
 from ksi_host._client import request_sync
 from ksi_host._defaults import STOP_TIMEOUT
 from ksi_host._instance import lock_holder, peer_pid
-from ksi_host.errors import DaemonNotRunning, KsiError
+from ksi_host.errors import DaemonNotRunning, KsiError, NotKsiHost, StopTimeout
 
 __all__ = [
     "NOT_RUNNING_EXIT",
     "DaemonStatus",
-    "NotKsiHost",
-    "StopTimeout",
     "daemon_status",
     "render_status",
     "stop_daemon",
@@ -37,37 +35,6 @@ NOT_RUNNING_EXIT: Final = 3
 _ASK_TIMEOUT: Final = 5.0
 _POLL: Final = 0.05
 _PROGRAM_NAMES: Final = frozenset({"ksi-host", "ksi_host"})
-
-
-class NotKsiHost(KsiError):
-    """The pid in a socket's lock is not (or no longer provably) a ksi-host daemon."""
-
-    reference = "not-ksi-host"
-
-    def __init__(self, *, socket_path: Path, pid: int, detail: str) -> None:
-        self.socket_path = socket_path
-        self.pid = pid
-        super().__init__(
-            what=f"refusing to signal pid {pid}: {detail}",
-            where=f"lock {socket_path}.lock",
-            hint=f"check the process yourself (ps -p {pid} -o args) and stop it by hand",
-        )
-
-
-class StopTimeout(KsiError):
-    """The daemon was asked to stop and is still running when the timeout ends."""
-
-    reference = "stop-timeout"
-
-    def __init__(self, *, socket_path: Path, pid: int, timeout: float) -> None:
-        self.socket_path = socket_path
-        self.pid = pid
-        super().__init__(
-            what=f"the daemon (pid {pid}) is still running {timeout:g}s after SIGTERM",
-            where=f"socket {socket_path}",
-            hint=f"it may still be draining requests or stopping plugins (see its log); wait "
-            f"with a larger --timeout, or end it at once with kill -KILL {pid}",
-        )
 
 
 class DaemonStatus(BaseModel):

@@ -4,7 +4,8 @@ A plan is built from what is installed now; a daemon started earlier runs what w
 installed then, and only it knows which plugins failed in ``ksi_plugin_context`` or
 ``ksi_startup``. ``plugins``, ``events`` and ``doctor`` ask the daemon on the
 configured socket (``plugin:list``, through the ordinary client) and show its
-status where it has one: ``failed`` with the startup reason, ``running``, and
+status where it has one: ``failed`` with the startup reason, ``running``, ``lazy``
+(not imported until its first event), and
 ``not-running`` for a plugin the plan would load but the daemon does not run.
 No daemon (or one that does not answer in time) leaves the plan as it is.
 """
@@ -27,7 +28,7 @@ __all__ = ["ASK_TIMEOUT", "ask_daemon", "merge_daemon", "verdicts"]
 
 ASK_TIMEOUT: Final = 3.0
 """Seconds a view waits for the daemon before showing the plan alone."""
-_RUNTIME: Final = frozenset({"pending", "running", "failed", "stopped"})
+_RUNTIME: Final = frozenset({"pending", "lazy", "running", "failed", "stopped"})
 _ENTRIES: Final = TypeAdapter(list[PluginEntry])
 
 

@@ -1,10 +1,10 @@
 """Deadlines of calls into plugins: how an awaiting call and a blocking call are cut short.
 
 A call that awaits is cancelled at its deadline (:func:`within` raises
-:class:`DeadlineExceeded`). A call that blocks the event loop (``time.sleep``, a busy
-loop) cannot be cancelled: the watchdog (:mod:`ksi_host._watchdog`) raises
-:class:`PluginStalled` inside it instead. Both become the ``TIMEOUT`` reply naming
-the plugin.
+:class:`~ksi_host.errors.DeadlineExceeded`). A call that blocks the event loop
+(``time.sleep``, a busy loop) cannot be cancelled: the watchdog
+(:mod:`ksi_host._watchdog`) raises :class:`~ksi_host.errors.PluginStalled` inside it
+instead. Both become the ``TIMEOUT`` reply naming the plugin.
 """
 
 from __future__ import annotations
@@ -16,44 +16,13 @@ from types import CoroutineType
 from typing import Any, Final, TypeVar
 
 from ksi_host._serving import resume
+from ksi_host.errors import DeadlineExceeded
 
-__all__ = ["DeadlineExceeded", "PluginStalled", "attributed", "within"]
+__all__ = ["attributed", "within"]
 
 _T = TypeVar("_T")
 _CANCEL_GRACE: Final = 1.0
 """Seconds a cancelled call may take to unwind before its TIMEOUT is answered anyway."""
-
-
-class DeadlineExceeded(Exception):
-    """A call into a plugin awaited past its deadline and was cancelled."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        super().__init__(f"did not finish within {seconds:g} s")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.seconds,))
-
-
-class PluginStalled(BaseException):
-    """Raised inside plugin code that blocked the event loop past its call's deadline.
-
-    A ``BaseException``, like ``KeyboardInterrupt``, so a plugin's ``except Exception``
-    does not swallow it.
-    """
-
-    def __init__(self, plugin: str, hook: str, seconds: float, deadline: float) -> None:
-        self.plugin = plugin
-        self.hook = hook
-        self.seconds = seconds
-        self.deadline = deadline
-        super().__init__(
-            f"plugin {plugin!r} blocked the event loop in {hook} for {seconds:.1f} s, "
-            f"past its {deadline:g} s deadline; interrupted"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.plugin, self.hook, self.seconds, self.deadline))
 
 
 async def within(
@@ -86,7 +55,7 @@ async def within(
     if not task.done():
         task.cancel()
         await asyncio.wait((task,), timeout=_CANCEL_GRACE)
-        raise DeadlineExceeded(seconds)
+        raise DeadlineExceeded(seconds=seconds)
     return task.result()
 
 

@@ -33,7 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
 from ksi_host._folder_imports import add_folder, import_own_name, is_helper
-from ksi_host._manifest import InvalidManifest, PluginManifest, regenerate_command
+from ksi_host._manifest import PluginManifest, regenerate_command
 from ksi_host._plan import (
     NOT_IMPORTED,
     Candidate,
@@ -45,7 +45,7 @@ from ksi_host._plan import (
 )
 from ksi_host._report import NullReporter, Reporter
 from ksi_host._trust import TrustPolicy, first_distrust
-from ksi_host.errors import InvalidPluginMetadata, KsiError
+from ksi_host.errors import InvalidManifest, InvalidPluginMetadata, KsiError
 from ksi_host.plugin_manager import hook_names
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 

@@ -60,12 +60,12 @@ from typing import Any, Final, Protocol
 
 import pluggy
 
-from ksi_host._deadline import DeadlineExceeded, PluginStalled, attributed, within
+from ksi_host._deadline import attributed, within
 from ksi_host._snapshot import snapshot
 from ksi_host._suggest import close_matches, did_you_mean
 from ksi_host._watchdog import call_site
 from ksi_host.context import PluginContext
-from ksi_host.errors import InvalidEventName
+from ksi_host.errors import DeadlineExceeded, InvalidEventName, PluginStalled
 from ksi_host.events import split_event_name
 from ksi_host.plugin_types import PluginCapabilities
 from ksi_host.replies import ErrorCode, error_reply

@@ -6,7 +6,9 @@ plugins out of process. The host never imports them: doctor's isolated import
 :class:`WorkerPlugin` in their place, a proxy that implements exactly the hooks the
 plugin does and forwards each call over a private socket (:mod:`ksi_host._wire`) to
 the worker (:mod:`ksi_host._worker`). The worker's ``context.emit`` comes back to the
-host's bus; its config is the host's.
+host's bus; its subscriptions become listeners on the host's bus that forward the
+events to it (removed when it unsubscribes or dies); its ``get_event_history`` is
+answered on a second line; its config is the host's.
 
 A worker that dies (a segfault, ``os._exit``, the memory limit) is noticed at once
 (its end of the socket closes); the calls it owed are answered ``PLUGIN_CRASHED`` with
@@ -40,14 +42,13 @@ from ksi_host._doctor.outcome import outcome
 from ksi_host._doctor.worker import candidate_to_wire
 from ksi_host._plan import Candidate, Exclusion, PluginSpec, Reason
 from ksi_host._wire import PROTOCOL_VERSION, read_message, write_message
-from ksi_host.errors import KsiError, PluginConfigInvalid
+from ksi_host.errors import KsiError, PluginConfigInvalid, WorkerCrashed, WorkerProtocolError
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import canonical_name
 from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = [
     "WorkerPlugin",
-    "WorkerProtocolError",
     "describe_isolated",
     "is_isolated",
     "kill_workers",
@@ -83,12 +84,6 @@ def is_isolated(candidate: Candidate, isolated: Collection[str]) -> bool:
         return canonical_name(candidate.name_hint) in wanted
     except ValueError:
         return False
-
-
-class WorkerProtocolError(KsiError):
-    """The worker and the host do not speak the same protocol version, or it broke it."""
-
-    reference = "worker-protocol"
 
 
 def describe_isolated(
@@ -136,12 +131,6 @@ class _Pending:
     event: str | None
 
 
-class _Crashed(Exception):
-    def __init__(self, cause: str) -> None:
-        self.cause = cause
-        super().__init__(cause)
-
-
 class _Process:
     """One running worker: its process, its channel, the calls it owes."""
 
@@ -150,14 +139,27 @@ class _Process:
         proc: asyncio.subprocess.Process,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        queries: asyncio.StreamWriter,
     ) -> None:
         self.proc = proc
         self.reader = reader
         self.writer = writer
+        self.queries = queries
         self.pending: dict[int, _Pending] = {}
         self.next_id = 0
         self.killed_because: str | None = None
         self.reading: asyncio.Task[None] | None = None
+        self.answering: asyncio.Task[None] | None = None
+        self.listening: dict[int, Callable[[], None]] = {}
+        """The worker's subscriptions: each one's undo on the host's bus."""
+
+    def close(self) -> None:
+        """Close both lines and drop the worker's listeners from the host's bus."""
+        self.writer.close()
+        self.queries.close()
+        for undo in self.listening.values():
+            undo()
+        self.listening.clear()
 
 
 class WorkerPlugin(BasePlugin):
@@ -212,18 +214,26 @@ class WorkerPlugin(BasePlugin):
 
     async def _spawn(self) -> None:
         parent, child = socket.socketpair()
+        query_parent, query_child = socket.socketpair()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command,
                 str(child.fileno()),
-                pass_fds=(child.fileno(),),
+                str(query_child.fileno()),
+                pass_fds=(child.fileno(), query_child.fileno()),
                 stdin=asyncio.subprocess.DEVNULL,
             )
+        except BaseException:
+            parent.close()
+            query_parent.close()
+            raise
         finally:
             child.close()
+            query_child.close()
         _LIVE.add(proc.pid)
         reader, writer = await asyncio.open_unix_connection(sock=parent)
-        process = _Process(proc, reader, writer)
+        query_reader, query_writer = await asyncio.open_unix_connection(sock=query_parent)
+        process = _Process(proc, reader, writer, query_writer)
         write_message(
             writer,
             {
@@ -235,6 +245,7 @@ class WorkerPlugin(BasePlugin):
                 "section": self._section,
                 "memory_mb": self.settings.worker_memory_mb,
                 "cpu_seconds": self.settings.worker_cpu_seconds,
+                "call_timeout": self.deadline,
             },
         )
         try:
@@ -242,6 +253,7 @@ class WorkerPlugin(BasePlugin):
         except (asyncio.TimeoutError, ValueError) as exc:
             await self._reap(process, "kill")
             raise WorkerProtocolError(
+                plugin=self.name,
                 what=f"the worker of plugin {self.name!r} did not finish its handshake: {exc}",
                 hint="run `ksi-host doctor` to check the plugin imports",
             ) from None
@@ -254,6 +266,7 @@ class WorkerPlugin(BasePlugin):
                 )
             detail = (ready or {}).get("message") or _exit_cause(process.proc.returncode)
             raise WorkerProtocolError(
+                plugin=self.name,
                 what=f"the worker of plugin {self.name!r} failed to start: {detail}",
                 where=" ".join(self.command),
                 hint="see the traceback above; run `ksi-host doctor` for the plugin's problems",
@@ -261,6 +274,7 @@ class WorkerPlugin(BasePlugin):
         if ready.get("protocol") != PROTOCOL_VERSION:
             await self._reap(process, "kill")
             raise WorkerProtocolError(
+                plugin=self.name,
                 what=f"the worker of plugin {self.name!r} speaks protocol "
                 f"{ready.get('protocol')}, this host {PROTOCOL_VERSION}",
                 where=" ".join(self.command),
@@ -269,6 +283,7 @@ class WorkerPlugin(BasePlugin):
             )
         self._process = process
         process.reading = asyncio.ensure_future(self._read(process))
+        process.answering = asyncio.ensure_future(self._answer(process, query_reader))
         logger.info("plugin %r runs in worker pid %d", self.name, proc.pid)
 
     async def _stop(self) -> None:
@@ -279,10 +294,10 @@ class WorkerPlugin(BasePlugin):
             return
         try:
             await self.call("ksi_shutdown", {})
-        except _Crashed as exc:
+        except WorkerCrashed as exc:
             logger.warning("plugin %r could not shut down: %s", self.name, exc.cause)
         finally:
-            process.writer.close()
+            process.close()
 
     async def _reap(self, process: _Process, how: str) -> None:
         if how == "kill" and process.proc.returncode is None:
@@ -295,12 +310,12 @@ class WorkerPlugin(BasePlugin):
                 process.proc.kill()
             await process.proc.wait()
         _LIVE.discard(process.proc.pid)
-        process.writer.close()
+        process.close()
 
     # -- calls ---------------------------------------------------------------------------
 
     async def call(self, hook: str, args: dict[str, Any], event: str | None = None) -> Any:
-        """Forward one hook call; a crash is raised as ``_Crashed``, a deadline kills."""
+        """Forward one hook call; a crash is raised as ``WorkerCrashed``, a deadline kills."""
         process = await self._running()
         process.next_id += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -317,9 +332,12 @@ class WorkerPlugin(BasePlugin):
 
     async def _running(self) -> _Process:
         if self.failure is not None:
-            raise _Crashed(self.failure.message)
+            raise WorkerCrashed(plugin=self.name, cause=self.failure.message)
         if self._process is None or self._process.killed_because is not None:
-            raise _Crashed(f"plugin {self.name!r} is restarting after: {self._last_crash}")
+            raise WorkerCrashed(
+                plugin=self.name,
+                cause=f"plugin {self.name!r} is restarting after: {self._last_crash}",
+            )
         return self._process
 
     def _kill(self, process: _Process, why: str) -> None:
@@ -343,13 +361,51 @@ class WorkerPlugin(BasePlugin):
                     self._background(self._emit(process, message))
                 elif op in ("result", "error"):
                     self._settle(process, message)
-        except ValueError as exc:
-            self._kill(process, f"it broke the protocol: {exc}")
+                elif op == "subscribe":
+                    self._subscribe(process, message["sub"], message["pattern"])
+                elif op == "unsubscribe":
+                    undo = process.listening.pop(message["sub"], None)
+                    if undo is not None:
+                        undo()
+        except (ValueError, KeyError, TypeError) as exc:
+            self._kill(process, f"it broke the protocol: {exc!r}")
         await process.proc.wait()
         _LIVE.discard(process.proc.pid)
+        process.close()
         if self._stopping or self._process is not process:
             return
         self._crashed(process)
+
+    def _subscribe(self, process: _Process, sub: int, pattern: str) -> None:
+        """Forward the host's events matching ``pattern`` to the worker, without waiting on it."""
+
+        def forward(event_name: str, data: dict[str, Any]) -> None:
+            if not process.writer.is_closing():
+                write_message(
+                    process.writer, {"op": "event", "sub": sub, "name": event_name, "data": data}
+                )
+
+        process.listening[sub] = self._context.event_bus.subscribe(forward, pattern)
+
+    async def _answer(self, process: _Process, reader: asyncio.StreamReader) -> None:
+        """Answer the worker's blocking questions (its bus's history) until it is gone."""
+        bus = self._context.event_bus
+        try:
+            while (message := await read_message(reader)) is not None:
+                answer: dict[str, Any] = {"op": "result", "id": message.get("id")}
+                try:
+                    if message.get("op") != "history":
+                        raise ValueError(f"the host does not answer {message.get('op')!r}")
+                    answer["value"] = bus.get_event_history(
+                        message.get("namespace"), message.get("limit")
+                    )
+                except (ValueError, TypeError) as exc:
+                    answer = {"op": "error", "id": message.get("id"), "message": str(exc)}
+                if process.queries.is_closing():
+                    return
+                write_message(process.queries, answer)
+        except ValueError as exc:
+            self._kill(process, f"it broke the protocol: {exc}")
 
     def _settle(self, process: _Process, message: dict[str, Any]) -> None:
         pending = process.pending.pop(message["id"], None)
@@ -391,7 +447,7 @@ class WorkerPlugin(BasePlugin):
         self._last_crash = message
         for pending in process.pending.values():
             if not pending.future.done():
-                pending.future.set_exception(_Crashed(message))
+                pending.future.set_exception(WorkerCrashed(plugin=self.name, cause=message))
         process.pending.clear()
         self._process = None
         now = time.monotonic()
@@ -428,11 +484,12 @@ class WorkerPlugin(BasePlugin):
         try:
             await self.call("ksi_plugin_context", {})
             await self.call("ksi_startup", {})
-        except (_Crashed, RuntimeError) as exc:
+        except (WorkerCrashed, RuntimeError) as exc:
             # A crash is handled (restarted or given up) as any other; a hook that raised
             # ends this worker, which is then handled the same way.
             if self._process is not None:
-                self._kill(self._process, f"its restart failed: {exc}")
+                why = exc.cause if isinstance(exc, WorkerCrashed) else exc
+                self._kill(self._process, f"its restart failed: {why}")
             return
         self.restarts += 1
 
@@ -443,7 +500,7 @@ class WorkerPlugin(BasePlugin):
             self._kill(self._process, "the host dropped the plugin")
             _LIVE.discard(self._process.proc.pid)
 
-    def answer_crash(self, exc: _Crashed) -> dict[str, Any]:
+    def answer_crash(self, exc: WorkerCrashed) -> dict[str, Any]:
         """The reply to a call the worker could not answer."""
         return error_reply(
             ErrorCode.PLUGIN_CRASHED,
@@ -488,7 +545,7 @@ async def _filter(self: WorkerPlugin, event_name: str, data: dict[str, Any]) -> 
         return await self.call(
             "ksi_filter_event", {"event_name": event_name, "data": data}, event_name
         )
-    except _Crashed as exc:
+    except WorkerCrashed as exc:
         raise RuntimeError(exc.cause) from None
 
 
@@ -498,7 +555,7 @@ async def _validate(self: WorkerPlugin, event_name: str, data: dict[str, Any]) -
         return await self.call(
             "ksi_validate_event", {"event_name": event_name, "data": data}, event_name
         )
-    except _Crashed as exc:
+    except WorkerCrashed as exc:
         raise RuntimeError(exc.cause) from None
 
 
@@ -508,7 +565,7 @@ async def _handle(self: WorkerPlugin, event_name: str, data: dict[str, Any], con
         return await self.call(
             "ksi_handle_event", {"event_name": event_name, "data": data}, event_name
         )
-    except _Crashed as exc:
+    except WorkerCrashed as exc:
         return self.answer_crash(exc)
 
 

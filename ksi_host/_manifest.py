@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ksi_host import hookspecs
-from ksi_host.errors import InvalidPluginMetadata, KsiError
+from ksi_host.errors import InvalidManifest, InvalidPluginMetadata
 from ksi_host.plugin_manager import hook_names
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
@@ -44,7 +44,6 @@ __all__ = [
     "MANIFEST_FILE",
     "Activation",
     "FieldDifference",
-    "InvalidManifest",
     "PluginManifest",
     "activates_lazily",
     "regenerate_command",
@@ -61,24 +60,6 @@ EAGER_HOOKS: Final = ("ksi_filter_event", "ksi_metrics_collected")
 """Hooks that see every event (or every metrics call): a lazy plugin with one starts anyway."""
 
 _EXAMPLE_FILE: Final = f"PACKAGE/{MANIFEST_FILE}"
-_EXAMPLE_FIX: Final = f"ksi-host manifest MODULE -o {_EXAMPLE_FILE}"
-
-
-class InvalidManifest(KsiError, ValueError):
-    """A ``ksi-plugin.toml`` that is not valid TOML or does not validate; lists every problem."""
-
-    reference = "invalid-manifest"
-
-    def __init__(self, *, where: str, problems: Sequence[str]) -> None:
-        self.file = where
-        self.problems = tuple(problems)
-        count = len(self.problems)
-        details = "\n".join(f"    - {problem}" for problem in self.problems)
-        super().__init__(
-            what=f"{where} is invalid ({count} problem{'s' * (count != 1)})\n{details}",
-            where=where,
-            hint=f"regenerate it from the code: {_EXAMPLE_FIX} (see docs/MANIFEST.md)",
-        )
 
 
 @dataclass(frozen=True)

@@ -17,23 +17,17 @@ from typing import TYPE_CHECKING, Final
 import click
 
 from ksi_host._cli_common import exit_on_error
-from ksi_host.errors import KsiError
+from ksi_host.errors import ManifestError
 
 if TYPE_CHECKING:
     from ksi_host._plan import Candidate
 
-__all__ = ["ManifestError", "manifest"]
+__all__ = ["manifest"]
 
 _FOUND_NOTHING: Final = (
     "MODULE_OR_PATH names a plugin: a dotted module, 'module:attribute', "
     "a .py file or a package folder"
 )
-
-
-class ManifestError(KsiError):
-    """The plugin to write or check a manifest for could not be found, imported or described."""
-
-    reference = "manifest"
 
 
 @click.command("manifest")

@@ -50,7 +50,7 @@ Status = Literal[
 """The one word every view (plugins, events, doctor, plugin:list) uses for a plugin's state.
 
 The plan decides ``loadable``, ``excluded``, ``disabled`` or ``shadowed``; only a
-running host knows ``pending``, ``running``, ``failed`` and ``stopped``; a plugin the
+running host knows ``pending``, ``lazy``, ``running``, ``failed`` and ``stopped``; a plugin the
 plan would load but a running daemon does not know is ``not-running``
 (see docs/PLUGIN_STATUS.md).
 """

@@ -181,10 +181,11 @@ class _Graph:
         for key in sorted(self.plugins):
             spec = self.plugins[key]
             self.needs[key] = []
-            mismatch = host_mismatch(spec, self.host_version, self.markers)
+            requirements = _requirements(spec)
+            mismatch = host_mismatch(spec, self.host_version, self.markers, requirements)
             if mismatch is not None:
                 self.reasons.setdefault(key, _host_reason(spec, mismatch))
-            for requirement in _requirements(spec):
+            for requirement in requirements:
                 if requirement.marker and not requirement.marker.evaluate(self.markers):
                     continue
                 if canonicalize_name(requirement.name) == HOST_DISTRIBUTION:
@@ -432,14 +433,18 @@ class _Written(Requirement):
 
 
 def host_mismatch(
-    spec: PluginSpec, host_version: str, markers: Mapping[str, str] | None = None
+    spec: PluginSpec,
+    host_version: str,
+    markers: Mapping[str, str] | None = None,
+    requirements: Sequence[Requirement] | None = None,
 ) -> HostMismatch | None:
     """The first requirement on ksi-host of ``spec`` (declared or in Requires-Dist) not met.
 
-    ``markers`` overrides values of the running interpreter's environment markers.
+    ``markers`` overrides values of the running interpreter's environment markers;
+    ``requirements`` are ``spec``'s, when the caller has parsed them already.
     """
     environment = {"extra": "", **(markers or {})}
-    for requirement in _requirements(spec):
+    for requirement in _requirements(spec) if requirements is None else requirements:
         if canonicalize_name(requirement.name) != HOST_DISTRIBUTION:
             continue
         if requirement.marker and not requirement.marker.evaluate(environment):

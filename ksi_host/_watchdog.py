@@ -10,7 +10,7 @@ hook, the event and the stack, once per stall; the stall is counted per plugin
 A stall that outlasts the call's deadline (``[host] call_timeout`` and
 ``[host.call_timeouts]`` for events, ``startup_timeout``/``shutdown_timeout`` for the
 lifecycle hooks) is cut short: the thread sends ``SIGUSR2`` to the loop thread, whose
-handler raises :class:`~ksi_host._deadline.PluginStalled` inside the plugin's code
+handler raises :class:`~ksi_host.errors.PluginStalled` inside the plugin's code
 (``time.sleep`` and pure-Python loops are interrupted; a C call that ignores signals is
 not, and the stop deadline of :mod:`ksi_host._signals` is the last resort). The handler
 raises only while that very call is still on the stack, so the host's own code never
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any, Final
 
-from ksi_host._deadline import PluginStalled
+from ksi_host.errors import PluginStalled
 
 __all__ = ["INTERRUPT_SIGNAL", "Blame", "Watchdog", "blame", "call_site"]
 

@@ -1,29 +1,49 @@
 """Typed errors that say what went wrong, where, and how to fix it: the whole tree.
 
-Every error the host raises on purpose is a :class:`KsiError`; anything else that
-escapes is a bug in ksi-host. The tree::
+Every error ksi-host (and its built-in plugins) raises on purpose is a :class:`KsiError`;
+anything else that escapes is a bug in ksi-host. The tree, in the order data flows
+(a plugin's code, the config, the host, the daemon and its clients, the plugin-set
+commands, the built-ins); a name in parentheses is a further base class::
 
-    KsiError
+    KsiError                    (Exception)
     ├── InvalidPluginMetadata   (ValueError)   metadata or capabilities that do not validate
     ├── InvalidEventName        (ValueError)   an event name outside the namespace:action grammar
     ├── PluginRegistrationError (TypeError)    not a plugin, or a hook that does not match its spec
+    ├── InvalidManifest         (ValueError)   a ksi-plugin.toml that does not parse or validate
+    ├── ManifestError                          ksi-host manifest cannot find or describe its plugin
     ├── TransportNotAttached    (RuntimeError) a transport emitting before a host attached it
     ├── ConfigError             (ValueError)   a config file, section or override that is unusable
-    │   ├── PluginConfigInvalid                a plugin's section against its config_model
-    │   └── UntrustedConfig                    a config file another user can change
+    │   ├── UntrustedConfig                    a config file another user can change
+    │   └── PluginConfigInvalid                a plugin's section against its config_model
     ├── HostStateError          (RuntimeError) a Host started twice, or used out of order
     ├── HarnessError            (RuntimeError) a ksi_host.testing harness used out of order
+    ├── DeadlineExceeded                       a call into a plugin awaited past its deadline
+    ├── WorkerProtocolError                    an isolated plugin's worker did not start properly
+    ├── WorkerCrashed                          an isolated plugin's worker died or is restarting
+    ├── WorkerError                            doctor's worker broke outside any plugin import
     ├── AlreadyRunning                         another daemon holds the socket
     ├── UnsafeRunDir                           the socket's directory is open to other users
     ├── SocketPathUnusable                     the socket path cannot hold a Unix socket
+    ├── WebSocketUnavailable                   the WebSocket port cannot be listened on
     ├── DaemonNotRunning                       nothing listens on the socket (ksi-host send)
     ├── DaemonUnreachable                      the daemon refused us, or we may not connect
     ├── RequestTimeout                         no reply within the timeout
     ├── ProtocolError                          the answer is not a reply line
-    ├── WorkerError                            doctor's worker broke outside any plugin import
-    └── MissingExtra            (ImportError)  a feature asked for whose optional library is absent
+    ├── WebSocketRequestFailed                 send --websocket got no valid reply
+    ├── NotKsiHost                             the pid in a socket's lock is not a ksi-host daemon
+    ├── StopTimeout                            the daemon still runs when stop's timeout ends
+    ├── ChangeRefused                          an install, uninstall or sync that would break things
+    ├── NotInstalled                           uninstall of a distribution that is not installed
+    ├── HostPackage                            uninstall of ksi-host or a distribution it needs
+    ├── LockFileError                          a lock file unreadable, or a sync that missed it
+    ├── PipFailed                              pip exited non-zero
+    ├── StateDatabaseError                     the state built-in cannot open its SQLite file
+    └── MissingExtra            (ImportError)  a feature whose optional library is not installed
+    PluginStalled               (BaseException) interrupts plugin code that blocks the event loop
 
-Plugins raise their own subclasses too (``ksi_plugins_builtin.state.StateDatabaseError``).
+``PluginStalled`` is no ``Exception``, like ``KeyboardInterrupt``, so a plugin's
+``except Exception`` cannot swallow it. A third-party plugin raises its own
+``KsiError`` subclasses the same way.
 
 Like pip's diagnostic errors, each error keeps its parts (``what``, ``where``,
 ``hint``) and renders them the same way everywhere; like pluggy's
@@ -39,31 +59,52 @@ from __future__ import annotations
 
 import copy
 import pickle
+import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ksi_host._manage.checks import Problem
 
 __all__ = [
     "AlreadyRunning",
+    "ChangeRefused",
     "ConfigError",
     "DaemonNotRunning",
     "DaemonUnreachable",
+    "DeadlineExceeded",
     "HarnessError",
+    "HostPackage",
     "HostStateError",
     "InvalidEventName",
+    "InvalidManifest",
     "InvalidPluginMetadata",
     "KsiError",
+    "LockFileError",
+    "ManifestError",
     "MetadataProblem",
     "MissingExtra",
+    "NotInstalled",
+    "NotKsiHost",
+    "PipFailed",
     "PluginConfigInvalid",
     "PluginRegistrationError",
+    "PluginStalled",
     "ProtocolError",
     "RequestTimeout",
     "SocketPathUnusable",
+    "StateDatabaseError",
+    "StopTimeout",
     "TransportNotAttached",
     "UnsafeRunDir",
     "UntrustedConfig",
+    "WebSocketRequestFailed",
+    "WebSocketUnavailable",
+    "WorkerCrashed",
     "WorkerError",
+    "WorkerProtocolError",
 ]
 
 
@@ -206,6 +247,30 @@ class PluginRegistrationError(KsiError, TypeError):
         super().__init__(what=what, where=where, hint=hint)
 
 
+class InvalidManifest(KsiError, ValueError):
+    """A ``ksi-plugin.toml`` that is not valid TOML or does not validate; lists every problem."""
+
+    reference = "invalid-manifest"
+
+    def __init__(self, *, where: str, problems: Sequence[str]) -> None:
+        self.file = where
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        details = "\n".join(f"    - {problem}" for problem in self.problems)
+        super().__init__(
+            what=f"{where} is invalid ({count} problem{'s' * (count != 1)})\n{details}",
+            where=where,
+            hint="regenerate it from the code: ksi-host manifest MODULE -o "
+            "PACKAGE/ksi-plugin.toml (see docs/MANIFEST.md)",
+        )
+
+
+class ManifestError(KsiError):
+    """The plugin to write or check a manifest for could not be found, imported or described."""
+
+    reference = "manifest"
+
+
 class TransportNotAttached(KsiError, RuntimeError):
     """A transport asked to emit an event before any host attached itself."""
 
@@ -314,6 +379,60 @@ class HarnessError(KsiError, RuntimeError):
     reference = "harness"
 
 
+class DeadlineExceeded(KsiError):
+    """A call into a plugin awaited past its deadline and was cancelled.
+
+    The dispatcher answers it as the ``TIMEOUT`` reply naming the plugin and its hook.
+    """
+
+    reference = "deadline-exceeded"
+
+    def __init__(self, *, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            what=f"a call into a plugin did not finish within {seconds:g} s and was cancelled",
+            where="a hook call into a plugin",
+            hint="make the hook return sooner (start long work as a task), or raise "
+            "[host.call_timeouts] <plugin> = <seconds>",
+        )
+
+
+class WorkerProtocolError(KsiError):
+    """An isolated plugin's worker that did not finish its handshake, or speaks another protocol."""
+
+    reference = "worker-protocol"
+
+    def __init__(self, *, plugin: str, what: str, where: str | None = None, hint: str) -> None:
+        self.plugin = plugin
+        super().__init__(what=what, where=where, hint=hint)
+
+
+class WorkerCrashed(KsiError):
+    """An isolated plugin's worker died with calls in flight, or is restarting after it did.
+
+    ``cause`` is the one-line account the reply and the log give (which worker, how it
+    ended, which events it was handling).
+    """
+
+    reference = "worker-crashed"
+
+    def __init__(self, *, plugin: str, cause: str) -> None:
+        self.plugin = plugin
+        self.cause = cause
+        super().__init__(
+            what=cause,
+            where=f"the worker process of plugin {plugin!r}",
+            hint="the host restarts it (see [host] restart_limit / restart_window); "
+            "fix the plugin (see the log) if it keeps crashing",
+        )
+
+
+class WorkerError(KsiError):
+    """Doctor's worker failed without any plugin import in flight: a broken ksi-host install."""
+
+    reference = "doctor-worker"
+
+
 class AlreadyRunning(KsiError):
     """Another daemon holds the lock (or serves the socket) at this path."""
 
@@ -355,6 +474,22 @@ class SocketPathUnusable(KsiError):
         self.socket_path = socket_path
         self.problem = problem
         super().__init__(what=f"cannot use {socket_path} as a socket: {problem}", hint=hint)
+
+
+class WebSocketUnavailable(KsiError):
+    """The WebSocket port could not be listened on."""
+
+    reference = "websocket-unavailable"
+
+    def __init__(self, *, host: str, port: int, detail: str) -> None:
+        self.host = host
+        self.port = port
+        self.detail = detail
+        super().__init__(
+            what=f"cannot listen for WebSocket connections: {detail}",
+            where=f"{host}:{port} ([websocket] host and port)",
+            hint="choose a free port in [websocket] port, or stop what listens there",
+        )
 
 
 _START_HINT = (
@@ -425,10 +560,161 @@ class ProtocolError(KsiError):
         )
 
 
-class WorkerError(KsiError):
-    """Doctor's worker failed without any plugin import in flight: a broken ksi-host install."""
+class WebSocketRequestFailed(KsiError):
+    """The WebSocket request could not be made or got no valid reply."""
 
-    reference = "doctor-worker"
+    reference = "websocket-request-failed"
+
+    def __init__(self, *, url: str, what: str, hint: str) -> None:
+        self.url = url
+        super().__init__(what=what, where=f"WebSocket {url}", hint=hint)
+
+
+class NotKsiHost(KsiError):
+    """The pid in a socket's lock is not (or no longer provably) a ksi-host daemon."""
+
+    reference = "not-ksi-host"
+
+    def __init__(self, *, socket_path: Path, pid: int, detail: str) -> None:
+        self.socket_path = socket_path
+        self.pid = pid
+        self.detail = detail
+        super().__init__(
+            what=f"refusing to signal pid {pid}: {detail}",
+            where=f"lock {socket_path}.lock",
+            hint=f"check the process yourself (ps -p {pid} -o args) and stop it by hand",
+        )
+
+
+class StopTimeout(KsiError):
+    """The daemon was asked to stop and is still running when the timeout ends."""
+
+    reference = "stop-timeout"
+
+    def __init__(self, *, socket_path: Path, pid: int, timeout: float) -> None:
+        self.socket_path = socket_path
+        self.pid = pid
+        self.timeout = timeout
+        super().__init__(
+            what=f"the daemon (pid {pid}) is still running {timeout:g}s after SIGTERM",
+            where=f"socket {socket_path}",
+            hint=f"it may still be draining requests or stopping plugins (see its log); wait "
+            f"with a larger --timeout, or end it at once with kill -KILL {pid}",
+        )
+
+
+def _environment() -> str:
+    """Where a plugin-set command acts: the interpreter that runs ksi-host."""
+    return "the environment of " + shlex.quote(sys.executable)
+
+
+class ChangeRefused(KsiError):
+    """An install, uninstall or sync that would break ksi-host or an installed plugin.
+
+    Nothing was changed. ``problems`` says which package and which requirement;
+    ``suggestions`` are commands that would work instead.
+    """
+
+    reference = "change-refused"
+
+    def __init__(
+        self,
+        *,
+        action: str,
+        problems: Sequence[Problem],
+        suggestions: Sequence[str] = (),
+        forceable: bool = True,
+    ) -> None:
+        self.action = action
+        self.problems = tuple(problems)
+        self.suggestions = tuple(suggestions)
+        self.forceable = forceable
+        lines = "\n".join(f"    - {problem.message()}" for problem in self.problems)
+        ways = [f"`{command}`" for command in self.suggestions]
+        if forceable:
+            ways.append("add --force to do it anyway (the host or those plugins may then fail)")
+        super().__init__(
+            what=f"refusing to {action}; nothing was changed:\n{lines}",
+            where=_environment(),
+            hint="; or ".join(ways) if ways else None,
+        )
+
+
+class NotInstalled(KsiError):
+    """``uninstall`` of a distribution that is not installed here."""
+
+    reference = "not-installed"
+
+    def __init__(self, *, names: Sequence[str], plugins: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.plugins = tuple(plugins)
+        known = ", ".join(self.plugins) or "none"
+        super().__init__(
+            what=f"not installed: {', '.join(self.names)}; nothing was changed",
+            where=_environment(),
+            hint=f"name a distribution as pip does; the plugin distributions here are: {known}",
+        )
+
+
+class HostPackage(KsiError):
+    """``uninstall`` of ksi-host or a distribution it needs: never done, even with --force."""
+
+    reference = "host-package"
+
+    def __init__(self, *, name: str, needed_by: str | None) -> None:
+        self.name = name
+        self.needed_by = needed_by
+        why = "it is ksi-host itself" if needed_by is None else f"{needed_by}"
+        super().__init__(
+            what=f"refusing to uninstall {name}: {why}; nothing was changed",
+            where=_environment(),
+            hint="ksi-host uninstall removes plugins only; to remove ksi-host and what it "
+            "needs, use pip itself (`pip uninstall ksi-host`)",
+        )
+
+
+class LockFileError(KsiError):
+    """A lock file that cannot be read, or a sync that did not reproduce it."""
+
+    reference = "lock-file"
+
+    def __init__(self, *, file: Path, what: str, hint: str) -> None:
+        self.file = file
+        super().__init__(what=what, where=str(file), hint=hint)
+
+
+class PipFailed(KsiError):
+    """pip exited non-zero; its own message is kept on ``.output``."""
+
+    reference = "pip-failed"
+
+    def __init__(self, *, command: Sequence[str], returncode: int, output: str) -> None:
+        self.command = tuple(command)
+        self.returncode = returncode
+        self.output = output
+        tail = "\n".join(f"    {line}" for line in output.strip().splitlines()[-15:])
+        super().__init__(
+            what=f"pip exited {returncode}" + (f":\n{tail}" if tail else ""),
+            where=shlex.join(self.command),
+            hint="fix what pip says above (a typo in a name, a missing --find-links folder, "
+            "no network: pass --no-index --find-links DIR), then run the command again",
+        )
+
+
+class StateDatabaseError(KsiError):
+    """The ``state`` built-in cannot open its database: not SQLite, unreadable, or misplaced."""
+
+    reference = "state-database"
+
+    def __init__(self, *, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(
+            what=f"cannot open the state database: {problem}",
+            where=str(path),
+            hint="if the file is damaged or not yours, move it aside (a new one is created); "
+            'or set path = "..." in the [state] section of the config',
+        )
 
 
 class MissingExtra(KsiError, ImportError):
@@ -445,3 +731,24 @@ class MissingExtra(KsiError, ImportError):
             where=where,
             hint=f"run: {install}",
         )
+
+
+class PluginStalled(BaseException):
+    """Raised inside plugin code that blocked the event loop past its call's deadline.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so a plugin's ``except Exception``
+    does not swallow it; the watchdog (:mod:`ksi_host._watchdog`) raises it.
+    """
+
+    def __init__(self, plugin: str, hook: str, seconds: float, deadline: float) -> None:
+        self.plugin = plugin
+        self.hook = hook
+        self.seconds = seconds
+        self.deadline = deadline
+        super().__init__(
+            f"plugin {plugin!r} blocked the event loop in {hook} for {seconds:.1f} s, "
+            f"past its {deadline:g} s deadline; interrupted"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.plugin, self.hook, self.seconds, self.deadline))

@@ -184,7 +184,7 @@ class PluginMetadata(_KsiModel):
     def _check_lists(cls, value: object) -> object:
         return _not_one_string(value)
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The normalised name every comparison uses (``My_Plugin`` is ``my-plugin``)."""
         return canonical_name(self.name)

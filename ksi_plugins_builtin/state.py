@@ -26,7 +26,6 @@ from ksi_host import (
     BasePlugin,
     ConfigError,
     ErrorCode,
-    KsiError,
     KsiPaths,
     PluginCapabilities,
     PluginContext,
@@ -35,10 +34,10 @@ from ksi_host import (
     error_reply,
     hookimpl,
 )
+from ksi_host.errors import StateDatabaseError
 
 __all__ = [
     "MAX_KEY",
-    "StateDatabaseError",
     "StatePlugin",
     "StateStore",
     "exposure",
@@ -53,21 +52,6 @@ MAX_LIST: Final = 10_000
 MAX_LIST_BYTES: Final = 8 * 1024 * 1024
 """A state:list reply stops before its keys and values pass this many bytes (see truncated)."""
 _SCHEMA: Final = "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-
-
-class StateDatabaseError(KsiError):
-    """The state database cannot be opened: not SQLite, unreadable, or in an unusable place."""
-
-    reference = "state-database"
-
-    def __init__(self, *, path: Path, problem: str) -> None:
-        self.path = path
-        super().__init__(
-            what=f"cannot open the state database: {problem}",
-            where=str(path),
-            hint="if the file is damaged or not yours, move it aside (a new one is created); "
-            'or set path = "..." in the [state] section of the config',
-        )
 
 
 def _database_files(path: Path) -> tuple[Path, ...]:

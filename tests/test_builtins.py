@@ -20,7 +20,7 @@ from ksi_host._client import request_sync
 from ksi_host._config import HostConfig, load_config
 from ksi_host._lifecycle import Host
 from ksi_host._schema import SCHEMA_VERSION
-from ksi_host.errors import ConfigError
+from ksi_host.errors import ConfigError, StateDatabaseError
 from ksi_host.plugin_base import BasePlugin
 from ksi_plugins_builtin import health, history, metrics, nats_bridge, plugins, state
 from ksi_plugins_builtin.transport import unix_socket, websocket
@@ -218,7 +218,7 @@ def test_an_unusable_state_database_is_a_clear_error_and_the_host_runs_the_rest(
 ):
     make(tmp_path)
     path = tmp_path / ("s.db" if problem == "not a database" else "file/sub/s.db")
-    with pytest.raises(state.StateDatabaseError) as caught:
+    with pytest.raises(StateDatabaseError) as caught:
         state.StateStore(path)
     assert problem in caught.value.what
     assert caught.value.where == str(path)

@@ -19,6 +19,7 @@ from ksi_host._config import HostConfig, HostSection
 from ksi_host._isolation import WorkerPlugin, describe_isolated
 from ksi_host._lifecycle import Host
 from ksi_host._plan import Candidate, LoadPlan, Origin
+from ksi_host._wire import PROTOCOL_VERSION
 from tests.conftest import error_code
 from tests.containment import Prober, ask, contained_daemon, faulty_plugin, stop_cleanly
 
@@ -177,5 +178,5 @@ def test_a_worker_speaking_another_protocol_fails_the_plugin_with_both_versions(
     [status] = asyncio.run(main())
     assert status.status == "failed"
     assert status.reason is not None
-    assert "speaks protocol 99, this host 1" in status.reason.message
+    assert f"speaks protocol 99, this host {PROTOCOL_VERSION}" in status.reason.message
     assert "same environment" in status.reason.hint

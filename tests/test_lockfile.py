@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 
 from ksi_host._manage.environment import InstalledDist
-from ksi_host._manage.errors import LockFileError
 from ksi_host._manage.lockfile import read_lock, render_lock
+from ksi_host.errors import LockFileError
 from tests.strategies import installed_dists
 
 

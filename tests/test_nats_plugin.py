@@ -125,8 +125,8 @@ def test_without_the_extra_the_plugin_fails_with_the_install_command(tmp_path, m
     assert (health["status"], health["failed"]) == ("degraded", ["nats"])
     reason = status_of(host, "nats").reason
     assert reason.code == "context-failed"
-    assert "client is missing" in reason.message
-    assert reason.hint.startswith('pip install "ksi-host[nats]"')
+    assert "needs the 'nats' library, which is not installed" in reason.message
+    assert reason.hint.startswith('run: pip install "ksi-host[nats]"')
 
 
 @needs_client

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import DaemonProcess, write_config
 
-from tests.dists import plugin_source
+from tests.dists import install_recorded, plugin_source, recorded_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +87,8 @@ SCENARIOS: dict[str, tuple[str, str | None]] = {
     "boom": ("failed", "startup-failed"),
     "needs_boom": ("failed", "dependency-failed"),
     "after_boom": ("running", None),
+    "drifted": ("failed", "manifest-mismatch"),
+    "sleepy": ("lazy", None),
 }
 
 
@@ -105,7 +107,14 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
         '[configured]\nport = "eighty"\n'
     )
     write_config(root / "ksi.toml", state=root / "state.db", extra=extra)
+    # Installed plugins that ship a ksi-plugin.toml: one whose code disagrees with it
+    # (planned from it, failed once imported), and a lazy one no event has activated.
+    site = root / "site"
+    stale = recorded_manifest("drifted", activation="startup", description="says otherwise")
+    install_recorded(site, "drifted", manifest=stale)
+    install_recorded(site, "sleepy", manifest=recorded_manifest("sleepy"))
     process = DaemonProcess(root, name="verdicts")
+    process.env.update(PYTHONPATH=str(site), KSI_TEST_IMPORTS=str(root / "imports.log"))
     process.start()
     try:
         yield process
@@ -155,8 +164,10 @@ def test_doctor_has_a_problem_for_each_verdict_the_daemon_adds(
     problems = {(p["plugin"], p["code"]) for p in views["doctor"]["problems"]}
     assert ("boom", "startup-failed") in problems
     assert ("needs_boom", "dependency-failed") in problems
+    assert ("drifted", "manifest-mismatch") in problems
     summary = views["doctor"]["summary"]
-    assert {"boom", "needs_boom", "typo"} <= set(summary["without"])
+    assert {"boom", "needs_boom", "typo", "drifted"} <= set(summary["without"])
+    assert "sleepy" not in summary["without"]
 
 
 def test_events_lists_only_what_runs_and_both_claimants_of_a_duplicate(
@@ -207,7 +218,7 @@ def test_a_plugin_installed_after_the_daemon_started_is_not_running(
 def test_health_is_degraded_naming_the_failed_plugins(daemon: DaemonProcess) -> None:
     health = json.loads(daemon.send("system:health").stdout)
     assert health["status"] == "degraded"
-    assert health["failed"] == ["boom", "needs_boom"]
+    assert health["failed"] == ["boom", "drifted", "needs_boom"]
 
 
 def test_text_views_use_the_same_words(daemon: DaemonProcess) -> None:

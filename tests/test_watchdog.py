@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from ksi_host._config import HostConfig, HostSection
-from ksi_host._deadline import DeadlineExceeded, PluginStalled, within
+from ksi_host._deadline import within
 from ksi_host._lifecycle import Host
+from ksi_host.errors import DeadlineExceeded, PluginStalled
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 from tests.conftest import error_code, plan_of

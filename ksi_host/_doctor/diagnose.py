@@ -1,13 +1,22 @@
 """``ksi-host doctor``: the host's own plan, with a problem and a pasteable fix for each flaw.
 
-The same stages as :func:`ksi_host._pipeline.build_plan`, except that describing
-and vetting (importing) run in a worker process (:mod:`ksi_host._doctor.isolate`),
-so a plugin that crashes, hangs or exits cannot take doctor down. The worker's
-findings are turned back into :class:`~ksi_host._plan.PluginSpec` and
-:class:`~ksi_host._plan.Exclusion` values and given to the one resolver, so every
-verdict is the host's own. No plugin is ever started; when a daemon answers on
-the configured socket, what it knows (a plugin that failed to start, or one it
-does not run) is merged in.
+The same stages as :func:`ksi_host._pipeline.build_plan`, in two phases:
+
+- the plan: a plugin that ships a ``ksi-plugin.toml`` is described from it here,
+  importing nothing, as ``plugins`` and ``run`` plan it; the others are described and
+  vetted (imported) in a worker process (:mod:`ksi_host._doctor.isolate`), so a plugin
+  that crashes, hangs or exits cannot take doctor down. The worker's findings are
+  turned back into :class:`~ksi_host._plan.PluginSpec` and
+  :class:`~ksi_host._plan.Exclusion` values and given to the one resolver, so every
+  verdict is the host's own;
+- the import check: the same worker imports the plugins planned from a manifest
+  too, as the host does when it starts (or activates) them, and each that does
+  not import, fails the host's checks or disagrees with its manifest is an error,
+  with the fix. Its verdict stays the plan's (``run`` fails it when it imports it,
+  as it fails one whose ``ksi_startup`` raises), so doctor says what ``plugins`` says.
+
+No plugin is ever started; when a daemon answers on the configured socket, what it
+knows (a plugin that failed to start, or one it does not run) is merged in.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import importlib_metadata
 
 from ksi_host._daemon_view import verdicts
 from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT
+from ksi_host._describe import describe
 from ksi_host._discover import disabled_names, discover
 from ksi_host._doctor.checks import (
     check_config,
@@ -34,7 +44,7 @@ from ksi_host._doctor.nats import check_nats
 from ksi_host._doctor.outcome import Outcome, outcome
 from ksi_host._doctor.report import DoctorReport, Problem, Summary
 from ksi_host._paths import KsiPaths
-from ksi_host._plan import LoadPlan
+from ksi_host._plan import Candidate, LoadPlan
 from ksi_host._quarantine import Quarantine
 from ksi_host._resolve import resolve
 from ksi_host._schema import PluginEntry, warning_reports
@@ -79,7 +89,17 @@ def diagnose(
     results = import_isolated(
         loadable, disabled=off, sections=sections, trust_paths=trust_paths, timeout=timeout
     )
-    outcomes = [outcome(c, result) for c, result in zip(loadable, results, strict=True)]
+    outcomes: list[Outcome] = []
+    checks: list[Outcome] = []
+    for candidate, result in zip(loadable, results, strict=True):
+        imported = outcome(candidate, result)
+        planned = _planned_from_manifest(candidate, imported, off)
+        if planned is None:
+            outcomes.append(imported)
+            continue
+        outcomes.append(planned)
+        if planned.spec is not None and imported.exclusion is not None:
+            checks.append(imported)
     outcomes += [Outcome(candidate, exclusion=exclusion) for candidate, exclusion in quarantined]
     specs = [o.spec for o in outcomes if o.spec is not None]
     plan = resolve(
@@ -93,6 +113,7 @@ def diagnose(
     trust = TrustPolicy.of(trust_paths)
     fixes = Fixes(plan, outcomes, env=env, disabled=off, config_path=config_path, trust=trust)
     problems += [fixes.problem(exclusion) for exclusion in plan.excluded]
+    problems += _failed_checks(checks, plan, env, off, config_path, trust)
     problems += [fixes.warning(warning) for warning in plan.warnings]
     problems += fixes.unknown_sections(sections)
     problems += check_distributions(importlib_metadata.distributions())
@@ -104,6 +125,49 @@ def diagnose(
         live = [e for e in entries if e.position is not None and e.status in _LIVE_TROUBLE]
         problems += [fixes.live(entry, daemon) for entry in live]
     return _report(outcomes, plan, entries, daemon, problems)
+
+
+def _planned_from_manifest(
+    candidate: Candidate, imported: Outcome, disabled: Mapping[str, str]
+) -> Outcome | None:
+    """The candidate as the plan sees it from its ``ksi-plugin.toml`` (no import), if it has one.
+
+    The worker's timing is kept: the report shows how long importing it takes.
+    """
+    if candidate.manifest is None or candidate.disabled_by is not None:
+        return None
+    described = describe([candidate], disabled=disabled)
+    return Outcome(
+        candidate,
+        spec=described.specs[0] if described.specs else None,
+        exclusion=described.excluded[0] if described.excluded else None,
+        seconds=imported.seconds,
+        source_file=imported.source_file,
+        warnings=described.warnings,
+    )
+
+
+def _failed_checks(
+    checks: Sequence[Outcome],
+    plan: LoadPlan,
+    env: Mapping[str, str],
+    disabled: Mapping[str, str],
+    config_path: Path,
+    trust: TrustPolicy,
+) -> list[Problem]:
+    """An error for each plugin planned from its manifest that importing it refutes."""
+    fixes = Fixes(plan, checks, env=env, disabled=disabled, config_path=config_path, trust=trust)
+    note = (
+        "it is planned from its ksi-plugin.toml, so `ksi-host plugins` lists it; "
+        "`ksi-host run` fails it when it imports it"
+    )
+    problems = []
+    for check in checks:
+        assert check.exclusion is not None
+        problem = fixes.problem(check.exclusion)
+        joined = f"{problem.note}; {note}" if problem.note else note
+        problems.append(problem.model_copy(update={"severity": "error", "note": joined}))
+    return problems
 
 
 def _report(

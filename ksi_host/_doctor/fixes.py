@@ -22,11 +22,12 @@ from ksi_host._discover import env_disabled
 from ksi_host._doctor.outcome import Outcome
 from ksi_host._doctor.report import Problem, Severity
 from ksi_host._host_version import satisfies
-from ksi_host._manifest import Activation, InvalidManifest, PluginManifest, regenerate_command
+from ksi_host._manifest import Activation, PluginManifest, regenerate_command
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PlanWarning, PluginSpec
 from ksi_host._quarantine import REENABLE
 from ksi_host._schema import PluginEntry
 from ksi_host._trust import TRUST_SETTING, TrustPolicy, distrust
+from ksi_host.errors import InvalidManifest
 
 __all__ = ["PIP", "Fixes", "blame", "edit"]
 

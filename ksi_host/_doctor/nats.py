@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from ksi_host._config import HostConfig
 from ksi_host._doctor.fixes import PIP, edit
 from ksi_host._doctor.report import Problem
+from ksi_host.errors import MissingExtra
 from ksi_plugins_builtin.nats_bridge import (
     SECTION,
-    NatsExtraMissing,
     NatsSettings,
     connect_options,
     nats_client,
@@ -39,7 +39,7 @@ def check_nats(config: HostConfig | None, file: Path) -> list[Problem]:
         return []
     try:
         nats = nats_client()
-    except NatsExtraMissing as exc:
+    except MissingExtra as exc:
         return [
             Problem(
                 code="nats-extra-missing",

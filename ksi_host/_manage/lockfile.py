@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ksi_host._manage.environment import InstalledDist
-from ksi_host._manage.errors import LockFileError
+from ksi_host.errors import LockFileError
 
 if sys.version_info >= (3, 11):
     import tomllib

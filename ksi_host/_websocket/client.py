@@ -11,19 +11,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import connect
 
 from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES, Reply
-from ksi_host.errors import KsiError
+from ksi_host.errors import WebSocketRequestFailed
 
-__all__ = ["WebSocketRequestFailed", "request_websocket"]
-
-
-class WebSocketRequestFailed(KsiError):
-    """The WebSocket request could not be made or got no valid reply."""
-
-    reference = "websocket-request-failed"
-
-    def __init__(self, *, url: str, what: str, hint: str) -> None:
-        self.url = url
-        super().__init__(what=what, where=f"WebSocket {url}", hint=hint)
+__all__ = ["request_websocket"]
 
 
 def request_websocket(

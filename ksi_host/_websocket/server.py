@@ -35,30 +35,15 @@ from ksi_host._protocol import parse_request
 from ksi_host._server import ServerConfig
 from ksi_host._serving import Dispatch, Requests, TransportStats, refusal, too_long
 from ksi_host._websocket.config import WebSocketConfig, token_matches
-from ksi_host.errors import KsiError
+from ksi_host.errors import WebSocketUnavailable
 from ksi_host.replies import ErrorCode
 
-__all__ = ["WebSocketServer", "WebSocketUnavailable"]
+__all__ = ["WebSocketServer"]
 
 logger: Final = logging.getLogger("ksi_host.websocket")
 
 _FIRST_MESSAGE_TIMEOUT: Final = 10.0
 _NEEDS_FIRST_MESSAGE: Final = "ksi.first_message_auth"
-
-
-class WebSocketUnavailable(KsiError):
-    """The WebSocket port could not be listened on."""
-
-    reference = "websocket-unavailable"
-
-    def __init__(self, *, host: str, port: int, detail: str) -> None:
-        self.host = host
-        self.port = port
-        super().__init__(
-            what=f"cannot listen for WebSocket connections: {detail}",
-            where=f"{host}:{port} ([websocket] host and port)",
-            hint="choose a free port in [websocket] port, or stop what listens there",
-        )
 
 
 class _Session:

@@ -15,7 +15,6 @@ from ksi_host._for_builtins import host_of
 from ksi_plugins_builtin.nats_bridge._bridge import INBOUND, Bridge
 from ksi_plugins_builtin.nats_bridge._settings import (
     EXTRA,
-    NatsExtraMissing,
     NatsSettings,
     connect_options,
     nats_client,
@@ -26,7 +25,6 @@ __all__ = [
     "INBOUND",
     "SECTION",
     "NatsBridgePlugin",
-    "NatsExtraMissing",
     "NatsSettings",
     "connect_options",
     "nats_client",

@@ -16,13 +16,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
 
-from ksi_host.errors import ConfigError, InvalidEventName, KsiError
+from ksi_host.errors import ConfigError, InvalidEventName, MissingExtra
 from ksi_host.events import normalise_namespace
 
 __all__ = [
     "DEFAULT_SERVER",
     "EXTRA",
-    "NatsExtraMissing",
     "NatsSettings",
     "connect_options",
     "nats_client",
@@ -31,21 +30,6 @@ __all__ = [
 
 DEFAULT_SERVER: Final = "nats://127.0.0.1:4222"
 EXTRA: Final = 'pip install "ksi-host[nats]"'
-
-
-class NatsExtraMissing(KsiError, ImportError):
-    """A ``[nats]`` section, but the NATS client (the ``nats`` extra) is not installed."""
-
-    reference = "nats-extra-missing"
-
-    def __init__(self, *, problem: str) -> None:
-        self.problem = problem
-        super().__init__(
-            what=f"the [nats] section enables the NATS bridge, but its client is missing: "
-            f"{problem}",
-            where="[nats] section of the config",
-            hint=f"{EXTRA} (or remove the [nats] section to run without the bridge)",
-        )
 
 
 class NatsSettings(BaseModel):
@@ -139,11 +123,16 @@ def shown_url(url: str) -> str:
 
 
 def nats_client() -> ModuleType:
-    """The ``nats`` package, or :class:`NatsExtraMissing` saying how to install it."""
+    """The ``nats`` package, or :class:`~ksi_host.errors.MissingExtra` saying how to install it."""
     try:
         import nats
     except ImportError as exc:
-        raise NatsExtraMissing(problem=f"{exc}") from None
+        raise MissingExtra(
+            feature="the NATS bridge (a [nats] section is in the config)",
+            module="nats",
+            install=f"{EXTRA} (or remove the [nats] section to run without the bridge)",
+            where="[nats] section of the config",
+        ) from exc
     return nats
 
 
