@@ -113,14 +113,9 @@ class PluginStatus:
 
 
 class StartWatch(Protocol):
-    """Told which plugin's code is about to run (the crash-safe start's marker), and when none is.
-
-    ``hook`` is a start hook, or ``"import"`` for a plugin planned from its manifest.
-    """
+    """Told which plugin's start hook is about to run (the crash-safe start's marker)."""
 
     def starting(self, spec: PluginSpec, hook: str) -> None: ...
-
-    def done(self) -> None: ...
 
 
 class Host:
@@ -238,10 +233,7 @@ class Host:
                 )
 
     async def _start_pending(self) -> None:
-        """The three start passes (register, context, startup) over the pending plugins.
-
-        At the end no plugin code is starting: the marker goes (a reload's too).
-        """
+        """The three start passes (register, context, startup) over the pending plugins."""
         for spec in self.plan.order:
             if self._is_pending(spec):
                 self._register(spec)
@@ -254,8 +246,6 @@ class Host:
                 spec, "ksi_startup", "startup-failed"
             ):
                 self._set(spec.key, "running")
-        if self._marker is not None:
-            self._marker.done()
 
     def _note_plan(self, plan: LoadPlan) -> None:
         """Keep what ``status()`` and unanswered events report about ``plan``'s exclusions."""
@@ -460,14 +450,6 @@ class Host:
         spec = self._specs[key]
         logger.info("activating lazy plugin %s for %s", spec.name, event_name)
         self._set(key, "pending")
-        try:
-            await self._start_one(spec)
-        finally:
-            if self._marker is not None:
-                self._marker.done()
-
-    async def _start_one(self, spec: PluginSpec) -> None:
-        """Register, give context to and start one pending plugin (a lazy one, activated)."""
         self._register(spec)
         passes: tuple[tuple[str, ReasonCode], ...] = (
             ("ksi_plugin_context", "context-failed"),
@@ -477,7 +459,7 @@ class Host:
             if self._is_pending(spec) and not await self._start_hook(spec, hook, code):
                 return
         if self._is_pending(spec):
-            self._set(spec.key, "running")
+            self._set(key, "running")
 
     def fall_back(
         self, plugin_name: str, namespaces: Collection[str], fallback: Fallback | None
@@ -649,8 +631,6 @@ class Host:
         plugin with a section its model refuses.
         """
         if not spec.imported:
-            if self._marker is not None:
-                self._marker.starting(spec, "import")
             imported = import_described(spec)
             if isinstance(imported, Reason):
                 self._fail(spec, imported)

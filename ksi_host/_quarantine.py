@@ -1,7 +1,6 @@
 """Crash-safe start: a plugin that killed the daemon while loading is skipped the next time.
 
-While ``ksi-host run`` imports and starts plugins (at start-up, on a reload, and when a
-lazy plugin's first event activates it), it keeps a *marker* next to its socket
+While ``ksi-host run`` imports and starts plugins, it keeps a *marker* next to its socket
 (``<socket>.starting``, JSON) naming the plugin whose code it is about to run. A start
 that finishes removes the marker. If the process dies on the way (a segfault, an
 ``os._exit``, the OOM killer, SIGKILL after a hang), the marker stays, and the next
@@ -160,8 +159,6 @@ class StartMarker:
         self.path: Final = path
         self.quarantine: Final = quarantine
         self._files: dict[str, Path | None] = {}
-        self._fd: int | None = None
-        self._size = 0
 
     def recover(self) -> Quarantined | None:
         """After a crash (a marker is left): quarantine the plugin it names. Call with the lock."""
@@ -189,21 +186,7 @@ class StartMarker:
     def _mark(self, name: str, origin: Origin, file: Path | None, stage: str) -> None:
         since = datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
         entry = Quarantined(name, _identity(origin), fingerprint(origin, file), stage, since)
-        self._write(json.dumps(entry.__dict__, indent=2).encode())
-
-    def _write(self, data: bytes) -> None:
-        """Rewrite the marker in place with one ``pwrite``, as often as plugins start.
-
-        A process that dies leaves the last completed write: the whole entry, padded
-        with spaces over a longer one before it (JSON allows trailing whitespace), so
-        there is no moment without a readable marker, and no rename per plugin.
-        """
-        if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            self._size = 0
-        os.pwrite(self._fd, data.ljust(self._size), 0)
-        self._size = max(self._size, len(data))
+        _write_json(self.path, entry.__dict__)
 
     # The Reporter's callbacks: importing is where plugin code first runs.
 
@@ -226,8 +209,5 @@ class StartMarker:
 
     def done(self) -> None:
         """Every plugin started (or failed without killing us): no marker."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()

@@ -11,7 +11,6 @@ import pytest
 from ksi_host._config import HostConfig
 from ksi_host._lifecycle import Host
 from ksi_host._pipeline import build_plan
-from ksi_host._quarantine import Quarantine, StartMarker
 from tests.conftest import DaemonProcess, error_code, write_config
 from tests.dists import install_recorded, recorded_manifest, recording_source
 
@@ -202,26 +201,3 @@ def test_the_daemon_lists_routes_to_and_imports_a_lazy_plugin_only_on_its_first_
     finally:
         daemon.stop()
     assert "activating lazy plugin lz_daemon for lz_daemon:hello" in daemon.log()
-
-
-def test_activating_a_lazy_plugin_marks_its_import_then_clears_the_marker(
-    site_dir: Path, ksi_env: dict[str, str], imports: Path, tmp_path: Path
-) -> None:
-    """A crash while a lazy plugin imports blames it; once it runs, a later crash blames none."""
-    marker_path, seen = tmp_path / "ksi.sock.starting", tmp_path / "seen.json"
-    snapshot = f"import shutil\nshutil.copy({str(marker_path)!r}, {str(seen)!r})\n"
-    source = snapshot + recording_source("lz_marked")
-    install_recorded(site_dir, "lz_marked", manifest=recorded_manifest("lz_marked"), source=source)
-    marker = StartMarker(marker_path, Quarantine(tmp_path / "quarantine.json"))
-
-    async def scenario() -> None:
-        plan = build_plan(env=ksi_env, builtin_package=None, reporter=marker)
-        async with Host(plan, HostConfig(), marker=marker) as host:
-            assert not marker_path.exists()
-            answer = await host.dispatch("lz_marked:hi")
-            assert answer == {"from": "lz_marked", "event": "lz_marked:hi"}
-            assert not marker_path.exists()
-
-    asyncio.run(scenario())
-    entry = json.loads(seen.read_text())
-    assert (entry["name"], entry["stage"]) == ("lz_marked", "import")

@@ -129,20 +129,3 @@ def test_the_quarantine_forgets_a_plugin_that_changed_and_reenable_removes_it(tm
     assert quarantine.entries() == []
     (tmp_path / "data" / "quarantine.json").write_text("{not json")
     assert quarantine.entries() == []  # unreadable: logged, and nothing is skipped
-
-
-def test_the_marker_is_rewritten_in_place_and_a_shorter_entry_reads_back_whole(tmp_path):
-    from ksi_host._plan import Candidate, Origin
-    from ksi_host._quarantine import Quarantine, StartMarker
-
-    def candidate(name: str) -> Candidate:
-        file = tmp_path / f"{name}.py"
-        file.write_text("x = 1\n")
-        return Candidate(name, Origin("path", str(file)), file=file)
-
-    marker = StartMarker(tmp_path / "ksi.sock.starting", Quarantine(tmp_path / "q.json"))
-    marker.importing(candidate("a_plugin_with_a_much_longer_name"))
-    marker.importing(candidate("short"))  # ... and the daemon dies here
-    entry = marker.recover()
-    assert entry is not None
-    assert (entry.name, entry.stage) == ("short", "import")
