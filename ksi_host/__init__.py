@@ -2,7 +2,7 @@
 
 from ksi_host._bus import EventBus
 from ksi_host._paths import KsiPaths
-from ksi_host.context import HostView, PluginContext
+from ksi_host.context import HostView, PluginContext, PluginStatus
 from ksi_host.errors import (
     ConfigError,
     InvalidEventName,
@@ -35,6 +35,7 @@ __all__ = [
     "PluginManager",
     "PluginMetadata",
     "PluginRegistrationError",
+    "PluginStatus",
     "TransportNotAttached",
     "TransportPlugin",
     "__version__",

@@ -1,7 +1,6 @@
 """The one private module the built-in plugins may import: what only the host's own plugins need.
 
-Every other built-in uses only ``ksi_host``'s public names, like any plugin (``health``
-names the type of ``HostView.status()``'s items, ``PluginStatus``, from here). Three are
+Every other built-in uses only ``ksi_host``'s public names, like any plugin. Three are
 part of the host itself: the Unix socket and WebSocket transports are the daemon's own
 doors (they need the claimed socket and the servers that read them), and the NATS bridge carries
 events between hosts (it needs the host's dispatch and fallback, the wire format and
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 from ksi_host._catalog import event_catalog
 from ksi_host._daemon import active_daemon
 from ksi_host._dispatch import continued_chain, emit_chain
-from ksi_host._lifecycle import Host, PluginStatus
+from ksi_host._lifecycle import Host
 from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
 from ksi_host._server import ServerConfig, SocketServer
 from ksi_host._websocket.config import WebSocketConfig, require_websockets, write_token
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Host",
-    "PluginStatus",
     "ProtocolFailure",
     "ServerConfig",
     "SocketServer",

@@ -15,7 +15,9 @@ A plugin described by a ``lazy`` manifest is not imported at start: it shows as
 ``lazy`` until the first event it declares arrives, which activates it (import,
 register, ``ksi_plugin_context``, ``ksi_startup``, within ``startup_timeout``) and
 then reaches it. One that fails to activate is ``failed`` and answers that event,
-and the later ones it declares, with ``UNAVAILABLE`` naming it and why. A lazy
+and the later ones it declares, with ``UNAVAILABLE`` naming it and why. Its import and
+start hooks run under the crash-safe start's marker (:class:`StartWatch`), so one that
+kills the daemon is quarantined as at start-up. A lazy
 plugin that a plugin started at start-up needs, that declares no events (it sees
 them all) or that implements a hook seeing every event, is started with the others.
 
@@ -44,7 +46,7 @@ import logging
 import traceback
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import FrameType, TracebackType
 from typing import Any, Final, Protocol
 
@@ -58,7 +60,6 @@ from ksi_host._dispatch import Fallback
 from ksi_host._isolation import WorkerPlugin
 from ksi_host._plan import (
     LoadPlan,
-    Origin,
     PluginSpec,
     Reason,
     ReasonCode,
@@ -77,7 +78,7 @@ from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host._vet import config_reason, vet_one
 from ksi_host._watchdog import Watchdog
-from ksi_host.context import HostView, PluginContext
+from ksi_host.context import HostView, PluginContext, PluginStatus
 from ksi_host.errors import (
     HostStateError,
     KsiError,
@@ -90,7 +91,7 @@ from ksi_host.plugin_manager import KsiPluggyManager, PluginManager
 from ksi_host.plugin_types import PluginCapabilities
 from ksi_host.replies import ErrorCode, error_reply
 
-__all__ = ["Host", "Planner", "PluginStatus", "StartWatch"]
+__all__ = ["Host", "Planner", "StartWatch"]
 
 logger: Final = logging.getLogger("ksi_host.lifecycle")
 
@@ -98,24 +99,19 @@ Planner = Callable[[Sequence[str]], LoadPlan]
 """Builds the host's plan again, with these plugin paths added: what ``reload`` runs."""
 
 
-@dataclass(frozen=True)
-class PluginStatus:
-    """One plugin as the host sees it; :meth:`Host.entries` renders them for ``plugin:list``."""
-
-    name: str
-    key: str
-    version: str | None
-    origin: Origin
-    status: Status
-    reason: Reason | None = None
-    stalls: int = 0
-    worker: dict[str, Any] | None = None
-
-
 class StartWatch(Protocol):
-    """Told which plugin's start hook is about to run (the crash-safe start's marker)."""
+    """Told whose start is under way (the crash-safe start's marker, :mod:`ksi_host._quarantine`).
 
-    def starting(self, spec: PluginSpec, hook: str) -> None: ...
+    ``starting`` before a plugin's lazy import or start hook runs (``event``: the event
+    that activated it lazily), ``finished`` after, ``done`` when a start-up, a reload or
+    an activation is over.
+    """
+
+    def starting(self, spec: PluginSpec, stage: str, event: str | None = None) -> None: ...
+
+    def finished(self, spec: PluginSpec) -> None: ...
+
+    def done(self) -> None: ...
 
 
 class Host:
@@ -246,6 +242,8 @@ class Host:
                 spec, "ksi_startup", "startup-failed"
             ):
                 self._set(spec.key, "running")
+        if self._marker is not None:
+            self._marker.done()
 
     def _note_plan(self, plan: LoadPlan) -> None:
         """Keep what ``status()`` and unanswered events report about ``plan``'s exclusions."""
@@ -271,10 +269,14 @@ class Host:
         if self._planner is None:
             raise HostStateError(action="reload", phase="built without a planner")
         async with self._reloading:
-            forget_changed_modules(self.plan, self._stamps)
-            plan = self._planner(tuple(self._extra_paths))
-            self._stamps = file_stamps(plan)
-            return await self._apply(plan)
+            try:
+                forget_changed_modules(self.plan, self._stamps)
+                plan = self._planner(tuple(self._extra_paths))
+                self._stamps = file_stamps(plan)
+                return await self._apply(plan)
+            finally:
+                if self._marker is not None:
+                    self._marker.done()  # the plan's imports are over, even if it failed
 
     async def load(self, path: str) -> tuple[PlanChange, tuple[PluginStatus, ...]]:
         """Add a plugin file or folder to the running host, as ``--plugin-path`` would at start.
@@ -450,16 +452,29 @@ class Host:
         spec = self._specs[key]
         logger.info("activating lazy plugin %s for %s", spec.name, event_name)
         self._set(key, "pending")
-        self._register(spec)
+        try:
+            await self._start_activated(spec, event_name)
+        finally:
+            if self._marker is not None:
+                self._marker.done()
+
+    async def _start_activated(self, spec: PluginSpec, event_name: str) -> None:
+        """A lazy plugin's import and start hooks, each under the crash-safe start's marker."""
+        if self._marker is not None and not spec.imported:
+            self._marker.starting(spec, "import", event_name)
+            self._register(spec)
+            self._marker.finished(spec)
+        else:
+            self._register(spec)
         passes: tuple[tuple[str, ReasonCode], ...] = (
             ("ksi_plugin_context", "context-failed"),
             ("ksi_startup", "startup-failed"),
         )
         for hook, code in passes:
-            if self._is_pending(spec) and not await self._start_hook(spec, hook, code):
+            if self._is_pending(spec) and not await self._start_hook(spec, hook, code, event_name):
                 return
         if self._is_pending(spec):
-            self._set(key, "running")
+            self._set(spec.key, "running")
 
     def fall_back(
         self, plugin_name: str, namespaces: Collection[str], fallback: Fallback | None
@@ -664,11 +679,18 @@ class Host:
         plugin = self._specs[spec.key].plugin
         return [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
 
-    async def _start_hook(self, spec: PluginSpec, hook: str, code: ReasonCode) -> bool:
-        """Run a start pass hook; on failure, fail the plugin and its dependents."""
+    async def _start_hook(
+        self, spec: PluginSpec, hook: str, code: ReasonCode, event: str | None = None
+    ) -> bool:
+        """Run a start pass hook; on failure, fail the plugin and its dependents.
+
+        ``event`` is the event that activated a lazy plugin, for the crash-safe marker.
+        """
         if self._marker is not None:
-            self._marker.starting(spec, hook)
+            self._marker.starting(spec, hook, event)
         problem = await self._run_hook(spec, hook, code, self.config.host.startup_timeout)
+        if self._marker is not None:
+            self._marker.finished(spec)
         if problem is not None:
             self._fail(spec, problem)
         return problem is None

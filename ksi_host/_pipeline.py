@@ -158,7 +158,6 @@ class DaemonRun:
             marker=self.marker,
         )
         await self.host.start()
-        self.marker.done()
 
     async def stop(self) -> None:
         if self.host is not None:

@@ -1,6 +1,7 @@
 """Crash-safe start: a plugin that killed the daemon while loading is skipped the next time.
 
-While ``ksi-host run`` imports and starts plugins, it keeps a *marker* next to its socket
+While ``ksi-host run`` imports and starts plugins (at start-up, on a reload, and when an
+event activates a lazy plugin), it keeps a *marker* next to its socket
 (``<socket>.starting``, JSON) naming the plugin whose code it is about to run. A start
 that finishes removes the marker. If the process dies on the way (a segfault, an
 ``os._exit``, the OOM killer, SIGKILL after a hang), the marker stays, and the next
@@ -16,7 +17,6 @@ that finishes removes the marker. If the process dies on the way (a segfault, an
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -70,20 +70,30 @@ def _write_json(path: Path, data: object) -> None:
 
 @dataclass(frozen=True)
 class Quarantined:
-    """A plugin that killed the daemon, as the quarantine file keeps it."""
+    """A plugin that killed the daemon, as the quarantine file keeps it.
+
+    ``event`` is the event that activated a lazy plugin, when that is when it happened.
+    """
 
     name: str
     identity: str
     fingerprint: str
     stage: str
     since: str
+    event: str | None = None
+
+    def where(self) -> str:
+        """``being imported``, ``in ksi_startup``, with the lazy activation's event if any."""
+        where = "being imported" if self.stage == "import" else f"in {self.stage}"
+        if self.event is not None:
+            where += f", activated lazily by {self.event!r}"
+        return where
 
     def reason(self) -> Reason:
-        where = "being imported" if self.stage == "import" else f"in {self.stage}"
         return Reason(
             "quarantined",
-            f"{self.name} was skipped: the daemon died while it was {where} ({self.since}), "
-            "so it is not loaded again until it changes",
+            f"{self.name} was skipped: the daemon died while it was {self.where()} "
+            f"({self.since}), so it is not loaded again until it changes",
             f"see the daemon's log of that time for the crash; upgrade or fix the plugin, or "
             f"run `{REENABLE} {self.name}` to try it again",
         )
@@ -153,40 +163,61 @@ class Quarantine:
 
 
 class StartMarker:
-    """The marker of what ``run`` is loading; see the module docstring."""
+    """The marker of what ``run`` is loading; see the module docstring.
+
+    It names every plugin whose start is under way: at start-up one at a time, but a
+    lazy plugin activated by an event may start while another one's ``ksi_startup``
+    awaits. If the daemon dies with several under way, :meth:`recover` quarantines the
+    one the crash record (:mod:`ksi_host._crash_record`) says was running, else all.
+    """
 
     def __init__(self, path: Path, quarantine: Quarantine) -> None:
         self.path: Final = path
         self.quarantine: Final = quarantine
         self._files: dict[str, Path | None] = {}
+        self._starting: dict[str, Quarantined] = {}
+        self._importing: Quarantined | None = None
 
-    def recover(self) -> Quarantined | None:
-        """After a crash (a marker is left): quarantine the plugin it names. Call with the lock."""
+    def recover(self, running: str | None = None) -> list[Quarantined]:
+        """After a crash (a marker is left): quarantine whom it names. Call with the lock.
+
+        ``running`` is the plugin the crash record says was running when the daemon died.
+        """
         try:
             raw = json.loads(self.path.read_text())
-            entry = Quarantined(**raw)
+            entries = [Quarantined(**entry) for entry in (raw if isinstance(raw, list) else [raw])]
         except FileNotFoundError:
-            return None
+            return []
         except (OSError, ValueError, TypeError) as exc:
             logger.error("ignoring the unreadable start marker %s: %s", self.path, exc)
             self.path.unlink(missing_ok=True)
-            return None
-        self.quarantine.add(entry)
+            return []
+        culprits = [entry for entry in entries if entry.name == running] or entries
+        for entry in culprits:
+            self.quarantine.add(entry)
+            logger.error(
+                "the last daemon on this socket died while %s was %s; it is quarantined "
+                "(skipped until it changes, or `%s %s`)",
+                entry.name,
+                entry.where(),
+                REENABLE,
+                entry.name,
+            )
         self.path.unlink(missing_ok=True)
-        logger.error(
-            "the last daemon on this socket died while %s was %s; it is quarantined "
-            "(skipped until it changes, or `%s %s`)",
-            entry.name,
-            "being imported" if entry.stage == "import" else f"in {entry.stage}",
-            REENABLE,
-            entry.name,
-        )
-        return entry
+        return culprits
 
-    def _mark(self, name: str, origin: Origin, file: Path | None, stage: str) -> None:
+    def _entry(
+        self, name: str, origin: Origin, file: Path | None, stage: str, event: str | None
+    ) -> Quarantined:
         since = datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-        entry = Quarantined(name, _identity(origin), fingerprint(origin, file), stage, since)
-        _write_json(self.path, entry.__dict__)
+        return Quarantined(name, _identity(origin), fingerprint(origin, file), stage, since, event)
+
+    def _write(self) -> None:
+        entries = [*self._starting.values(), *([self._importing] if self._importing else [])]
+        if entries:
+            _write_json(self.path, [entry.__dict__ for entry in entries])
+        else:
+            self.path.unlink(missing_ok=True)
 
     # The Reporter's callbacks: importing is where plugin code first runs.
 
@@ -194,20 +225,36 @@ class StartMarker:
         self._files[_identity(candidate.origin)] = candidate.file
 
     def importing(self, candidate: Candidate) -> None:
-        self._mark(candidate.name_hint, candidate.origin, candidate.file, "import")
+        """Imports do not wait, so nothing else runs meanwhile: this one replaces the last."""
+        self._importing = self._entry(
+            candidate.name_hint, candidate.origin, candidate.file, "import", None
+        )
+        self._write()
 
     def described(self, spec: PluginSpec) -> None:
-        """Nothing to do: the next import or start replaces the marker."""
+        """The import is over; the file follows at the next write or :meth:`done`."""
+        self._importing = None
 
     def excluded(self, exclusion: Exclusion) -> None:
-        """Nothing to do: the next import or start replaces the marker."""
+        """The import is over (or never began); the file follows at the next write."""
+        self._importing = None
 
-    # The host's callbacks around the start hooks.
+    # The host's callbacks around a plugin's start: its lazy import, its start hooks.
 
-    def starting(self, spec: PluginSpec, hook: str) -> None:
-        self._mark(spec.name, spec.origin, self._files.get(_identity(spec.origin)), hook)
+    def starting(self, spec: PluginSpec, stage: str, event: str | None = None) -> None:
+        """``spec``'s code runs next: ``stage`` is ``import`` or a start hook."""
+        self._importing = None  # imports do not wait: none is under way now
+        file = self._files.get(_identity(spec.origin))
+        self._starting[_identity(spec.origin)] = self._entry(
+            spec.name, spec.origin, file, stage, event
+        )
+        self._write()
+
+    def finished(self, spec: PluginSpec) -> None:
+        """``spec``'s stage is over; the file follows at the next write or :meth:`done`."""
+        self._starting.pop(_identity(spec.origin), None)
 
     def done(self) -> None:
-        """Every plugin started (or failed without killing us): no marker."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        """No import is under way: keep only the starts still under way (none: no marker)."""
+        self._importing = None
+        self._write()

@@ -12,8 +12,14 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from ksi_host import HostView, PluginCapabilities, PluginMetadata, __version__, hookimpl
-from ksi_host._for_builtins import PluginStatus
+from ksi_host import (
+    HostView,
+    PluginCapabilities,
+    PluginMetadata,
+    PluginStatus,
+    __version__,
+    hookimpl,
+)
 from ksi_plugins_builtin._host import HostReporter
 
 __all__ = ["HealthPlugin", "plugin", "plugin_counts"]

@@ -106,10 +106,12 @@ def write_project(
     source: str,
     entry_point: str | None,
     requires: Sequence[str] = (),
+    files: Mapping[str, str] | None = None,
 ) -> Path:
     """A buildable hatchling project whose package is the plugin and whose entry point names it.
 
-    ``entry_point=None`` makes a plain library; ``requires`` become its ``Requires-Dist``.
+    ``entry_point=None`` makes a plain library; ``requires`` become its ``Requires-Dist``;
+    ``files`` are more files of the project (``{"pkg/ksi-plugin.toml": text}``).
     """
     project = root / f"{dist}-{version}"
     plugins = f'[project.entry-points."ksi.plugins"]\n{entry_point} = "{package}"\n'
@@ -127,7 +129,8 @@ dependencies = {json.dumps(list(requires))}
 [tool.hatch.build.targets.wheel]
 packages = ["{package}"]
 """
-    _files_text(project, {"pyproject.toml": pyproject, f"{package}/__init__.py": source})
+    sources = {"pyproject.toml": pyproject, f"{package}/__init__.py": source}
+    _files_text(project, {**sources, **(files or {})})
     return project
 
 

@@ -46,7 +46,15 @@ def test_the_public_modules_are_the_guides() -> None:
 
 
 def test_the_plugin_contract_is_importable_from_ksi_host() -> None:
-    contract = {"PluginContext", "HostView", "ErrorCode", "error_reply", "EventBus", "KsiPaths"}
+    contract = {
+        "PluginContext",
+        "HostView",
+        "PluginStatus",
+        "ErrorCode",
+        "error_reply",
+        "EventBus",
+        "KsiPaths",
+    }
     assert contract <= set(ksi_host.__all__)
 
 

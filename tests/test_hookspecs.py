@@ -47,7 +47,7 @@ def test_the_declarations_are_not_hook_implementations() -> None:
 TYPED_PLUGIN = """
 from typing import Any
 
-from ksi_host import BasePlugin, PluginContext, hookimpl
+from ksi_host import BasePlugin, PluginContext, PluginStatus, hookimpl
 
 
 class Good(BasePlugin):
@@ -76,11 +76,19 @@ class Bad(BasePlugin):
     @hookimpl
     def ksi_validate_event(self, event_name: str, data: dict[str, Any]) -> bool:
         return True
+
+
+def failed(statuses: tuple[PluginStatus, ...]) -> dict[str, str]:
+    return {s.name: s.reason.code for s in statuses if s.status == "failed" and s.reason}
+
+
+def shout(status: PluginStatus) -> str:
+    return status.version.upper()
 """
 
 
 @pytest.mark.slow
-def test_mypy_strict_checks_a_plugins_hook_signatures(tmp_path: Path) -> None:
+def test_mypy_strict_checks_a_plugins_hook_signatures_and_what_it_reads(tmp_path: Path) -> None:
     module = tmp_path / "typed_plugin.py"
     module.write_text(textwrap.dedent(TYPED_PLUGIN))
     result = subprocess.run(
@@ -92,6 +100,10 @@ def test_mypy_strict_checks_a_plugins_hook_signatures(tmp_path: Path) -> None:
         check=False,
     )
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    [unchecked] = [line for line in errors if "[union-attr]" in line]
+    errors.remove(unchecked)
+    assert unchecked.split(":")[1] == "40", result.stdout
+    assert 'Item "None" of "str | None" has no attribute "upper"' in unchecked
     flagged = [
         (line.split(":")[1], line.split('"')[1 if "Argument" in line else 3]) for line in errors
     ]

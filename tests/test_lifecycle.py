@@ -19,8 +19,9 @@ from hypothesis.stateful import (
 )
 from pydantic import BaseModel, Field
 
+from ksi_host import PluginStatus
 from ksi_host._config import HostConfig
-from ksi_host._lifecycle import Host, PluginStatus
+from ksi_host._lifecycle import Host
 from ksi_host._plan import Exclusion, LoadPlan, Origin, Reason
 from ksi_host.errors import HostStateError
 from ksi_host.plugin_base import BasePlugin, TransportPlugin, hookimpl

@@ -49,6 +49,31 @@ def test_install_refuses_a_plugin_for_another_host_version(venv: ManagedVenv) ->
     assert venv.installed() == before
 
 
+@pytest.mark.parametrize(
+    ("dist", "plugin"),
+    [("ksi-plugin-futuremeta", "futuremeta"), ("ksi-plugin-futuremanifest", "futuremanifest")],
+    ids=["declared-in-code", "declared-in-manifest"],
+)
+def test_install_refuses_a_plugin_that_needs_another_host_only_in_its_metadata(
+    venv: ManagedVenv, dist: str, plugin: str
+) -> None:
+    """Its Requires-Dist says nothing: the staged plugin's own metadata (code or manifest) does."""
+    freeze = venv.pip("freeze", "--all")
+    done = venv.ksi("install", dist, *venv.offline)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"refusing to install {dist}; nothing was changed" in done.stderr
+    assert (
+        f"plugin {plugin} ({dist} 1.0) needs ksi-host>=99 (its dependencies), but this is ksi-host"
+    ) in done.stderr
+    assert "python -m pip install --upgrade 'ksi-host>=99'" in done.stderr
+    assert f"ksi-host install '{dist}<1.0' --no-index --find-links" in done.stderr
+    assert "--force" in done.stderr
+    assert venv.pip("freeze", "--all") == freeze
+    forced = venv.ksi("install", "--force", dist, *venv.offline)
+    assert forced.returncode == 0, forced.stderr
+    assert f"+ {dist} 1.0 (plugins: {plugin})" in forced.stdout
+
+
 def test_install_refuses_an_upgrade_that_breaks_an_installed_plugin(venv: ManagedVenv) -> None:
     venv.pip("install", "-q", *venv.offline, "ksi-plugin-needsbase")
     assert venv.installed()["ksi-plugin-base"] == "1.0"

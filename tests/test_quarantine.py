@@ -8,7 +8,9 @@ import time
 
 import pytest
 
+from tests.conftest import error_code
 from tests.containment import FAULTY, Prober, ask, contained_daemon, stop_cleanly
+from tests.dists import install_recorded, recorded_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -113,9 +115,9 @@ def test_the_quarantine_forgets_a_plugin_that_changed_and_reenable_removes_it(tm
     quarantine = Quarantine(tmp_path / "data" / "quarantine.json")
     marker = StartMarker(tmp_path / "ksi.sock.starting", quarantine)
     marker.importing(candidate)  # ... and the daemon dies here
-    assert marker.recover() is not None
+    assert [entry.name for entry in marker.recover()] == ["flaky"]
     assert not marker.path.exists()
-    assert marker.recover() is None
+    assert marker.recover() == []
 
     loadable, skipped = quarantine.split([candidate])
     assert loadable == []
@@ -129,3 +131,48 @@ def test_the_quarantine_forgets_a_plugin_that_changed_and_reenable_removes_it(tm
     assert quarantine.entries() == []
     (tmp_path / "data" / "quarantine.json").write_text("{not json")
     assert quarantine.entries() == []  # unreadable: logged, and nothing is skipped
+
+
+def test_a_lazy_plugin_that_kills_the_daemon_on_its_first_event_is_quarantined(tmp_path):
+    site = tmp_path / "site"
+    install_recorded(
+        site, "lz_crash", manifest=recorded_manifest("lz_crash"), source=SEGFAULT_AT_IMPORT
+    )
+    install_recorded(site, "lz_fine", manifest=recorded_manifest("lz_fine"))
+    with contained_daemon({}) as daemon:
+        daemon.env.update(PYTHONPATH=str(site), KSI_TEST_IMPORTS=str(tmp_path / "imports.log"))
+        daemon.start()
+        sock = daemon.socket_path
+        assert ask(sock, "lz_fine:go") == {"from": "lz_fine", "event": "lz_fine:go"}
+        with pytest.raises((OSError, ValueError)):  # the daemon dies answering
+            ask(sock, "lz_crash:go")
+        assert daemon.proc.wait(30) == -signal.SIGSEGV
+
+        daemon.start()
+        with Prober(sock) as prober:
+            listed = _listed(daemon)
+            reason = listed["lz_crash"]["reason"]
+            assert reason["code"] == "quarantined"
+            assert "being imported, activated lazily by 'lz_crash:go'" in reason["message"]
+            assert "ksi-host reenable lz_crash" in reason["hint"]
+            assert listed["lz_fine"]["status"] == "lazy"  # activated fine last time: not blamed
+            assert ask(sock, "lz_fine:go") == {"from": "lz_fine", "event": "lz_fine:go"}
+            assert error_code(ask(sock, "lz_crash:go")) == "NO_HANDLER"  # not imported again
+        prober.check()
+        assert "died while lz_crash was being imported, activated lazily by 'lz_crash:go'" in (
+            daemon.log()
+        )
+        plan = json.loads(
+            daemon.cli("plugins", "--json", "--config", str(daemon.config_path)).stdout
+        )
+        [entry] = [p for p in plan["plugins"] if p["name"] == "lz_crash"]
+        assert entry["reason"]["code"] == "quarantined"
+        stop_cleanly(daemon, deadline=1.0 + 8.0)
+        assert not sock.with_name("ksi.sock.starting").exists()  # lz_fine's start is over
+
+        assert daemon.cli("reenable", "lz_crash").returncode == 0
+        plan = json.loads(
+            daemon.cli("plugins", "--json", "--config", str(daemon.config_path)).stdout
+        )
+        [entry] = [p for p in plan["plugins"] if p["name"] == "lz_crash"]
+        assert entry["reason"] is None or entry["reason"]["code"] != "quarantined"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import json
 import socket
@@ -14,7 +15,14 @@ from typing import Any
 import pytest
 from conftest import DaemonProcess
 
-from ksi_host import BasePlugin, PluginCapabilities, PluginContext, PluginMetadata, hookimpl
+from ksi_host import (
+    BasePlugin,
+    PluginCapabilities,
+    PluginContext,
+    PluginMetadata,
+    PluginStatus,
+    hookimpl,
+)
 from ksi_host.errors import ConfigError
 from ksi_host.testing import Emitted, HarnessError, PluginHarness, SyncPluginHarness
 
@@ -142,6 +150,37 @@ def test_a_plugin_that_cannot_load_is_reported_not_raised() -> None:
     assert (broken.status, broken.reason and broken.reason.code) == ("failed", "startup-failed")
     assert reply["error"]["code"] == "NO_HANDLER"
     assert "broken cannot start" in reply["error"]["message"]
+
+
+class Watcher(Needy):
+    """Keeps the HostView its context carries, as a plugin that reports on others does."""
+
+    @hookimpl
+    def ksi_plugin_context(self, context: PluginContext) -> None:
+        self.host = context.host
+
+
+def test_a_plugins_host_view_lists_a_public_plugin_status_for_every_plugin() -> None:
+    watcher = Watcher("watcher")
+    with SyncPluginHarness(watcher, Needy("broken", fail=True), Needy("app", "db")) as h:
+        statuses = watcher.host.status()
+        assert all(isinstance(status, PluginStatus) for status in statuses)
+        verdicts = {s.name: (s.status, s.reason and s.reason.code) for s in statuses}
+        assert verdicts == {
+            "watcher": ("running", None),
+            "broken": ("failed", "startup-failed"),
+            "app": ("excluded", "missing-dependency"),
+        }
+        assert h.status("broken") in statuses
+    [running] = [status for status in statuses if status.status == "running"]
+    assert (running.version, running.origin.kind, running.stalls, running.worker) == (
+        "1.0",
+        "object",
+        0,
+        None,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        running.status = "failed"  # type: ignore[misc]
 
 
 def test_an_invalid_config_section_excludes_only_that_plugin_as_run_does() -> None:

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from ksi_host import PluginStatus
 from ksi_host._config import HostConfig, HostSection
-from ksi_host._lifecycle import Host, PluginStatus
+from ksi_host._lifecycle import Host
 from ksi_host._pipeline import build_plan
 from ksi_host._plan import LoadPlan
 from tests.conftest import host_env
