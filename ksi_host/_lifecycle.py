@@ -69,8 +69,9 @@ from ksi_host._plan import (
 from ksi_host._reload import (
     InstalledSince,
     PlanChange,
+    code_stamp,
+    code_stamps,
     diff_plans,
-    file_stamps,
     forget_changed_modules,
 )
 from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
@@ -140,7 +141,7 @@ class Host:
         self._planner: Final = planner
         self._extra_paths: list[str] = []
         self._reloading: Final = asyncio.Lock()
-        self._stamps = file_stamps(plan)
+        self._stamps = code_stamps(plan)
         self._installed_since: Final = installed_since
         self._marker = marker
         self.config: Final = config if config is not None else HostConfig()
@@ -272,7 +273,7 @@ class Host:
             try:
                 forget_changed_modules(self.plan, self._stamps)
                 plan = self._planner(tuple(self._extra_paths))
-                self._stamps = file_stamps(plan)
+                self._stamps = code_stamps(plan)
                 return await self._apply(plan)
             finally:
                 if self._marker is not None:
@@ -466,6 +467,9 @@ class Host:
             self._marker.finished(spec)
         else:
             self._register(spec)
+        stamp = code_stamp(spec)
+        if stamp is not None:
+            self._stamps.setdefault(spec.key, stamp)
         passes: tuple[tuple[str, ReasonCode], ...] = (
             ("ksi_plugin_context", "context-failed"),
             ("ksi_startup", "startup-failed"),

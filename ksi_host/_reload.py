@@ -4,8 +4,8 @@
 with the same config and paths and hands it to :meth:`ksi_host._lifecycle.Host.apply`.
 A plugin is the same in both plans when the resolver hands over the same object;
 re-planning imports nothing again unless :func:`forget_changed_modules` dropped the
-modules of a distribution that was upgraded or removed, or of a plugin file edited
-since the host loaded it. Then:
+modules of a distribution that was upgraded, reinstalled with other files or removed,
+or of a plugin file edited since the host loaded it (see :func:`code_stamps`). Then:
 
 - a plugin only in the old plan stops (``stopped``);
 - a plugin only in the new plan starts (``started``);
@@ -19,12 +19,15 @@ Stops run in reverse load order of the old plan, starts in load order of the new
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
 import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import importlib_metadata
@@ -37,8 +40,9 @@ __all__ = [
     "InstalledSince",
     "PlanChange",
     "PlanDiff",
+    "code_stamp",
+    "code_stamps",
     "diff_plans",
-    "file_stamps",
     "forget_changed_modules",
 ]
 
@@ -116,37 +120,73 @@ class PlanChange:
         return "; ".join(parts) if parts else "no plugin changed"
 
 
-def file_stamps(plan: LoadPlan) -> dict[str, int]:
-    """The modification time of each file plugin's module, to tell later whether it changed."""
-    return {spec.key: stamp for spec in plan.order if (stamp := _file_stamp(spec)) is not None}
+def code_stamps(plan: LoadPlan) -> dict[str, str]:
+    """An identity of each imported plugin's code, to tell later whether it changed on disk.
+
+    A distribution's is its location, version and the hash of its ``RECORD`` (which
+    lists a hash of every file it installed), so a reinstall of the same version with
+    other code is a change; a plugin file's (or package's) is the hash of its contents,
+    so an edit that keeps the size and the modification time is one too. A plugin not
+    imported yet (lazy) has nothing to forget: it is stamped when it activates
+    (:func:`code_stamp`).
+    """
+    return {spec.key: stamp for spec in plan.order if (stamp := code_stamp(spec)) is not None}
 
 
-def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, int]) -> tuple[str, ...]:
+def code_stamp(spec: PluginSpec) -> str | None:
+    """The identity of ``spec``'s code if its module is imported here, else None."""
+    top = _top_module(spec)
+    return _stamp(spec) if top is not None and top in sys.modules else None
+
+
+def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, str]) -> tuple[str, ...]:
     """Drop from ``sys.modules`` the modules of plugins that changed on disk; return their keys.
 
-    A distribution changed when its installed version differs from the plan's (or it
-    is gone); a plugin file changed when its modification time is not the one in
-    ``stamps`` (see :func:`file_stamps`).
+    A plugin changed when its stamp is not the one in ``stamps`` (see
+    :func:`code_stamps`). Their cached bytecode goes too when it can: Python trusts a
+    ``.pyc`` whose source has the same size and modification second.
     """
     importlib.invalidate_caches()
-    changed = [spec for spec in plan.order if _changed(spec, stamps)]
+    changed = [s for s in plan.order if s.key in stamps and _stamp(s) != stamps[s.key]]
     for spec in changed:
         top = _top_module(spec)
         if top is None:
             continue
         for loaded in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
-            del sys.modules[loaded]
+            _drop_bytecode(sys.modules.pop(loaded))
     return tuple(spec.key for spec in changed)
 
 
-def _changed(spec: PluginSpec, stamps: Mapping[str, int]) -> bool:
+def _stamp(spec: PluginSpec) -> str | None:
+    """See :func:`code_stamps`; a distribution or file that went away is ``"gone"``."""
     origin = spec.origin
     if origin.kind == "entry-point" and origin.distribution:
         try:
-            return importlib_metadata.version(origin.distribution) != origin.dist_version
+            dist = importlib_metadata.distribution(origin.distribution)
         except importlib_metadata.PackageNotFoundError:
-            return True
-    return spec.key in stamps and _file_stamp(spec) != stamps[spec.key]
+            return "gone"
+        record = (dist.read_text("RECORD") or "").encode()
+        where = dist.locate_file("")
+        return f"{where}:{dist.version}:{hashlib.sha256(record).hexdigest()}"
+    file = _file_of(spec)
+    if file is None:
+        return None
+    files = sorted(file.parent.rglob("*.py")) if file.name == "__init__.py" else [file]
+    digest = hashlib.sha256()
+    try:
+        for path in files:
+            digest.update(f"{path}\0".encode())
+            digest.update(path.read_bytes())
+    except OSError:
+        return "gone"
+    return digest.hexdigest()
+
+
+def _drop_bytecode(module: ModuleType) -> None:
+    cached = getattr(module, "__cached__", None)
+    if isinstance(cached, str):
+        with contextlib.suppress(OSError):
+            Path(cached).unlink(missing_ok=True)
 
 
 def _file_of(spec: PluginSpec) -> Path | None:
@@ -159,17 +199,6 @@ def _file_of(spec: PluginSpec) -> Path | None:
     if (path / "__init__.py").is_file():
         return path / "__init__.py"
     return None  # a dotted module name given as a path: reloaded when its version changes
-
-
-def _file_stamp(spec: PluginSpec) -> int | None:
-    """A plugin file's modification time (a file that went away: -1); None if not a file."""
-    file = _file_of(spec)
-    if file is None:
-        return None
-    try:
-        return file.stat().st_mtime_ns
-    except OSError:
-        return -1
 
 
 def _top_module(spec: PluginSpec) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -91,10 +93,17 @@ def install_dist(
         "INSTALLER": "ksi-tests\n",
     }
     written += _files_text(info, meta)
-    record = [f"{path.relative_to(site).as_posix()},," for path in written]
+    record = [f"{path.relative_to(site).as_posix()},{_record_hash(path)}" for path in written]
     record.append(f"{info.name}/RECORD,,")
     (info / "RECORD").write_text("\n".join(record) + "\n")
     return info
+
+
+def _record_hash(path: Path) -> str:
+    """A RECORD line's hash and size, as pip writes them."""
+    data = path.read_bytes()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"sha256={digest},{len(data)}"
 
 
 def write_project(
