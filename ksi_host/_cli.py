@@ -111,12 +111,12 @@ def plugins(
     with exit_on_error("plugins" if as_json else None):
         config = load_config(config_file)
         plan = plan_for(config, paths=plugin_paths)
+        entries, daemon = verdicts(plan, daemon_socket(config, config_file))
     if graph:
         from ksi_host._graph import show_graph
 
-        raise SystemExit(show_graph(plan, graph_format, why))
-    with exit_on_error("plugins" if as_json else None):
-        report = plan_report(plan, *verdicts(plan, daemon_socket(config, config_file)))
+        raise SystemExit(show_graph(plan, entries, daemon, graph_format, why))
+    report = plan_report(plan, entries, daemon)
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
     )
