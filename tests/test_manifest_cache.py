@@ -55,10 +55,14 @@ def test_a_second_plan_reads_no_manifest_and_is_the_same_plan(
 
     second = _plan(ksi_env)
     assert sorted(reads) == ["mca_pkg", "mcb_pkg"]  # nothing parsed again
-    assert _seen(second) == _seen(first) == [
-        ("mca", "1.0", (), ("mca",)),
-        ("mcb", "1.0", ("mca>=1",), ("mcb",)),
-    ]
+    assert (
+        _seen(second)
+        == _seen(first)
+        == [
+            ("mca", "1.0", (), ("mca",)),
+            ("mcb", "1.0", ("mca>=1",), ("mcb",)),
+        ]
+    )
     assert [s.metadata for s in second.order] == [s.metadata for s in first.order]
     assert [s.manifest for s in second.order] == [s.manifest for s in first.order]
     assert cache.stat().st_mtime_ns == written  # nothing new: not rewritten
