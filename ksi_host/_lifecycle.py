@@ -73,6 +73,7 @@ from ksi_host._reload import (
     code_stamps,
     diff_plans,
     forget_changed_modules,
+    keep_workers,
 )
 from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
 from ksi_host._tasks import TaskKeeper
@@ -271,8 +272,8 @@ class Host:
             raise HostStateError(action="reload", phase="built without a planner")
         async with self._reloading:
             try:
-                forget_changed_modules(self.plan, self._stamps)
-                plan = self._planner(tuple(self._extra_paths))
+                changed = forget_changed_modules(self.plan, self._stamps)
+                plan = keep_workers(self.plan, self._planner(tuple(self._extra_paths)), changed)
                 self._stamps = code_stamps(plan)
                 return await self._apply(plan)
             finally:

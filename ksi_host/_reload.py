@@ -5,7 +5,9 @@ with the same config and paths and hands it to :meth:`ksi_host._lifecycle.Host.a
 A plugin is the same in both plans when the resolver hands over the same object;
 re-planning imports nothing again unless :func:`forget_changed_modules` dropped the
 modules of a distribution that was upgraded, reinstalled with other files or removed,
-or of a plugin file edited since the host loaded it (see :func:`code_stamps`). Then:
+or of a plugin file edited since the host loaded it (see :func:`code_stamps`); an
+isolated plugin keeps its proxy (and its worker) unless its code changed
+(:func:`keep_workers`). Then:
 
 - a plugin only in the old plan stops (``stopped``);
 - a plugin only in the new plan starts (``started``);
@@ -24,8 +26,8 @@ import hashlib
 import importlib
 import os
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,6 +36,7 @@ import importlib_metadata
 
 from ksi_host._describe import file_module_name
 from ksi_host._discover import ENTRY_POINT_GROUP, autoload_enabled
+from ksi_host._isolation import WorkerPlugin
 from ksi_host._plan import LoadPlan, PluginSpec
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "code_stamps",
     "diff_plans",
     "forget_changed_modules",
+    "keep_workers",
 ]
 
 
@@ -134,9 +138,35 @@ def code_stamps(plan: LoadPlan) -> dict[str, str]:
 
 
 def code_stamp(spec: PluginSpec) -> str | None:
-    """The identity of ``spec``'s code if its module is imported here, else None."""
+    """The identity of ``spec``'s code if it is imported (here, or in its worker), else None."""
+    if isinstance(spec.plugin, WorkerPlugin):
+        return _stamp(spec)
     top = _top_module(spec)
     return _stamp(spec) if top is not None and top in sys.modules else None
+
+
+def keep_workers(old: LoadPlan, new: LoadPlan, changed: Collection[str]) -> LoadPlan:
+    """``new`` with the old spec of each isolated plugin whose code did not change.
+
+    The planner describes an isolated plugin afresh each time, behind a new proxy;
+    keeping the old one makes it the same object to :func:`diff_plans`, so its worker
+    keeps running. ``changed`` are the keys :func:`forget_changed_modules` returned.
+    """
+    before = {spec.key: spec for spec in old.order}
+
+    def kept(spec: PluginSpec) -> PluginSpec:
+        was = before.get(spec.key)
+        if (
+            was is not None
+            and spec.key not in changed
+            and isinstance(was.plugin, WorkerPlugin)
+            and isinstance(spec.plugin, WorkerPlugin)
+            and was.origin == spec.origin
+        ):
+            return was
+        return spec
+
+    return replace(new, order=tuple(kept(spec) for spec in new.order))
 
 
 def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, str]) -> tuple[str, ...]:

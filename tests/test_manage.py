@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import ManagedVenv, managed_venv, pip_env
+from tests.conftest import LineSocket, ManagedVenv, managed_venv, pip_env
 
 pytestmark = pytest.mark.slow
 
@@ -122,26 +119,6 @@ def test_uninstall_never_removes_the_host_or_what_it_needs(venv: ManagedVenv) ->
     assert done.returncode == 1
     assert "refusing to uninstall ksi-host: it is ksi-host itself" in done.stderr
     assert venv.python.parent.parent.joinpath("pyvenv.cfg").is_file()
-
-
-class LineSocket:
-    """A client connected to the daemon for the whole test: NDJSON requests, one at a time."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(30)
-        self.sock.connect(str(path))
-        self.lines = self.sock.makefile("rb")
-
-    def ask(self, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.sock.sendall(json.dumps({"event": event, "data": data or {}}).encode() + b"\n")
-        reply: dict[str, Any] = json.loads(self.lines.readline())
-        data: dict[str, Any] = reply.get("data", reply)
-        return data
-
-    def close(self) -> None:
-        self.lines.close()
-        self.sock.close()
 
 
 def test_install_then_reload_starts_the_plugin_in_the_same_daemon_for_connected_clients(
