@@ -61,13 +61,20 @@ class PlanDiff:
     added: frozenset[str]
 
 
-def diff_plans(old: LoadPlan, new: LoadPlan, active: Iterable[str]) -> PlanDiff:
-    """What adopting ``new`` takes, given the ``active`` (running or pending) keys of ``old``."""
+def diff_plans(
+    old: LoadPlan, new: LoadPlan, active: Iterable[str], changed: Collection[str] = ()
+) -> PlanDiff:
+    """What adopting ``new`` takes, given the ``active`` (running or pending) keys of ``old``.
+
+    ``changed`` are plugins whose code changed on disk (see :func:`forget_changed_modules`).
+    """
     before = {spec.key: spec for spec in old.order}
     after = {spec.key: spec for spec in new.order}
     removed = before.keys() - after.keys()
     replaced = {
-        key for key in before.keys() & after.keys() if before[key].plugin is not after[key].plugin
+        key
+        for key in before.keys() & after.keys()
+        if key in changed or not _same(before[key], after[key])
     }
     going = set(removed | replaced)
     for key in sorted(going):
@@ -77,6 +84,16 @@ def diff_plans(old: LoadPlan, new: LoadPlan, active: Iterable[str]) -> PlanDiff:
     added = after.keys() - before.keys()
     start = tuple(spec.key for spec in new.order if spec.key in added or spec.key in going)
     return PlanDiff(stop=stop, start=start, removed=frozenset(removed), added=frozenset(added))
+
+
+def _same(before: PluginSpec, after: PluginSpec) -> bool:
+    """The same object; for a plugin not imported (lazy), from the same distribution and manifest.
+
+    Every lazy plugin's plan holds the same placeholder, whatever its version.
+    """
+    if before.plugin is not after.plugin:
+        return False
+    return before.imported or (before.origin == after.origin and before.manifest == after.manifest)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,8 @@ def install_command(
 
     A dry run comes first: an install that would change ksi-host or one of its
     dependencies, break an installed plugin's dependency, or bring a plugin that
-    needs another ksi-host version is refused, and nothing is changed.
+    needs another ksi-host version (in its Requires-Dist, its PluginMetadata or its
+    ksi-plugin.toml: a staged copy is read) is refused, and nothing is changed.
     """
     from ksi_host._manage.commands import install
 
