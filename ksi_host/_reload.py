@@ -144,10 +144,11 @@ class PlanChange:
 def code_stamps(plan: LoadPlan) -> dict[str, str]:
     """An identity of each imported plugin's code, to tell later whether it changed on disk.
 
-    A distribution's is its location, version and the hash of its ``RECORD`` (which
-    lists a hash of every file it installed), so a reinstall of the same version with
-    other code is a change; a plugin file's (or package's) is the hash of its contents,
-    so an edit that keeps the size and the modification time is one too. A plugin not
+    A distribution's is its location and the hash of its ``RECORD`` (which names its
+    version and lists a hash of every file it installed), so a reinstall of the same
+    version with other code is a change; a plugin file's (or package's) is the hash of
+    its contents, so an edit that keeps the size and the modification time is one too.
+    A plugin not
     imported yet (lazy) has nothing to forget: it is stamped when it activates
     (:func:`code_stamp`).
     """
@@ -212,9 +213,10 @@ def _stamp(spec: PluginSpec) -> str | None:
             dist = importlib_metadata.distribution(origin.distribution)
         except importlib_metadata.PackageNotFoundError:
             return "gone"
-        record = (dist.read_text("RECORD") or "").encode()
-        where = dist.locate_file("")
-        return f"{where}:{dist.version}:{hashlib.sha256(record).hexdigest()}"
+        # RECORD names the .dist-info folder, so it holds the version too (METADATA says
+        # it where an installer wrote no RECORD); parsing the version would cost more.
+        record = dist.read_text("RECORD") or dist.read_text("METADATA") or ""
+        return f"{dist.locate_file('')}:{hashlib.sha256(record.encode()).hexdigest()}"
     file = _file_of(spec)
     if file is None:
         return None
