@@ -275,7 +275,7 @@ class Host:
                 changed = forget_changed_modules(self.plan, self._stamps)
                 plan = keep_workers(self.plan, self._planner(tuple(self._extra_paths)), changed)
                 self._stamps = code_stamps(plan)
-                return await self._apply(plan)
+                return await self._apply(plan, changed)
             finally:
                 if self._marker is not None:
                     self._marker.done()  # the plan's imports are over, even if it failed
@@ -304,11 +304,11 @@ class Host:
         async with self._reloading:
             return await self._apply(plan)
 
-    async def _apply(self, plan: LoadPlan) -> PlanChange:
+    async def _apply(self, plan: LoadPlan, changed: Collection[str] = ()) -> PlanChange:
         if self._phase != "running":
             raise HostStateError(action="reload", phase=self._phase)
         active = {k for k, st in self._status.items() if st.status in ("running", "pending")}
-        diff = diff_plans(self.plan, plan, active)
+        diff = diff_plans(self.plan, plan, active, changed)
         old = {spec.key: spec for spec in self.plan.order}
         names = {spec.key: spec.name for spec in (*self.plan.order, *plan.order)}
         for key in diff.stop:

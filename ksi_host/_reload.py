@@ -61,13 +61,20 @@ class PlanDiff:
     added: frozenset[str]
 
 
-def diff_plans(old: LoadPlan, new: LoadPlan, active: Iterable[str]) -> PlanDiff:
-    """What adopting ``new`` takes, given the ``active`` (running or pending) keys of ``old``."""
+def diff_plans(
+    old: LoadPlan, new: LoadPlan, active: Iterable[str], changed: Collection[str] = ()
+) -> PlanDiff:
+    """What adopting ``new`` takes, given the ``active`` (running or pending) keys of ``old``.
+
+    ``changed`` are plugins whose code changed on disk (see :func:`forget_changed_modules`).
+    """
     before = {spec.key: spec for spec in old.order}
     after = {spec.key: spec for spec in new.order}
     removed = before.keys() - after.keys()
     replaced = {
-        key for key in before.keys() & after.keys() if before[key].plugin is not after[key].plugin
+        key
+        for key in before.keys() & after.keys()
+        if key in changed or not _same(before[key], after[key])
     }
     going = set(removed | replaced)
     for key in sorted(going):
@@ -77,6 +84,16 @@ def diff_plans(old: LoadPlan, new: LoadPlan, active: Iterable[str]) -> PlanDiff:
     added = after.keys() - before.keys()
     start = tuple(spec.key for spec in new.order if spec.key in added or spec.key in going)
     return PlanDiff(stop=stop, start=start, removed=frozenset(removed), added=frozenset(added))
+
+
+def _same(before: PluginSpec, after: PluginSpec) -> bool:
+    """The same object; for a plugin not imported (lazy), from the same distribution and manifest.
+
+    Every lazy plugin's plan holds the same placeholder, whatever its version.
+    """
+    if before.plugin is not after.plugin:
+        return False
+    return before.imported or (before.origin == after.origin and before.manifest == after.manifest)
 
 
 @dataclass(frozen=True)
@@ -127,10 +144,11 @@ class PlanChange:
 def code_stamps(plan: LoadPlan) -> dict[str, str]:
     """An identity of each imported plugin's code, to tell later whether it changed on disk.
 
-    A distribution's is its location, version and the hash of its ``RECORD`` (which
-    lists a hash of every file it installed), so a reinstall of the same version with
-    other code is a change; a plugin file's (or package's) is the hash of its contents,
-    so an edit that keeps the size and the modification time is one too. A plugin not
+    A distribution's is its location and the hash of its ``RECORD`` (which names its
+    version and lists a hash of every file it installed), so a reinstall of the same
+    version with other code is a change; a plugin file's (or package's) is the hash of
+    its contents, so an edit that keeps the size and the modification time is one too.
+    A plugin not
     imported yet (lazy) has nothing to forget: it is stamped when it activates
     (:func:`code_stamp`).
     """
@@ -195,9 +213,10 @@ def _stamp(spec: PluginSpec) -> str | None:
             dist = importlib_metadata.distribution(origin.distribution)
         except importlib_metadata.PackageNotFoundError:
             return "gone"
-        record = (dist.read_text("RECORD") or "").encode()
-        where = dist.locate_file("")
-        return f"{where}:{dist.version}:{hashlib.sha256(record).hexdigest()}"
+        # RECORD names the .dist-info folder, so it holds the version too (METADATA says
+        # it where an installer wrote no RECORD); parsing the version would cost more.
+        record = dist.read_text("RECORD") or dist.read_text("METADATA") or ""
+        return f"{dist.locate_file('')}:{hashlib.sha256(record.encode()).hexdigest()}"
     file = _file_of(spec)
     if file is None:
         return None
