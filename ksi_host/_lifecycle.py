@@ -73,6 +73,7 @@ from ksi_host._reload import (
     code_stamps,
     diff_plans,
     forget_changed_modules,
+    keep_workers,
 )
 from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
 from ksi_host._tasks import TaskKeeper
@@ -271,10 +272,10 @@ class Host:
             raise HostStateError(action="reload", phase="built without a planner")
         async with self._reloading:
             try:
-                forget_changed_modules(self.plan, self._stamps)
-                plan = self._planner(tuple(self._extra_paths))
+                changed = forget_changed_modules(self.plan, self._stamps)
+                plan = keep_workers(self.plan, self._planner(tuple(self._extra_paths)), changed)
                 self._stamps = code_stamps(plan)
-                return await self._apply(plan)
+                return await self._apply(plan, changed)
             finally:
                 if self._marker is not None:
                     self._marker.done()  # the plan's imports are over, even if it failed
@@ -303,11 +304,11 @@ class Host:
         async with self._reloading:
             return await self._apply(plan)
 
-    async def _apply(self, plan: LoadPlan) -> PlanChange:
+    async def _apply(self, plan: LoadPlan, changed: Collection[str] = ()) -> PlanChange:
         if self._phase != "running":
             raise HostStateError(action="reload", phase=self._phase)
         active = {k for k, st in self._status.items() if st.status in ("running", "pending")}
-        diff = diff_plans(self.plan, plan, active)
+        diff = diff_plans(self.plan, plan, active, changed)
         old = {spec.key: spec for spec in self.plan.order}
         names = {spec.key: spec.name for spec in (*self.plan.order, *plan.order)}
         for key in diff.stop:

@@ -242,6 +242,26 @@ class ManagedVenv:
             self.pip("uninstall", "-y", "-q", *installed)
 
 
+class LineSocket:
+    """A client connected to the daemon for the whole test: NDJSON requests, one at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(30)
+        self.sock.connect(str(path))
+        self.lines = self.sock.makefile("rb")
+
+    def ask(self, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.sock.sendall(json.dumps({"event": event, "data": data or {}}).encode() + b"\n")
+        reply: dict[str, Any] = json.loads(self.lines.readline())
+        data: dict[str, Any] = reply.get("data", reply)
+        return data
+
+    def close(self) -> None:
+        self.lines.close()
+        self.sock.close()
+
+
 def managed_venv(root: Path, wheelhouse: Path) -> ManagedVenv:
     home = root / "home"
     home.mkdir(parents=True)

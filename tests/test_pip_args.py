@@ -24,6 +24,7 @@ def test_staging_drops_what_says_where_or_what_to_install_and_keeps_the_rest() -
         *("--target", "/elsewhere", "--user", "-U", "--upgrade-strategy=eager"),
         *("--no-index", "--find-links", "wheels", "-r", "req.txt", "--pre", "--prefix=/p"),
         *("--index-url", "https://index", "--force-reinstall", "--no-build-isolation"),
+        "--require-hashes",
     ]
     assert _without_placement(options) == [
         *("--no-index", "--find-links", "wheels", "--pre"),
@@ -35,8 +36,15 @@ def test_staging_drops_what_says_where_or_what_to_install_and_keeps_the_rest() -
     ("info", "reference"),
     [
         (
-            {"url": "file:///w/foo-1.0-py3-none-any.whl", "archive_info": {}},
-            "foo @ file:///w/foo-1.0-py3-none-any.whl",
+            {
+                "url": "file:///w/foo-1.0-py3-none-any.whl",
+                "archive_info": {"hash": "sha256=ab12", "hashes": {"sha256": "ab12"}},
+            },
+            "foo @ file:///w/foo-1.0-py3-none-any.whl#sha256=ab12",
+        ),
+        (
+            {"url": "https://x/foo-1.0.tar.gz", "archive_info": {}, "subdirectory": "sub"},
+            "foo @ https://x/foo-1.0.tar.gz#subdirectory=sub",
         ),
         (
             {
@@ -48,7 +56,7 @@ def test_staging_drops_what_says_where_or_what_to_install_and_keeps_the_rest() -
         ),
         ({"url": "file:///src/foo", "dir_info": {"editable": True}}, "foo @ file:///src/foo"),
     ],
-    ids=["archive", "vcs-at-its-commit", "directory"],
+    ids=["archive-with-its-hash", "archive-without", "vcs-at-its-commit", "directory"],
 )
 def test_the_staged_reference_is_the_artifact_the_dry_run_chose(
     info: dict[str, object], reference: str

@@ -14,12 +14,20 @@ import pytest
 
 from ksi_host._config import HostConfig
 from ksi_host._lifecycle import Host
+from ksi_host._manifest import PluginManifest
 from ksi_host._pipeline import boot, build_plan
 from ksi_host._plan import LoadPlan
 from ksi_host._reload import InstalledSince, PlanChange, diff_plans
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
-from tests.conftest import DAEMON_EVENTS, ScriptedPlugin, host_env, plan_of, running_daemon
+from tests.conftest import (
+    DAEMON_EVENTS,
+    ScriptedPlugin,
+    answering_source,
+    host_env,
+    plan_of,
+    running_daemon,
+)
 from tests.dists import install_dist, plugin_source
 
 HOOKS = ("ksi_plugin_context", "ksi_startup", "ksi_shutdown")
@@ -373,3 +381,58 @@ def test_a_reinstall_of_the_same_version_with_other_code_is_restarted(
     assert first == {"code": "A"}
     assert change.restarted == ("which",)
     assert second == {"code": "B"}
+
+
+def test_a_lazy_plugin_upgraded_before_or_after_its_activation_runs_the_new_version(
+    tmp_path: Path, site_dir: Path
+) -> None:
+    env = {**host_env(tmp_path), "KSI_DISABLE_PLUGIN_AUTOLOAD": "0"}
+
+    def install(version: str) -> Path:
+        manifest = PluginManifest(
+            name="sleepy",
+            version=version,
+            commands=("sleepy:ping",),
+            hooks=("ksi_handle_event",),
+            activation="lazy",
+        )
+        return install_dist(
+            site_dir,
+            dist="ksi-plugin-sleepy",
+            version=version,
+            files={
+                "sleepy_pkg/__init__.py": answering_source("sleepy", version),
+                "sleepy_pkg/ksi-plugin.toml": manifest.to_toml(),
+            },
+            entry_points={"sleepy": "sleepy_pkg"},
+        )
+
+    def upgrade(info: Path, version: str) -> Path:
+        shutil.rmtree(info)
+        shutil.rmtree(site_dir / "sleepy_pkg")
+        return install(version)
+
+    info = install("1.0")
+
+    async def main() -> list[Any]:
+        host = boot(HostConfig(), env=env)
+        found: list[Any] = []
+        async with host:
+            assert {s.name: s.status for s in host.status()}["sleepy"] == "lazy"
+            info2 = upgrade(info, "2.0")
+            found.append(await host.reload())
+            found.append({s.name: (s.status, s.version) for s in host.status()}["sleepy"])
+            found.append(await host.dispatch("sleepy:ping", {}))
+            assert (await host.reload()).summary() == "no plugin changed"
+            assert {s.name: s.status for s in host.status()}["sleepy"] == "running"
+            upgrade(info2, "3.0")
+            found.append(await host.reload())
+            found.append(await host.dispatch("sleepy:ping", {}))
+        return found
+
+    before, status, first, after, second = asyncio.run(main())
+    assert before.restarted == ("sleepy",)
+    assert status == ("lazy", "2.0")
+    assert first["version"] == "2.0"
+    assert after.restarted == ("sleepy",)
+    assert second["version"] == "3.0"

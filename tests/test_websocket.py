@@ -20,7 +20,7 @@ from conftest import DaemonProcess, LineClient, error_code, write_config
 
 from ksi_host._limits import RESERVED_FILES
 from ksi_host._websocket.config import TOKEN_FILE_NAME, WebSocketConfig, client_token, write_token
-from ksi_host.errors import KsiError
+from ksi_host.errors import ConfigError
 
 websockets = pytest.importorskip("websockets", reason='needs pip install "ksi-host[websocket]"')
 from websockets.asyncio.client import connect  # noqa: E402
@@ -103,8 +103,10 @@ def test_the_token_file_is_0600_from_the_start_and_random_each_time(tmp_path: Pa
 def test_send_without_any_token_says_where_it_looked(
     ksi_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(KsiError) as info:
+    with pytest.raises(ConfigError) as info:
         client_token(None, {})
+    assert info.value.file == ksi_home / "run" / TOKEN_FILE_NAME
+    assert info.value.keys == ("websocket.token",)
     assert str(ksi_home / "run" / TOKEN_FILE_NAME) in info.value.render()
     assert "--token" in info.value.render()
     assert client_token("given", {}) == "given"

@@ -59,6 +59,11 @@ class _VcsInfo(BaseModel):
     commit_id: str
 
 
+class _ArchiveInfo(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    hashes: dict[str, str] = {}
+
+
 class _DownloadInfo(BaseModel):
     """Where pip got a distribution (PEP 610's ``direct_url.json`` format)."""
 
@@ -66,15 +71,23 @@ class _DownloadInfo(BaseModel):
     url: str
     subdirectory: str | None = None
     vcs_info: _VcsInfo | None = None
+    archive_info: _ArchiveInfo | None = None
 
     def reference(self, name: str) -> str:
-        """A PEP 508 direct reference to exactly this artifact (a VCS one at its commit)."""
+        """A PEP 508 direct reference to exactly this artifact.
+
+        A VCS one is pinned to its commit, an archive to its hash (pip checks it, so the
+        staged files are the ones the dry run vetted, ``--require-hashes`` or not).
+        """
         url = self.url
         if self.vcs_info is not None:
             url = f"{self.vcs_info.vcs}+{url}@{self.vcs_info.commit_id}"
+        fragment = []
+        if self.archive_info is not None and "sha256" in self.archive_info.hashes:
+            fragment.append(f"sha256={self.archive_info.hashes['sha256']}")
         if self.subdirectory:
-            url += f"#subdirectory={self.subdirectory}"
-        return f"{name} @ {url}"
+            fragment.append(f"subdirectory={self.subdirectory}")
+        return f"{name} @ {url}" + (f"#{'&'.join(fragment)}" if fragment else "")
 
 
 class _ReportItem(BaseModel):
@@ -207,6 +220,7 @@ _PLACEMENT_OPTIONS: Final = frozenset(
         "--report",
         "--dry-run",
         "--compile",
+        "--require-hashes",
     }
 )
 """Options of ``pip install`` that say where or what to install: :func:`stage` decides those."""
