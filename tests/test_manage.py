@@ -42,7 +42,7 @@ def test_install_refuses_a_plugin_for_another_host_version(venv: ManagedVenv) ->
     assert (
         "ksi-plugin-future 1.0 needs ksi-host>=99 (its Requires-Dist), but this is ksi-host"
     ) in done.stderr
-    assert "python -m pip install --upgrade 'ksi-host>=99'" in done.stderr
+    assert f"{venv.python} -m pip install --upgrade 'ksi-host>=99'" in done.stderr
     assert venv.installed() == before
 
 
@@ -62,13 +62,29 @@ def test_install_refuses_a_plugin_that_needs_another_host_only_in_its_metadata(
     assert (
         f"plugin {plugin} ({dist} 1.0) needs ksi-host>=99 (its dependencies), but this is ksi-host"
     ) in done.stderr
-    assert "python -m pip install --upgrade 'ksi-host>=99'" in done.stderr
+    assert f"{venv.python} -m pip install --upgrade 'ksi-host>=99'" in done.stderr
     assert f"ksi-host install '{dist}<1.0' --no-index --find-links" in done.stderr
     assert "--force" in done.stderr
     assert venv.pip("freeze", "--all") == freeze
     forced = venv.ksi("install", "--force", dist, *venv.offline)
     assert forced.returncode == 0, forced.stderr
     assert f"+ {dist} 1.0 (plugins: {plugin})" in forced.stdout
+
+
+def test_sync_refuses_a_lock_whose_plugin_needs_another_host(
+    venv: ManagedVenv, tmp_path: Path
+) -> None:
+    lock = tmp_path / "ksi-plugins.lock"
+    lock.write_text(
+        'lock-version = 1\nksi-host = "99.0"\n\n[[plugin]]\n'
+        'distribution = "ksi-plugin-futuremeta"\nversion = "1.0"\nplugins = ["futuremeta"]\n'
+    )
+    freeze = venv.pip("freeze", "--all")
+    done = venv.ksi("sync", str(lock), *venv.offline)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"refusing to sync {lock}; nothing was changed" in done.stderr
+    assert "plugin futuremeta (ksi-plugin-futuremeta 1.0) needs ksi-host>=99" in done.stderr
+    assert venv.pip("freeze", "--all") == freeze
 
 
 def test_install_refuses_an_upgrade_that_breaks_an_installed_plugin(venv: ManagedVenv) -> None:
