@@ -176,3 +176,41 @@ def test_a_lazy_plugin_that_kills_the_daemon_on_its_first_event_is_quarantined(t
         )
         [entry] = [p for p in plan["plugins"] if p["name"] == "lz_crash"]
         assert entry["reason"] is None or entry["reason"]["code"] != "quarantined"
+
+
+def test_of_several_starts_under_way_the_one_the_crash_record_names_is_blamed(tmp_path):
+    from ksi_host._plan import Origin, PluginSpec
+    from ksi_host._quarantine import Quarantine, StartMarker
+    from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+
+    def spec(name: str) -> PluginSpec:
+        file = tmp_path / f"{name}.py"
+        file.write_text("x = 1\n")
+        return PluginSpec(
+            plugin=object(),
+            metadata=PluginMetadata(name=name),
+            capabilities=PluginCapabilities(),
+            origin=Origin("path", str(file)),
+        )
+
+    waits, crashes, done = spec("waits"), spec("crashes"), spec("done")
+    quarantine = Quarantine(tmp_path / "data" / "quarantine.json")
+    marker = StartMarker(tmp_path / "ksi.sock.starting", quarantine)
+    marker.starting(done, "ksi_startup")
+    marker.finished(done)
+    marker.starting(waits, "ksi_startup", "waits:go")  # awaits in ksi_startup ...
+    marker.starting(crashes, "import", "crashes:go")  # ... while another one activates
+    assert [entry.name for entry in marker.recover(running="crashes")] == ["crashes"]
+    assert [entry.name for entry in quarantine.entries()] == ["crashes"]
+
+    marker.starting(waits, "ksi_startup", "waits:go")
+    marker.starting(crashes, "import", "crashes:go")
+    blamed = marker.recover(running=None)  # the record names neither: both
+    assert sorted(entry.name for entry in blamed) == ["crashes", "waits"]
+    reasons = {entry.name: entry.reason().message for entry in quarantine.entries()}
+    assert "while it was in ksi_startup, activated lazily by 'waits:go'" in reasons["waits"]
+
+    marker.starting(done, "ksi_startup")
+    marker.finished(done)
+    marker.done()
+    assert not marker.path.exists()
