@@ -195,22 +195,25 @@ def test_of_several_starts_under_way_the_one_the_crash_record_names_is_blamed(tm
 
     waits, crashes, done = spec("waits"), spec("crashes"), spec("done")
     quarantine = Quarantine(tmp_path / "data" / "quarantine.json")
-    marker = StartMarker(tmp_path / "ksi.sock.starting", quarantine)
-    marker.starting(done, "ksi_startup")
-    marker.finished(done)
-    marker.starting(waits, "ksi_startup", "waits:go")  # awaits in ksi_startup ...
-    marker.starting(crashes, "import", "crashes:go")  # ... while another one activates
-    assert [entry.name for entry in marker.recover(running="crashes")] == ["crashes"]
-    assert [entry.name for entry in quarantine.entries()] == ["crashes"]
+    path = tmp_path / "ksi.sock.starting"
 
-    marker.starting(waits, "ksi_startup", "waits:go")
-    marker.starting(crashes, "import", "crashes:go")
-    blamed = marker.recover(running=None)  # the record names neither: both
-    assert sorted(entry.name for entry in blamed) == ["crashes", "waits"]
+    def died(running: str | None) -> list[str]:
+        """A daemon dies while ``waits`` awaits in ksi_startup and ``crashes`` activates."""
+        marker = StartMarker(path, quarantine)
+        marker.starting(done, "ksi_startup")
+        marker.finished(done)
+        marker.starting(waits, "ksi_startup", "waits:go")
+        marker.starting(crashes, "import", "crashes:go")
+        return sorted(entry.name for entry in StartMarker(path, quarantine).recover(running))
+
+    assert died(running="crashes") == ["crashes"]
+    assert [entry.name for entry in quarantine.entries()] == ["crashes"]
+    assert died(running=None) == ["crashes", "waits"]  # the record names neither: both
     reasons = {entry.name: entry.reason().message for entry in quarantine.entries()}
     assert "while it was in ksi_startup, activated lazily by 'waits:go'" in reasons["waits"]
 
-    marker.starting(done, "ksi_startup")
-    marker.finished(done)
+    marker = StartMarker(path, quarantine)
+    marker.starting(waits, "ksi_startup", "waits:go")
+    marker.finished(waits)
     marker.done()
-    assert not marker.path.exists()
+    assert not path.exists()
