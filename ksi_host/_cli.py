@@ -18,14 +18,15 @@ import click
 from ksi_host import __version__
 from ksi_host._cli_common import (
     CONFIG_OPTION,
+    DAEMON_OPTIONS,
     PLUGIN_PATH_OPTION,
-    SOCKET_OPTION,
-    STATE_DB_OPTION,
+    RUN_OPTIONS,
     config_path,
     daemon_socket,
     doctor_socket,
     exit_on_error,
     server_config,
+    timeout_option,
 )
 from ksi_host._defaults import (
     DOCTOR_IMPORT_TIMEOUT,
@@ -111,12 +112,12 @@ def plugins(
     with exit_on_error("plugins" if as_json else None):
         config = load_config(config_file)
         plan = plan_for(config, paths=plugin_paths)
+        entries, daemon = verdicts(plan, daemon_socket(config, config_file))
     if graph:
         from ksi_host._graph import show_graph
 
-        raise SystemExit(show_graph(plan, graph_format, why))
-    with exit_on_error("plugins" if as_json else None):
-        report = plan_report(plan, *verdicts(plan, daemon_socket(config, config_file)))
+        raise SystemExit(show_graph(plan, entries, daemon, graph_format, why))
+    report = plan_report(plan, entries, daemon)
     click.echo(
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
     )
@@ -147,10 +148,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @cli.command()
-@SOCKET_OPTION
-@CONFIG_OPTION
-@PLUGIN_PATH_OPTION
-@STATE_DB_OPTION
+@RUN_OPTIONS
 @click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS, case_sensitive=False),
@@ -299,15 +297,8 @@ def _parse_data(ctx: click.Context, param: click.Parameter, value: str) -> dict[
 @click.option(
     "--data", callback=_parse_data, default="{}", show_default=True, help="The event's data."
 )
-@SOCKET_OPTION
-@CONFIG_OPTION
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=REQUEST_TIMEOUT,
-    show_default=True,
-    help="Seconds to wait for the reply.",
-)
+@DAEMON_OPTIONS
+@timeout_option(REQUEST_TIMEOUT, "the reply")
 @click.option(
     "--websocket",
     "websocket_url",

@@ -1,14 +1,14 @@
-"""What every ``ksi-host`` subcommand shares: the config and socket options, error rendering.
+"""What every ``ksi-host`` subcommand shares: its options, declared once each, error rendering.
 
 Light to import, as :mod:`ksi_host._cli` is: the stages load when a command runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
@@ -22,21 +22,62 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_OPTION",
+    "DAEMON_OPTIONS",
     "PLUGIN_PATH_OPTION",
-    "SOCKET_OPTION",
-    "STATE_DB_OPTION",
+    "RUN_OPTIONS",
     "config_path",
     "daemon_socket",
     "doctor_socket",
     "exit_on_error",
     "server_config",
+    "timeout_option",
 ]
 
-CONFIG_OPTION = click.option(
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Decorator(Protocol):
+    """What ``click.option(...)`` returns: it adds its option to any command function."""
+
+    def __call__(self, command: F, /) -> F: ...
+
+
+def _options(*options: _Decorator) -> _Decorator:
+    """One decorator for several options; ``--help`` lists them in this order."""
+
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+def _file_option(*declarations: str, help: str, envvar: str | None = None) -> _Decorator:
+    """An option that names a file (not a folder); ``None`` when not given."""
+    return click.option(
+        *declarations,
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=envvar,
+        default=None,
+        help=help,
+    )
+
+
+def timeout_option(default: float, waits_for: str) -> _Decorator:
+    """``--timeout SECONDS``, a positive number: how long the command waits for ``waits_for``."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=default,
+        show_default=True,
+        help=f"Seconds to wait for {waits_for}.",
+    )
+
+
+CONFIG_OPTION = _file_option(
     "--config",
     "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     help="The TOML config file (default: $KSI_CONFIG, else $KSI_HOME/config.toml when "
     "KSI_HOME is set, else ${XDG_CONFIG_HOME:-~/.config}/ksi/config.toml).",
 )
@@ -49,23 +90,25 @@ PLUGIN_PATH_OPTION = click.option(
     help="A plugin file, folder or dotted module to load first (repeatable).",
 )
 
-SOCKET_OPTION = click.option(
+_SOCKET_OPTION = _file_option(
     "--socket",
     "socket_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     help="The daemon's socket (default: $KSI_SOCKET, else socket_path in the config's "
     "[server] section, else ksi.sock in the run dir).",
 )
 
-STATE_DB_OPTION = click.option(
+_STATE_DB_OPTION = _file_option(
     "--state-db",
-    type=click.Path(dir_okay=False, path_type=Path),
     envvar="KSI_STATE_DB",
-    default=None,
     help="The state plugin's SQLite file [env KSI_STATE_DB; default: path in the config's "
     "[state] section, else state.sqlite3 in the data dir].",
 )
+
+DAEMON_OPTIONS = _options(_SOCKET_OPTION, CONFIG_OPTION)
+"""``--socket`` and ``--config``: the daemon a command talks to (see :func:`server_config`)."""
+
+RUN_OPTIONS = _options(_SOCKET_OPTION, CONFIG_OPTION, PLUGIN_PATH_OPTION, _STATE_DB_OPTION)
+"""What ``run`` builds its host from; ``config`` takes the same to explain each value."""
 
 
 @contextmanager

@@ -48,10 +48,16 @@ class Daemon:
         self.instance: Final = instance
         self.server: SocketServer | None = None
         self.listeners: list[Listener] = []
+        self.connections: dict[str, int] = {"unix_socket": config.max_connections}
 
-    def listen(self, listener: Listener) -> None:
-        """Start ``listener`` with the socket, and stop it with the socket, on SIGTERM."""
+    def listen(self, listener: Listener, *, transport: str, max_connections: int) -> None:
+        """Start ``listener`` with the socket, and stop it with the socket, on SIGTERM.
+
+        The open-files limit is raised to fit its ``max_connections`` too.
+        """
         self.listeners.append(listener)
+        self.connections[transport] = max_connections
+        reserve_files(self.connections)
 
     async def start_serving(self) -> None:
         assert self.server is not None
@@ -105,9 +111,9 @@ async def run_daemon(
     global _active
     if _active is not None:
         raise RuntimeError("run_daemon is already running in this process")
-    reserve_files(config.max_connections)
     instance = Instance.claim(config.socket_path)
     daemon = Daemon(config, instance)
+    reserve_files(daemon.connections)
     _active = daemon
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

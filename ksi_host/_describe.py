@@ -34,6 +34,7 @@ from packaging.version import InvalidVersion, Version
 from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
 from ksi_host._folder_imports import add_folder, import_own_name, is_helper
 from ksi_host._manifest import PluginManifest, regenerate_command
+from ksi_host._manifest_cache import ManifestCache
 from ksi_host._plan import (
     NOT_IMPORTED,
     Candidate,
@@ -73,6 +74,7 @@ def describe(
     disabled: Mapping[str, str] = MappingProxyType({}),
     trust: TrustPolicy | None = None,
     manifests: bool = True,
+    cache: ManifestCache | None = None,
 ) -> Described:
     """Describe every candidate in order; ``disabled`` also matches names known only after import.
 
@@ -80,7 +82,7 @@ def describe(
     :func:`ksi_host._discover.disabled_names` returns it. A plugin file or folder that
     ``trust`` does not trust is never imported (see :mod:`ksi_host._trust`).
     ``manifests=False`` imports every candidate even when it ships a manifest (doctor
-    checks the code).
+    checks the code); ``cache`` keeps each manifest read (see :mod:`ksi_host._manifest_cache`).
     """
     reporter = reporter or NullReporter()
     trust = trust or TrustPolicy()
@@ -89,7 +91,9 @@ def describe(
     warnings: list[PlanWarning] = []
     for candidate in candidates:
         if manifests and candidate.manifest is not None and candidate.disabled_by is None:
-            outcome: PluginSpec | Exclusion | None = _from_manifest(candidate, candidate.manifest)
+            outcome: PluginSpec | Exclusion | None = _from_manifest(
+                candidate, candidate.manifest, cache
+            )
         else:
             if candidate.disabled_by is None:
                 reporter.importing(candidate)
@@ -162,12 +166,17 @@ def import_described(spec: PluginSpec) -> PluginSpec | Reason:
     return outcome
 
 
-def _from_manifest(candidate: Candidate, file: Path) -> PluginSpec | Exclusion:
+def _from_manifest(
+    candidate: Candidate, file: Path, cache: ManifestCache | None
+) -> PluginSpec | Exclusion:
     """What the plugin's ``ksi-plugin.toml`` says, without importing the plugin."""
     name, origin = candidate.name_hint, candidate.origin
     try:
-        text = file.read_text(encoding="utf-8")
-        manifest, metadata, capabilities = PluginManifest.read(text, where=str(file))
+        if cache is not None:
+            manifest, metadata, capabilities = cache.read(file)
+        else:
+            text = file.read_text(encoding="utf-8")
+            manifest, metadata, capabilities = PluginManifest.read(text, where=str(file))
     except (OSError, UnicodeDecodeError) as exc:
         reason = Reason(
             "invalid-metadata",

@@ -45,6 +45,7 @@ __all__ = [
     "builtin_candidates",
     "disabled_names",
     "discover",
+    "distribution_candidates",
     "env_disabled",
     "env_plugin_folders",
     "explicit_candidates",
@@ -189,7 +190,24 @@ def _file_candidate(path: Path, kind: SourceKind) -> Candidate:
 
 def _entry_points() -> Iterator[Candidate]:
     """One scan of ``ksi.plugins``; importlib_metadata drops a distribution seen twice."""
-    found = list(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP))
+    return _entry_point_candidates(list(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP)))
+
+
+def distribution_candidates(folder: Path) -> tuple[Candidate, ...]:
+    """The ``ksi.plugins`` entry points of the distributions in ``folder`` alone.
+
+    For a folder that is not on ``sys.path`` (``ksi-host install`` stages what it is
+    about to install there); candidates are as :func:`discover` makes them.
+    """
+    found = [
+        ep
+        for dist in importlib_metadata.distributions(path=[str(folder)])
+        for ep in dist.entry_points.select(group=ENTRY_POINT_GROUP)
+    ]
+    return tuple(_entry_point_candidates(found))
+
+
+def _entry_point_candidates(found: list[importlib_metadata.EntryPoint]) -> Iterator[Candidate]:
     per_package = Counter((id(ep.dist), _top_package(ep.value)) for ep in found)
     for ep in found:
         distribution, version, host = _name_and_version(ep.dist)
@@ -214,7 +232,7 @@ def _top_package(value: str) -> str:
     return value.partition(":")[0].strip().partition(".")[0]
 
 
-def _manifest(dist: importlib_metadata.Distribution | None, package: str) -> Path | None:
+def _manifest(dist: importlib_metadata.IDistribution | None, package: str) -> Path | None:
     """The package's ``ksi-plugin.toml`` if the distribution's RECORD lists it.
 
     Only a file the installer recorded counts: one left behind by an old install, or
@@ -235,7 +253,7 @@ def _manifest(dist: importlib_metadata.Distribution | None, package: str) -> Pat
 
 
 def _name_and_version(
-    dist: importlib_metadata.Distribution | None,
+    dist: importlib_metadata.IDistribution | None,
 ) -> tuple[str | None, str | None, str | None]:
     """``Name``, ``Version`` and the requirement on ksi-host, from the head of METADATA.
 

@@ -3,8 +3,10 @@
 The graph is read off the plan, never decided again: an edge joins a plugin to a
 plugin the resolver made it start after (``LoadPlan.requires``), labelled with the
 declared requirement it satisfies (``state>=0.1``, service ``database``, or an
-after-dependency). Excluded plugins keep their reason, and their declared
-requirements point at what was found (or at a "not found" node).
+after-dependency). Each plugin carries its one verdict, the same :class:`PluginEntry`
+``plugins --json`` prints (merged with a running daemon's), so every status word and
+reason is the one every other view shows. Excluded plugins keep their reason, and their
+declared requirements point at what was found (or at a "not found" node).
 
 In the tree, each plugin appears under every plugin it needs (``pipdeptree
 --reverse``), so the roots are the plugins that need nothing.
@@ -19,7 +21,8 @@ from typing import Literal
 import click
 from packaging.requirements import InvalidRequirement, Requirement
 
-from ksi_host._plan import Exclusion, LoadPlan, PluginSpec, Reason
+from ksi_host._plan import FAULTS, LoadPlan, PluginSpec, Status, exclusion_status
+from ksi_host._schema import PluginEntry, ReasonReport, plugin_entries
 from ksi_host._suggest import did_you_mean
 from ksi_host.plugin_types import canonical_name
 
@@ -42,18 +45,37 @@ EdgeKind = Literal["dependency", "service", "after"]
 
 @dataclass(frozen=True)
 class Node:
-    """A plugin: loadable ones have a 1-based ``position``, the others a ``reason``."""
+    """A plugin and its verdict: in the load order with a 1-based ``position``, or not.
+
+    ``reason`` says why it does not run (excluded, or failed in a running daemon).
+    """
 
     key: str
     name: str
     version: str | None
-    status: str
+    status: Status
     position: int | None = None
-    reason: Reason | None = None
+    reason: ReasonReport | None = None
+
+    @classmethod
+    def of(cls, entry: PluginEntry) -> Node:
+        return cls(
+            _key_or_name(entry.name),
+            entry.name,
+            entry.version,
+            entry.status,
+            entry.position,
+            entry.reason,
+        )
 
     @property
     def title(self) -> str:
         return f"{self.name} {self.version}" if self.version else self.name
+
+    @property
+    def shown(self) -> str:
+        """The title and the status word, as ``plugins`` prints them: ``state 0.1  [running]``."""
+        return f"{self.title}  [{self.status}]"
 
 
 @dataclass(frozen=True)
@@ -78,19 +100,37 @@ class Edge:
         if found is None:
             return f"needs {what}: not found"
         shown = found.title if self.kind == "service" else (found.version or "any version")
-        out = "" if found.position is not None else f" ({found.name} will not load)"
+        fine = found.position is not None and found.status not in FAULTS
+        out = "" if fine else f" ({found.name} [{found.status}])"
         return f"needs {what}: {shown}{out}"
 
 
 @dataclass(frozen=True)
 class PluginGraph:
-    """Every plugin of a plan and every edge between them, in load order."""
+    """Every plugin of a plan and every edge between them, in load order.
+
+    ``daemon`` is the socket of the running daemon whose verdicts are merged in, if any.
+    """
 
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
+    daemon: str | None = None
+
+    def index(self) -> dict[str, Node]:
+        """Each key's node; of a name found twice (shadowed), the one in the load order."""
+        index: dict[str, Node] = {}
+        for node in self.nodes:
+            if node.key not in index or index[node.key].position is None:
+                index[node.key] = node
+        return index
 
     def node(self, key: str) -> Node | None:
-        return next((node for node in self.nodes if node.key == key), None)
+        return self.index().get(key)
+
+    @property
+    def ok(self) -> bool:
+        """As for ``plugins``: no plugin that should run fails to (see ``FAULTS``)."""
+        return all(node.status not in FAULTS for node in self.nodes)
 
     def find(self, name: str) -> Node | None:
         """The plugin called ``name`` (any spelling PyPI would treat as the same)."""
@@ -107,31 +147,25 @@ class PluginGraph:
         return [edge for edge in self.edges if edge.target == key]
 
 
-def plugin_graph(plan: LoadPlan) -> PluginGraph:
-    """The graph of ``plan``: loadable plugins, then excluded ones, and their edges."""
-    nodes = [
-        Node(spec.key, spec.name, spec.version, "loadable", position=position)
-        for position, spec in enumerate(plan.order, start=1)
-    ]
-    nodes += [_excluded_node(exclusion) for exclusion in plan.excluded]
+def plugin_graph(
+    plan: LoadPlan, entries: Sequence[PluginEntry] | None = None, daemon: str | None = None
+) -> PluginGraph:
+    """The graph of ``plan``; each plugin's verdict is its entry in ``entries``.
+
+    ``entries`` are the verdicts ``plugins`` shows (:func:`ksi_host._daemon_view.verdicts`:
+    the plan's own, merged with the daemon's on socket ``daemon``); by default the plan's.
+    """
+    verdicts = plugin_entries(plan) if entries is None else entries
+    nodes = tuple(Node.of(entry) for entry in verdicts)
     known = {node.key for node in nodes}
     providers = _service_providers(plan)
     edges: list[Edge] = []
     for spec in plan.order:
         edges += _edges(spec, set(plan.requires.get(spec.key, ())), providers, known)
     for exclusion in plan.excluded:
-        if exclusion.spec is not None and exclusion.reason.code not in ("disabled", "shadowed"):
+        if exclusion.spec is not None and exclusion_status(exclusion.reason) == "excluded":
             edges += _edges(exclusion.spec, None, providers, known)
-    return PluginGraph(tuple(nodes), tuple(edges))
-
-
-def _excluded_node(exclusion: Exclusion) -> Node:
-    code = exclusion.reason.code
-    status = code if code in ("disabled", "shadowed") else "excluded"
-    spec = exclusion.spec
-    key = spec.key if spec else _key_or_name(exclusion.name)
-    version = spec.version if spec else exclusion.origin.dist_version
-    return Node(key, exclusion.name, version, status, reason=exclusion.reason)
+    return PluginGraph(nodes, tuple(edges), daemon)
 
 
 def _key_or_name(name: str) -> str:
@@ -186,22 +220,26 @@ def _without_marker(requirement: Requirement) -> str:
 
 
 def render_tree(graph: PluginGraph) -> str:
-    """Each plugin under the plugins it needs; then the plugins that will not load, and why."""
-    nodes = {node.key: node for node in graph.nodes}
+    """Each plugin under the plugins it needs; then the plugins that do not run, and why."""
+    nodes = graph.index()
     loadable = [node for node in graph.nodes if node.position is not None]
     roots = [node for node in loadable if not any(e.target for e in graph.needs(node.key))]
     lines = [f"{len(loadable)} plugin(s) will load; each is shown under what it needs"]
+    if graph.daemon:
+        lines[0] += f" (merged with what the daemon on {graph.daemon} knows)"
     for root in roots:
-        lines.append(f"{root.title}")
+        lines.append(root.shown)
         lines += _children(graph, nodes, root.key, "", (root.key,))
-    others = [node for node in graph.nodes if node.position is None]
-    if others:
-        lines.append("not loading:")
-    for node in others:
-        lines.append(f"  {node.title}  [{node.status}]")
-        if node.reason is not None:
-            lines += [f"    {line}" for line in _reason_chain(node.reason)]
-        lines += [f"    {edge.label(nodes)}" for edge in graph.needs(node.key)]
+    troubled = [node for node in graph.nodes if node.reason is not None]
+    if troubled:
+        out = all(node.position is None for node in troubled)
+        lines.append("not loading:" if out else "not loading or running:")
+    for node in troubled:
+        placed = "" if node.position is None else "  (in the load order above)"
+        lines.append(f"  {node.shown}{placed}")
+        lines += [f"    {line}" for line in _reason_chain(node.reason)]
+        if node.position is None:
+            lines += [f"    {edge.label(nodes)}" for edge in graph.needs(node.key)]
     return "\n".join(lines)
 
 
@@ -213,16 +251,16 @@ def _children(
     for index, edge in enumerate(dependents):
         last = index == len(dependents) - 1
         child = nodes[edge.source]
-        lines.append(f"{indent}{'└── ' if last else '├── '}{child.title}  ({edge.label(nodes)})")
+        lines.append(f"{indent}{'└── ' if last else '├── '}{child.shown}  ({edge.label(nodes)})")
         if child.key not in path:
             deeper = indent + ("    " if last else "│   ")
             lines += _children(graph, nodes, child.key, deeper, (*path, child.key))
     return lines
 
 
-def _reason_chain(reason: Reason) -> list[str]:
+def _reason_chain(reason: ReasonReport | None) -> list[str]:
     lines = []
-    current: Reason | None = reason
+    current = reason
     prefix = ""
     while current is not None:
         lines.append(f"{prefix}{current.code}: {current.message}")
@@ -238,13 +276,14 @@ def render_why(graph: PluginGraph, name: str) -> str | None:
     node = graph.find(name)
     if node is None:
         return None
-    nodes = {n.key: n for n in graph.nodes}
+    nodes = graph.index()
     if node.position is None:
-        lines = [f"{node.title} will not load [{node.status}]"]
-        lines += [f"  {line}" for line in _reason_chain(node.reason)] if node.reason else []
+        lines = [f"{node.shown}  will not load"]
+        lines += [f"  {line}" for line in _reason_chain(node.reason)]
         return "\n".join(lines)
     total = sum(1 for n in graph.nodes if n.position is not None)
-    lines = [f"{node.title} loads {_ordinal(node.position)} of {total}"]
+    lines = [f"{node.shown}  loads {_ordinal(node.position)} of {total}"]
+    lines += [f"  {line}" for line in _reason_chain(node.reason)]
     needs = [e for e in graph.needs(node.key) if e.target]
     if needs:
         lines.append("it starts after:")
@@ -257,7 +296,7 @@ def render_why(graph: PluginGraph, name: str) -> str | None:
         for key in dependents:
             via = [e for e in graph.needs(key) if e.target == node.key]
             how = f"  ({via[0].label(nodes)})" if via else "  (through the plugins above)"
-            lines.append(f"  {nodes[key].title}{how}")
+            lines.append(f"  {nodes[key].shown}{how}")
     return "\n".join(lines)
 
 
@@ -269,7 +308,7 @@ def _chain_down(
         if edge.target is None:
             continue
         target = nodes[edge.target]
-        lines.append(f"{indent}{target.title}  ({edge.label(nodes)})")
+        lines.append(f"{indent}{target.shown}  ({edge.label(nodes)})")
         if target.key not in path:
             lines += _chain_down(graph, nodes, target.key, indent + "  ", (*path, target.key))
     return lines
@@ -297,26 +336,39 @@ def _ordinal(number: int) -> str:
 # --- Graphviz and Mermaid ---
 
 
-def _ids(nodes: Sequence[Node]) -> dict[str, str]:
-    return {node.key: f"n{index}" for index, node in enumerate(nodes)}
+def _ids(graph: PluginGraph) -> tuple[list[str], dict[str, str]]:
+    """An id for each node, in order, and the id an edge to each key points at."""
+    ids = [f"n{index}" for index in range(len(graph.nodes))]
+    index = graph.index()
+    by_key = {node.key: ids[i] for i, node in enumerate(graph.nodes) if index[node.key] is node}
+    return ids, by_key
 
 
 def _missing(graph: PluginGraph) -> list[Edge]:
     return [edge for edge in graph.edges if edge.target is None and edge.kind != "after"]
 
 
+def _verdict(node: Node) -> str:
+    """The second line of a node: its status word, and its reason code if it has one."""
+    return f"[{node.status}] {node.reason.code}" if node.reason else f"[{node.status}]"
+
+
+def _look(node: Node) -> Literal["fine", "fault", "off"]:
+    """Red for a plugin that should run and does not; dashed for one left out on purpose."""
+    if node.status in FAULTS:
+        return "fault"
+    return "off" if node.position is None else "fine"
+
+
 def render_dot(graph: PluginGraph) -> str:
     """Graphviz: an arrow from each plugin to what it needs; dashed for after-dependencies."""
-    ids = _ids(graph.nodes)
-    nodes = {node.key: node for node in graph.nodes}
+    ids, by_key = _ids(graph)
+    nodes = graph.index()
+    styles = {"fine": "", "fault": ", style=dashed, color=red", "off": ", style=dashed"}
     lines = ["digraph ksi_plugins {", "  rankdir=BT;", "  node [shape=box];"]
-    for node in graph.nodes:
-        label = _dot(node.title)
-        style = ""
-        if node.position is None:
-            label += f"\\n{_dot(_why_out(node))}"
-            style = ", style=dashed, color=red"
-        lines.append(f'  {ids[node.key]} [label="{label}"{style}];')
+    for node, node_id in zip(graph.nodes, ids, strict=True):
+        label = f"{_dot(node.title)}\\n{_dot(_verdict(node))}"
+        lines.append(f'  {node_id} [label="{label}"{styles[_look(node)]}];')
     for index, edge in enumerate(_missing(graph)):
         lines.append(
             f'  missing{index} [label="{_dot(edge.requirement)}\\nnot found", '
@@ -330,11 +382,11 @@ def render_dot(graph: PluginGraph) -> str:
             target = f"missing{missing}"
             missing += 1
         else:
-            target = ids[edge.target]
+            target = by_key[edge.target]
         style = ", style=dashed" if edge.kind == "after" else ""
         style += ", style=bold" if edge.kind == "service" else ""
         lines.append(
-            f'  {ids[edge.source]} -> {target} [label="{_dot(edge.label(nodes))}"{style}];'
+            f'  {by_key[edge.source]} -> {target} [label="{_dot(edge.label(nodes))}"{style}];'
         )
     lines.append("}")
     return "\n".join(lines)
@@ -342,32 +394,31 @@ def render_dot(graph: PluginGraph) -> str:
 
 def render_mermaid(graph: PluginGraph) -> str:
     """Mermaid (for Markdown): the same graph as :func:`render_dot`."""
-    ids = _ids(graph.nodes)
-    nodes = {node.key: node for node in graph.nodes}
+    ids, by_key = _ids(graph)
+    nodes = graph.index()
+    suffixes = {"fine": "", "fault": ":::fault", "off": ":::off"}
     lines = ["graph BT"]
-    for node in graph.nodes:
-        label = node.title if node.position is not None else f"{node.title}<br/>{_why_out(node)}"
-        suffix = "" if node.position is not None else ":::excluded"
-        lines.append(f'  {ids[node.key]}["{_mermaid(label)}"]{suffix}')
+    for node, node_id in zip(graph.nodes, ids, strict=True):
+        label = f"{node.title}<br/>{_verdict(node)}"
+        lines.append(f'  {node_id}["{_mermaid(label)}"]{suffixes[_look(node)]}')
     missing = 0
     for edge in graph.edges:
         if edge.target is None and edge.kind == "after":
             continue
         if edge.target is None:
             target = f"missing{missing}"
-            lines.append(f'  {target}["{_mermaid(edge.requirement)}<br/>not found"]:::excluded')
+            lines.append(f'  {target}["{_mermaid(edge.requirement)}<br/>not found"]:::fault')
             missing += 1
         else:
-            target = ids[edge.target]
+            target = by_key[edge.target]
         arrow = "-.->" if edge.kind == "after" else "==>" if edge.kind == "service" else "-->"
-        lines.append(f'  {ids[edge.source]} {arrow}|"{_mermaid(edge.label(nodes))}"| {target}')
-    if any(node.position is None for node in graph.nodes) or missing:
-        lines.append("  classDef excluded stroke:#c00,stroke-dasharray:5 5")
+        lines.append(f'  {by_key[edge.source]} {arrow}|"{_mermaid(edge.label(nodes))}"| {target}')
+    looks = {_look(node) for node in graph.nodes}
+    if "fault" in looks or missing:
+        lines.append("  classDef fault stroke:#c00,stroke-dasharray:5 5")
+    if "off" in looks:
+        lines.append("  classDef off stroke-dasharray:5 5")
     return "\n".join(lines)
-
-
-def _why_out(node: Node) -> str:
-    return node.reason.code if node.reason is not None else node.status
 
 
 def _dot(text: str) -> str:
@@ -378,9 +429,19 @@ def _mermaid(text: str) -> str:
     return text.replace('"', "#quot;")
 
 
-def show_graph(plan: LoadPlan, graph_format: GraphFormat, why: str | None) -> int:
-    """Print the plan's graph (or the ``--why`` chain); the exit code of ``plugins --graph``."""
-    graph = plugin_graph(plan)
+def show_graph(
+    plan: LoadPlan,
+    entries: Sequence[PluginEntry],
+    daemon: str | None,
+    graph_format: GraphFormat,
+    why: str | None,
+) -> int:
+    """Print the graph (or the ``--why`` chain) with ``plugins``' verdicts; its exit code.
+
+    ``entries`` and ``daemon`` are what ``plugins`` shows (see :func:`plugin_graph`), so
+    both commands give each plugin the same status and exit 1 in the same cases.
+    """
+    graph = plugin_graph(plan, entries, daemon)
     if why is not None:
         text = render_why(graph, why)
         if text is None:
@@ -396,4 +457,4 @@ def show_graph(plan: LoadPlan, graph_format: GraphFormat, why: str | None) -> in
         return 0
     renderers = {"text": render_tree, "dot": render_dot, "mermaid": render_mermaid}
     click.echo(renderers[graph_format](graph))
-    return 0 if all(node.status != "excluded" for node in graph.nodes) else 1
+    return 0 if graph.ok else 1

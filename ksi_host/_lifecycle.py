@@ -69,9 +69,11 @@ from ksi_host._plan import (
 from ksi_host._reload import (
     InstalledSince,
     PlanChange,
+    code_stamp,
+    code_stamps,
     diff_plans,
-    file_stamps,
     forget_changed_modules,
+    keep_workers,
 )
 from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
 from ksi_host._tasks import TaskKeeper
@@ -140,7 +142,7 @@ class Host:
         self._planner: Final = planner
         self._extra_paths: list[str] = []
         self._reloading: Final = asyncio.Lock()
-        self._stamps = file_stamps(plan)
+        self._stamps = code_stamps(plan)
         self._installed_since: Final = installed_since
         self._marker = marker
         self.config: Final = config if config is not None else HostConfig()
@@ -270,10 +272,10 @@ class Host:
             raise HostStateError(action="reload", phase="built without a planner")
         async with self._reloading:
             try:
-                forget_changed_modules(self.plan, self._stamps)
-                plan = self._planner(tuple(self._extra_paths))
-                self._stamps = file_stamps(plan)
-                return await self._apply(plan)
+                changed = forget_changed_modules(self.plan, self._stamps)
+                plan = keep_workers(self.plan, self._planner(tuple(self._extra_paths)), changed)
+                self._stamps = code_stamps(plan)
+                return await self._apply(plan, changed)
             finally:
                 if self._marker is not None:
                     self._marker.done()  # the plan's imports are over, even if it failed
@@ -302,11 +304,11 @@ class Host:
         async with self._reloading:
             return await self._apply(plan)
 
-    async def _apply(self, plan: LoadPlan) -> PlanChange:
+    async def _apply(self, plan: LoadPlan, changed: Collection[str] = ()) -> PlanChange:
         if self._phase != "running":
             raise HostStateError(action="reload", phase=self._phase)
         active = {k for k, st in self._status.items() if st.status in ("running", "pending")}
-        diff = diff_plans(self.plan, plan, active)
+        diff = diff_plans(self.plan, plan, active, changed)
         old = {spec.key: spec for spec in self.plan.order}
         names = {spec.key: spec.name for spec in (*self.plan.order, *plan.order)}
         for key in diff.stop:
@@ -466,6 +468,9 @@ class Host:
             self._marker.finished(spec)
         else:
             self._register(spec)
+        stamp = code_stamp(spec)
+        if stamp is not None:
+            self._stamps.setdefault(spec.key, stamp)
         passes: tuple[tuple[str, ReasonCode], ...] = (
             ("ksi_plugin_context", "context-failed"),
             ("ksi_startup", "startup-failed"),

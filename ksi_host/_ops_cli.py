@@ -10,12 +10,11 @@ from pathlib import Path
 import click
 
 from ksi_host._cli_common import (
-    CONFIG_OPTION,
-    PLUGIN_PATH_OPTION,
-    SOCKET_OPTION,
-    STATE_DB_OPTION,
+    DAEMON_OPTIONS,
+    RUN_OPTIONS,
     exit_on_error,
     server_config,
+    timeout_option,
 )
 from ksi_host._defaults import STOP_TIMEOUT
 
@@ -24,10 +23,7 @@ __all__ = ["COMMANDS"]
 
 @click.command("config")
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON (ConfigReport).")
-@SOCKET_OPTION
-@CONFIG_OPTION
-@PLUGIN_PATH_OPTION
-@STATE_DB_OPTION
+@RUN_OPTIONS
 @click.pass_context
 def show_config(
     ctx: click.Context,
@@ -55,8 +51,7 @@ def show_config(
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (DaemonStatus).")
-@SOCKET_OPTION
-@CONFIG_OPTION
+@DAEMON_OPTIONS
 def status(as_json: bool, socket_path: Path | None, config_file: Path | None) -> None:
     """Say whether a daemon runs on the socket: pid, uptime, version, plugins.
 
@@ -73,15 +68,8 @@ def status(as_json: bool, socket_path: Path | None, config_file: Path | None) ->
 
 
 @click.command()
-@SOCKET_OPTION
-@CONFIG_OPTION
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=STOP_TIMEOUT,
-    show_default=True,
-    help="Seconds to wait for the daemon to drain and stop.",
-)
+@DAEMON_OPTIONS
+@timeout_option(STOP_TIMEOUT, "the daemon to drain and stop")
 def stop(socket_path: Path | None, config_file: Path | None, timeout: float) -> None:
     """Ask the daemon on the socket to drain and stop (SIGTERM), and wait until it has.
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ksi_host import _crash_record as crash_record
 from ksi_host._describe import describe
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
+from ksi_host._manifest_cache import ManifestCache
 from ksi_host._plan import Exclusion, LoadPlan, PluginSpec
 from ksi_host._quarantine import Quarantine, StartMarker
 from ksi_host._report import Reporter
@@ -60,9 +61,13 @@ def build_plan(
         loadable = [c for c in loadable if c not in apart]
         isolated_specs, isolated_excluded = describe_isolated(apart, host, sections or {})
     off = disabled_names(disabled, env)
+    cache = ManifestCache.load(env)
     described = vet(
-        describe(loadable, reporter, disabled=off, trust=trust), sections or {}, reporter
+        describe(loadable, reporter, disabled=off, trust=trust, cache=cache),
+        sections or {},
+        reporter,
     )
+    cache.save()
     plan = resolve(
         (*described.specs, *isolated_specs),
         excluded=(

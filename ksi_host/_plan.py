@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ksi_host._manifest import PluginManifest
 
 __all__ = [
+    "FAULTS",
     "NOT_IMPORTED",
     "Candidate",
     "Exclusion",
@@ -54,6 +55,9 @@ running host knows ``pending``, ``lazy``, ``running``, ``failed`` and ``stopped`
 plan would load but a running daemon does not know is ``not-running``
 (see docs/PLUGIN_STATUS.md).
 """
+
+FAULTS: Final[frozenset[Status]] = frozenset({"excluded", "failed", "not-running"})
+"""The statuses of a plugin that should run and does not: ``plugins`` (and ``--graph``) exit 1."""
 
 ReasonCode = Literal[
     # the plan: decided before any plugin starts

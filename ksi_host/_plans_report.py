@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ksi_host._plan import LoadPlan
+from ksi_host._plan import FAULTS, LoadPlan
 from ksi_host._schema import PluginEntry, Report, plugin_entries, warning_reports
 
 __all__ = ["PlanReport", "plan_report", "render_text"]
@@ -18,10 +18,7 @@ class PlanReport(Report):
     @property
     def ok(self) -> bool:
         """True when every plugin runs or will, except by the user's choice or by precedence."""
-        return self.error is None and all(
-            entry.status in ("loadable", "running", "pending", "disabled", "shadowed")
-            for entry in self.plugins
-        )
+        return self.error is None and all(entry.status not in FAULTS for entry in self.plugins)
 
 
 def plan_report(

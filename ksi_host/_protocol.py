@@ -119,15 +119,19 @@ class ProtocolFailure:
     correlation_id: str | int | None = None
 
 
-def parse_request(line: bytes) -> Request | ProtocolFailure:
-    """Read one line (without its newline) as a request, or say exactly what is wrong."""
+def parse_request(line: bytes, unit: str = "line") -> Request | ProtocolFailure:
+    """Read one line (without its newline) as a request, or say exactly what is wrong.
+
+    ``unit`` is what carries one request on the transport, for the error messages: a
+    ``line`` on the Unix socket, a ``message`` on WebSocket.
+    """
     try:
         return Request.model_validate_json(line)
     except ValidationError as exc:
-        return _diagnose(line, exc)
+        return _diagnose(line, exc, unit)
 
 
-def _diagnose(line: bytes, fast: ValidationError) -> Request | ProtocolFailure:
+def _diagnose(line: bytes, fast: ValidationError, unit: str) -> Request | ProtocolFailure:
     """Say which rule ``line`` broke; ``fast`` is what the fast path's parser said.
 
     The fast parser's verdict on the JSON itself is final: it bounds nesting depth and
@@ -140,15 +144,15 @@ def _diagnose(line: bytes, fast: ValidationError) -> Request | ProtocolFailure:
     except UnicodeDecodeError as exc:
         return ProtocolFailure(
             ErrorCode.INVALID_ENCODING,
-            f"the line is not UTF-8 (byte {exc.start} is {line[exc.start : exc.start + 1]!r}); "
+            f"the {unit} is not UTF-8 (byte {exc.start} is {line[exc.start : exc.start + 1]!r}); "
             "send requests as UTF-8 JSON",
         )
     invalid = [err for err in fast.errors() if err["type"] == "json_invalid"]
     if invalid:
         return ProtocolFailure(
             ErrorCode.INVALID_JSON,
-            f"the line is not JSON: {_json_problem(text, str(invalid[0]['msg']))}; send one "
-            "JSON object per line, nested at most 200 deep, e.g. "
+            f"the {unit} is not JSON: {_json_problem(text, str(invalid[0]['msg']))}; send one "
+            f"JSON object per {unit}, nested at most 200 deep, e.g. "
             '{"event": "system:health", "data": {}, "correlation_id": "1"}',
         )
     obj = json.loads(text)

@@ -4,8 +4,10 @@
 with the same config and paths and hands it to :meth:`ksi_host._lifecycle.Host.apply`.
 A plugin is the same in both plans when the resolver hands over the same object;
 re-planning imports nothing again unless :func:`forget_changed_modules` dropped the
-modules of a distribution that was upgraded or removed, or of a plugin file edited
-since the host loaded it. Then:
+modules of a distribution that was upgraded, reinstalled with other files or removed,
+or of a plugin file edited since the host loaded it (see :func:`code_stamps`); an
+isolated plugin keeps its proxy (and its worker) unless its code changed
+(:func:`keep_workers`). Then:
 
 - a plugin only in the old plan stops (``stopped``);
 - a plugin only in the new plan starts (``started``);
@@ -19,27 +21,33 @@ Stops run in reverse load order of the old plan, starts in load order of the new
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
 import os
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import importlib_metadata
 
 from ksi_host._describe import file_module_name
 from ksi_host._discover import ENTRY_POINT_GROUP, autoload_enabled
+from ksi_host._isolation import WorkerPlugin
 from ksi_host._plan import LoadPlan, PluginSpec
 
 __all__ = [
     "InstalledSince",
     "PlanChange",
     "PlanDiff",
+    "code_stamp",
+    "code_stamps",
     "diff_plans",
-    "file_stamps",
     "forget_changed_modules",
+    "keep_workers",
 ]
 
 
@@ -53,13 +61,20 @@ class PlanDiff:
     added: frozenset[str]
 
 
-def diff_plans(old: LoadPlan, new: LoadPlan, active: Iterable[str]) -> PlanDiff:
-    """What adopting ``new`` takes, given the ``active`` (running or pending) keys of ``old``."""
+def diff_plans(
+    old: LoadPlan, new: LoadPlan, active: Iterable[str], changed: Collection[str] = ()
+) -> PlanDiff:
+    """What adopting ``new`` takes, given the ``active`` (running or pending) keys of ``old``.
+
+    ``changed`` are plugins whose code changed on disk (see :func:`forget_changed_modules`).
+    """
     before = {spec.key: spec for spec in old.order}
     after = {spec.key: spec for spec in new.order}
     removed = before.keys() - after.keys()
     replaced = {
-        key for key in before.keys() & after.keys() if before[key].plugin is not after[key].plugin
+        key
+        for key in before.keys() & after.keys()
+        if key in changed or not _same(before[key], after[key])
     }
     going = set(removed | replaced)
     for key in sorted(going):
@@ -69,6 +84,16 @@ def diff_plans(old: LoadPlan, new: LoadPlan, active: Iterable[str]) -> PlanDiff:
     added = after.keys() - before.keys()
     start = tuple(spec.key for spec in new.order if spec.key in added or spec.key in going)
     return PlanDiff(stop=stop, start=start, removed=frozenset(removed), added=frozenset(added))
+
+
+def _same(before: PluginSpec, after: PluginSpec) -> bool:
+    """The same object; for a plugin not imported (lazy), from the same distribution and manifest.
+
+    Every lazy plugin's plan holds the same placeholder, whatever its version.
+    """
+    if before.plugin is not after.plugin:
+        return False
+    return before.imported or (before.origin == after.origin and before.manifest == after.manifest)
 
 
 @dataclass(frozen=True)
@@ -116,37 +141,101 @@ class PlanChange:
         return "; ".join(parts) if parts else "no plugin changed"
 
 
-def file_stamps(plan: LoadPlan) -> dict[str, int]:
-    """The modification time of each file plugin's module, to tell later whether it changed."""
-    return {spec.key: stamp for spec in plan.order if (stamp := _file_stamp(spec)) is not None}
+def code_stamps(plan: LoadPlan) -> dict[str, str]:
+    """An identity of each imported plugin's code, to tell later whether it changed on disk.
+
+    A distribution's is its location and the hash of its ``RECORD`` (which names its
+    version and lists a hash of every file it installed), so a reinstall of the same
+    version with other code is a change; a plugin file's (or package's) is the hash of
+    its contents, so an edit that keeps the size and the modification time is one too.
+    A plugin not
+    imported yet (lazy) has nothing to forget: it is stamped when it activates
+    (:func:`code_stamp`).
+    """
+    return {spec.key: stamp for spec in plan.order if (stamp := code_stamp(spec)) is not None}
 
 
-def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, int]) -> tuple[str, ...]:
+def code_stamp(spec: PluginSpec) -> str | None:
+    """The identity of ``spec``'s code if it is imported (here, or in its worker), else None."""
+    if isinstance(spec.plugin, WorkerPlugin):
+        return _stamp(spec)
+    top = _top_module(spec)
+    return _stamp(spec) if top is not None and top in sys.modules else None
+
+
+def keep_workers(old: LoadPlan, new: LoadPlan, changed: Collection[str]) -> LoadPlan:
+    """``new`` with the old spec of each isolated plugin whose code did not change.
+
+    The planner describes an isolated plugin afresh each time, behind a new proxy;
+    keeping the old one makes it the same object to :func:`diff_plans`, so its worker
+    keeps running. ``changed`` are the keys :func:`forget_changed_modules` returned.
+    """
+    before = {spec.key: spec for spec in old.order}
+
+    def kept(spec: PluginSpec) -> PluginSpec:
+        was = before.get(spec.key)
+        if (
+            was is not None
+            and spec.key not in changed
+            and isinstance(was.plugin, WorkerPlugin)
+            and isinstance(spec.plugin, WorkerPlugin)
+            and was.origin == spec.origin
+        ):
+            return was
+        return spec
+
+    return replace(new, order=tuple(kept(spec) for spec in new.order))
+
+
+def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, str]) -> tuple[str, ...]:
     """Drop from ``sys.modules`` the modules of plugins that changed on disk; return their keys.
 
-    A distribution changed when its installed version differs from the plan's (or it
-    is gone); a plugin file changed when its modification time is not the one in
-    ``stamps`` (see :func:`file_stamps`).
+    A plugin changed when its stamp is not the one in ``stamps`` (see
+    :func:`code_stamps`). Their cached bytecode goes too when it can: Python trusts a
+    ``.pyc`` whose source has the same size and modification second.
     """
     importlib.invalidate_caches()
-    changed = [spec for spec in plan.order if _changed(spec, stamps)]
+    changed = [s for s in plan.order if s.key in stamps and _stamp(s) != stamps[s.key]]
     for spec in changed:
         top = _top_module(spec)
         if top is None:
             continue
         for loaded in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
-            del sys.modules[loaded]
+            _drop_bytecode(sys.modules.pop(loaded))
     return tuple(spec.key for spec in changed)
 
 
-def _changed(spec: PluginSpec, stamps: Mapping[str, int]) -> bool:
+def _stamp(spec: PluginSpec) -> str | None:
+    """See :func:`code_stamps`; a distribution or file that went away is ``"gone"``."""
     origin = spec.origin
     if origin.kind == "entry-point" and origin.distribution:
         try:
-            return importlib_metadata.version(origin.distribution) != origin.dist_version
+            dist = importlib_metadata.distribution(origin.distribution)
         except importlib_metadata.PackageNotFoundError:
-            return True
-    return spec.key in stamps and _file_stamp(spec) != stamps[spec.key]
+            return "gone"
+        # RECORD names the .dist-info folder, so it holds the version too (METADATA says
+        # it where an installer wrote no RECORD); parsing the version would cost more.
+        record = dist.read_text("RECORD") or dist.read_text("METADATA") or ""
+        return f"{dist.locate_file('')}:{hashlib.sha256(record.encode()).hexdigest()}"
+    file = _file_of(spec)
+    if file is None:
+        return None
+    files = sorted(file.parent.rglob("*.py")) if file.name == "__init__.py" else [file]
+    digest = hashlib.sha256()
+    try:
+        for path in files:
+            digest.update(f"{path}\0".encode())
+            digest.update(path.read_bytes())
+    except OSError:
+        return "gone"
+    return digest.hexdigest()
+
+
+def _drop_bytecode(module: ModuleType) -> None:
+    cached = getattr(module, "__cached__", None)
+    if isinstance(cached, str):
+        with contextlib.suppress(OSError):
+            Path(cached).unlink(missing_ok=True)
 
 
 def _file_of(spec: PluginSpec) -> Path | None:
@@ -159,17 +248,6 @@ def _file_of(spec: PluginSpec) -> Path | None:
     if (path / "__init__.py").is_file():
         return path / "__init__.py"
     return None  # a dotted module name given as a path: reloaded when its version changes
-
-
-def _file_stamp(spec: PluginSpec) -> int | None:
-    """A plugin file's modification time (a file that went away: -1); None if not a file."""
-    file = _file_of(spec)
-    if file is None:
-        return None
-    try:
-        return file.stat().st_mtime_ns
-    except OSError:
-        return -1
 
 
 def _top_module(spec: PluginSpec) -> str | None:

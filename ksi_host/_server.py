@@ -38,18 +38,9 @@ from ksi_host._protocol import (
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_REPLY_BUFFER_BYTES,
-    ProtocolFailure,
-    Request,
     parse_request,
 )
-from ksi_host._serving import (
-    Dispatch,
-    TransportStats,
-    answer,
-    refusal,
-    shutting_down,
-    start_eagerly,
-)
+from ksi_host._serving import Dispatch, Requests, TransportStats, refusal, too_long
 from ksi_host.errors import ConfigError
 from ksi_host.replies import ErrorCode
 
@@ -154,14 +145,12 @@ class _Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.inflight = 0
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.requests = Requests(server.dispatch, self.stats, self._write, self._settled)
         self.held = False  # stopped cutting lines: max_inflight, or the reply budget is spent
         self.reading_paused = False
         self.writing_paused = False
         self.eof = False
         self.overlong = False
-        self.stopping = False
         self.lingering = False
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.last_activity = self.loop.time()
@@ -219,10 +208,11 @@ class _Connection(asyncio.Protocol):
     def _process(self) -> None:
         """Start every complete line the limits allow; close once nothing more is owed."""
         self.held = False
+        requests = self.requests
         buffer, limit, start = self.buffer, self.config.max_line_bytes, 0
         while not self.overlong:
-            if not self.stopping and (
-                self.inflight >= self.config.max_inflight or self.writing_paused
+            if not requests.stopping and (
+                requests.inflight >= self.config.max_inflight or self.writing_paused
             ):
                 self.held = True
                 break
@@ -259,44 +249,21 @@ class _Connection(asyncio.Protocol):
 
     def _admit(self, line: bytes) -> None:
         self.last_activity = self.loop.time()
-        request = parse_request(line.rstrip(b"\r"))
-        if self.stopping:
-            self._write(shutting_down(self.stats, request, started=False))
-            return
-        self.inflight += 1
-        task = start_eagerly(self._serve(request))
-        if task is not None:
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+        self.requests.start(parse_request(line.rstrip(b"\r")))
 
-    async def _serve(self, request: Request | ProtocolFailure) -> None:
-        try:
-            reply = await answer(self.server.dispatch, self.stats, request)
-        except asyncio.CancelledError:
-            self._write(shutting_down(self.stats, request, started=True))
-            raise
+    def _settled(self) -> None:
+        """A request finished: read on if it held reading back, else close if nothing is owed."""
+        self.last_activity = self.loop.time()
+        if self.held:
+            self._process()
         else:
-            self._write(reply)
-        finally:
-            self.inflight -= 1
-            self.last_activity = self.loop.time()
-            if self.held:
-                self._process()
-            else:
-                self._close_when_done()
+            self._close_when_done()
 
     def _line_too_long(self) -> None:
         """Answer, stop parsing for good, and close once the replies still owed are written."""
         self.overlong = True
         self.buffer.clear()
-        self._write(
-            refusal(
-                self.stats,
-                ErrorCode.LINE_TOO_LONG,
-                f"a line is longer than {self.config.max_line_bytes} bytes; the connection is "
-                "closed. Send smaller requests, or raise max_line_bytes in the daemon's config",
-            )
-        )
+        self._write(too_long(self.stats, self.config.max_line_bytes, "line"))
 
     # --- writing and closing ---
 
@@ -305,7 +272,7 @@ class _Connection(asyncio.Protocol):
             self.transport.write(payload)
 
     def _close_when_done(self) -> None:
-        if self.inflight or self.transport is None:
+        if self.requests.inflight or self.transport is None:
             return
         if self.lost:
             if not self.closed.done():
@@ -315,7 +282,7 @@ class _Connection(asyncio.Protocol):
             return
         if self.overlong:
             self._linger()
-        elif self.stopping or (self.eof and not self.buffer):
+        elif self.requests.stopping or (self.eof and not self.buffer):
             self.transport.close()
 
     def _linger(self) -> None:
@@ -343,16 +310,11 @@ class _Connection(asyncio.Protocol):
 
         Reading goes on, so a request sent while draining gets ``SHUTTING_DOWN``.
         """
-        self.stopping = True
+        self.requests.stop()
         if self.held:
             self._process()
         else:
             self._close_when_done()
-
-    def cancel_requests(self) -> None:
-        """At the drain deadline: what still runs is answered with ``SHUTTING_DOWN``."""
-        for task in self.tasks:
-            task.cancel()
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -363,7 +325,7 @@ class _Connection(asyncio.Protocol):
         assert transport is not None
         remaining = self.last_activity + self.config.idle_timeout - self.loop.time()
         stalled = transport.get_write_buffer_size() > 0
-        if remaining > 0 or (self.inflight and not stalled):
+        if remaining > 0 or (self.requests.inflight and not stalled):
             delay = remaining if remaining > 0 else self.config.idle_timeout
             self.idle_handle = self.loop.call_later(delay, self._check_idle)
             return
@@ -501,7 +463,7 @@ class SocketServer:
         """
         late = [c for c in self._connections if not c.closed.done()]
         for connection in late:
-            connection.cancel_requests()
+            connection.requests.cancel()
         _done, stuck = await asyncio.wait({c.closed for c in late}, timeout=_FLUSH_GRACE)
         for connection in late:
             if connection.closed in stuck:

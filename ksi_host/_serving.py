@@ -23,12 +23,13 @@ from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = [
     "Dispatch",
+    "Requests",
     "TransportStats",
-    "answer",
     "refusal",
     "resume",
     "shutting_down",
     "start_eagerly",
+    "too_long",
 ]
 
 logger: Final = logging.getLogger("ksi_host.server")
@@ -57,31 +58,6 @@ class TransportStats:
         }
 
 
-async def answer(
-    dispatch: Dispatch, stats: TransportStats, request: Request | ProtocolFailure
-) -> bytes:
-    """The reply line to ``request``: the handler's answer, or the error that explains why not."""
-    if isinstance(request, ProtocolFailure):
-        stats.count(request.code)
-        return encode_reply(
-            request.event, request.correlation_id, error_reply(request.code, request.message)
-        )
-    stats.requests += 1
-    token = CURRENT_REQUEST.set((request.event, request.correlation_id))
-    try:
-        result = await dispatch(request.event, request.data)
-    except Exception as exc:
-        logger.exception("dispatch of %s raised", request.event)
-        stats.count(ErrorCode.INTERNAL_ERROR)
-        result = error_reply(
-            ErrorCode.INTERNAL_ERROR,
-            f"handling {request.event!r} raised {type(exc).__name__}: {exc}",
-        )
-    finally:
-        CURRENT_REQUEST.reset(token)
-    return encode_reply(request.event, request.correlation_id, result)
-
-
 def shutting_down(
     stats: TransportStats, request: Request | ProtocolFailure, *, started: bool
 ) -> bytes:
@@ -101,6 +77,97 @@ def refusal(stats: TransportStats, code: ErrorCode, message: str) -> bytes:
     """A reply that answers no request (a refused connection, an idle one, a broken limit)."""
     stats.count(code)
     return encode_reply(None, None, error_reply(code, message))
+
+
+def too_long(stats: TransportStats, limit: int, unit: str) -> bytes:
+    """The ``LINE_TOO_LONG`` reply to a ``unit`` (line, message) over ``max_line_bytes``."""
+    return refusal(
+        stats,
+        ErrorCode.LINE_TOO_LONG,
+        f"a {unit} is longer than {limit} bytes; the connection is closed. Send smaller "
+        "requests, or raise max_line_bytes in the daemon's config",
+    )
+
+
+class Requests:
+    """One connection's requests: each started eagerly, answered through ``reply``.
+
+    Both transports serve through this, so a request is counted, answered, cancelled
+    at the drain deadline and answered ``SHUTTING_DOWN`` the same way on each.
+    ``reply(line)`` writes a reply without waiting (the transport bounds what waits to
+    be read); ``settled()`` runs after each request that was started has finished, so
+    the transport can read again or close.
+    """
+
+    __slots__ = ("_dispatch", "_reply", "_settled", "_stats", "inflight", "stopping", "tasks")
+
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        stats: TransportStats,
+        reply: Callable[[bytes], None],
+        settled: Callable[[], None],
+    ) -> None:
+        self._dispatch = dispatch
+        self._stats = stats
+        self._reply = reply
+        self._settled = settled
+        self.inflight = 0
+        self.stopping = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, request: Request | ProtocolFailure) -> None:
+        """Answer ``request``, at once if it can be (refused, or a handler that does not wait)."""
+        if self.stopping:
+            self._reply(shutting_down(self._stats, request, started=False))
+        elif isinstance(request, ProtocolFailure):
+            self._stats.count(request.code)
+            self._reply(
+                encode_reply(
+                    request.event,
+                    request.correlation_id,
+                    error_reply(request.code, request.message),
+                )
+            )
+        else:
+            self.inflight += 1
+            task = start_eagerly(self._serve(request))
+            if task is not None:
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+    def stop(self) -> None:
+        """Answer the requests that arrive from now on with ``SHUTTING_DOWN``."""
+        self.stopping = True
+
+    def cancel(self) -> None:
+        """At the drain deadline: what still runs is answered with ``SHUTTING_DOWN``."""
+        for task in self.tasks:
+            task.cancel()
+
+    async def _serve(self, request: Request) -> None:
+        stats = self._stats
+        stats.requests += 1
+        # The request runs in a context of its own (start_eagerly): no reset needed.
+        CURRENT_REQUEST.set((request.event, request.correlation_id))
+        try:
+            try:
+                result = await self._dispatch(request.event, request.data)
+            except Exception as exc:
+                logger.exception("dispatch of %s raised", request.event)
+                stats.count(ErrorCode.INTERNAL_ERROR)
+                result = error_reply(
+                    ErrorCode.INTERNAL_ERROR,
+                    f"handling {request.event!r} raised {type(exc).__name__}: {exc}",
+                )
+        except asyncio.CancelledError:
+            self._reply(shutting_down(stats, request, started=True))
+            raise
+        else:
+            self._reply(encode_reply(request.event, request.correlation_id, result))
+        finally:
+            self.inflight -= 1
+            self._settled()
 
 
 def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:

@@ -73,8 +73,8 @@ class PluginStatus:
     - ``origin``: where it was found (``origin.kind``: ``"entry-point"``, ``"folder"``,
       ``"builtin"``, ...; ``origin.location``; ``origin.distribution``);
     - ``status``: its status word, the same every view uses (``docs/PLUGIN_STATUS.md``):
-      ``"pending"``, ``"running"``, ``"failed"``, ``"stopped"``, ``"excluded"``,
-      ``"disabled"`` or ``"shadowed"``;
+      ``"pending"``, ``"lazy"`` (not imported until its first event), ``"running"``,
+      ``"failed"``, ``"stopped"``, ``"excluded"``, ``"disabled"`` or ``"shadowed"``;
     - ``reason``: why it does not run, ``None`` while it does: ``reason.code`` (a
       reason code such as ``"startup-failed"``), ``reason.message``, ``reason.hint``;
     - ``stalls``: how often it blocked the event loop past a call's deadline;

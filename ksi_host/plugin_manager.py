@@ -147,13 +147,15 @@ class KsiPluggyManager(pluggy.PluginManager):
         label = name or _metadata_name(plugin) or repr(plugin)
         marked = frozenset(attribute for attribute, _ in _marked(plugin))
         self._check_is_plugin(plugin, label, bool(marked))
-        self._check_arguments(plugin, label)
         self._marked_now = marked
         try:
             registered = super().register(plugin, name=name or _metadata_name(plugin))
         except pluggy.PluginValidationError as exc:
             if self.is_registered(plugin):
                 self.unregister(plugin)
+            # pluggy refuses an argument its spec lacks as text; say which hook, and why.
+            # Only here: signatures cost more than registering a plugin that is fine.
+            self._check_arguments(plugin, label)
             raise PluginRegistrationError(
                 plugin=plugin,
                 name=label,

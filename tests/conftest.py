@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from ksi_host._config import HostConfig
 from ksi_host._lifecycle import Host
+from ksi_host._manifest import PluginManifest
 from ksi_host._pipeline import build_plan
 from ksi_host._plan import LoadPlan, Origin, PluginSpec
 from ksi_host.plugin_base import BasePlugin, hookimpl
@@ -135,7 +136,8 @@ def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     hello 1.0; base 1.0 and 2.0; needsbase (Requires-Dist ksi-plugin-base<2); baseuser
     (plugin dependency on 'base'); oldpluggy (pluggy<1) with a pluggy 0.13.1 to offer;
-    future (ksi-host>=99).
+    future (Requires-Dist ksi-host>=99); futuremeta (ksi-host>=99 only in its
+    PluginMetadata); futuremanifest (ksi-host>=99 only in the ksi-plugin.toml it ships).
     """
     root = tmp_path_factory.mktemp("plugin-wheels")
     plugins: list[tuple[str, str, list[str], list[str]]] = [
@@ -146,7 +148,16 @@ def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("baseuser", "1.0", [], ["base>=1"]),
         ("oldpluggy", "1.0", ["pluggy<1"], []),
         ("future", "1.0", ["ksi-host>=99"], []),
+        ("futuremeta", "1.0", [], ["ksi-host>=99"]),
+        ("futuremanifest", "1.0", [], []),
     ]
+    manifest = PluginManifest(
+        name="futuremanifest",
+        version="1.0",
+        dependencies=("ksi-host>=99",),
+        commands=("futuremanifest:ping",),
+        hooks=("ksi_handle_event",),
+    ).to_toml()
     projects = [
         write_project(
             root / "src",
@@ -156,6 +167,9 @@ def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
             source=answering_source(name, version, dependencies),
             entry_point=name,
             requires=requires,
+            files={f"ksi_plugin_{name}/ksi-plugin.toml": manifest}
+            if name == "futuremanifest"
+            else None,
         )
         for name, version, requires, dependencies in plugins
     ]
@@ -226,6 +240,26 @@ class ManagedVenv:
         installed = self.installed()
         if installed:
             self.pip("uninstall", "-y", "-q", *installed)
+
+
+class LineSocket:
+    """A client connected to the daemon for the whole test: NDJSON requests, one at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(30)
+        self.sock.connect(str(path))
+        self.lines = self.sock.makefile("rb")
+
+    def ask(self, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.sock.sendall(json.dumps({"event": event, "data": data or {}}).encode() + b"\n")
+        reply: dict[str, Any] = json.loads(self.lines.readline())
+        data: dict[str, Any] = reply.get("data", reply)
+        return data
+
+    def close(self) -> None:
+        self.lines.close()
+        self.sock.close()
 
 
 def managed_venv(root: Path, wheelhouse: Path) -> ManagedVenv:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -91,10 +93,17 @@ def install_dist(
         "INSTALLER": "ksi-tests\n",
     }
     written += _files_text(info, meta)
-    record = [f"{path.relative_to(site).as_posix()},," for path in written]
+    record = [f"{path.relative_to(site).as_posix()},{_record_hash(path)}" for path in written]
     record.append(f"{info.name}/RECORD,,")
     (info / "RECORD").write_text("\n".join(record) + "\n")
     return info
+
+
+def _record_hash(path: Path) -> str:
+    """A RECORD line's hash and size, as pip writes them."""
+    data = path.read_bytes()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"sha256={digest},{len(data)}"
 
 
 def write_project(
@@ -106,10 +115,12 @@ def write_project(
     source: str,
     entry_point: str | None,
     requires: Sequence[str] = (),
+    files: Mapping[str, str] | None = None,
 ) -> Path:
     """A buildable hatchling project whose package is the plugin and whose entry point names it.
 
-    ``entry_point=None`` makes a plain library; ``requires`` become its ``Requires-Dist``.
+    ``entry_point=None`` makes a plain library; ``requires`` become its ``Requires-Dist``;
+    ``files`` are more files of the project (``{"pkg/ksi-plugin.toml": text}``).
     """
     project = root / f"{dist}-{version}"
     plugins = f'[project.entry-points."ksi.plugins"]\n{entry_point} = "{package}"\n'
@@ -127,7 +138,8 @@ dependencies = {json.dumps(list(requires))}
 [tool.hatch.build.targets.wheel]
 packages = ["{package}"]
 """
-    _files_text(project, {"pyproject.toml": pyproject, f"{package}/__init__.py": source})
+    sources = {"pyproject.toml": pyproject, f"{package}/__init__.py": source}
+    _files_text(project, {**sources, **(files or {})})
     return project
 
 

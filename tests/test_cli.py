@@ -46,3 +46,21 @@ def test_the_cli_imports_a_commands_stages_only_when_it_runs():
     probe = f"import sys, ksi_host._cli; print([m for m in {heavy!r} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_every_command_that_waits_takes_the_same_timeout_option(runner):
+    """stop, send, reload and load declare --timeout once (_cli_common.timeout_option)."""
+    for command in (["stop"], ["send", "system:health"], ["reload"], ["load", "."]):
+        help_text = runner.invoke(cli, [command[0], "--help"], terminal_width=200).output
+        assert "--timeout FLOAT RANGE  Seconds to wait for " in help_text, command
+        refused = runner.invoke(cli, [*command, "--timeout", "0"])
+        assert refused.exit_code == 2, command
+        assert "Invalid value for '--timeout': 0.0 is not in the range x>0." in refused.output
+
+
+def test_config_explains_exactly_the_options_run_takes():
+    """`config` shows what `run` would use: its --socket, --config, --plugin-path, --state-db."""
+    run, config = cli.commands["run"], cli.commands["config"]
+    shared = {param.name for param in config.params} - {"as_json"}
+    assert shared == {"socket_path", "config_file", "plugin_paths", "state_db"}
+    assert shared <= {param.name for param in run.params}

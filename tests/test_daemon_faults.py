@@ -357,7 +357,7 @@ def test_the_default_connection_limit_follows_the_hard_open_files_limit():
         "from ksi_host._server import ServerConfig\n"
         "from ksi_host._limits import reserve_files\n"
         "config = ServerConfig.from_section({}, where='[server]')\n"
-        "print(config.max_connections, reserve_files(config.max_connections))\n"
+        "print(config.max_connections, reserve_files({'unix_socket': config.max_connections}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["236", "300"]

@@ -92,15 +92,15 @@ def test_the_tree_puts_each_plugin_under_what_it_needs_and_lists_the_excluded(wo
         end = next(i for i in range(start, len(lines)) if lines[i][0] not in " └├│")
         return lines[start:end]
 
-    assert under(f"metrics {V}") == ["└── reporter 0.3  (after metrics)"]
-    assert under("sqlite_store 2.0") == [
-        "└── cache 1.0  (needs service database: sqlite_store 2.0)"
+    assert under(f"metrics {V}  [loadable]") == ["└── reporter 0.3  [loadable]  (after metrics)"]
+    assert under("sqlite_store 2.0  [loadable]") == [
+        "└── cache 1.0  [loadable]  (needs service database: sqlite_store 2.0)"
     ]
-    assert under(f"state {V}") == [
-        f"└── notes 1.2.0  (needs state>=0.1: {V})",
-        "    └── reporter 0.3  (needs notes~=1.2: 1.2.0)",
+    assert under(f"state {V}  [loadable]") == [
+        f"└── notes 1.2.0  [loadable]  (needs state>=0.1: {V})",
+        "    └── reporter 0.3  [loadable]  (needs notes~=1.2: 1.2.0)",
     ]
-    assert under(f"health {V}") == []
+    assert under(f"health {V}  [loadable]") == []
     assert lines[lines.index("not loading:") :] == [
         "not loading:",
         "  broken  [excluded]",
@@ -110,7 +110,7 @@ def test_the_tree_puts_each_plugin_under_what_it_needs_and_lists_the_excluded(wo
         "    dependency-excluded: chain needs needy, which will not load (missing-dependency)",
         "    caused by missing-dependency: needy needs ghost>=2, but no plugin is named or "
         "provides 'ghost'",
-        "    needs needy: 1.0 (needy will not load)",
+        "    needs needy: 1.0 (needy [excluded])",
         "  needy 1.0  [excluded]",
         "    missing-dependency: needy needs ghost>=2, but no plugin is named or provides 'ghost'",
         "    needs ghost>=2: not found",
@@ -129,18 +129,21 @@ def test_dot_and_mermaid_draw_the_same_edges(world):
         f"  {ids['cache 1.0']} -> {ids['sqlite_store 2.0']} "
         '[label="needs service database: sqlite_store 2.0", style=bold];'
     ) in dot
+    assert f'  {reporter} [label="reporter 0.3\\n[loadable]"];' in dot
     assert (
-        f'  {ids["needy 1.0"]} [label="needy 1.0\\nmissing-dependency", style=dashed, color=red];'
+        f'  {ids["needy 1.0"]} [label="needy 1.0\\n[excluded] missing-dependency", '
+        "style=dashed, color=red];"
     ) in dot
     assert '  missing0 [label="ghost>=2\\nnot found", shape=plaintext, fontcolor=red];' in dot
 
     mermaid = _graph(world, "--graph", "--format", "mermaid").stdout.splitlines()
     assert mermaid[0] == "graph BT"
-    assert f'  {reporter}["reporter 0.3"]' in mermaid
+    assert f'  {reporter}["reporter 0.3<br/>[loadable]"]' in mermaid
     assert f'  {reporter} -->|"needs notes~=1.2: 1.2.0"| {notes}' in mermaid
     assert f'  {reporter} -.->|"after metrics"| {metrics}' in mermaid
-    assert f'  {ids["needy 1.0"]}["needy 1.0<br/>missing-dependency"]:::excluded' in mermaid
-    assert mermaid[-1] == "  classDef excluded stroke:#c00,stroke-dasharray:5 5"
+    needy = f'  {ids["needy 1.0"]}["needy 1.0<br/>[excluded] missing-dependency"]:::fault'
+    assert needy in mermaid
+    assert mermaid[-1] == "  classDef fault stroke:#c00,stroke-dasharray:5 5"
     arrows = [line for line in mermaid if "|" in line]
     edges = [line for line in dot if " -> " in line]
     assert len(arrows) == len(edges) == 6
@@ -154,21 +157,21 @@ def test_why_shows_the_chain_that_places_a_plugin_or_keeps_it_out(world):
     positions = _positions(world)
     total = len(positions)
     assert _graph(world, "--graph", "--why", "reporter").stdout.splitlines() == [
-        f"reporter 0.3 loads {_nth(positions['reporter'])} of {total}",
+        f"reporter 0.3  [loadable]  loads {_nth(positions['reporter'])} of {total}",
         "it starts after:",
-        "  notes 1.2.0  (needs notes~=1.2: 1.2.0)",
-        f"    state {V}  (needs state>=0.1: {V})",
-        f"  metrics {V}  (after metrics)",
+        "  notes 1.2.0  [loadable]  (needs notes~=1.2: 1.2.0)",
+        f"    state {V}  [loadable]  (needs state>=0.1: {V})",
+        f"  metrics {V}  [loadable]  (after metrics)",
     ]
     assert _graph(world, "--graph", "--why", "State").stdout.splitlines() == [
-        f"state {V} loads {_nth(positions['state'])} of {total}",
+        f"state {V}  [loadable]  loads {_nth(positions['state'])} of {total}",
         "it needs no other plugin",
         "plugins that start after it, because of it:",
-        f"  notes 1.2.0  (needs state>=0.1: {V})",
-        "  reporter 0.3  (through the plugins above)",
+        f"  notes 1.2.0  [loadable]  (needs state>=0.1: {V})",
+        "  reporter 0.3  [loadable]  (through the plugins above)",
     ]
     assert _graph(world, "--graph", "--why", "chain").stdout.splitlines() == [
-        "chain 0.1 will not load [excluded]",
+        "chain 0.1  [excluded]  will not load",
         "  dependency-excluded: chain needs needy, which will not load (missing-dependency)",
         "  caused by missing-dependency: needy needs ghost>=2, but no plugin is named or "
         "provides 'ghost'",
@@ -185,3 +188,21 @@ def test_graph_options_without_graph_are_a_usage_error(world):
     result = _graph(world, "--why", "state")
     assert result.returncode == 2
     assert "--format and --why go with --graph" in result.stderr
+
+
+def test_a_shadowed_name_is_its_own_node_and_edges_reach_the_copy_that_loads(world, tmp_path):
+    folder = tmp_path / "shadow"
+    folder.mkdir()
+    for name, version, deps in (("health", "9.9", []), ("user", "1.0", ["health>=9"])):
+        (folder / f"{name}.py").write_text(
+            PLUGIN.format(name=name, version=version, deps=deps, after=[], services=[])
+        )
+    result = _graph((folder, world[1]), "--graph", "--format", "dot")
+    assert result.returncode == 0  # shadowed by precedence is not a fault, as for `plugins`
+    dot = result.stdout.splitlines()
+    ids = {line.split('"')[1]: line.split()[0] for line in dot if "label=" in line}
+    mine, builtin = ids["health 9.9\\n[loadable]"], ids[f"health {V}\\n[shadowed] shadowed"]
+    user = ids["user 1.0\\n[loadable]"]
+    assert mine != builtin
+    assert f'  {builtin} [label="health {V}\\n[shadowed] shadowed", style=dashed];' in dot
+    assert f'  {user} -> {mine} [label="needs health>=9: 9.9"];' in dot

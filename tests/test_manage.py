@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import ManagedVenv, managed_venv, pip_env
+from tests.conftest import LineSocket, ManagedVenv, managed_venv, pip_env
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +44,47 @@ def test_install_refuses_a_plugin_for_another_host_version(venv: ManagedVenv) ->
     ) in done.stderr
     assert "python -m pip install --upgrade 'ksi-host>=99'" in done.stderr
     assert venv.installed() == before
+
+
+@pytest.mark.parametrize(
+    ("dist", "plugin"),
+    [("ksi-plugin-futuremeta", "futuremeta"), ("ksi-plugin-futuremanifest", "futuremanifest")],
+    ids=["declared-in-code", "declared-in-manifest"],
+)
+def test_install_refuses_a_plugin_that_needs_another_host_only_in_its_metadata(
+    venv: ManagedVenv, dist: str, plugin: str
+) -> None:
+    """Its Requires-Dist says nothing: the staged plugin's own metadata (code or manifest) does."""
+    freeze = venv.pip("freeze", "--all")
+    done = venv.ksi("install", dist, *venv.offline)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"refusing to install {dist}; nothing was changed" in done.stderr
+    assert (
+        f"plugin {plugin} ({dist} 1.0) needs ksi-host>=99 (its dependencies), but this is ksi-host"
+    ) in done.stderr
+    assert "python -m pip install --upgrade 'ksi-host>=99'" in done.stderr
+    assert f"ksi-host install '{dist}<1.0' --no-index --find-links" in done.stderr
+    assert "--force" in done.stderr
+    assert venv.pip("freeze", "--all") == freeze
+    forced = venv.ksi("install", "--force", dist, *venv.offline)
+    assert forced.returncode == 0, forced.stderr
+    assert f"+ {dist} 1.0 (plugins: {plugin})" in forced.stdout
+
+
+def test_sync_refuses_a_lock_whose_plugin_needs_another_host(
+    venv: ManagedVenv, tmp_path: Path
+) -> None:
+    lock = tmp_path / "ksi-plugins.lock"
+    lock.write_text(
+        'lock-version = 1\nksi-host = "99.0"\n\n[[plugin]]\n'
+        'distribution = "ksi-plugin-futuremeta"\nversion = "1.0"\nplugins = ["futuremeta"]\n'
+    )
+    freeze = venv.pip("freeze", "--all")
+    done = venv.ksi("sync", str(lock), *venv.offline)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"refusing to sync {lock}; nothing was changed" in done.stderr
+    assert "plugin futuremeta (ksi-plugin-futuremeta 1.0) needs ksi-host>=99" in done.stderr
+    assert venv.pip("freeze", "--all") == freeze
 
 
 def test_install_refuses_an_upgrade_that_breaks_an_installed_plugin(venv: ManagedVenv) -> None:
@@ -97,26 +135,6 @@ def test_uninstall_never_removes_the_host_or_what_it_needs(venv: ManagedVenv) ->
     assert done.returncode == 1
     assert "refusing to uninstall ksi-host: it is ksi-host itself" in done.stderr
     assert venv.python.parent.parent.joinpath("pyvenv.cfg").is_file()
-
-
-class LineSocket:
-    """A client connected to the daemon for the whole test: NDJSON requests, one at a time."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(30)
-        self.sock.connect(str(path))
-        self.lines = self.sock.makefile("rb")
-
-    def ask(self, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.sock.sendall(json.dumps({"event": event, "data": data or {}}).encode() + b"\n")
-        reply: dict[str, Any] = json.loads(self.lines.readline())
-        data: dict[str, Any] = reply.get("data", reply)
-        return data
-
-    def close(self) -> None:
-        self.lines.close()
-        self.sock.close()
 
 
 def test_install_then_reload_starts_the_plugin_in_the_same_daemon_for_connected_clients(

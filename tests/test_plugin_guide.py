@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import ksi_host
 from ksi_host._cli import cli
 
 if sys.version_info >= (3, 11):
@@ -169,3 +170,11 @@ def test_ksi_host_commands_parse(block: Block, args: list[str]) -> None:
 )
 def test_toml_blocks_parse(block: Block) -> None:
     tomllib.loads(block.code)
+
+
+def test_the_guide_documents_every_public_name_of_ksi_host() -> None:
+    text = GUIDE.read_text(encoding="utf-8")
+    missing = [
+        name for name in ksi_host.__all__ if not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text)
+    ]
+    assert missing == []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +14,20 @@ import pytest
 
 from ksi_host._config import HostConfig
 from ksi_host._lifecycle import Host
+from ksi_host._manifest import PluginManifest
 from ksi_host._pipeline import boot, build_plan
 from ksi_host._plan import LoadPlan
 from ksi_host._reload import InstalledSince, PlanChange, diff_plans
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
-from tests.conftest import DAEMON_EVENTS, ScriptedPlugin, host_env, plan_of, running_daemon
+from tests.conftest import (
+    DAEMON_EVENTS,
+    ScriptedPlugin,
+    answering_source,
+    host_env,
+    plan_of,
+    running_daemon,
+)
 from tests.dists import install_dist, plugin_source
 
 HOOKS = ("ksi_plugin_context", "ksi_startup", "ksi_shutdown")
@@ -279,7 +290,6 @@ def test_ksi_host_load_adds_a_plugin_to_a_running_daemon_until_it_stops(tmp_path
 def test_reloading_an_edited_file_never_drops_the_library_its_plugin_class_comes_from(
     tmp_path: Path,
 ) -> None:
-    import sys
 
     file = tmp_path / "borrowed.py"
     source = "from tests.conftest import ScriptedPlugin\nplugin = ScriptedPlugin({name!r})\n"
@@ -294,3 +304,135 @@ def test_reloading_an_edited_file_never_drops_the_library_its_plugin_class_comes
 
     assert asyncio.run(main()).restarted == ("borrowed",)
     assert sys.modules["tests.conftest"] is library
+
+
+def test_an_edit_that_keeps_size_and_modification_time_is_still_reloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Content, not mtime, says a plugin file changed (and its stale bytecode is not used)."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as a daemon runs: .pyc written
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    file = folder / "tick.py"
+    file.write_text(plugin_source("tick", version="1.0"))
+
+    async def main() -> tuple[PlanChange, str | None]:
+        host = _host_over(folder, tmp_path)
+        async with host:
+            before = file.stat()
+            file.write_text(plugin_source("tick", version="1.1"))
+            os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
+            assert (file.stat().st_size, file.stat().st_mtime_ns) == (
+                before.st_size,
+                before.st_mtime_ns,
+            )
+            change = await host.reload()
+            return change, {s.name: s.version for s in host.status()}["tick"]
+
+    change, version = asyncio.run(main())
+    assert change.restarted == ("tick",)
+    assert version == "1.1"
+
+
+def _which_source(marker: str) -> str:
+    """The same plugin, version and size, answering with ``marker`` (one letter)."""
+    return (
+        "from ksi_host import BasePlugin, PluginCapabilities, PluginMetadata, hookimpl\n"
+        "class Which(BasePlugin):\n"
+        "    @hookimpl\n"
+        "    def ksi_handle_event(self, event_name, data, context):\n"
+        f"        return {{'code': {marker!r}}}\n"
+        "plugin = Which(PluginMetadata(name='which', version='1.0'),\n"
+        "               PluginCapabilities(commands=['which:code']))\n"
+    )
+
+
+def test_a_reinstall_of_the_same_version_with_other_code_is_restarted(
+    tmp_path: Path, site_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    env = {**host_env(tmp_path), "KSI_DISABLE_PLUGIN_AUTOLOAD": "0"}
+
+    def install(marker: str) -> Path:
+        return install_dist(
+            site_dir,
+            dist="ksi-plugin-which",
+            version="1.0",
+            files={"which_mod.py": _which_source(marker)},
+            entry_points={"which": "which_mod"},
+        )
+
+    info = install("A")
+
+    async def main() -> list[Any]:
+        host = boot(HostConfig(), env=env)
+        async with host:
+            answers = [await host.dispatch("which:code", {})]
+            assert (await host.reload()).summary() == "no plugin changed"
+            shutil.rmtree(info)
+            written = (site_dir / "which_mod.py").stat()
+            install("B")  # same size; same second too, most likely: the .pyc would pass
+            os.utime(site_dir / "which_mod.py", ns=(written.st_atime_ns, written.st_mtime_ns))
+            answers.append(await host.reload())
+            answers.append(await host.dispatch("which:code", {}))
+        return answers
+
+    first, change, second = asyncio.run(main())
+    assert first == {"code": "A"}
+    assert change.restarted == ("which",)
+    assert second == {"code": "B"}
+
+
+def test_a_lazy_plugin_upgraded_before_or_after_its_activation_runs_the_new_version(
+    tmp_path: Path, site_dir: Path
+) -> None:
+    env = {**host_env(tmp_path), "KSI_DISABLE_PLUGIN_AUTOLOAD": "0"}
+
+    def install(version: str) -> Path:
+        manifest = PluginManifest(
+            name="sleepy",
+            version=version,
+            commands=("sleepy:ping",),
+            hooks=("ksi_handle_event",),
+            activation="lazy",
+        )
+        return install_dist(
+            site_dir,
+            dist="ksi-plugin-sleepy",
+            version=version,
+            files={
+                "sleepy_pkg/__init__.py": answering_source("sleepy", version),
+                "sleepy_pkg/ksi-plugin.toml": manifest.to_toml(),
+            },
+            entry_points={"sleepy": "sleepy_pkg"},
+        )
+
+    def upgrade(info: Path, version: str) -> Path:
+        shutil.rmtree(info)
+        shutil.rmtree(site_dir / "sleepy_pkg")
+        return install(version)
+
+    info = install("1.0")
+
+    async def main() -> list[Any]:
+        host = boot(HostConfig(), env=env)
+        found: list[Any] = []
+        async with host:
+            assert {s.name: s.status for s in host.status()}["sleepy"] == "lazy"
+            info2 = upgrade(info, "2.0")
+            found.append(await host.reload())
+            found.append({s.name: (s.status, s.version) for s in host.status()}["sleepy"])
+            found.append(await host.dispatch("sleepy:ping", {}))
+            assert (await host.reload()).summary() == "no plugin changed"
+            assert {s.name: s.status for s in host.status()}["sleepy"] == "running"
+            upgrade(info2, "3.0")
+            found.append(await host.reload())
+            found.append(await host.dispatch("sleepy:ping", {}))
+        return found
+
+    before, status, first, after, second = asyncio.run(main())
+    assert before.restarted == ("sleepy",)
+    assert status == ("lazy", "2.0")
+    assert first["version"] == "2.0"
+    assert after.restarted == ("sleepy",)
+    assert second["version"] == "3.0"

@@ -8,6 +8,7 @@ scenario checks that all four give the status and reason code it should have.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -156,6 +157,36 @@ def test_every_view_shares_the_schema(views: dict[str, dict[str, Any]]) -> None:
 def test_every_view_gives_the_same_verdict(views: dict[str, dict[str, Any]], name: str) -> None:
     verdicts = {command: _verdict(report, name) for command, report in views.items()}
     assert verdicts == dict.fromkeys(views, SCENARIOS[name]), verdicts
+
+
+def _graph_verdicts(dot: str) -> dict[str, tuple[str, str | None]]:
+    """Each plugin's status word and reason code, read off ``--graph --format dot``'s labels."""
+    labels = re.finditer(r'^  n\d+ \[label="(\S+)[^"]*?\\n\[([a-z-]+)\](?: ([a-z-]+))?"', dot, re.M)
+    return {label[1]: (label[2], label[3]) for label in labels}
+
+
+def test_the_graph_gives_every_plugin_the_verdict_plugins_json_gives(
+    daemon: DaemonProcess, views: dict[str, dict[str, Any]]
+) -> None:
+    config = ("--config", str(daemon.config_path))
+    dot = daemon.cli("plugins", "--graph", "--format", "dot", *config)
+    tree = daemon.cli("plugins", "--graph", *config)
+    listed = views["plugins"]["plugins"]
+    assert _graph_verdicts(dot.stdout) == {
+        entry["name"]: (entry["status"], entry["reason"] and entry["reason"]["code"])
+        for entry in listed
+    }
+    assert len(listed) > len(SCENARIOS)
+    assert (dot.returncode, tree.returncode) == (1, 1)  # as plugins' (see the views fixture)
+    lines = tree.stdout.splitlines()
+    assert f"(merged with what the daemon on {daemon.socket_path} knows)" in lines[0]
+    assert "not loading or running:" in lines
+    assert "  boom  [failed]  (in the load order above)" in lines
+    assert "    startup-failed: plugin 'boom' raised RuntimeError in ksi_startup: no disk" in lines
+    assert "  typo  [excluded]" in lines
+    why = daemon.cli("plugins", "--graph", "--why", "needs_boom", *config).stdout.splitlines()
+    assert why[0].startswith("needs_boom  [failed]  loads ")
+    assert why[1].startswith("  dependency-failed: ")
 
 
 def test_doctor_has_a_problem_for_each_verdict_the_daemon_adds(

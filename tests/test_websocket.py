@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import resource
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +18,9 @@ from typing import Any
 import pytest
 from conftest import DaemonProcess, LineClient, error_code, write_config
 
+from ksi_host._limits import RESERVED_FILES
 from ksi_host._websocket.config import TOKEN_FILE_NAME, WebSocketConfig, client_token, write_token
-from ksi_host.errors import KsiError
+from ksi_host.errors import ConfigError
 
 websockets = pytest.importorskip("websockets", reason='needs pip install "ksi-host[websocket]"')
 from websockets.asyncio.client import connect  # noqa: E402
@@ -100,8 +103,10 @@ def test_the_token_file_is_0600_from_the_start_and_random_each_time(tmp_path: Pa
 def test_send_without_any_token_says_where_it_looked(
     ksi_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(KsiError) as info:
+    with pytest.raises(ConfigError) as info:
         client_token(None, {})
+    assert info.value.file == ksi_home / "run" / TOKEN_FILE_NAME
+    assert info.value.keys == ("websocket.token",)
     assert str(ksi_home / "run" / TOKEN_FILE_NAME) in info.value.render()
     assert "--token" in info.value.render()
     assert client_token("given", {}) == "given"
@@ -220,9 +225,13 @@ def test_malformed_json_gets_the_unix_sockets_error_and_the_connection_stays_usa
                 ('{"event": "nobody:home"}', "NO_HANDLER"),
             ]:
                 await ws.send(raw)
-                assert error_code(json.loads(await ws.recv())["data"]) == code
+                data = json.loads(await ws.recv())["data"]
+                assert error_code(data) == code
+                assert "line" not in data["error"]["message"]  # a WebSocket client sends messages
             await ws.send(b'\xff{"event": "test:echo"}')  # a binary message that is not UTF-8
-            assert error_code(json.loads(await ws.recv())["data"]) == "INVALID_ENCODING"
+            data = json.loads(await ws.recv())["data"]
+            assert error_code(data) == "INVALID_ENCODING"
+            assert data["error"]["message"].startswith("the message is not UTF-8")
             assert (await ask(ws, "test:echo", {"after": True}))["data"] == {
                 "echo": {"after": True}
             }
@@ -231,12 +240,26 @@ def test_malformed_json_gets_the_unix_sockets_error_and_the_connection_stays_usa
 
 
 @pytest.mark.slow
-def test_a_message_over_max_line_bytes_closes_the_connection_with_1009(
-    daemon: DaemonProcess,
+@pytest.mark.parametrize("fragmented", [False, True], ids=["one frame", "fragments"])
+def test_a_message_over_max_line_bytes_is_answered_line_too_long_then_closed(
+    daemon: DaemonProcess, fragmented: bool
 ) -> None:
+    """As on the Unix socket: the reply says why, then the connection closes (1009)."""
+    big = json.dumps({"event": "test:echo", "data": {"v": "x" * 1_100_000}})
+
     async def main() -> None:
         async with connect(url_of(daemon), additional_headers=bearer(daemon), max_size=None) as ws:
-            await ws.send(json.dumps({"event": "test:echo", "data": {"v": "x" * 1_100_000}}))
+            assert (await ask(ws, "test:echo", {"before": 1}))["data"] == {"echo": {"before": 1}}
+            if fragmented:  # each fragment is under the limit, the message is not
+                await ws.send([big[i : i + 300_000] for i in range(0, len(big), 300_000)])
+            else:
+                await ws.send(big)
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert reply["event"] is None
+            assert error_code(reply["data"]) == "LINE_TOO_LONG"
+            assert reply["data"]["error"]["message"].startswith(
+                "a message is longer than 1048576 bytes; the connection is closed"
+            )
             with pytest.raises(ConnectionClosed) as info:
                 await asyncio.wait_for(ws.recv(), 10)
             assert info.value.rcvd is not None
@@ -391,5 +414,35 @@ def test_without_the_extra_enabling_it_fails_that_plugin_and_the_unix_socket_ser
         send = daemon.cli("send", "system:health", "--websocket", "ws://127.0.0.1:8765")
         assert send.returncode == 1
         assert 'pip install "ksi-host[websocket]"' in send.stderr
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.slow
+def test_the_open_files_limit_fits_the_connections_of_both_transports(short_dir: Path) -> None:
+    extra = "max_connections = 300\n\n[websocket]\nenabled = true\nport = 0\n"
+    write_config(short_dir / "ksi.toml", state=short_dir / "state.db", extra=extra)
+    daemon = DaemonProcess(short_dir)
+
+    def soft_limit_256() -> None:  # pragma: no cover - runs in the child before exec
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
+
+    with daemon.log_path.open("wb") as log:
+        daemon.proc = subprocess.Popen(
+            daemon.command(*daemon.run_args()),
+            stdout=log,
+            stderr=log,
+            env=daemon.env,
+            cwd=daemon.root,
+            preexec_fn=soft_limit_256,
+        )
+    try:
+        daemon.wait_ready()
+        limits = Path(f"/proc/{daemon.proc.pid}/limits").read_text()
+        [soft] = re.findall(r"Max open files\s+(\d+)", limits)
+        assert int(soft) == 300 + 300 + RESERVED_FILES
+        assert "raised the open-files limit from 364 to 664" in daemon.log()
     finally:
         daemon.stop()

@@ -72,14 +72,20 @@ def import_isolated(
     sections: Mapping[str, Any],
     trust_paths: Sequence[str] = (),
     timeout: float = DOCTOR_IMPORT_TIMEOUT,
+    sys_path: Sequence[str] = (),
 ) -> list[dict[str, Any] | Failure]:
-    """Describe every candidate out of process: the worker's ``done`` event, or a Failure."""
+    """Describe every candidate out of process: the worker's ``done`` event, or a Failure.
+
+    ``sys_path`` folders go first on the worker's ``sys.path`` (distributions staged
+    there are imported instead of the installed ones).
+    """
     results: dict[int, dict[str, Any] | Failure] = {}
     pending = list(range(len(candidates)))
     base = {
         "disabled": dict(disabled),
         "sections": dict(sections),
         "trust_paths": list(trust_paths),
+        "sys_path": list(sys_path),
     }
     while pending:
         run = _Run(candidates, pending, base, timeout)

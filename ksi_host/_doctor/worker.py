@@ -3,7 +3,8 @@
 Started by :mod:`ksi_host._doctor.isolate` with the working directory off
 ``sys.path`` (doctor checks what is installed, not the current directory). It reads
 one JSON object from stdin (``candidates``: ``[[index, candidate], ...]``,
-``disabled``, ``sections``, ``trust_paths``) and writes
+``disabled``, ``sections``, ``trust_paths``, ``sys_path``: folders put first on
+``sys.path``) and writes
 one JSON line per event to the stdout it was started with::
 
     {"start": i, "stderr_at": offset}   about to import candidate i
@@ -92,6 +93,7 @@ def reason_from_wire(data: Mapping[str, Any]) -> Reason:
 def main() -> None:
     """Describe and vet every candidate sent on stdin, reporting each on the original stdout."""
     request = json.load(sys.stdin)
+    sys.path[:0] = request.get("sys_path", [])
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     faulthandler.enable()

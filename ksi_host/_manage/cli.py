@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ksi_host._cli_common import CONFIG_OPTION, SOCKET_OPTION, exit_on_error, server_config
+from ksi_host._cli_common import (
+    DAEMON_OPTIONS,
+    exit_on_error,
+    server_config,
+    timeout_option,
+)
 from ksi_host._defaults import DEFAULT_LOCK_FILE, RELOAD_TIMEOUT
 
 if TYPE_CHECKING:
@@ -36,13 +41,7 @@ RELOAD_OPTION = click.option(
     help="Then reload the daemon running on the configured socket (none running: nothing to do).",
 )
 
-TIMEOUT_OPTION = click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=RELOAD_TIMEOUT,
-    show_default=True,
-    help="Seconds to wait for the daemon to apply the change.",
-)
+TIMEOUT_OPTION = timeout_option(RELOAD_TIMEOUT, "the daemon to apply the change")
 
 
 def _report(change: Change) -> None:
@@ -105,8 +104,7 @@ def _render_reload(answer: dict[str, Any]) -> str:
 @click.argument("args", nargs=-1, required=True, type=click.UNPROCESSED, metavar="SPEC...")
 @FORCE_OPTION
 @RELOAD_OPTION
-@SOCKET_OPTION
-@CONFIG_OPTION
+@DAEMON_OPTIONS
 def install_command(
     args: tuple[str, ...],
     force: bool,
@@ -118,7 +116,8 @@ def install_command(
 
     A dry run comes first: an install that would change ksi-host or one of its
     dependencies, break an installed plugin's dependency, or bring a plugin that
-    needs another ksi-host version is refused, and nothing is changed.
+    needs another ksi-host version (in its Requires-Dist, its PluginMetadata or its
+    ksi-plugin.toml: a staged copy is read) is refused, and nothing is changed.
     """
     from ksi_host._manage.commands import install
 
@@ -134,8 +133,7 @@ def install_command(
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @FORCE_OPTION
 @RELOAD_OPTION
-@SOCKET_OPTION
-@CONFIG_OPTION
+@DAEMON_OPTIONS
 def uninstall_command(
     names: tuple[str, ...],
     force: bool,
@@ -158,8 +156,7 @@ def uninstall_command(
 
 
 @click.command("reload")
-@SOCKET_OPTION
-@CONFIG_OPTION
+@DAEMON_OPTIONS
 @TIMEOUT_OPTION
 def reload_command(socket_path: Path | None, config_file: Path | None, timeout: float) -> None:
     """Make the running daemon adopt the plugins installed now, keeping its clients.
@@ -175,8 +172,7 @@ def reload_command(socket_path: Path | None, config_file: Path | None, timeout: 
 
 @click.command("load")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@SOCKET_OPTION
-@CONFIG_OPTION
+@DAEMON_OPTIONS
 @TIMEOUT_OPTION
 def load_command(
     path: Path, socket_path: Path | None, config_file: Path | None, timeout: float
@@ -234,8 +230,7 @@ def lock_command(output: Path) -> None:
 @click.argument("pip_args", nargs=-1, type=click.UNPROCESSED, metavar="[PIP OPTIONS]")
 @FORCE_OPTION
 @RELOAD_OPTION
-@SOCKET_OPTION
-@CONFIG_OPTION
+@DAEMON_OPTIONS
 def sync_command(
     file: Path,
     pip_args: tuple[str, ...],

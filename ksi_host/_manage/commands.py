@@ -10,7 +10,8 @@ from packaging.utils import canonicalize_name
 
 from ksi_host._manage.checks import Problem, check_install, check_removal, check_unresolvable
 from ksi_host._manage.environment import HOST_DIST, Environment
-from ksi_host._manage.pip import Planned, dry_run, run_pip
+from ksi_host._manage.pip import Planned, dry_run, run_pip, split_args
+from ksi_host._manage.preview import plugin_problems
 from ksi_host._plan import LoadPlan
 from ksi_host.errors import ChangeRefused, HostPackage, NotInstalled, PipFailed
 
@@ -54,7 +55,11 @@ class Change:
 
 
 def install(args: Sequence[str], *, force: bool = False, plan: PlanSource | None = None) -> Change:
-    """``pip install ARGS`` after a dry run shows it breaks neither the host nor a plugin."""
+    """``pip install ARGS`` after a dry run shows it breaks neither the host nor a plugin.
+
+    When the dry run's distributions pass, their plugins are described from a staged
+    copy (:mod:`ksi_host._manage.preview`): one that needs another ksi-host is refused.
+    """
     env = Environment.current()
     try:
         planned = dry_run(args)
@@ -73,6 +78,8 @@ def install(args: Sequence[str], *, force: bool = False, plan: PlanSource | None
         for p in planned
     )
     problems = check_install(planned, env, plan=plan() if plan and touches_plugins else None)
+    if not problems and not force:
+        problems = plugin_problems(planned, _options(args), env)
     if problems and not force:
         raise ChangeRefused(
             action=f"install {shlex.join(_specs(args))}",
@@ -145,56 +152,9 @@ def install_suggestions(problems: Sequence[Problem], args: Sequence[str]) -> lis
 
 def _options(args: Sequence[str]) -> list[str]:
     """The pip options of a command line, without its requirement specifiers."""
-    return _split(args)[0]
+    return split_args(args)[0]
 
 
 def _specs(args: Sequence[str]) -> list[str]:
     """The requirement specifiers of a command line, without pip's options."""
-    return _split(args)[1]
-
-
-def _split(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    options: list[str] = []
-    specs: list[str] = []
-    takes_value = False
-    for arg in args:
-        if arg.startswith("-"):
-            options.append(arg)
-            takes_value = "=" not in arg and arg in _VALUE_OPTIONS
-        elif takes_value:
-            options.append(arg)
-            takes_value = False
-        else:
-            specs.append(arg)
-    return options, specs
-
-
-_VALUE_OPTIONS = frozenset(
-    {
-        "-i",
-        "--index-url",
-        "--extra-index-url",
-        "-f",
-        "--find-links",
-        "-c",
-        "--constraint",
-        "--trusted-host",
-        "--cache-dir",
-        "--proxy",
-        "--target",
-        "-t",
-        "--prefix",
-        "--root",
-        "--platform",
-        "--python-version",
-        "--implementation",
-        "--abi",
-        "--progress-bar",
-        "--config-settings",
-        "-C",
-        "--global-option",
-        "--timeout",
-        "--retries",
-        "--log",
-    }
-)
+    return split_args(args)[1]

@@ -20,6 +20,7 @@ from ksi_host._manage.commands import Change, PlanSource, install_suggestions
 from ksi_host._manage.environment import Environment
 from ksi_host._manage.lockfile import LockFile, read_lock
 from ksi_host._manage.pip import dry_run, run_pip
+from ksi_host._manage.preview import plugin_problems
 from ksi_host.errors import ChangeRefused, LockFileError
 
 __all__ = ["Synced", "sync"]
@@ -57,6 +58,8 @@ def sync(
             *check_install(planned, env, plan=plan() if plan else None, removing=remove),
             *check_only_plugins(planned, env),
         )
+        if not problems and not force:
+            problems = plugin_problems(planned, pip_args, env)
     else:
         problems = check_install((), env, plan=plan() if plan and remove else None, removing=remove)
     if problems and not force:

@@ -13,7 +13,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ksi_host._paths import KsiPaths
-from ksi_host.errors import ConfigError, KsiError, MissingExtra
+from ksi_host.errors import ConfigError, MissingExtra
 
 __all__ = [
     "INSTALL",
@@ -90,13 +90,16 @@ def client_token(option: str | None, section: Mapping[str, Any] | None) -> str:
             where="[websocket] section of the config",
             hint="allowed keys: " + ", ".join(WebSocketConfig.model_fields),
         ) from None
-    token = config.token or read_token(config.token_file())
+    token_file = config.token_file()
+    token = config.token or read_token(token_file)
     if token is None:
-        raise KsiError(
+        raise ConfigError(
             what="no WebSocket token to present",
-            where=f"{config.token_file()} does not exist",
+            where=f"{token_file} does not exist, and the config has no [websocket] token",
             hint="a daemon with [websocket] enabled = true writes it there at start; run "
             "send as the same user with the same KSI_HOME, or pass --token",
+            file=token_file,
+            keys=["websocket.token"],
         )
     return token
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -26,17 +28,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
-from ksi_host._protocol import ProtocolFailure, Request, parse_request
+from ksi_host._protocol import parse_request
 from ksi_host._server import ServerConfig
-from ksi_host._serving import (
-    Dispatch,
-    TransportStats,
-    answer,
-    refusal,
-    shutting_down,
-    start_eagerly,
-)
+from ksi_host._serving import Dispatch, Requests, TransportStats, refusal, too_long
 from ksi_host._websocket.config import WebSocketConfig, token_matches
 from ksi_host.errors import WebSocketUnavailable
 from ksi_host.replies import ErrorCode
@@ -50,30 +47,32 @@ _NEEDS_FIRST_MESSAGE: Final = "ksi.first_message_auth"
 
 
 class _Session:
-    """One WebSocket connection's requests: started eagerly, at most ``max_inflight`` at once."""
+    """One WebSocket connection's requests, at most ``max_inflight`` at once (:class:`Requests`).
+
+    A reply is written at once; while the replies waiting for the client exceed the
+    connection's write limit, no further message is read from it.
+    """
 
     def __init__(self, server: WebSocketServer, connection: ServerConnection) -> None:
-        self.server = server
         self.connection = connection
         self.limits = server.limits
         self.stats = server.stats_
-        self.inflight = 0
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.requests = Requests(server.dispatch, self.stats, self._reply, self._settled)
         self.room: asyncio.Future[None] | None = None
         self.idle: asyncio.Future[None] | None = None
-        self.stopping = False
 
     async def run(self) -> None:
         """Read messages until the client goes away, is idle too long, or the daemon stops."""
         loop = asyncio.get_running_loop()
         timeout = self.limits.idle_timeout
+        requests = self.requests
         while True:
             try:
                 message = await asyncio.wait_for(self.connection.recv(decode=False), timeout)
             except asyncio.TimeoutError:
-                if self.inflight:
+                if requests.inflight:
                     continue
-                await self._send(
+                self._reply(
                     refusal(
                         self.stats,
                         ErrorCode.IDLE_TIMEOUT,
@@ -85,47 +84,65 @@ class _Session:
                 return
             except ConnectionClosed:
                 return
-            request = parse_request(message)
-            if self.stopping:
-                await self._send(shutting_down(self.stats, request, started=False))
-                continue
-            while self.inflight >= self.limits.max_inflight:
+            request = parse_request(message, unit="message")
+            while requests.inflight >= self.limits.max_inflight and not requests.stopping:
                 self.room = loop.create_future()
                 await self.room
-            self.inflight += 1
-            task = start_eagerly(self._serve(request))
-            if task is not None:
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+            requests.start(request)
+            # Flow control, as send() has: wait while the client leaves replies unread.
+            await self.connection.drain()
 
-    async def _serve(self, request: Request | ProtocolFailure) -> None:
-        try:
-            reply = await answer(self.server.dispatch, self.stats, request)
-        except asyncio.CancelledError:
-            await asyncio.shield(self._send(shutting_down(self.stats, request, started=True)))
-            raise
-        finally:
-            self.inflight -= 1
-            if self.room is not None and not self.room.done():
-                self.room.set_result(None)
-            if self.idle is not None and not self.inflight and not self.idle.done():
-                self.idle.set_result(None)
-        await self._send(reply)
+    def _reply(self, line: bytes) -> None:
+        """Send one reply as a text message, without its NDJSON newline; dropped once closing."""
+        connection = self.connection
+        if connection.protocol.state is State.OPEN:
+            connection.protocol.send_text(line[:-1])
+            connection.send_data()
 
-    async def _send(self, reply: bytes) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.connection.send(reply[:-1], text=True)  # without the NDJSON newline
+    def _settled(self) -> None:
+        if self.room is not None and not self.room.done():
+            self.room.set_result(None)
+        if self.idle is not None and not self.requests.inflight and not self.idle.done():
+            self.idle.set_result(None)
 
     async def drained(self) -> None:
         """Refuse new requests; return once none is in flight."""
-        self.stopping = True
-        if self.inflight:
+        self.requests.stop()
+        self._settled()  # a reader waiting for room answers SHUTTING_DOWN from now on
+        if self.requests.inflight:
             self.idle = asyncio.get_running_loop().create_future()
             await self.idle
 
-    def cancel_requests(self) -> None:
-        for task in self.tasks:
-            task.cancel()
+
+class _TooLongAnswered(ServerProtocol):
+    """A message over ``max_line_bytes`` is answered with ``LINE_TOO_LONG``, then closed (1009).
+
+    The library refuses such a frame from its header, before reading it, and closes
+    the connection with 1009; this sends the reply the Unix socket sends for a line
+    too long first, so a client learns why in the protocol's own words.
+    """
+
+    def __init__(self, too_long: Callable[[], bytes], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._too_long = too_long
+
+    def fail(self, code: CloseCode | int, reason: str = "") -> None:
+        if code == CloseCode.MESSAGE_TOO_BIG and self.state is State.OPEN:
+            self.send_text(self._too_long()[:-1])
+        super().fail(code, reason)
+
+
+def _answering_too_long(too_long: Callable[[], bytes]) -> type[ServerConnection]:
+    """The connection class ``serve`` builds: its protocol is a :class:`_TooLongAnswered`."""
+
+    class Connection(ServerConnection):
+        def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+            answering = _TooLongAnswered(
+                too_long, max_size=protocol.max_message_size, logger=protocol.logger
+            )
+            super().__init__(answering, *args, **kwargs)
+
+    return Connection
 
 
 class WebSocketServer:
@@ -163,6 +180,10 @@ class WebSocketServer:
                 self.config.port,
                 process_request=self._check_handshake,
                 max_size=self.limits.max_line_bytes,
+                create_connection=_answering_too_long(
+                    functools.partial(too_long, self.stats_, self.limits.max_line_bytes, "message")
+                ),
+                write_limit=self.limits.max_reply_buffer_bytes,
                 compression=None,
                 start_serving=False,
                 backlog=128,
@@ -238,8 +259,8 @@ class WebSocketServer:
         try:
             await session.run()
         finally:
-            if session.tasks:
-                await asyncio.wait(set(session.tasks))
+            if session.requests.tasks:
+                await asyncio.wait(set(session.requests.tasks))
             self._sessions.discard(session)
 
     async def _first_message(self, connection: ServerConnection) -> bool:
@@ -273,14 +294,14 @@ class WebSocketServer:
         self._server.close(close_connections=False)
         sessions = list(self._sessions)
         for session in sessions:
-            session.stopping = True
+            session.requests.stop()
         if sessions:
             drains = [asyncio.ensure_future(s.drained()) for s in sessions]
             _done, late = await asyncio.wait(drains, timeout=self.limits.drain_timeout)
             if late:
                 logger.warning("cancelled WebSocket requests at the drain deadline")
                 for session in sessions:
-                    session.cancel_requests()
+                    session.requests.cancel()
                 await asyncio.wait(late)
         closing = [
             asyncio.ensure_future(c.close(CloseCode.GOING_AWAY, "the daemon is stopping"))

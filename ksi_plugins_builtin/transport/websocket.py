@@ -73,7 +73,11 @@ class WebSocketTransport(TransportPlugin):
         daemon = active_daemon()
         if daemon is not None:
             await self._server.bind()
-            daemon.listen(self._server)
+            daemon.listen(
+                self._server,
+                transport=self.name,
+                max_connections=self._limits.max_connections,
+            )
         else:
             await self._server.start()
         return {"status": "plugin_started", "url": self._server.url}

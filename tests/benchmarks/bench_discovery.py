@@ -97,14 +97,27 @@ def _env(site: Path, home: Path) -> dict[str, str]:
     }
 
 
-def _timed(argv: Sequence[str], env: dict[str, str]) -> float:
+Sample = tuple[float, float]
+"""Wall-clock seconds and the process's own CPU seconds (user + system)."""
+
+
+def _timed(argv: Sequence[str], env: dict[str, str]) -> Sample:
     started = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{argv} exited with {os.waitstatus_to_exitcode(status)}")
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
 
 
-def _first_reply(env: dict[str, str], home: Path) -> float:
-    """Seconds from spawning ``ksi-host run`` to its first ``system:health`` reply."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _first_reply(env: dict[str, str], home: Path) -> Sample:
+    """From spawning ``ksi-host run`` to its first ``system:health`` reply: wall and its CPU."""
     path = home / "ksi.sock"
     started = time.perf_counter()
     daemon = subprocess.Popen(
@@ -120,35 +133,40 @@ def _first_reply(env: dict[str, str], home: Path) -> float:
                 client.connect(str(path))
                 client.sendall(_HEALTH)
                 if client.makefile("rb").readline():
-                    return time.perf_counter() - started
+                    return time.perf_counter() - started, _cpu_seconds(daemon.pid)
             time.sleep(0.002)
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
 
 
-def _median(measure: Callable[[], float]) -> float:
+def _median(measure: Callable[[], Sample]) -> Sample:
+    """The median wall time and the median CPU time of ``REPEATS`` runs after a warm-up."""
     measure()  # warm the page cache and stevedore's entry-point cache
-    return statistics.median(measure() for _ in range(REPEATS))
+    samples = [measure() for _ in range(REPEATS)]
+    return (
+        statistics.median(wall for wall, _ in samples),
+        statistics.median(cpu for _, cpu in samples),
+    )
 
 
-def _rows(root: Path, size: int) -> list[tuple[str, float]]:
+def _rows(root: Path, size: int) -> list[tuple[str, Sample]]:
     plain, lazy = _site(root, size, manifests=False), _site(root, size, manifests=True)
     home = root / f"home-{size}"
     home.mkdir(mode=0o700)
     python = sys.executable
 
-    def script(text: str, site: Path = plain) -> Callable[[], float]:
+    def script(text: str, site: Path = plain) -> Callable[[], Sample]:
         return lambda: _timed([python, "-c", text], _env(site, home))
 
-    def cli(site: Path) -> Callable[[], float]:
+    def cli(site: Path) -> Callable[[], Sample]:
         return lambda: _timed([python, "-m", "ksi_host", "plugins", "--json"], _env(site, home))
 
-    def daemon(site: Path) -> Callable[[], float]:
+    def daemon(site: Path) -> Callable[[], Sample]:
         return lambda: _first_reply(_env(site, home), home)
 
     one = _STEVEDORE_ONE.format(name="bench_0")
-    cases: list[tuple[str, Callable[[], float]]] = [
+    cases: list[tuple[str, Callable[[], Sample]]] = [
         ("floor: entry_points() + import every module", script(_FLOOR)),
         ("pluggy load_setuptools_entrypoints", script(_PLUGGY)),
         ("stevedore ExtensionManager", script(_STEVEDORE)),
@@ -167,19 +185,27 @@ def run() -> list[str]:
     with tempfile.TemporaryDirectory(prefix="ksi-bench-") as tmp:
         for size in SIZES:
             rows = _rows(Path(tmp), size)
-            floor = rows[0][1]
+            floor_wall, floor_cpu = rows[0][1]
             lines += table(
-                [f"{size} plugins", "median", "vs floor"],
+                [f"{size} plugins", "median", "vs floor", "CPU median", "CPU vs floor"],
                 [
-                    (label, f"{seconds * 1000:.0f} ms", ratio(seconds, floor))
-                    for label, seconds in rows
+                    (
+                        label,
+                        f"{wall * 1000:.0f} ms",
+                        ratio(wall, floor_wall),
+                        f"{cpu * 1000:.0f} ms",
+                        ratio(cpu, floor_cpu),
+                    )
+                    for label, (wall, cpu) in rows
                 ],
             )
             lines.append("")
     return section(
         "Cold start (`tests/benchmarks/bench_discovery.py`)",
         f"Whole processes in a fresh interpreter, timed from outside (start-up included), "
-        f"median of {REPEATS} after one warm-up, over N installed plugin distributions "
+        f"median of {REPEATS} after one warm-up, wall clock and the process's own CPU time "
+        "(user + system; the daemon's until its first reply), which load on a shared machine "
+        "distorts less, over N installed plugin distributions "
         "(real `.dist-info` folders on `PYTHONPATH`, each plugin a package depending on the "
         'previous one). Floor: a process that scans `entry_points(group="ksi.plugins")` and '
         "imports every plugin module. Peers over the same plugins: pluggy's "

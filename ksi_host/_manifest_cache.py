@@ -1,0 +1,141 @@
+"""Each ``ksi-plugin.toml`` parsed and validated once per change, not once per command.
+
+With a thousand plugins installed, reading their manifests is most of what planning from
+manifests costs: TOML parsing, then validating every field (each dependency parsed as a
+requirement). The files change only when a plugin is installed, upgraded or edited, so
+the validated fields of each are kept in ``$KSI_HOME/cache/manifests.json``, keyed by:
+
+- the file's identity: device, inode, size, modification and change time in
+  nanoseconds (writing, replacing or ``touch``-ing the file changes at least one, and
+  pip writes a new file on every install), and
+- the rules that validated it: the versions of ksi-host, pydantic and packaging, and
+  the stats of ksi-host's modules that hold those rules (an edited checkout counts).
+
+Anything else is read and validated again; so is a manifest that did not validate (it
+is never kept). The cache holds data only (JSON, rebuilt into the models without code
+running); an unreadable or unwritable cache is ignored, and the plan is the same
+either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import packaging
+import pydantic
+
+from ksi_host import __version__, events, plugin_types
+from ksi_host import _manifest as manifest_module
+from ksi_host._manifest import PluginManifest
+from ksi_host._paths import KsiPaths
+from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+
+__all__ = ["CACHE_FILE", "ManifestCache"]
+
+CACHE_FILE: Final = "manifests.json"
+_FORMAT: Final = 1
+
+logger: Final = logging.getLogger("ksi_host.manifest_cache")
+
+Read = tuple[PluginManifest, PluginMetadata, PluginCapabilities]
+
+
+def _identity(file: Path) -> list[int]:
+    info = file.stat()
+    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def _rules() -> str:
+    """What validated the cached fields: a change to any of it empties the cache."""
+    stamps = [f"{_FORMAT}", __version__, pydantic.VERSION, packaging.__version__]
+    for module in (manifest_module, plugin_types, events):
+        file = Path(str(module.__file__))
+        with contextlib.suppress(OSError):
+            info = file.stat()
+            stamps.append(f"{file.name}:{info.st_size}:{info.st_mtime_ns}")
+    return "|".join(stamps)
+
+
+def _tuples(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON's lists back into the tuples the models hold."""
+    return {
+        name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()
+    }
+
+
+class ManifestCache:
+    """The validated manifests of one ``KSI_HOME``: read by :meth:`load`, kept by :meth:`save`."""
+
+    def __init__(self, path: Path, entries: dict[str, Any] | None = None) -> None:
+        self.path: Final = path
+        self._rules: Final = _rules()
+        self._old: Final[dict[str, Any]] = entries or {}
+        self._new: dict[str, Any] = {}
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None) -> ManifestCache:
+        """The cache of ``env``'s ``KSI_HOME``; empty when missing, unreadable or stale."""
+        path = KsiPaths.from_env(env).cache_dir / CACHE_FILE
+        cache = cls(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cache
+        except (OSError, ValueError) as exc:
+            logger.debug("ignoring the unreadable manifest cache %s: %s", path, exc)
+            return cache
+        if isinstance(raw, dict) and raw.get("rules") == cache._rules:
+            entries = raw.get("entries")
+            if isinstance(entries, dict):
+                return cls(path, entries)
+        return cache
+
+    def read(self, file: Path) -> Read:
+        """``file``'s manifest, metadata and capabilities: kept ones if the file is unchanged.
+
+        Raises what :meth:`PluginManifest.read` raises, and :class:`OSError`.
+        """
+        key = str(file)
+        identity = _identity(file)
+        kept = self._old.get(key)
+        if isinstance(kept, dict) and kept.get("identity") == identity:
+            try:
+                found = (
+                    PluginManifest.model_construct(**_tuples(kept["manifest"])),
+                    PluginMetadata.model_construct(**_tuples(kept["metadata"])),
+                    PluginCapabilities.model_construct(**_tuples(kept["capabilities"])),
+                )
+            except (KeyError, TypeError, AttributeError):
+                pass  # a damaged entry: read the file instead
+            else:
+                self._new[key] = kept
+                return found
+        manifest, metadata, capabilities = PluginManifest.read(
+            file.read_text(encoding="utf-8"), where=str(file)
+        )
+        self._new[key] = {
+            "identity": identity,
+            "manifest": manifest.model_dump(mode="json"),
+            "metadata": metadata.model_dump(mode="json"),
+            "capabilities": capabilities.model_dump(mode="json"),
+        }
+        return manifest, metadata, capabilities
+
+    def save(self) -> None:
+        """Keep what this plan read (and only that), when it differs from what was loaded."""
+        if self._new == self._old:
+            return
+        data = {"rules": self._rules, "entries": self._new}
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            scratch = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            scratch.write_text(json.dumps(data), encoding="utf-8")
+            scratch.replace(self.path)
+        except OSError as exc:
+            logger.debug("cannot write the manifest cache %s: %s", self.path, exc)
