@@ -15,6 +15,7 @@ p needs ksi-host>=2 (its dependencies), but this is ksi-host 1.0
 from __future__ import annotations
 
 import shlex
+import sys
 from dataclasses import dataclass
 
 from packaging.requirements import Requirement
@@ -56,8 +57,8 @@ class HostMismatch:
         )
 
     def upgrade_command(self) -> str:
-        """The command that installs a ksi-host this requirement accepts."""
-        return shlex.join(["python", "-m", "pip", "install", "--upgrade", self.requirement])
+        """The command that installs a ksi-host this requirement accepts, where this one is."""
+        return shlex.join([sys.executable, "-m", "pip", "install", "--upgrade", self.requirement])
 
 
 def check_host(

@@ -45,7 +45,7 @@ import asyncio
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import FrameType, TracebackType
 from typing import Any, Final, Protocol
@@ -391,14 +391,25 @@ class Host:
         answer = await self._dispatcher.emit(event_name, data, context)
         return _unavailable_or(answer, unavailable)
 
-    async def dispatch(
+    def dispatch(
         self,
         event_name: str,
         data: dict[str, Any] | None = None,
         context: Mapping[str, Any] | None = None,
+    ) -> Coroutine[Any, Any, Any]:
+        """Route one event through filter, validate and handle; see :mod:`ksi_host._dispatch`.
+
+        Without lazy plugins this is the dispatcher's own coroutine: a request that
+        reaches no lazy plugin pays for no extra frame.
+        """
+        if self._lazy:
+            return self._dispatch_lazy(event_name, data, context)
+        return self._dispatcher.dispatch(event_name, data, context)
+
+    async def _dispatch_lazy(
+        self, event_name: str, data: dict[str, Any] | None, context: Mapping[str, Any] | None
     ) -> Any:
-        """Route one event through filter, validate and handle; see :mod:`ksi_host._dispatch`."""
-        unavailable = await self._activate_for(event_name) if self._lazy else None
+        unavailable = await self._activate_for(event_name)
         answer = await self._dispatcher.dispatch(event_name, data, context)
         return _unavailable_or(answer, unavailable)
 

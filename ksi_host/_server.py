@@ -176,6 +176,18 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.lingering or self.overlong:
             return
+        if (
+            not self.buffer
+            and not self.held
+            and data.find(b"\n") == len(data) - 1
+            and len(data) <= self.config.max_line_bytes
+            and not data.isspace()
+        ):
+            # One whole request line, the common case: parsed as it came (JSON allows the
+            # trailing newline), without passing through the buffer.
+            self._admit(data)
+            self._close_when_done()
+            return
         self.buffer += data
         self._process()
 
@@ -221,9 +233,9 @@ class _Connection(asyncio.Protocol):
                 if len(buffer) - start > limit:
                     self._line_too_long()
                 elif self.eof:
-                    rest = bytes(buffer[start:])
+                    rest = buffer[start:]
                     start = len(buffer)
-                    if rest.strip():
+                    if rest and not rest.isspace():
                         self._admit(rest)
                 break
             if end - start > limit:
@@ -231,8 +243,8 @@ class _Connection(asyncio.Protocol):
                 break
             line = buffer[start:end]
             start = end + 1
-            if line.strip():
-                self._admit(bytes(line))
+            if line and not line.isspace():
+                self._admit(line)
         del buffer[:start]
         if self.held:
             self._pause_reading()
@@ -247,9 +259,10 @@ class _Connection(asyncio.Protocol):
             self.reading_paused = True
             self.transport.pause_reading()
 
-    def _admit(self, line: bytes) -> None:
+    def _admit(self, line: bytes | bytearray) -> None:
+        """Parse and start one request; its ``\\r\\n`` or ``\\n`` is JSON whitespace."""
         self.last_activity = self.loop.time()
-        self.requests.start(parse_request(line.rstrip(b"\r")))
+        self.requests.start(parse_request(line))
 
     def _settled(self) -> None:
         """A request finished: read on if it held reading back, else close if nothing is owed."""

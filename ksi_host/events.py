@@ -24,6 +24,7 @@ from ksi_host.errors import InvalidEventName
 
 __all__ = [
     "EVENT_NAME_EXAMPLE",
+    "EVENT_NAME_PATTERN",
     "MAX_SEGMENT",
     "check_event_name",
     "normalise_namespace",
@@ -35,6 +36,8 @@ EVENT_NAME_EXAMPLE: Final = "system:health"
 _SEGMENT: Final = rf"[a-z][a-z0-9_-]{{0,{MAX_SEGMENT - 1}}}"
 _SEGMENT_RE: Final = re.compile(_SEGMENT)
 _EVENT_RE: Final = re.compile(rf"({_SEGMENT}):({_SEGMENT})")
+EVENT_NAME_PATTERN: Final = rf"^{_SEGMENT}:{_SEGMENT}$"
+"""The grammar as one anchored regex, for a validator that takes a pattern (the wire's)."""
 
 
 def _reason(name: str) -> str:

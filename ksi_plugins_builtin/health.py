@@ -66,7 +66,7 @@ class HealthPlugin(HostReporter):
         answer: dict[str, Any] = {
             "status": "healthy",
             "timestamp": self._timestamp(),
-            "uptime": round(time.monotonic() - self._started, 3),
+            "uptime": round((time.monotonic() - self._started) * 1000) / 1000,  # round(x, 3), fast
             "version": __version__,
             "pid": self._pid,
         }

@@ -42,7 +42,7 @@ def test_install_refuses_a_plugin_for_another_host_version(venv: ManagedVenv) ->
     assert (
         "ksi-plugin-future 1.0 needs ksi-host>=99 (its Requires-Dist), but this is ksi-host"
     ) in done.stderr
-    assert "python -m pip install --upgrade 'ksi-host>=99'" in done.stderr
+    assert f"{venv.python} -m pip install --upgrade 'ksi-host>=99'" in done.stderr
     assert venv.installed() == before
 
 
@@ -62,7 +62,7 @@ def test_install_refuses_a_plugin_that_needs_another_host_only_in_its_metadata(
     assert (
         f"plugin {plugin} ({dist} 1.0) needs ksi-host>=99 (its dependencies), but this is ksi-host"
     ) in done.stderr
-    assert "python -m pip install --upgrade 'ksi-host>=99'" in done.stderr
+    assert f"{venv.python} -m pip install --upgrade 'ksi-host>=99'" in done.stderr
     assert f"ksi-host install '{dist}<1.0' --no-index --find-links" in done.stderr
     assert "--force" in done.stderr
     assert venv.pip("freeze", "--all") == freeze

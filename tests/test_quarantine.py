@@ -217,3 +217,25 @@ def test_of_several_starts_under_way_the_one_the_crash_record_names_is_blamed(tm
     marker.finished(waits)
     marker.done()
     assert not path.exists()
+
+
+def test_the_marker_is_rewritten_in_place_and_a_shorter_one_reads_back_whole(tmp_path):
+    from ksi_host._plan import Candidate, Origin
+    from ksi_host._quarantine import Quarantine, StartMarker
+
+    def candidate(name: str) -> Candidate:
+        file = tmp_path / f"{name}.py"
+        file.write_text("x = 1\n")
+        return Candidate(name, Origin("path", str(file)), file=file)
+
+    marker = StartMarker(tmp_path / "ksi.sock.starting", Quarantine(tmp_path / "q.json"))
+    marker.importing(candidate("a_plugin_with_a_much_longer_name"))
+    marker.importing(candidate("short"))  # ... and the daemon dies here
+    [entry] = StartMarker(marker.path, marker.quarantine).recover()
+    assert (entry.name, entry.stage) == ("short", "import")
+
+    marker.importing(candidate("again"))  # the file it held was removed: written anew
+    [entry] = StartMarker(marker.path, marker.quarantine).recover()
+    assert entry.name == "again"
+    marker.done()
+    assert not marker.path.exists()
