@@ -2,7 +2,7 @@
 
 from ksi_host._bus import EventBus
 from ksi_host._paths import KsiPaths
-from ksi_host.context import HostView, PluginContext, PluginStatus
+from ksi_host.context import HostView, PluginContext
 from ksi_host.errors import (
     ConfigError,
     InvalidEventName,
@@ -16,6 +16,7 @@ from ksi_host.plugin_base import BasePlugin, TransportPlugin, hookimpl
 from ksi_host.plugin_manager import PluginManager
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 from ksi_host.replies import ErrorCode, error_reply
+from ksi_host.status import Origin, PluginStatus, Reason, ReasonCode, SourceKind, Status
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidPluginMetadata",
     "KsiError",
     "KsiPaths",
+    "Origin",
     "PluginCapabilities",
     "PluginConfigInvalid",
     "PluginContext",
@@ -36,6 +38,10 @@ __all__ = [
     "PluginMetadata",
     "PluginRegistrationError",
     "PluginStatus",
+    "Reason",
+    "ReasonCode",
+    "SourceKind",
+    "Status",
     "TransportNotAttached",
     "TransportPlugin",
     "__version__",

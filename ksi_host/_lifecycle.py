@@ -80,7 +80,7 @@ from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host._vet import config_reason, vet_one
 from ksi_host._watchdog import Watchdog
-from ksi_host.context import HostView, PluginContext, PluginStatus
+from ksi_host.context import HostView, PluginContext
 from ksi_host.errors import (
     HostStateError,
     KsiError,
@@ -92,6 +92,7 @@ from ksi_host.plugin_base import TransportPlugin
 from ksi_host.plugin_manager import KsiPluggyManager, PluginManager
 from ksi_host.plugin_types import PluginCapabilities
 from ksi_host.replies import ErrorCode, error_reply
+from ksi_host.status import PluginStatus
 
 __all__ = ["Host", "Planner", "StartWatch"]
 

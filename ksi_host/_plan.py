@@ -1,7 +1,9 @@
 """Plain data handed from stage to stage: discover -> describe -> resolve -> load.
 
 Every value here is frozen, so a stage can only pass on a new value, never change
-the one it was given.
+the one it was given. The words a plugin also reads (:class:`~ksi_host.Origin`,
+:class:`~ksi_host.Reason`, :data:`~ksi_host.Status`, :data:`~ksi_host.ReasonCode`) are
+public and live in :mod:`ksi_host.status`; the plan uses them from there.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 from ksi_host._manifest import activates_lazily
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+from ksi_host.status import Origin, Reason, ReasonCode, SourceKind, Status
 
 if TYPE_CHECKING:
     from ksi_host._manifest import PluginManifest
@@ -34,84 +37,8 @@ __all__ = [
     "exclusion_status",
 ]
 
-SourceKind = Literal["path", "folder", "user", "entry-point", "builtin", "object"]
-
-Status = Literal[
-    "loadable",
-    "excluded",
-    "disabled",
-    "shadowed",
-    "pending",
-    "lazy",
-    "running",
-    "failed",
-    "stopped",
-    "not-running",
-]
-"""The one word every view (plugins, events, doctor, plugin:list) uses for a plugin's state.
-
-The plan decides ``loadable``, ``excluded``, ``disabled`` or ``shadowed``; only a
-running host knows ``pending``, ``lazy``, ``running``, ``failed`` and ``stopped``; a plugin the
-plan would load but a running daemon does not know is ``not-running``
-(see docs/PLUGIN_STATUS.md).
-"""
-
 FAULTS: Final[frozenset[Status]] = frozenset({"excluded", "failed", "not-running"})
 """The statuses of a plugin that should run and does not: ``plugins`` (and ``--graph``) exit 1."""
-
-ReasonCode = Literal[
-    # the plan: decided before any plugin starts
-    "disabled",
-    "shadowed",
-    "untrusted",
-    "import-error",
-    "not-a-plugin",
-    "invalid-metadata",
-    "hook-mismatch",
-    "unsupported-hook",
-    "config-invalid",
-    "host-version",
-    "missing-dependency",
-    "version-conflict",
-    "cycle",
-    "ambiguous-service",
-    "manifest-mismatch",
-    "dependency-excluded",
-    # a running host
-    "context-failed",
-    "startup-failed",
-    "dependency-failed",
-    "shutdown-failed",
-    "quarantined",
-    "worker-crashed",
-    "not-running",
-    # warnings: the plugin still loads
-    "after-dependency-excluded",
-    "duplicate-command",
-    "choice-unused",
-    "version-mismatch",
-]
-"""Every reason code, in one place; docs/PLUGIN_STATUS.md says what each means and its fix."""
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a plugin came from, for every message that mentions it."""
-
-    kind: SourceKind
-    location: str
-    distribution: str | None = None
-    dist_version: str | None = None
-    entry_point: str | None = None
-    host_requirement: str | None = None
-    """The distribution's ``Requires-Dist`` on ksi-host, as written."""
-
-    def __str__(self) -> str:
-        if self.distribution:
-            version = f" {self.dist_version}" if self.dist_version else ""
-            ep = f", entry point {self.entry_point!r}" if self.entry_point else ""
-            return f"{self.distribution}{version}{ep}"
-        return f"{self.kind} {self.location}"
 
 
 @dataclass(frozen=True)
@@ -146,49 +73,6 @@ class Candidate:
         if self.file is not None:
             return str(self.file)
         return str(self.module)
-
-
-@dataclass(frozen=True)
-class Reason:
-    """Why a plugin will not (or no longer does) run; ``cause`` leads to the root cause.
-
-    The resolver also keeps its evidence as data, so a tool (doctor) never has to
-    parse ``message``: ``requirement`` is the dependency at fault as declared (name
-    and specifier, no marker), ``providers`` the plugins that provide it (the one
-    found for ``version-conflict``, all of them for ``ambiguous-service``),
-    ``cycle`` the path from this plugin back to itself, ``hook`` the hook at fault
-    and ``suggestion`` the hook name it most likely meant, ``path`` and ``line``
-    the file (and line) to change, ``key`` the config key at fault, ``differences``
-    one line per field where a ``manifest-mismatch`` manifest and the code disagree,
-    ``module`` the module an import could not find, and ``frames`` the ``(file, line)``
-    of each frame of the traceback, innermost last. They restate ``message``, so they
-    take no part in equality.
-    """
-
-    code: ReasonCode
-    message: str
-    hint: str = ""
-    cause: Reason | None = None
-    traceback: str | None = None
-    requirement: str | None = field(default=None, compare=False)
-    providers: tuple[str, ...] = field(default=(), compare=False)
-    cycle: tuple[str, ...] = field(default=(), compare=False)
-    hook: str | None = field(default=None, compare=False)
-    suggestion: str | None = field(default=None, compare=False)
-    path: str | None = field(default=None, compare=False)
-    line: int | None = field(default=None, compare=False)
-    key: str | None = field(default=None, compare=False)
-    differences: tuple[str, ...] = field(default=(), compare=False)
-    module: str | None = field(default=None, compare=False)
-    frames: tuple[tuple[str, int], ...] = field(default=(), compare=False)
-
-    @property
-    def root(self) -> Reason:
-        """The last reason of the ``cause`` chain: the one to fix first."""
-        reason = self
-        while reason.cause is not None:
-            reason = reason.cause
-        return reason
 
 
 def exclusion_status(reason: Reason) -> Status:

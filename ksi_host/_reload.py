@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.util
+import json
 import os
 import sys
 from collections.abc import Collection, Iterable, Mapping
@@ -37,6 +39,7 @@ import importlib_metadata
 from ksi_host._describe import file_module_name
 from ksi_host._discover import ENTRY_POINT_GROUP, autoload_enabled
 from ksi_host._isolation import WorkerPlugin
+from ksi_host._manage.environment import record_digest
 from ksi_host._plan import LoadPlan, PluginSpec
 
 __all__ = [
@@ -148,6 +151,8 @@ def code_stamps(plan: LoadPlan) -> dict[str, str]:
     version and lists a hash of every file it installed), so a reinstall of the same
     version with other code is a change; a plugin file's (or package's) is the hash of
     its contents, so an edit that keeps the size and the modification time is one too.
+    An editable install's stamp adds its plugin module's contents (RECORD does not
+    change when its author edits the code).
     A plugin not
     imported yet (lazy) has nothing to forget: it is stamped when it activates
     (:func:`code_stamp`).
@@ -213,13 +218,34 @@ def _stamp(spec: PluginSpec) -> str | None:
             dist = importlib_metadata.distribution(origin.distribution)
         except importlib_metadata.PackageNotFoundError:
             return "gone"
-        # RECORD names the .dist-info folder, so it holds the version too (METADATA says
-        # it where an installer wrote no RECORD); parsing the version would cost more.
-        record = dist.read_text("RECORD") or dist.read_text("METADATA") or ""
-        return f"{dist.locate_file('')}:{hashlib.sha256(record.encode()).hexdigest()}"
+        stamp = f"{dist.locate_file('')}:{record_digest(dist)}"  # no version parse: costlier
+        source = _editable_source(dist, spec)
+        return stamp if source is None else f"{stamp}:{_contents(source)}"
     file = _file_of(spec)
-    if file is None:
+    return None if file is None else _contents(file)
+
+
+def _editable_source(dist: importlib_metadata.IDistribution, spec: PluginSpec) -> Path | None:
+    """The plugin module's file when its distribution is an editable install.
+
+    Its RECORD lists only a ``.pth`` or a finder, never the code the author edits.
+    """
+    try:
+        direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
         return None
+    if not isinstance(direct, dict) or not direct.get("dir_info", {}).get("editable"):
+        return None
+    top = _top_module(spec)
+    try:
+        found = importlib.util.find_spec(top) if top else None
+    except (ImportError, ValueError):
+        return None
+    return Path(found.origin) if found is not None and found.origin else None
+
+
+def _contents(file: Path) -> str:
+    """The hash of a module file, or of every module of the package whose ``__init__`` it is."""
     files = sorted(file.parent.rglob("*.py")) if file.name == "__init__.py" else [file]
     digest = hashlib.sha256()
     try:

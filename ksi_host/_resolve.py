@@ -40,6 +40,7 @@ from ksi_host._discover import HOST_DISTRIBUTION
 from ksi_host._host_version import HostMismatch, check_host
 from ksi_host._plan import Exclusion, LoadPlan, PlanWarning, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
+from ksi_host._requirements import WrittenRequirement, parsed
 
 __all__ = ["host_mismatch", "resolve"]
 
@@ -423,15 +424,6 @@ def _smallest_first(sorter: TopologicalSorter[str]) -> list[str]:
     return order
 
 
-class _Written(Requirement):
-    """A requirement that remembers how it was written, so every message quotes it as is."""
-
-    def __init__(self, text: str, *, declared: bool) -> None:
-        super().__init__(text)
-        self.written = text.partition(";")[0].strip()
-        self.declared = declared
-
-
 def host_mismatch(
     spec: PluginSpec,
     host_version: str,
@@ -449,7 +441,7 @@ def host_mismatch(
             continue
         if requirement.marker and not requirement.marker.evaluate(environment):
             continue
-        declared = isinstance(requirement, _Written) and requirement.declared
+        declared = any(requirement is own for own in spec.metadata.requirements)
         where = "its dependencies" if declared else f"{spec.origin.distribution}'s Requires-Dist"
         found = check_host(
             requirement,
@@ -474,18 +466,19 @@ def _host_reason(spec: PluginSpec, mismatch: HostMismatch) -> Reason:
 
 
 def _requirements(spec: PluginSpec) -> list[Requirement]:
-    """The plugin's declared dependencies, plus its distribution's requirement on ksi-host."""
-    found: list[Requirement] = [
-        _Written(text, declared=True) for text in spec.metadata.dependencies
-    ]
+    """The plugin's declared dependencies, plus its distribution's requirement on ksi-host.
+
+    Each is parsed once for validation and the resolver together (:mod:`ksi_host._requirements`).
+    """
+    found: list[Requirement] = list(spec.metadata.requirements)
     if spec.origin.host_requirement is not None:
-        found.append(_Written(spec.origin.host_requirement, declared=False))
+        found.append(parsed(spec.origin.host_requirement))
     return found
 
 
 def _bare(requirement: Requirement) -> str:
     """The requirement without its marker, as written: the part the message is about."""
-    if isinstance(requirement, _Written):
+    if isinstance(requirement, WrittenRequirement):
         return requirement.written
     return f"{requirement.name}{requirement.specifier}"
 

@@ -20,19 +20,16 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Generic, final
+from typing import Any, Final, Generic, final
 
 from typing_extensions import TypeVar
 
 from ksi_host._bus import EventBus
 from ksi_host.replies import ErrorCode, error_reply
+from ksi_host.status import PluginStatus
 
-if TYPE_CHECKING:
-    from ksi_host._plan import Origin, Reason, Status
-
-__all__ = ["LOGGER_PREFIX", "HostView", "PluginContext", "PluginStatus", "freeze"]
+__all__ = ["LOGGER_PREFIX", "HostView", "PluginContext", "freeze"]
 
 LOGGER_PREFIX: Final = "ksi_host.plugins"
 """Each plugin's ``context.logger`` is ``ksi_host.plugins.<plugin name>``."""
@@ -61,34 +58,6 @@ async def _refuse(
         f"{event_name} was emitted by a plugin with no host around it; run the plugin "
         "under ksi-host run, a Host or ksi_host.testing.PluginHarness",
     )
-
-
-@final
-@dataclass(frozen=True)
-class PluginStatus:
-    """One plugin as the running host sees it: what :meth:`HostView.status` lists.
-
-    - ``name``: the plugin's name (``PluginMetadata.name``); ``key``: its canonical form;
-    - ``version``: its ``PluginMetadata.version`` (``None`` when it was never described);
-    - ``origin``: where it was found (``origin.kind``: ``"entry-point"``, ``"folder"``,
-      ``"builtin"``, ...; ``origin.location``; ``origin.distribution``);
-    - ``status``: its status word, the same every view uses (``docs/PLUGIN_STATUS.md``):
-      ``"pending"``, ``"lazy"`` (not imported until its first event), ``"running"``,
-      ``"failed"``, ``"stopped"``, ``"excluded"``, ``"disabled"`` or ``"shadowed"``;
-    - ``reason``: why it does not run, ``None`` while it does: ``reason.code`` (a
-      reason code such as ``"startup-failed"``), ``reason.message``, ``reason.hint``;
-    - ``stalls``: how often it blocked the event loop past a call's deadline;
-    - ``worker``: an isolated plugin's worker (``{"pid": ..., "restarts": ...}``), else ``None``.
-    """
-
-    name: str
-    key: str
-    version: str | None
-    origin: Origin
-    status: Status
-    reason: Reason | None = None
-    stalls: int = 0
-    worker: dict[str, Any] | None = None
 
 
 @final

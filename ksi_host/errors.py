@@ -38,6 +38,7 @@ commands, the built-ins); a name in parentheses is a further base class::
     ├── LockFileError                          a lock file unreadable, or a sync that missed it
     ├── PipFailed                              pip exited non-zero
     ├── StateDatabaseError                     the state built-in cannot open its SQLite file
+    ├── HostRequired            (RuntimeError) a built-in that needs a Host was run without one
     └── MissingExtra            (ImportError)  a feature whose optional library is not installed
     PluginStalled               (BaseException) interrupts plugin code that blocks the event loop
 
@@ -77,6 +78,7 @@ __all__ = [
     "DeadlineExceeded",
     "HarnessError",
     "HostPackage",
+    "HostRequired",
     "HostStateError",
     "InvalidEventName",
     "InvalidManifest",
@@ -714,6 +716,26 @@ class StateDatabaseError(KsiError):
             where=str(path),
             hint="if the file is damaged or not yours, move it aside (a new one is created); "
             'or set path = "..." in the [state] section of the config',
+        )
+
+
+class HostRequired(KsiError, RuntimeError):
+    """A built-in that works only inside a running ``Host`` was given a context without one.
+
+    ``plugin`` is the built-in, ``needs`` what it takes from the host (the NATS bridge:
+    the host's dispatch and its emit chain).
+    """
+
+    reference = "host-required"
+
+    def __init__(self, *, plugin: str, needs: str) -> None:
+        self.plugin = plugin
+        self.needs = needs
+        super().__init__(
+            what=f"the {plugin!r} plugin needs {needs}, and no ksi_host Host runs it",
+            where=f"the context given to {plugin}'s ksi_plugin_context",
+            hint="run it under ksi-host run, a ksi_host Host or ksi_host.testing.PluginHarness, "
+            "not on a bare PluginManager",
         )
 
 

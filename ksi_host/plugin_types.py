@@ -21,6 +21,7 @@ from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 
+from ksi_host._requirements import parsed
 from ksi_host.errors import InvalidEventName, InvalidPluginMetadata, MetadataProblem
 from ksi_host.events import EVENT_NAME_EXAMPLE, check_event_name, normalise_namespace
 
@@ -192,31 +193,12 @@ class PluginMetadata(_KsiModel):
     @cached_property
     def requirements(self) -> tuple[Requirement, ...]:
         """``dependencies`` parsed, for the resolver."""
-        return tuple(_requirement(item) for item in self.dependencies)
-
-
-_PARSED: Final[dict[str, Requirement]] = {}
-_MAX_PARSED: Final = 4096
-
-
-def _requirement(text: str) -> Requirement:
-    """``Requirement(text)``, parsed once: validation and then the resolver both ask for it.
-
-    The written and the normalised spelling are both remembered, since the metadata keeps
-    the normalised one. The resolver only reads what it gets.
-    """
-    req = _PARSED.get(text)
-    if req is None:
-        req = Requirement(text)
-        if len(_PARSED) < _MAX_PARSED:
-            _PARSED[text] = req
-            _PARSED.setdefault(str(req), req)
-    return req
+        return tuple(parsed(item) for item in self.dependencies)
 
 
 def _parse_requirement(text: str) -> Requirement:
     try:
-        req = _requirement(text)
+        req = parsed(text)
     except InvalidRequirement as exc:
         raise ValueError(f"{text!r} is not a requirement: {exc}") from None
     if req.url:

@@ -48,15 +48,15 @@ from ksi_host._config import HostConfig, config_from_mapping
 from ksi_host._describe import describe
 from ksi_host._discover import builtin_candidates
 from ksi_host._lifecycle import Host
-from ksi_host._plan import Candidate, Exclusion, LoadPlan, Origin, PluginSpec, Reason
+from ksi_host._plan import Candidate, Exclusion, LoadPlan, PluginSpec
 from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
 from ksi_host._resolve import resolve
 from ksi_host._trace import TraceSettings
 from ksi_host._vet import vet
-from ksi_host.context import PluginStatus
 from ksi_host.errors import HarnessError
 from ksi_host.plugin_base import TransportPlugin
 from ksi_host.replies import error_reply
+from ksi_host.status import Origin, PluginStatus, Reason
 
 __all__ = [
     "Emitted",

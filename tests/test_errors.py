@@ -150,6 +150,7 @@ SAMPLES: list[BaseException] = [
     errors.RequestTimeout(socket_path=Path("/s"), event="a:b", timeout=2.0),
     errors.ProtocolError(socket_path=Path("/s"), detail="d"),
     errors.WorkerError(what="w"),
+    errors.HostRequired(plugin="nats", needs="the host's dispatch and emit chain"),
     errors.MissingExtra(
         feature="the NATS bridge", module="nats", install='pip install "ksi-host[nats]"', where="w"
     ),

@@ -41,6 +41,7 @@ def test_the_public_modules_are_the_guides() -> None:
         "ksi_host.plugin_manager",
         "ksi_host.plugin_types",
         "ksi_host.replies",
+        "ksi_host.status",
         "ksi_host.testing",
     ]
 
@@ -50,6 +51,11 @@ def test_the_plugin_contract_is_importable_from_ksi_host() -> None:
         "PluginContext",
         "HostView",
         "PluginStatus",
+        "Origin",
+        "Reason",
+        "ReasonCode",
+        "SourceKind",
+        "Status",
         "ErrorCode",
         "error_reply",
         "EventBus",

@@ -47,7 +47,7 @@ def test_the_declarations_are_not_hook_implementations() -> None:
 TYPED_PLUGIN = """
 from typing import Any
 
-from ksi_host import BasePlugin, PluginContext, PluginStatus, hookimpl
+from ksi_host import BasePlugin, PluginContext, PluginStatus, Reason, ReasonCode, Status, hookimpl
 
 
 class Good(BasePlugin):
@@ -84,6 +84,31 @@ def failed(statuses: tuple[PluginStatus, ...]) -> dict[str, str]:
 
 def shout(status: PluginStatus) -> str:
     return status.version.upper()
+
+
+# The public names of what a status says: no private module needed to annotate with them.
+from ksi_host import Origin, SourceKind
+
+WORKING: frozenset[Status] = frozenset({"running", "lazy"})
+
+
+def why(status: PluginStatus) -> ReasonCode | None:
+    return status.reason.code if status.reason and status.status not in WORKING else None
+
+
+def where(origin: Origin) -> SourceKind:
+    return origin.kind
+
+
+def root_message(reason: Reason) -> str:
+    return reason.root.message
+
+
+def misspelt(status: PluginStatus) -> bool:
+    return status.status == "runing"
+
+
+UNKNOWN: ReasonCode = "startup-faild"
 """
 
 
@@ -102,6 +127,14 @@ def test_mypy_strict_checks_a_plugins_hook_signatures_and_what_it_reads(tmp_path
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     [unchecked] = [line for line in errors if "[union-attr]" in line]
     errors.remove(unchecked)
+    [misspelt_status] = [line for line in errors if "[comparison-overlap]" in line]
+    [unknown_code] = [line for line in errors if "[assignment]" in line]
+    errors.remove(misspelt_status)
+    errors.remove(unknown_code)
+    assert misspelt_status.split(":")[1] == "62", result.stdout
+    assert "Literal['runing']" in misspelt_status
+    assert unknown_code.split(":")[1] == "65", result.stdout
+    assert "Literal['startup-faild']" in unknown_code
     assert unchecked.split(":")[1] == "40", result.stdout
     assert 'Item "None" of "str | None" has no attribute "upper"' in unchecked
     flagged = [

@@ -21,9 +21,12 @@ from hypothesis import given
 from nats_server import NatsServer, nats_server_binary
 from strategies import event_names
 
+from ksi_host import PluginContext, PluginManager
 from ksi_host._config import HostConfig, load_config
 from ksi_host._doctor.diagnose import diagnose
 from ksi_host._lifecycle import Host
+from ksi_host.errors import HostRequired
+from ksi_plugins_builtin.nats_bridge import NatsBridgePlugin
 from ksi_plugins_builtin.nats_bridge._settings import NatsSettings, connect_options, shown_url
 from ksi_plugins_builtin.nats_bridge._wire import event_for, subject_for
 
@@ -127,6 +130,19 @@ def test_without_the_extra_the_plugin_fails_with_the_install_command(tmp_path, m
     assert reason.code == "context-failed"
     assert "needs the 'nats' library, which is not installed" in reason.message
     assert reason.hint.startswith('run: pip install "ksi-host[nats]"')
+
+
+def test_outside_a_host_the_bridge_fails_with_an_error_naming_what_it_needs():
+    manager = PluginManager()
+    manager.register(NatsBridgePlugin())
+    context = PluginContext(plugin="nats", config={"nats": {"import": ["work"]}})
+    with pytest.raises(HostRequired) as raised:
+        manager.pm.hook.ksi_plugin_context(context=context)
+    assert (raised.value.plugin, raised.value.needs) == (
+        "nats",
+        "the host's dispatch and emit chain",
+    )
+    assert "ksi_host.testing.PluginHarness" in (raised.value.hint or "")
 
 
 @needs_client

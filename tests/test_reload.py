@@ -436,3 +436,40 @@ def test_a_lazy_plugin_upgraded_before_or_after_its_activation_runs_the_new_vers
     assert first["version"] == "2.0"
     assert after.restarted == ("sleepy",)
     assert second["version"] == "3.0"
+
+
+def test_an_edit_to_the_source_of_an_editable_install_is_reloaded(
+    tmp_path: Path, site_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editable install's RECORD never changes: the code it points to does."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    source = tmp_path / "src" / "edit_mod.py"
+    source.parent.mkdir()
+    source.write_text(_which_source("A"))
+    monkeypatch.syspath_prepend(str(source.parent))  # what its .pth does at start-up
+    info = install_dist(
+        site_dir,
+        dist="ksi-plugin-edit",
+        version="1.0",
+        files={"__editable__.ksi_plugin_edit-1.0.pth": f"{source.parent}\n"},
+        entry_points={"which": "edit_mod"},
+    )
+    direct = {"url": source.parent.as_uri(), "dir_info": {"editable": True}}
+    (info / "direct_url.json").write_text(json.dumps(direct))
+    env = {**host_env(tmp_path), "KSI_DISABLE_PLUGIN_AUTOLOAD": "0"}
+
+    async def main() -> list[Any]:
+        async with boot(HostConfig(), env=env) as host:
+            answers = [await host.dispatch("which:code", {})]
+            assert (await host.reload()).summary() == "no plugin changed"
+            written = source.stat()
+            source.write_text(_which_source("B"))
+            os.utime(source, ns=(written.st_atime_ns, written.st_mtime_ns))
+            answers.append(await host.reload())
+            answers.append(await host.dispatch("which:code", {}))
+        return answers
+
+    first, change, second = asyncio.run(main())
+    assert first == {"code": "A"}
+    assert change.restarted == ("which",)
+    assert second == {"code": "B"}

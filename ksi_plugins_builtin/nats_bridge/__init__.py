@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ksi_host import BasePlugin, KsiError, PluginMetadata, __version__, hookimpl
+from ksi_host import BasePlugin, PluginMetadata, __version__, hookimpl
 from ksi_host._for_builtins import host_of
+from ksi_host.errors import HostRequired
 from ksi_plugins_builtin.nats_bridge._bridge import INBOUND, Bridge
 from ksi_plugins_builtin.nats_bridge._settings import (
     EXTRA,
@@ -58,11 +59,7 @@ class NatsBridgePlugin(BasePlugin):
             return
         host = host_of(context)
         if host is None:
-            raise KsiError(
-                what="the NATS bridge needs the ksi_host Host that runs it",
-                where="the plugin's context",
-                hint="run it under ksi-host run or a Host, not on a bare PluginManager",
-            )
+            raise HostRequired(plugin=self.name, needs="the host's dispatch and emit chain")
         self._bridge = Bridge(NatsSettings.model_validate(section), host, plugin=self.name)
 
     @hookimpl
