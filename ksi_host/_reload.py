@@ -39,6 +39,7 @@ import importlib_metadata
 from ksi_host._describe import file_module_name
 from ksi_host._discover import ENTRY_POINT_GROUP, autoload_enabled
 from ksi_host._isolation import WorkerPlugin
+from ksi_host._manage.environment import record_digest
 from ksi_host._plan import LoadPlan, PluginSpec
 
 __all__ = [
@@ -217,10 +218,7 @@ def _stamp(spec: PluginSpec) -> str | None:
             dist = importlib_metadata.distribution(origin.distribution)
         except importlib_metadata.PackageNotFoundError:
             return "gone"
-        # RECORD names the .dist-info folder, so it holds the version too (METADATA says
-        # it where an installer wrote no RECORD); parsing the version would cost more.
-        record = dist.read_text("RECORD") or dist.read_text("METADATA") or ""
-        stamp = f"{dist.locate_file('')}:{hashlib.sha256(record.encode()).hexdigest()}"
+        stamp = f"{dist.locate_file('')}:{record_digest(dist)}"  # no version parse: costlier
         source = _editable_source(dist, spec)
         return stamp if source is None else f"{stamp}:{_contents(source)}"
     file = _file_of(spec)
