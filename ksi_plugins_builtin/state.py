@@ -29,12 +29,11 @@ from ksi_host import (
     KsiPaths,
     PluginCapabilities,
     PluginContext,
-    PluginMetadata,
-    __version__,
     error_reply,
     hookimpl,
 )
 from ksi_host.errors import StateDatabaseError
+from ksi_plugins_builtin._metadata import builtin_metadata
 
 __all__ = [
     "MAX_KEY",
@@ -249,11 +248,7 @@ class StatePlugin(BasePlugin):
 
     def __init__(self) -> None:
         super().__init__(
-            metadata=PluginMetadata(
-                name="state",
-                version=__version__,
-                description="state:set/get/delete/list: JSON values in SQLite",
-            ),
+            metadata=builtin_metadata("state", "state:set/get/delete/list: JSON values in SQLite"),
             capabilities=PluginCapabilities(commands=list(_USAGE), provides_services=["state"]),
         )
         self._path: Path | None = None
