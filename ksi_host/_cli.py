@@ -251,7 +251,13 @@ def run(
             server.socket_path.with_name(server.socket_path.name + ".starting"),
             Quarantine.from_env(),
         )
-        daemon = DaemonRun(config, paths=plugin_paths, marker=marker, trace=tracing)
+        daemon = DaemonRun(
+            config,
+            paths=plugin_paths,
+            marker=marker,
+            record=server.socket_path.with_name(server.socket_path.name + ".running"),
+            trace=tracing,
+        )
         code = run_on(
             loop_choice,
             lambda: run_daemon(

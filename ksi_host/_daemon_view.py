@@ -19,7 +19,6 @@ from typing import Final
 from packaging.utils import canonicalize_name
 from pydantic import TypeAdapter, ValidationError
 
-from ksi_host._client import request_sync
 from ksi_host._plan import LoadPlan
 from ksi_host._schema import PluginEntry, ReasonReport, plugin_entries
 from ksi_host.errors import KsiError
@@ -45,6 +44,8 @@ def ask_daemon(socket_path: Path, timeout: float = ASK_TIMEOUT) -> list[PluginEn
     """The daemon's ``plugin:list`` entries, or None when no daemon answers as ksi-host does."""
     if not socket_path.exists():
         return None
+    from ksi_host._client import request_sync  # the socket client, only when a daemon may answer
+
     try:
         answer = request_sync(socket_path, "plugin:list", {}, timeout)
         return _ENTRIES.validate_python(answer.get("plugins"))

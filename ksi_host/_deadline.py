@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Coroutine
 from types import CoroutineType
 from typing import Any, Final, TypeVar
 
+from ksi_host._crash_record import RECORD, line
 from ksi_host._serving import resume
 from ksi_host.errors import DeadlineExceeded
 
@@ -65,5 +66,9 @@ async def attributed(
     context: contextvars.Context,
     blame: tuple[str, str, str | None] | None,
 ) -> Any:
-    """:func:`~ksi_host._serving.resume`, with who runs in ``blame`` for the watchdog to read."""
-    return await resume(coro, pending, context)
+    """:func:`~ksi_host._serving.resume`, with who runs in ``blame`` for the watchdog to read.
+
+    Each step is in the crash record too (:mod:`ksi_host._crash_record`).
+    """
+    named = line(*blame) if blame is not None and RECORD.ids is not None else None
+    return await resume(coro, pending, context, named)

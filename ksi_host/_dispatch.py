@@ -60,6 +60,7 @@ from typing import Any, Final, Protocol
 
 import pluggy
 
+from ksi_host._crash_record import RECORD, line
 from ksi_host._deadline import attributed, within
 from ksi_host._snapshot import snapshot
 from ksi_host._suggest import close_matches, did_you_mean
@@ -122,7 +123,12 @@ def continued_chain(chain: tuple[str, ...]) -> Iterator[None]:
 
 
 async def call_hookimpl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
-    """Call one plugin's implementation with the arguments it takes; await a coroutine."""
+    """Call one plugin's implementation with the arguments it takes; await a coroutine.
+
+    The call is written to the crash record (:mod:`ksi_host._crash_record`) first.
+    """
+    if RECORD.ids is not None:
+        RECORD.write(line(impl.plugin_name, hook_name(impl), None))
     result = impl.function(*(kwargs[name] for name in impl.argnames))
     if inspect.isawaitable(result):
         result = await result
@@ -159,13 +165,18 @@ CallWrapper = Callable[[Callable[..., Any], str], Callable[..., Any]]
 
 
 class _Impl:
-    """One plugin's implementation of an event hook, ready to call positionally."""
+    """One plugin's implementation of an event hook for one event, ready to call positionally.
 
-    __slots__ = ("call", "context", "hook", "is_async", "plugin", "stats", "timeout")
+    ``slot`` is its line in the crash record (:mod:`ksi_host._crash_record`), held while
+    it lives.
+    """
+
+    __slots__ = ("call", "context", "hook", "is_async", "plugin", "slot", "stats", "timeout")
 
     def __init__(
         self,
         impl: pluggy.HookImpl,
+        event_name: str,
         full: tuple[str, ...],
         context: PluginContext,
         timeout: float,
@@ -174,12 +185,16 @@ class _Impl:
     ) -> None:
         self.plugin: Final = impl.plugin_name
         self.hook: Final = hook_name(impl)
+        self.slot: Final = RECORD.claim(self.plugin, self.hook, event_name)
         self.timeout: Final = timeout
         call = _adapt(impl.function, tuple(impl.argnames), full)
         self.call: Final = call if wrap is None else wrap(call, impl.plugin_name)
         self.is_async: Final = inspect.iscoroutinefunction(impl.function)
         self.stats: Final = stats if stats is not None else [0, 0, 0]
         self.context: Final = context
+
+    def __del__(self, release: Callable[[int], None] = RECORD.release) -> None:
+        release(self.slot)  # bound at definition: still there while the interpreter exits
 
 
 def _adapt(function: Callable[..., Any], argnames: tuple[str, ...], full: tuple[str, ...]) -> Any:
@@ -346,7 +361,10 @@ class Dispatcher:
                 ErrorCode.INVALID_INPUT, f"event data must be an object, not {type(data).__name__}"
             )
         route.count[0] += 1
+        ids = RECORD.ids
         for impl in route.filters:
+            if ids is not None:
+                ids[0] = impl.slot
             try:
                 result = impl.call(event_name, data)
                 if impl.is_async or type(result) is CoroutineType:
@@ -378,8 +396,11 @@ class Dispatcher:
                 )
             data = result
         for impl in route.validators:
+            copy = snapshot(data) if data else {}
+            if ids is not None:
+                ids[0] = impl.slot
             try:
-                result = impl.call(event_name, snapshot(data) if data else {})
+                result = impl.call(event_name, copy)
                 if impl.is_async or type(result) is CoroutineType:
                     await within(result, impl.timeout, (impl.plugin, impl.hook, event_name))
             except (DeadlineExceeded, PluginStalled) as exc:
@@ -394,12 +415,12 @@ class Dispatcher:
         for impl in route.handlers:
             stats = impl.stats  # [calls, errors, nanoseconds], shared per plugin
             start = time.perf_counter_ns()
+            copy = snapshot(data) if data else {}
+            own = impl.context if context is None else _with_caller(impl.context, context)
+            if ids is not None:
+                ids[0] = impl.slot
             try:
-                result = impl.call(
-                    event_name,
-                    snapshot(data) if data else {},
-                    impl.context if context is None else _with_caller(impl.context, context),
-                )
+                result = impl.call(event_name, copy, own)
                 if impl.is_async or type(result) is CoroutineType:
                     result = await within(
                         result, impl.timeout, (impl.plugin, impl.hook, event_name)
@@ -517,6 +538,7 @@ class Dispatcher:
         handlers = tuple(
             _Impl(
                 impl,
+                event_name,
                 _HANDLE_ARGS,
                 self._context_for(impl.plugin_name),
                 self._call_timeout(impl.plugin_name),
@@ -545,6 +567,7 @@ class Dispatcher:
         return tuple(
             _Impl(
                 impl,
+                event_name,
                 _FILTER_ARGS,
                 self._context_for(impl.plugin_name),
                 self._call_timeout(impl.plugin_name),

@@ -8,10 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ksi_host import _crash_record as crash_record
 from ksi_host._describe import describe
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
 from ksi_host._manifest_cache import ManifestCache
-from ksi_host._plan import Exclusion, LoadPlan, PluginSpec
+from ksi_host._plan import Candidate, Exclusion, LoadPlan, PluginSpec
 from ksi_host._quarantine import Quarantine, StartMarker
 from ksi_host._report import Reporter
 from ksi_host._resolve import resolve
@@ -66,19 +67,30 @@ def build_plan(
         sections or {},
         reporter,
     )
+    kept_out = _as_declared(quarantined, cache)
     cache.save()
     plan = resolve(
         (*described.specs, *isolated_specs),
-        excluded=(
-            *described.excluded,
-            *isolated_excluded,
-            *(exclusion for _, exclusion in quarantined),
-        ),
+        excluded=(*described.excluded, *isolated_excluded, *kept_out),
         service_choices=service_choices,
         command_choices=command_choices,
         reporter=reporter,
     )
     return replace(plan, warnings=(*described.warnings, *plan.warnings))
+
+
+def _as_declared(
+    quarantined: Sequence[tuple[Candidate, Exclusion]], cache: ManifestCache
+) -> list[Exclusion]:
+    """Quarantined plugins with what their manifest declares, read without importing them.
+
+    The host can then say why an event one of them declares goes unanswered.
+    """
+    declared = [candidate for candidate, _ in quarantined if candidate.manifest is not None]
+    specs = {spec.origin: spec for spec in describe(declared, cache=cache).specs}
+    return [
+        replace(exclusion, spec=specs.get(candidate.origin)) for candidate, exclusion in quarantined
+    ]
 
 
 def plan_for(
@@ -136,7 +148,9 @@ class DaemonRun:
     """What ``ksi-host run`` starts once its socket is claimed: boot and start, crash-safe.
 
     Plugins are imported and started under the start marker (:mod:`ksi_host._quarantine`),
-    after the one left by a daemon that died starting has been turned into a quarantine.
+    after the one left by a daemon that died starting has been turned into a quarantine;
+    every call into a plugin is kept in the crash record at ``record``
+    (:mod:`ksi_host._crash_record`), which the next start reads if this daemon dies.
     """
 
     def __init__(
@@ -145,16 +159,20 @@ class DaemonRun:
         *,
         paths: Sequence[str | Path],
         marker: StartMarker,
+        record: Path,
         trace: TraceSettings | None = None,
     ) -> None:
         self.config: Final = config
         self.paths: Final = tuple(paths)
         self.marker: Final = marker
+        self.record: Final = record
         self.trace: Final = trace
         self.host: Host | None = None
 
     async def start(self) -> None:
-        self.marker.recover()
+        crash = crash_record.recover(self.record)
+        self.marker.recover(running=crash.plugin if crash is not None else None)
+        crash_record.attach(self.record)
         self.host = boot(
             self.config,
             paths=self.paths,
@@ -167,6 +185,7 @@ class DaemonRun:
     async def stop(self) -> None:
         if self.host is not None:
             await self.host.stop()
+        crash_record.detach()
 
     async def reload(self) -> None:
         """SIGHUP: the running host adopts the plugins installed now (see ``Host.reload``)."""

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ksi_host._crash_record import RECORD
 from ksi_host._current import CURRENT_REQUEST
 from ksi_host._protocol import ProtocolFailure, Request, encode_reply
 from ksi_host.replies import ErrorCode, error_reply
@@ -193,32 +194,45 @@ class _Resumed:
     """
 
     def __init__(
-        self, coro: Coroutine[Any, Any, Any], pending: Any, context: contextvars.Context
+        self,
+        coro: Coroutine[Any, Any, Any],
+        pending: Any,
+        context: contextvars.Context,
+        stamp: bytes | None,
     ) -> None:
         self._coro = coro
         self._pending = pending
         self._context = context
+        self._stamp = stamp
 
     def __await__(self) -> Generator[Any, Any, Any]:
         pending = self._pending
+        stamp = self._stamp
+        step: Callable[[Any], Any]
         while True:
             try:
                 value = yield pending
             except BaseException as exc:
-                try:
-                    pending = self._context.run(self._coro.throw, exc)
-                except StopIteration as done:
-                    return done.value
+                step, value = self._coro.throw, exc
             else:
-                try:
-                    pending = self._context.run(self._coro.send, value)
-                except StopIteration as done:
-                    return done.value
+                step = self._coro.send
+            if stamp is not None:
+                RECORD.write(stamp)
+            try:
+                pending = self._context.run(step, value)
+            except StopIteration as done:
+                return done.value
 
 
-async def resume(coro: Coroutine[Any, Any, Any], pending: Any, context: contextvars.Context) -> Any:
+async def resume(
+    coro: Coroutine[Any, Any, Any],
+    pending: Any,
+    context: contextvars.Context,
+    stamp: bytes | None = None,
+) -> Any:
     """The rest of ``coro``, which yielded ``pending`` when first sent ``None`` in ``context``.
 
-    Also how :func:`ksi_host._deadline.within` continues a call into a plugin that waits.
+    Also how :func:`ksi_host._deadline.within` continues a call into a plugin that waits;
+    ``stamp`` is then its line in the crash record, written before each of its steps.
     """
-    return await _Resumed(coro, pending, context)
+    return await _Resumed(coro, pending, context, stamp)

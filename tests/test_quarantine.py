@@ -157,7 +157,10 @@ def test_a_lazy_plugin_that_kills_the_daemon_on_its_first_event_is_quarantined(t
             assert "ksi-host reenable lz_crash" in reason["hint"]
             assert listed["lz_fine"]["status"] == "lazy"  # activated fine last time: not blamed
             assert ask(sock, "lz_fine:go") == {"from": "lz_fine", "event": "lz_fine:go"}
-            assert error_code(ask(sock, "lz_crash:go")) == "NO_HANDLER"  # not imported again
+            refused = ask(sock, "lz_crash:go")  # not imported again, and says why
+            assert error_code(refused) == "NO_HANDLER"
+            assert "plugin 'lz_crash' declares it but is excluded" in refused["error"]["message"]
+            assert "activated lazily by 'lz_crash:go'" in refused["error"]["message"]
         prober.check()
         assert "died while lz_crash was being imported, activated lazily by 'lz_crash:go'" in (
             daemon.log()
@@ -176,6 +179,47 @@ def test_a_lazy_plugin_that_kills_the_daemon_on_its_first_event_is_quarantined(t
         )
         [entry] = [p for p in plan["plugins"] if p["name"] == "lz_crash"]
         assert entry["reason"] is None or entry["reason"]["code"] != "quarantined"
+
+
+def test_of_several_starts_under_way_the_one_the_crash_record_names_is_blamed(tmp_path):
+    from ksi_host._plan import Origin, PluginSpec
+    from ksi_host._quarantine import Quarantine, StartMarker
+    from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+
+    def spec(name: str) -> PluginSpec:
+        file = tmp_path / f"{name}.py"
+        file.write_text("x = 1\n")
+        return PluginSpec(
+            plugin=object(),
+            metadata=PluginMetadata(name=name),
+            capabilities=PluginCapabilities(),
+            origin=Origin("path", str(file)),
+        )
+
+    waits, crashes, done = spec("waits"), spec("crashes"), spec("done")
+    quarantine = Quarantine(tmp_path / "data" / "quarantine.json")
+    path = tmp_path / "ksi.sock.starting"
+
+    def died(running: str | None) -> list[str]:
+        """A daemon dies while ``waits`` awaits in ksi_startup and ``crashes`` activates."""
+        marker = StartMarker(path, quarantine)
+        marker.starting(done, "ksi_startup")
+        marker.finished(done)
+        marker.starting(waits, "ksi_startup", "waits:go")
+        marker.starting(crashes, "import", "crashes:go")
+        return sorted(entry.name for entry in StartMarker(path, quarantine).recover(running))
+
+    assert died(running="crashes") == ["crashes"]
+    assert [entry.name for entry in quarantine.entries()] == ["crashes"]
+    assert died(running=None) == ["crashes", "waits"]  # the record names neither: both
+    reasons = {entry.name: entry.reason().message for entry in quarantine.entries()}
+    assert "while it was in ksi_startup, activated lazily by 'waits:go'" in reasons["waits"]
+
+    marker = StartMarker(path, quarantine)
+    marker.starting(waits, "ksi_startup", "waits:go")
+    marker.finished(waits)
+    marker.done()
+    assert not path.exists()
 
 
 def test_the_marker_is_rewritten_in_place_and_a_shorter_one_reads_back_whole(tmp_path):
