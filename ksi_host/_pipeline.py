@@ -12,7 +12,7 @@ from ksi_host import _crash_record as crash_record
 from ksi_host._describe import describe
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
 from ksi_host._manifest_cache import ManifestCache
-from ksi_host._plan import Exclusion, LoadPlan, PluginSpec
+from ksi_host._plan import Candidate, Exclusion, LoadPlan, PluginSpec
 from ksi_host._quarantine import Quarantine, StartMarker
 from ksi_host._report import Reporter
 from ksi_host._resolve import resolve
@@ -67,19 +67,30 @@ def build_plan(
         sections or {},
         reporter,
     )
+    kept_out = _as_declared(quarantined, cache)
     cache.save()
     plan = resolve(
         (*described.specs, *isolated_specs),
-        excluded=(
-            *described.excluded,
-            *isolated_excluded,
-            *(exclusion for _, exclusion in quarantined),
-        ),
+        excluded=(*described.excluded, *isolated_excluded, *kept_out),
         service_choices=service_choices,
         command_choices=command_choices,
         reporter=reporter,
     )
     return replace(plan, warnings=(*described.warnings, *plan.warnings))
+
+
+def _as_declared(
+    quarantined: Sequence[tuple[Candidate, Exclusion]], cache: ManifestCache
+) -> list[Exclusion]:
+    """Quarantined plugins with what their manifest declares, read without importing them.
+
+    The host can then say why an event one of them declares goes unanswered.
+    """
+    declared = [candidate for candidate, _ in quarantined if candidate.manifest is not None]
+    specs = {spec.origin: spec for spec in describe(declared, cache=cache).specs}
+    return [
+        replace(exclusion, spec=specs.get(candidate.origin)) for candidate, exclusion in quarantined
+    ]
 
 
 def plan_for(

@@ -6,8 +6,8 @@ A plugin is the same in both plans when the resolver hands over the same object;
 re-planning imports nothing again unless :func:`forget_changed_modules` dropped the
 modules of a distribution that was upgraded, reinstalled with other files or removed,
 or of a plugin file edited since the host loaded it (see :func:`code_stamps`); an
-isolated plugin keeps its proxy (and its worker) unless its code changed
-(:func:`keep_workers`). Then:
+isolated plugin keeps its proxy (and its worker) unless its code changed or it
+restarts (:func:`keep_workers`). Then:
 
 - a plugin only in the old plan stops (``stopped``);
 - a plugin only in the new plan starts (``started``);
@@ -39,6 +39,7 @@ import importlib_metadata
 from ksi_host._describe import file_module_name
 from ksi_host._discover import ENTRY_POINT_GROUP, autoload_enabled
 from ksi_host._isolation import WorkerPlugin
+from ksi_host._manage.environment import record_digest
 from ksi_host._plan import LoadPlan, PluginSpec
 
 __all__ = [
@@ -91,8 +92,11 @@ def diff_plans(
 def _same(before: PluginSpec, after: PluginSpec) -> bool:
     """The same object; for a plugin not imported (lazy), from the same distribution and manifest.
 
-    Every lazy plugin's plan holds the same placeholder, whatever its version.
+    Every lazy plugin's plan holds the same placeholder, whatever its version; an
+    isolated plugin is described afresh (a new proxy) by every plan.
     """
+    if _both_workers(before, after):
+        return True
     if before.plugin is not after.plugin:
         return False
     return before.imported or (before.origin == after.origin and before.manifest == after.manifest)
@@ -167,28 +171,33 @@ def code_stamp(spec: PluginSpec) -> str | None:
     return _stamp(spec) if top is not None and top in sys.modules else None
 
 
-def keep_workers(old: LoadPlan, new: LoadPlan, changed: Collection[str]) -> LoadPlan:
-    """``new`` with the old spec of each isolated plugin whose code did not change.
+def keep_workers(old: LoadPlan, new: LoadPlan, start: Collection[str]) -> LoadPlan:
+    """``new`` with the old spec of each isolated plugin the diff does not (re)start.
 
     The planner describes an isolated plugin afresh each time, behind a new proxy;
-    keeping the old one makes it the same object to :func:`diff_plans`, so its worker
-    keeps running. ``changed`` are the keys :func:`forget_changed_modules` returned.
+    :func:`diff_plans` counts it as the same plugin when its origin and code did not
+    change, and then the old proxy (and its worker) must stay the plan's. One that
+    restarts (``start``, e.g. because a dependency did) gets the new proxy: a stopped
+    proxy is never started again.
     """
     before = {spec.key: spec for spec in old.order}
 
     def kept(spec: PluginSpec) -> PluginSpec:
         was = before.get(spec.key)
-        if (
-            was is not None
-            and spec.key not in changed
-            and isinstance(was.plugin, WorkerPlugin)
-            and isinstance(spec.plugin, WorkerPlugin)
-            and was.origin == spec.origin
-        ):
+        if was is not None and spec.key not in start and _both_workers(was, spec):
             return was
         return spec
 
     return replace(new, order=tuple(kept(spec) for spec in new.order))
+
+
+def _both_workers(before: PluginSpec, after: PluginSpec) -> bool:
+    """Two proxies of one isolated plugin from the same origin: the same plugin."""
+    return (
+        isinstance(before.plugin, WorkerPlugin)
+        and isinstance(after.plugin, WorkerPlugin)
+        and before.origin == after.origin
+    )
 
 
 def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, str]) -> tuple[str, ...]:
@@ -217,10 +226,7 @@ def _stamp(spec: PluginSpec) -> str | None:
             dist = importlib_metadata.distribution(origin.distribution)
         except importlib_metadata.PackageNotFoundError:
             return "gone"
-        # RECORD names the .dist-info folder, so it holds the version too (METADATA says
-        # it where an installer wrote no RECORD); parsing the version would cost more.
-        record = dist.read_text("RECORD") or dist.read_text("METADATA") or ""
-        stamp = f"{dist.locate_file('')}:{hashlib.sha256(record.encode()).hexdigest()}"
+        stamp = f"{dist.locate_file('')}:{record_digest(dist)}"  # no version parse: costlier
         source = _editable_source(dist, spec)
         return stamp if source is None else f"{stamp}:{_contents(source)}"
     file = _file_of(spec)

@@ -186,7 +186,8 @@ class _Connection(asyncio.Protocol):
             # One whole request line, the common case: parsed as it came (JSON allows the
             # trailing newline), without passing through the buffer.
             self._admit(data)
-            self._close_when_done()
+            if self.requests.stopping:
+                self._close_when_done()  # refused with SHUTTING_DOWN: nothing settles
             return
         self.buffer += data
         self._process()

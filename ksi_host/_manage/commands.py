@@ -39,15 +39,22 @@ class Change:
             changed=tuple(
                 (d.name, old[k].version, d.version, d.plugins)
                 for k, d in new.items()
-                if k in old and old[k].version != d.version
+                if k in old and (old[k].version, old[k].record) != (d.version, d.record)
             ),
         )
 
     def render(self) -> str:
-        """One line per plugin distribution added (+), removed (-) or changed (~)."""
+        """One line per plugin distribution added (+), removed (-) or changed (~).
+
+        A distribution reinstalled at the same version with other files is changed too.
+        """
         lines = [f"+ {n} {v} (plugins: {', '.join(p)})" for n, v, p in self.added]
         lines += [f"- {n} {v} (plugins: {', '.join(p)})" for n, v, p in self.removed]
-        lines += [f"~ {n} {a} -> {b} (plugins: {', '.join(p)})" for n, a, b, p in self.changed]
+        lines += [
+            f"~ {n} {f'{a} -> {b}' if a != b else f'{a} reinstalled with other files'} "
+            f"(plugins: {', '.join(p)})"
+            for n, a, b, p in self.changed
+        ]
         return "\n".join(lines) if lines else "no plugin distribution changed"
 
     def __bool__(self) -> bool:

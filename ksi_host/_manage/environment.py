@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from ksi_host import __version__
 from ksi_host._discover import ENTRY_POINT_GROUP
 
-__all__ = ["HOST_DIST", "Environment", "InstalledDist", "requirements_of"]
+__all__ = ["HOST_DIST", "Environment", "InstalledDist", "record_digest", "requirements_of"]
 
 HOST_DIST: Final = canonicalize_name("ksi-host")
 
@@ -27,6 +28,8 @@ class InstalledDist:
     version: str
     requires: tuple[Requirement, ...]
     plugins: tuple[str, ...]
+    record: str | None = None
+    """A plugin distribution's :func:`record_digest` (others are not read)."""
 
     @property
     def key(self) -> NormalizedName:
@@ -36,6 +39,16 @@ class InstalledDist:
     def is_plugin(self) -> bool:
         """A plugin distribution offers at least one ``ksi.plugins`` entry point."""
         return bool(self.plugins)
+
+
+def record_digest(dist: importlib_metadata.IDistribution) -> str:
+    """The hash of a distribution's ``RECORD`` (``METADATA`` where an installer wrote none).
+
+    RECORD names the ``.dist-info`` folder (so the version) and holds a hash of every
+    file installed, so a reinstall of the same version with other files changes it.
+    """
+    record = dist.read_text("RECORD") or dist.read_text("METADATA") or ""
+    return hashlib.sha256(record.encode()).hexdigest()
 
 
 def requirements_of(requires_dist: Iterable[str]) -> tuple[Requirement, ...]:
@@ -74,6 +87,7 @@ class Environment:
                 version=dist.version,
                 requires=requirements_of(dist.requires or ()),
                 plugins=plugins,
+                record=record_digest(dist) if plugins else None,
             )
         return cls(dists)
 
