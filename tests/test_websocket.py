@@ -392,6 +392,38 @@ def test_sigterm_finishes_inflight_requests_then_closes_both_transports_cleanly(
 
 
 @pytest.mark.slow
+def test_an_idle_connection_is_told_and_closed_but_not_one_with_a_request_in_flight(
+    short_dir: Path,
+) -> None:
+    daemon = start_daemon(short_dir, extra="idle_timeout = 1\n" + WEBSOCKET)
+    url, headers = url_of(daemon), bearer(daemon)
+
+    async def idle() -> None:
+        async with connect(url, additional_headers=headers) as ws:
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert error_code(reply["data"]) == "IDLE_TIMEOUT"
+            with pytest.raises(ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (1000, "IDLE_TIMEOUT")
+
+    async def busy() -> None:
+        async with connect(url, additional_headers=headers) as ws:
+            slept = await ask(ws, "test:sleep", {"seconds": 2})  # twice idle_timeout
+            assert slept["data"]["slept"] == 2
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert error_code(reply["data"]) == "IDLE_TIMEOUT"
+
+    async def main() -> None:
+        await asyncio.gather(idle(), busy())
+
+    try:
+        run(main())
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.slow
 def test_draining_and_the_drain_deadline_answer_shutting_down_alike_on_both_transports(
     short_dir: Path,
 ) -> None:
