@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ksi_host._config import HostSection
+from ksi_host._dispatch import continued_chain, emit_chain
 from ksi_host._doctor.isolate import import_isolated
 from ksi_host._doctor.outcome import outcome
 from ksi_host._doctor.worker import candidate_to_wire
@@ -321,7 +322,14 @@ class WorkerPlugin(BasePlugin):
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         process.pending[process.next_id] = _Pending(future, hook, event)
         write_message(
-            process.writer, {"op": "call", "id": process.next_id, "hook": hook, "args": args}
+            process.writer,
+            {
+                "op": "call",
+                "id": process.next_id,
+                "hook": hook,
+                "args": args,
+                "chain": emit_chain(),  # its emits nest in ours (EMIT_TOO_DEEP)
+            },
         )
         try:
             return await future
@@ -382,7 +390,14 @@ class WorkerPlugin(BasePlugin):
         def forward(event_name: str, data: dict[str, Any]) -> None:
             if not process.writer.is_closing():
                 write_message(
-                    process.writer, {"op": "event", "sub": sub, "name": event_name, "data": data}
+                    process.writer,
+                    {
+                        "op": "event",
+                        "sub": sub,
+                        "name": event_name,
+                        "data": data,
+                        "chain": emit_chain(),
+                    },
                 )
 
         process.listening[sub] = self._context.event_bus.subscribe(forward, pattern)
@@ -427,7 +442,8 @@ class WorkerPlugin(BasePlugin):
 
     async def _emit(self, process: _Process, message: dict[str, Any]) -> None:
         try:
-            value = await self._context.emit(message["event"], message.get("data") or {})
+            with continued_chain(tuple(message.get("chain") or ())):
+                value = await self._context.emit(message["event"], message.get("data") or {})
         except Exception as exc:
             write_message(process.writer, {"op": "error", "id": message["id"], "message": str(exc)})
             return

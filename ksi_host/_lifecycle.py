@@ -273,10 +273,10 @@ class Host:
             raise HostStateError(action="reload", phase="built without a planner")
         async with self._reloading:
             try:
-                changed = forget_changed_modules(self.plan, self._stamps)
-                plan = keep_workers(self.plan, self._planner(tuple(self._extra_paths)), changed)
-                self._stamps = code_stamps(plan)
-                return await self._apply(plan, changed)
+                forgotten = forget_changed_modules(self.plan, self._stamps)
+                plan = self._planner(tuple(self._extra_paths))
+                self._stamps = forgotten.stamps_after(plan)
+                return await self._apply(plan, forgotten.changed)
             finally:
                 if self._marker is not None:
                     self._marker.done()  # the plan's imports are over, even if it failed
@@ -310,6 +310,7 @@ class Host:
             raise HostStateError(action="reload", phase=self._phase)
         active = {k for k, st in self._status.items() if st.status in ("running", "pending")}
         diff = diff_plans(self.plan, plan, active, changed)
+        plan = keep_workers(self.plan, plan, diff.start)
         old = {spec.key: spec for spec in self.plan.order}
         names = {spec.key: spec.name for spec in (*self.plan.order, *plan.order)}
         for key in diff.stop:

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final
 
+from ksi_host._crash_record import RECORD, line
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason
 
@@ -253,6 +254,7 @@ class StartMarker:
             candidate.name_hint, candidate.origin, candidate.file, "import", None
         )
         self._write()
+        RECORD.write(line(candidate.name_hint, "import", None))
 
     def described(self, spec: PluginSpec) -> None:
         """The import is over; the file follows at the next write or :meth:`done`."""
@@ -272,6 +274,8 @@ class StartMarker:
             spec.name, spec.origin, file, stage, event
         )
         self._write()
+        if stage == "import":  # a hook's call writes its own line
+            RECORD.write(line(spec.name, stage, event))
 
     def finished(self, spec: PluginSpec) -> None:
         """``spec``'s stage is over; the file follows at the next write or :meth:`done`."""

@@ -6,8 +6,8 @@ A plugin is the same in both plans when the resolver hands over the same object;
 re-planning imports nothing again unless :func:`forget_changed_modules` dropped the
 modules of a distribution that was upgraded, reinstalled with other files or removed,
 or of a plugin file edited since the host loaded it (see :func:`code_stamps`); an
-isolated plugin keeps its proxy (and its worker) unless its code changed
-(:func:`keep_workers`). Then:
+isolated plugin keeps its proxy (and its worker) unless its code changed or it
+restarts (:func:`keep_workers`). Then:
 
 - a plugin only in the old plan stops (``stopped``);
 - a plugin only in the new plan starts (``started``);
@@ -43,6 +43,7 @@ from ksi_host._manage.environment import record_digest
 from ksi_host._plan import LoadPlan, PluginSpec
 
 __all__ = [
+    "Forgotten",
     "InstalledSince",
     "PlanChange",
     "PlanDiff",
@@ -92,8 +93,11 @@ def diff_plans(
 def _same(before: PluginSpec, after: PluginSpec) -> bool:
     """The same object; for a plugin not imported (lazy), from the same distribution and manifest.
 
-    Every lazy plugin's plan holds the same placeholder, whatever its version.
+    Every lazy plugin's plan holds the same placeholder, whatever its version; an
+    isolated plugin is described afresh (a new proxy) by every plan.
     """
+    if _both_workers(before, after):
+        return True
     if before.plugin is not after.plugin:
         return False
     return before.imported or (before.origin == after.origin and before.manifest == after.manifest)
@@ -168,46 +172,69 @@ def code_stamp(spec: PluginSpec) -> str | None:
     return _stamp(spec) if top is not None and top in sys.modules else None
 
 
-def keep_workers(old: LoadPlan, new: LoadPlan, changed: Collection[str]) -> LoadPlan:
-    """``new`` with the old spec of each isolated plugin whose code did not change.
+def keep_workers(old: LoadPlan, new: LoadPlan, start: Collection[str]) -> LoadPlan:
+    """``new`` with the old spec of each isolated plugin the diff does not (re)start.
 
     The planner describes an isolated plugin afresh each time, behind a new proxy;
-    keeping the old one makes it the same object to :func:`diff_plans`, so its worker
-    keeps running. ``changed`` are the keys :func:`forget_changed_modules` returned.
+    :func:`diff_plans` counts it as the same plugin when its origin and code did not
+    change, and then the old proxy (and its worker) must stay the plan's. One that
+    restarts (``start``, e.g. because a dependency did) gets the new proxy: a stopped
+    proxy is never started again.
     """
     before = {spec.key: spec for spec in old.order}
 
     def kept(spec: PluginSpec) -> PluginSpec:
         was = before.get(spec.key)
-        if (
-            was is not None
-            and spec.key not in changed
-            and isinstance(was.plugin, WorkerPlugin)
-            and isinstance(spec.plugin, WorkerPlugin)
-            and was.origin == spec.origin
-        ):
+        if was is not None and spec.key not in start and _both_workers(was, spec):
             return was
         return spec
 
     return replace(new, order=tuple(kept(spec) for spec in new.order))
 
 
-def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, str]) -> tuple[str, ...]:
-    """Drop from ``sys.modules`` the modules of plugins that changed on disk; return their keys.
+def _both_workers(before: PluginSpec, after: PluginSpec) -> bool:
+    """Two proxies of one isolated plugin from the same origin: the same plugin."""
+    return (
+        isinstance(before.plugin, WorkerPlugin)
+        and isinstance(after.plugin, WorkerPlugin)
+        and before.origin == after.origin
+    )
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What :func:`forget_changed_modules` found: who changed, and every stamp as it was then."""
+
+    changed: frozenset[str]
+    now: Mapping[str, str]
+
+    def stamps_after(self, plan: LoadPlan) -> dict[str, str]:
+        """The stamps to keep for ``plan`` (made after this): those from before it was made.
+
+        So a plugin edited while the plan was made (after its import, or while it kept
+        running) still differs at the next reload; only a plugin new to ``plan`` is
+        stamped after its import.
+        """
+        return {key: self.now.get(key, stamp) for key, stamp in code_stamps(plan).items()}
+
+
+def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, str]) -> Forgotten:
+    """Drop from ``sys.modules`` the modules of plugins that changed on disk.
 
     A plugin changed when its stamp is not the one in ``stamps`` (see
     :func:`code_stamps`). Their cached bytecode goes too when it can: Python trusts a
     ``.pyc`` whose source has the same size and modification second.
     """
     importlib.invalidate_caches()
-    changed = [s for s in plan.order if s.key in stamps and _stamp(s) != stamps[s.key]]
+    now = {s.key: _stamp(s) or "gone" for s in plan.order if s.key in stamps}
+    changed = [s for s in plan.order if s.key in now and now[s.key] != stamps[s.key]]
     for spec in changed:
         top = _top_module(spec)
         if top is None:
             continue
         for loaded in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
             _drop_bytecode(sys.modules.pop(loaded))
-    return tuple(spec.key for spec in changed)
+    return Forgotten(frozenset(spec.key for spec in changed), now)
 
 
 def _stamp(spec: PluginSpec) -> str | None:

@@ -28,7 +28,7 @@ from typing import Any, Final
 from ksi_host._bus import EventBus, _Subscription
 from ksi_host._config import plugin_settings
 from ksi_host._describe import describe
-from ksi_host._dispatch import call_hookimpl
+from ksi_host._dispatch import call_hookimpl, continued_chain, emit_chain
 from ksi_host._doctor.worker import candidate_from_wire
 from ksi_host._plan import PluginSpec
 from ksi_host._serving import start_eagerly
@@ -120,7 +120,7 @@ class RemoteBus(EventBus):
     async def _publish(
         self, event_name: str, data: dict[str, Any], context: Mapping[str, Any] | None = None
     ) -> Any:
-        return await self._channel.request("emit", event=event_name, data=data)
+        return await self._channel.request("emit", event=event_name, data=data, chain=emit_chain())
 
     def _add(self, subscription: _Subscription) -> None:
         super()._add(subscription)
@@ -142,7 +142,8 @@ class RemoteBus(EventBus):
         """An event the host forwarded for one subscription: hand it to its listener."""
         subscription = self._by_id.get(message["sub"])
         if subscription is not None:  # else unsubscribed while the event was on its way
-            await self._deliver(subscription, message["name"], message.get("data") or {})
+            with continued_chain(tuple(message.get("chain") or ())):
+                await self._deliver(subscription, message["name"], message.get("data") or {})
 
     def get_event_history(
         self, namespace: str | None = None, limit: int | None = None
@@ -255,11 +256,12 @@ async def _call(
         args["context"] = context
     value = None
     try:
-        for impl in impls.get(hook, ()):
-            answer = await call_hookimpl(impl, **args)
-            if answer is not None:
-                value = answer
-                break
+        with continued_chain(tuple(message.get("chain") or ())):  # the host's, for its emits
+            for impl in impls.get(hook, ()):
+                answer = await call_hookimpl(impl, **args)
+                if answer is not None:
+                    value = answer
+                    break
     except BaseException as exc:
         channel.send(
             {

@@ -14,12 +14,12 @@ from typing import Any
 from ksi_host import (
     HostView,
     PluginCapabilities,
-    PluginMetadata,
     PluginStatus,
     __version__,
     hookimpl,
 )
 from ksi_plugins_builtin._host import HostReporter
+from ksi_plugins_builtin._metadata import builtin_metadata
 
 __all__ = ["HealthPlugin", "plugin", "plugin_counts"]
 
@@ -39,10 +39,8 @@ class HealthPlugin(HostReporter):
 
     def __init__(self) -> None:
         super().__init__(
-            metadata=PluginMetadata(
-                name="health",
-                version=__version__,
-                description="system:health: status, timestamp, uptime, version, pid, plugin counts",
+            metadata=builtin_metadata(
+                "health", "system:health: status, timestamp, uptime, version, pid, plugin counts"
             ),
             capabilities=PluginCapabilities(commands=["system:health"]),
         )

@@ -13,13 +13,12 @@ from ksi_host import (
     InvalidEventName,
     PluginCapabilities,
     PluginContext,
-    PluginMetadata,
-    __version__,
     error_reply,
     hookimpl,
 )
 from ksi_host.events import normalise_namespace
 from ksi_host.replies import jsonable
+from ksi_plugins_builtin._metadata import builtin_metadata
 
 __all__ = ["MAX_LIMIT", "HistoryPlugin", "plugin"]
 
@@ -39,11 +38,7 @@ class HistoryPlugin(BasePlugin):
 
     def __init__(self) -> None:
         super().__init__(
-            metadata=PluginMetadata(
-                name="history",
-                version=__version__,
-                description="system:history: recent events by namespace",
-            ),
+            metadata=builtin_metadata("history", "system:history: recent events by namespace"),
             capabilities=PluginCapabilities(commands=["system:history"]),
         )
         self._bus: EventBus | None = None

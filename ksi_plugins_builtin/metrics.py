@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ksi_host import PluginCapabilities, PluginMetadata, __version__, hookimpl
+from ksi_host import PluginCapabilities, hookimpl
 from ksi_host.replies import jsonable
 from ksi_plugins_builtin._host import HostReporter, no_host
+from ksi_plugins_builtin._metadata import builtin_metadata
 
 __all__ = ["MetricsPlugin", "plugin"]
 
@@ -16,10 +17,8 @@ class MetricsPlugin(HostReporter):
 
     def __init__(self) -> None:
         super().__init__(
-            metadata=PluginMetadata(
-                name="metrics",
-                version=__version__,
-                description="system:metrics: metrics gathered from every plugin",
+            metadata=builtin_metadata(
+                "metrics", "system:metrics: metrics gathered from every plugin"
             ),
             capabilities=PluginCapabilities(commands=["system:metrics"]),
         )

@@ -18,13 +18,12 @@ from ksi_host import (
     KsiError,
     PluginCapabilities,
     PluginContext,
-    PluginMetadata,
-    __version__,
     error_reply,
     hookimpl,
 )
 from ksi_host._for_builtins import Host, event_catalog, host_of
 from ksi_plugins_builtin._host import HostReporter, no_host
+from ksi_plugins_builtin._metadata import builtin_metadata
 
 __all__ = ["PluginsPlugin", "plugin"]
 
@@ -36,10 +35,9 @@ class PluginsPlugin(HostReporter):
 
     def __init__(self) -> None:
         super().__init__(
-            metadata=PluginMetadata(
-                name="plugins",
-                version=__version__,
-                description="plugin:list and system:events: the running plan and its events; "
+            metadata=builtin_metadata(
+                "plugins",
+                "plugin:list and system:events: the running plan and its events; "
                 "plugin:reload and plugin:load: change it live",
             ),
             capabilities=PluginCapabilities(commands=list(_COMMANDS)),

@@ -29,12 +29,11 @@ from ksi_host import (
     KsiPaths,
     PluginCapabilities,
     PluginContext,
-    PluginMetadata,
-    __version__,
     error_reply,
     hookimpl,
 )
 from ksi_host.errors import StateDatabaseError
+from ksi_plugins_builtin._metadata import builtin_metadata
 
 __all__ = [
     "MAX_KEY",
@@ -207,6 +206,10 @@ _USAGE: Final[dict[str, str]] = {
 }
 
 
+_Handler = Callable[[Any], Awaitable[dict[str, Any]]]
+"""Answers one state event, given its data already validated against the event's model."""
+
+
 def _invalid(event: str, exc: ValidationError) -> dict[str, Any]:
     problems = "; ".join(
         f"'{'.'.join(map(str, err['loc']))}': {err['msg']}" for err in exc.errors()
@@ -249,20 +252,16 @@ class StatePlugin(BasePlugin):
 
     def __init__(self) -> None:
         super().__init__(
-            metadata=PluginMetadata(
-                name="state",
-                version=__version__,
-                description="state:set/get/delete/list: JSON values in SQLite",
-            ),
+            metadata=builtin_metadata("state", "state:set/get/delete/list: JSON values in SQLite"),
             capabilities=PluginCapabilities(commands=list(_USAGE), provides_services=["state"]),
         )
         self._path: Path | None = None
         self._store: StateStore | None = None
-        self._handlers: Final[dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]] = {
-            "state:set": self._set,
-            "state:get": self._get,
-            "state:delete": self._delete,
-            "state:list": self._list,
+        self._handlers: Final[dict[str, tuple[type[BaseModel], _Handler]]] = {
+            "state:set": (_Set, self._set),
+            "state:get": (_Key, self._get),
+            "state:delete": (_Key, self._delete),
+            "state:list": (_List, self._list),
         }
 
     @hookimpl
@@ -297,8 +296,8 @@ class StatePlugin(BasePlugin):
 
     @hookimpl
     def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
-        handler = self._handlers.get(event_name)
-        if handler is None:
+        route = self._handlers.get(event_name)
+        if route is None:
             return None
         if self._store is None:
             return error_reply(
@@ -306,44 +305,33 @@ class StatePlugin(BasePlugin):
                 f"{event_name} arrived before the state plugin started (it opens its "
                 "database at startup); send it once the host is running",
             )
-        return handler(data)
+        model, handler = route
+        try:
+            request = model.model_validate(data)
+        except ValidationError as exc:
+            return _invalid(event_name, exc)
+        return handler(request)
 
     def _ready(self) -> StateStore:
         assert self._store is not None, "ksi_handle_event checks that the store is open"
         return self._store
 
-    async def _set(self, data: dict[str, Any]) -> dict[str, Any]:
-        try:
-            request = _Set.model_validate(data)
-        except ValidationError as exc:
-            return _invalid("state:set", exc)
+    async def _set(self, request: _Set) -> dict[str, Any]:
         try:
             await asyncio.to_thread(self._ready().set, request.key, request.value)
         except ValueError as exc:
             return error_reply(ErrorCode.INVALID_INPUT, f"state:set 'value' is not JSON: {exc}")
         return {"status": "set", "key": request.key}
 
-    async def _get(self, data: dict[str, Any]) -> dict[str, Any]:
-        try:
-            request = _Key.model_validate(data)
-        except ValidationError as exc:
-            return _invalid("state:get", exc)
+    async def _get(self, request: _Key) -> dict[str, Any]:
         found, value = await asyncio.to_thread(self._ready().get, request.key)
         return {"key": request.key, "found": found, "value": value}
 
-    async def _delete(self, data: dict[str, Any]) -> dict[str, Any]:
-        try:
-            request = _Key.model_validate(data)
-        except ValidationError as exc:
-            return _invalid("state:delete", exc)
+    async def _delete(self, request: _Key) -> dict[str, Any]:
         deleted = await asyncio.to_thread(self._ready().delete, request.key)
         return {"status": "deleted" if deleted else "not_found", "key": request.key}
 
-    async def _list(self, data: dict[str, Any]) -> dict[str, Any]:
-        try:
-            request = _List.model_validate(data)
-        except ValidationError as exc:
-            return _invalid("state:list", exc)
+    async def _list(self, request: _List) -> dict[str, Any]:
         items, truncated = await asyncio.to_thread(
             self._ready().list, request.prefix, request.limit, request.after
         )

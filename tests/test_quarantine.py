@@ -162,9 +162,9 @@ def test_a_lazy_plugin_that_kills_the_daemon_on_its_first_event_is_quarantined(t
             assert "plugin 'lz_crash' declares it but is excluded" in refused["error"]["message"]
             assert "activated lazily by 'lz_crash:go'" in refused["error"]["message"]
         prober.check()
-        assert "died while lz_crash was being imported, activated lazily by 'lz_crash:go'" in (
-            daemon.log()
-        )
+        log = daemon.log()
+        assert "died while lz_crash was being imported, activated lazily by 'lz_crash:go'" in log
+        assert "died while plugin 'lz_crash' in import on 'lz_crash:go' was running" in log
         plan = json.loads(
             daemon.cli("plugins", "--json", "--config", str(daemon.config_path)).stdout
         )

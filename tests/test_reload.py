@@ -7,15 +7,16 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ksi_host._config import HostConfig
+from ksi_host._config import HostConfig, HostSection
 from ksi_host._lifecycle import Host
 from ksi_host._manifest import PluginManifest
-from ksi_host._pipeline import boot, build_plan
+from ksi_host._pipeline import boot, build_plan, plan_for
 from ksi_host._plan import LoadPlan
 from ksi_host._reload import InstalledSince, PlanChange, diff_plans
 from ksi_host.plugin_base import BasePlugin, hookimpl
@@ -473,3 +474,89 @@ def test_an_edit_to_the_source_of_an_editable_install_is_reloaded(
     assert first == {"code": "A"}
     assert change.restarted == ("which",)
     assert second == {"code": "B"}
+
+
+ISOLATED_NEEDS_BASE = """\
+import os
+from ksi_host import BasePlugin, PluginCapabilities, PluginMetadata, hookimpl
+
+
+class Iso(BasePlugin):
+    @hookimpl
+    def ksi_handle_event(self, event_name, data, context):
+        if event_name == "iso:exit":
+            os._exit(3)
+        return {"pid": os.getpid()}
+
+
+plugin = Iso(
+    PluginMetadata(name="iso", version="1.0", dependencies=["base"]),
+    PluginCapabilities(commands=["iso:ping", "iso:exit"]),
+)
+"""
+
+
+@pytest.mark.slow
+def test_an_isolated_plugin_restarted_for_its_dependency_gets_a_worker_that_recovers(
+    tmp_path: Path,
+) -> None:
+    """Unchanged, it keeps its worker; restarted, a fresh proxy: its crashes are still handled."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "base.py").write_text(plugin_source("base", version="1.0"))
+    (folder / "iso.py").write_text(ISOLATED_NEEDS_BASE)
+    config = HostConfig(host=HostSection(isolated=["iso"], watchdog_threshold=0))
+
+    async def until_answered(host: Host) -> dict[str, Any]:
+        for _ in range(200):
+            answer: dict[str, Any] = await host.dispatch("iso:ping", {})
+            if "pid" in answer:
+                return answer
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"iso never answered again: {answer}")
+
+    async def main() -> list[Any]:
+        async with boot(config, paths=[folder], env=host_env(tmp_path)) as host:
+            first = (await host.dispatch("iso:ping", {}))["pid"]
+            assert (await host.reload()).summary() == "no plugin changed"
+            assert (await host.dispatch("iso:ping", {}))["pid"] == first
+            (folder / "base.py").write_text(plugin_source("base", version="1.1"))
+            change = await host.reload()
+            second = (await host.dispatch("iso:ping", {}))["pid"]
+            crashed = await host.dispatch("iso:exit", {})
+            third = (await until_answered(host))["pid"]
+        return [change, first, second, crashed, third]
+
+    change, first, second, crashed, third = asyncio.run(main())
+    assert change.restarted == ("base", "iso")
+    assert len({first, second, third}) == 3
+    assert crashed["error"]["code"] == "PLUGIN_CRASHED"
+
+
+def test_an_edit_made_while_a_reload_plans_is_seen_by_the_next_one(tmp_path: Path) -> None:
+    """The stamps kept are from before the plan: an edit after an import is not masked."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    file = folder / "first.py"
+    file.write_text(plugin_source("first", version="1.0"))
+    env = host_env(tmp_path)
+    during: list[str] = []
+
+    def planner(loaded: Sequence[str]) -> LoadPlan:
+        plan = plan_for(HostConfig(), paths=[folder, *loaded], env=env)
+        for version in during:  # written after the import, before the stamps are taken
+            file.write_text(plugin_source("first", version=version))
+        during.clear()
+        return plan
+
+    async def main() -> list[str]:
+        versions = []
+        async with Host(planner(()), HostConfig(), planner=planner) as host:
+            file.write_text(plugin_source("first", version="1.1"))
+            during.append("1.2")
+            for _ in range(2):
+                assert (await host.reload()).restarted == ("first",)
+                versions.append({s.name: s.version for s in host.status()}["first"])
+        return versions
+
+    assert asyncio.run(main()) == ["1.1", "1.2"]

@@ -22,7 +22,7 @@ from ksi_host._config import HostConfig, HostSection
 from ksi_host._lifecycle import Host
 from ksi_host._pipeline import build_plan
 from ksi_host._plan import LoadPlan
-from tests.conftest import host_env
+from tests.conftest import error_code, host_env
 from tests.containment import Prober, ask, contained_daemon, stop_cleanly
 
 pytestmark = pytest.mark.slow
@@ -205,6 +205,8 @@ class GuidePlugin(BasePlugin):
             return {"stopped": True}
         if action == "segv":
             os.kill(os.getpid(), 11)
+        if action == "recurse":
+            return {"inner": await context.emit("guide:recurse", {})}
 
 
 plugin = GuidePlugin()
@@ -278,7 +280,7 @@ plugin = AsyncPlugin()
 
 def test_an_isolated_plugin_uses_the_whole_event_bus_as_the_guide_does():
     files = {"guide.py": GUIDE, "service.py": SERVICE, "async_ops.py": ASYNC_OPS}
-    host = 'isolated = ["guide"]\n'
+    host = 'isolated = ["guide"]\nmax_emit_depth = 5\n'
     with contained_daemon({}, host=host, files=files) as daemon:
         daemon.start()
         sock = daemon.socket_path
@@ -311,6 +313,13 @@ def test_an_isolated_plugin_uses_the_whole_event_bus_as_the_guide_does():
             ]
             datetime.fromisoformat(lines[0].split(": ", 1)[0])
             assert history["refused"] == "limit must be 0 or more, not -1"
+
+            # emits nest across the worker as in-process: a loop is cut at max_emit_depth
+            answer, depth = ask(sock, "guide:recurse"), 0
+            while "inner" in answer:
+                answer, depth = answer["inner"], depth + 1
+            # the client's event and 5 nested emits were handled; the 6th emit is cut off
+            assert (depth, error_code(answer)) == (6, "EMIT_TOO_DEEP"), answer
 
             # a subscription from ksi_plugin_context, and its undo
             ask(sock, "tick:a", {"n": 1})

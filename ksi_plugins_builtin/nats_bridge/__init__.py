@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ksi_host import BasePlugin, PluginMetadata, __version__, hookimpl
+from ksi_host import BasePlugin, hookimpl
 from ksi_host._for_builtins import host_of
 from ksi_host.errors import HostRequired
+from ksi_plugins_builtin._metadata import builtin_metadata
 from ksi_plugins_builtin.nats_bridge._bridge import INBOUND, Bridge
 from ksi_plugins_builtin.nats_bridge._settings import (
     EXTRA,
@@ -42,10 +43,8 @@ class NatsBridgePlugin(BasePlugin):
 
     def __init__(self) -> None:
         super().__init__(
-            metadata=PluginMetadata(
-                name=SECTION,
-                version=__version__,
-                description="NATS bridge: share events with other hosts (off without [nats])",
+            metadata=builtin_metadata(
+                SECTION, "NATS bridge: share events with other hosts (off without [nats])"
             ),
         )
         self._bridge: Bridge | None = None

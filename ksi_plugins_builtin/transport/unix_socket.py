@@ -7,27 +7,25 @@ itself, from the same ``[server]`` config section (``socket_path``, limits).
 
 from __future__ import annotations
 
-from typing import Any
-
-from ksi_host import PluginContext, PluginMetadata, TransportPlugin, __version__, hookimpl
+from ksi_host import PluginContext, hookimpl
 from ksi_host._for_builtins import ServerConfig, SocketServer, active_daemon
+from ksi_plugins_builtin._metadata import builtin_metadata
+from ksi_plugins_builtin.transport._owned import ServerTransport
 
 __all__ = ["CONFIG_SECTION", "UnixSocketTransport", "plugin"]
 
 CONFIG_SECTION = "server"
 
 
-class UnixSocketTransport(TransportPlugin):
+class UnixSocketTransport(ServerTransport):
     """Turns each request line into ``emit_event(event, data)`` and writes back the answer."""
 
     def __init__(self) -> None:
         super().__init__(
             name="unix_socket",
             transport_type="unix",
-            metadata=PluginMetadata(
-                name="unix_socket",
-                version=__version__,
-                description="Unix socket transport: newline-delimited JSON requests and replies",
+            metadata=builtin_metadata(
+                "unix_socket", "Unix socket transport: newline-delimited JSON requests and replies"
             ),
         )
         self._config: ServerConfig | None = None
@@ -49,18 +47,6 @@ class UnixSocketTransport(TransportPlugin):
             self._server = SocketServer(self.emit_event, self._config or ServerConfig())
             await self._server.start()
         return {"status": "plugin_started", "socket": str(self._server.socket_path)}
-
-    @hookimpl
-    async def ksi_shutdown(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()
-            self._server = None
-
-    @hookimpl
-    def ksi_metrics_collected(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        if self._server is not None:
-            metrics["unix_socket"] = self._server.stats()
-        return metrics
 
 
 plugin = UnixSocketTransport()

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
 
-from ksi_host import PluginContext, PluginMetadata, TransportPlugin, __version__, hookimpl
+from ksi_host import PluginContext, hookimpl
 from ksi_host._for_builtins import (
     ServerConfig,
     WebSocketConfig,
@@ -23,6 +23,8 @@ from ksi_host._for_builtins import (
     websocket_server,
     write_token,
 )
+from ksi_plugins_builtin._metadata import builtin_metadata
+from ksi_plugins_builtin.transport._owned import ServerTransport
 
 if TYPE_CHECKING:
     from ksi_host._websocket.server import WebSocketServer
@@ -32,7 +34,7 @@ __all__ = ["CONFIG_SECTION", "WebSocketTransport", "plugin"]
 CONFIG_SECTION = "websocket"
 
 
-class WebSocketTransport(TransportPlugin):
+class WebSocketTransport(ServerTransport):
     """Turns each WebSocket text message into ``emit_event(event, data)``; replies in kind."""
 
     config_model: ClassVar[type[BaseModel] | None] = WebSocketConfig
@@ -41,10 +43,9 @@ class WebSocketTransport(TransportPlugin):
         super().__init__(
             name="websocket",
             transport_type="websocket",
-            metadata=PluginMetadata(
-                name="websocket",
-                version=__version__,
-                description="WebSocket transport: one JSON request per text message "
+            metadata=builtin_metadata(
+                "websocket",
+                "WebSocket transport: one JSON request per text message "
                 '(opt-in: [websocket] enabled = true, pip install "ksi-host[websocket]")',
             ),
         )
@@ -84,19 +85,12 @@ class WebSocketTransport(TransportPlugin):
 
     @hookimpl
     async def ksi_shutdown(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()
-            self._server = None
+        """Stop the server, then remove the token file this plugin wrote."""
+        await super().ksi_shutdown()
         if self._token_written:
             with contextlib.suppress(FileNotFoundError):
                 self._config.token_file().unlink()
             self._token_written = False
-
-    @hookimpl
-    def ksi_metrics_collected(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        if self._server is not None:
-            metrics["websocket"] = self._server.stats()
-        return metrics
 
 
 plugin = WebSocketTransport()
