@@ -445,6 +445,8 @@ def _version_warnings(spec: PluginSpec) -> list[PlanWarning]:
 
 
 def _same_version(one: str, other: str) -> bool:
+    if one == other:  # the usual case, without two parses per plugin
+        return True
     try:
         return Version(one) == Version(other)
     except InvalidVersion:

@@ -31,6 +31,7 @@ def test_the_daemon_knows_better_about_what_it_started() -> None:
         _entry("broke", "loadable"),
         _entry("new", "loadable"),
         _entry("fixed", "loadable"),
+        _entry("sleeps", "loadable"),
         _entry("bad", "excluded", "import-error", None),
     ]
     daemon = [
@@ -38,6 +39,7 @@ def test_the_daemon_knows_better_about_what_it_started() -> None:
         _entry("broke", "failed", "startup-failed"),
         _entry("fixed", "excluded", "import-error", None),
         _entry("bad", "excluded", "import-error", None),
+        _entry("sleeps", "lazy"),
         _entry("gone", "running"),
     ]
     merged = {e.name: e for e in merge_daemon(plan, daemon, SOCKET)}
@@ -48,6 +50,7 @@ def test_the_daemon_knows_better_about_what_it_started() -> None:
         "new": ("not-running", "not-running"),
         "fixed": ("not-running", "not-running"),
         "bad": ("excluded", "import-error"),
+        "sleeps": ("lazy", None),  # runs there, imported on its first event
         "gone": ("running", None),
     }
     assert "ksi-host reload" in (merged["new"].reason.hint if merged["new"].reason else "")
