@@ -273,10 +273,10 @@ class Host:
             raise HostStateError(action="reload", phase="built without a planner")
         async with self._reloading:
             try:
-                changed = forget_changed_modules(self.plan, self._stamps)
+                forgotten = forget_changed_modules(self.plan, self._stamps)
                 plan = self._planner(tuple(self._extra_paths))
-                self._stamps = code_stamps(plan)
-                return await self._apply(plan, changed)
+                self._stamps = forgotten.stamps_after(plan)
+                return await self._apply(plan, forgotten.changed)
             finally:
                 if self._marker is not None:
                     self._marker.done()  # the plan's imports are over, even if it failed

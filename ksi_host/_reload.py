@@ -43,6 +43,7 @@ from ksi_host._manage.environment import record_digest
 from ksi_host._plan import LoadPlan, PluginSpec
 
 __all__ = [
+    "Forgotten",
     "InstalledSince",
     "PlanChange",
     "PlanDiff",
@@ -200,22 +201,40 @@ def _both_workers(before: PluginSpec, after: PluginSpec) -> bool:
     )
 
 
-def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, str]) -> tuple[str, ...]:
-    """Drop from ``sys.modules`` the modules of plugins that changed on disk; return their keys.
+@dataclass(frozen=True)
+class Forgotten:
+    """What :func:`forget_changed_modules` found: who changed, and every stamp as it was then."""
+
+    changed: frozenset[str]
+    now: Mapping[str, str]
+
+    def stamps_after(self, plan: LoadPlan) -> dict[str, str]:
+        """The stamps to keep for ``plan`` (made after this): those from before it was made.
+
+        So a plugin edited while the plan was made (after its import, or while it kept
+        running) still differs at the next reload; only a plugin new to ``plan`` is
+        stamped after its import.
+        """
+        return {key: self.now.get(key, stamp) for key, stamp in code_stamps(plan).items()}
+
+
+def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, str]) -> Forgotten:
+    """Drop from ``sys.modules`` the modules of plugins that changed on disk.
 
     A plugin changed when its stamp is not the one in ``stamps`` (see
     :func:`code_stamps`). Their cached bytecode goes too when it can: Python trusts a
     ``.pyc`` whose source has the same size and modification second.
     """
     importlib.invalidate_caches()
-    changed = [s for s in plan.order if s.key in stamps and _stamp(s) != stamps[s.key]]
+    now = {s.key: _stamp(s) or "gone" for s in plan.order if s.key in stamps}
+    changed = [s for s in plan.order if s.key in now and now[s.key] != stamps[s.key]]
     for spec in changed:
         top = _top_module(spec)
         if top is None:
             continue
         for loaded in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
             _drop_bytecode(sys.modules.pop(loaded))
-    return tuple(spec.key for spec in changed)
+    return Forgotten(frozenset(spec.key for spec in changed), now)
 
 
 def _stamp(spec: PluginSpec) -> str | None:

@@ -130,6 +130,9 @@ def answering_source(name: str, version: str, dependencies: Iterable[str] = ()) 
     )
 
 
+CRASH_ON_IMPORT = "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
+
+
 @pytest.fixture(scope="session")
 def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of wheels for ``pip --no-index --find-links``, built once per session.
@@ -137,7 +140,8 @@ def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     hello 1.0; base 1.0 and 2.0; needsbase (Requires-Dist ksi-plugin-base<2); baseuser
     (plugin dependency on 'base'); oldpluggy (pluggy<1) with a pluggy 0.13.1 to offer;
     future (Requires-Dist ksi-host>=99); futuremeta (ksi-host>=99 only in its
-    PluginMetadata); futuremanifest (ksi-host>=99 only in the ksi-plugin.toml it ships).
+    PluginMetadata); futuremanifest (ksi-host>=99 only in the ksi-plugin.toml it ships);
+    crashy (kills the interpreter that imports it).
     """
     root = tmp_path_factory.mktemp("plugin-wheels")
     plugins: list[tuple[str, str, list[str], list[str]]] = [
@@ -150,6 +154,7 @@ def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("future", "1.0", ["ksi-host>=99"], []),
         ("futuremeta", "1.0", [], ["ksi-host>=99"]),
         ("futuremanifest", "1.0", [], []),
+        ("crashy", "1.0", [], []),
     ]
     manifest = PluginManifest(
         name="futuremanifest",
@@ -164,7 +169,9 @@ def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
             dist=f"ksi-plugin-{name}",
             version=version,
             package=f"ksi_plugin_{name}",
-            source=answering_source(name, version, dependencies),
+            source=CRASH_ON_IMPORT
+            if name == "crashy"
+            else answering_source(name, version, dependencies),
             entry_point=name,
             requires=requires,
             files={f"ksi_plugin_{name}/ksi-plugin.toml": manifest}

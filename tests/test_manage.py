@@ -71,6 +71,16 @@ def test_install_refuses_a_plugin_that_needs_another_host_only_in_its_metadata(
     assert f"+ {dist} 1.0 (plugins: {plugin})" in forced.stdout
 
 
+def test_install_survives_a_plugin_that_crashes_the_interpreter_importing_it(
+    venv: ManagedVenv,
+) -> None:
+    """Its metadata cannot be read before install; the isolated worker dies, not ksi-host."""
+    done = venv.ksi("install", "ksi-plugin-crashy", *venv.offline)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("+ ksi-plugin-crashy 1.0 (plugins: crashy)\n")
+    assert "Traceback" not in done.stderr
+
+
 def test_sync_refuses_a_lock_whose_plugin_needs_another_host(
     venv: ManagedVenv, tmp_path: Path
 ) -> None:

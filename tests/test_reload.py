@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from ksi_host._config import HostConfig, HostSection
 from ksi_host._lifecycle import Host
 from ksi_host._manifest import PluginManifest
-from ksi_host._pipeline import boot, build_plan
+from ksi_host._pipeline import boot, build_plan, plan_for
 from ksi_host._plan import LoadPlan
 from ksi_host._reload import InstalledSince, PlanChange, diff_plans
 from ksi_host.plugin_base import BasePlugin, hookimpl
@@ -530,3 +531,32 @@ def test_an_isolated_plugin_restarted_for_its_dependency_gets_a_worker_that_reco
     assert change.restarted == ("base", "iso")
     assert len({first, second, third}) == 3
     assert crashed["error"]["code"] == "PLUGIN_CRASHED"
+
+
+def test_an_edit_made_while_a_reload_plans_is_seen_by_the_next_one(tmp_path: Path) -> None:
+    """The stamps kept are from before the plan: an edit after an import is not masked."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    file = folder / "first.py"
+    file.write_text(plugin_source("first", version="1.0"))
+    env = host_env(tmp_path)
+    during: list[str] = []
+
+    def planner(loaded: Sequence[str]) -> LoadPlan:
+        plan = plan_for(HostConfig(), paths=[folder, *loaded], env=env)
+        for version in during:  # written after the import, before the stamps are taken
+            file.write_text(plugin_source("first", version=version))
+        during.clear()
+        return plan
+
+    async def main() -> list[str]:
+        versions = []
+        async with Host(planner(()), HostConfig(), planner=planner) as host:
+            file.write_text(plugin_source("first", version="1.1"))
+            during.append("1.2")
+            for _ in range(2):
+                assert (await host.reload()).restarted == ("first",)
+                versions.append({s.name: s.version for s in host.status()}["first"])
+        return versions
+
+    assert asyncio.run(main()) == ["1.1", "1.2"]

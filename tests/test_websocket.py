@@ -392,6 +392,85 @@ def test_sigterm_finishes_inflight_requests_then_closes_both_transports_cleanly(
 
 
 @pytest.mark.slow
+def test_an_idle_connection_is_told_and_closed_but_not_one_with_a_request_in_flight(
+    short_dir: Path,
+) -> None:
+    daemon = start_daemon(short_dir, extra="idle_timeout = 1\n" + WEBSOCKET)
+    url, headers = url_of(daemon), bearer(daemon)
+
+    async def idle() -> None:
+        async with connect(url, additional_headers=headers) as ws:
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert error_code(reply["data"]) == "IDLE_TIMEOUT"
+            with pytest.raises(ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (1000, "IDLE_TIMEOUT")
+
+    async def busy() -> None:
+        async with connect(url, additional_headers=headers) as ws:
+            slept = await ask(ws, "test:sleep", {"seconds": 2})  # twice idle_timeout
+            assert slept["data"]["slept"] == 2
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert error_code(reply["data"]) == "IDLE_TIMEOUT"
+
+    async def main() -> None:
+        await asyncio.gather(idle(), busy())
+
+    try:
+        run(main())
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.slow
+def test_draining_and_the_drain_deadline_answer_shutting_down_alike_on_both_transports(
+    short_dir: Path,
+) -> None:
+    """One helper serves both transports: the same replies while draining and at the deadline."""
+    write_config(short_dir / "ksi.toml", state=short_dir / "state.db", drain=1.5, extra=WEBSOCKET)
+    daemon = DaemonProcess(short_dir)
+    daemon.start()
+    url, headers = url_of(daemon), bearer(daemon)
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        unix = await LineClient.connect(daemon.socket_path)
+        async with connect(url, additional_headers=headers) as ws:
+            sleep = {"event": "test:sleep", "data": {"seconds": 30}, "correlation_id": "slow"}
+            await ws.send(json.dumps(sleep))
+            await unix.send("test:sleep", {"seconds": 30}, correlation_id="slow")
+            await asyncio.sleep(0.2)
+            assert daemon.proc is not None
+            daemon.proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)  # draining: in-flight requests may still finish
+            await ws.send(json.dumps({"event": "test:echo", "correlation_id": "new"}))
+            await unix.send("test:echo", correlation_id="new")
+            over_ws = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
+            over_unix = [await unix.reply(timeout=10) for _ in range(2)]
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            assert await unix.at_eof()
+        await unix.close()
+        return over_ws, over_unix
+
+    try:
+        over_ws, over_unix = run(main())
+        assert over_ws == over_unix
+        assert [(r["correlation_id"], error_code(r["data"])) for r in over_ws] == [
+            ("new", "SHUTTING_DOWN"),
+            ("slow", "SHUTTING_DOWN"),
+        ]
+        assert over_ws[0]["data"]["error"]["message"] == "the daemon is stopping; retry later"
+        assert over_ws[1]["data"]["error"]["message"] == (
+            "the daemon stopped before this request finished; retry it"
+        )
+        assert daemon.proc is not None
+        assert daemon.proc.wait(timeout=20) == 0
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.slow
 def test_without_the_extra_enabling_it_fails_that_plugin_and_the_unix_socket_serves(
     short_dir: Path,
 ) -> None:

@@ -58,39 +58,59 @@ class _Session:
         self.limits = server.limits
         self.stats = server.stats_
         self.requests = Requests(server.dispatch, self.stats, self._reply, self._settled)
+        self.loop = asyncio.get_running_loop()
+        self.last_activity = self.loop.time()
+        self.idle_check: asyncio.TimerHandle | None = None
+        self.closing: asyncio.Task[None] | None = None
         self.room: asyncio.Future[None] | None = None
-        self.idle: asyncio.Future[None] | None = None
+        self.none_inflight: asyncio.Future[None] | None = None
 
     async def run(self) -> None:
-        """Read messages until the client goes away, is idle too long, or the daemon stops."""
-        loop = asyncio.get_running_loop()
-        timeout = self.limits.idle_timeout
+        """Read messages until the client goes away, is closed as idle, or the daemon stops."""
         requests = self.requests
-        while True:
-            try:
-                message = await asyncio.wait_for(self.connection.recv(decode=False), timeout)
-            except asyncio.TimeoutError:
-                if requests.inflight:
-                    continue
-                self._reply(
-                    refusal(
-                        self.stats,
-                        ErrorCode.IDLE_TIMEOUT,
-                        f"no request for {timeout:g}s; the connection is closed. "
-                        "Reconnect when you have one",
-                    )
-                )
-                await self.connection.close(CloseCode.NORMAL_CLOSURE, "IDLE_TIMEOUT")
-                return
-            except ConnectionClosed:
-                return
-            request = parse_request(message, unit="message")
-            while requests.inflight >= self.limits.max_inflight and not requests.stopping:
-                self.room = loop.create_future()
-                await self.room
-            requests.start(request)
-            # Flow control, as send() has: wait while the client leaves replies unread.
-            await self.connection.drain()
+        self.idle_check = self.loop.call_later(self.limits.idle_timeout, self._check_idle)
+        try:
+            while True:
+                try:
+                    message = await self.connection.recv(decode=False)
+                except ConnectionClosed:
+                    return
+                self.last_activity = self.loop.time()
+                request = parse_request(message, unit="message")
+                while requests.inflight >= self.limits.max_inflight and not requests.stopping:
+                    self.room = self.loop.create_future()
+                    await self.room
+                requests.start(request)
+                # Flow control, as send() has: wait while the client leaves replies unread.
+                await self.connection.drain()
+        finally:
+            self.idle_check.cancel()
+            if self.closing is not None:
+                await self.closing
+
+    def _check_idle(self) -> None:
+        """No request for ``idle_timeout`` and none in flight: say so, then close (1000).
+
+        One timer per connection, as on the Unix socket, rather than a timeout (and
+        the task ``wait_for`` makes) around every read.
+        """
+        timeout = self.limits.idle_timeout
+        remaining = self.last_activity + timeout - self.loop.time()
+        if remaining > 0 or self.requests.inflight:
+            delay = remaining if remaining > 0 else timeout
+            self.idle_check = self.loop.call_later(delay, self._check_idle)
+            return
+        self._reply(
+            refusal(
+                self.stats,
+                ErrorCode.IDLE_TIMEOUT,
+                f"no request for {timeout:g}s; the connection is closed. "
+                "Reconnect when you have one",
+            )
+        )
+        self.closing = self.loop.create_task(
+            self.connection.close(CloseCode.NORMAL_CLOSURE, "IDLE_TIMEOUT")
+        )
 
     def _reply(self, line: bytes) -> None:
         """Send one reply as a text message, without its NDJSON newline; dropped once closing."""
@@ -100,18 +120,20 @@ class _Session:
             connection.send_data()
 
     def _settled(self) -> None:
+        self.last_activity = self.loop.time()
         if self.room is not None and not self.room.done():
             self.room.set_result(None)
-        if self.idle is not None and not self.requests.inflight and not self.idle.done():
-            self.idle.set_result(None)
+        waiter = self.none_inflight
+        if waiter is not None and not self.requests.inflight and not waiter.done():
+            waiter.set_result(None)
 
     async def drained(self) -> None:
         """Refuse new requests; return once none is in flight."""
         self.requests.stop()
         self._settled()  # a reader waiting for room answers SHUTTING_DOWN from now on
         if self.requests.inflight:
-            self.idle = asyncio.get_running_loop().create_future()
-            await self.idle
+            self.none_inflight = self.loop.create_future()
+            await self.none_inflight
 
 
 class _TooLongAnswered(ServerProtocol):
