@@ -178,7 +178,8 @@ class _Connection(asyncio.Protocol):
             return
         if (
             not self.buffer
-            and not self.held
+            and self.requests.inflight < self.config.max_inflight
+            and not self.writing_paused
             and data.find(b"\n") == len(data) - 1
             and len(data) <= self.config.max_line_bytes
             and not data.isspace()

@@ -44,6 +44,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_test_touches_the_real_ksi_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """KSI_HOME defaults to a session folder, so no test reads or writes the real ``~/.ksi``.
+
+    A test that builds a ``Host`` with the default paths would otherwise open the user's state
+    database; tests that need a home of their own still take the ``ksi_home`` fixture.
+    """
+    saved = os.environ.get("KSI_HOME")
+    os.environ["KSI_HOME"] = str(tmp_path_factory.mktemp("ksi-home"))
+    yield
+    if saved is None:
+        del os.environ["KSI_HOME"]
+    else:
+        os.environ["KSI_HOME"] = saved
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

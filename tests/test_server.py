@@ -239,12 +239,15 @@ def test_many_concurrent_clients_each_get_their_own_replies(sock_path):
     serve(sock_path, body)
 
 
-def test_the_inflight_limit_holds_back_requests_and_all_are_answered(sock_path):
+@pytest.mark.parametrize("apart", [False, True], ids=["together", "one read each"])
+def test_the_inflight_limit_holds_back_requests_and_all_are_answered(sock_path, apart):
     async def body(server, dispatcher):
         client = await LineClient.connect(sock_path)
         started = time.monotonic()
         for i in range(6):
             await client.send("test:sleep", {"seconds": 0.2}, correlation_id=i)
+            if apart:  # each line in a read of its own: the one-line path holds the limit too
+                await asyncio.sleep(0.01)
         replies = [await client.reply() for _ in range(6)]
         assert sorted(r["correlation_id"] for r in replies) == list(range(6))
         assert dispatcher.peak == 2
