@@ -33,6 +33,7 @@ from ksi_host._manifest import MANIFEST_FILE
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate, Origin, SourceKind
 from ksi_host._report import NullReporter, Reporter
+from ksi_host._scan_cache import ScanCache
 from ksi_host.errors import ConfigError
 from ksi_host.plugin_types import canonical_name
 
@@ -136,7 +137,7 @@ def _all_sources(
         yield from _folder(folder, "folder")
     yield from _folder(KsiPaths.from_env(env).plugins_dir, "user")
     if autoload_enabled(env):
-        yield from _entry_points()
+        yield from _entry_points(env)
     if builtin_package is not None:
         yield from builtin_candidates(builtin_package)
 
@@ -188,9 +189,21 @@ def _file_candidate(path: Path, kind: SourceKind) -> Candidate:
     return Candidate(name_hint=name, origin=Origin(kind, str(path)), file=file)
 
 
-def _entry_points() -> Iterator[Candidate]:
-    """One scan of ``ksi.plugins``; importlib_metadata drops a distribution seen twice."""
-    return _entry_point_candidates(list(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP)))
+def _entry_points(env: Mapping[str, str]) -> Iterator[Candidate]:
+    """One scan of ``ksi.plugins``, or the last one while ``sys.path`` is unchanged.
+
+    importlib_metadata drops a distribution seen twice; :mod:`ksi_host._scan_cache`
+    says when a scan can be kept.
+    """
+    cache = ScanCache.of(env)
+    kept = cache.candidates()
+    if kept is not None:
+        return iter(kept)
+    found = list(
+        _entry_point_candidates(list(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP)))
+    )
+    cache.keep(found)
+    return iter(found)
 
 
 def distribution_candidates(folder: Path) -> tuple[Candidate, ...]:

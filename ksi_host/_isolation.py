@@ -37,12 +37,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ksi_host._config import HostSection
-from ksi_host._dispatch import continued_chain, emit_chain
+from ksi_host._dispatch import emit_chain
 from ksi_host._doctor.isolate import import_isolated
 from ksi_host._doctor.outcome import outcome
 from ksi_host._doctor.worker import candidate_to_wire
 from ksi_host._plan import Candidate, Exclusion, PluginSpec, Reason
 from ksi_host._wire import PROTOCOL_VERSION, read_message, write_message
+from ksi_host._worker_services import WorkerServices
 from ksi_host.errors import KsiError, PluginConfigInvalid, WorkerCrashed, WorkerProtocolError
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import canonical_name
@@ -133,34 +134,27 @@ class _Pending:
 
 
 class _Process:
-    """One running worker: its process, its channel, the calls it owes."""
+    """One running worker: its process, its channel, the calls it owes, what it is served."""
 
     def __init__(
         self,
         proc: asyncio.subprocess.Process,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        queries: asyncio.StreamWriter,
+        services: WorkerServices,
     ) -> None:
         self.proc = proc
         self.reader = reader
         self.writer = writer
-        self.queries = queries
+        self.services = services
         self.pending: dict[int, _Pending] = {}
         self.next_id = 0
         self.killed_because: str | None = None
         self.reading: asyncio.Task[None] | None = None
         self.answering: asyncio.Task[None] | None = None
-        self.listening: dict[int, Callable[[], None]] = {}
-        """The worker's subscriptions: each one's undo on the host's bus."""
 
     def close(self) -> None:
-        """Close both lines and drop the worker's listeners from the host's bus."""
-        self.writer.close()
-        self.queries.close()
-        for undo in self.listening.values():
-            undo()
-        self.listening.clear()
+        self.services.close()
 
 
 class WorkerPlugin(BasePlugin):
@@ -234,7 +228,9 @@ class WorkerPlugin(BasePlugin):
         _LIVE.add(proc.pid)
         reader, writer = await asyncio.open_unix_connection(sock=parent)
         query_reader, query_writer = await asyncio.open_unix_connection(sock=query_parent)
-        process = _Process(proc, reader, writer, query_writer)
+        process = _Process(
+            proc, reader, writer, WorkerServices(self._context, writer, query_writer)
+        )
         write_message(
             writer,
             {
@@ -366,15 +362,13 @@ class WorkerPlugin(BasePlugin):
                     break
                 op = message.get("op")
                 if op == "emit":
-                    self._background(self._emit(process, message))
+                    self._background(process.services.emit(message))
                 elif op in ("result", "error"):
                     self._settle(process, message)
                 elif op == "subscribe":
-                    self._subscribe(process, message["sub"], message["pattern"])
+                    process.services.subscribe(message["sub"], message["pattern"])
                 elif op == "unsubscribe":
-                    undo = process.listening.pop(message["sub"], None)
-                    if undo is not None:
-                        undo()
+                    process.services.unsubscribe(message["sub"])
         except (ValueError, KeyError, TypeError) as exc:
             self._kill(process, f"it broke the protocol: {exc!r}")
         await process.proc.wait()
@@ -384,41 +378,9 @@ class WorkerPlugin(BasePlugin):
             return
         self._crashed(process)
 
-    def _subscribe(self, process: _Process, sub: int, pattern: str) -> None:
-        """Forward the host's events matching ``pattern`` to the worker, without waiting on it."""
-
-        def forward(event_name: str, data: dict[str, Any]) -> None:
-            if not process.writer.is_closing():
-                write_message(
-                    process.writer,
-                    {
-                        "op": "event",
-                        "sub": sub,
-                        "name": event_name,
-                        "data": data,
-                        "chain": emit_chain(),
-                    },
-                )
-
-        process.listening[sub] = self._context.event_bus.subscribe(forward, pattern)
-
     async def _answer(self, process: _Process, reader: asyncio.StreamReader) -> None:
-        """Answer the worker's blocking questions (its bus's history) until it is gone."""
-        bus = self._context.event_bus
         try:
-            while (message := await read_message(reader)) is not None:
-                answer: dict[str, Any] = {"op": "result", "id": message.get("id")}
-                try:
-                    if message.get("op") != "history":
-                        raise ValueError(f"the host does not answer {message.get('op')!r}")
-                    answer["value"] = bus.get_event_history(
-                        message.get("namespace"), message.get("limit")
-                    )
-                except (ValueError, TypeError) as exc:
-                    answer = {"op": "error", "id": message.get("id"), "message": str(exc)}
-                if process.queries.is_closing():
-                    return
-                write_message(process.queries, answer)
+            await process.services.answer(reader)
         except ValueError as exc:
             self._kill(process, f"it broke the protocol: {exc}")
 
@@ -439,16 +401,6 @@ class WorkerPlugin(BasePlugin):
         pending.future.set_exception(
             RuntimeError(f"{message.get('type')}: {message.get('message')}")
         )
-
-    async def _emit(self, process: _Process, message: dict[str, Any]) -> None:
-        try:
-            with continued_chain(tuple(message.get("chain") or ())):
-                value = await self._context.emit(message["event"], message.get("data") or {})
-        except Exception as exc:
-            write_message(process.writer, {"op": "error", "id": message["id"], "message": str(exc)})
-            return
-        if not process.writer.is_closing():
-            write_message(process.writer, {"op": "result", "id": message["id"], "value": value})
 
     def _crashed(self, process: _Process) -> None:
         events = sorted({p.event for p in process.pending.values() if p.event})

@@ -1,0 +1,156 @@
+"""The entry-point scan is kept while sys.path is unchanged, and never past an install."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import importlib_metadata
+import pytest
+
+from ksi_host import _discover, _scan_cache
+from ksi_host._discover import discover
+from ksi_host._paths import KsiPaths
+from ksi_host._scan_cache import CACHE_FILE
+from tests.dists import install_dist, plugin_source
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """One entry per real scan of the installed metadata (the real scan still runs)."""
+    seen: list[str] = []
+    real = importlib_metadata.entry_points
+
+    def counted(**params: str) -> importlib_metadata.EntryPoints:
+        seen.append(params.get("group", ""))
+        return real(**params)
+
+    monkeypatch.setattr(_discover.importlib_metadata, "entry_points", counted)
+    return seen
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folders changed a moment ago count as settled (the tests' folders all just changed).
+
+    A test then waits a file-time tick before it changes a folder again, as a real change
+    comes ``SETTLE_SECONDS`` after the one a kept scan saw.
+    """
+    monkeypatch.setattr(_scan_cache, "SETTLE_SECONDS", 0.0)
+
+
+def _next_tick() -> None:
+    time.sleep(0.05)
+
+
+def _install(site: Path, name: str, manifest: bool = False) -> Path:
+    package = f"{name}_pkg"
+    files = {f"{package}/__init__.py": plugin_source(name)}
+    if manifest:
+        files[f"{package}/ksi-plugin.toml"] = f'name = "{name}"\nhooks = ["ksi_handle_event"]\n'
+    return install_dist(
+        site, dist=f"ksi-{name}", version="1.0", files=files, entry_points={name: package}
+    )
+
+
+def _found(env: dict[str, str]) -> list[tuple[str, str | None, Path | None]]:
+    return [
+        (c.name_hint, c.origin.dist_version, c.manifest)
+        for c in discover(env=env, builtin_package=None)
+        if c.origin.kind == "entry-point"
+    ]
+
+
+def test_an_unchanged_sys_path_is_not_scanned_twice(
+    site_dir: Path, ksi_env: dict[str, str], scans: list[str], settled: None
+) -> None:
+    _install(site_dir, "sc_one", manifest=True)
+    first = _found(ksi_env)
+    assert ("sc_one", "1.0", site_dir / "sc_one_pkg" / "ksi-plugin.toml") in first
+    assert _found(ksi_env) == first
+    assert scans == ["ksi.plugins"]
+
+
+@pytest.mark.parametrize("change", ["install", "uninstall", "same-mtime"])
+def test_an_install_or_uninstall_is_seen_at_once(
+    site_dir: Path, ksi_env: dict[str, str], scans: list[str], settled: None, change: str
+) -> None:
+    info = _install(site_dir, "sc_old")
+    before = site_dir.stat()
+    assert "sc_old" in [name for name, _, _ in _found(ksi_env)]
+    _next_tick()
+    if change == "uninstall":
+        shutil.rmtree(info)
+    else:
+        _install(site_dir, "sc_new")
+    if change == "same-mtime":  # an archive unpacked with its old times: ctime still moves
+        os.utime(site_dir, ns=(before.st_atime_ns, before.st_mtime_ns))
+        importlib.invalidate_caches()  # as a new process: importlib's own listing is by mtime
+    names = [name for name, _, _ in _found(ksi_env)]
+    assert ("sc_old" in names) is (change != "uninstall")
+    assert ("sc_new" in names) is (change != "uninstall")
+    assert len(scans) == 2
+
+
+def test_a_kept_manifest_that_is_gone_means_a_scan(
+    site_dir: Path, ksi_env: dict[str, str], scans: list[str], settled: None
+) -> None:
+    _install(site_dir, "sc_man", manifest=True)
+    assert _found(ksi_env)[0][2] is not None
+    _next_tick()
+    (site_dir / "sc_man_pkg" / "ksi-plugin.toml").unlink()
+    assert [m for name, _, m in _found(ksi_env) if name == "sc_man"] == [None]
+    assert len(scans) == 2
+
+
+def test_a_folder_that_just_changed_is_not_trusted_to_date_a_scan(
+    site_dir: Path, ksi_env: dict[str, str], scans: list[str]
+) -> None:
+    _install(site_dir, "sc_hot")
+    for _ in range(2):
+        assert "sc_hot" in [name for name, _, _ in _found(ksi_env)]
+    assert len(scans) == 2
+    assert not (KsiPaths.from_env(ksi_env).cache_dir / CACHE_FILE).exists()
+
+
+class _Elsewhere:
+    """A finder that offers distributions from somewhere no folder on sys.path dates."""
+
+    @staticmethod
+    def find_distributions(*args: object, **kwargs: object) -> Iterator[object]:
+        return iter(())
+
+    @staticmethod
+    def find_spec(*args: object, **kwargs: object) -> None:
+        return None
+
+
+def test_distributions_from_another_finder_are_never_kept(
+    site_dir: Path,
+    ksi_env: dict[str, str],
+    scans: list[str],
+    settled: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _install(site_dir, "sc_other")
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, _Elsewhere()])
+    for _ in range(2):
+        _found(ksi_env)
+    assert len(scans) == 2
+
+
+def test_a_damaged_cache_is_ignored(
+    site_dir: Path, ksi_env: dict[str, str], scans: list[str], settled: None
+) -> None:
+    _install(site_dir, "sc_dmg")
+    expected = _found(ksi_env)
+    cache = KsiPaths.from_env(ksi_env).cache_dir / CACHE_FILE
+    for damage in ("{not json", '{"key": 1, "rows": []}', "[]"):
+        cache.write_text(damage)
+        assert _found(ksi_env) == expected
+    assert len(scans) == 4
