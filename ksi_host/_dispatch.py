@@ -396,11 +396,10 @@ class Dispatcher:
                 )
             data = result
         for impl in route.validators:
-            copy = snapshot(data) if data else {}
             if ids is not None:
                 ids[0] = impl.slot
             try:
-                result = impl.call(event_name, copy)
+                result = impl.call(event_name, snapshot(data) if data else {})
                 if impl.is_async or type(result) is CoroutineType:
                     await within(result, impl.timeout, (impl.plugin, impl.hook, event_name))
             except (DeadlineExceeded, PluginStalled) as exc:
@@ -415,12 +414,14 @@ class Dispatcher:
         for impl in route.handlers:
             stats = impl.stats  # [calls, errors, nanoseconds], shared per plugin
             start = time.perf_counter_ns()
-            copy = snapshot(data) if data else {}
-            own = impl.context if context is None else _with_caller(impl.context, context)
             if ids is not None:
                 ids[0] = impl.slot
             try:
-                result = impl.call(event_name, copy, own)
+                result = impl.call(
+                    event_name,
+                    snapshot(data) if data else {},
+                    impl.context if context is None else _with_caller(impl.context, context),
+                )
                 if impl.is_async or type(result) is CoroutineType:
                     result = await within(
                         result, impl.timeout, (impl.plugin, impl.hook, event_name)

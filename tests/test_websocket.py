@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import resource
@@ -387,6 +388,42 @@ def test_sigterm_finishes_inflight_requests_then_closes_both_transports_cleanly(
         assert daemon.proc.wait(timeout=20) == 0
         assert not tokens.exists()
         assert "stopped listening on ws://" in daemon.log()
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.slow
+def test_a_client_that_does_not_read_holds_back_only_itself_and_may_vanish(
+    short_dir: Path,
+) -> None:
+    daemon = start_daemon(short_dir, extra="max_reply_buffer_bytes = 65536\n" + WEBSOCKET)
+    url, headers = url_of(daemon), bearer(daemon)
+    request = json.dumps({"event": "test:echo", "data": {"v": "x" * 100_000}})
+
+    async def main() -> int:
+        # The client's own reader stops after max_queue messages; the daemon's replies
+        # then wait, past its reply budget, so it stops reading this client.
+        flooder = await connect(url, additional_headers=headers, max_size=None, max_queue=4)
+
+        async def send_all() -> None:
+            for _ in range(200):
+                await flooder.send(request)
+
+        flood = asyncio.get_running_loop().create_task(send_all())
+        await asyncio.sleep(1.0)
+        async with connect(url, additional_headers=headers) as other:
+            answered = (await ask(other, "system:metrics"))["data"]["metrics"]["websocket"]
+        flooder.transport.abort()  # gone without a close frame, replies unread
+        flood.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            await flood
+        async with connect(url, additional_headers=headers) as again:
+            assert (await ask(again, "test:echo", {"after": 1}))["data"] == {"echo": {"after": 1}}
+        return int(answered["requests"])
+
+    try:
+        assert run(main()) < 100  # it was held back, not all 200 answered into memory
+        assert "Traceback" not in daemon.log()
     finally:
         daemon.stop()
 

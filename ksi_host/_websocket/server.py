@@ -82,7 +82,10 @@ class _Session:
                     await self.room
                 requests.start(request)
                 # Flow control, as send() has: wait while the client leaves replies unread.
-                await self.connection.drain()
+                try:
+                    await self.connection.drain()
+                except OSError:  # lost while replies waited for it
+                    return
         finally:
             self.idle_check.cancel()
             if self.closing is not None:
