@@ -1,20 +1,23 @@
-"""The ``ksi.plugins`` entry points of ``sys.path``, kept until a folder on it changes.
+"""The ``ksi.plugins`` entry points of ``sys.path``, kept until what the scan read changes.
 
 Once manifests come from their cache (:mod:`ksi_host._manifest_cache`), reading the
 metadata of every installed distribution is most of what listing a thousand plugins
 costs. As stevedore does, what the scan found is kept (in
-``$KSI_HOME/cache/entry-points.json``), keyed by the interpreter, ksi-host's version, and
-every ``sys.path`` entry with its inode, modification and change times: pip creates or
-removes a ``.dist-info`` folder on every install, upgrade and uninstall, which changes
-both times of the folder holding it (and no tool can set a change time back, so an
-archive unpacked with its old times still counts as a change). Nothing is kept, and the
-next command scans again:
+``$KSI_HOME/cache/entry-points.json``), keyed by a digest of the interpreter, ksi-host's
+version, and, for every ``sys.path`` entry, its inode, size, modification and change
+times and those of each ``.dist-info`` / ``.egg-info`` in it and of the files of it the
+scan reads (``entry_points.txt``, ``METADATA``, ``PKG-INFO``, ``RECORD``). pip creates
+or removes a ``.dist-info`` folder on every install, upgrade and uninstall; a file edited
+in place (``setup.py develop`` rewrites ``entry_points.txt``) has new times; and no tool
+can set a change time back, so an archive unpacked with its old times counts as a change
+too. Dating costs a directory listing per folder and a few ``stat`` calls per
+distribution, a tenth of the scan. Nothing is kept, and the next command scans again:
 
-- when a folder on ``sys.path`` changed less than :data:`SETTLE_SECONDS` before the scan
-  (file times are coarse: a second change in the same tick leaves the time as it was,
-  and an install may still be under way);
+- when anything dated changed less than :data:`SETTLE_SECONDS` before the scan (file
+  times are coarse: a second change in the same tick leaves the time as it was, and an
+  install may still be under way);
 - when a finder other than importlib_metadata's path finder provides distributions
-  (its sources have no folder to date).
+  (its sources cannot be dated).
 
 A kept manifest that is no longer a file means a scan too. The cache holds data only
 (JSON); an unreadable or unwritable one is ignored, and the candidates are the same
@@ -23,6 +26,7 @@ either way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -47,24 +51,60 @@ _FORMAT: Final = 1
 logger: Final = logging.getLogger("ksi_host.scan_cache")
 
 
-def _key(now: float) -> list[Any] | None:
-    """What the scan depends on, or None when it cannot be dated (see the module docstring)."""
+def _key(now: float) -> str | None:
+    """What the scan read, dated, or None when it cannot be (see the module docstring)."""
     finders = [getattr(finder, "find_distributions", None) for finder in sys.meta_path]
     standard = importlib_metadata.MetadataPathFinder.find_distributions
     if any(found is not None and found != standard for found in finders):
         return None
-    folders: list[list[Any]] = []
+    digest = hashlib.sha256(f"{_FORMAT}\0{__version__}\0{sys.version}\0{sys.prefix}".encode())
     for entry in sys.path:
         location = Path(entry or os.curdir).absolute()
         try:
-            info = location.stat()
+            stamps = [_stamp(location.stat(), now), *_metadata_stamps(location, now)]
         except OSError:
-            folders.append([str(location), None])
-            continue
-        if now - max(info.st_mtime_ns, info.st_ctime_ns) / 1e9 < SETTLE_SECONDS:
+            stamps = ["missing"]
+        if any(stamp.endswith(_HOT) for stamp in stamps):
             return None
-        folders.append([str(location), info.st_ino, info.st_mtime_ns, info.st_ctime_ns])
-    return [_FORMAT, __version__, sys.version, sys.prefix, folders]
+        digest.update(f"\0{location}\0{stamps}".encode())
+    return digest.hexdigest()
+
+
+_HOT: Final = "hot"
+_METADATA_FILES: Final = frozenset({"entry_points.txt", "METADATA", "PKG-INFO", "RECORD"})
+
+
+def _stamp(info: os.stat_result, now: float) -> str:
+    """Inode, size, modification and change times, or ``hot`` when changed too recently."""
+    if now - max(info.st_mtime_ns, info.st_ctime_ns) / 1e9 < SETTLE_SECONDS:
+        return _HOT
+    return f"{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+
+
+def _metadata_stamps(folder: Path, now: float) -> list[str]:
+    """Each ``.dist-info`` / ``.egg-info`` of a folder and the files of it the scan reads.
+
+    A file edited in place (``setup.py develop`` rewrites ``entry_points.txt`` so) changes
+    no folder's time, so each is dated itself.
+    """
+    if not folder.is_dir():
+        return []
+    stamps = []
+    with os.scandir(folder) as entries:
+        infos = sorted(
+            (entry for entry in entries if entry.name.endswith((".dist-info", ".egg-info"))),
+            key=lambda entry: entry.name,
+        )
+    for info in infos:
+        stamps.append(f"{info.name}={_stamp(info.stat(), now)}")
+        if info.is_dir():
+            with os.scandir(info.path) as files:
+                stamps += sorted(
+                    f"{file.name}={_stamp(file.stat(), now)}"
+                    for file in files
+                    if file.name in _METADATA_FILES
+                )
+    return stamps
 
 
 def _row(candidate: Candidate) -> dict[str, Any]:

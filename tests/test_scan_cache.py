@@ -154,3 +154,17 @@ def test_a_damaged_cache_is_ignored(
         cache.write_text(damage)
         assert _found(ksi_env) == expected
     assert len(scans) == 4
+
+
+def test_entry_points_edited_in_place_are_seen(
+    site_dir: Path, ksi_env: dict[str, str], scans: list[str], settled: None
+) -> None:
+    """``setup.py develop`` rewrites entry_points.txt in its folder: no folder changes."""
+    info = _install(site_dir, "sc_edit")
+    assert "sc_edit" in [name for name, _, _ in _found(ksi_env)]
+    _next_tick()
+    (info / "entry_points.txt").write_text("[ksi.plugins]\nsc_renamed = sc_edit_pkg\n")
+    names = [name for name, _, _ in _found(ksi_env)]
+    assert "sc_renamed" in names
+    assert "sc_edit" not in names
+    assert len(scans) == 2
