@@ -16,6 +16,7 @@ from ksi_host._config import load_config
 from ksi_host._lifecycle import Host
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginMetadata
+from tests.fixture_plugins.async_ops import AsyncPlugin
 
 
 class LoginPlugin(BasePlugin):
@@ -107,32 +108,6 @@ def test_request_response_with_correlation_ids(make_plan):
 
     asyncio.run(main())
     assert results == ["PROCESS"]
-
-
-async def long_running_operation(data):  # Added: the guide leaves it to the reader.
-    await asyncio.sleep(0.01)
-    return data["n"] * 2
-
-
-class AsyncPlugin(BasePlugin):
-    # Added: metadata.
-    def __init__(self):
-        super().__init__(metadata=PluginMetadata(name="async_ops"))
-
-    @hookimpl
-    def ksi_handle_event(self, event_name, data, context):
-        if event_name == "async:operation":
-            # Schedule async work
-            task_id = str(uuid.uuid4())
-            asyncio.create_task(self._async_operation(task_id, data, context))
-            return {"task_id": task_id, "status": "started"}
-
-    async def _async_operation(self, task_id, data, context):
-        # Do async work
-        result = await long_running_operation(data)
-
-        # Emit completion event
-        await context.emit("async:complete", {"task_id": task_id, "result": result})
 
 
 def test_async_operation_returns_a_task_id_then_completes(make_plan):

@@ -242,40 +242,7 @@ class ServicePlugin(BasePlugin):
 plugin = ServicePlugin()
 """
 
-ASYNC_OPS = """
-import asyncio
-import uuid
-
-from ksi_host import BasePlugin, PluginMetadata, hookimpl
-
-
-async def long_running_operation(data):
-    await asyncio.sleep(0.01)
-    return data["n"] * 2
-
-
-class AsyncPlugin(BasePlugin):
-    def __init__(self):
-        super().__init__(metadata=PluginMetadata(name="async_ops"))
-
-    @hookimpl
-    def ksi_handle_event(self, event_name, data, context):
-        if event_name == "async:operation":
-            # Schedule async work
-            task_id = str(uuid.uuid4())
-            asyncio.create_task(self._async_operation(task_id, data, context))
-            return {"task_id": task_id, "status": "started"}
-
-    async def _async_operation(self, task_id, data, context):
-        # Do async work
-        result = await long_running_operation(data)
-
-        # Emit completion event
-        await context.emit("async:complete", {"task_id": task_id, "result": result})
-
-
-plugin = AsyncPlugin()
-"""
+ASYNC_OPS = (Path(__file__).with_name("fixture_plugins") / "async_ops.py").read_text()
 
 
 def test_an_isolated_plugin_uses_the_whole_event_bus_as_the_guide_does():
