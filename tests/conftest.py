@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -653,6 +654,15 @@ def error_code(answer: dict[str, Any]) -> str | None:
     return error.get("code") if isinstance(error, dict) else None
 
 
+def _soft_files(limit: int) -> Callable[[], None]:
+    def lower() -> None:  # pragma: no cover - runs in the child before exec
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
+
+    return lower
+
+
 class DaemonProcess:
     """``ksi-host run`` in a subprocess with the real plugins plus ``DAEMON_EVENTS``.
 
@@ -683,8 +693,13 @@ class DaemonProcess:
             *("--plugin-path", str(DAEMON_EVENTS)),
         )
 
-    def start(self, *args: str, wait: bool = True) -> subprocess.Popen[bytes]:
-        """``ksi-host ARGS`` (default :meth:`run_args`), its stdout and stderr to the log."""
+    def start(
+        self, *args: str, wait: bool = True, soft_files: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """``ksi-host ARGS`` (default :meth:`run_args`), its stdout and stderr to the log.
+
+        ``soft_files``: the soft open-files limit the daemon starts with (the hard one stays).
+        """
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 self.command(*(args or self.run_args())),
@@ -692,6 +707,7 @@ class DaemonProcess:
                 stderr=log,
                 env=self.env,
                 cwd=self.root,
+                preexec_fn=None if soft_files is None else _soft_files(soft_files),
             )
         if wait:
             self.wait_ready()

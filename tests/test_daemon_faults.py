@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import resource
 import signal
 import socket
 import sqlite3
@@ -20,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -307,26 +306,9 @@ def test_two_daemons_racing_for_one_home_never_both_serve(short_dir):
                 proc.wait()
 
 
-def _soft_files(limit: int) -> Callable[[], None]:
-    def lower() -> None:  # pragma: no cover - runs in the child before exec
-        resource.setrlimit(
-            resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-        )
-
-    return lower
-
-
 def test_a_thousand_clients_at_once_are_all_answered_and_the_next_is_refused_cleanly(short_dir):
     daemon = DaemonProcess(short_dir, name="thousand")
-    with daemon.log_path.open("wb") as log:
-        daemon.proc = subprocess.Popen(
-            daemon.command(*daemon.run_args()),
-            stdout=log,
-            stderr=log,
-            env=daemon.env,
-            cwd=daemon.root,
-            preexec_fn=_soft_files(256),
-        )
+    daemon.start(soft_files=256, wait=False)
     try:
         daemon.wait_ready()
         assert f"raised the open-files limit from 256 to {CONNECTIONS_WANTED + 64}" in daemon.log()

@@ -6,11 +6,9 @@ import asyncio
 import contextlib
 import json
 import re
-import resource
 import shutil
 import signal
 import stat
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -539,21 +537,7 @@ def test_the_open_files_limit_fits_the_connections_of_both_transports(short_dir:
     extra = "max_connections = 300\n\n[websocket]\nenabled = true\nport = 0\n"
     write_config(short_dir / "ksi.toml", state=short_dir / "state.db", extra=extra)
     daemon = DaemonProcess(short_dir)
-
-    def soft_limit_256() -> None:  # pragma: no cover - runs in the child before exec
-        resource.setrlimit(
-            resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-        )
-
-    with daemon.log_path.open("wb") as log:
-        daemon.proc = subprocess.Popen(
-            daemon.command(*daemon.run_args()),
-            stdout=log,
-            stderr=log,
-            env=daemon.env,
-            cwd=daemon.root,
-            preexec_fn=soft_limit_256,
-        )
+    daemon.start(soft_files=256, wait=False)
     try:
         daemon.wait_ready()
         limits = Path(f"/proc/{daemon.proc.pid}/limits").read_text()
