@@ -348,6 +348,17 @@ def _missing(graph: PluginGraph) -> list[Edge]:
     return [edge for edge in graph.edges if edge.target is None and edge.kind != "after"]
 
 
+def _arrows(graph: PluginGraph, by_key: dict[str, str]) -> Iterator[tuple[Edge, str]]:
+    """Each edge to draw and its target's id; ``missing<n>`` is the n-th of :func:`_missing`."""
+    missing = 0
+    for edge in graph.edges:
+        if edge.target is not None:
+            yield edge, by_key[edge.target]
+        elif edge.kind != "after":
+            yield edge, f"missing{missing}"
+            missing += 1
+
+
 def _verdict(node: Node) -> str:
     """The second line of a node: its status word, and its reason code if it has one."""
     return f"[{node.status}] {node.reason.code}" if node.reason else f"[{node.status}]"
@@ -374,15 +385,7 @@ def render_dot(graph: PluginGraph) -> str:
             f'  missing{index} [label="{_dot(edge.requirement)}\\nnot found", '
             "shape=plaintext, fontcolor=red];"
         )
-    missing = 0
-    for edge in graph.edges:
-        if edge.target is None and edge.kind == "after":
-            continue
-        if edge.target is None:
-            target = f"missing{missing}"
-            missing += 1
-        else:
-            target = by_key[edge.target]
+    for edge, target in _arrows(graph, by_key):
         style = ", style=dashed" if edge.kind == "after" else ""
         style += ", style=bold" if edge.kind == "service" else ""
         lines.append(
@@ -401,20 +404,13 @@ def render_mermaid(graph: PluginGraph) -> str:
     for node, node_id in zip(graph.nodes, ids, strict=True):
         label = f"{node.title}<br/>{_verdict(node)}"
         lines.append(f'  {node_id}["{_mermaid(label)}"]{suffixes[_look(node)]}')
-    missing = 0
-    for edge in graph.edges:
-        if edge.target is None and edge.kind == "after":
-            continue
+    for edge, target in _arrows(graph, by_key):
         if edge.target is None:
-            target = f"missing{missing}"
             lines.append(f'  {target}["{_mermaid(edge.requirement)}<br/>not found"]:::fault')
-            missing += 1
-        else:
-            target = by_key[edge.target]
         arrow = "-.->" if edge.kind == "after" else "==>" if edge.kind == "service" else "-->"
         lines.append(f'  {by_key[edge.source]} {arrow}|"{_mermaid(edge.label(nodes))}"| {target}')
     looks = {_look(node) for node in graph.nodes}
-    if "fault" in looks or missing:
+    if "fault" in looks or _missing(graph):
         lines.append("  classDef fault stroke:#c00,stroke-dasharray:5 5")
     if "off" in looks:
         lines.append("  classDef off stroke-dasharray:5 5")

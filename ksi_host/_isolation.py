@@ -42,6 +42,7 @@ from ksi_host._doctor.isolate import import_isolated
 from ksi_host._doctor.outcome import outcome
 from ksi_host._doctor.worker import candidate_to_wire
 from ksi_host._plan import Candidate, Exclusion, PluginSpec, Reason
+from ksi_host._signal_name import signal_name
 from ksi_host._wire import PROTOCOL_VERSION, read_message, write_message
 from ksi_host._worker_services import WorkerServices
 from ksi_host.errors import KsiError, PluginConfigInvalid, WorkerCrashed, WorkerProtocolError
@@ -481,11 +482,7 @@ def _exit_cause(code: int | None) -> str:
     if code is None:
         return "stopped answering"
     if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name}"
+        return f"was killed by {signal_name(-code)}"
     return f"exited with code {code}"
 
 
@@ -509,20 +506,18 @@ async def _shutdown(self: WorkerPlugin) -> Any:
 
 @hookimpl
 async def _filter(self: WorkerPlugin, event_name: str, data: dict[str, Any]) -> Any:
-    try:
-        return await self.call(
-            "ksi_filter_event", {"event_name": event_name, "data": data}, event_name
-        )
-    except WorkerCrashed as exc:
-        raise RuntimeError(exc.cause) from None
+    return await _check(self, "ksi_filter_event", event_name, data)
 
 
 @hookimpl
 async def _validate(self: WorkerPlugin, event_name: str, data: dict[str, Any]) -> Any:
+    return await _check(self, "ksi_validate_event", event_name, data)
+
+
+async def _check(self: WorkerPlugin, hook: str, event_name: str, data: dict[str, Any]) -> Any:
+    """A filter or validate hook's answer; a crash fails the hook, as a raising hook does."""
     try:
-        return await self.call(
-            "ksi_validate_event", {"event_name": event_name, "data": data}, event_name
-        )
+        return await self.call(hook, {"event_name": event_name, "data": data}, event_name)
     except WorkerCrashed as exc:
         raise RuntimeError(exc.cause) from None
 

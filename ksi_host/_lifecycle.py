@@ -47,7 +47,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any, Final, Protocol
 
 import pluggy
@@ -75,6 +75,7 @@ from ksi_host._reload import (
     forget_changed_modules,
     keep_workers,
 )
+from ksi_host._running import Running
 from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
 from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
@@ -117,7 +118,7 @@ class StartWatch(Protocol):
     def done(self) -> None: ...
 
 
-class Host:
+class Host(Running):
     """The running set of plugins of one :class:`LoadPlan`, and the door events come in by.
 
     ``on_emit(event_name, data)`` is told of every event a plugin emits (through
@@ -190,18 +191,6 @@ class Host:
         self._watchdog: Watchdog | None = None
         self._workers: dict[str, WorkerPlugin] = _workers_of(plan.order)
         self._phase = "new"
-
-    async def __aenter__(self) -> Host:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Register, give context to, and start every plugin of the plan, in load order."""

@@ -199,14 +199,7 @@ class Tracer:
                 raise
             if inspect.isawaitable(result):
                 return self._awaited(result, event_name, plugin, hook, started)
-            self.line(
-                event=event_name,
-                plugin=plugin,
-                hook=hook,
-                result=result_kind(hook, result),
-                started=started,
-            )
-            return result
+            return self._answered(result, event_name, plugin, hook, started)
 
         return traced
 
@@ -218,6 +211,10 @@ class Tracer:
         except Exception as exc:
             self._failed(event_name, plugin, hook, started, exc)
             raise
+        return self._answered(result, event_name, plugin, hook, started)
+
+    def _answered(self, result: Any, event_name: str, plugin: str, hook: str, started: int) -> Any:
+        """``result``, after its trace line."""
         self.line(
             event=event_name,
             plugin=plugin,

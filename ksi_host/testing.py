@@ -51,6 +51,7 @@ from ksi_host._lifecycle import Host
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, PluginSpec
 from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
 from ksi_host._resolve import resolve
+from ksi_host._running import Running
 from ksi_host._trace import TraceSettings
 from ksi_host._vet import vet
 from ksi_host.errors import HarnessError
@@ -79,7 +80,7 @@ class Emitted(NamedTuple):
     data: Any
 
 
-class PluginHarness:
+class PluginHarness(Running):
     """An async context manager running ``plugins`` on a real host; see the module docstring.
 
     ``config`` is the whole configuration as the TOML file would give it (a mapping
@@ -113,18 +114,6 @@ class PluginHarness:
         self._config = config
         self._host: Host | None = None
         self._state_dir: tempfile.TemporaryDirectory[str] | None = None
-
-    async def __aenter__(self) -> PluginHarness:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def host(self) -> Host:

@@ -25,6 +25,7 @@ from typing import IO, Any, Final
 from ksi_host._defaults import DOCTOR_IMPORT_TIMEOUT
 from ksi_host._doctor.worker import TRACEBACK_LINES, candidate_to_wire
 from ksi_host._plan import Candidate
+from ksi_host._signal_name import signal_name
 from ksi_host.errors import WorkerError
 
 __all__ = ["Failure", "WorkerError", "import_isolated"]
@@ -207,11 +208,7 @@ class _Run:
 
 def _exit_detail(returncode: int) -> str:
     if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"crashed the interpreter ({name}) while being imported"
+        return f"crashed the interpreter ({signal_name(-returncode)}) while being imported"
     return f"ended the interpreter (exit status {returncode}) while being imported: os._exit?"
 
 

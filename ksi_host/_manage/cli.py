@@ -83,6 +83,13 @@ def _ask_daemon(
         raise SystemExit(1)
 
 
+def _reload_after_change(socket_path: Path | None, config_file: Path | None) -> None:
+    """``--reload``: a running daemon adopts what was just installed or removed; none is fine."""
+    _ask_daemon(
+        "plugin:reload", {}, config_file=config_file, socket_path=socket_path, optional=True
+    )
+
+
 def _render_reload(answer: dict[str, Any]) -> str:
     lines = [
         f"{word}: {', '.join(answer.get(word) or [])}"
@@ -124,9 +131,7 @@ def install_command(
     with exit_on_error():
         _report(install(args, force=force, plan=_plan_source(config_file)))
     if reload_daemon:
-        _ask_daemon(
-            "plugin:reload", {}, config_file=config_file, socket_path=socket_path, optional=True
-        )
+        _reload_after_change(socket_path, config_file)
 
 
 @click.command("uninstall")
@@ -150,9 +155,7 @@ def uninstall_command(
     with exit_on_error():
         _report(uninstall(names, force=force, plan=_plan_source(config_file)))
     if reload_daemon:
-        _ask_daemon(
-            "plugin:reload", {}, config_file=config_file, socket_path=socket_path, optional=True
-        )
+        _reload_after_change(socket_path, config_file)
 
 
 @click.command("reload")
