@@ -223,9 +223,10 @@ def run() -> list[str]:
         "`load_setuptools_entrypoints`, stevedore's `ExtensionManager` (its entry-point cache "
         "warm) and its `DriverManager` loading one named plugin. ksi-host lists or serves its "
         'built-in plugins too; "lazy manifests" gives every plugin a `ksi-plugin.toml` with '
-        '`activation = "lazy"` (and its own event namespace, so it is lazy), with the scan '
-        "and manifest caches a previous command filled (`docs/OPERATING.md`) unless the row "
-        "says they are empty. Targets at 1000: `plugins --json` without manifests <= 1.0x, "
+        '`activation = "lazy"` (and its own event namespace, so it is lazy). Every ksi-host '
+        "row uses the entry-point scan and manifest caches the warm-up filled "
+        "(`docs/OPERATING.md`) unless it says they are empty. "
+        "Targets at 1000: `plugins --json` without manifests <= 1.0x, "
         "with lazy manifests `plugins --json` and the daemon <= 0.5x.",
         lines,
     )
