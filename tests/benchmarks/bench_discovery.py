@@ -167,7 +167,7 @@ def _rows(root: Path, size: int) -> list[tuple[str, Sample]]:
         return lambda: _first_reply(_env(site, home), home)
 
     def cold(measure: Callable[[], Sample]) -> Callable[[], Sample]:
-        """``measure`` as the first command after an install: no manifest read before."""
+        """``measure`` as the first command after installing every plugin: no cache to use."""
 
         def run() -> Sample:
             shutil.rmtree(home / ".ksi" / "cache", ignore_errors=True)
@@ -183,7 +183,7 @@ def _rows(root: Path, size: int) -> list[tuple[str, Sample]]:
         ("stevedore DriverManager, one named plugin", script(one)),
         ("ksi-host plugins --json, no manifests", cli(plain)),
         ("ksi-host plugins --json, lazy manifests", cli(lazy)),
-        ("ksi-host plugins --json, lazy manifests, manifest cache empty", cold(cli(lazy))),
+        ("ksi-host plugins --json, lazy manifests, caches empty", cold(cli(lazy))),
         ("daemon start to first reply, no manifests", daemon(plain)),
         ("daemon start to first reply, lazy manifests", daemon(lazy)),
     ]
@@ -223,9 +223,10 @@ def run() -> list[str]:
         "`load_setuptools_entrypoints`, stevedore's `ExtensionManager` (its entry-point cache "
         "warm) and its `DriverManager` loading one named plugin. ksi-host lists or serves its "
         'built-in plugins too; "lazy manifests" gives every plugin a `ksi-plugin.toml` with '
-        '`activation = "lazy"` (and its own event namespace, so it is lazy), read from the '
-        "manifest cache a previous command filled (`docs/MANIFEST.md`) unless the row says it "
-        "is empty. Targets at 1000: `plugins --json` without manifests <= 1.0x, "
+        '`activation = "lazy"` (and its own event namespace, so it is lazy). Every ksi-host '
+        "row uses the entry-point scan and manifest caches the warm-up filled "
+        "(`docs/OPERATING.md`) unless it says they are empty. "
+        "Targets at 1000: `plugins --json` without manifests <= 1.0x, "
         "with lazy manifests `plugins --json` and the daemon <= 0.5x.",
         lines,
     )
