@@ -16,7 +16,8 @@ from ksi_host._config import load_config
 from ksi_host._lifecycle import Host
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginMetadata
-from tests.fixture_plugins.async_ops import AsyncPlugin
+from tests.fixture_plugins.guide_async_ops import AsyncPlugin
+from tests.fixture_plugins.guide_service import ServicePlugin
 
 
 class LoginPlugin(BasePlugin):
@@ -58,24 +59,6 @@ def test_event_flow_handler_emits_a_follow_up_event(make_plan):
     assert reply == {"status": "logged_in"}
     assert event["data"]["user_id"] == "ada"
     assert isinstance(event["data"]["timestamp"], datetime)
-
-
-class ServicePlugin(BasePlugin):
-    """Added: the service the guide's request goes to; it answers from a task, with the id."""
-
-    def __init__(self):
-        super().__init__(metadata=PluginMetadata(name="service"))
-
-    @hookimpl
-    def ksi_plugin_context(self, context):
-        self._event_bus = context.get("event_bus")
-
-    @hookimpl
-    def ksi_handle_event(self, event_name, data, context):
-        if event_name == "service:request":
-            response = {"correlation_id": data["correlation_id"], "result": data["action"].upper()}
-            asyncio.create_task(self._event_bus.publish("service:response", response))
-            return {"status": "accepted"}
 
 
 def test_request_response_with_correlation_ids(make_plan):

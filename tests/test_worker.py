@@ -212,37 +212,10 @@ class GuidePlugin(BasePlugin):
 plugin = GuidePlugin()
 """
 
-SERVICE = """
-import asyncio
-import uuid
+FIXTURES = Path(__file__).with_name("fixture_plugins")
+SERVICE = (FIXTURES / "guide_service.py").read_text()
 
-from ksi_host import BasePlugin, PluginMetadata, hookimpl
-
-
-class ServicePlugin(BasePlugin):
-    \"\"\"The service the guide's request goes to; it answers from a task, with the id.\"\"\"
-
-    def __init__(self):
-        super().__init__(metadata=PluginMetadata(name="service"))
-
-    @hookimpl
-    def ksi_plugin_context(self, context):
-        self._event_bus = context.get("event_bus")
-
-    @hookimpl
-    def ksi_handle_event(self, event_name, data, context):
-        if event_name == "service:request":
-            response = {"correlation_id": data["correlation_id"], "result": data["action"].upper()}
-            decoy = {"correlation_id": "someone-else's", "result": "NOT YOURS"}
-            asyncio.create_task(self._event_bus.publish("service:response", decoy))
-            asyncio.create_task(self._event_bus.publish("service:response", response))
-            return {"status": "accepted"}
-
-
-plugin = ServicePlugin()
-"""
-
-ASYNC_OPS = (Path(__file__).with_name("fixture_plugins") / "async_ops.py").read_text()
+ASYNC_OPS = (FIXTURES / "guide_async_ops.py").read_text()
 
 
 def test_an_isolated_plugin_uses_the_whole_event_bus_as_the_guide_does():
