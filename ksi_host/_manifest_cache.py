@@ -20,9 +20,6 @@ either way.
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -32,6 +29,7 @@ import pydantic
 
 from ksi_host import __version__, events, plugin_types
 from ksi_host import _manifest as manifest_module
+from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._manifest import PluginManifest
 from ksi_host._paths import KsiPaths
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
@@ -41,7 +39,6 @@ __all__ = ["CACHE_FILE", "ManifestCache"]
 CACHE_FILE: Final = "manifests.json"
 _FORMAT: Final = 1
 
-logger: Final = logging.getLogger("ksi_host.manifest_cache")
 
 Read = tuple[PluginManifest, PluginMetadata, PluginCapabilities]
 
@@ -83,13 +80,7 @@ class ManifestCache:
         """The cache of ``env``'s ``KSI_HOME``; empty when missing, unreadable or stale."""
         path = KsiPaths.from_env(env).cache_dir / CACHE_FILE
         cache = cls(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return cache
-        except (OSError, ValueError) as exc:
-            logger.debug("ignoring the unreadable manifest cache %s: %s", path, exc)
-            return cache
+        raw = read_cache(path)
         if isinstance(raw, dict) and raw.get("rules") == cache._rules:
             entries = raw.get("entries")
             if isinstance(entries, dict):
@@ -131,11 +122,4 @@ class ManifestCache:
         """Keep what this plan read (and only that), when it differs from what was loaded."""
         if self._new == self._old:
             return
-        data = {"rules": self._rules, "entries": self._new}
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            scratch = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            scratch.write_text(json.dumps(data), encoding="utf-8")
-            scratch.replace(self.path)
-        except OSError as exc:
-            logger.debug("cannot write the manifest cache %s: %s", self.path, exc)
+        write_cache(self.path, {"rules": self._rules, "entries": self._new})

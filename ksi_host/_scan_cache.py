@@ -27,8 +27,6 @@ either way.
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 import os
 import sys
 import time
@@ -39,6 +37,7 @@ from typing import Any, Final
 import importlib_metadata
 
 from ksi_host import __version__
+from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate, Origin
 
@@ -47,8 +46,6 @@ __all__ = ["CACHE_FILE", "SETTLE_SECONDS", "ScanCache"]
 CACHE_FILE: Final = "entry-points.json"
 SETTLE_SECONDS: Final = 2.0
 _FORMAT: Final = 1
-
-logger: Final = logging.getLogger("ksi_host.scan_cache")
 
 
 def _key(now: float) -> str | None:
@@ -152,13 +149,7 @@ class ScanCache:
         """The candidates the last scan of this same ``sys.path`` found, or None: scan."""
         if self._key is None:
             return None
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            logger.debug("ignoring the unreadable entry-point cache %s: %s", self.path, exc)
-            return None
+        raw = read_cache(self.path)
         if not isinstance(raw, dict) or raw.get("key") != self._key:
             return None
         try:
@@ -173,11 +164,4 @@ class ScanCache:
         """Remember what a scan found, unless the scan cannot be dated."""
         if self._key is None:
             return
-        data = {"key": self._key, "rows": [_row(candidate) for candidate in candidates]}
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            scratch = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            scratch.write_text(json.dumps(data), encoding="utf-8")
-            scratch.replace(self.path)
-        except OSError as exc:
-            logger.debug("cannot write the entry-point cache %s: %s", self.path, exc)
+        write_cache(self.path, {"key": self._key, "rows": [_row(c) for c in candidates]})

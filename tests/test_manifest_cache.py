@@ -115,3 +115,20 @@ def test_an_invalid_manifest_is_never_kept(
         assert exclusion.reason.code == "invalid-metadata"
         assert "ksi_nope" in exclusion.reason.message
     assert reads == ["mci_pkg", "mci_pkg"]
+
+
+@pytest.mark.parametrize("exposed", [False, True])
+def test_a_manifest_cache_another_user_can_change_is_ignored(
+    site_dir: Path, ksi_env: dict[str, str], imports: Path, exposed: bool
+) -> None:
+    """A cached manifest is served only while nobody else can write the cache (see _cache_file)."""
+    install_recorded(site_dir, "mct", manifest=recorded_manifest("mct", version="1.0"))
+    assert _seen(_plan(ksi_env))[0][1] == "1.0"
+    cache = KsiPaths.from_env(ksi_env).cache_dir / CACHE_FILE
+    kept = json.loads(cache.read_text())
+    for entry in kept["entries"].values():
+        entry["metadata"]["version"] = "6.6.6"
+    cache.write_text(json.dumps(kept))
+    if exposed:
+        cache.chmod(0o666)
+    assert _seen(_plan(ksi_env))[0][1] == ("1.0" if exposed else "6.6.6")

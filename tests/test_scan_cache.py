@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import sys
@@ -168,3 +169,49 @@ def test_entry_points_edited_in_place_are_seen(
     assert "sc_renamed" in names
     assert "sc_edit" not in names
     assert len(scans) == 2
+
+
+def _plant(cache: Path) -> None:
+    """Add an entry point no distribution declares, keeping the cache's key and its mode."""
+    kept = json.loads(cache.read_text())
+    row = dict(kept["rows"][0], name="sc_planted", value="os", entry_point="sc_planted")
+    kept["rows"].append(row)
+    cache.write_text(json.dumps(kept))
+
+
+@pytest.mark.parametrize("exposure", [None, "file-writable", "folder-writable", "other-owner"])
+def test_a_cache_another_user_can_change_is_ignored(
+    site_dir: Path,
+    ksi_env: dict[str, str],
+    scans: list[str],
+    settled: None,
+    caplog: pytest.LogCaptureFixture,
+    exposure: str | None,
+) -> None:
+    """Whoever can write the cache chooses the entry points: it must be as safe as a plugin folder.
+
+    Unexposed, the planted row is served (so the cache really is read); exposed, the scan runs
+    again, finds only what is installed, and the warning names the fix.
+    """
+    _install(site_dir, "sc_real")
+    _found(ksi_env)
+    cache = KsiPaths.from_env(ksi_env).cache_dir / CACHE_FILE
+    assert cache.stat().st_mode & 0o777 == 0o600
+    _plant(cache)
+    if exposure == "file-writable":
+        cache.chmod(0o622)
+    elif exposure == "folder-writable":
+        cache.parent.chmod(0o777)
+    elif exposure == "other-owner":
+        os.chown(cache, 65534, 65534)
+    names = [name for name, _, _ in _found(ksi_env)]
+    assert "sc_real" in names
+    assert ("sc_planted" in names) is (exposure is None)
+    assert len(scans) == (1 if exposure is None else 2)
+    warned = [r.getMessage() for r in caplog.records if r.name == "ksi_host.cache"]
+    if exposure is None:
+        assert warned == []
+    else:
+        assert warned
+        assert str(cache.parent if exposure == "folder-writable" else cache) in warned[0]
+        assert "chmod go-w" in warned[0] or "chown" in warned[0]

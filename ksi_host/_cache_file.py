@@ -1,0 +1,64 @@
+"""Reading and writing a JSON file of ``$KSI_HOME/cache``: never one another user can change.
+
+The caches (:mod:`ksi_host._scan_cache`, :mod:`ksi_host._manifest_cache`) say which
+entry points exist and what each manifest declares, so whoever can write a cache file
+chooses what the host imports. A cache file, or its folder, that :func:`ksi_host._trust.distrust`
+refuses is ignored with a warning that names the fix, as a plugin folder would be; the
+command then scans and validates as if there were no cache, so its answer is the same.
+Unreadable, damaged or unwritable files are ignored quietly: a cache only saves time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Final
+
+from ksi_host._trust import first_distrust
+
+__all__ = ["read_cache", "write_cache"]
+
+logger: Final = logging.getLogger("ksi_host.cache")
+
+
+def _trusted(path: Path) -> bool:
+    found = first_distrust([path.parent, path])
+    if found is not None:
+        logger.warning("ignoring the cache %s: the %s; %s", path, found.problem, found.hint)
+    return found is None
+
+
+def read_cache(path: Path) -> object | None:
+    """The JSON in ``path``, or None when it is missing, unreadable, damaged or not trusted."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        logger.debug("ignoring the unreadable cache %s: %s", path, exc)
+        return None
+    if not _trusted(path):
+        return None
+    try:
+        found: object = json.loads(text)
+    except ValueError as exc:
+        logger.debug("ignoring the damaged cache %s: %s", path, exc)
+        return None
+    return found
+
+
+def write_cache(path: Path, data: object) -> None:
+    """Replace ``path`` with ``data`` as JSON (0600, in a 0700 folder), unless it is not trusted."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _trusted(path):
+            return
+        scratch = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out)
+        scratch.replace(path)
+    except OSError as exc:
+        logger.debug("cannot write the cache %s: %s", path, exc)
