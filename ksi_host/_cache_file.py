@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Final
 
+from ksi_host._json_file import replace_json
 from ksi_host._trust import first_distrust
 
 __all__ = ["read_cache", "write_cache"]
@@ -51,14 +51,9 @@ def read_cache(path: Path) -> object | None:
 
 def write_cache(path: Path, data: object) -> None:
     """Replace ``path`` with ``data`` as JSON (0600, in a 0700 folder), unless it is not trusted."""
+    if not _trusted(path):
+        return
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _trusted(path):
-            return
-        scratch = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out)
-        scratch.replace(path)
+        replace_json(path, data)
     except OSError as exc:
         logger.debug("cannot write the cache %s: %s", path, exc)

@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -62,14 +61,10 @@ from pydantic_settings import (
 from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host._paths import KsiPaths
 from ksi_host._suggest import did_you_mean
+from ksi_host._toml import tomllib
 from ksi_host._trust import TrustPolicy, first_distrust
 from ksi_host.errors import ConfigError, PluginConfigInvalid, UntrustedConfig
 from ksi_host.plugin_types import canonical_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "ENV_PREFIX",

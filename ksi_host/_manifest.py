@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -26,17 +25,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ksi_host import hookspecs
+from ksi_host._toml import tomllib
 from ksi_host.errors import InvalidManifest, InvalidPluginMetadata
 from ksi_host.plugin_manager import hook_names
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
 if TYPE_CHECKING:
     from ksi_host._plan import Candidate
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "EAGER_HOOKS",

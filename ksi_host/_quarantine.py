@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from ksi_host._crash_record import RECORD, line
+from ksi_host._json_file import replace_json
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate, Exclusion, Origin, PluginSpec, Reason
 
@@ -59,14 +60,6 @@ def fingerprint(origin: Origin, file: Path | None) -> str:
 
 def _identity(origin: Origin) -> str:
     return f"{origin.kind}:{origin.location}"
-
-
-def _write_json(path: Path, data: object) -> None:
-    """Replace ``path`` atomically (a crash leaves the old file or the new one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(f".{path.name}.{os.getpid()}")
-    scratch.write_text(json.dumps(data, indent=2))
-    scratch.replace(path)
 
 
 @dataclass(frozen=True)
@@ -122,7 +115,7 @@ class Quarantine:
             return []
 
     def _save(self, entries: Iterable[Quarantined]) -> None:
-        _write_json(self.path, {"plugins": [entry.__dict__ for entry in entries]})
+        replace_json(self.path, {"plugins": [entry.__dict__ for entry in entries]}, indent=2)
 
     def add(self, entry: Quarantined) -> None:
         kept = [e for e in self.entries() if e.identity != entry.identity]

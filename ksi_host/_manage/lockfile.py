@@ -18,7 +18,6 @@ same file.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -27,12 +26,8 @@ from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ksi_host._manage.environment import InstalledDist
+from ksi_host._toml import tomllib
 from ksi_host.errors import LockFileError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 __all__ = ["LockFile", "LockedPlugin", "read_lock", "render_lock"]
 
