@@ -171,6 +171,20 @@ def test_entry_points_edited_in_place_are_seen(
     assert len(scans) == 2
 
 
+def test_entry_points_created_in_place_are_seen(
+    site_dir: Path, ksi_env: dict[str, str], scans: list[str], settled: None
+) -> None:
+    """A distribution's folder gains ``entry_points.txt``: no ``sys.path`` folder changes."""
+    info = _install(site_dir, "sc_late")
+    (info / "entry_points.txt").unlink()
+    _next_tick()
+    assert "sc_late" not in [name for name, _, _ in _found(ksi_env)]
+    _next_tick()
+    (info / "entry_points.txt").write_text("[ksi.plugins]\nsc_late = sc_late_pkg\n")
+    assert "sc_late" in [name for name, _, _ in _found(ksi_env)]
+    assert len(scans) == 2
+
+
 def _plant(cache: Path) -> None:
     """Add an entry point no distribution declares, keeping the cache's key and its mode."""
     kept = json.loads(cache.read_text())
