@@ -5,13 +5,15 @@ metadata of every installed distribution is most of what listing a thousand plug
 costs. As stevedore does, what the scan found is kept (in
 ``$KSI_HOME/cache/entry-points.json``), keyed by a digest of the interpreter, ksi-host's
 version, and, for every ``sys.path`` entry, its inode, size, modification and change
-times and those of each ``.dist-info`` / ``.egg-info`` in it and of the files of it the
-scan reads (``entry_points.txt``, ``METADATA``, ``PKG-INFO``, ``RECORD``). pip creates
-or removes a ``.dist-info`` folder on every install, upgrade and uninstall; a file edited
-in place (``setup.py develop`` rewrites ``entry_points.txt``) has new times; and no tool
-can set a change time back, so an archive unpacked with its old times counts as a change
-too. Dating costs a directory listing per folder and a few ``stat`` calls per
-distribution, a tenth of the scan. Nothing is kept, and the next command scans again:
+times and those of each file the scan reads in it: every ``.dist-info`` /
+``.egg-info`` folder's ``entry_points.txt``, ``METADATA`` (or else ``PKG-INFO``) and
+``RECORD``, and every ``.egg-info`` file. pip creates or removes a ``.dist-info`` folder
+on every install, upgrade and uninstall, which changes its ``sys.path`` folder's times;
+a file edited in place (``setup.py develop`` rewrites ``entry_points.txt``) has new
+times, and one created or removed is missing on one side; and no tool can set a change
+time back, so an archive unpacked with its old times counts as a change
+too. Dating costs a directory listing per folder and a ``stat`` of each file the scan
+may read, a tenth of the scan. Nothing is kept, and the next command scans again:
 
 - when anything dated changed less than :data:`SETTLE_SECONDS` before the scan (file
   times are coarse: a second change in the same tick leaves the time as it was, and an
@@ -19,7 +21,10 @@ distribution, a tenth of the scan. Nothing is kept, and the next command scans a
 - when a finder other than importlib_metadata's path finder provides distributions
   (its sources cannot be dated).
 
-A kept manifest that is no longer a file means a scan too. The cache holds data only
+A kept manifest that is no longer a file means a scan too. The same scan also records
+whether any distribution declares a ``pydantic`` entry point (a pydantic plugin), so a
+command can tell pydantic there is none to look for (:mod:`ksi_host._pydantic_plugins`)
+while the scan is valid. The cache holds data only
 (JSON); an unreadable or unwritable one is ignored, and the candidates are the same
 either way.
 """
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -54,54 +60,74 @@ def _key(now: float) -> str | None:
     standard = importlib_metadata.MetadataPathFinder.find_distributions
     if any(found is not None and found != standard for found in finders):
         return None
-    digest = hashlib.sha256(f"{_FORMAT}\0{__version__}\0{sys.version}\0{sys.prefix}".encode())
-    for entry in sys.path:
-        location = Path(entry or os.curdir).absolute()
-        try:
-            stamps = [_stamp(location.stat(), now), *_metadata_stamps(location, now)]
-        except OSError:
-            stamps = ["missing"]
-        if any(stamp.endswith(_HOT) for stamp in stamps):
-            return None
-        digest.update(f"\0{location}\0{stamps}".encode())
-    return digest.hexdigest()
+    settled = int((now - SETTLE_SECONDS) * 1e9)
+    stamps: list[object] = [_FORMAT, __version__, sys.version, sys.prefix]
+    try:
+        for entry in sys.path:
+            location = os.path.abspath(entry or os.curdir)  # noqa: PTH100
+            stamps.append(location)
+            try:
+                info = os.stat(location)  # noqa: PTH116
+                stamps.append(_stamp(info, settled))
+                if stat.S_ISDIR(info.st_mode):
+                    stamps += _metadata_stamps(location, settled)
+            except OSError:
+                stamps.append("missing")
+    except _Hot:
+        return None
+    return hashlib.sha256(repr(stamps).encode()).hexdigest()
 
 
-_HOT: Final = "hot"
-_METADATA_FILES: Final = frozenset({"entry_points.txt", "METADATA", "PKG-INFO", "RECORD"})
+class _Hot(Exception):
+    """Something dated changed too recently to date a scan."""
 
 
-def _stamp(info: os.stat_result, now: float) -> str:
-    """Inode, size, modification and change times, or ``hot`` when changed too recently."""
-    if now - max(info.st_mtime_ns, info.st_ctime_ns) / 1e9 < SETTLE_SECONDS:
-        return _HOT
-    return f"{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+def _stamp(info: os.stat_result, settled: int) -> tuple[int, int, int, int]:
+    """Inode, size, modification and change times (ns); :class:`_Hot` if after ``settled``."""
+    if info.st_mtime_ns > settled or info.st_ctime_ns > settled:
+        raise _Hot
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
-def _metadata_stamps(folder: Path, now: float) -> list[str]:
-    """Each ``.dist-info`` / ``.egg-info`` of a folder and the files of it the scan reads.
+_METADATA_FILES: Final = ("entry_points.txt", "METADATA", "RECORD")
+_FALLBACK: Final = "PKG-INFO"
+"""Read for a distribution's name and version only where there is no ``METADATA``."""
 
-    A file edited in place (``setup.py develop`` rewrites ``entry_points.txt`` so) changes
-    no folder's time, so each is dated itself.
+
+def _metadata_stamps(folder: str, settled: int) -> list[object]:
+    """Each ``.dist-info`` / ``.egg-info`` of a folder and each file of it the scan reads.
+
+    Installing, replacing or removing a distribution's folder changes ``folder``'s own
+    times, which its caller dates. A file edited in place (``setup.py develop`` rewrites
+    ``entry_points.txt`` so) changes no folder's time, so each is dated itself; a
+    missing one is dated as missing, so creating it counts too.
     """
-    if not folder.is_dir():
-        return []
-    stamps = []
     with os.scandir(folder) as entries:
-        infos = sorted(
-            (entry for entry in entries if entry.name.endswith((".dist-info", ".egg-info"))),
-            key=lambda entry: entry.name,
+        found = sorted(
+            (entry.name, entry.is_dir())
+            for entry in entries
+            if entry.name.endswith((".dist-info", ".egg-info"))
         )
-    for info in infos:
-        stamps.append(f"{info.name}={_stamp(info.stat(), now)}")
-        if info.is_dir():
-            with os.scandir(info.path) as files:
-                stamps += sorted(
-                    f"{file.name}={_stamp(file.stat(), now)}"
-                    for file in files
-                    if file.name in _METADATA_FILES
-                )
+    stamps: list[object] = []
+    for name, is_dir in found:
+        path = f"{folder}{os.sep}{name}"
+        stamps.append(name)
+        if not is_dir:  # an .egg-info file is the metadata itself
+            stamps.append(_stamp(os.stat(path), settled))  # noqa: PTH116
+            continue
+        for file in _METADATA_FILES:
+            stamps.append(_file_stamp(f"{path}{os.sep}{file}", settled))
+        if stamps[-2] is None:
+            stamps.append(_file_stamp(f"{path}{os.sep}{_FALLBACK}", settled))
     return stamps
+
+
+def _file_stamp(path: str, settled: int) -> tuple[int, int, int, int] | None:
+    try:
+        info = os.stat(path)  # noqa: PTH116
+    except FileNotFoundError:
+        return None
+    return _stamp(info, settled)
 
 
 def _row(candidate: Candidate) -> dict[str, Any]:
@@ -160,8 +186,28 @@ class ScanCache:
             return None
         return found
 
-    def keep(self, candidates: Sequence[Candidate]) -> None:
+    def pydantic_plugins(self) -> bool | None:
+        """Whether a distribution on this same ``sys.path`` declares a pydantic plugin.
+
+        None when no valid kept scan says: ask pydantic's own scan.
+        """
+        if self._key is None:
+            return None
+        raw = read_cache(self.path)
+        if not isinstance(raw, dict) or raw.get("key") != self._key:
+            return None
+        found = raw.get("pydantic")
+        return found if isinstance(found, bool) else None
+
+    def keep(self, candidates: Sequence[Candidate], *, pydantic_plugins: bool) -> None:
         """Remember what a scan found, unless the scan cannot be dated."""
         if self._key is None:
             return
-        write_cache(self.path, {"key": self._key, "rows": [_row(c) for c in candidates]})
+        write_cache(
+            self.path,
+            {
+                "key": self._key,
+                "rows": [_row(c) for c in candidates],
+                "pydantic": pydantic_plugins,
+            },
+        )
