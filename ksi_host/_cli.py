@@ -63,6 +63,9 @@ for _command in (*MANAGE_COMMANDS, manifest, *OPS_COMMANDS):
 
 def main() -> None:
     """Console-script entry point."""
+    from ksi_host._pydantic_plugins import spare_pydantic_scan
+
+    spare_pydantic_scan()
     cli()
 
 

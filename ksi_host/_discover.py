@@ -42,6 +42,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "HOST_DISTRIBUTION",
     "PLUGIN_ATTRIBUTE",
+    "PYDANTIC_ENTRY_POINT_GROUP",
     "autoload_enabled",
     "builtin_candidates",
     "disabled_names",
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP: Final = "ksi.plugins"
+PYDANTIC_ENTRY_POINT_GROUP: Final = "pydantic"
+"""The group pydantic loads its plugins from, recorded by the same scan."""
 BUILTIN_PACKAGE: Final = "ksi_plugins_builtin"
 PLUGIN_ATTRIBUTE: Final = "plugin"
 HOST_DISTRIBUTION: Final = "ksi-host"
@@ -199,10 +202,9 @@ def _entry_points(env: Mapping[str, str]) -> Iterator[Candidate]:
     kept = cache.candidates()
     if kept is not None:
         return iter(kept)
-    found = list(
-        _entry_point_candidates(list(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP)))
-    )
-    cache.keep(found)
+    every = importlib_metadata.entry_points()
+    found = list(_entry_point_candidates(list(every.select(group=ENTRY_POINT_GROUP))))
+    cache.keep(found, pydantic_plugins=bool(every.select(group=PYDANTIC_ENTRY_POINT_GROUP)))
     return iter(found)
 
 

@@ -77,6 +77,7 @@ class PluginManifest(BaseModel):
         extra="forbid",
         title="ksi-plugin.toml",
         json_schema_extra={"$id": "https://ksi-host.invalid/ksi-plugin.schema.json"},
+        defer_build=True,
     )
 
     name: str = Field(description="PluginMetadata.name")

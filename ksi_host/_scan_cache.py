@@ -21,7 +21,10 @@ may read, a tenth of the scan. Nothing is kept, and the next command scans again
 - when a finder other than importlib_metadata's path finder provides distributions
   (its sources cannot be dated).
 
-A kept manifest that is no longer a file means a scan too. The cache holds data only
+A kept manifest that is no longer a file means a scan too. The same scan also records
+whether any distribution declares a ``pydantic`` entry point (a pydantic plugin), so a
+command can tell pydantic there is none to look for (:mod:`ksi_host._pydantic_plugins`)
+while the scan is valid. The cache holds data only
 (JSON); an unreadable or unwritable one is ignored, and the candidates are the same
 either way.
 """
@@ -183,8 +186,28 @@ class ScanCache:
             return None
         return found
 
-    def keep(self, candidates: Sequence[Candidate]) -> None:
+    def pydantic_plugins(self) -> bool | None:
+        """Whether a distribution on this same ``sys.path`` declares a pydantic plugin.
+
+        None when no valid kept scan says: ask pydantic's own scan.
+        """
+        if self._key is None:
+            return None
+        raw = read_cache(self.path)
+        if not isinstance(raw, dict) or raw.get("key") != self._key:
+            return None
+        found = raw.get("pydantic")
+        return found if isinstance(found, bool) else None
+
+    def keep(self, candidates: Sequence[Candidate], *, pydantic_plugins: bool) -> None:
         """Remember what a scan found, unless the scan cannot be dated."""
         if self._key is None:
             return
-        write_cache(self.path, {"key": self._key, "rows": [_row(c) for c in candidates]})
+        write_cache(
+            self.path,
+            {
+                "key": self._key,
+                "rows": [_row(c) for c in candidates],
+                "pydantic": pydantic_plugins,
+            },
+        )

@@ -112,9 +112,16 @@ def _owner_hint() -> str:
 
 
 class _KsiModel(BaseModel):
-    """Frozen, strict, and raising :class:`InvalidPluginMetadata` instead of pydantic's error."""
+    """Frozen, strict, and raising :class:`InvalidPluginMetadata` instead of pydantic's error.
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    Built on first use, not on import (``defer_build``): importing the plugin contract
+    costs no schema, and pydantic's first build comes after the command has had its say
+    (:mod:`ksi_host._pydantic_plugins`).
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, defer_build=True
+    )
 
     def __init__(self, **data: Any) -> None:
         try:

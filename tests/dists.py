@@ -62,8 +62,12 @@ def _files_text(root: Path, files: Mapping[str, str]) -> list[Path]:
     return written
 
 
-def _entry_points_text(entry_points: Mapping[str, str]) -> str:
-    lines = ["[ksi.plugins]", *(f"{name} = {value}" for name, value in entry_points.items())]
+def _entry_points_text(groups: Mapping[str, Mapping[str, str]]) -> str:
+    lines = [
+        line
+        for group, entry_points in groups.items()
+        for line in (f"[{group}]", *(f"{name} = {value}" for name, value in entry_points.items()))
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -76,11 +80,13 @@ def install_dist(
     entry_points: Mapping[str, str],
     info_name: str | None = None,
     requires: Sequence[str] = (),
+    other_entry_points: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Path:
     """Write an installed distribution into ``site`` as pip would: files plus a ``.dist-info``.
 
     ``info_name`` overrides the ``.dist-info`` folder's project part (to test spellings);
-    ``requires`` become its ``Requires-Dist`` headers.
+    ``requires`` become its ``Requires-Dist`` headers; ``other_entry_points`` adds groups
+    besides ``ksi.plugins`` (``{"pydantic": {"name": "module:object"}}``).
     """
     written = _files_text(site, files)
     stem = info_name or str(canonicalize_name(dist)).replace("-", "_")
@@ -89,7 +95,9 @@ def install_dist(
     meta = {
         "METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
         + "".join(f"Requires-Dist: {requirement}\n" for requirement in requires),
-        "entry_points.txt": _entry_points_text(entry_points),
+        "entry_points.txt": _entry_points_text(
+            {"ksi.plugins": entry_points, **(other_entry_points or {})}
+        ),
         "INSTALLER": "ksi-tests\n",
     }
     written += _files_text(info, meta)

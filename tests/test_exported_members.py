@@ -10,6 +10,8 @@ import doctest
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,26 @@ def test_all_names_only_what_the_module_has(name: str) -> None:
 def test_the_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), report=False)
     assert result.failed == 0
+
+
+def test_every_public_name_of_ksi_host_is_the_one_its_module_defines() -> None:
+    """``ksi_host`` imports each name's module on first use; the object is the module's own."""
+    homes = ksi_host._HOMES
+    assert sorted([*homes, "__version__"]) == sorted(ksi_host.__all__)
+    for name, home in homes.items():
+        assert getattr(ksi_host, name) is getattr(importlib.import_module(home), name)
+    assert set(ksi_host.__all__) <= set(dir(ksi_host))
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = ksi_host.Nope  # type: ignore[attr-defined]
+
+
+def test_importing_ksi_host_imports_none_of_its_parts() -> None:
+    """``import ksi_host`` is the first thing every command does: it must cost nothing."""
+    code = (
+        "import sys, ksi_host\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('ksi', 'pydantic'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "['ksi_host']"

@@ -28,7 +28,7 @@ def scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     real = importlib_metadata.entry_points
 
     def counted(**params: str) -> importlib_metadata.EntryPoints:
-        seen.append(params.get("group", ""))
+        seen.append(params.get("group", "every group"))
         return real(**params)
 
     monkeypatch.setattr(_discover.importlib_metadata, "entry_points", counted)
@@ -74,7 +74,7 @@ def test_an_unchanged_sys_path_is_not_scanned_twice(
     first = _found(ksi_env)
     assert ("sc_one", "1.0", site_dir / "sc_one_pkg" / "ksi-plugin.toml") in first
     assert _found(ksi_env) == first
-    assert scans == ["ksi.plugins"]
+    assert scans == ["every group"]
 
 
 @pytest.mark.parametrize("change", ["install", "uninstall", "same-mtime"])
@@ -229,3 +229,27 @@ def test_a_cache_another_user_can_change_is_ignored(
         assert warned
         assert str(cache.parent if exposure == "folder-writable" else cache) in warned[0]
         assert "chmod go-w" in warned[0] or "chown" in warned[0]
+
+
+def test_the_scan_records_whether_any_distribution_declares_a_pydantic_plugin(
+    site_dir: Path, ksi_env: dict[str, str], scans: list[str], settled: None
+) -> None:
+    """Valid only with the scan it came from: unknown before one, and again after an install."""
+    cache = _scan_cache.ScanCache.of(ksi_env)
+    assert cache.pydantic_plugins() is None
+    _install(site_dir, "sc_plain")
+    _found(ksi_env)
+    assert _scan_cache.ScanCache.of(ksi_env).pydantic_plugins() is False
+    _next_tick()
+    install_dist(
+        site_dir,
+        dist="sc-pydantic-plugin",
+        version="1.0",
+        files={"sc_pyd_plugin.py": "plugin = object()\n"},
+        entry_points={},
+        other_entry_points={"pydantic": {"sc_pyd": "sc_pyd_plugin:plugin"}},
+    )
+    assert _scan_cache.ScanCache.of(ksi_env).pydantic_plugins() is None
+    _found(ksi_env)
+    assert _scan_cache.ScanCache.of(ksi_env).pydantic_plugins() is True
+    assert len(scans) == 2

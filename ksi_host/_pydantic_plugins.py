@@ -1,0 +1,33 @@
+"""Spare pydantic its scan for plugins when the kept entry-point scan proves there are none.
+
+The first time a pydantic model is built, pydantic looks for its own plugins (entry-point
+group ``pydantic``) by reading every installed distribution's ``entry_points.txt``: with
+a thousand plugins installed, as much reading as ksi-host's own scan (~80 ms CPU). The
+scan cache (:mod:`ksi_host._scan_cache`) records whether any distribution declares one.
+Only while that record is valid for this ``sys.path`` and says none is pydantic handed
+the very answer its own scan would reach (no plugins, kept for the process); otherwise
+nothing changes and pydantic scans as ever. No environment variable is set, so no child
+process inherits the decision. See docs/OPERATING.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic.plugin import _loader
+
+from ksi_host._scan_cache import ScanCache
+
+__all__ = ["spare_pydantic_scan"]
+
+
+def spare_pydantic_scan(env: Mapping[str, str] | None = None) -> bool:
+    """Tell pydantic it has no plugins if a valid kept scan proves it; True when told.
+
+    Call it before the process builds its first model: once pydantic has scanned,
+    there is nothing left to spare.
+    """
+    if _loader._plugins is not None or ScanCache.of(env).pydantic_plugins() is not False:
+        return False
+    _loader._plugins = {}
+    return True
