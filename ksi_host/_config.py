@@ -48,15 +48,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
-)
 
 from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host._paths import KsiPaths
@@ -68,6 +61,8 @@ from ksi_host.plugin_types import canonical_name
 
 __all__ = [
     "ENV_PREFIX",
+    "NESTED",
+    "RESERVED",
     "HostConfig",
     "HostSection",
     "config_from_mapping",
@@ -79,9 +74,8 @@ __all__ = [
 ]
 
 ENV_PREFIX: Final = "KSI_"
-_NESTED: Final = "__"
-_SETTINGS_FIELD: Final = re.compile(r'field "(\w+)"')
-_RESERVED: Final = frozenset({"host", "server"})
+NESTED: Final = "__"
+RESERVED: Final = ("host", "server")
 _AT_LINE: Final = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
@@ -122,31 +116,31 @@ class HostSection(BaseModel):
         return self.call_timeout
 
 
-class HostConfig(BaseSettings):
+class HostConfig(BaseModel):
     """The whole configuration; tables other than ``host`` and ``server`` are plugin sections."""
 
-    model_config = SettingsConfigDict(
-        frozen=True,
-        extra="allow",
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter=_NESTED,
-        case_sensitive=False,
-    )
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     host: HostSection = Field(default_factory=HostSection)
     server: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Only what :func:`load_config` passes in: it reads the file and a given environment."""
-        return (init_settings,)
+    def _fold_reserved(cls, data: object) -> object:
+        """``[HOST]`` is ``[host]``: the two tables are matched case-insensitively.
+
+        The first spelling in the file wins and any other is dropped, as ever.
+        """
+        if not isinstance(data, dict):
+            return data
+        folded = dict(data)
+        for name in RESERVED:
+            spellings = [key for key in data if isinstance(key, str) and key.lower() == name]
+            for key in spellings:
+                del folded[key]
+            if spellings:
+                folded[name] = data[spellings[0]]
+        return folded
 
     @property
     def plugin_sections(self) -> dict[str, dict[str, Any]]:
@@ -231,17 +225,6 @@ def _canonical_or_none(name: str) -> str | None:
         return canonical_name(name)
     except ValueError:
         return None
-
-
-class _EnvSource(EnvSettingsSource):
-    """pydantic-settings' environment source, reading a given mapping instead of os.environ."""
-
-    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
-        self._given_env = env
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {name.lower(): value for name, value in self._given_env.items()}
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> HostConfig:
@@ -345,31 +328,23 @@ def _env_overrides(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str,
     """Environment overrides for [host], [server] and every plugin section.
 
     A plugin section is the file's table or a ``KSI_<SECTION>__<KEY>`` variable, so
-    ``KSI_STATE__PATH`` works with no ``[state]`` table in the file.
+    ``KSI_STATE__PATH`` works with no ``[state]`` table in the file. Only when a
+    variable could override something is pydantic-settings imported to parse them
+    (:mod:`ksi_host._config_env`): most commands run with none set.
     """
-    from_env = {
-        name[len(ENV_PREFIX) :].partition("__")[0].lower()
-        for name in env
-        if name.upper().startswith(ENV_PREFIX) and "__" in name
-    }
-    sections: dict[str, Any] = {
-        name: (dict[str, Any], Field(default_factory=dict))
-        for name in {*data, *from_env}
-        if name not in _RESERVED and name.isidentifier()
-    }
-    model: type[HostConfig] = create_model("HostConfigSections", __base__=HostConfig, **sections)
-    try:
-        return dict(_EnvSource(model, env)())
-    except SettingsError as exc:
-        field = _SETTINGS_FIELD.search(str(exc))
-        prefix = f"{ENV_PREFIX}{field.group(1)}__".upper() if field else ENV_PREFIX
-        names = sorted(name for name in env if name.upper().startswith(prefix))
-        raise ConfigError(
-            what="an environment override is not valid JSON where a list or table is expected",
-            where="environment variables " + ", ".join(names),
-            hint="list and table values are JSON, e.g. KSI_HOST__DISABLED='[\"my_plugin\"]'",
-            env_variables=names,
-        ) from None
+    tables = {*RESERVED, *(str(name).lower() for name in data)}
+    if not any(_may_override(name, tables) for name in env):
+        return {}
+    from ksi_host._config_env import env_overrides
+
+    return env_overrides(data, env)
+
+
+def _may_override(variable: str, tables: set[str]) -> bool:
+    """Whether pydantic-settings would read ``variable``: a whole table, or a key in one."""
+    name = variable.lower()
+    prefix = ENV_PREFIX.lower()
+    return name.startswith(prefix) and (NESTED in name or name[len(prefix) :] in tables)
 
 
 def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -386,7 +361,7 @@ def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[st
 def env_variable(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | None:
     """The KSI_ variable that set the value at ``loc`` (or a table around it), if one did."""
     for end in range(len(loc), 0, -1):
-        variable = ENV_PREFIX + _NESTED.join(str(part) for part in loc[:end]).upper()
+        variable = ENV_PREFIX + NESTED.join(str(part) for part in loc[:end]).upper()
         if variable in env:
             return variable
     return None

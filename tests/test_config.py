@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,6 +140,38 @@ def test_environment_can_set_a_plugin_section_the_file_lacks(home):
     config = load_config(env={**home, "KSI_STATE__PATH": "/tmp/state.db", "KSI_HOME_X": "1"})
     assert config.plugin_section("state") == {"path": "/tmp/state.db"}
     assert config.as_context_dict()["state"] == {"path": "/tmp/state.db"}
+
+
+@pytest.mark.parametrize("spelling", ["Host", "HOST"])
+def test_the_host_and_server_tables_match_in_any_case(tmp_path, home, spelling):
+    """The first spelling in the file wins; another spelling of the same table is dropped."""
+    text = f'[{spelling}]\ndisabled = ["a"]\n[host]\ndisabled = ["b"]\n[SERVER]\nsocket = "/s"\n'
+    config = load_config(write(tmp_path / "c.toml", text), env=home)
+    assert (config.host.disabled, config.server) == (["a"], {"socket": "/s"})
+    assert config.plugin_sections == {}
+
+
+def test_a_whole_table_can_come_from_one_variable(tmp_path, home):
+    """``KSI_HOST`` / ``KSI_<SECTION>`` (JSON, no ``__``) replace or extend a whole table."""
+    path = write(tmp_path / "c.toml", FULL)
+    env = {**home, "KSI_HOST": '{"disabled": ["x"]}', "ksi_my_plugin": '{"retries": 5}'}
+    config = load_config(path, env=env)
+    assert config.host.disabled == ["x"]
+    assert config.host.plugin_paths == ["/opt/plugins"]
+    assert config.plugin_section("my_plugin") == {"setting": "from-file", "retries": 5}
+
+
+def test_without_an_override_variable_pydantic_settings_is_not_imported(tmp_path, home):
+    """Its import costs more than reading the config; KSI_HOME and the like override nothing."""
+    path = write(tmp_path / "c.toml", FULL)
+    env = {**home, "KSI_CONFIG": str(path), "KSI_LOOP": "asyncio", "KSI_TRACE": "1"}
+    probe = (
+        "import sys; from ksi_host._config import load_config\n"
+        f"config = load_config(env={env!r})\n"
+        "print(config.host.disabled, 'pydantic_settings' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["['noisy']", "False"]
 
 
 def test_toml_syntax_errors_give_line_and_column(tmp_path, home):
