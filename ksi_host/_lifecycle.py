@@ -172,7 +172,11 @@ class Host(Running):
         # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
         self._specs: dict[str, PluginSpec] = {spec.key: spec for spec in plan.order}
         self._lazy = _lazy_keys(plan)
-        # In load order: status() reads it as is (system:health asks on every call).
+        # In load order: status() reads it as is (system:health asks on every call), and
+        # keeps the tuple it made in _listed until a status changes (_set, _note_plan) or
+        # the watchdog counts another stall.
+        self._listed: tuple[PluginStatus, ...] | None = None
+        self._listed_stalls: dict[str, int] = {}
         self._status: dict[str, PluginStatus] = {
             spec.key: PluginStatus(
                 spec.name,
@@ -239,6 +243,7 @@ class Host(Running):
 
     def _note_plan(self, plan: LoadPlan) -> None:
         """Keep what ``status()`` and unanswered events report about ``plan``'s exclusions."""
+        self._listed = None
         self._excluded = tuple(
             PluginStatus(
                 name=exclusion.name,
@@ -305,6 +310,7 @@ class Host(Running):
         for key in diff.stop:
             await self._stop_one(old[key])
         lazy = _lazy_keys(plan)
+        self._listed = None
         self._status = {
             spec.key: PluginStatus(
                 spec.name,
@@ -539,11 +545,20 @@ class Host(Running):
         return None
 
     def status(self) -> tuple[PluginStatus, ...]:
-        """Every plugin of the plan in load order, then the ones the plan excluded."""
-        stalls = self._watchdog.stalls if self._watchdog is not None else None
-        if not stalls and not self._workers:
-            return (*self._status.values(), *self._excluded)
-        return (*map(self._current, self._status.values()), *self._excluded)
+        """Every plugin of the plan in load order, then the ones the plan excluded.
+
+        The same tuple until a status changes or the watchdog counts a stall, since
+        ``system:health`` asks on every call; with isolated plugins, their workers are
+        asked each time.
+        """
+        if self._workers:
+            return (*map(self._current, self._status.values()), *self._excluded)
+        stalls = self._watchdog.stalls if self._watchdog is not None else {}
+        # dict's own comparison: a Counter's is Python code.
+        if self._listed is None or dict.__ne__(stalls, self._listed_stalls):
+            self._listed_stalls = dict(stalls)  # first: a stall counted meanwhile is seen next
+            self._listed = (*map(self._current, self._status.values()), *self._excluded)
+        return self._listed
 
     def _current(self, status: PluginStatus) -> PluginStatus:
         """A plugin's status with its stalls and, if isolated, its worker's state."""
@@ -642,6 +657,7 @@ class Host(Running):
 
     def _set(self, key: str, state: Status, reason: Reason | None = None) -> None:
         self._status[key] = replace(self._status[key], status=state, reason=reason)
+        self._listed = None
 
     def _register(self, spec: PluginSpec) -> None:
         """Register a plugin the plan vetted (see :mod:`ksi_host._vet`), with its settings.

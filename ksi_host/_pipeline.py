@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -27,6 +29,24 @@ if TYPE_CHECKING:
 __all__ = ["DaemonRun", "boot", "build_plan", "plan_for"]
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Planning keeps what it allocates (every candidate, spec and edge is in the plan).
+
+    The cycle collector would walk those objects again and again while they pile up,
+    and free nothing. It is off while a plan is built and back on (if it was on) as
+    soon as it is; any garbage a plugin's import left is collected then.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@_no_cycle_collection()
 def build_plan(
     *,
     paths: Sequence[str | Path] = (),

@@ -87,9 +87,10 @@ class HealthPlugin(HostReporter):
     def _plugin_counts(self, host: HostView) -> dict[str, int]:
         """:func:`plugin_counts`, counted again only when a plugin's status changed."""
         statuses = host.status()
-        if statuses != self._counted:  # the same status objects compare by identity: cheap
-            self._counts = _count(statuses)
-        self._counted = statuses  # equal but new objects would compare field by field
+        if statuses is not self._counted:  # the host keeps its tuple while nothing changes
+            if statuses != self._counted:  # the same status objects compare by identity
+                self._counts = _count(statuses)
+            self._counted = statuses  # equal but new objects would compare field by field
         return self._counts
 
 

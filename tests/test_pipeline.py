@@ -1,0 +1,44 @@
+"""The pipeline's own rules, apart from its stages (each tested in its module's tests)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ksi_host._pipeline import build_plan
+from ksi_host._plan import Candidate
+from ksi_host._report import NullReporter
+from ksi_host.errors import ConfigError
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """Whatever a test does to the cycle collector, it is back on afterwards."""
+    yield
+    gc.enable()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_cycle_collector_is_off_while_planning_and_as_it_was_after(
+    tmp_path: Path, collector: None, enabled: bool
+) -> None:
+    """Planning keeps what it allocates: collecting while it runs costs time and frees nothing."""
+    seen: list[bool] = []
+
+    class Watching(NullReporter):
+        def found(self, candidate: Candidate) -> None:
+            seen.append(gc.isenabled())
+
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "watched.py").write_text("plugin = None\n")
+    env = {"KSI_HOME": str(tmp_path), "KSI_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    (gc.enable if enabled else gc.disable)()
+    build_plan(env=env, builtin_package=None, reporter=Watching())
+    assert seen == [False]
+    assert gc.isenabled() is enabled
+    with pytest.raises(ConfigError):
+        build_plan(env=env, disabled=["not a name!"], builtin_package=None)
+    assert gc.isenabled() is enabled
