@@ -179,10 +179,12 @@ class ScanCache:
         if not isinstance(raw, dict) or raw.get("key") != self._key:
             return None
         try:
-            found = [_candidate(row) for row in raw["rows"]]
+            rows = raw["rows"]
+            found = [_candidate(row) for row in rows]
         except (KeyError, TypeError):
             return None
-        if any(c.manifest is not None and not c.manifest.is_file() for c in found):
+        manifests = (row["manifest"] for row in rows if row["manifest"] is not None)
+        if not all(map(os.path.isfile, manifests)):
             return None
         return found
 
