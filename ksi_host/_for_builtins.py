@@ -11,18 +11,19 @@ promised to stay.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Final
 
-from ksi_host._catalog import event_catalog
-from ksi_host._daemon import active_daemon
-from ksi_host._dispatch import continued_chain, emit_chain
-from ksi_host._lifecycle import Host
-from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
-from ksi_host._server import ServerConfig, SocketServer
-from ksi_host._websocket.config import WebSocketConfig, require_websockets, write_token
 from ksi_host.context import PluginContext
 
 if TYPE_CHECKING:
+    from ksi_host._catalog import event_catalog
+    from ksi_host._daemon import active_daemon
+    from ksi_host._dispatch import continued_chain, emit_chain
+    from ksi_host._lifecycle import Host
+    from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
+    from ksi_host._server import ServerConfig, SocketServer
+    from ksi_host._websocket.config import WebSocketConfig, require_websockets, write_token
     from ksi_host._websocket.server import WebSocketServer
 
 __all__ = [
@@ -44,10 +45,40 @@ __all__ = [
 ]
 
 
+_HOMES: Final = {
+    "Host": "ksi_host._lifecycle",
+    "ProtocolFailure": "ksi_host._protocol",
+    "ServerConfig": "ksi_host._server",
+    "SocketServer": "ksi_host._server",
+    "WebSocketConfig": "ksi_host._websocket.config",
+    "active_daemon": "ksi_host._daemon",
+    "continued_chain": "ksi_host._dispatch",
+    "emit_chain": "ksi_host._dispatch",
+    "encode_reply": "ksi_host._protocol",
+    "event_catalog": "ksi_host._catalog",
+    "parse_request": "ksi_host._protocol",
+    "require_websockets": "ksi_host._websocket.config",
+    "write_token": "ksi_host._websocket.config",
+}
+"""Where each name lives, imported on first use (PEP 562): describing the built-ins for
+``ksi-host plugins`` imports them, and must not pull in the daemon's whole machinery."""
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
 def host_of(context: object) -> Host | None:
     """The host behind a plugin's context, which ``context.host`` hides from other plugins."""
     if not isinstance(context, PluginContext):
         return None
+    from ksi_host._lifecycle import Host
+
     owner = context.host._owner
     return owner if isinstance(owner, Host) else None
 

@@ -172,7 +172,12 @@ class Host(Running):
         # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
         self._specs: dict[str, PluginSpec] = {spec.key: spec for spec in plan.order}
         self._lazy = _lazy_keys(plan)
-        # In load order: status() reads it as is (system:health asks on every call).
+        # In load order: status() reads it as is (system:health asks on every call), and
+        # keeps the tuple it made in _listed until a status changes (_set, _note_plan), the
+        # watchdog counts another stall or a worker restarts or fails.
+        self._listed: tuple[PluginStatus, ...] | None = None
+        self._listed_stalls: dict[str, int] = {}
+        self._listed_workers: tuple[tuple[int | None, int, Reason | None], ...] = ()
         self._status: dict[str, PluginStatus] = {
             spec.key: PluginStatus(
                 spec.name,
@@ -239,6 +244,7 @@ class Host(Running):
 
     def _note_plan(self, plan: LoadPlan) -> None:
         """Keep what ``status()`` and unanswered events report about ``plan``'s exclusions."""
+        self._listed = None
         self._excluded = tuple(
             PluginStatus(
                 name=exclusion.name,
@@ -305,6 +311,7 @@ class Host(Running):
         for key in diff.stop:
             await self._stop_one(old[key])
         lazy = _lazy_keys(plan)
+        self._listed = None
         self._status = {
             spec.key: PluginStatus(
                 spec.name,
@@ -539,11 +546,26 @@ class Host(Running):
         return None
 
     def status(self) -> tuple[PluginStatus, ...]:
-        """Every plugin of the plan in load order, then the ones the plan excluded."""
-        stalls = self._watchdog.stalls if self._watchdog is not None else None
-        if not stalls and not self._workers:
-            return (*self._status.values(), *self._excluded)
-        return (*map(self._current, self._status.values()), *self._excluded)
+        """Every plugin of the plan in load order, then the ones the plan excluded.
+
+        The same tuple until a status changes, the watchdog counts a stall or an isolated
+        plugin's worker restarts or fails, since ``system:health`` asks on every call.
+        """
+        stalls = self._watchdog.stalls if self._watchdog is not None else {}
+        workers = (
+            tuple((w.pid, w.restarts, w.failure) for w in self._workers.values())
+            if self._workers
+            else ()
+        )
+        if (
+            self._listed is None
+            or workers != self._listed_workers
+            or dict.__ne__(stalls, self._listed_stalls)  # dict's own: a Counter's is Python
+        ):
+            self._listed_stalls = dict(stalls)  # first: a stall counted meanwhile is seen next
+            self._listed_workers = workers
+            self._listed = (*map(self._current, self._status.values()), *self._excluded)
+        return self._listed
 
     def _current(self, status: PluginStatus) -> PluginStatus:
         """A plugin's status with its stalls and, if isolated, its worker's state."""
@@ -642,6 +664,7 @@ class Host(Running):
 
     def _set(self, key: str, state: Status, reason: Reason | None = None) -> None:
         self._status[key] = replace(self._status[key], status=state, reason=reason)
+        self._listed = None
 
     def _register(self, spec: PluginSpec) -> None:
         """Register a plugin the plan vetted (see :mod:`ksi_host._vet`), with its settings.

@@ -27,7 +27,7 @@ def spare_pydantic_scan(env: Mapping[str, str] | None = None) -> bool:
     Call it before the process builds its first model: once pydantic has scanned,
     there is nothing left to spare.
     """
-    if _loader._plugins is not None or ScanCache.of(env).pydantic_plugins() is not False:
+    if _loader._plugins is not None or ScanCache.early(env).pydantic_plugins() is not False:
         return False
     _loader._plugins = {}
     return True

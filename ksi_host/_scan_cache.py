@@ -38,7 +38,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import importlib_metadata
 
@@ -163,20 +163,50 @@ def _candidate(row: Mapping[str, Any]) -> Candidate:
 class ScanCache:
     """The kept scan of one ``KSI_HOME``, for the ``sys.path`` of this process."""
 
+    _early: ClassVar[ScanCache | None] = None
+
     def __init__(self, path: Path) -> None:
         self.path: Final = path
+        self._searched: Final = _searched()
         self._key: Final = _key(time.time())
+        self._raw: object = _UNREAD
 
     @classmethod
     def of(cls, env: Mapping[str, str] | None = None) -> ScanCache:
-        return cls(KsiPaths.from_env(env).cache_dir / CACHE_FILE)
+        """The cache as of now, or as :meth:`early` dated it for this very use."""
+        path = KsiPaths.from_env(env).cache_dir / CACHE_FILE
+        early, ScanCache._early = ScanCache._early, None
+        if early is not None and early.path == path and early._searched == _searched():
+            return early
+        return cls(path)
+
+    @classmethod
+    def early(cls, env: Mapping[str, str] | None = None) -> ScanCache:
+        """Date the scan now, and let this process's next :meth:`of` use it, once.
+
+        A command asks the cache before it builds its first pydantic model
+        (:mod:`ksi_host._pydantic_plugins`) and scans a moment later: dating twice would
+        ``stat`` every distribution twice. What was dated is what is then served or kept,
+        as when dating and scanning follow each other at once: a change in between makes
+        the next command's key differ, so it scans. A different ``sys.path`` or finder
+        list by then means a fresh dating.
+        """
+        ScanCache._early = cache = cls.of(env)
+        return cache
+
+    def _kept(self) -> dict[str, Any] | None:
+        """The kept scan if it is this ``sys.path``'s (read once per dating)."""
+        if self._key is None:
+            return None
+        if self._raw is _UNREAD:
+            self._raw = read_cache(self.path)
+        raw = self._raw
+        return raw if isinstance(raw, dict) and raw.get("key") == self._key else None
 
     def candidates(self) -> list[Candidate] | None:
         """The candidates the last scan of this same ``sys.path`` found, or None: scan."""
-        if self._key is None:
-            return None
-        raw = read_cache(self.path)
-        if not isinstance(raw, dict) or raw.get("key") != self._key:
+        raw = self._kept()
+        if raw is None:
             return None
         try:
             rows = raw["rows"]
@@ -193,23 +223,26 @@ class ScanCache:
 
         None when no valid kept scan says: ask pydantic's own scan.
         """
-        if self._key is None:
-            return None
-        raw = read_cache(self.path)
-        if not isinstance(raw, dict) or raw.get("key") != self._key:
-            return None
-        found = raw.get("pydantic")
+        raw = self._kept()
+        found = raw.get("pydantic") if raw is not None else None
         return found if isinstance(found, bool) else None
 
     def keep(self, candidates: Sequence[Candidate], *, pydantic_plugins: bool) -> None:
         """Remember what a scan found, unless the scan cannot be dated."""
         if self._key is None:
             return
-        write_cache(
-            self.path,
-            {
-                "key": self._key,
-                "rows": [_row(c) for c in candidates],
-                "pydantic": pydantic_plugins,
-            },
-        )
+        kept = {
+            "key": self._key,
+            "rows": [_row(c) for c in candidates],
+            "pydantic": pydantic_plugins,
+        }
+        write_cache(self.path, kept)
+        self._raw = kept
+
+
+_UNREAD: Final = object()
+
+
+def _searched() -> tuple[tuple[str, ...], tuple[object, ...]]:
+    """What the scan searches: ``sys.path`` and the finders that list distributions."""
+    return tuple(sys.path), tuple(sys.meta_path)

@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -34,7 +34,7 @@ __all__ = [
 
 logger: Final = logging.getLogger("ksi_host.server")
 
-Dispatch = Callable[[str, dict[str, Any]], Awaitable[Any]]
+Dispatch = Callable[[str, dict[str, Any]], Coroutine[Any, Any, Any]]
 """``await dispatch(event_name, data)`` returns the answer dict (or the guide's error shape)."""
 
 
@@ -117,7 +117,11 @@ class Requests:
         self.tasks: set[asyncio.Task[None]] = set()
 
     def start(self, request: Request | ProtocolFailure) -> None:
-        """Answer ``request``, at once if it can be (refused, or a handler that does not wait)."""
+        """Answer ``request``, at once if it can be (refused, or a handler that does not wait).
+
+        The dispatch coroutine is sent its first step here, in the request's own
+        ``contextvars`` context; only one that waits costs a task (:meth:`_finish`).
+        """
         if self.stopping:
             self._reply(shutting_down(self._stats, request, started=False))
         elif isinstance(request, ProtocolFailure):
@@ -130,11 +134,20 @@ class Requests:
                 )
             )
         else:
-            self.inflight += 1
-            task = start_eagerly(self._serve(request))
-            if task is not None:
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+            self._stats.requests += 1
+            context = contextvars.copy_context()
+            try:
+                coro, pending = context.run(_first_step, self._dispatch, request)
+            except StopIteration as done:
+                self._reply(encode_reply(request.event, request.correlation_id, done.value))
+            except Exception as exc:
+                self._reply(context.run(self._failed, request, exc))
+            else:
+                self.inflight += 1
+                task = start_eagerly(self._finish(request, coro, pending), context)
+                if task is not None:
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
 
     def stop(self) -> None:
         """Answer the requests that arrive from now on with ``SHUTTING_DOWN``."""
@@ -145,39 +158,56 @@ class Requests:
         for task in self.tasks:
             task.cancel()
 
-    async def _serve(self, request: Request) -> None:
-        stats = self._stats
-        stats.requests += 1
-        # The request runs in a context of its own (start_eagerly): no reset needed.
-        CURRENT_REQUEST.set((request.event, request.correlation_id))
+    def _failed(self, request: Request, exc: Exception) -> bytes:
+        """The ``INTERNAL_ERROR`` reply to a dispatch that raised, which is logged."""
+        logger.error("dispatch of %s raised", request.event, exc_info=exc)
+        self._stats.count(ErrorCode.INTERNAL_ERROR)
+        return encode_reply(
+            request.event,
+            request.correlation_id,
+            error_reply(
+                ErrorCode.INTERNAL_ERROR,
+                f"handling {request.event!r} raised {type(exc).__name__}: {exc}",
+            ),
+        )
+
+    async def _finish(self, request: Request, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
+        """The rest of a dispatch that waited, in its context; then settled."""
         try:
             try:
-                result = await self._dispatch(request.event, request.data)
+                result = await resume(coro, pending)
             except Exception as exc:
-                logger.exception("dispatch of %s raised", request.event)
-                stats.count(ErrorCode.INTERNAL_ERROR)
-                result = error_reply(
-                    ErrorCode.INTERNAL_ERROR,
-                    f"handling {request.event!r} raised {type(exc).__name__}: {exc}",
-                )
+                reply = self._failed(request, exc)
+            else:
+                reply = encode_reply(request.event, request.correlation_id, result)
         except asyncio.CancelledError:
-            self._reply(shutting_down(stats, request, started=True))
+            self._reply(shutting_down(self._stats, request, started=True))
             raise
         else:
-            self._reply(encode_reply(request.event, request.correlation_id, result))
+            self._reply(reply)
         finally:
             self.inflight -= 1
             self._settled()
 
 
-def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+def _first_step(dispatch: Dispatch, request: Request) -> tuple[Coroutine[Any, Any, Any], Any]:
+    """In the request's context: mark it current, start its dispatch; StopIteration if done."""
+    CURRENT_REQUEST.set((request.event, request.correlation_id))
+    coro = dispatch(request.event, request.data)
+    return coro, coro.send(None)
+
+
+def start_eagerly(
+    coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None
+) -> asyncio.Task[None] | None:
     """Run ``coro`` now until it first waits; only then does it become a task.
 
-    asyncio offers this only from Python 3.12 (``eager_start``). Like a task, the
-    request runs in its own copy of the ``contextvars`` context, from its first step to
-    its last.
+    asyncio offers this only from Python 3.12 (``eager_start``). Like a task, ``coro``
+    runs in its own copy of the ``contextvars`` context (or in ``context``), from its
+    first step to its last.
     """
-    context = contextvars.copy_context()
+    if context is None:
+        context = contextvars.copy_context()
     try:
         pending = context.run(coro.send, None)
     except StopIteration:
@@ -191,13 +221,14 @@ class _Resumed:
     Every step runs in the request's own ``contextvars`` context, the one its eager
     start ran in, so a context variable set before the first wait is still set (and
     resettable) after it, and never leaks into the connection's other requests.
+    Without a context, the steps run in the caller's, which then is that one.
     """
 
     def __init__(
         self,
         coro: Coroutine[Any, Any, Any],
         pending: Any,
-        context: contextvars.Context,
+        context: contextvars.Context | None,
         stamp: bytes | None,
     ) -> None:
         self._coro = coro
@@ -208,6 +239,7 @@ class _Resumed:
     def __await__(self) -> Generator[Any, Any, Any]:
         pending = self._pending
         stamp = self._stamp
+        context = self._context
         step: Callable[[Any], Any]
         while True:
             try:
@@ -219,7 +251,7 @@ class _Resumed:
             if stamp is not None:
                 RECORD.write(stamp)
             try:
-                pending = self._context.run(step, value)
+                pending = step(value) if context is None else context.run(step, value)
             except StopIteration as done:
                 return done.value
 
@@ -227,11 +259,12 @@ class _Resumed:
 async def resume(
     coro: Coroutine[Any, Any, Any],
     pending: Any,
-    context: contextvars.Context,
+    context: contextvars.Context | None = None,
     stamp: bytes | None = None,
 ) -> Any:
     """The rest of ``coro``, which yielded ``pending`` when first sent ``None`` in ``context``.
 
+    Without ``context``, the one ``coro`` started in is the caller's (see :meth:`Requests._finish`).
     Also how :func:`ksi_host._deadline.within` continues a call into a plugin that waits;
     ``stamp`` is then its line in the crash record, written before each of its steps.
     """

@@ -11,7 +11,7 @@ Dynamic Plugin Loading does by hand. Connected clients stay connected through bo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ksi_host import (
     ErrorCode,
@@ -21,9 +21,12 @@ from ksi_host import (
     error_reply,
     hookimpl,
 )
-from ksi_host._for_builtins import Host, event_catalog, host_of
+from ksi_host._for_builtins import host_of
 from ksi_plugins_builtin._host import HostReporter, no_host
 from ksi_plugins_builtin._metadata import builtin_metadata
+
+if TYPE_CHECKING:
+    from ksi_host._for_builtins import Host
 
 __all__ = ["PluginsPlugin", "plugin"]
 
@@ -63,6 +66,8 @@ class PluginsPlugin(HostReporter):
         if host is None:
             return no_host(event_name)
         if event_name == "system:events":
+            from ksi_host._for_builtins import event_catalog
+
             return event_catalog(host.plan, host.entries()).model_dump(mode="json")
         return self._change(host, event_name, data)
 

@@ -9,6 +9,7 @@ import re
 import signal
 import stat
 import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -428,3 +429,18 @@ def test_a_state_path_the_operator_chose_is_checked_but_not_its_folder(tmp_path)
     path.chmod(0o640)
     assert state.exposure(path, data_dir=False) == [f"{path} (0640)"]
     assert state.private_fix(path, data_dir=False) == f"chmod 600 {path}"
+
+
+def test_describing_the_built_ins_does_not_import_the_daemon() -> None:
+    """``ksi-host plugins`` imports every built-in to describe it: that must stay cheap."""
+    probe = (
+        "import importlib, sys\n"
+        "from ksi_host._discover import builtin_candidates\n"
+        "for candidate in builtin_candidates():\n"
+        "    importlib.import_module(candidate.module)\n"
+        "heavy = ['ksi_host._lifecycle', 'ksi_host._catalog', 'ksi_host._isolation',\n"
+        "         'ksi_plugins_builtin.nats_bridge._bridge']\n"
+        "print([name for name in heavy if name in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

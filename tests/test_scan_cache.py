@@ -253,3 +253,52 @@ def test_the_scan_records_whether_any_distribution_declares_a_pydantic_plugin(
     _found(ksi_env)
     assert _scan_cache.ScanCache.of(ksi_env).pydantic_plugins() is True
     assert len(scans) == 2
+
+
+@pytest.fixture
+def datings(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """One entry per dating of sys.path (the real dating still runs)."""
+    seen: list[float] = []
+    real = _scan_cache._key
+
+    def counted(now: float) -> str | None:
+        seen.append(now)
+        return real(now)
+
+    monkeypatch.setattr(_scan_cache, "_key", counted)
+    return seen
+
+
+def test_a_command_dates_sys_path_once_for_pydantic_and_its_scan(
+    site_dir: Path, ksi_env: dict[str, str], scans: list[str], settled: None, datings: list[float]
+) -> None:
+    _install(site_dir, "sc_once")
+    _found(ksi_env)
+    assert len(datings) == 1
+    assert _scan_cache.ScanCache.early(ksi_env).pydantic_plugins() is False
+    assert "sc_once" in [name for name, _, _ in _found(ksi_env)]
+    assert len(datings) == 2  # the early dating served the scan: no third
+    _found(ksi_env)
+    assert len(datings) == 3  # and only once
+    assert scans == ["every group"]
+
+
+def test_a_sys_path_changed_since_the_early_dating_is_dated_again(
+    site_dir: Path,
+    ksi_env: dict[str, str],
+    scans: list[str],
+    settled: None,
+    datings: list[float],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _install(site_dir, "sc_before")
+    _found(ksi_env)
+    _scan_cache.ScanCache.early(ksi_env)
+    later = tmp_path / "later-site"
+    _install(later, "sc_later")
+    monkeypatch.syspath_prepend(str(later))
+    names = [name for name, _, _ in _found(ksi_env)]
+    assert "sc_later" in names
+    assert len(datings) == 3
+    assert len(scans) == 2

@@ -8,19 +8,22 @@ running on, when it is missing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ksi_host import BasePlugin, hookimpl
 from ksi_host._for_builtins import host_of
 from ksi_host.errors import HostRequired
 from ksi_plugins_builtin._metadata import builtin_metadata
-from ksi_plugins_builtin.nats_bridge._bridge import INBOUND, Bridge
 from ksi_plugins_builtin.nats_bridge._settings import (
     EXTRA,
     NatsSettings,
     connect_options,
     nats_client,
 )
+from ksi_plugins_builtin.nats_bridge._wire import INBOUND
+
+if TYPE_CHECKING:
+    from ksi_plugins_builtin.nats_bridge._bridge import Bridge
 
 __all__ = [
     "EXTRA",
@@ -59,6 +62,8 @@ class NatsBridgePlugin(BasePlugin):
         host = host_of(context)
         if host is None:
             raise HostRequired(plugin=self.name, needs="the host's dispatch and emit chain")
+        from ksi_plugins_builtin.nats_bridge._bridge import Bridge  # the daemon's machinery
+
         self._bridge = Bridge(NatsSettings.model_validate(section), host, plugin=self.name)
 
     @hookimpl

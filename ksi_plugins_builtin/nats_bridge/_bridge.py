@@ -43,6 +43,7 @@ from ksi_host.events import split_event_name
 from ksi_plugins_builtin.nats_bridge._settings import NatsSettings, connect_options, nats_client
 from ksi_plugins_builtin.nats_bridge._wire import (
     CHAIN_HEADER,
+    INBOUND,
     ORIGIN_HEADER,
     chain_from,
     chain_header,
@@ -58,12 +59,9 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
-__all__ = ["INBOUND", "Bridge"]
+__all__ = ["Bridge"]
 
 logger: Final = logging.getLogger("ksi_plugins_builtin.nats")
-
-INBOUND: Final = "nats"
-"""The context key of an event that arrived over NATS: ``{"origin": ..., "subject": ...}``."""
 
 _RECEIVED: Final[ContextVar[str | None]] = ContextVar("ksi_nats_received", default=None)
 """The event this task is handling because it arrived over NATS: never published again."""

@@ -26,6 +26,7 @@ from ksi_host.events import check_event_name, split_event_name
 
 __all__ = [
     "CHAIN_HEADER",
+    "INBOUND",
     "ORIGIN_HEADER",
     "ROOT",
     "chain_from",
@@ -40,6 +41,8 @@ __all__ = [
 ROOT: Final = "ksi"
 ORIGIN_HEADER: Final = "Ksi-Origin"
 CHAIN_HEADER: Final = "Ksi-Chain"
+INBOUND: Final = "nats"
+"""The context key of an event that arrived over NATS: ``{"origin": ..., "subject": ...}``."""
 
 
 def subject_for(event_name: str) -> str:
