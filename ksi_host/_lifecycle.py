@@ -173,10 +173,11 @@ class Host(Running):
         self._specs: dict[str, PluginSpec] = {spec.key: spec for spec in plan.order}
         self._lazy = _lazy_keys(plan)
         # In load order: status() reads it as is (system:health asks on every call), and
-        # keeps the tuple it made in _listed until a status changes (_set, _note_plan) or
-        # the watchdog counts another stall.
+        # keeps the tuple it made in _listed until a status changes (_set, _note_plan), the
+        # watchdog counts another stall or a worker restarts or fails.
         self._listed: tuple[PluginStatus, ...] | None = None
         self._listed_stalls: dict[str, int] = {}
+        self._listed_workers: tuple[tuple[int | None, int, Reason | None], ...] = ()
         self._status: dict[str, PluginStatus] = {
             spec.key: PluginStatus(
                 spec.name,
@@ -547,16 +548,22 @@ class Host(Running):
     def status(self) -> tuple[PluginStatus, ...]:
         """Every plugin of the plan in load order, then the ones the plan excluded.
 
-        The same tuple until a status changes or the watchdog counts a stall, since
-        ``system:health`` asks on every call; with isolated plugins, their workers are
-        asked each time.
+        The same tuple until a status changes, the watchdog counts a stall or an isolated
+        plugin's worker restarts or fails, since ``system:health`` asks on every call.
         """
-        if self._workers:
-            return (*map(self._current, self._status.values()), *self._excluded)
         stalls = self._watchdog.stalls if self._watchdog is not None else {}
-        # dict's own comparison: a Counter's is Python code.
-        if self._listed is None or dict.__ne__(stalls, self._listed_stalls):
+        workers = (
+            tuple((w.pid, w.restarts, w.failure) for w in self._workers.values())
+            if self._workers
+            else ()
+        )
+        if (
+            self._listed is None
+            or workers != self._listed_workers
+            or dict.__ne__(stalls, self._listed_stalls)  # dict's own: a Counter's is Python
+        ):
             self._listed_stalls = dict(stalls)  # first: a stall counted meanwhile is seen next
+            self._listed_workers = workers
             self._listed = (*map(self._current, self._status.values()), *self._excluded)
         return self._listed
 

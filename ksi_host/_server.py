@@ -185,8 +185,9 @@ class _Connection(asyncio.Protocol):
             and not data.isspace()
         ):
             # One whole request line, the common case: parsed as it came (JSON allows the
-            # trailing newline), without passing through the buffer.
-            self._admit(data)
+            # trailing newline), without passing through the buffer or _admit.
+            self.last_activity = self.loop.time()
+            self.requests.start(parse_request(data))
             if self.requests.stopping:
                 self._close_when_done()  # refused with SHUTTING_DOWN: nothing settles
             return

@@ -107,6 +107,7 @@ def test_an_isolated_plugin_that_keeps_crashing_stays_failed_with_the_reason():
         daemon.start()
         sock = daemon.socket_path
         with Prober(sock) as prober:
+            assert ask(sock, "system:health")["status"] == "healthy"
             spun = ask(sock, "iso:spin", timeout=30)  # past worker_cpu_seconds: SIGXCPU
             assert error_code(spun) == "PLUGIN_CRASHED"
             assert "was killed by SIGXCPU while handling 'iso:spin'" in spun["error"]["message"]
@@ -117,6 +118,8 @@ def test_an_isolated_plugin_that_keeps_crashing_stays_failed_with_the_reason():
             assert entry["status"] == "failed"
             assert entry["reason"]["code"] == "worker-crashed"
             assert "crashed 2 times within 60 s" in entry["reason"]["message"]
+            health = ask(sock, "system:health")  # the host's kept statuses saw the worker fail
+            assert (health["status"], health["failed"]) == ("degraded", ["iso"])
             refused = ask(sock, "iso:ping")
             assert error_code(refused) == "PLUGIN_CRASHED"
             assert "is not restarted again" in refused["error"]["message"]

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from datetime import datetime, timezone
+from decimal import Decimal
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic_core import PydanticSerializationError, to_json
 
 from ksi_host._protocol import ProtocolFailure, Request, encode_reply, parse_request
 from ksi_host.replies import ErrorCode, error_reply, jsonable
@@ -89,6 +93,46 @@ def test_any_json_data_round_trips_through_a_reply(data, correlation_id):
         "correlation_id": correlation_id,
         "data": data,
     }
+
+
+_answer_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # past 64 bits too: orjson refuses those
+    | st.floats()  # NaN and infinities too
+    | st.text(max_size=8)
+    | st.datetimes(timezones=st.just(timezone.utc) | st.none())  # pydantic writes UTC as Z
+    | st.sampled_from(
+        [ErrorCode.TIMEOUT, Decimal("1.5"), b"raw", frozenset({1}), "lone \ud800 surrogate"]
+    ),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=5) | st.integers(), children, max_size=4)
+        | st.builds(OrderedDict, st.dictionaries(st.text(max_size=5), children, max_size=3))
+        | st.builds(MappingProxyType, st.dictionaries(st.text(max_size=5), children, max_size=3))
+    ),
+    max_leaves=12,
+)
+
+
+@given(_answer_values, st.one_of(st.none(), st.integers(), st.text(max_size=20)))
+def test_a_reply_is_written_byte_for_byte_as_pydantic_core_writes_it(value, correlation_id):
+    """orjson writes the usual replies; whatever it writes must be pydantic-core's bytes."""
+    answer = {"value": value}
+    try:
+        expected = (
+            to_json(
+                {"event": "a:b", "correlation_id": correlation_id, "data": answer},
+                inf_nan_mode="null",
+                fallback=lambda mapping: dict(mapping),
+            )
+            + b"\n"
+        )
+    except PydanticSerializationError:
+        assert b"INTERNAL_ERROR" in encode_reply("a:b", correlation_id, answer)
+    else:
+        assert encode_reply("a:b", correlation_id, answer) == expected
 
 
 def test_a_non_dict_answer_becomes_an_internal_error_reply():

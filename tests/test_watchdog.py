@@ -70,6 +70,18 @@ def test_a_blocking_handler_is_interrupted_at_its_deadline_and_blamed(caplog):
     assert {s.name: s.stalls for s in host.status()}["staller"] == 1
 
 
+def test_a_stall_shows_in_the_statuses_the_host_kept_from_before_it():
+    async def statuses_around_a_stall(host: Host) -> list[dict[str, int]]:
+        async with host:
+            before = {s.name: s.stalls for s in host.status()}
+            await host.dispatch("stall:sleep", {"n": 1})
+            return [before, {s.name: s.stalls for s in host.status()}]
+
+    host = _host(_stalling(), call_timeouts={"staller": 0.3})
+    before, after = asyncio.run(statuses_around_a_stall(host))
+    assert (before["staller"], after["staller"]) == (0, 1)
+
+
 def test_an_awaiting_handler_is_cancelled_at_its_deadline():
     host = _host(_stalling(), call_timeout=0.2)
     waited, own = asyncio.run(_ask(host, "stall:wait", "stall:timeout_error"))
