@@ -38,14 +38,17 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import importlib_metadata
 
 from ksi_host import __version__
 from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._paths import KsiPaths
-from ksi_host._plan import Candidate, Origin
+from ksi_host.status import Origin
+
+if TYPE_CHECKING:
+    from ksi_host._plan import Candidate
 
 __all__ = ["CACHE_FILE", "SETTLE_SECONDS", "ScanCache"]
 
@@ -144,6 +147,10 @@ def _row(candidate: Candidate) -> dict[str, Any]:
 
 
 def _candidate(row: Mapping[str, Any]) -> Candidate:
+    # Not imported with this module: every command dates the scan before it imports
+    # pydantic (ksi_host._pydantic_plugins), and _plan's models need it.
+    from ksi_host._plan import Candidate
+
     manifest = row["manifest"]
     return Candidate(
         name_hint=row["name"],
