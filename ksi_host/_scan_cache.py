@@ -65,30 +65,28 @@ def _key(now: float) -> str | None:
         return None
     settled = int((now - SETTLE_SECONDS) * 1e9)
     stamps: list[object] = [_FORMAT, __version__, sys.version, sys.prefix]
-    try:
-        for entry in sys.path:
-            location = os.path.abspath(entry or os.curdir)  # noqa: PTH100
-            stamps.append(location)
-            try:
-                info = os.stat(location)  # noqa: PTH116
-                stamps.append(_stamp(info, settled))
-                if stat.S_ISDIR(info.st_mode):
-                    stamps += _metadata_stamps(location, settled)
-            except OSError:
-                stamps.append("missing")
-    except _Hot:
+    for entry in sys.path:
+        location = os.path.abspath(entry or os.curdir)  # noqa: PTH100
+        stamps.append(location)
+        try:
+            info = os.stat(location)  # noqa: PTH116
+            stamps.append(_stamp(info, settled))
+            if stat.S_ISDIR(info.st_mode):
+                stamps += _metadata_stamps(location, settled)
+        except OSError:
+            stamps.append("missing")
+    if _HOT in stamps:
         return None
     return hashlib.sha256(repr(stamps).encode()).hexdigest()
 
 
-class _Hot(Exception):
-    """Something dated changed too recently to date a scan."""
+_HOT: Final = "hot"
 
 
-def _stamp(info: os.stat_result, settled: int) -> tuple[int, int, int, int]:
-    """Inode, size, modification and change times (ns); :class:`_Hot` if after ``settled``."""
+def _stamp(info: os.stat_result, settled: int) -> tuple[int, int, int, int] | str:
+    """Inode, size, modification and change times (ns), or :data:`_HOT` if after ``settled``."""
     if info.st_mtime_ns > settled or info.st_ctime_ns > settled:
-        raise _Hot
+        return _HOT
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
@@ -125,7 +123,7 @@ def _metadata_stamps(folder: str, settled: int) -> list[object]:
     return stamps
 
 
-def _file_stamp(path: str, settled: int) -> tuple[int, int, int, int] | None:
+def _file_stamp(path: str, settled: int) -> tuple[int, int, int, int] | str | None:
     try:
         info = os.stat(path)  # noqa: PTH116
     except FileNotFoundError:
