@@ -15,7 +15,7 @@ __all__ = ["EventCatalog", "EventEntry", "event_catalog", "render_catalog"]
 class EventEntry(BaseModel):
     """One declared command (``system:health``) or whole namespace (``system:*``)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     event: str
     plugin: str

@@ -55,6 +55,9 @@ logger: Final = logging.getLogger("ksi_host.cli")
 @click.version_option(__version__, "-V", "--version", prog_name="ksi-host")
 def cli() -> None:
     """Discover, check and run KSI plugins."""
+    from ksi_host._pydantic_plugins import spare_pydantic_scan
+
+    spare_pydantic_scan()  # before any command builds a pydantic model
 
 
 for _command in (*MANAGE_COMMANDS, manifest, *OPS_COMMANDS):
@@ -63,9 +66,6 @@ for _command in (*MANAGE_COMMANDS, manifest, *OPS_COMMANDS):
 
 def main() -> None:
     """Console-script entry point."""
-    from ksi_host._pydantic_plugins import spare_pydantic_scan
-
-    spare_pydantic_scan()
     cli()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from packaging.utils import canonicalize_name
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from ksi_host._plan import LoadPlan
 from ksi_host._schema import PluginEntry, ReasonReport, plugin_entries
@@ -28,7 +28,7 @@ __all__ = ["ASK_TIMEOUT", "ask_daemon", "merge_daemon", "verdicts"]
 ASK_TIMEOUT: Final = 3.0
 """Seconds a view waits for the daemon before showing the plan alone."""
 _RUNTIME: Final = frozenset({"pending", "lazy", "running", "failed", "stopped"})
-_ENTRIES: Final = TypeAdapter(list[PluginEntry])
+_ENTRIES: Final = TypeAdapter(list[PluginEntry], config=ConfigDict(defer_build=True))
 
 
 def verdicts(plan: LoadPlan, socket_path: Path | None) -> tuple[list[PluginEntry], str | None]:

@@ -101,13 +101,13 @@ def describe(
         if outcome is None:
             continue
         if isinstance(outcome, PluginSpec):
-            spec = outcome
-            if spec.key in specs:
-                outcome = Exclusion.shadowed(spec, by=specs[spec.key])
-            elif spec.key in disabled:
-                outcome = _disabled_after_import(spec, disabled[spec.key], candidate.name_hint)
+            spec, key = outcome, outcome.key
+            if key in specs:
+                outcome = Exclusion.shadowed(spec, by=specs[key])
+            elif key in disabled:
+                outcome = _disabled_after_import(spec, disabled[key], candidate.name_hint)
             else:
-                specs[spec.key] = spec
+                specs[key] = spec
                 warnings.extend(_version_warnings(spec))
                 reporter.described(spec)
                 continue

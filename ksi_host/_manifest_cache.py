@@ -20,6 +20,7 @@ either way.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -43,8 +44,8 @@ _FORMAT: Final = 1
 Read = tuple[PluginManifest, PluginMetadata, PluginCapabilities]
 
 
-def _identity(file: Path) -> list[int]:
-    info = file.stat()
+def _identity(file: str) -> list[int]:
+    info = os.stat(file)  # noqa: PTH116
     return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
 
 
@@ -61,9 +62,7 @@ def _rules() -> str:
 
 def _tuples(fields: Mapping[str, Any]) -> dict[str, Any]:
     """JSON's lists back into the tuples the models hold."""
-    return {
-        name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()
-    }
+    return {name: tuple(value) if type(value) is list else value for name, value in fields.items()}
 
 
 class ManifestCache:
@@ -93,7 +92,7 @@ class ManifestCache:
         Raises what :meth:`PluginManifest.read` raises, and :class:`OSError`.
         """
         key = str(file)
-        identity = _identity(file)
+        identity = _identity(key)
         kept = self._old.get(key)
         if isinstance(kept, dict) and kept.get("identity") == identity:
             try:

@@ -12,9 +12,8 @@ process inherits the decision. See docs/OPERATING.md.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
-
-from pydantic.plugin import _loader
 
 from ksi_host._scan_cache import ScanCache
 
@@ -25,9 +24,16 @@ def spare_pydantic_scan(env: Mapping[str, str] | None = None) -> bool:
     """Tell pydantic it has no plugins if a valid kept scan proves it; True when told.
 
     Call it before the process builds its first model: once pydantic has scanned,
-    there is nothing left to spare.
+    there is nothing left to spare. Nothing of pydantic is imported unless it is told.
     """
-    if _loader._plugins is not None or ScanCache.early(env).pydantic_plugins() is not False:
+    loaded = sys.modules.get("pydantic.plugin._loader")
+    if getattr(loaded, "_plugins", None) is not None:
+        return False
+    if ScanCache.early(env).pydantic_plugins() is not False:
+        return False
+    from pydantic.plugin import _loader
+
+    if _loader._plugins is not None:
         return False
     _loader._plugins = {}
     return True

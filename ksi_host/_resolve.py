@@ -32,6 +32,7 @@ from graphlib import CycleError, TopologicalSorter
 from types import MappingProxyType
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -490,26 +491,32 @@ def _version_conflict(
     if not specifier:
         return None
     found = provider.version
+    problem = "" if found is None else _version_problem(found, specifier)
+    if problem is None:
+        return None
     via = f" (provides {service!r})" if service else ""
     where = f"{provider.name} {found or 'with no version'}{via} from {provider.origin}"
-    message = f"{spec.name} needs {_bare(requirement)}, but found {where}"
     hint = (
         f"install a version of {provider.name} that matches '{specifier}', or disable {spec.name}"
     )
-
-    def conflict(message: str, hint: str) -> Reason:
-        bare, found_by = _bare(requirement), (provider.name,)
-        return Reason("version-conflict", message, hint, requirement=bare, providers=found_by)
-
     if found is None:
-        return conflict(message, f"give {provider.name} a version; {hint}")
+        hint = f"give {provider.name} a version; {hint}"
+    return Reason(
+        "version-conflict",
+        f"{spec.name} needs {_bare(requirement)}, but found {where}{problem}",
+        hint,
+        requirement=_bare(requirement),
+        providers=(provider.name,),
+    )
+
+
+def _version_problem(found: str, specifier: SpecifierSet) -> str | None:
+    """None when ``found`` matches, else what to add to the conflict's message."""
     try:
         version = Version(found)
     except InvalidVersion:
-        return conflict(message + " (not a PEP 440 version)", hint)
-    if specifier.contains(version, prereleases=True):
-        return None
-    return conflict(message, hint)
+        return " (not a PEP 440 version)"
+    return None if specifier.contains(version, prereleases=True) else ""
 
 
 def _ambiguous(

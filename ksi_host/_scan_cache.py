@@ -38,14 +38,17 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import importlib_metadata
 
 from ksi_host import __version__
 from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._paths import KsiPaths
-from ksi_host._plan import Candidate, Origin
+from ksi_host.status import Origin
+
+if TYPE_CHECKING:
+    from ksi_host._plan import Candidate
 
 __all__ = ["CACHE_FILE", "SETTLE_SECONDS", "ScanCache"]
 
@@ -62,30 +65,28 @@ def _key(now: float) -> str | None:
         return None
     settled = int((now - SETTLE_SECONDS) * 1e9)
     stamps: list[object] = [_FORMAT, __version__, sys.version, sys.prefix]
-    try:
-        for entry in sys.path:
-            location = os.path.abspath(entry or os.curdir)  # noqa: PTH100
-            stamps.append(location)
-            try:
-                info = os.stat(location)  # noqa: PTH116
-                stamps.append(_stamp(info, settled))
-                if stat.S_ISDIR(info.st_mode):
-                    stamps += _metadata_stamps(location, settled)
-            except OSError:
-                stamps.append("missing")
-    except _Hot:
+    for entry in sys.path:
+        location = os.path.abspath(entry or os.curdir)  # noqa: PTH100
+        stamps.append(location)
+        try:
+            info = os.stat(location)  # noqa: PTH116
+            stamps.append(_stamp(info, settled))
+            if stat.S_ISDIR(info.st_mode):
+                stamps += _metadata_stamps(location, settled)
+        except OSError:
+            stamps.append("missing")
+    if _HOT in stamps:
         return None
     return hashlib.sha256(repr(stamps).encode()).hexdigest()
 
 
-class _Hot(Exception):
-    """Something dated changed too recently to date a scan."""
+_HOT: Final = "hot"
 
 
-def _stamp(info: os.stat_result, settled: int) -> tuple[int, int, int, int]:
-    """Inode, size, modification and change times (ns); :class:`_Hot` if after ``settled``."""
+def _stamp(info: os.stat_result, settled: int) -> tuple[int, int, int, int] | str:
+    """Inode, size, modification and change times (ns), or :data:`_HOT` if after ``settled``."""
     if info.st_mtime_ns > settled or info.st_ctime_ns > settled:
-        raise _Hot
+        return _HOT
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
@@ -122,7 +123,7 @@ def _metadata_stamps(folder: str, settled: int) -> list[object]:
     return stamps
 
 
-def _file_stamp(path: str, settled: int) -> tuple[int, int, int, int] | None:
+def _file_stamp(path: str, settled: int) -> tuple[int, int, int, int] | str | None:
     try:
         info = os.stat(path)  # noqa: PTH116
     except FileNotFoundError:
@@ -144,6 +145,10 @@ def _row(candidate: Candidate) -> dict[str, Any]:
 
 
 def _candidate(row: Mapping[str, Any]) -> Candidate:
+    # Not imported with this module: every command dates the scan before it imports
+    # pydantic (ksi_host._pydantic_plugins), and _plan's models need it.
+    from ksi_host._plan import Candidate
+
     manifest = row["manifest"]
     return Candidate(
         name_hint=row["name"],
@@ -209,10 +214,12 @@ class ScanCache:
         if raw is None:
             return None
         try:
-            found = [_candidate(row) for row in raw["rows"]]
+            rows = raw["rows"]
+            found = [_candidate(row) for row in rows]
         except (KeyError, TypeError):
             return None
-        if any(c.manifest is not None and not c.manifest.is_file() for c in found):
+        manifests = (row["manifest"] for row in rows if row["manifest"] is not None)
+        if not all(map(os.path.isfile, manifests)):
             return None
         return found
 

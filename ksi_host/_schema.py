@@ -35,7 +35,9 @@ Command = Literal["plugins", "events", "doctor", "plugin:list"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """Built on first use: a daemon starts without building the report it may never send."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class ReasonReport(_Frozen):

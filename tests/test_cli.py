@@ -64,3 +64,19 @@ def test_config_explains_exactly_the_options_run_takes():
     shared = {param.name for param in config.params} - {"as_json"}
     assert shared == {"socket_path", "config_file", "plugin_paths", "state_db"}
     assert shared <= {param.name for param in run.params}
+
+
+def test_version_and_help_import_no_pydantic():
+    """They answer at once: pydantic, the scan cache and the stages wait for a command."""
+    probe = (
+        "import sys\n"
+        "from ksi_host._cli import cli\n"
+        "for args in (['--version'], ['--help']):\n"
+        "    try:\n"
+        "        cli(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print([m for m in ('pydantic', 'ksi_host._scan_cache') if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
