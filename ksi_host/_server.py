@@ -130,8 +130,8 @@ class ServerConfig(BaseModel):
 class _Connection(asyncio.Protocol):
     """One client, driven by the loop's callbacks: no task per connection or per line.
 
-    Lines are cut from a buffer as they arrive and started at once (eagerly, see
-    :func:`start_eagerly`); a reply is written straight to the transport. Reading
+    Lines are cut from a buffer as they arrive and started at once (see
+    :meth:`Requests.start`); a reply is written straight to the transport. Reading
     pauses while ``max_inflight`` requests run, and while the replies waiting for the
     client exceed ``max_reply_buffer_bytes`` (the transport's high-water mark): a
     client that does not read holds back only itself, and the daemon's memory for it

@@ -2,8 +2,9 @@
 
 The Unix socket and the WebSocket transport share this, so a request gets the same
 validation, the same error codes and the same counters whichever way it came in.
-A request is started eagerly (:func:`start_eagerly`): a handler that answers without
-waiting, as most do, costs no task and no extra turn of the event loop.
+A request's dispatch is started in place (:meth:`Requests.start`): a handler that answers
+without waiting, as most do, costs no task, no coroutine of ours and no extra turn of the
+event loop.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Requests:
     Both transports serve through this, so a request is counted, answered, cancelled
     at the drain deadline and answered ``SHUTTING_DOWN`` the same way on each.
     ``reply(line)`` writes a reply without waiting (the transport bounds what waits to
-    be read); ``settled()`` runs after each request that was started has finished, so
+    be read); ``settled()`` runs after each request that had to wait has finished, so
     the transport can read again or close.
     """
 
