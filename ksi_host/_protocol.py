@@ -74,9 +74,11 @@ _ORJSON_OPTIONS: Final = (
 )
 
 
-CorrelationId = (
-    Annotated[StrictStr, StringConstraints(max_length=MAX_CORRELATION_ID)] | StrictInt | None
-)
+CorrelationId = Annotated[
+    Annotated[StrictStr, StringConstraints(max_length=MAX_CORRELATION_ID)] | StrictInt | None,
+    # Strict branches cannot both fit: the first that does is the one, without trying the rest.
+    Field(union_mode="left_to_right"),
+]
 EventName = Annotated[str, StringConstraints(pattern=EVENT_NAME_PATTERN)]
 
 

@@ -47,7 +47,7 @@ class HealthPlugin(HostReporter):
             ),
             capabilities=PluginCapabilities(commands=["system:health"]),
         )
-        self._started = time.monotonic()
+        self._started = time.monotonic_ns()
         self._pid = os.getpid()
         self._counted: tuple[PluginStatus, ...] = ()
         self._counts: dict[str, int] = {}
@@ -56,7 +56,7 @@ class HealthPlugin(HostReporter):
 
     @hookimpl
     def ksi_startup(self) -> dict[str, str]:
-        self._started = time.monotonic()
+        self._started = time.monotonic_ns()
         self._pid = os.getpid()
         return {"status": "plugin_started"}
 
@@ -67,7 +67,8 @@ class HealthPlugin(HostReporter):
         answer: dict[str, Any] = {
             "status": "healthy",
             "timestamp": self._timestamp(),
-            "uptime": round((time.monotonic() - self._started) * 1000) / 1000,  # round(x, 3), fast
+            # Whole milliseconds, in integers: cheaper than round(seconds, 3).
+            "uptime": (time.monotonic_ns() - self._started) // 1_000_000 / 1000,
             "version": __version__,
             "pid": self._pid,
         }
