@@ -2,8 +2,8 @@
 
 Every public name is importable from here, but its module is imported the first time
 the name is used (PEP 562): ``import ksi_host`` alone costs next to nothing, so a
-command that needs none of them (``ksi-host --version``, ``ksi-host send``) never pays
-for pydantic models, the event bus or the plugin manager.
+command pays only for what it uses (``ksi-host send`` for its config and client, not
+for the plugin contract, the event bus or the plugin manager).
 """
 
 from __future__ import annotations

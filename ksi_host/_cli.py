@@ -53,11 +53,14 @@ logger: Final = logging.getLogger("ksi_host.cli")
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="ksi-host")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Discover, check and run KSI plugins."""
     from ksi_host._pydantic_plugins import spare_pydantic_scan
+    from ksi_host._scan_cache import ScanCache
 
     spare_pydantic_scan()  # before any command builds a pydantic model
+    ctx.call_on_close(ScanCache.drop_early)  # its dating of sys.path is this command's only
 
 
 for _command in (*MANAGE_COMMANDS, manifest, *OPS_COMMANDS):

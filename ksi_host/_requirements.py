@@ -4,7 +4,8 @@ Validating ``PluginMetadata(dependencies=...)`` parses every dependency, and so 
 resolver; packaging's parser is the costliest step of planning per dependency, so both
 share one parse. Most dependencies are a name and version specifiers (``"database >= 1.2"``);
 those are split with one regular expression and only their specifiers go through
-packaging, which makes the same requirement as its full parser. Messages quote a
+packaging (once per spelling, and shared), which makes the same requirement as its
+full parser. Messages quote a
 requirement as written (``"database >= 1.2"``), not as packaging normalises it, so the
 parse keeps the text too.
 
@@ -23,6 +24,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 __all__ = ["WrittenRequirement", "parsed"]
 
 _PARSED: Final[dict[str, WrittenRequirement]] = {}
+_SPECIFIERS: Final[dict[str, SpecifierSet]] = {}
 _MAX_PARSED: Final = 4096
 _SPECIFIER: Final = r"(?:~=|==|!=|<=|>=|<|>)[ \t]*[A-Za-z0-9.*+!_-]+"
 _SIMPLE: Final = re.compile(
@@ -38,7 +40,7 @@ class WrittenRequirement(Requirement):
     def __init__(self, text: str) -> None:
         simple = _SIMPLE.fullmatch(text)
         try:
-            specifier = SpecifierSet(simple[2] or "") if simple is not None else None
+            specifier = _specifier(simple[2] or "") if simple is not None else None
         except InvalidSpecifier:
             specifier = None
         if simple is None or specifier is None:
@@ -50,6 +52,16 @@ class WrittenRequirement(Requirement):
             self.specifier = specifier
             self.marker = None
         self.written: Final = text.partition(";")[0].strip()
+
+
+def _specifier(text: str) -> SpecifierSet:
+    """``SpecifierSet(text)``, made once per spelling (``>=1.0`` is common), so only read it."""
+    specifier = _SPECIFIERS.get(text)
+    if specifier is None:
+        specifier = SpecifierSet(text)
+        if len(_SPECIFIERS) < _MAX_PARSED:
+            _SPECIFIERS[text] = specifier
+    return specifier
 
 
 def parsed(text: str) -> WrittenRequirement:

@@ -199,6 +199,11 @@ class ScanCache:
         ScanCache._early = cache = cls.of(env)
         return cache
 
+    @classmethod
+    def drop_early(cls) -> None:
+        """Forget an :meth:`early` dating nothing used: it is only as fresh as its command."""
+        ScanCache._early = None
+
     def _kept(self) -> dict[str, Any] | None:
         """The kept scan if it is this ``sys.path``'s (read once per dating)."""
         if self._key is None:

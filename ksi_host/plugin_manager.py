@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import pluggy
@@ -52,28 +52,34 @@ def hook_names(plugin: object) -> tuple[str, ...]:
     return tuple(sorted({opts.get("specname") or name for name, opts in _marked(plugin)}))
 
 
-def _marked(plugin: object) -> Iterator[tuple[str, dict[str, Any]]]:
+def _marked(plugin: object) -> list[tuple[str, dict[str, Any]]]:
     """Each attribute of ``plugin`` that carries a ``@hookimpl`` marker, with its options."""
-    marker = hookspecs.PROJECT_NAME + "_impl"
+    marker = _MARKER
+    found = []
     for name, holder in _hookable(plugin):
         opts = getattr(holder, marker, None)
         if opts is None:
             opts = getattr(getattr(holder, "__func__", None), marker, None)
         if isinstance(opts, dict):
-            yield name, opts
+            found.append((name, opts))
+    return found
 
 
-def _hookable(plugin: object) -> Iterator[tuple[str, object]]:
-    """Each attribute name with the value that would carry its marker, first binding wins."""
+def _hookable(plugin: object) -> list[tuple[str, object]]:
+    """Each attribute name with the value that would carry its marker, first binding wins.
+
+    One pass, no generators: describing and registering every plugin both walk it.
+    """
     seen: set[str] = set()
+    found: list[tuple[str, object]] = []
     is_namespace = inspect.isclass(plugin) or inspect.ismodule(plugin)
     if not is_namespace:
         for name, value in _own_dict(plugin).items():
             seen.add(name)
             if isinstance(value, types.MethodType):
-                yield name, value.__func__
+                found.append((name, value.__func__))
             elif inspect.isfunction(value):
-                yield name, value
+                found.append((name, value))
     mro = plugin.__mro__ if inspect.isclass(plugin) else type(plugin).__mro__
     # object comes last and defines no hook: its names can shadow nothing after it.
     owners = [vars(owner) for owner in mro if owner is not object]
@@ -85,12 +91,14 @@ def _hookable(plugin: object) -> Iterator[tuple[str, object]]:
             if isinstance(value, types.MemberDescriptorType) and not is_namespace:
                 value = _slot_value(value, plugin)
             if isinstance(value, types.MethodType):
-                yield name, value.__func__
+                found.append((name, value.__func__))
             elif isinstance(value, _HOOKABLE):
-                yield name, value
+                found.append((name, value))
+    return found
 
 
 _HOOKABLE: Final = (types.FunctionType, staticmethod, classmethod)
+_MARKER: Final = hookspecs.PROJECT_NAME + "_impl"
 
 
 def _own_dict(obj: object) -> Mapping[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +22,24 @@ def collector() -> Iterator[None]:
     gc.enable()
 
 
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A home with one plugin file and no entry points: a plan that takes no time."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "watched.py").write_text("plugin = None\n")
+    return {"KSI_HOME": str(tmp_path), "KSI_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+class _Cycle:
+    """Garbage that only the cycle collector frees."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 def test_the_cycle_collector_is_off_while_planning_and_as_it_was_after(
-    tmp_path: Path, collector: None, enabled: bool
+    env: dict[str, str], collector: None, enabled: bool
 ) -> None:
     """Planning keeps what it allocates: collecting while it runs costs time and frees nothing."""
     seen: list[bool] = []
@@ -32,9 +48,6 @@ def test_the_cycle_collector_is_off_while_planning_and_as_it_was_after(
         def found(self, candidate: Candidate) -> None:
             seen.append(gc.isenabled())
 
-    (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "watched.py").write_text("plugin = None\n")
-    env = {"KSI_HOME": str(tmp_path), "KSI_DISABLE_PLUGIN_AUTOLOAD": "1"}
     (gc.enable if enabled else gc.disable)()
     build_plan(env=env, builtin_package=None, reporter=Watching())
     assert seen == [False]
@@ -42,3 +55,18 @@ def test_the_cycle_collector_is_off_while_planning_and_as_it_was_after(
     with pytest.raises(ConfigError):
         build_plan(env=env, disabled=["not a name!"], builtin_package=None)
     assert gc.isenabled() is enabled
+
+
+def test_garbage_made_while_planning_is_collected_as_ever_after_it(
+    env: dict[str, str], collector: None
+) -> None:
+    """Nothing planning leaves behind is kept from the collector (a failed import's cycles)."""
+    gone: list[weakref.ref[_Cycle]] = []
+
+    class Littering(NullReporter):
+        def found(self, candidate: Candidate) -> None:
+            gone.append(weakref.ref(_Cycle()))
+
+    build_plan(env=env, builtin_package=None, reporter=Littering())
+    gc.collect()
+    assert gone[0]() is None

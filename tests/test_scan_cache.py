@@ -13,8 +13,11 @@ from pathlib import Path
 
 import importlib_metadata
 import pytest
+from click.testing import CliRunner
+from pydantic.plugin import _loader
 
 from ksi_host import _discover, _scan_cache
+from ksi_host._cli import cli
 from ksi_host._discover import discover
 from ksi_host._paths import KsiPaths
 from ksi_host._scan_cache import CACHE_FILE
@@ -301,4 +304,25 @@ def test_a_sys_path_changed_since_the_early_dating_is_dated_again(
     names = [name for name, _, _ in _found(ksi_env)]
     assert "sc_later" in names
     assert len(datings) == 3
+    assert len(scans) == 2
+
+
+def test_a_dating_the_command_did_not_use_is_not_served_to_a_later_scan(
+    site_dir: Path,
+    ksi_env: dict[str, str],
+    scans: list[str],
+    settled: None,
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``ksi-host reenable`` dates sys.path and never scans; a scan after it dates again."""
+    for name, value in ksi_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(_loader, "_plugins", None)  # as in a new process: the command dates
+    _install(site_dir, "sc_first")
+    _found(ksi_env)
+    assert runner.invoke(cli, ["reenable", "nothing"]).exit_code == 1
+    _next_tick()
+    _install(site_dir, "sc_second")
+    assert "sc_second" in [name for name, _, _ in _found(ksi_env)]
     assert len(scans) == 2
