@@ -12,7 +12,7 @@ import difflib
 import inspect
 import types
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pluggy
 
@@ -123,17 +123,18 @@ class KsiPluggyManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT_NAME)
         self.add_hookspecs(hookspecs)
         self._on_change: list[Callable[[], None]] = []
-        self._marked_now: frozenset[str] | None = None
+        self._marked_now: dict[str, dict[str, Any]] | None = None
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
-        """pluggy's parser, skipping at once the names :func:`hook_names` knows carry no marker.
+        """pluggy's parser, answered from the one walk :func:`hook_names` makes, in ``register``.
 
         ``register`` asks about every name ``dir()`` lists, each through
-        ``inspect.getattr_static``; only the marked ones can answer, and the plan's
-        checks and the host both register every plugin.
+        ``inspect.getattr_static``; the walk finds the same marked attributes with the
+        same options objects (tests/test_plugin_manager.py holds the two together), and
+        the plan's checks and the host both register every plugin.
         """
-        if self._marked_now is not None and name not in self._marked_now:
-            return None
+        if self._marked_now is not None:
+            return cast("pluggy.HookimplOpts | None", self._marked_now.get(name))
         return super().parse_hookimpl_opts(plugin, name)
 
     def on_change(self, callback: Callable[[], None]) -> None:
@@ -153,7 +154,7 @@ class KsiPluggyManager(pluggy.PluginManager):
     def register(self, plugin: object, name: str | None = None) -> str | None:
         """Register ``plugin`` under its metadata name, refusing anything pluggy would not run."""
         label = name or _metadata_name(plugin) or repr(plugin)
-        marked = frozenset(attribute for attribute, _ in _marked(plugin))
+        marked = dict(_marked(plugin))
         self._check_is_plugin(plugin, label, bool(marked))
         self._marked_now = marked
         try:

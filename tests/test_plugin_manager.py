@@ -8,7 +8,7 @@ import pluggy
 import pytest
 
 from ksi_host import BasePlugin, PluginManager, PluginRegistrationError, hookimpl
-from ksi_host.plugin_manager import hook_names
+from ksi_host.plugin_manager import _marked, hook_names
 from ksi_host.plugin_types import PluginMetadata
 
 
@@ -185,3 +185,10 @@ def test_hook_names_finds_what_pluggy_registers(make):
     plugin = make()
     assert hook_names(plugin) == _pluggy_hook_names(plugin)
     assert PluginManager().pm.has_hookimpls(plugin) == bool(_pluggy_hook_names(plugin))
+    # register answers pluggy's parser from the same walk: the very same options objects
+    parser = pluggy.PluginManager("ksi")
+    found = {attr: parser.parse_hookimpl_opts(plugin, attr) for attr in dir(plugin)}
+    expected = {attr: opts for attr, opts in found.items() if opts is not None}
+    walked = dict(_marked(plugin))
+    assert walked.keys() == expected.keys()
+    assert all(walked[attr] is expected[attr] for attr in expected)
