@@ -17,9 +17,10 @@ from ksi_host.errors import ConfigError
 
 @pytest.fixture
 def collector() -> Iterator[None]:
-    """Whatever a test does to the cycle collector, it is back on afterwards."""
+    """Whatever a test does to the cycle collector, it is back on and unfrozen afterwards."""
     yield
     gc.enable()
+    gc.unfreeze()
 
 
 @pytest.fixture
@@ -68,5 +69,13 @@ def test_garbage_made_while_planning_is_collected_as_ever_after_it(
             gone.append(weakref.ref(_Cycle()))
 
     build_plan(env=env, builtin_package=None, reporter=Littering())
+    assert gc.get_freeze_count() == 0  # moved to the oldest generation, not kept from it
     gc.collect()
     assert gone[0]() is None
+
+
+def test_what_someone_else_froze_stays_frozen(env: dict[str, str], collector: None) -> None:
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    build_plan(env=env, builtin_package=None)
+    assert gc.get_freeze_count() == frozen
