@@ -52,12 +52,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import ErrorDetails
 
 from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
+from ksi_host._names import canonical_name
 from ksi_host._paths import KsiPaths
 from ksi_host._suggest import did_you_mean
 from ksi_host._toml import tomllib
 from ksi_host._trust import TrustPolicy, first_distrust
 from ksi_host.errors import ConfigError, PluginConfigInvalid, UntrustedConfig
-from ksi_host.plugin_types import canonical_name
 
 __all__ = [
     "ENV_PREFIX",

@@ -17,10 +17,10 @@ from functools import cached_property
 from typing import Annotated, Any, Final
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 
+from ksi_host._names import canonical_name
 from ksi_host._requirements import parsed
 from ksi_host.errors import InvalidEventName, InvalidPluginMetadata, MetadataProblem
 from ksi_host.events import EVENT_NAME_EXAMPLE, check_event_name, normalise_namespace
@@ -38,21 +38,6 @@ _EXAMPLES: Final[dict[str, str]] = {
     "commands": f"['{EVENT_NAME_EXAMPLE}']",
     "provides_services": "['database']",
 }
-
-
-def canonical_name(name: str) -> str:
-    """Normalise a plugin or service name the way PyPI normalises project names.
-
-    >>> canonical_name("My_Plugin.Two")
-    'my-plugin-two'
-    """
-    try:
-        return canonicalize_name(name, validate=True)
-    except InvalidName:
-        raise ValueError(
-            "a name must be ASCII letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit"
-        ) from None
 
 
 def _checked_name(value: str) -> str:
