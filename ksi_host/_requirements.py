@@ -15,6 +15,7 @@ parse keeps the text too.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -23,8 +24,6 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 __all__ = ["WrittenRequirement", "parsed"]
 
-_PARSED: Final[dict[str, WrittenRequirement]] = {}
-_SPECIFIERS: Final[dict[str, SpecifierSet]] = {}
 _MAX_PARSED: Final = 4096
 _SPECIFIER: Final = r"(?:~=|==|!=|<=|>=|<|>)[ \t]*[A-Za-z0-9.*+!_-]+"
 _SIMPLE: Final = re.compile(
@@ -54,24 +53,16 @@ class WrittenRequirement(Requirement):
         self.written: Final = text.partition(";")[0].strip()
 
 
+@functools.lru_cache(maxsize=_MAX_PARSED)
 def _specifier(text: str) -> SpecifierSet:
     """``SpecifierSet(text)``, made once per spelling (``>=1.0`` is common), so only read it."""
-    specifier = _SPECIFIERS.get(text)
-    if specifier is None:
-        specifier = SpecifierSet(text)
-        if len(_SPECIFIERS) < _MAX_PARSED:
-            _SPECIFIERS[text] = specifier
-    return specifier
+    return SpecifierSet(text)
 
 
+@functools.lru_cache(maxsize=_MAX_PARSED)
 def parsed(text: str) -> WrittenRequirement:
     """``WrittenRequirement(text)``, parsed once; the objects are shared, so only read them.
 
     Raises :class:`packaging.requirements.InvalidRequirement` (never remembered).
     """
-    requirement = _PARSED.get(text)
-    if requirement is None:
-        requirement = WrittenRequirement(text)
-        if len(_PARSED) < _MAX_PARSED:
-            _PARSED[text] = requirement
-    return requirement
+    return WrittenRequirement(text)
