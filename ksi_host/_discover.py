@@ -6,7 +6,7 @@ Sources, the first one winning when two offer the same plugin name::
     folder       each folder of KSI_PLUGIN_PATH (os.pathsep-separated, in order)
     user         ~/.ksi/plugins ($KSI_HOME/plugins)
     entry-point  entry points of group "ksi.plugins" (off with KSI_DISABLE_PLUGIN_AUTOLOAD=1)
-    builtin      every module of ksi_plugins_builtin that binds ``plugin``
+    builtin      the modules ksi_plugins_builtin declares (PLUGIN_MODULES)
 
 A folder offers its ``*.py`` files and its packages (names starting with ``_`` or
 ``.`` are skipped); one that turns out to be a helper plugins import is skipped when
@@ -36,6 +36,7 @@ from ksi_host._report import NullReporter, Reporter
 from ksi_host._scan_cache import ScanCache
 from ksi_host.errors import ConfigError
 from ksi_host.plugin_types import canonical_name
+from ksi_plugins_builtin import PLUGIN_MODULES
 
 __all__ = [
     "BUILTIN_PACKAGE",
@@ -51,6 +52,7 @@ __all__ = [
     "env_disabled",
     "env_plugin_folders",
     "explicit_candidates",
+    "plugin_modules",
 ]
 
 ENTRY_POINT_GROUP: Final = "ksi.plugins"
@@ -303,7 +305,22 @@ def _host_requirement(text: str) -> str | None:
 
 
 def builtin_candidates(package: str = BUILTIN_PACKAGE) -> Iterator[Candidate]:
-    """The built-in plugins' modules, as the lowest-precedence source lists them."""
+    """The built-in plugins' modules, as the lowest-precedence source lists them.
+
+    ksi-host's own are declared (``ksi_plugins_builtin.PLUGIN_MODULES``, kept equal to
+    :func:`plugin_modules` by the tests) so that no plan parses them; any other package is walked.
+    """
+    modules = PLUGIN_MODULES if package == BUILTIN_PACKAGE else plugin_modules(package)
+    for module in modules:
+        yield Candidate(
+            name_hint=module.rpartition(".")[2],
+            origin=Origin("builtin", module),
+            module=module,
+        )
+
+
+def plugin_modules(package: str) -> Iterator[str]:
+    """Every module and subpackage of ``package`` that binds ``plugin``, read without importing."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return
@@ -311,7 +328,7 @@ def builtin_candidates(package: str = BUILTIN_PACKAGE) -> Iterator[Candidate]:
         yield from _walk_package(package, Path(location))
 
 
-def _walk_package(package: str, folder: Path) -> Iterator[Candidate]:
+def _walk_package(package: str, folder: Path) -> Iterator[str]:
     """Modules and subpackages that bind ``plugin``; helpers and ``_private`` ones are skipped."""
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith(("_", ".")):
@@ -325,11 +342,7 @@ def _walk_package(package: str, folder: Path) -> Iterator[Candidate]:
         else:
             continue
         if _binds_plugin(source):
-            yield Candidate(
-                name_hint=module.rpartition(".")[2],
-                origin=Origin("builtin", module),
-                module=module,
-            )
+            yield module
 
 
 def _binds_plugin(source: Path) -> bool:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ksi_host._discover import disabled_names, discover
+from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover, plugin_modules
 from ksi_host.errors import ConfigError
+from ksi_plugins_builtin import PLUGIN_MODULES
 from tests.dists import install_dist, plugin_source
 
 
@@ -230,10 +231,16 @@ def test_builtins_are_every_module_that_binds_plugin(
     assert "disc_builtins" not in sys.modules
 
 
-def test_the_real_builtin_package_is_walked(ksi_env: dict[str, str]) -> None:
+def test_the_real_builtin_package_offers_what_it_declares(ksi_env: dict[str, str]) -> None:
     found = discover(env={**ksi_env, "KSI_DISABLE_PLUGIN_AUTOLOAD": "1"})
-    assert all(c.origin.kind == "builtin" for c in found)
-    assert all(str(c.module).startswith("ksi_plugins_builtin.") for c in found)
+    assert [(c.origin.kind, c.module) for c in found] == [("builtin", m) for m in PLUGIN_MODULES]
+
+
+def test_the_declared_builtins_are_the_modules_that_bind_plugin() -> None:
+    walked = tuple(plugin_modules(BUILTIN_PACKAGE))
+    assert walked == PLUGIN_MODULES, (
+        f"ksi_plugins_builtin.PLUGIN_MODULES must list, in this order, {walked}"
+    )
 
 
 def test_sources_come_in_precedence_order(
