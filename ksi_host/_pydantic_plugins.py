@@ -24,16 +24,20 @@ def spare_pydantic_scan(env: Mapping[str, str] | None = None) -> bool:
     """Tell pydantic it has no plugins if a valid kept scan proves it; True when told.
 
     Call it before the process builds its first model: once pydantic has scanned,
-    there is nothing left to spare. Nothing of pydantic is imported unless it is told.
+    there is nothing left to spare. Nothing of pydantic is imported unless it is told, and
+    a pydantic without that private table is left to scan as ever.
     """
     loaded = sys.modules.get("pydantic.plugin._loader")
     if getattr(loaded, "_plugins", None) is not None:
         return False
     if ScanCache.early(env).pydantic_plugins() is not False:
         return False
-    from pydantic.plugin import _loader
-
-    if _loader._plugins is not None:
+    try:
+        from pydantic.plugin import _loader
+    except ImportError:
+        return False
+    # A private name: should a pydantic release drop or rename it, pydantic simply scans.
+    if not hasattr(_loader, "_plugins") or _loader._plugins is not None:
         return False
     _loader._plugins = {}
     return True

@@ -87,6 +87,17 @@ def test_only_a_kept_scan_that_found_no_pydantic_plugin_spares_pydantics_scan(
     assert ("pp_pydantic_plugin" in sys.modules) is pydantic_plugin
 
 
+def test_a_pydantic_without_its_private_plugin_table_scans_as_ever(
+    site_dir: Path, ksi_env: dict[str, str], unscanned: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table is pydantic's private name: a release without it must not break a command."""
+    _install_plugins(site_dir, pydantic_plugin=False)
+    discover(env=ksi_env, builtin_package=None)
+    monkeypatch.delattr(_loader, "_plugins")
+    assert spare_pydantic_scan(ksi_env) is False
+    assert not hasattr(_loader, "_plugins")
+
+
 def test_the_command_line_builds_no_model_before_it_can_spare_the_scan() -> None:
     """``main()`` decides first: importing the CLI must not have built a model already."""
     code = (
