@@ -18,7 +18,7 @@ from ksi_host.errors import KsiError
 if TYPE_CHECKING:
     from ksi_host._config import HostConfig
     from ksi_host._schema import Command
-    from ksi_host._server import ServerConfig
+    from ksi_host._server_config import ServerConfig
 
 __all__ = [
     "CONFIG_OPTION",
@@ -157,7 +157,7 @@ def server_config(
     config: HostConfig, config_file: Path | None, socket_path: Path | None
 ) -> ServerConfig:
     """The same socket for ``run`` and ``send``: see :meth:`ServerConfig.from_section`."""
-    from ksi_host._server import ServerConfig
+    from ksi_host._server_config import ServerConfig
 
     where = f"[server] section of {config_path(config_file)}"
     return ServerConfig.from_section(config.server, where=where, socket_path=socket_path)

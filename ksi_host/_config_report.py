@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ksi_host._config import ENV_PREFIX, HostSection, load_config, read_config_file
 from ksi_host._paths import KsiPaths
-from ksi_host._server import ServerConfig
+from ksi_host._server_config import ServerConfig
 from ksi_host._suggest import did_you_mean
 from ksi_host._trace import TraceSettings
 

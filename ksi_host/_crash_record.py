@@ -24,7 +24,6 @@ to read one after a crash, and its calls write nothing.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import mmap
@@ -33,7 +32,10 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["IDLE_TICK", "RECORD", "Crash", "attach", "detach", "line", "recover"]
 
@@ -96,6 +98,8 @@ class _Record:
 
     def idle(self) -> None:
         """The idle timer: no plugin code runs now; again in ``IDLE_TICK`` seconds."""
+        import asyncio  # only a daemon runs this timer (see attach)
+
         if self.ids is not None:
             self.ids[0] = 0
             self.timer = asyncio.get_running_loop().call_later(IDLE_TICK, self.idle)
@@ -130,6 +134,8 @@ def attach(path: Path) -> None:
 
     Call on the event loop the plugins run on: the idle timer runs there.
     """
+    import asyncio  # only a daemon keeps a record: planning imports this module without it
+
     detach()
     RECORD.open(path)
     with contextlib.suppress(RuntimeError):  # no loop, no plugin calls to mark idle

@@ -23,7 +23,8 @@ from typing import Final, Protocol
 
 from ksi_host._instance import Instance
 from ksi_host._limits import reserve_files
-from ksi_host._server import Dispatch, ServerConfig, SocketServer
+from ksi_host._server import Dispatch, SocketServer
+from ksi_host._server_config import ServerConfig
 from ksi_host._signals import StopSignals
 from ksi_host.errors import KsiError
 

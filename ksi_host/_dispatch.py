@@ -74,7 +74,6 @@ from ksi_host.replies import ErrorCode, error_reply
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",
     "DIAGNOSTIC_EVENTS",
-    "DISPATCH_HOOKS",
     "CallWrapper",
     "Dispatcher",
     "EventObserver",
@@ -83,7 +82,6 @@ __all__ = [
     "continued_chain",
     "emit_chain",
     "hook_name",
-    "unsupported_hooks",
 ]
 
 logger: Final = logging.getLogger("ksi_host.dispatch")
@@ -93,7 +91,6 @@ DEFAULT_CALL_TIMEOUT: Final = 30.0
 DIAGNOSTIC_EVENTS: Final = frozenset({"system:health", "system:metrics", "plugin:list"})
 """The operator's own questions: no plugin's filter or validator stands in their way."""
 
-DISPATCH_HOOKS: Final = ("ksi_filter_event", "ksi_validate_event", "ksi_handle_event")
 _FILTER_ARGS: Final = ("event_name", "data")
 _HANDLE_ARGS: Final = ("event_name", "data", "context")
 _MAX_ROUTES: Final = 4096
@@ -138,16 +135,6 @@ async def call_hookimpl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
 def hook_name(impl: pluggy.HookImpl) -> str:
     """The hook ``impl`` implements (its ``specname``, else its function's name)."""
     return str(impl.opts.get("specname") or impl.function.__name__)
-
-
-def unsupported_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
-    """Event hooks of ``plugin`` that are wrappers, which the dispatcher does not run."""
-    return [
-        name
-        for name in DISPATCH_HOOKS
-        for impl in getattr(pm.hook, name).get_hookimpls()
-        if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper)
-    ]
 
 
 class EventObserver(Protocol):

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from ksi_host._dispatch import continued_chain, emit_chain
     from ksi_host._lifecycle import Host
     from ksi_host._protocol import ProtocolFailure, encode_reply, parse_request
-    from ksi_host._server import ServerConfig, SocketServer
+    from ksi_host._server import SocketServer
+    from ksi_host._server_config import ServerConfig
     from ksi_host._websocket.config import WebSocketConfig, require_websockets, write_token
     from ksi_host._websocket.server import WebSocketServer
 
@@ -48,7 +49,7 @@ __all__ = [
 _HOMES: Final = {
     "Host": "ksi_host._lifecycle",
     "ProtocolFailure": "ksi_host._protocol",
-    "ServerConfig": "ksi_host._server",
+    "ServerConfig": "ksi_host._server_config",
     "SocketServer": "ksi_host._server",
     "WebSocketConfig": "ksi_host._websocket.config",
     "active_daemon": "ksi_host._daemon",

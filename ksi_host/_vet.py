@@ -18,7 +18,7 @@ from typing import Any
 
 from ksi_host._config import plugin_settings
 from ksi_host._describe import Described
-from ksi_host._dispatch import unsupported_hooks
+from ksi_host._event_hooks import unsupported_hooks
 from ksi_host._plan import Exclusion, PluginSpec, Reason
 from ksi_host._report import NullReporter, Reporter
 from ksi_host.errors import PluginConfigInvalid, PluginRegistrationError

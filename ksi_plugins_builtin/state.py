@@ -8,7 +8,6 @@ thread so a slow fsync never stalls the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -18,7 +17,7 @@ import stat
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
@@ -245,6 +244,16 @@ def _configured_path(config: object) -> Path:
     return Path(settings.path).expanduser()
 
 
+_T = TypeVar("_T")
+
+
+async def _in_thread(call: Callable[..., _T], *args: Any) -> _T:
+    """``asyncio.to_thread``, imported by the first request: describing the plugin needs none."""
+    import asyncio
+
+    return await asyncio.to_thread(call, *args)
+
+
 class StatePlugin(BasePlugin):
     """Durable key/value state for clients and other plugins."""
 
@@ -318,21 +327,21 @@ class StatePlugin(BasePlugin):
 
     async def _set(self, request: _Set) -> dict[str, Any]:
         try:
-            await asyncio.to_thread(self._ready().set, request.key, request.value)
+            await _in_thread(self._ready().set, request.key, request.value)
         except ValueError as exc:
             return error_reply(ErrorCode.INVALID_INPUT, f"state:set 'value' is not JSON: {exc}")
         return {"status": "set", "key": request.key}
 
     async def _get(self, request: _Key) -> dict[str, Any]:
-        found, value = await asyncio.to_thread(self._ready().get, request.key)
+        found, value = await _in_thread(self._ready().get, request.key)
         return {"key": request.key, "found": found, "value": value}
 
     async def _delete(self, request: _Key) -> dict[str, Any]:
-        deleted = await asyncio.to_thread(self._ready().delete, request.key)
+        deleted = await _in_thread(self._ready().delete, request.key)
         return {"status": "deleted" if deleted else "not_found", "key": request.key}
 
     async def _list(self, request: _List) -> dict[str, Any]:
-        items, truncated = await asyncio.to_thread(
+        items, truncated = await _in_thread(
             self._ready().list, request.prefix, request.limit, request.after
         )
         return {

@@ -23,7 +23,15 @@ from ksi_host._lifecycle import Host
 from ksi_host._schema import SCHEMA_VERSION
 from ksi_host.errors import ConfigError, StateDatabaseError
 from ksi_host.plugin_base import BasePlugin
-from ksi_plugins_builtin import health, history, metrics, nats_bridge, plugins, state
+from ksi_plugins_builtin import (
+    PLUGIN_MODULES,
+    health,
+    history,
+    metrics,
+    nats_bridge,
+    plugins,
+    state,
+)
 from ksi_plugins_builtin.transport import unix_socket, websocket
 
 MODULES = [health, state, history, plugins, metrics, nats_bridge, unix_socket, websocket]
@@ -431,16 +439,32 @@ def test_a_state_path_the_operator_chose_is_checked_but_not_its_folder(tmp_path)
     assert state.private_fix(path, data_dir=False) == f"chmod 600 {path}"
 
 
-def test_describing_the_built_ins_does_not_import_the_daemon() -> None:
-    """``ksi-host plugins`` imports every built-in to describe it: that must stay cheap."""
+def test_ksi_host_plugins_imports_neither_the_daemon_nor_asyncio(ksi_env: dict[str, str]) -> None:
+    """``ksi-host plugins`` plans and imports every built-in to describe it: that must stay cheap.
+
+    The probe runs the command itself, then lists what it imported: the built-ins (all of
+    them, or the check proves nothing) and none of the daemon's machinery.
+    """
     probe = (
-        "import importlib, sys\n"
-        "from ksi_host._discover import builtin_candidates\n"
-        "for candidate in builtin_candidates():\n"
-        "    importlib.import_module(candidate.module)\n"
-        "heavy = ['ksi_host._lifecycle', 'ksi_host._catalog', 'ksi_host._isolation',\n"
+        "import json, runpy, sys\n"
+        "sys.argv = ['ksi-host', 'plugins', '--json']\n"
+        "try:\n"
+        "    runpy.run_module('ksi_host', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ['asyncio', 'ssl', 'ksi_host._dispatch', 'ksi_host._server', 'ksi_host._daemon',\n"
+        "         'ksi_host._lifecycle', 'ksi_host._catalog', 'ksi_host._isolation',\n"
         "         'ksi_plugins_builtin.nats_bridge._bridge']\n"
-        "print([name for name in heavy if name in sys.modules])"
+        "print(json.dumps({'heavy': [name for name in heavy if name in sys.modules],\n"
+        "                  'loaded': sorted(sys.modules)}), file=sys.stderr)\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    env = {**os.environ, **ksi_env, "XDG_CONFIG_HOME": ksi_env["HOME"]}
+    env.pop("KSI_SOCKET", None)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    sources = {entry["source"] for entry in json.loads(done.stdout)["plugins"]}
+    assert sources >= {f"builtin {module}" for module in PLUGIN_MODULES}
+    imported = json.loads(done.stderr.splitlines()[-1])
+    assert set(PLUGIN_MODULES) <= set(imported["loaded"])
+    assert imported["heavy"] == []

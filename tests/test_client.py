@@ -14,7 +14,8 @@ import pytest
 
 from ksi_host._cli import cli
 from ksi_host._client import request, request_sync
-from ksi_host._server import ServerConfig, SocketServer
+from ksi_host._server import SocketServer
+from ksi_host._server_config import ServerConfig
 from ksi_host.errors import DaemonNotRunning, ProtocolError, RequestTimeout
 from ksi_host.replies import error_reply
 

@@ -19,7 +19,7 @@ from ksi_host._client import request_sync
 from ksi_host._config import load_config
 from ksi_host._daemon import active_daemon, run_daemon
 from ksi_host._instance import Instance
-from ksi_host._server import ServerConfig
+from ksi_host._server_config import ServerConfig
 from ksi_host.errors import AlreadyRunning
 
 

@@ -336,7 +336,7 @@ def test_the_default_connection_limit_follows_the_hard_open_files_limit():
     code = (
         "import resource\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (200, 300))\n"
-        "from ksi_host._server import ServerConfig\n"
+        "from ksi_host._server_config import ServerConfig\n"
         "from ksi_host._limits import reserve_files\n"
         "config = ServerConfig.from_section({}, where='[server]')\n"
         "print(config.max_connections, reserve_files({'unix_socket': config.max_connections}))\n"

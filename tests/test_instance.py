@@ -14,7 +14,7 @@ import pytest
 
 from ksi_host._client import request_sync
 from ksi_host._instance import Instance, default_socket_path
-from ksi_host._server import ServerConfig
+from ksi_host._server_config import ServerConfig
 from ksi_host.errors import AlreadyRunning, DaemonNotRunning, SocketPathUnusable, UnsafeRunDir
 
 

@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import WIRE_LIMIT, replies_owed, strict_json, wire_stream
 
-from ksi_host._server import ServerConfig, SocketServer
+from ksi_host._server import SocketServer
+from ksi_host._server_config import ServerConfig
 from ksi_host.errors import ConfigError
 from ksi_host.replies import error_reply
 

@@ -23,7 +23,7 @@ from ksi_host._discover import ENTRY_POINT_GROUP, env_plugin_folders
 from ksi_host._doctor.fixes import PIP, edit
 from ksi_host._doctor.report import Problem
 from ksi_host._paths import KsiPaths
-from ksi_host._server import ServerConfig
+from ksi_host._server_config import ServerConfig
 from ksi_host._trust import TRUST_SETTING, TrustPolicy, distrust
 from ksi_host.errors import ConfigError, UntrustedConfig
 

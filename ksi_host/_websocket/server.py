@@ -32,7 +32,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from ksi_host._protocol import parse_request
-from ksi_host._server import ServerConfig
+from ksi_host._server_config import ServerConfig
 from ksi_host._serving import Dispatch, Requests, TransportStats, refusal, too_long
 from ksi_host._websocket.config import WebSocketConfig, token_matches
 from ksi_host.errors import WebSocketUnavailable

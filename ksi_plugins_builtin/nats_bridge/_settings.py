@@ -8,16 +8,18 @@ A server URL that carries ``user:password@`` is shown with the password masked.
 from __future__ import annotations
 
 import json
-import ssl
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
 
 from ksi_host.errors import ConfigError, InvalidEventName, MissingExtra
 from ksi_host.events import normalise_namespace
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -177,6 +179,8 @@ def _secret(path: Path) -> str:
 
 
 def _tls_context(settings: NatsSettings) -> ssl.SSLContext:
+    import ssl  # only a bridge that connects with TLS needs it, not one being described
+
     context = ssl.create_default_context(
         cafile=str(settings.tls_ca_file) if settings.tls_ca_file else None
     )

@@ -7,10 +7,15 @@ itself, from the same ``[server]`` config section (``socket_path``, limits).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ksi_host import PluginContext, hookimpl
-from ksi_host._for_builtins import ServerConfig, SocketServer, active_daemon
+from ksi_host._for_builtins import ServerConfig
 from ksi_plugins_builtin._metadata import builtin_metadata
 from ksi_plugins_builtin.transport._owned import ServerTransport
+
+if TYPE_CHECKING:
+    from ksi_host._for_builtins import SocketServer
 
 __all__ = ["CONFIG_SECTION", "UnixSocketTransport", "plugin"]
 
@@ -40,6 +45,9 @@ class UnixSocketTransport(ServerTransport):
 
     @hookimpl
     async def ksi_startup(self) -> dict[str, str]:
+        # The daemon and the server come with asyncio: imported when serving, not to describe.
+        from ksi_host._for_builtins import SocketServer, active_daemon
+
         daemon = active_daemon()
         if daemon is not None:
             self._server = daemon.serve(self.emit_event)

@@ -18,7 +18,6 @@ from ksi_host import PluginContext, hookimpl
 from ksi_host._for_builtins import (
     ServerConfig,
     WebSocketConfig,
-    active_daemon,
     require_websockets,
     websocket_server,
     write_token,
@@ -71,6 +70,8 @@ class WebSocketTransport(ServerTransport):
         token = write_token(self._config.token_file(), self._config.token)
         self._token_written = True
         self._server = websocket_server()(self.emit_event, self._config, self._limits, token)
+        from ksi_host._for_builtins import active_daemon  # the daemon comes with asyncio
+
         daemon = active_daemon()
         if daemon is not None:
             await self._server.bind()
