@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ksi_host._defaults import REQUEST_TIMEOUT
-from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES, ErrorData, Reply
+from ksi_host._defaults import DEFAULT_MAX_LINE_BYTES, REQUEST_TIMEOUT
+from ksi_host._protocol import ErrorData, Reply
 from ksi_host.errors import (
     DaemonNotRunning,
     DaemonUnreachable,

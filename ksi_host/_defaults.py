@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import Final, Literal
 
 __all__ = [
+    "DEFAULT_DRAIN_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_LOCK_FILE",
+    "DEFAULT_MAX_INFLIGHT",
+    "DEFAULT_MAX_LINE_BYTES",
+    "DEFAULT_MAX_REPLY_BUFFER_BYTES",
     "DOCTOR_IMPORT_TIMEOUT",
     "GRAPH_FORMATS",
     "HISTORY_BYTES",
@@ -60,3 +65,18 @@ HISTORY_SIZE: Final = 1000
 
 HISTORY_BYTES: Final = 4 * 1024 * 1024
 """``[host] history_bytes``: bytes of event data (as JSON) the history keeps at most."""
+
+DEFAULT_MAX_LINE_BYTES: Final = 1024 * 1024
+"""``[server] max_line_bytes``: the longest request line; clients read replies up to 4x it."""
+
+DEFAULT_MAX_INFLIGHT: Final = 32
+"""``[server] max_inflight``: requests of one connection that run at once."""
+
+DEFAULT_MAX_REPLY_BUFFER_BYTES: Final = 4 * 1024 * 1024
+"""``[server] max_reply_buffer_bytes``: replies waiting for one client to read them."""
+
+DEFAULT_IDLE_TIMEOUT: Final = 300.0
+"""``[server] idle_timeout``: seconds a silent connection stays open."""
+
+DEFAULT_DRAIN_TIMEOUT: Final = 10.0
+"""``[server] drain_timeout``: seconds a stopping server lets requests in flight finish."""

@@ -40,11 +40,6 @@ from ksi_host.events import EVENT_NAME_PATTERN, split_event_name
 from ksi_host.replies import ErrorCode, error_reply
 
 __all__ = [
-    "DEFAULT_DRAIN_TIMEOUT",
-    "DEFAULT_IDLE_TIMEOUT",
-    "DEFAULT_MAX_INFLIGHT",
-    "DEFAULT_MAX_LINE_BYTES",
-    "DEFAULT_MAX_REPLY_BUFFER_BYTES",
     "MAX_CORRELATION_ID",
     "CorrelationId",
     "ErrorBody",
@@ -56,11 +51,6 @@ __all__ = [
     "parse_request",
 ]
 
-DEFAULT_MAX_LINE_BYTES: Final = 1024 * 1024
-DEFAULT_MAX_INFLIGHT: Final = 32
-DEFAULT_MAX_REPLY_BUFFER_BYTES: Final = 4 * 1024 * 1024
-DEFAULT_IDLE_TIMEOUT: Final = 300.0
-DEFAULT_DRAIN_TIMEOUT: Final = 10.0
 MAX_CORRELATION_ID: Final = 256
 
 _orjson_dumps: Final = orjson.dumps if orjson is not None else None

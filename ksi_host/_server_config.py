@@ -14,15 +14,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ksi_host._config import env_variable, error_message
-from ksi_host._instance import MAX_SOCKET_PATH, default_socket_path
-from ksi_host._limits import default_max_connections
-from ksi_host._protocol import (
+from ksi_host._defaults import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_REPLY_BUFFER_BYTES,
 )
+from ksi_host._instance import MAX_SOCKET_PATH, default_socket_path
+from ksi_host._limits import default_max_connections
 from ksi_host.errors import ConfigError
 
 __all__ = ["ServerConfig"]

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shlex
-import sqlite3
 import stat
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -108,6 +107,8 @@ class StateStore:
     """Key → JSON value in one SQLite file; every method commits before it returns."""
 
     def __init__(self, path: Path) -> None:
+        import sqlite3  # the plugin opens its store when it starts, not when it is described
+
         self.path: Final = path
         self._lock = threading.Lock()
         try:

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.sync.client import connect
 
-from ksi_host._protocol import DEFAULT_MAX_LINE_BYTES, Reply
+from ksi_host._defaults import DEFAULT_MAX_LINE_BYTES
+from ksi_host._protocol import Reply
 from ksi_host.errors import WebSocketRequestFailed
 
 __all__ = ["request_websocket"]
