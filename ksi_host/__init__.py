@@ -8,8 +8,9 @@ for the plugin contract, the event bus or the plugin manager).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Final
+
+from ksi_host._lazy_names import lazy_getattr as _lazy_getattr
 
 if TYPE_CHECKING:
     from ksi_host._bus import EventBus
@@ -91,13 +92,7 @@ _HOMES: Final = {
 """The module each public name is defined in, imported on the name's first use."""
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ksi_host' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(__name__, _HOMES)
 
 
 def __dir__() -> list[str]:

@@ -11,9 +11,9 @@ promised to stay.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Final
 
+from ksi_host._lazy_names import lazy_getattr
 from ksi_host.context import PluginContext
 
 if TYPE_CHECKING:
@@ -65,13 +65,7 @@ _HOMES: Final = {
 ``ksi-host plugins`` imports them, and must not pull in the daemon's whole machinery."""
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _HOMES)
 
 
 def host_of(context: object) -> Host | None:
