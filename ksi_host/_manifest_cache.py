@@ -19,8 +19,6 @@ either way.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -33,6 +31,7 @@ from ksi_host import _manifest as manifest_module
 from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._manifest import PluginManifest
 from ksi_host._paths import KsiPaths
+from ksi_host._stamps import identity, source_stamps
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
 __all__ = ["CACHE_FILE", "ManifestCache"]
@@ -44,20 +43,11 @@ _FORMAT: Final = 1
 Read = tuple[PluginManifest, PluginMetadata, PluginCapabilities]
 
 
-def _identity(file: str) -> list[int]:
-    info = os.stat(file)  # noqa: PTH116
-    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
-
-
 def _rules() -> str:
     """What validated the cached fields: a change to any of it empties the cache."""
     stamps = [f"{_FORMAT}", __version__, pydantic.VERSION, packaging.__version__]
-    for module in (manifest_module, plugin_types, events):
-        file = Path(str(module.__file__))
-        with contextlib.suppress(OSError):
-            info = file.stat()
-            stamps.append(f"{file.name}:{info.st_size}:{info.st_mtime_ns}")
-    return "|".join(stamps)
+    modules = (manifest_module, plugin_types, events)
+    return "|".join([*stamps, *source_stamps(str(module.__file__) for module in modules)])
 
 
 def _tuples(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,9 +82,9 @@ class ManifestCache:
         Raises what :meth:`PluginManifest.read` raises, and :class:`OSError`.
         """
         key = str(file)
-        identity = _identity(key)
+        stamp = identity(key)
         kept = self._old.get(key)
-        if isinstance(kept, dict) and kept.get("identity") == identity:
+        if isinstance(kept, dict) and kept.get("identity") == stamp:
             try:
                 found = (
                     PluginManifest.model_construct(**_tuples(kept["manifest"])),
@@ -110,7 +100,7 @@ class ManifestCache:
             file.read_text(encoding="utf-8"), where=str(file)
         )
         self._new[key] = {
-            "identity": identity,
+            "identity": stamp,
             "manifest": manifest.model_dump(mode="json"),
             "metadata": metadata.model_dump(mode="json"),
             "capabilities": capabilities.model_dump(mode="json"),
