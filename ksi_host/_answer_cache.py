@@ -23,14 +23,14 @@ imports anything but the standard library, while the digest is the same. The inp
 - the daemon's socket: an answer is printed again only while nothing is there (a
   running daemon's view is merged into the answer, so it is asked every time).
 
-An answer is kept only when its plan ran no plugin code (every plugin described by
-its manifest, disabled or quarantined; the built-ins are ksi-host's own code, dated
-above), with no ``--plugin-path``, ``[host] plugin_paths`` or ``[host] isolated``, when
-the command wrote nothing on stderr, and when everything dated settled before the
-command started (:data:`ksi_host._stamps.SETTLE_SECONDS`); anything that cannot be
-dated (a finder other than the standard path finder, an unreadable folder) means
-nothing is kept or served. ``KSI_NO_ANSWER_CACHE=1`` turns it off (neither kept nor
-served); deleting the file is always safe.
+An answer is kept only when its plan depended on no plugin code (every plugin
+described by its manifest or disabled; the built-ins are ksi-host's own code, dated
+above) and loaded no pydantic plugin, with no ``--plugin-path``, ``[host] plugin_paths``
+or ``[host] isolated``, when the command wrote nothing on stderr, and when everything
+dated settled before the command started (:data:`ksi_host._stamps.SETTLE_SECONDS`);
+anything that cannot be dated (a finder other than the standard path finder, an
+unreadable folder) means nothing is kept or served. ``KSI_NO_ANSWER_CACHE=1`` turns it
+off (neither kept nor served); deleting the file is always safe.
 """
 
 from __future__ import annotations
@@ -343,9 +343,11 @@ def current() -> Recording | None:
 class PlanWatch:
     """A reporter for one plan: the manifests it read, and whether code it did not date counted.
 
-    A plugin file or module that is not disabled is either imported or, when quarantined,
-    recognised by the stats of its files (:func:`ksi_host._quarantine.fingerprint`); an
-    entry point without a manifest is imported. Built-ins are ksi-host's own code.
+    Every plugin that is not disabled, not a built-in (ksi-host's own code, dated) and
+    ships no manifest counts: it is imported, or described from what its code said
+    before (a kept description, dated by its files, which this key does not cover),
+    or recognised, when quarantined, by the stats of its files
+    (:func:`ksi_host._quarantine.fingerprint`). So does any import of a plugin.
     """
 
     manifests: list[str] = field(default_factory=list)
@@ -354,8 +356,8 @@ class PlanWatch:
     def found(self, candidate: Candidate) -> None:
         if candidate.manifest is not None:
             self.manifests.append(str(candidate.manifest))
-        elif candidate.disabled_by is None and candidate.origin.kind != "entry-point":
-            self.undated = self.undated or candidate.origin.kind != "builtin"
+        elif candidate.disabled_by is None and candidate.origin.kind != "builtin":
+            self.undated = True
 
     def importing(self, candidate: Candidate) -> None:
         if candidate.origin.kind != "builtin":
