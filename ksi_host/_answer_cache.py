@@ -51,7 +51,7 @@ from ksi_host import __version__
 from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._paths import KsiPaths
 from ksi_host._scan_cache import sys_path_key
-from ksi_host._stamps import HOT, SETTLE_SECONDS, Stamp, source_stamps, stamp
+from ksi_host._stamps import HOT, SETTLE_SECONDS, Stamp, stamp
 
 if TYPE_CHECKING:
     from ksi_host._config import HostConfig
@@ -186,7 +186,7 @@ def _key(argv: Sequence[str], inputs: Inputs, now: float) -> str | None:
             os.getegid(),
             environment,
             scan,
-            _rules(),
+            _rules(settled),
             [_content(path, settled) for path in inputs.contents],
             [_dated(path, settled) for path in inputs.files],
             [_folder(path, settled) for path in inputs.folders],
@@ -209,7 +209,7 @@ def _dated(path: str, settled: int) -> tuple[str, Stamp | None]:
         return path, None
 
 
-def _rules() -> list[str]:
+def _rules(settled: int) -> list[tuple[str, Stamp | None]]:
     """Every file of ksi-host's own packages: its rules, its models, its built-in plugins."""
     files = []
     roots = [os.path.dirname(str(sys.modules["ksi_host"].__file__))]  # noqa: PTH120
@@ -218,7 +218,7 @@ def _rules() -> list[str]:
         for folder, subfolders, names in os.walk(root):
             subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
             files += [os.path.join(folder, name) for name in sorted(names)]  # noqa: PTH118
-    return source_stamps(files)
+    return [_dated(file, settled) for file in files]
 
 
 def _content(path: str, settled: int) -> object:
