@@ -71,7 +71,6 @@ __all__ = [
 
 CACHE_FILE: Final = "answers.json"
 OPT_OUT: Final = "KSI_NO_ANSWER_CACHE"
-_COMMAND: Final = "plugins"
 _FORMAT: Final = 1
 _KEPT: Final = 4
 """Answers kept per ``KSI_HOME``, the latest first: one per command line."""
@@ -123,13 +122,16 @@ def _cache_path() -> Path:
     return KsiPaths.from_env().cache_dir / CACHE_FILE
 
 
-def _enabled(argv: Sequence[str]) -> bool:
-    return bool(argv) and argv[0] == _COMMAND and not os.environ.get(OPT_OUT)
+def _enabled() -> bool:
+    return not os.environ.get(OPT_OUT)
 
 
 def serve(argv: Sequence[str]) -> int | None:
-    """Print the kept answer to ``ksi-host ARGV`` and return its exit code; None: none is valid."""
-    if not _enabled(argv):
+    """Print the kept answer to ``ksi-host ARGV`` and return its exit code; None: none is valid.
+
+    Only ``ksi-host plugins`` keeps answers (:data:`ksi_host._entry.KEPT_COMMAND`).
+    """
+    if not _enabled():
         return None
     answer = _kept(read_cache(_cache_path()), argv)
     if answer is None:
@@ -321,7 +323,7 @@ _CURRENT: list[Recording] = []
 @contextmanager
 def recording(argv: Sequence[str]) -> Iterator[None]:
     """Watch this ``ksi-host ARGV`` from its start, so that its answer can be kept."""
-    if not _enabled(argv):
+    if not _enabled():
         yield
         return
     watched = _Watched(sys.stderr)
