@@ -29,7 +29,7 @@ above) and loaded no pydantic plugin, with no ``--plugin-path``, ``[host] plugin
 or ``[host] isolated``, when the command wrote nothing on stderr, and when everything
 dated settled before the command started (:data:`ksi_host._stamps.SETTLE_SECONDS`);
 anything that cannot be dated (a finder other than the standard path finder, an
-unreadable folder) means nothing is kept or served. ``KSI_NO_ANSWER_CACHE=1`` turns it
+unreadable folder) means nothing is kept or served. ``KSI_ANSWER_CACHE=0`` turns it
 off (neither kept nor served); deleting the file is always safe.
 """
 
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CACHE_FILE",
-    "OPT_OUT",
+    "SWITCH",
     "Inputs",
     "PlanWatch",
     "Recording",
@@ -70,7 +70,9 @@ __all__ = [
 ]
 
 CACHE_FILE: Final = "answers.json"
-OPT_OUT: Final = "KSI_NO_ANSWER_CACHE"
+SWITCH: Final = "KSI_ANSWER_CACHE"
+"""``0`` (or ``off``, ``false``, ``no``) turns kept answers off: none is printed or kept."""
+_OFF: Final = frozenset({"0", "off", "false", "no"})
 _FORMAT: Final = 1
 _KEPT: Final = 4
 """Answers kept per ``KSI_HOME``, the latest first: one per command line."""
@@ -123,7 +125,7 @@ def _cache_path() -> Path:
 
 
 def _enabled() -> bool:
-    return not os.environ.get(OPT_OUT)
+    return os.environ.get(SWITCH, "").strip().lower() not in _OFF
 
 
 def serve(argv: Sequence[str]) -> int | None:
