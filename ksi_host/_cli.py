@@ -117,7 +117,7 @@ def plugins(
         raise click.UsageError("--graph prints text, DOT or Mermaid; use --json without it")
     with exit_on_error("plugins" if as_json else None):
         config = load_config(config_file)
-        plan = plan_for(config, paths=plugin_paths)
+        plan = plan_for(config, paths=plugin_paths, kept_descriptions=True)
         entries, daemon = verdicts(plan, daemon_socket(config, config_file))
     if graph:
         from ksi_host._graph import show_graph
@@ -143,7 +143,7 @@ def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | Non
 
     with exit_on_error("events" if as_json else None):
         config = load_config(config_file)
-        plan = plan_for(config, paths=plugin_paths)
+        plan = plan_for(config, paths=plugin_paths, kept_descriptions=True)
         catalog = event_catalog(plan, *verdicts(plan, daemon_socket(config, config_file)))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 
