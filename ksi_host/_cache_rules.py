@@ -7,15 +7,14 @@ modules of ksi-host that hold the rules (an edited checkout counts, by their sta
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
-from pathlib import Path
 from types import ModuleType
 
 import packaging
 import pydantic
 
 from ksi_host import __version__
+from ksi_host._stamps import source_stamps
 
 __all__ = ["cache_rules"]
 
@@ -23,9 +22,4 @@ __all__ = ["cache_rules"]
 def cache_rules(cache_format: int, modules: Iterable[ModuleType]) -> str:
     """One string naming the cache's format and everything above; compare it, never parse it."""
     stamps = [f"{cache_format}", __version__, pydantic.VERSION, packaging.__version__]
-    for module in modules:
-        file = Path(str(module.__file__))
-        with contextlib.suppress(OSError):
-            info = file.stat()
-            stamps.append(f"{file.name}:{info.st_size}:{info.st_mtime_ns}")
-    return "|".join(stamps)
+    return "|".join([*stamps, *source_stamps(str(module.__file__) for module in modules)])

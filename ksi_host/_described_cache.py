@@ -29,7 +29,7 @@ exclusion is worked out again), an editable install (``direct_url.json`` says
 distribution's RECORD lists, plugin files and folders (``--plugin-path``, ``~/.ksi/plugins``),
 and anything that cannot be dated: a scan that cannot be kept, a distribution without
 a single ``.dist-info`` with a RECORD, a file changed less than
-:data:`~ksi_host._scan_cache.SETTLE_SECONDS` ago. The daemon and doctor never use it:
+:data:`~ksi_host._stamps.SETTLE_SECONDS` ago. The daemon and doctor never use it:
 they import every plugin anyway. ``KSI_DESCRIBED_CACHE=0`` turns it off. The file holds
 data only (JSON); an unreadable or unwritable one is ignored, and the answer is the
 same either way.
@@ -53,7 +53,7 @@ from ksi_host import (
     _describe,
     _event_hooks,
     _manifest,
-    _scan_cache,
+    _stamps,
     _vet,
     events,
     hookspecs,
@@ -65,10 +65,11 @@ from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._cache_rules import cache_rules
 from ksi_host._manage.environment import is_editable
 from ksi_host._manifest import PluginManifest
-from ksi_host._manifest_cache import as_data, file_identity, from_data
+from ksi_host._manifest_cache import as_data, from_data
 from ksi_host._paths import KsiPaths
 from ksi_host._plan import NOT_IMPORTED, Candidate, PluginSpec
 from ksi_host._scan_cache import ScanCache
+from ksi_host._stamps import identity
 from ksi_host.status import Origin
 
 __all__ = ["CACHE_FILE", "SWITCH", "DescribedCache"]
@@ -142,7 +143,7 @@ class DescribedCache:
         if not isinstance(kept, dict):
             return None
         try:
-            if any(file_identity(file) != identity for file, identity in kept["files"]):
+            if any(identity(file) != then for file, then in kept["files"]):
                 return None
             manifest, metadata, capabilities = from_data(kept)
             hooks = tuple(kept["hooks"])
@@ -165,7 +166,7 @@ class DescribedCache:
         """Keep each plugin of ``specs`` that was imported, passed the checks, and can be dated."""
         if self._stamp is None:
             return
-        settled = int((time.time() - _scan_cache.SETTLE_SECONDS) * 1e9)
+        settled = int((time.time() - _stamps.SETTLE_SECONDS) * 1e9)
         listings: _Listings = {}
         for spec in specs:
             if not spec.imported or spec.origin.kind != "entry-point" or spec.manifest is not None:
@@ -177,10 +178,10 @@ class DescribedCache:
             if files is None:
                 continue
             try:
-                dated = [(file, file_identity(file)) for file in files]
+                dated = [(file, identity(file)) for file in files]
             except OSError:
                 continue
-            if any(max(identity[3:]) > settled for _, identity in dated):
+            if any(max(now[3:]) > settled for _, now in dated):
                 continue  # changed a moment ago: a second change could keep its times
             self._new[_name(spec.origin)] = {
                 "files": dated,

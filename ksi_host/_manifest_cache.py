@@ -19,7 +19,6 @@ either way.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -30,21 +29,16 @@ from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._cache_rules import cache_rules
 from ksi_host._manifest import PluginManifest
 from ksi_host._paths import KsiPaths
+from ksi_host._stamps import identity
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
-__all__ = ["CACHE_FILE", "ManifestCache", "as_data", "file_identity", "from_data"]
+__all__ = ["CACHE_FILE", "ManifestCache", "as_data", "from_data"]
 
 CACHE_FILE: Final = "manifests.json"
 _FORMAT: Final = 1
 
 
 Read = tuple[PluginManifest, PluginMetadata, PluginCapabilities]
-
-
-def file_identity(file: str) -> list[int]:
-    """Device, inode, size, modification and change time (ns): any write or replace moves one."""
-    info = os.stat(file)  # noqa: PTH116
-    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
 
 
 def _rules() -> str:
@@ -104,9 +98,9 @@ class ManifestCache:
         Raises what :meth:`PluginManifest.read` raises, and :class:`OSError`.
         """
         key = str(file)
-        identity = file_identity(key)
+        stamp = identity(key)
         kept = self._old.get(key)
-        if isinstance(kept, dict) and kept.get("identity") == identity:
+        if isinstance(kept, dict) and kept.get("identity") == stamp:
             try:
                 found = from_data(kept)
             except (KeyError, TypeError, AttributeError):
@@ -117,7 +111,7 @@ class ManifestCache:
         manifest, metadata, capabilities = PluginManifest.read(
             file.read_text(encoding="utf-8"), where=str(file)
         )
-        self._new[key] = {"identity": identity, **as_data(manifest, metadata, capabilities)}
+        self._new[key] = {"identity": stamp, **as_data(manifest, metadata, capabilities)}
         return manifest, metadata, capabilities
 
     def save(self) -> None:

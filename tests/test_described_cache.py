@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ksi_host import _described_cache, _scan_cache
+from ksi_host import _described_cache, _scan_cache, _stamps
 from ksi_host._catalog import event_catalog
 from ksi_host._described_cache import CACHE_FILE, SWITCH
 from ksi_host._paths import KsiPaths
@@ -33,6 +33,7 @@ def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     comes ``SETTLE_SECONDS`` after the one a kept description saw.
     """
     monkeypatch.setattr(_scan_cache, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(_stamps, "SETTLE_SECONDS", 0.0)
 
 
 def _next_tick() -> None:
@@ -310,6 +311,7 @@ def test_a_file_changed_a_moment_ago_is_not_kept(
     """Two edits within one file-time tick leave the times as they were: too fresh to date."""
     install_recorded(site_dir, "dcs")
     monkeypatch.setattr(_scan_cache, "SETTLE_SECONDS", 1.0)
+    monkeypatch.setattr(_stamps, "SETTLE_SECONDS", 1.0)
     time.sleep(1.1)  # the environment has settled; the plugin's code is edited now
     module = site_dir / "dcs_pkg" / "__init__.py"
     module.write_text(module.read_text() + "\n")

@@ -12,7 +12,7 @@ import pytest
 from conftest import ManagedVenv, managed_venv, pip_env
 
 from ksi_host._described_cache import SWITCH
-from ksi_host._scan_cache import SETTLE_SECONDS
+from ksi_host._stamps import SETTLE_SECONDS
 from tests.dists import build_wheels, recording_source, write_project
 
 pytestmark = pytest.mark.slow
@@ -116,6 +116,15 @@ def test_every_view_is_the_same_warm_and_cold_and_never_stale(venv: ManagedVenv)
     assert _imported(venv) == []  # described without importing it
     assert _doctor(venv) == cold_doctor  # doctor imports every plugin, kept or not
     assert _imported(venv) == ["dcp"]
+
+    installed = venv.site / "dcp_pkg" / "__init__.py"
+    installed.write_text(installed.read_text().replace('version="1.0"', 'version="1.1"'))
+    _settle()
+    for view in (("plugins", "--json"), ("plugins", "--json"), ("plugins",), ("plugins",)):
+        _, output = _ksi(venv, *view)  # no kept answer (answers.json) hides the edit either
+        assert "dcp says it is version 1.1" in output
+    assert _imported(venv) == ["dcp"]
+    installed.write_text(installed.read_text().replace('version="1.1"', 'version="1.0"'))
 
     venv.pip("install", "-q", "--no-deps", *venv.offline, "ksi-dc-other")
     _settle()

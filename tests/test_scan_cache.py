@@ -262,13 +262,13 @@ def test_the_scan_records_whether_any_distribution_declares_a_pydantic_plugin(
 def datings(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """One entry per dating of sys.path (the real dating still runs)."""
     seen: list[float] = []
-    real = _scan_cache._key
+    real = _scan_cache.sys_path_key
 
     def counted(now: float) -> str | None:
         seen.append(now)
         return real(now)
 
-    monkeypatch.setattr(_scan_cache, "_key", counted)
+    monkeypatch.setattr(_scan_cache, "sys_path_key", counted)
     return seen
 
 
