@@ -23,14 +23,14 @@ imports anything but the standard library, while the digest is the same. The inp
 - the daemon's socket: an answer is printed again only while nothing is there (a
   running daemon's view is merged into the answer, so it is asked every time).
 
-An answer is kept only when its plan ran no plugin code (every plugin described by
-its manifest, disabled or quarantined; the built-ins are ksi-host's own code, dated
-above), with no ``--plugin-path``, ``[host] plugin_paths`` or ``[host] isolated``, when
-the command wrote nothing on stderr, and when everything dated settled before the
-command started (:data:`ksi_host._stamps.SETTLE_SECONDS`); anything that cannot be
-dated (a finder other than the standard path finder, an unreadable folder) means
-nothing is kept or served. ``KSI_NO_ANSWER_CACHE=1`` turns it off (neither kept nor
-served); deleting the file is always safe.
+An answer is kept only when its plan depended on no plugin code (every plugin
+described by its manifest or disabled; the built-ins are ksi-host's own code, dated
+above) and loaded no pydantic plugin, with no ``--plugin-path``, ``[host] plugin_paths``
+or ``[host] isolated``, when the command wrote nothing on stderr, and when everything
+dated settled before the command started (:data:`ksi_host._stamps.SETTLE_SECONDS`);
+anything that cannot be dated (a finder other than the standard path finder, an
+unreadable folder) means nothing is kept or served. ``KSI_NO_ANSWER_CACHE=1`` turns it
+off (neither kept nor served); deleting the file is always safe.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from ksi_host import __version__
 from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._paths import KsiPaths
 from ksi_host._scan_cache import sys_path_key
-from ksi_host._stamps import HOT, SETTLE_SECONDS, Stamp, source_stamps, stamp
+from ksi_host._stamps import HOT, SETTLE_SECONDS, Stamp, stamp
 
 if TYPE_CHECKING:
     from ksi_host._config import HostConfig
@@ -186,7 +186,7 @@ def _key(argv: Sequence[str], inputs: Inputs, now: float) -> str | None:
             os.getegid(),
             environment,
             scan,
-            _rules(),
+            _rules(settled),
             [_content(path, settled) for path in inputs.contents],
             [_dated(path, settled) for path in inputs.files],
             [_folder(path, settled) for path in inputs.folders],
@@ -209,7 +209,7 @@ def _dated(path: str, settled: int) -> tuple[str, Stamp | None]:
         return path, None
 
 
-def _rules() -> list[str]:
+def _rules(settled: int) -> list[tuple[str, Stamp | None]]:
     """Every file of ksi-host's own packages: its rules, its models, its built-in plugins."""
     files = []
     roots = [os.path.dirname(str(sys.modules["ksi_host"].__file__))]  # noqa: PTH120
@@ -218,7 +218,7 @@ def _rules() -> list[str]:
         for folder, subfolders, names in os.walk(root):
             subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
             files += [os.path.join(folder, name) for name in sorted(names)]  # noqa: PTH118
-    return source_stamps(files)
+    return [_dated(file, settled) for file in files]
 
 
 def _content(path: str, settled: int) -> object:
@@ -343,10 +343,11 @@ def current() -> Recording | None:
 class PlanWatch:
     """A reporter for one plan: the manifests it read, and whether code it did not date counted.
 
-    A plugin file or module that is not disabled is either imported or, when quarantined,
-    recognised by the stats of its files (:func:`ksi_host._quarantine.fingerprint`); an
-    entry point without a manifest is imported, or described from what
-    :mod:`ksi_host._described_cache` kept of it. Built-ins are ksi-host's own code.
+    Every plugin that is not disabled, not a built-in (ksi-host's own code, dated) and
+    ships no manifest counts: it is imported, or described from what its code said
+    before (a kept description, dated by its files, which this key does not cover),
+    or recognised, when quarantined, by the stats of its files
+    (:func:`ksi_host._quarantine.fingerprint`). So does any import of a plugin.
     """
 
     manifests: list[str] = field(default_factory=list)
@@ -355,25 +356,18 @@ class PlanWatch:
     def found(self, candidate: Candidate) -> None:
         if candidate.manifest is not None:
             self.manifests.append(str(candidate.manifest))
-        elif candidate.disabled_by is None and candidate.origin.kind != "entry-point":
-            self.undated = self.undated or candidate.origin.kind != "builtin"
+        elif candidate.disabled_by is None and candidate.origin.kind != "builtin":
+            self.undated = True
 
     def importing(self, candidate: Candidate) -> None:
         if candidate.origin.kind != "builtin":
             self.undated = True
 
     def described(self, spec: PluginSpec) -> None:
-        self.undated = self.undated or _kept_description(spec)
+        """Nothing to note."""
 
     def excluded(self, exclusion: Exclusion) -> None:
-        self.undated = self.undated or (
-            exclusion.spec is not None and _kept_description(exclusion.spec)
-        )
-
-
-def _kept_description(spec: PluginSpec) -> bool:
-    """Described from what :mod:`ksi_host._described_cache` kept: its code is not dated here."""
-    return not spec.imported and spec.candidate is not None and spec.candidate.manifest is None
+        """Nothing to note."""
 
 
 def keep_plan_answer(
