@@ -29,7 +29,7 @@ above) and loaded no pydantic plugin, with no ``--plugin-path``, ``[host] plugin
 or ``[host] isolated``, when the command wrote nothing on stderr, and when everything
 dated settled before the command started (:data:`ksi_host._stamps.SETTLE_SECONDS`);
 anything that cannot be dated (a finder other than the standard path finder, an
-unreadable folder) means nothing is kept or served. ``KSI_NO_ANSWER_CACHE=1`` turns it
+unreadable folder) means nothing is kept or served. ``KSI_ANSWER_CACHE=0`` turns it
 off (neither kept nor served); deleting the file is always safe.
 """
 
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CACHE_FILE",
-    "OPT_OUT",
+    "SWITCH",
     "Inputs",
     "PlanWatch",
     "Recording",
@@ -70,8 +70,9 @@ __all__ = [
 ]
 
 CACHE_FILE: Final = "answers.json"
-OPT_OUT: Final = "KSI_NO_ANSWER_CACHE"
-_COMMAND: Final = "plugins"
+SWITCH: Final = "KSI_ANSWER_CACHE"
+"""``0`` (or ``off``, ``false``, ``no``) turns kept answers off: none is printed or kept."""
+_OFF: Final = frozenset({"0", "off", "false", "no"})
 _FORMAT: Final = 1
 _KEPT: Final = 4
 """Answers kept per ``KSI_HOME``, the latest first: one per command line."""
@@ -123,13 +124,16 @@ def _cache_path() -> Path:
     return KsiPaths.from_env().cache_dir / CACHE_FILE
 
 
-def _enabled(argv: Sequence[str]) -> bool:
-    return bool(argv) and argv[0] == _COMMAND and not os.environ.get(OPT_OUT)
+def _enabled() -> bool:
+    return os.environ.get(SWITCH, "").strip().lower() not in _OFF
 
 
 def serve(argv: Sequence[str]) -> int | None:
-    """Print the kept answer to ``ksi-host ARGV`` and return its exit code; None: none is valid."""
-    if not _enabled(argv):
+    """Print the kept answer to ``ksi-host ARGV`` and return its exit code; None: none is valid.
+
+    Only ``ksi-host plugins`` keeps answers (:data:`ksi_host._entry.KEPT_COMMAND`).
+    """
+    if not _enabled():
         return None
     answer = _kept(read_cache(_cache_path()), argv)
     if answer is None:
@@ -321,7 +325,7 @@ _CURRENT: list[Recording] = []
 @contextmanager
 def recording(argv: Sequence[str]) -> Iterator[None]:
     """Watch this ``ksi-host ARGV`` from its start, so that its answer can be kept."""
-    if not _enabled(argv):
+    if not _enabled():
         yield
         return
     watched = _Watched(sys.stderr)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ksi_host import _answer_cache
-from ksi_host._answer_cache import CACHE_FILE, OPT_OUT
+from ksi_host._answer_cache import CACHE_FILE, SWITCH
 from ksi_host._stamps import SETTLE_SECONDS
 from ksi_host._toml import tomllib
 from tests.conftest import subprocess_env
@@ -128,7 +128,7 @@ def _ksi(place: Place, *args: str, env: dict[str, str] | None = None, entry: str
 
 
 def _uncached(place: Place, *args: str) -> Answer:
-    return _ksi(place, *args, env={**place.env, OPT_OUT: "1"})
+    return _ksi(place, *args, env={**place.env, SWITCH: "off"})
 
 
 def _kept(place: Place, *args: str) -> Answer:
