@@ -119,7 +119,7 @@ def plugins(
     watch = PlanWatch()
     with exit_on_error("plugins" if as_json else None):
         config = load_config(config_file)
-        plan = plan_for(config, paths=plugin_paths, reporter=watch)
+        plan = plan_for(config, paths=plugin_paths, reporter=watch, kept_descriptions=True)
         socket = daemon_socket(config, config_file)
         entries, daemon = verdicts(plan, socket)
     if graph:
@@ -158,7 +158,7 @@ def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | Non
 
     with exit_on_error("events" if as_json else None):
         config = load_config(config_file)
-        plan = plan_for(config, paths=plugin_paths)
+        plan = plan_for(config, paths=plugin_paths, kept_descriptions=True)
         catalog = event_catalog(plan, *verdicts(plan, daemon_socket(config, config_file)))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 

@@ -163,6 +163,7 @@ class ScanCache:
     """The kept scan of one ``KSI_HOME``, for the ``sys.path`` of this process."""
 
     _early: ClassVar[ScanCache | None] = None
+    _last: ClassVar[ScanCache | None] = None
 
     def __init__(self, path: Path) -> None:
         self.path: Final = path
@@ -175,9 +176,22 @@ class ScanCache:
         """The cache as of now, or as :meth:`early` dated it for this very use."""
         path = KsiPaths.from_env(env).cache_dir / CACHE_FILE
         early, ScanCache._early = ScanCache._early, None
-        if early is not None and early.path == path and early._searched == _searched():
-            return early
-        return cls(path)
+        fresh = early is not None and early.path == path and early._searched == _searched()
+        ScanCache._last = early if fresh and early is not None else cls(path)
+        return ScanCache._last
+
+    @classmethod
+    def last_key(cls, env: Mapping[str, str] | None = None) -> str | None:
+        """The key this process's last scan (made or read) was dated with, for this ``sys.path``.
+
+        None when nothing was dated for ``env``'s home and this very ``sys.path`` (no
+        entry point was looked for), or the dating found something it cannot date.
+        """
+        last = cls._last
+        path = KsiPaths.from_env(env).cache_dir / CACHE_FILE
+        if last is None or last.path != path or last._searched != _searched():
+            return None
+        return last._key
 
     @classmethod
     def early(cls, env: Mapping[str, str] | None = None) -> ScanCache:
