@@ -268,5 +268,7 @@ def _searched() -> tuple[tuple[str, ...], tuple[object, ...]]:
     of the standard library's, which it replaces (see :func:`_standard_finder`).
     """
     backport = sys.modules.get("importlib_metadata")
-    own = backport.MetadataPathFinder if backport is not None else None
-    return tuple(sys.path), tuple(finder for finder in sys.meta_path if finder is not own)
+    if backport is None:
+        return tuple(sys.path), tuple(sys.meta_path)
+    own = backport.MetadataPathFinder
+    return tuple(sys.path), tuple(f for f in sys.meta_path if not isinstance(f, own))
