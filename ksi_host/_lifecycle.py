@@ -172,6 +172,7 @@ class Host(Running):
         # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
         self._specs: dict[str, PluginSpec] = {spec.key: spec for spec in plan.order}
         self._lazy = _lazy_keys(plan)
+        lazy = frozenset(self._lazy)  # a tuple, in load order, is searched per plugin
         # In load order: status() reads it as is (system:health asks on every call), and
         # keeps the tuple it made in _listed until a status changes (_set, _note_plan), the
         # watchdog counts another stall or a worker restarts or fails.
@@ -184,7 +185,7 @@ class Host(Running):
                 spec.key,
                 spec.version,
                 spec.origin,
-                "lazy" if spec.key in self._lazy else "pending",
+                "lazy" if spec.key in lazy else "pending",
             )
             for spec in plan.order
         }
@@ -226,15 +227,20 @@ class Host(Running):
                 )
 
     async def _start_pending(self) -> None:
-        """The three start passes (register, context, startup) over the pending plugins."""
-        for spec in self.plan.order:
+        """The three start passes (register, context, startup) over the pending plugins.
+
+        Each pass goes over the plugins pending when the first began (not every lazy one
+        again), and skips those an earlier pass or a failed dependency took out.
+        """
+        pending = [spec for spec in self.plan.order if self._is_pending(spec)]
+        for spec in pending:
             if self._is_pending(spec):
                 self._register(spec)
         await self._spawn_workers()
-        for spec in self.plan.order:
+        for spec in pending:
             if self._is_pending(spec):
                 await self._start_hook(spec, "ksi_plugin_context", "context-failed")
-        for spec in self.plan.order:
+        for spec in pending:
             if self._is_pending(spec) and await self._start_hook(
                 spec, "ksi_startup", "startup-failed"
             ):
@@ -311,6 +317,7 @@ class Host(Running):
         for key in diff.stop:
             await self._stop_one(old[key])
         lazy = _lazy_keys(plan)
+        lazy_keys = frozenset(lazy)
         self._listed = None
         self._status = {
             spec.key: PluginStatus(
@@ -318,7 +325,7 @@ class Host(Running):
                 spec.key,
                 spec.version,
                 spec.origin,
-                "lazy" if spec.key in lazy else "pending",
+                "lazy" if spec.key in lazy_keys else "pending",
             )
             if spec.key in diff.start or spec.key not in self._status
             else self._status[spec.key]
@@ -641,6 +648,8 @@ class Host(Running):
 
     async def _spawn_workers(self) -> None:
         """Start every isolated plugin's worker process, all at once."""
+        if not self._workers:
+            return
         specs = [s for s in self.plan.order if s.key in self._workers and self._is_pending(s)]
         results = await asyncio.gather(
             *(
