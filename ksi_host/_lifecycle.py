@@ -48,7 +48,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import FrameType
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import pluggy
 
@@ -57,7 +57,6 @@ from ksi_host._config import HostConfig, plugin_settings
 from ksi_host._deadline import within
 from ksi_host._describe import import_described
 from ksi_host._dispatch import Fallback
-from ksi_host._isolation import WorkerPlugin
 from ksi_host._plan import (
     LoadPlan,
     PluginSpec,
@@ -81,6 +80,7 @@ from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host._vet import config_reason, vet_one
 from ksi_host._watchdog import Watchdog
+from ksi_host._workers import is_worker
 from ksi_host.context import HostView, PluginContext
 from ksi_host.errors import (
     HostStateError,
@@ -94,6 +94,9 @@ from ksi_host.plugin_manager import KsiPluggyManager, PluginManager
 from ksi_host.plugin_types import PluginCapabilities
 from ksi_host.replies import ErrorCode, error_reply
 from ksi_host.status import PluginStatus
+
+if TYPE_CHECKING:
+    from ksi_host._isolation import WorkerPlugin
 
 __all__ = ["Host", "Planner", "StartWatch"]
 
@@ -813,7 +816,7 @@ class Host(Running):
             )
 
     def _unregister(self, spec: PluginSpec) -> None:
-        if isinstance(spec.plugin, WorkerPlugin) and self._phase == "starting":
+        if is_worker(spec.plugin) and self._phase == "starting":
             spec.plugin.discard()
         pm = self.manager.pm
         spec = self._specs[spec.key]
@@ -835,7 +838,7 @@ def _chain(name: str, cause: Reason) -> str:
 
 def _workers_of(specs: Iterable[PluginSpec]) -> dict[str, WorkerPlugin]:
     """The plugins that run in a worker process of their own."""
-    return {spec.key: spec.plugin for spec in specs if isinstance(spec.plugin, WorkerPlugin)}
+    return {spec.key: spec.plugin for spec in specs if is_worker(spec.plugin)}
 
 
 def _what_and_where(exc: KsiError) -> str:
