@@ -1,5 +1,5 @@
 """``python -m ksi_host`` is the ``ksi-host`` command."""
 
-from ksi_host._cli import main
+from ksi_host._entry import main
 
 main()

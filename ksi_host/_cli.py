@@ -106,6 +106,7 @@ def plugins(
     When a daemon runs on the configured socket, its view is merged in: a plugin
     that failed to start there, or that it does not run, counts as well.
     """
+    from ksi_host._answer_cache import PlanWatch, keep_plan_answer
     from ksi_host._config import load_config
     from ksi_host._daemon_view import verdicts
     from ksi_host._pipeline import plan_for
@@ -115,19 +116,33 @@ def plugins(
         raise click.UsageError("--format and --why go with --graph")
     if graph and as_json:
         raise click.UsageError("--graph prints text, DOT or Mermaid; use --json without it")
+    watch = PlanWatch()
     with exit_on_error("plugins" if as_json else None):
         config = load_config(config_file)
-        plan = plan_for(config, paths=plugin_paths)
-        entries, daemon = verdicts(plan, daemon_socket(config, config_file))
+        plan = plan_for(config, paths=plugin_paths, reporter=watch, kept_descriptions=True)
+        socket = daemon_socket(config, config_file)
+        entries, daemon = verdicts(plan, socket)
     if graph:
         from ksi_host._graph import show_graph
 
         raise SystemExit(show_graph(plan, entries, daemon, graph_format, why))
     report = plan_report(plan, entries, daemon)
-    click.echo(
+    output = (
         report.model_dump_json(indent=2) if as_json else render_text(report, tracebacks=verbose)
     )
-    raise SystemExit(0 if report.ok else 1)
+    click.echo(output)
+    code = 0 if report.ok else 1
+    keep_plan_answer(
+        f"{output}\n",
+        code,
+        config=config,
+        config_file=config_file,
+        paths=plugin_paths,
+        watch=watch,
+        socket=socket,
+        daemon=daemon,
+    )
+    raise SystemExit(code)
 
 
 @cli.command()
@@ -143,7 +158,7 @@ def events(as_json: bool, plugin_paths: tuple[str, ...], config_file: Path | Non
 
     with exit_on_error("events" if as_json else None):
         config = load_config(config_file)
-        plan = plan_for(config, paths=plugin_paths)
+        plan = plan_for(config, paths=plugin_paths, kept_descriptions=True)
         catalog = event_catalog(plan, *verdicts(plan, daemon_socket(config, config_file)))
     click.echo(catalog.model_dump_json(indent=2) if as_json else render_catalog(catalog))
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import importlib_metadata
 from packaging.version import InvalidVersion, Version
@@ -49,6 +49,9 @@ from ksi_host._trust import TrustPolicy, first_distrust
 from ksi_host.errors import InvalidManifest, InvalidPluginMetadata, KsiError
 from ksi_host.plugin_manager import hook_names
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
+
+if TYPE_CHECKING:
+    from ksi_host._described_cache import DescribedCache
 
 __all__ = ["Described", "code_paths", "describe", "file_module_name", "import_described"]
 
@@ -75,6 +78,7 @@ def describe(
     trust: TrustPolicy | None = None,
     manifests: bool = True,
     cache: ManifestCache | None = None,
+    known: DescribedCache | None = None,
 ) -> Described:
     """Describe every candidate in order; ``disabled`` also matches names known only after import.
 
@@ -82,7 +86,8 @@ def describe(
     :func:`ksi_host._discover.disabled_names` returns it. A plugin file or folder that
     ``trust`` does not trust is never imported (see :mod:`ksi_host._trust`).
     ``manifests=False`` imports every candidate even when it ships a manifest (doctor
-    checks the code); ``cache`` keeps each manifest read (see :mod:`ksi_host._manifest_cache`).
+    checks the code); ``cache`` keeps each manifest read (see :mod:`ksi_host._manifest_cache`);
+    ``known`` describes a plugin it kept without importing it (:mod:`ksi_host._described_cache`).
     """
     reporter = reporter or NullReporter()
     trust = trust or TrustPolicy()
@@ -94,6 +99,8 @@ def describe(
             outcome: PluginSpec | Exclusion | None = _from_manifest(
                 candidate, candidate.manifest, cache
             )
+        elif candidate.disabled_by is None and known and (kept := known.read(candidate)):
+            outcome = kept
         else:
             if candidate.disabled_by is None:
                 reporter.importing(candidate)

@@ -19,23 +19,20 @@ either way.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-import packaging
-import pydantic
-
-from ksi_host import __version__, events, plugin_types
 from ksi_host import _manifest as manifest_module
+from ksi_host import events, plugin_types
 from ksi_host._cache_file import read_cache, write_cache
+from ksi_host._cache_rules import cache_rules
 from ksi_host._manifest import PluginManifest
 from ksi_host._paths import KsiPaths
+from ksi_host._stamps import identity
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 
-__all__ = ["CACHE_FILE", "ManifestCache"]
+__all__ = ["CACHE_FILE", "ManifestCache", "as_data", "from_data"]
 
 CACHE_FILE: Final = "manifests.json"
 _FORMAT: Final = 1
@@ -44,25 +41,34 @@ _FORMAT: Final = 1
 Read = tuple[PluginManifest, PluginMetadata, PluginCapabilities]
 
 
-def _identity(file: str) -> list[int]:
-    info = os.stat(file)  # noqa: PTH116
-    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
-
-
 def _rules() -> str:
     """What validated the cached fields: a change to any of it empties the cache."""
-    stamps = [f"{_FORMAT}", __version__, pydantic.VERSION, packaging.__version__]
-    for module in (manifest_module, plugin_types, events):
-        file = Path(str(module.__file__))
-        with contextlib.suppress(OSError):
-            info = file.stat()
-            stamps.append(f"{file.name}:{info.st_size}:{info.st_mtime_ns}")
-    return "|".join(stamps)
+    return cache_rules(_FORMAT, (manifest_module, plugin_types, events))
 
 
 def _tuples(fields: Mapping[str, Any]) -> dict[str, Any]:
     """JSON's lists back into the tuples the models hold."""
     return {name: tuple(value) if type(value) is list else value for name, value in fields.items()}
+
+
+def as_data(
+    manifest: PluginManifest, metadata: PluginMetadata, capabilities: PluginCapabilities
+) -> dict[str, Any]:
+    """The validated fields as JSON data, for :func:`from_data` to rebuild without validating."""
+    return {
+        "manifest": manifest.model_dump(mode="json"),
+        "metadata": metadata.model_dump(mode="json"),
+        "capabilities": capabilities.model_dump(mode="json"),
+    }
+
+
+def from_data(kept: Mapping[str, Any]) -> Read:
+    """What :func:`as_data` kept; raises KeyError, TypeError or AttributeError if it is damaged."""
+    return (
+        PluginManifest.model_construct(**_tuples(kept["manifest"])),
+        PluginMetadata.model_construct(**_tuples(kept["metadata"])),
+        PluginCapabilities.model_construct(**_tuples(kept["capabilities"])),
+    )
 
 
 class ManifestCache:
@@ -92,15 +98,11 @@ class ManifestCache:
         Raises what :meth:`PluginManifest.read` raises, and :class:`OSError`.
         """
         key = str(file)
-        identity = _identity(key)
+        stamp = identity(key)
         kept = self._old.get(key)
-        if isinstance(kept, dict) and kept.get("identity") == identity:
+        if isinstance(kept, dict) and kept.get("identity") == stamp:
             try:
-                found = (
-                    PluginManifest.model_construct(**_tuples(kept["manifest"])),
-                    PluginMetadata.model_construct(**_tuples(kept["metadata"])),
-                    PluginCapabilities.model_construct(**_tuples(kept["capabilities"])),
-                )
+                found = from_data(kept)
             except (KeyError, TypeError, AttributeError):
                 pass  # a damaged entry: read the file instead
             else:
@@ -109,12 +111,7 @@ class ManifestCache:
         manifest, metadata, capabilities = PluginManifest.read(
             file.read_text(encoding="utf-8"), where=str(file)
         )
-        self._new[key] = {
-            "identity": identity,
-            "manifest": manifest.model_dump(mode="json"),
-            "metadata": metadata.model_dump(mode="json"),
-            "capabilities": capabilities.model_dump(mode="json"),
-        }
+        self._new[key] = {"identity": stamp, **as_data(manifest, metadata, capabilities)}
         return manifest, metadata, capabilities
 
     def save(self) -> None:

@@ -5,7 +5,7 @@ test or a second instance only has to set one variable::
 
     plugins  $KSI_HOME/plugins
     data     $KSI_HOME/data              (the state database)
-    cache    $KSI_HOME/cache             (what can be rebuilt: validated manifests)
+    cache    $KSI_HOME/cache             (what can be rebuilt: scans, manifests, descriptions)
     run      $XDG_RUNTIME_DIR/ksi         when set and KSI_HOME is not, else $KSI_HOME/run
     config   $KSI_CONFIG, else $KSI_HOME/config.toml when KSI_HOME is set,
              else $XDG_CONFIG_HOME/ksi/config.toml (default ~/.config/ksi/config.toml)

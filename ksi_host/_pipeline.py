@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ksi_host import _crash_record as crash_record
 from ksi_host._describe import describe
+from ksi_host._described_cache import DescribedCache
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
 from ksi_host._manifest_cache import ManifestCache
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, PluginSpec
@@ -67,6 +68,7 @@ def build_plan(
     reporter: Reporter | None = None,
     builtin_package: str | None = BUILTIN_PACKAGE,
     host: HostSection | None = None,
+    kept_descriptions: bool = False,
 ) -> LoadPlan:
     """Find, import, vet and order every plugin; what cannot run is in ``excluded`` with why.
 
@@ -74,6 +76,8 @@ def build_plan(
     against each plugin's ``config_model``; ``trust`` says which plugin files may run.
     A plugin in the quarantine (:mod:`ksi_host._quarantine`) is not imported, nor is
     one ``host.isolated`` names: it is described in a worker (:mod:`ksi_host._isolation`).
+    ``kept_descriptions`` describes the plugins :mod:`ksi_host._described_cache` kept
+    without importing them (a plan only listed; a host imports every plugin anyway).
     """
     env = os.environ if env is None else env
     candidates = discover(
@@ -90,13 +94,17 @@ def build_plan(
         isolated_specs, isolated_excluded = describe_isolated(apart, host, sections or {})
     off = disabled_names(disabled, env)
     cache = ManifestCache.load(env)
+    known = DescribedCache.load(env, sections) if kept_descriptions else None
     described = vet(
-        describe(loadable, reporter, disabled=off, trust=trust, cache=cache),
+        describe(loadable, reporter, disabled=off, trust=trust, cache=cache, known=known),
         sections or {},
         reporter,
     )
     kept_out = _as_declared(quarantined, cache)
     cache.save()
+    if known is not None:
+        known.keep(described.specs)
+        known.save()
     plan = resolve(
         (*described.specs, *isolated_specs),
         excluded=(*described.excluded, *isolated_excluded, *kept_out),
@@ -127,8 +135,12 @@ def plan_for(
     paths: Sequence[str | Path] = (),
     env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
+    kept_descriptions: bool = False,
 ) -> LoadPlan:
-    """The plan a host with ``config`` runs: paths from the caller first, then ``[host]``."""
+    """The plan a host with ``config`` runs: paths from the caller first, then ``[host]``.
+
+    ``kept_descriptions``: see :func:`build_plan`.
+    """
     return build_plan(
         paths=(*paths, *config.host.plugin_paths),
         env=env,
@@ -139,6 +151,7 @@ def plan_for(
         trust=TrustPolicy.of(config.host.trust_paths),
         reporter=reporter,
         host=config.host,
+        kept_descriptions=kept_descriptions,
     )
 
 

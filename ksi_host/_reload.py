@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
-import json
 import os
 import sys
 from collections.abc import Collection, Iterable, Mapping
@@ -38,7 +37,7 @@ import importlib_metadata
 
 from ksi_host._describe import file_module_name
 from ksi_host._discover import ENTRY_POINT_GROUP, autoload_enabled
-from ksi_host._manage.environment import record_digest
+from ksi_host._manage.environment import is_editable, record_digest
 from ksi_host._plan import LoadPlan, PluginSpec
 from ksi_host._workers import is_worker
 
@@ -253,11 +252,7 @@ def _editable_source(dist: importlib_metadata.IDistribution, spec: PluginSpec) -
 
     Its RECORD lists only a ``.pth`` or a finder, never the code the author edits.
     """
-    try:
-        direct = json.loads(dist.read_text("direct_url.json") or "{}")
-    except ValueError:
-        return None
-    if not isinstance(direct, dict) or not direct.get("dir_info", {}).get("editable"):
+    if not is_editable(dist):
         return None
     top = _top_module(spec)
     try:

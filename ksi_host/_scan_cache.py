@@ -32,6 +32,7 @@ either way.
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
 import os
 import stat
 import sys
@@ -40,27 +41,38 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-import importlib_metadata
-
 from ksi_host import __version__
 from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._paths import KsiPaths
+from ksi_host._stamps import HOT, SETTLE_SECONDS, file_stamp, stamp
 from ksi_host.status import Origin
 
 if TYPE_CHECKING:
     from ksi_host._plan import Candidate
 
-__all__ = ["CACHE_FILE", "SETTLE_SECONDS", "ScanCache"]
+__all__ = ["CACHE_FILE", "SETTLE_SECONDS", "ScanCache", "sys_path_key"]
 
 CACHE_FILE: Final = "entry-points.json"
-SETTLE_SECONDS: Final = 2.0
 _FORMAT: Final = 1
 
 
-def _key(now: float) -> str | None:
+def _standard_finder() -> object:
+    """The finder that lists the distributions of ``sys.path``'s folders.
+
+    Once imported, importlib_metadata replaces the standard library's with its own,
+    which reads the same folders; until then (a command that may not need it) it is
+    the standard library's.
+    """
+    backport = sys.modules.get("importlib_metadata")
+    if backport is not None:
+        return backport.MetadataPathFinder.find_distributions
+    return importlib.machinery.PathFinder.find_distributions
+
+
+def sys_path_key(now: float) -> str | None:
     """What the scan read, dated, or None when it cannot be (see the module docstring)."""
     finders = [getattr(finder, "find_distributions", None) for finder in sys.meta_path]
-    standard = importlib_metadata.MetadataPathFinder.find_distributions
+    standard = _standard_finder()
     if any(found is not None and found != standard for found in finders):
         return None
     settled = int((now - SETTLE_SECONDS) * 1e9)
@@ -70,24 +82,14 @@ def _key(now: float) -> str | None:
         stamps.append(location)
         try:
             info = os.stat(location)  # noqa: PTH116
-            stamps.append(_stamp(info, settled))
+            stamps.append(stamp(info, settled))
             if stat.S_ISDIR(info.st_mode):
                 stamps += _metadata_stamps(location, settled)
         except OSError:
             stamps.append("missing")
-    if _HOT in stamps:
+    if HOT in stamps:
         return None
     return hashlib.sha256(repr(stamps).encode()).hexdigest()
-
-
-_HOT: Final = "hot"
-
-
-def _stamp(info: os.stat_result, settled: int) -> tuple[int, int, int, int] | str:
-    """Inode, size, modification and change times (ns), or :data:`_HOT` if after ``settled``."""
-    if info.st_mtime_ns > settled or info.st_ctime_ns > settled:
-        return _HOT
-    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 _METADATA_FILES: Final = ("entry_points.txt", "METADATA", "RECORD")
@@ -114,21 +116,13 @@ def _metadata_stamps(folder: str, settled: int) -> list[object]:
         path = f"{folder}{os.sep}{name}"
         stamps.append(name)
         if not is_dir:  # an .egg-info file is the metadata itself
-            stamps.append(_stamp(os.stat(path), settled))  # noqa: PTH116
+            stamps.append(stamp(os.stat(path), settled))  # noqa: PTH116
             continue
         for file in _METADATA_FILES:
-            stamps.append(_file_stamp(f"{path}{os.sep}{file}", settled))
+            stamps.append(file_stamp(f"{path}{os.sep}{file}", settled))
         if stamps[-2] is None:
-            stamps.append(_file_stamp(f"{path}{os.sep}{_FALLBACK}", settled))
+            stamps.append(file_stamp(f"{path}{os.sep}{_FALLBACK}", settled))
     return stamps
-
-
-def _file_stamp(path: str, settled: int) -> tuple[int, int, int, int] | str | None:
-    try:
-        info = os.stat(path)  # noqa: PTH116
-    except FileNotFoundError:
-        return None
-    return _stamp(info, settled)
 
 
 def _row(candidate: Candidate) -> dict[str, Any]:
@@ -169,11 +163,12 @@ class ScanCache:
     """The kept scan of one ``KSI_HOME``, for the ``sys.path`` of this process."""
 
     _early: ClassVar[ScanCache | None] = None
+    _last: ClassVar[ScanCache | None] = None
 
     def __init__(self, path: Path) -> None:
         self.path: Final = path
         self._searched: Final = _searched()
-        self._key: Final = _key(time.time())
+        self._key: Final = sys_path_key(time.time())
         self._raw: object = _UNREAD
 
     @classmethod
@@ -181,9 +176,22 @@ class ScanCache:
         """The cache as of now, or as :meth:`early` dated it for this very use."""
         path = KsiPaths.from_env(env).cache_dir / CACHE_FILE
         early, ScanCache._early = ScanCache._early, None
-        if early is not None and early.path == path and early._searched == _searched():
-            return early
-        return cls(path)
+        fresh = early is not None and early.path == path and early._searched == _searched()
+        ScanCache._last = early if fresh and early is not None else cls(path)
+        return ScanCache._last
+
+    @classmethod
+    def last_key(cls, env: Mapping[str, str] | None = None) -> str | None:
+        """The key this process's last scan (made or read) was dated with, for this ``sys.path``.
+
+        None when nothing was dated for ``env``'s home and this very ``sys.path`` (no
+        entry point was looked for), or the dating found something it cannot date.
+        """
+        last = cls._last
+        path = KsiPaths.from_env(env).cache_dir / CACHE_FILE
+        if last is None or last.path != path or last._searched != _searched():
+            return None
+        return last._key
 
     @classmethod
     def early(cls, env: Mapping[str, str] | None = None) -> ScanCache:
@@ -254,5 +262,13 @@ _UNREAD: Final = object()
 
 
 def _searched() -> tuple[tuple[str, ...], tuple[object, ...]]:
-    """What the scan searches: ``sys.path`` and the finders that list distributions."""
-    return tuple(sys.path), tuple(sys.meta_path)
+    """What the scan searches: ``sys.path`` and the finders that list distributions.
+
+    importlib_metadata's own finder, added when it is first imported, reads the folders
+    of the standard library's, which it replaces (see :func:`_standard_finder`).
+    """
+    backport = sys.modules.get("importlib_metadata")
+    if backport is None:
+        return tuple(sys.path), tuple(sys.meta_path)
+    own = backport.MetadataPathFinder
+    return tuple(sys.path), tuple(f for f in sys.meta_path if not isinstance(f, own))

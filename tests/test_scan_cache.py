@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from ksi_host._cli import cli
 from ksi_host._discover import discover
 from ksi_host._paths import KsiPaths
 from ksi_host._scan_cache import CACHE_FILE
+from tests.conftest import subprocess_env
 from tests.dists import install_dist, plugin_source
 
 
@@ -262,13 +264,13 @@ def test_the_scan_records_whether_any_distribution_declares_a_pydantic_plugin(
 def datings(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """One entry per dating of sys.path (the real dating still runs)."""
     seen: list[float] = []
-    real = _scan_cache._key
+    real = _scan_cache.sys_path_key
 
     def counted(now: float) -> str | None:
         seen.append(now)
         return real(now)
 
-    monkeypatch.setattr(_scan_cache, "_key", counted)
+    monkeypatch.setattr(_scan_cache, "sys_path_key", counted)
     return seen
 
 
@@ -326,3 +328,28 @@ def test_a_dating_the_command_did_not_use_is_not_served_to_a_later_scan(
     _install(site_dir, "sc_second")
     assert "sc_second" in [name for name, _, _ in _found(ksi_env)]
     assert len(scans) == 2
+
+
+_COUNT_DATINGS = """\
+import sys
+from ksi_host import _scan_cache
+assert "importlib_metadata" not in sys.modules
+real, seen = _scan_cache.sys_path_key, []
+_scan_cache.sys_path_key = lambda now: seen.append(now) or real(now)
+from ksi_host._cli import main
+sys.argv = ["ksi-host", "plugins", "--json"]
+try:
+    main()
+except SystemExit:
+    pass
+print("datings:", len(seen), file=sys.stderr)
+"""
+
+
+def test_a_fresh_command_dates_sys_path_once(tmp_path: Path) -> None:
+    """importlib_metadata, imported between the early dating and the scan, is no new finder."""
+    env = subprocess_env(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNT_DATINGS], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stderr.splitlines()[-1] == "datings: 1"

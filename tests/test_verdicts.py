@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from conftest import DaemonProcess, write_config
 
-from tests.dists import install_recorded, plugin_source, recorded_manifest
+from ksi_host._stamps import SETTLE_SECONDS
+from tests.dists import install_recorded, plugin_source, recorded_manifest, recording_source
 
 pytestmark = pytest.mark.slow
 
@@ -90,6 +93,23 @@ SCENARIOS: dict[str, tuple[str, str | None]] = {
     "after_boom": ("running", None),
     "drifted": ("failed", "manifest-mismatch"),
     "sleepy": ("lazy", None),
+    # Installed without a manifest: plugins and events describe them from what an
+    # earlier plugins run kept (ksi_host._described_cache), the daemon and doctor import.
+    "kept_fine": ("running", None),
+    "kept_boom": ("failed", "startup-failed"),
+    "kept_typo": ("excluded", "hook-mismatch"),
+    "kept_configured": ("excluded", "config-invalid"),
+}
+
+KEPT = {
+    "kept_fine": recording_source("kept_fine"),
+    "kept_boom": recording_source("kept_boom", failing_startup=True),
+    "kept_typo": recording_source("kept_typo").replace("ksi_handle_event", "ksi_handle_events"),
+    "kept_configured": "from pydantic import BaseModel\n"
+    "class Settings(BaseModel):\n    port: int\n"
+    + recording_source("kept_configured").replace(
+        "(BasePlugin):\n", "(BasePlugin):\n    config_model = Settings\n"
+    ),
 }
 
 
@@ -105,7 +125,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     extra = (
         f"socket_path = {json.dumps(str(socket_path))}\n\n"
         f"[host]\nplugin_paths = [{json.dumps(str(folder))}]\n\n"
-        '[configured]\nport = "eighty"\n'
+        '[configured]\nport = "eighty"\n\n'
+        '[kept_configured]\nport = "eighty"\n'
     )
     write_config(root / "ksi.toml", state=root / "state.db", extra=extra)
     # Installed plugins that ship a ksi-plugin.toml: one whose code disagrees with it
@@ -114,6 +135,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     stale = recorded_manifest("drifted", activation="startup", description="says otherwise")
     install_recorded(site, "drifted", manifest=stale)
     install_recorded(site, "sleepy", manifest=recorded_manifest("sleepy"))
+    for name, source in KEPT.items():
+        install_recorded(site, name, source=source)
+    (root / "cwd").mkdir()
     process = DaemonProcess(root, name="verdicts")
     process.env.update(PYTHONPATH=str(site), KSI_TEST_IMPORTS=str(root / "imports.log"))
     process.start()
@@ -123,13 +147,32 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
         process.stop()
 
 
+def _quiet_cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ksi-host ARGS`` from a folder nothing writes to (``python -m`` puts it on sys.path)."""
+    return subprocess.run(
+        daemon.command(*args),
+        capture_output=True,
+        text=True,
+        env=daemon.env,
+        cwd=daemon.root / "cwd",
+        timeout=120,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="module")
 def views(daemon: DaemonProcess) -> dict[str, dict[str, Any]]:
-    """Each view's JSON, run once: the three commands, and the daemon's own plugin:list."""
+    """Each view's JSON, run once: the three commands, and the daemon's own plugin:list.
+
+    ``plugins`` ran once before, so ``plugins`` and ``events`` describe the plugins
+    without a manifest from what it kept.
+    """
     config = ("--config", str(daemon.config_path))
+    time.sleep(SETTLE_SECONDS + 0.2)  # what the fixture installed is old enough to date
+    assert _quiet_cli(daemon, "plugins", "--json", *config).returncode == 1
     found = {}
     for command in ("plugins", "events", "doctor"):
-        result = daemon.cli(command, "--json", *config, timeout=120)
+        result = _quiet_cli(daemon, command, "--json", *config)
         assert result.returncode == (0 if command == "events" else 1), result.stderr
         found[command] = json.loads(result.stdout)
     listed = daemon.send("plugin:list")
@@ -143,6 +186,16 @@ def _verdict(report: dict[str, Any], name: str) -> tuple[str, str | None]:
     if entry["reason"] is not None:
         return entry["status"], entry["reason"]["code"]
     return entry["status"], ",".join(entry["warnings"]) or None
+
+
+def test_plugins_and_events_described_what_was_kept_without_importing_it(
+    daemon: DaemonProcess, views: dict[str, dict[str, Any]]
+) -> None:
+    imported = (daemon.root / "imports.log").read_text().split()
+    # the daemon, the plugins run that kept it, doctor's worker: not plugins, not events
+    assert imported.count("kept_fine") == 3
+    assert imported.count("kept_typo") == 5  # a failure is never kept: every view imports it
+    assert "kept_fine" in {e["plugin"] for e in views["events"]["events"]}
 
 
 def test_every_view_shares_the_schema(views: dict[str, dict[str, Any]]) -> None:
@@ -249,7 +302,7 @@ def test_a_plugin_installed_after_the_daemon_started_is_not_running(
 def test_health_is_degraded_naming_the_failed_plugins(daemon: DaemonProcess) -> None:
     health = json.loads(daemon.send("system:health").stdout)
     assert health["status"] == "degraded"
-    assert health["failed"] == ["boom", "drifted", "needs_boom"]
+    assert health["failed"] == ["boom", "drifted", "kept_boom", "needs_boom"]
 
 
 def test_text_views_use_the_same_words(daemon: DaemonProcess) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -15,7 +16,14 @@ from packaging.utils import NormalizedName, canonicalize_name
 from ksi_host import __version__
 from ksi_host._discover import ENTRY_POINT_GROUP
 
-__all__ = ["HOST_DIST", "Environment", "InstalledDist", "record_digest", "requirements_of"]
+__all__ = [
+    "HOST_DIST",
+    "Environment",
+    "InstalledDist",
+    "is_editable",
+    "record_digest",
+    "requirements_of",
+]
 
 HOST_DIST: Final = canonicalize_name("ksi-host")
 
@@ -49,6 +57,20 @@ def record_digest(dist: importlib_metadata.IDistribution) -> str:
     """
     record = dist.read_text("RECORD") or dist.read_text("METADATA") or ""
     return hashlib.sha256(record.encode()).hexdigest()
+
+
+def is_editable(dist: importlib_metadata.IDistribution) -> bool:
+    """Installed in development mode (``pip install -e``): its code is wherever its author edits it.
+
+    PEP 660's ``direct_url.json`` says so (``dir_info.editable``); its RECORD lists
+    only a ``.pth`` or a finder, never that code.
+    """
+    try:
+        direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        return False
+    info = direct.get("dir_info") if isinstance(direct, dict) else None
+    return isinstance(info, dict) and bool(info.get("editable"))
 
 
 def requirements_of(requires_dist: Iterable[str]) -> tuple[Requirement, ...]:
