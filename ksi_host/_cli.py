@@ -243,12 +243,12 @@ def run(
     """Serve events over the Unix socket with every plugin that can load, until SIGTERM."""
     from ksi_host._config import load_config
     from ksi_host._daemon import run_daemon
-    from ksi_host._isolation import kill_workers
     from ksi_host._logging import configure_logging
     from ksi_host._loop import run_on
     from ksi_host._pipeline import DaemonRun
     from ksi_host._quarantine import Quarantine, StartMarker
     from ksi_host._trace import TraceSettings
+    from ksi_host._workers import kill_workers
 
     tracing = TraceSettings.from_env()
     if trace or trace_namespaces:

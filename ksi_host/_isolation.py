@@ -26,8 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import socket
 import sys
 import time
@@ -45,6 +43,7 @@ from ksi_host._plan import Candidate, Exclusion, PluginSpec, Reason
 from ksi_host._signal_name import signal_name
 from ksi_host._wire import PROTOCOL_VERSION, read_message, write_message
 from ksi_host._worker_services import WorkerServices
+from ksi_host._workers import LIVE
 from ksi_host.errors import KsiError, PluginConfigInvalid, WorkerCrashed, WorkerProtocolError
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import canonical_name
@@ -54,7 +53,6 @@ __all__ = [
     "WorkerPlugin",
     "describe_isolated",
     "is_isolated",
-    "kill_workers",
 ]
 
 logger: Final = logging.getLogger("ksi_host.isolation")
@@ -64,16 +62,6 @@ _BACKOFF_START: Final = 0.1
 _BACKOFF_MAX: Final = 5.0
 _EXIT_GRACE: Final = 2.0
 _HANDSHAKE_TIMEOUT: Final = 30.0
-
-_LIVE: Final[set[int]] = set()
-"""Pids of the running workers, for the forced stop (:func:`kill_workers`)."""
-
-
-def kill_workers() -> None:
-    """SIGKILL every worker still running (the daemon's emergency cleanup)."""
-    for pid in tuple(_LIVE):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def is_isolated(candidate: Candidate, isolated: Collection[str]) -> bool:
@@ -226,7 +214,7 @@ class WorkerPlugin(BasePlugin):
         finally:
             child.close()
             query_child.close()
-        _LIVE.add(proc.pid)
+        LIVE.add(proc.pid)
         reader, writer = await asyncio.open_unix_connection(sock=parent)
         query_reader, query_writer = await asyncio.open_unix_connection(sock=query_parent)
         process = _Process(
@@ -307,7 +295,7 @@ class WorkerPlugin(BasePlugin):
             with contextlib.suppress(ProcessLookupError):
                 process.proc.kill()
             await process.proc.wait()
-        _LIVE.discard(process.proc.pid)
+        LIVE.discard(process.proc.pid)
         process.close()
 
     # -- calls ---------------------------------------------------------------------------
@@ -373,7 +361,7 @@ class WorkerPlugin(BasePlugin):
         except (ValueError, KeyError, TypeError) as exc:
             self._kill(process, f"it broke the protocol: {exc!r}")
         await process.proc.wait()
-        _LIVE.discard(process.proc.pid)
+        LIVE.discard(process.proc.pid)
         process.close()
         if self._stopping or self._process is not process:
             return
@@ -467,7 +455,7 @@ class WorkerPlugin(BasePlugin):
         self._stopping = True
         if self._process is not None:
             self._kill(self._process, "the host dropped the plugin")
-            _LIVE.discard(self._process.proc.pid)
+            LIVE.discard(self._process.proc.pid)
 
     def answer_crash(self, exc: WorkerCrashed) -> dict[str, Any]:
         """The reply to a call the worker could not answer."""

@@ -48,7 +48,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import FrameType
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import pluggy
 
@@ -57,7 +57,6 @@ from ksi_host._config import HostConfig, plugin_settings
 from ksi_host._deadline import within
 from ksi_host._describe import import_described
 from ksi_host._dispatch import Fallback
-from ksi_host._isolation import WorkerPlugin
 from ksi_host._plan import (
     LoadPlan,
     PluginSpec,
@@ -81,6 +80,7 @@ from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host._vet import config_reason, vet_one
 from ksi_host._watchdog import Watchdog
+from ksi_host._workers import is_worker
 from ksi_host.context import HostView, PluginContext
 from ksi_host.errors import (
     HostStateError,
@@ -94,6 +94,9 @@ from ksi_host.plugin_manager import KsiPluggyManager, PluginManager
 from ksi_host.plugin_types import PluginCapabilities
 from ksi_host.replies import ErrorCode, error_reply
 from ksi_host.status import PluginStatus
+
+if TYPE_CHECKING:
+    from ksi_host._isolation import WorkerPlugin
 
 __all__ = ["Host", "Planner", "StartWatch"]
 
@@ -172,6 +175,7 @@ class Host(Running):
         # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
         self._specs: dict[str, PluginSpec] = {spec.key: spec for spec in plan.order}
         self._lazy = _lazy_keys(plan)
+        lazy = frozenset(self._lazy)  # a tuple, in load order, is searched per plugin
         # In load order: status() reads it as is (system:health asks on every call), and
         # keeps the tuple it made in _listed until a status changes (_set, _note_plan), the
         # watchdog counts another stall or a worker restarts or fails.
@@ -184,7 +188,7 @@ class Host(Running):
                 spec.key,
                 spec.version,
                 spec.origin,
-                "lazy" if spec.key in self._lazy else "pending",
+                "lazy" if spec.key in lazy else "pending",
             )
             for spec in plan.order
         }
@@ -226,15 +230,20 @@ class Host(Running):
                 )
 
     async def _start_pending(self) -> None:
-        """The three start passes (register, context, startup) over the pending plugins."""
-        for spec in self.plan.order:
+        """The three start passes (register, context, startup) over the pending plugins.
+
+        Each pass goes over the plugins pending when the first began (not every lazy one
+        again), and skips those an earlier pass or a failed dependency took out.
+        """
+        pending = [spec for spec in self.plan.order if self._is_pending(spec)]
+        for spec in pending:
             if self._is_pending(spec):
                 self._register(spec)
         await self._spawn_workers()
-        for spec in self.plan.order:
+        for spec in pending:
             if self._is_pending(spec):
                 await self._start_hook(spec, "ksi_plugin_context", "context-failed")
-        for spec in self.plan.order:
+        for spec in pending:
             if self._is_pending(spec) and await self._start_hook(
                 spec, "ksi_startup", "startup-failed"
             ):
@@ -311,6 +320,7 @@ class Host(Running):
         for key in diff.stop:
             await self._stop_one(old[key])
         lazy = _lazy_keys(plan)
+        lazy_keys = frozenset(lazy)
         self._listed = None
         self._status = {
             spec.key: PluginStatus(
@@ -318,7 +328,7 @@ class Host(Running):
                 spec.key,
                 spec.version,
                 spec.origin,
-                "lazy" if spec.key in lazy else "pending",
+                "lazy" if spec.key in lazy_keys else "pending",
             )
             if spec.key in diff.start or spec.key not in self._status
             else self._status[spec.key]
@@ -641,6 +651,8 @@ class Host(Running):
 
     async def _spawn_workers(self) -> None:
         """Start every isolated plugin's worker process, all at once."""
+        if not self._workers:
+            return
         specs = [s for s in self.plan.order if s.key in self._workers and self._is_pending(s)]
         results = await asyncio.gather(
             *(
@@ -804,7 +816,7 @@ class Host(Running):
             )
 
     def _unregister(self, spec: PluginSpec) -> None:
-        if isinstance(spec.plugin, WorkerPlugin) and self._phase == "starting":
+        if is_worker(spec.plugin) and self._phase == "starting":
             spec.plugin.discard()
         pm = self.manager.pm
         spec = self._specs[spec.key]
@@ -826,7 +838,7 @@ def _chain(name: str, cause: Reason) -> str:
 
 def _workers_of(specs: Iterable[PluginSpec]) -> dict[str, WorkerPlugin]:
     """The plugins that run in a worker process of their own."""
-    return {spec.key: spec.plugin for spec in specs if isinstance(spec.plugin, WorkerPlugin)}
+    return {spec.key: spec.plugin for spec in specs if is_worker(spec.plugin)}
 
 
 def _what_and_where(exc: KsiError) -> str:

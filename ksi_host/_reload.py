@@ -37,9 +37,9 @@ import importlib_metadata
 
 from ksi_host._describe import file_module_name
 from ksi_host._discover import ENTRY_POINT_GROUP, autoload_enabled
-from ksi_host._isolation import WorkerPlugin
 from ksi_host._manage.environment import is_editable, record_digest
 from ksi_host._plan import LoadPlan, PluginSpec
+from ksi_host._workers import is_worker
 
 __all__ = [
     "Forgotten",
@@ -165,7 +165,7 @@ def code_stamps(plan: LoadPlan) -> dict[str, str]:
 
 def code_stamp(spec: PluginSpec) -> str | None:
     """The identity of ``spec``'s code if it is imported (here, or in its worker), else None."""
-    if isinstance(spec.plugin, WorkerPlugin):
+    if is_worker(spec.plugin):
         return _stamp(spec)
     top = _top_module(spec)
     return _stamp(spec) if top is not None and top in sys.modules else None
@@ -193,11 +193,7 @@ def keep_workers(old: LoadPlan, new: LoadPlan, start: Collection[str]) -> LoadPl
 
 def _both_workers(before: PluginSpec, after: PluginSpec) -> bool:
     """Two proxies of one isolated plugin from the same origin: the same plugin."""
-    return (
-        isinstance(before.plugin, WorkerPlugin)
-        and isinstance(after.plugin, WorkerPlugin)
-        and before.origin == after.origin
-    )
+    return is_worker(before.plugin) and is_worker(after.plugin) and before.origin == after.origin
 
 
 @dataclass(frozen=True)

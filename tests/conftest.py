@@ -530,6 +530,9 @@ def installed_plugins(
 DAEMON_EVENTS = Path(__file__).with_name("fixture_plugins") / "daemon_events.py"
 """A plugin file with test:echo, test:sleep and test:raise, loaded like any user plugin."""
 
+MODULES_PROBE = Path(__file__).with_name("fixture_plugins") / "modules_probe.py"
+"""A plugin file whose probe:modules tells which of the given modules its process imported."""
+
 
 def write_config(path: Path, *, state: Path, drain: float = 5.0, extra: str = "") -> Path:
     """A config file for a daemon or host: its state database and drain deadline."""

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DAEMON_EVENTS, DaemonProcess, builtin_host, write_config
+from conftest import DAEMON_EVENTS, MODULES_PROBE, DaemonProcess, builtin_host, write_config
 
 from ksi_host._client import request_sync
 from ksi_host._config import load_config
@@ -274,3 +274,23 @@ def test_the_state_db_is_set_by_flag_or_ksi_state_db_and_logged(short_dir, how):
 @pytest.mark.slow
 def test_the_log_says_where_the_state_database_is(shared_daemon):
     assert f"state database {shared_daemon.root / 'state.db'}" in shared_daemon.log()
+
+
+UNUSED_MACHINERY = (
+    "ksi_host._isolation",
+    "ksi_host._doctor.isolate",
+    "ksi_host._wire",
+)
+"""What a daemon that isolates no plugin, and was asked nothing yet, has no use for."""
+
+
+@pytest.mark.slow
+def test_a_daemon_imports_no_machinery_its_plugins_do_not_use(short_dir):
+    daemon = DaemonProcess(short_dir)
+    daemon.start(*daemon.run_args(), "--plugin-path", str(MODULES_PROBE))
+    try:
+        done = daemon.send("probe:modules", "--data", json.dumps({"names": UNUSED_MACHINERY}))
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"loaded": []}
+    finally:
+        daemon.stop()

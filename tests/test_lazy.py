@@ -11,7 +11,7 @@ import pytest
 from ksi_host._config import HostConfig
 from ksi_host._lifecycle import Host
 from ksi_host._pipeline import build_plan
-from tests.conftest import DaemonProcess, error_code, write_config
+from tests.conftest import MODULES_PROBE, DaemonProcess, error_code, write_config
 from tests.dists import install_recorded, recorded_manifest, recording_source
 
 
@@ -149,34 +149,16 @@ def test_a_lazy_plugin_activates_its_lazy_dependencies_first(
     assert imports.read_text().split() == ["lz_base", "lz_top"]
 
 
-PROBE = """\
-import sys
-from ksi_host import BasePlugin, PluginCapabilities, PluginMetadata, hookimpl
-
-
-class Probe(BasePlugin):
-    @hookimpl
-    def ksi_handle_event(self, event_name, data, context):
-        if event_name == "probe:modules":
-            return {"loaded": [name for name in data["names"] if name in sys.modules]}
-
-
-plugin = Probe(PluginMetadata(name="probe"), PluginCapabilities(commands=["probe:modules"]))
-"""
-
-
 @pytest.mark.slow
 def test_the_daemon_lists_routes_to_and_imports_a_lazy_plugin_only_on_its_first_event(
     tmp_path: Path, short_dir: Path
 ) -> None:
     site = tmp_path / "site"
     install_recorded(site, "lz_daemon", manifest=recorded_manifest("lz_daemon"))
-    probe = tmp_path / "probe.py"
-    probe.write_text(PROBE)
     write_config(short_dir / "ksi.toml", state=short_dir / "state.db")
     daemon = DaemonProcess(short_dir)
     daemon.env.update(PYTHONPATH=str(site), KSI_TEST_IMPORTS=str(tmp_path / "imports.log"))
-    daemon.start(*daemon.run_args(), "--plugin-path", str(probe))
+    daemon.start(*daemon.run_args(), "--plugin-path", str(MODULES_PROBE))
     try:
 
         def send(event: str, data: object = None) -> dict[str, object]:

@@ -1,0 +1,24 @@
+"""``probe:modules``: which of the module ``names`` the process that runs it has imported.
+
+Loaded like any user plugin (``ksi-host run --plugin-path`` this file): it tells a test
+what a running daemon imported, e.g. that a lazy plugin was not, or no machinery it
+does not use.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ksi_host import BasePlugin, PluginCapabilities, PluginMetadata, hookimpl
+
+
+class Probe(BasePlugin):
+    @hookimpl
+    def ksi_handle_event(self, event_name: str, data: dict[str, Any], context: Any) -> Any:
+        if event_name == "probe:modules":
+            return {"loaded": [name for name in data["names"] if name in sys.modules]}
+        return None
+
+
+plugin = Probe(PluginMetadata(name="probe"), PluginCapabilities(commands=["probe:modules"]))
