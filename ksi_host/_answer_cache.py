@@ -14,7 +14,9 @@ imports anything but the standard library, while the digest is the same. The inp
   ``uninstall``, the interpreter and ksi-host's version);
 - the rules: every file of the ``ksi_host`` and ``ksi_plugins_builtin`` packages
   (inode, size, times), so an edited or upgraded ksi-host answers afresh;
-- each manifest the plan read, by its identity (as :mod:`ksi_host._manifest_cache`);
+- each manifest the plan read, by its identity (as :mod:`ksi_host._manifest_cache`),
+  and the files that date each kept description it read instead of importing a plugin
+  (:mod:`ksi_host._described_cache`: the ``RECORD``, each file and folder of the package);
 - the config file and the quarantine file: their bytes (a digest), where they resolve
   to, their owner and mode and those of every folder above them (the config's trust
   check), or that there was none;
@@ -23,14 +25,15 @@ imports anything but the standard library, while the digest is the same. The inp
 - the daemon's socket: an answer is printed again only while nothing is there (a
   running daemon's view is merged into the answer, so it is asked every time).
 
-An answer is kept only when its plan depended on no plugin code (every plugin
-described by its manifest or disabled; the built-ins are ksi-host's own code, dated
-above) and loaded no pydantic plugin, with no ``--plugin-path``, ``[host] plugin_paths``
-or ``[host] isolated``, when the command wrote nothing on stderr, and when everything
-dated settled before the command started (:data:`ksi_host._stamps.SETTLE_SECONDS`);
-anything that cannot be dated (a finder other than the standard path finder, an
-unreadable folder) means nothing is kept or served. ``KSI_ANSWER_CACHE=0`` turns it
-off (neither kept nor served); deleting the file is always safe.
+An answer is kept only when its plan depended on no plugin code it did not date
+(every plugin described by its manifest or kept description, or disabled; the built-ins
+are ksi-host's own code, dated above) and loaded no pydantic plugin, with no
+``--plugin-path``, ``[host] plugin_paths`` or ``[host] isolated``, when the command
+wrote nothing on stderr, and when everything dated settled before the command started
+(:data:`ksi_host._stamps.SETTLE_SECONDS`); anything that cannot be dated (a finder
+other than the standard path finder, an unreadable folder) means nothing is kept or
+served. ``KSI_ANSWER_CACHE=0`` turns it off (neither kept nor served); deleting the
+file is always safe.
 """
 
 from __future__ import annotations
@@ -347,20 +350,27 @@ def current() -> Recording | None:
 class PlanWatch:
     """A reporter for one plan: the manifests it read, and whether code it did not date counted.
 
-    Every plugin that is not disabled, not a built-in (ksi-host's own code, dated) and
-    ships no manifest counts: it is imported, or described from what its code said
-    before (a kept description, dated by its files, which this key does not cover),
-    or recognised, when quarantined, by the stats of its files
-    (:func:`ksi_host._quarantine.fingerprint`). So does any import of a plugin.
+    A plugin file or module that is not disabled counts as undated: it is imported, or,
+    when quarantined, recognised by the stats of its files
+    (:func:`ksi_host._quarantine.fingerprint`). So does every import of a plugin but a
+    built-in (ksi-host's own code, dated). An installed plugin without a manifest that
+    is not disabled and was not imported was described from its kept description
+    (:mod:`ksi_host._described_cache`), or is quarantined: it is ``described_by_code``,
+    and its answer is kept only with the files that date its kept description.
     """
 
     manifests: list[str] = field(default_factory=list)
+    described_by_code: list[Candidate] = field(default_factory=list)
     undated: bool = False
 
     def found(self, candidate: Candidate) -> None:
         if candidate.manifest is not None:
             self.manifests.append(str(candidate.manifest))
-        elif candidate.disabled_by is None and candidate.origin.kind != "builtin":
+        elif candidate.disabled_by is not None or candidate.origin.kind == "builtin":
+            return
+        elif candidate.origin.kind == "entry-point":
+            self.described_by_code.append(candidate)
+        else:
             self.undated = True
 
     def importing(self, candidate: Candidate) -> None:
@@ -399,15 +409,34 @@ def keep_plan_answer(
     from ksi_host._discover import env_plugin_folders
     from ksi_host._quarantine import Quarantine
 
+    described = _described_files(watch.described_by_code)
+    if described is None:
+        return
     where = KsiPaths.from_env()
     config_read = Path(config_file).expanduser() if config_file is not None else where.config_file
     inputs = Inputs(
         contents=(str(config_read), str(Quarantine.from_env().path)),
-        files=tuple(watch.manifests),
+        files=(*watch.manifests, *described),
         folders=(*map(str, env_plugin_folders(os.environ)), str(where.plugins_dir)),
         socket=str(socket) if socket is not None else None,
     )
     kept.keep(stdout, code, inputs)
+
+
+def _described_files(candidates: Sequence[Candidate]) -> list[str] | None:
+    """The files that date the kept description of each of ``candidates``; None if one has none."""
+    if not candidates:
+        return []
+    from ksi_host._described_cache import DescribedCache
+
+    known = DescribedCache.load()
+    files = []
+    for candidate in candidates:
+        found = known.kept_files(candidate)
+        if found is None:
+            return None
+        files += found
+    return files
 
 
 def _pydantic_ran_plugins() -> bool:

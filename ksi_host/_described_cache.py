@@ -162,6 +162,19 @@ class DescribedCache:
             candidate=candidate,
         )
 
+    def kept_files(self, candidate: Candidate) -> list[str] | None:
+        """The files whose identity dates ``candidate``'s kept description, or None: none kept.
+
+        What a kept answer of ``plugins`` (:mod:`ksi_host._answer_cache`) must date for
+        a plan that described ``candidate`` from here.
+        """
+        kept = self._old.get(_name(candidate.origin)) if self._stamp is not None else None
+        try:
+            files = [file for file, _ in kept["files"]] if isinstance(kept, dict) else None
+        except (KeyError, TypeError, ValueError):
+            return None
+        return files if files and all(type(file) is str for file in files) else None
+
     def keep(self, specs: Iterable[PluginSpec]) -> None:
         """Keep each plugin of ``specs`` that was imported, passed the checks, and can be dated."""
         if self._stamp is None:

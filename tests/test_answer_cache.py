@@ -43,6 +43,7 @@ _NAMES = (
     "imported",
     "quarantine",
     "script",
+    "described",
 )
 
 
@@ -97,6 +98,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Place]:
         env["PYTHONPATH"] = str(site)
         found[name] = Place(site, home, cwd, env)
     _install(found["imported"].site, "ac_plain", plain=True)
+    _install(found["described"].site, "ac_plain", plain=True)
     (found["config"].ksi_home / "config.toml").write_text('[host]\ndisabled = ["ac_two"]\n')
     (found["folder"].ksi_home / "plugins").mkdir()
     time.sleep(SETTLE_SECONDS + 0.1)  # what the first command reads settled before it
@@ -290,6 +292,22 @@ def test_a_daemon_socket_means_the_daemon_is_asked(places: dict[str, Place]) -> 
     after = _ksi(place, "plugins", "--json")
     assert not after.served
     assert after.stdout == before.stdout
+
+
+def test_a_plugin_described_from_its_kept_description_is_dated_by_its_files(
+    places: dict[str, Place],
+) -> None:
+    place = places["described"]
+    assert not _ksi(place, "plugins", "--json").served  # imports ac_plain, writes __pycache__
+    time.sleep(SETTLE_SECONDS + 0.1)  # so its package folder settles
+    assert not _ksi(place, "plugins", "--json").served  # imports it again: keeps its description
+    before = _kept(place, "plugins", "--json")  # described without importing it: kept
+    assert _statuses(before)["ac_plain"] == "loadable"
+    module = place.site / "ac_plain_pkg" / "__init__.py"
+    module.write_text(plugin_source("ac_plain", version="2.0"))  # edited in place
+    after = _planned_afresh(place, before, "plugins", "--json")
+    versions = {e["name"]: e["version"] for e in json.loads(after.stdout)["plugins"]}
+    assert versions["ac_plain"] == "2.0"
 
 
 def test_a_plan_that_imported_a_plugin_is_not_kept(places: dict[str, Place]) -> None:

@@ -160,8 +160,9 @@ def _rows(root: Path, size: int) -> list[tuple[str, Sample]]:
     def script(text: str, site: Path = plain) -> Callable[[], Sample]:
         return lambda: _timed([python, "-c", text], _env(site, home))
 
-    def cli(site: Path) -> Callable[[], Sample]:
-        return lambda: _timed([python, "-m", "ksi_host", "plugins", "--json"], _env(site, home))
+    def cli(site: Path, *, answers: bool = True) -> Callable[[], Sample]:
+        env = _env(site, home) | ({} if answers else {"KSI_ANSWER_CACHE": "0"})
+        return lambda: _timed([python, "-m", "ksi_host", "plugins", "--json"], env)
 
     def daemon(site: Path) -> Callable[[], Sample]:
         return lambda: _first_reply(_env(site, home), home)
@@ -182,7 +183,9 @@ def _rows(root: Path, size: int) -> list[tuple[str, Sample]]:
         ("stevedore ExtensionManager", script(_STEVEDORE)),
         ("stevedore DriverManager, one named plugin", script(one)),
         ("ksi-host plugins --json, no manifests", cli(plain)),
+        ("ksi-host plugins --json, no manifests, kept answers off", cli(plain, answers=False)),
         ("ksi-host plugins --json, lazy manifests", cli(lazy)),
+        ("ksi-host plugins --json, lazy manifests, kept answers off", cli(lazy, answers=False)),
         ("ksi-host plugins --json, lazy manifests, caches empty", cold(cli(lazy))),
         ("daemon start to first reply, no manifests", daemon(plain)),
         ("daemon start to first reply, lazy manifests", daemon(lazy)),
@@ -224,8 +227,11 @@ def run() -> list[str]:
         "warm) and its `DriverManager` loading one named plugin. ksi-host lists or serves its "
         'built-in plugins too; "lazy manifests" gives every plugin a `ksi-plugin.toml` with '
         '`activation = "lazy"` (and its own event namespace, so it is lazy). Every ksi-host '
-        "row uses the entry-point scan and manifest caches the warm-up filled "
-        "(`docs/OPERATING.md`) unless it says they are empty. "
+        "row uses the caches the warm-up filled (`docs/OPERATING.md`: the entry-point scan, "
+        "manifests, descriptions of plugins without one, kept answers of `plugins`) unless it "
+        "says they are empty or off: `plugins` keeps its answer once a plan imports no plugin, "
+        "and then prints it while nothing it read changed; with kept answers off "
+        "(`KSI_ANSWER_CACHE=0`) it plans every time, from the other caches, as the daemon does. "
         "Targets at 1000: `plugins --json` without manifests <= 1.0x, "
         "with lazy manifests `plugins --json` and the daemon <= 0.5x.",
         lines,
