@@ -16,8 +16,9 @@ while all of these are as they were when it was kept:
   (uninstalling what a plugin imports makes its import error visible again);
 - the plugin's own code: its distribution's name and version, its entry point, and the
   identity (device, inode, size, modification and change time) of its RECORD and of
-  every file of its top-level package that RECORD lists, and of their folders (so a
-  file added to the package counts too);
+  every file RECORD lists beside the ``.dist-info`` folder (its top-level package, and
+  any other module or data the distribution installed there; not ``__pycache__``, not
+  scripts installed elsewhere), and of their folders (so a file added counts too);
 - the rules that produced it: ksi-host's version, pydantic's and packaging's, and the
   stats of ksi-host's modules that describe and vet a plugin (:mod:`ksi_host._cache_rules`);
 - its config: a plugin whose ``config_model`` has a section in the config is imported,
@@ -212,7 +213,7 @@ class DescribedCache:
 
 
 def _code_files(origin: Origin, listings: _Listings) -> list[str] | None:
-    """The plugin's own files and folders, as its distribution's RECORD lists them.
+    """The distribution's own files and folders beside its metadata, as its RECORD lists them.
 
     None when they cannot be told, or the modules the plugin was imported from are not
     the files its RECORD lists (an editable install, a copy elsewhere on ``sys.path``).
@@ -237,8 +238,13 @@ def _code_files(origin: Origin, listings: _Listings) -> list[str] | None:
             record = rows.read()
     except (OSError, UnicodeDecodeError):
         return None
-    own = (f"{parts[0]}/", f"{parts[0]}.")
-    listed = {row[0] for row in csv.reader(record.splitlines()) if row and row[0].startswith(own)}
+    # The .dist-info folder's own files are dated by the scan's key.
+    metadata = f"{os.path.basename(info)}/"  # noqa: PTH119
+    listed = {
+        row[0]
+        for row in csv.reader(record.splitlines())
+        if row and not row[0].startswith(("../", "/", metadata))
+    }
     prefix = f"{root}{os.sep}"
     for depth in range(1, len(parts) + 1):
         loaded = getattr(sys.modules.get(".".join(parts[:depth])), "__file__", None)
