@@ -75,7 +75,6 @@ from ksi_host._reload import (
     keep_workers,
 )
 from ksi_host._running import Running
-from ksi_host._schema import SCHEMA_VERSION, PluginEntry, plugin_entries, warning_reports
 from ksi_host._tasks import TaskKeeper
 from ksi_host._trace import Tracer, TraceSettings, make_dispatcher
 from ksi_host._vet import config_reason, vet_one
@@ -97,6 +96,7 @@ from ksi_host.status import PluginStatus
 
 if TYPE_CHECKING:
     from ksi_host._isolation import WorkerPlugin
+    from ksi_host._schema import PluginEntry
 
 __all__ = ["Host", "Planner", "StartWatch"]
 
@@ -592,6 +592,8 @@ class Host(Running):
 
     def entries(self) -> list[PluginEntry]:
         """Every plugin's verdict in the shape all views share (``plugin:list``)."""
+        from ksi_host._schema import plugin_entries  # the report models: not needed to start
+
         live = {
             key: (current.status, current.reason)
             for key, current in ((key, self._current(s)) for key, s in self._status.items())
@@ -608,6 +610,8 @@ class Host(Running):
         A plugin that blocked the event loop also has ``stalls``, an isolated one its
         ``worker`` (``pid``, ``restarts``); a crashed worker's plugin is ``failed``.
         """
+        from ksi_host._schema import SCHEMA_VERSION, warning_reports
+
         extra = {
             status.name: {
                 **({"stalls": status.stalls} if status.stalls else {}),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,6 +95,8 @@ def _stderr_handler() -> logging.Handler:
 
 
 def _file_handler(path: Path, max_bytes: int, backups: int) -> logging.Handler:
+    import logging.handlers  # only --log-file needs it
+
     path = path.expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

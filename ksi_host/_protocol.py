@@ -92,7 +92,13 @@ of ``model_validate_json``, which costs about as much again for a small request.
 
 
 class ErrorBody(BaseModel):
-    """The inner part of the guide's error shape, as :func:`ksi_host.error_reply` builds it."""
+    """The inner part of the guide's error shape, as :func:`ksi_host.error_reply` builds it.
+
+    This model and the two below read replies (the clients): built on first use
+    (``defer_build``), never by a daemon, which only writes them.
+    """
+
+    model_config = ConfigDict(defer_build=True)
 
     code: str
     message: str
@@ -102,6 +108,8 @@ class ErrorBody(BaseModel):
 class ErrorData(BaseModel):
     """The guide's error shape: ``{"status": "error", "error": {"code", "message"}}``."""
 
+    model_config = ConfigDict(defer_build=True)
+
     status: Literal["error"] = "error"
     error: ErrorBody
 
@@ -109,7 +117,7 @@ class ErrorData(BaseModel):
 class Reply(BaseModel):
     """One line to a client: the request's event and id, and the answer in ``data``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     event: str | None
     correlation_id: CorrelationId

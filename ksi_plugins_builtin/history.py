@@ -27,7 +27,8 @@ DEFAULT_LIMIT: Final = 100
 
 
 class _Query(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Built on the first request (defer_build): the daemon's start does not wait for it.
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     namespace: str | None = None
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, strict=True)

@@ -180,7 +180,8 @@ class StateStore:
 
 
 class _Key(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Built on the first request (defer_build): the daemon's start does not wait for it.
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     key: StrictStr = Field(min_length=1, max_length=MAX_KEY)
 
@@ -190,7 +191,7 @@ class _Set(_Key):
 
 
 class _List(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     prefix: StrictStr = Field("", max_length=MAX_KEY)
     limit: int = Field(1000, ge=1, le=MAX_LIST, strict=True)

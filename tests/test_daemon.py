@@ -280,8 +280,10 @@ UNUSED_MACHINERY = (
     "ksi_host._isolation",
     "ksi_host._doctor.isolate",
     "ksi_host._wire",
+    "ksi_host._schema",
 )
-"""What a daemon that isolates no plugin, and was asked nothing yet, has no use for."""
+"""What a daemon that isolates no plugin, and was asked nothing yet, has no use for:
+the worker machinery, and the report models of ``plugin:list``."""
 
 
 @pytest.mark.slow

@@ -146,6 +146,26 @@ def test_a_file_added_to_the_package_is_seen(
     assert [s.capabilities.event_namespaces for s in _plan(ksi_env).order] == [("added",)]
 
 
+def test_an_edit_in_place_of_another_module_of_its_distribution_is_seen(
+    site_dir: Path, ksi_env: dict[str, str], imports: Path
+) -> None:
+    source = "from dcg_helpers import NAMESPACE\n" + recording_source("dcg").replace(
+        "event_namespaces=['dcg']", "event_namespaces=[NAMESPACE]"
+    )
+    install_dist(
+        site_dir,
+        dist="ksi-dcg",
+        version="1.0",
+        files={"dcg_pkg/__init__.py": source, "dcg_helpers.py": "NAMESPACE = 'one'\n"},
+        entry_points={"dcg": "dcg_pkg"},
+    )
+    assert [s.capabilities.event_namespaces for s in _plan(ksi_env).order] == [("one",)]
+    _next_tick()
+    (site_dir / "dcg_helpers.py").write_text("NAMESPACE = 'two'\n")
+    assert [s.capabilities.event_namespaces for s in _plan(ksi_env).order] == [("two",)]
+    assert _imported(imports) == ["dcg", "dcg"]
+
+
 def test_any_change_to_the_environment_drops_every_description(
     site_dir: Path, ksi_env: dict[str, str], imports: Path
 ) -> None:
