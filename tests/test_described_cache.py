@@ -265,6 +265,24 @@ def test_code_its_record_does_not_list_is_never_kept(
     assert sorted(_imported(imports)) == ["dcc", "dcc", "dch", "dch"]
 
 
+def test_a_distribution_installed_twice_in_one_folder_is_never_kept(
+    site_dir: Path, ksi_env: dict[str, str], imports: Path
+) -> None:
+    """Two ``.dist-info`` folders of one name and version: which RECORD is the code's?"""
+    install_recorded(site_dir, "dcw")
+    install_dist(
+        site_dir,
+        dist="ksi-dcw",
+        version="1.0",
+        files={"dcw_pkg/__init__.py": recording_source("dcw")},
+        entry_points={"dcw": "dcw_pkg"},
+        info_name="KSI_DCW",
+    )
+    _plan(ksi_env)
+    _plan(ksi_env)
+    assert _imported(imports) == ["dcw", "dcw"]
+
+
 _CONFIGURED = (
     "from pydantic import BaseModel\n"
     "class Settings(BaseModel):\n    port: int = 80\n"
