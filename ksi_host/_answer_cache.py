@@ -93,7 +93,7 @@ class Inputs:
     contents: tuple[str, ...] = ()
     """Files read whole: dated by their bytes, where they resolve to, owner and mode."""
     files: tuple[str, ...] = ()
-    """Files dated by their identity (the manifests)."""
+    """Files and folders dated by their identity: manifests, what dates kept descriptions."""
     folders: tuple[str, ...] = ()
     """Folders listed for plugins."""
     socket: str | None = None

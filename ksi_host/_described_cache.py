@@ -16,8 +16,9 @@ while all of these are as they were when it was kept:
   (uninstalling what a plugin imports makes its import error visible again);
 - the plugin's own code: its distribution's name and version, its entry point, and the
   identity (device, inode, size, modification and change time) of its RECORD and of
-  every file of its top-level package that RECORD lists, and of their folders (so a
-  file added to the package counts too);
+  every file RECORD lists beside the ``.dist-info`` folder (its top-level package, and
+  any other module or data the distribution installed there; not ``__pycache__``, not
+  scripts installed elsewhere), and of their folders (so a file added counts too);
 - the rules that produced it: ksi-host's version, pydantic's and packaging's, and the
   stats of ksi-host's modules that describe and vet a plugin (:mod:`ksi_host._cache_rules`);
 - its config: a plugin whose ``config_model`` has a section in the config is imported,
@@ -42,7 +43,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Final
 
 import importlib_metadata
@@ -80,7 +81,7 @@ SWITCH: Final = "KSI_DESCRIBED_CACHE"
 _OFF: Final = frozenset({"0", "off", "false", "no"})
 _FORMAT: Final = 1
 
-_Listings = dict[Path, dict[str, list[tuple[Path, str]]]]
+_Listings = dict[str, dict[str, list[tuple[str, str]]]]
 """The ``.dist-info`` folders of each folder seen, listed once per :meth:`DescribedCache.keep`."""
 
 
@@ -184,7 +185,9 @@ class DescribedCache:
         for spec in specs:
             if not spec.imported or spec.origin.kind != "entry-point" or spec.manifest is not None:
                 continue
-            manifest = PluginManifest.of_code(spec.plugin, spec.metadata, spec.capabilities)
+            manifest = PluginManifest.of_code(
+                spec.plugin, spec.metadata, spec.capabilities, hooks=spec.hooks
+            )
             if manifest.config_model is not None and self._sections.get(spec.key) is not None:
                 continue
             files = _code_files(spec.origin, listings)
@@ -210,70 +213,81 @@ class DescribedCache:
 
 
 def _code_files(origin: Origin, listings: _Listings) -> list[str] | None:
-    """The plugin's own files and folders, as its distribution's RECORD lists them.
+    """The distribution's own files and folders beside its metadata, as its RECORD lists them.
 
     None when they cannot be told, or the modules the plugin was imported from are not
     the files its RECORD lists (an editable install, a copy elsewhere on ``sys.path``).
+    Strings, not paths: this runs for every plugin a plan imports.
     """
     module = origin.location.partition(":")[0].strip()
     parts = module.split(".")
     file = getattr(sys.modules.get(module), "__file__", None)
     if not isinstance(file, str) or origin.distribution is None:
         return None
-    path = Path(file)
+    root = os.path.abspath(file)  # noqa: PTH100
+    for _ in range(len(parts) + (os.path.basename(root) == "__init__.py")):  # noqa: PTH119
+        root = os.path.dirname(root)  # noqa: PTH120
+    listing = listings.get(root)
+    if listing is None:
+        listing = listings[root] = _dist_infos(root)
+    info = _dist_info(listing, origin.distribution, origin.dist_version)
+    if info is None or _editable(info):
+        return None
     try:
-        root = path.parents[len(parts) - (path.name != "__init__.py")]
-    except IndexError:
+        with open(f"{info}/RECORD", encoding="utf-8") as rows:  # noqa: PTH123
+            record = rows.read()
+    except (OSError, UnicodeDecodeError):
         return None
-    if root not in listings:
-        listings[root] = _dist_infos(root)
-    info = _dist_info(listings[root], origin.distribution, origin.dist_version)
-    if info is None:
-        return None
-    dist = importlib_metadata.PathDistribution(info)
-    record = dist.read_text("RECORD")
-    if record is None or is_editable(dist):
-        return None
-    top = parts[0]
+    # The .dist-info folder's own files are dated by the scan's key.
+    metadata = f"{os.path.basename(info)}/"  # noqa: PTH119
     listed = {
-        PurePosixPath(row[0])
+        row[0]
         for row in csv.reader(record.splitlines())
-        if row and (row[0].startswith(f"{top}/") or row[0].startswith(f"{top}."))
+        if row and not row[0].startswith(("../", "/", metadata))
     }
+    prefix = f"{root}{os.sep}"
     for depth in range(1, len(parts) + 1):
         loaded = getattr(sys.modules.get(".".join(parts[:depth])), "__file__", None)
-        if loaded is not None and not _listed(Path(loaded), root, listed):
+        if loaded is None:
+            continue
+        loaded = os.path.abspath(loaded)  # noqa: PTH100
+        if not loaded.startswith(prefix) or loaded[len(prefix) :] not in listed:
             return None
-    code = {row for row in listed if "__pycache__" not in row.parts}
-    folders = {folder for row in code for folder in row.parents if folder.parts}
-    return [str(info / "RECORD"), *(str(root / row) for row in sorted(code | folders))]
+    code = {row for row in listed if "__pycache__/" not in row}
+    folders: set[str] = set()
+    for row in code:
+        folder = row.rpartition("/")[0]
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = folder.rpartition("/")[0]
+    return [f"{info}/RECORD", *(f"{prefix}{row}" for row in sorted(code | folders))]
 
 
-def _listed(file: Path, root: Path, listed: set[PurePosixPath]) -> bool:
-    try:
-        return PurePosixPath(file.relative_to(root).as_posix()) in listed
-    except ValueError:  # not under root at all
+def _editable(info: str) -> bool:
+    """Whether the distribution is an editable install (most have no ``direct_url.json``)."""
+    if not os.path.isfile(f"{info}/direct_url.json"):  # noqa: PTH113
         return False
+    return is_editable(importlib_metadata.PathDistribution(Path(info)))
 
 
 def _dist_info(
-    listing: Mapping[str, list[tuple[Path, str]]], distribution: str, version: str | None
-) -> Path | None:
+    listing: Mapping[str, list[tuple[str, str]]], distribution: str, version: str | None
+) -> str | None:
     """The one ``.dist-info`` folder of ``distribution`` at ``version`` in a folder, if one."""
     found = listing.get(canonicalize_name(distribution), [])
     matching = [path for path, at in found if at == version]
     return matching[0] if len(found) == 1 and len(matching) == 1 else None
 
 
-def _dist_infos(root: Path) -> dict[str, list[tuple[Path, str]]]:
+def _dist_infos(root: str) -> dict[str, list[tuple[str, str]]]:
     """Every ``.dist-info`` folder of ``root``, by canonical name: (path, version). One listing."""
-    found: dict[str, list[tuple[Path, str]]] = {}
+    found: dict[str, list[tuple[str, str]]] = {}
     try:
-        entries = list(root.iterdir())
+        names = os.listdir(root)  # noqa: PTH208
     except OSError:
         return found
-    for entry in entries:
-        if entry.name.endswith(".dist-info"):
-            project, _, version = entry.name.removesuffix(".dist-info").partition("-")
-            found.setdefault(canonicalize_name(project), []).append((entry, version))
+    for name in names:
+        if name.endswith(".dist-info"):
+            project, _, version = name.removesuffix(".dist-info").partition("-")
+            found.setdefault(canonicalize_name(project), []).append((f"{root}/{name}", version))
     return found

@@ -14,9 +14,10 @@ def replace_json(path: Path, data: object, *, indent: int | None = None) -> None
 
     Raises :class:`OSError` when the folder cannot be made or written.
     """
+    text = json.dumps(data, indent=indent)  # one C call; json.dump encodes in Python
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=indent)
+        out.write(text)
     scratch.replace(path)

@@ -154,8 +154,12 @@ class PluginManifest(BaseModel):
         capabilities: PluginCapabilities,
         *,
         activation: Activation = "startup",
+        hooks: Sequence[str] | None = None,
     ) -> PluginManifest:
-        """The manifest that restates an imported plugin and what describing it found."""
+        """The manifest that restates an imported plugin and what describing it found.
+
+        ``hooks`` are the plugin's, when describing it already found them.
+        """
         return cls(
             name=metadata.name,
             version=metadata.version,
@@ -166,7 +170,7 @@ class PluginManifest(BaseModel):
             provides_services=capabilities.provides_services,
             event_namespaces=capabilities.event_namespaces,
             commands=capabilities.commands,
-            hooks=hook_names(plugin),
+            hooks=hook_names(plugin) if hooks is None else hooks,
             config_model=_config_model_path(plugin),
             activation=activation,
         )

@@ -44,7 +44,19 @@ _NAMES = (
     "quarantine",
     "script",
     "described",
+    "stderr",
+    "pydantic",
 )
+
+
+_PYDANTIC_PLUGIN = """\
+class _Plugin:
+    def new_schema_validator(self, *args, **kwargs):
+        return None, None, None
+
+
+plugin = _Plugin()
+"""
 
 
 def _manifest(name: str, *, description: str = "", dependencies: tuple[str, ...] = ()) -> str:
@@ -99,6 +111,18 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Place]:
         found[name] = Place(site, home, cwd, env)
     _install(found["imported"].site, "ac_plain", plain=True)
     _install(found["described"].site, "ac_plain", plain=True)
+    install_dist(  # a pydantic plugin: code pydantic runs that no answer dates
+        found["pydantic"].site,
+        dist="ac-pydantic-plugin",
+        version="1.0",
+        files={"ac_pydantic_plugin/__init__.py": _PYDANTIC_PLUGIN},
+        entry_points={},
+        other_entry_points={"pydantic": {"ac_marker": "ac_pydantic_plugin:plugin"}},
+    )
+    untrusted = found["stderr"].ksi_home / "cache" / "entry-points.json"
+    untrusted.parent.mkdir(mode=0o700)
+    untrusted.write_text("{}")
+    untrusted.chmod(0o666)  # any user could write it: ignored, with a warning on stderr
     (found["config"].ksi_home / "config.toml").write_text('[host]\ndisabled = ["ac_two"]\n')
     (found["folder"].ksi_home / "plugins").mkdir()
     time.sleep(SETTLE_SECONDS + 0.1)  # what the first command reads settled before it
@@ -315,6 +339,20 @@ def test_a_plan_that_imported_a_plugin_is_not_kept(places: dict[str, Place]) -> 
     first = _ksi(place, "plugins", "--json")
     assert _statuses(first)["ac_plain"] == "loadable"
     assert not _ksi(place, "plugins", "--json").served
+
+
+def test_a_command_that_wrote_on_stderr_is_not_kept(places: dict[str, Place]) -> None:
+    place = places["stderr"]
+    for _ in range(2):
+        answer = _ksi(place, "plugins", "--json")
+        assert not answer.served
+        assert "ignoring the cache" in answer.stderr
+
+
+def test_a_pydantic_plugin_makes_every_answer_unkept(places: dict[str, Place]) -> None:
+    place = places["pydantic"]
+    for _ in range(2):
+        assert not _ksi(place, "plugins", "--json").served
 
 
 @pytest.fixture

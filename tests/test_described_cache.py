@@ -146,6 +146,26 @@ def test_a_file_added_to_the_package_is_seen(
     assert [s.capabilities.event_namespaces for s in _plan(ksi_env).order] == [("added",)]
 
 
+def test_an_edit_in_place_of_another_module_of_its_distribution_is_seen(
+    site_dir: Path, ksi_env: dict[str, str], imports: Path
+) -> None:
+    source = "from dcg_helpers import NAMESPACE\n" + recording_source("dcg").replace(
+        "event_namespaces=['dcg']", "event_namespaces=[NAMESPACE]"
+    )
+    install_dist(
+        site_dir,
+        dist="ksi-dcg",
+        version="1.0",
+        files={"dcg_pkg/__init__.py": source, "dcg_helpers.py": "NAMESPACE = 'one'\n"},
+        entry_points={"dcg": "dcg_pkg"},
+    )
+    assert [s.capabilities.event_namespaces for s in _plan(ksi_env).order] == [("one",)]
+    _next_tick()
+    (site_dir / "dcg_helpers.py").write_text("NAMESPACE = 'two'\n")
+    assert [s.capabilities.event_namespaces for s in _plan(ksi_env).order] == [("two",)]
+    assert _imported(imports) == ["dcg", "dcg"]
+
+
 def test_any_change_to_the_environment_drops_every_description(
     site_dir: Path, ksi_env: dict[str, str], imports: Path
 ) -> None:
@@ -243,6 +263,24 @@ def test_code_its_record_does_not_list_is_never_kept(
     finally:
         sys.path.remove(str(elsewhere))
     assert sorted(_imported(imports)) == ["dcc", "dcc", "dch", "dch"]
+
+
+def test_a_distribution_installed_twice_in_one_folder_is_never_kept(
+    site_dir: Path, ksi_env: dict[str, str], imports: Path
+) -> None:
+    """Two ``.dist-info`` folders of one name and version: which RECORD is the code's?"""
+    install_recorded(site_dir, "dcw")
+    install_dist(
+        site_dir,
+        dist="ksi-dcw",
+        version="1.0",
+        files={"dcw_pkg/__init__.py": recording_source("dcw")},
+        entry_points={"dcw": "dcw_pkg"},
+        info_name="KSI_DCW",
+    )
+    _plan(ksi_env)
+    _plan(ksi_env)
+    assert _imported(imports) == ["dcw", "dcw"]
 
 
 _CONFIGURED = (
