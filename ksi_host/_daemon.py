@@ -21,6 +21,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
+from ksi_host._collector import resume_start_up
 from ksi_host._instance import Instance
 from ksi_host._limits import reserve_files
 from ksi_host._server import Dispatch, SocketServer
@@ -112,6 +113,7 @@ async def run_daemon(
     global _active
     if _active is not None:
         raise RuntimeError("run_daemon is already running in this process")
+    resume_start_up()  # plugins' code runs from here on: with the collector on
     instance = Instance.claim(config.socket_path)
     daemon = Daemon(config, instance)
     reserve_files(daemon.connections)

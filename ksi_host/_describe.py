@@ -3,9 +3,11 @@
 A candidate whose distribution ships a ``ksi-plugin.toml`` is described from that
 file instead, without importing it; :func:`import_described` imports it later (the
 host does, at start-up or on a lazy plugin's first event) and checks that the code
-still says what the manifest says. Every way a candidate can fail (it does not
-import, raises while importing, has no ``plugin``, is not a plugin, its metadata or
-manifest does not validate) becomes an :class:`~ksi_host._plan.Exclusion` with the
+still says what the manifest says. For ``plugins`` and ``events``, an installed
+plugin without a manifest may be described from what an earlier plan kept of it
+(:mod:`ksi_host._described_cache`), without importing it. Every way a candidate can
+fail (it does not import, raises while importing, has no ``plugin``, is not a plugin,
+its metadata or manifest does not validate) becomes an :class:`~ksi_host._plan.Exclusion` with the
 traceback kept, and the others go on.
 When two candidates turn out to be the same plugin, the first (by source
 precedence) wins and the other is kept as ``shadowed``, naming the winner.

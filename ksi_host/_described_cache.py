@@ -29,8 +29,8 @@ exclusion is worked out again), an editable install (``direct_url.json`` says
 ``dir_info.editable``) or any plugin whose imported modules are not the files its
 distribution's RECORD lists, plugin files and folders (``--plugin-path``, ``~/.ksi/plugins``),
 and anything that cannot be dated: a scan that cannot be kept, a distribution without
-a single ``.dist-info`` with a RECORD, a file changed less than
-:data:`~ksi_host._stamps.SETTLE_SECONDS` ago. The daemon and doctor never use it:
+a single ``.dist-info`` with a RECORD, a file changed later than
+:data:`~ksi_host._stamps.SETTLE_SECONDS` before the plan began. The daemon and doctor never use it:
 they import every plugin anyway. ``KSI_DESCRIBED_CACHE=0`` turns it off. The file holds
 data only (JSON); an unreadable or unwritable one is ignored, and the answer is the
 same either way.
@@ -99,7 +99,8 @@ def _name(origin: Origin) -> str:
 class DescribedCache:
     """The kept descriptions of one ``KSI_HOME``: :meth:`read`, :meth:`keep`, :meth:`save`.
 
-    ``sections`` are the config's plugin sections by canonical plugin name.
+    ``sections`` are the config's plugin sections by canonical plugin name. Made (by
+    :meth:`load`) before the plan describes anything.
     """
 
     def __init__(
@@ -114,6 +115,10 @@ class DescribedCache:
         self._stamp: Final = stamp
         self._old: Final[dict[str, Any]] = entries or {}
         self._new: dict[str, Any] = {}
+        # Made before the plan imports anything: a file it keeps must have been this
+        # way since before then, or an edit made after an import (however long the
+        # plan takes) could be dated as the code that import read.
+        self._settled: Final = int((time.time() - _stamps.SETTLE_SECONDS) * 1e9)
 
     @classmethod
     def load(
@@ -180,7 +185,6 @@ class DescribedCache:
         """Keep each plugin of ``specs`` that was imported, passed the checks, and can be dated."""
         if self._stamp is None:
             return
-        settled = int((time.time() - _stamps.SETTLE_SECONDS) * 1e9)
         listings: _Listings = {}
         for spec in specs:
             if not spec.imported or spec.origin.kind != "entry-point" or spec.manifest is not None:
@@ -197,8 +201,8 @@ class DescribedCache:
                 dated = [(file, identity(file)) for file in files]
             except OSError:
                 continue
-            if any(max(now[3:]) > settled for _, now in dated):
-                continue  # changed a moment ago: a second change could keep its times
+            if any(max(now[3:]) > self._settled for _, now in dated):
+                continue  # changed since just before the plan: it may not be what was imported
             self._new[_name(spec.origin)] = {
                 "files": dated,
                 "hooks": list(spec.hooks),

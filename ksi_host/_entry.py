@@ -21,6 +21,10 @@ KEPT_COMMAND: Final = "plugins"
 def main() -> None:
     """Console-script entry point (``ksi-host``, ``python -m ksi_host``)."""
     argv = sys.argv[1:]
+    if argv[:1] == ["run"]:
+        from ksi_host._collector import pause_start_up
+
+        pause_start_up()  # until the daemon has imported and planned: see _collector
     if argv[:1] != [KEPT_COMMAND]:
         _run()
         return

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ksi_host import _crash_record as crash_record
+from ksi_host._collector import paused
 from ksi_host._describe import describe
 from ksi_host._described_cache import DescribedCache
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
@@ -30,32 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["DaemonRun", "boot", "build_plan", "plan_for"]
 
 
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Planning keeps what it allocates (every candidate, spec and edge is in the plan).
-
-    The cycle collector would walk those objects again and again while they pile up,
-    and free nothing; so it is off while a plan is built. Once it is, they go straight
-    to the oldest generation (``gc.freeze`` then ``gc.unfreeze``, which moves them
-    without walking them), as the young collections that come next would only have
-    walked them twice more to put them there. Any garbage among them (a failed
-    import's cycles) is freed by the next full collection, as long-lived garbage is.
-    The collector is back on (if it was on) as soon as the plan is built, or planning
-    raised; objects someone else froze stay frozen.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
-
-
-@_no_cycle_collection()
+@paused()
 def build_plan(
     *,
     paths: Sequence[str | Path] = (),

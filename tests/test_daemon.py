@@ -287,12 +287,14 @@ the worker machinery, and the report models of ``plugin:list``."""
 
 
 @pytest.mark.slow
-def test_a_daemon_imports_no_machinery_its_plugins_do_not_use(short_dir):
+def test_a_daemon_imports_no_machinery_its_plugins_do_not_use_and_collects_cycles(short_dir):
     daemon = DaemonProcess(short_dir)
     daemon.start(*daemon.run_args(), "--plugin-path", str(MODULES_PROBE))
     try:
         done = daemon.send("probe:modules", "--data", json.dumps({"names": UNUSED_MACHINERY}))
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"loaded": []}
+        # The cycle collector, paused for the start-up's imports, is on again.
+        assert json.loads(daemon.send("probe:collector").stdout) == {"enabled": True}
     finally:
         daemon.stop()

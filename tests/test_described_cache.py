@@ -265,6 +265,24 @@ def test_code_its_record_does_not_list_is_never_kept(
     assert sorted(_imported(imports)) == ["dcc", "dcc", "dch", "dch"]
 
 
+def test_a_distribution_installed_twice_in_one_folder_is_never_kept(
+    site_dir: Path, ksi_env: dict[str, str], imports: Path
+) -> None:
+    """Two ``.dist-info`` folders of one name and version: which RECORD is the code's?"""
+    install_recorded(site_dir, "dcw")
+    install_dist(
+        site_dir,
+        dist="ksi-dcw",
+        version="1.0",
+        files={"dcw_pkg/__init__.py": recording_source("dcw")},
+        entry_points={"dcw": "dcw_pkg"},
+        info_name="KSI_DCW",
+    )
+    _plan(ksi_env)
+    _plan(ksi_env)
+    assert _imported(imports) == ["dcw", "dcw"]
+
+
 _CONFIGURED = (
     "from pydantic import BaseModel\n"
     "class Settings(BaseModel):\n    port: int = 80\n"
@@ -340,3 +358,32 @@ def test_a_file_changed_a_moment_ago_is_not_kept(
     time.sleep(1.1)
     _plan(ksi_env)
     assert len(_kept(ksi_env)) == 1
+
+
+def test_an_edit_made_while_the_plan_ran_is_never_kept(
+    tmp_path: Path,
+    site_dir: Path,
+    ksi_env: dict[str, str],
+    imports: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """However long a plan takes, a file changed after it began is not what it imported."""
+    monkeypatch.setattr(_scan_cache, "SETTLE_SECONDS", 0.3)
+    monkeypatch.setattr(_stamps, "SETTLE_SECONDS", 0.3)
+    install_recorded(site_dir, "dct")
+    first = site_dir / "dct_pkg" / "__init__.py"
+    editor = recording_source("dce2") + (
+        f"import pathlib, time\nedited = pathlib.Path({str(first)!r})\n"
+        "edited.write_text(edited.read_text().replace('records its import', 'edited meanwhile'))\n"
+        "time.sleep(0.5)\n"
+    )
+    later = tmp_path / "later"
+    install_recorded(later, "dce2", source=editor)
+    sys.path.append(str(later))  # found after site_dir: imported after dct
+    time.sleep(0.4)  # all of it settled
+    try:
+        _plan(ksi_env)  # imports dct, then dce2 edits dct's file and takes 0.5 s
+        (spec,) = [s for s in _plan(ksi_env).order if s.name == "dct"]
+    finally:
+        sys.path.remove(str(later))
+    assert spec.metadata.description == "edited meanwhile"
