@@ -25,7 +25,7 @@ from ksi_host import _answer_cache
 from ksi_host._answer_cache import CACHE_FILE, SWITCH
 from ksi_host._stamps import SETTLE_SECONDS
 from ksi_host._toml import tomllib
-from tests.conftest import subprocess_env
+from tests.conftest import ManagedVenv, pip_env, subprocess_env
 from tests.dists import install_dist, plugin_source
 
 _NAMES = (
@@ -352,6 +352,39 @@ def test_a_pydantic_plugin_makes_every_answer_unkept(places: dict[str, Place]) -
     place = places["pydantic"]
     for _ in range(2):
         assert not _ksi(place, "plugins", "--json").served
+
+
+@pytest.mark.slow
+def test_pip_install_and_uninstall_are_seen(plugin_venv: ManagedVenv, tmp_path: Path) -> None:
+    """Real pip, into a venv of its own: a plugin with a manifest comes and goes.
+
+    From a quiet folder (``python -m`` puts the working folder on ``sys.path``, and pip
+    writes its scratch files into the home).
+    """
+    venv = plugin_venv
+    argv = [str(venv.python), "-X", "importtime", "-m", "ksi_host", "plugins", "--json"]
+    (venv.home / ".ksi" / "cache").mkdir(parents=True, exist_ok=True)
+
+    def listed() -> tuple[set[str], bool]:
+        done = subprocess.run(
+            argv, env=pip_env(venv.home), cwd=tmp_path, capture_output=True, text=True
+        )
+        served = not any(line.endswith(" ksi_host._cli") for line in done.stderr.splitlines())
+        return {entry["name"] for entry in json.loads(done.stdout)["plugins"]}, served
+
+    try:
+        venv.pip("install", "-q", *venv.offline, "ksi-plugin-futuremanifest")
+        time.sleep(SETTLE_SECONDS + 0.1)  # settled: only the key can tell
+        names, served = listed()  # plans, and keeps its answer
+        assert not served
+        assert "futuremanifest" in names
+        assert listed() == (names, True)
+        venv.pip("uninstall", "-y", "-q", "ksi-plugin-futuremanifest")
+        names, served = listed()
+        assert not served
+        assert "futuremanifest" not in names
+    finally:
+        venv.remove_plugins()
 
 
 @pytest.fixture
