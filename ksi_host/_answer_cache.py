@@ -82,10 +82,6 @@ _KEPT: Final = 4
 _SHELL_VARIABLES: Final = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
 
 
-class _Undatable(Exception):
-    """An input changed too recently, or cannot be read, to date an answer."""
-
-
 @dataclass(frozen=True)
 class Inputs:
     """The files and folders one plan read, and where a daemon would answer."""
@@ -179,7 +175,7 @@ def _key(argv: Sequence[str], inputs: Inputs, now: float) -> str | None:
     scan = sys_path_key(now)
     if scan is None:
         return None
-    settled = int((now - SETTLE_SECONDS) * 1e9)
+    dating = _Dating(int((now - SETTLE_SECONDS) * 1e9))
     try:
         environment = sorted(
             (name, value) for name, value in os.environ.items() if name not in _SHELL_VARIABLES
@@ -193,30 +189,39 @@ def _key(argv: Sequence[str], inputs: Inputs, now: float) -> str | None:
             os.getegid(),
             environment,
             scan,
-            _rules(settled),
-            [_content(path, settled) for path in inputs.contents],
-            [_dated(path, settled) for path in inputs.files],
-            [_folder(path, settled) for path in inputs.folders],
+            _rules(dating),
+            [_content(path, dating) for path in inputs.contents],
+            [_dated(path, dating) for path in inputs.files],
+            [_folder(path, dating) for path in inputs.folders],
         ]
-    except (_Undatable, OSError):
+    except OSError:
+        return None
+    if dating.hot:
         return None
     return hashlib.sha256(repr(stamps).encode()).hexdigest()
 
 
-def _settled(found: Stamp) -> Stamp:
-    if found == HOT:
-        raise _Undatable
-    return found
+@dataclass
+class _Dating:
+    """Stamps taken for one key, ``settled`` ns since the epoch; ``hot`` once any is :data:`HOT`."""
+
+    settled: int
+    hot: bool = False
+
+    def stamp(self, info: os.stat_result) -> Stamp:
+        found = stamp(info, self.settled)
+        self.hot = self.hot or found == HOT
+        return found
 
 
-def _dated(path: str, settled: int) -> tuple[str, Stamp | None]:
+def _dated(path: str, dating: _Dating) -> tuple[str, Stamp | None]:
     try:
-        return path, _settled(stamp(os.stat(path), settled))  # noqa: PTH116
+        return path, dating.stamp(os.stat(path))  # noqa: PTH116
     except FileNotFoundError:
         return path, None
 
 
-def _rules(settled: int) -> list[tuple[str, Stamp | None]]:
+def _rules(dating: _Dating) -> list[tuple[str, Stamp | None]]:
     """Every file of ksi-host's own packages: its rules, its models, its built-in plugins."""
     files = []
     roots = [os.path.dirname(str(sys.modules["ksi_host"].__file__))]  # noqa: PTH120
@@ -225,10 +230,10 @@ def _rules(settled: int) -> list[tuple[str, Stamp | None]]:
         for folder, subfolders, names in os.walk(root):
             subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
             files += [os.path.join(folder, name) for name in sorted(names)]  # noqa: PTH118
-    return [_dated(file, settled) for file in files]
+    return [_dated(file, dating) for file in files]
 
 
-def _content(path: str, settled: int) -> object:
+def _content(path: str, dating: _Dating) -> object:
     """A file read whole, and what its trust check sees; None for its stamp when missing."""
     try:
         info = os.stat(path)  # noqa: PTH116
@@ -237,7 +242,7 @@ def _content(path: str, settled: int) -> object:
     with open(path, "rb") as file:  # noqa: PTH123
         digest = hashlib.sha256(file.read()).hexdigest()
     owners = _owners(path) + _owners(os.path.dirname(os.path.abspath(path)))  # noqa: PTH100, PTH120
-    return path, _settled(stamp(info, settled)), digest, owners
+    return path, dating.stamp(info), digest, owners
 
 
 def _owners(path: str) -> list[tuple[str, int, int, int]]:
@@ -253,9 +258,9 @@ def _owners(path: str) -> list[tuple[str, int, int, int]]:
         here = parent
 
 
-def _folder(path: str, settled: int) -> object:
+def _folder(path: str, dating: _Dating) -> object:
     """A plugin folder: each entry dated, and each package's ``__init__.py``."""
-    found = _dated(path, settled)
+    found = _dated(path, dating)
     if found[1] is None or not os.path.isdir(path):  # noqa: PTH112
         return found
     with os.scandir(path) as scanned:
@@ -263,8 +268,8 @@ def _folder(path: str, settled: int) -> object:
     entries = []
     for name in names:
         entry = os.path.join(path, name)  # noqa: PTH118
-        dated = _dated(entry, settled)
-        package = _dated(os.path.join(entry, "__init__.py"), settled)[1] if _is_dir(entry) else None  # noqa: PTH118
+        dated = _dated(entry, dating)
+        package = _dated(os.path.join(entry, "__init__.py"), dating)[1] if _is_dir(entry) else None  # noqa: PTH118
         entries.append((name, dated[1], package))
     return found, entries
 
