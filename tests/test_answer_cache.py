@@ -46,6 +46,7 @@ _NAMES = (
     "described",
     "stderr",
     "pydantic",
+    "finder",
 )
 
 
@@ -56,6 +57,26 @@ class _Plugin:
 
 
 plugin = _Plugin()
+"""
+
+
+_FINDER = """\
+import sys
+
+
+class _Finder:
+    \"\"\"Lists distributions from somewhere no stat can date (as a zip importer might).\"\"\"
+
+    @classmethod
+    def find_spec(cls, *args, **kwargs):
+        return None
+
+    @classmethod
+    def find_distributions(cls, *args, **kwargs):
+        return iter(())
+
+
+sys.meta_path.append(_Finder)
 """
 
 
@@ -119,6 +140,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Place]:
         entry_points={},
         other_entry_points={"pydantic": {"ac_marker": "ac_pydantic_plugin:plugin"}},
     )
+    (found["finder"].site / "sitecustomize.py").write_text(_FINDER)
     untrusted = found["stderr"].ksi_home / "cache" / "entry-points.json"
     untrusted.parent.mkdir(mode=0o700)
     untrusted.write_text("{}")
@@ -346,6 +368,14 @@ def test_a_command_that_wrote_on_stderr_is_not_kept(places: dict[str, Place]) ->
         answer = _ksi(place, "plugins", "--json")
         assert not answer.served
         assert "ignoring the cache" in answer.stderr
+
+
+def test_a_finder_that_cannot_be_dated_makes_every_answer_unkept(
+    places: dict[str, Place],
+) -> None:
+    place = places["finder"]
+    for _ in range(2):
+        assert not _ksi(place, "plugins", "--json").served
 
 
 def test_a_pydantic_plugin_makes_every_answer_unkept(places: dict[str, Place]) -> None:
