@@ -13,7 +13,9 @@ imports anything but the standard library, while the digest is the same. The inp
   (:func:`ksi_host._scan_cache.sys_path_key`: it covers every ``pip install`` and
   ``uninstall``, the interpreter and ksi-host's version);
 - the rules: every file of the ``ksi_host`` and ``ksi_plugins_builtin`` packages
-  (inode, size, times), so an edited or upgraded ksi-host answers afresh;
+  (inode, size, times), so an edited or upgraded ksi-host answers afresh, and the file
+  of every module the command imported (pydantic's, click's, the standard library's...:
+  a library edited in place, or kept elsewhere by an editable install, counts too);
 - each manifest the plan read, by its identity (as :mod:`ksi_host._manifest_cache`),
   and the files that date each kept description it read instead of importing a plugin
   (:mod:`ksi_host._described_cache`: the ``RECORD``, each file and folder of the package);
@@ -89,7 +91,8 @@ class Inputs:
     contents: tuple[str, ...] = ()
     """Files read whole: dated by their bytes, where they resolve to, owner and mode."""
     files: tuple[str, ...] = ()
-    """Files and folders dated by their identity: manifests, what dates kept descriptions."""
+    """Files and folders dated by their identity: manifests, what dates kept descriptions,
+    and the file of every module the command ran."""
     folders: tuple[str, ...] = ()
     """Folders listed for plugins."""
     socket: str | None = None
@@ -421,11 +424,21 @@ def keep_plan_answer(
     config_read = Path(config_file).expanduser() if config_file is not None else where.config_file
     inputs = Inputs(
         contents=(str(config_read), str(Quarantine.from_env().path)),
-        files=(*watch.manifests, *described),
+        files=(*watch.manifests, *described, *_code_ran()),
         folders=(*map(str, env_plugin_folders(os.environ)), str(where.plugins_dir)),
         socket=str(socket) if socket is not None else None,
     )
     kept.keep(stdout, code, inputs)
+
+
+def _code_ran() -> list[str]:
+    """The file of every module this process imported: ksi-host's and every library's.
+
+    A library is dated by its installed metadata too (the ``sys.path`` key), but not
+    a file of it edited in place, nor one an editable install keeps elsewhere.
+    """
+    found = (getattr(module, "__file__", None) for module in list(sys.modules.values()))
+    return sorted({file for file in found if isinstance(file, str)})
 
 
 def _described_files(candidates: Sequence[Candidate]) -> list[str] | None:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import packaging.requirements
 import pytest
 
 from ksi_host import _answer_cache
@@ -47,6 +48,7 @@ _NAMES = (
     "stderr",
     "pydantic",
     "finder",
+    "library",
 )
 
 
@@ -415,6 +417,28 @@ def test_pip_install_and_uninstall_are_seen(plugin_venv: ManagedVenv, tmp_path: 
         assert "futuremanifest" not in names
     finally:
         venv.remove_plugins()
+
+
+@pytest.fixture
+def touched_library() -> Iterator[Path]:
+    """A module of a library the plan runs, with new times (its text unchanged), restored."""
+    module = Path(packaging.requirements.__file__)
+    before = module.stat()
+    yield module
+    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    time.sleep(SETTLE_SECONDS + 0.1)  # its change time stays new: let it settle
+
+
+def test_a_library_file_edited_in_place_is_seen(
+    places: dict[str, Place], touched_library: Path
+) -> None:
+    place = places["library"]
+    before = _kept(place, "plugins", "--json")
+    time.sleep(0.01)
+    touched_library.touch()
+    after = _ksi(place, "plugins", "--json")
+    assert not after.served
+    assert (after.stdout, after.code) == (before.stdout, before.code)
 
 
 @pytest.fixture
