@@ -75,7 +75,12 @@ def test_garbage_made_while_planning_is_collected_as_ever_after_it(
 
 
 def test_what_someone_else_froze_stays_frozen(env: dict[str, str], collector: None) -> None:
+    """Planning neither unfreezes what was frozen (the count would fall to 0) nor adds to it.
+
+    The count may fall by the few frozen objects planning frees (a cache it replaces):
+    a frozen object still dies when nothing refers to it.
+    """
     gc.freeze()
     frozen = gc.get_freeze_count()
     build_plan(env=env, builtin_package=None)
-    assert gc.get_freeze_count() == frozen
+    assert frozen - 100 < gc.get_freeze_count() <= frozen
