@@ -75,12 +75,17 @@ def test_garbage_made_while_planning_is_collected_as_ever_after_it(
 
 
 def test_what_someone_else_froze_stays_frozen(env: dict[str, str], collector: None) -> None:
-    """Planning neither unfreezes what was frozen (the count would fall to 0) nor adds to it.
+    """Planning neither unfreezes what someone else froze nor freezes what it made.
 
-    The count may fall by the few frozen objects planning frees (a cache it replaces):
-    a frozen object still dies when nothing refers to it.
+    Frozen objects are the ones the collector no longer tracks in its generations, so a
+    sentinel's presence there says whether it is frozen. (The freeze count cannot say it:
+    a frozen object still dies when nothing refers to it, as caches planning replaces do.)
     """
+    sentinel: list[object] = []
     gc.freeze()
+    assert not any(tracked is sentinel for tracked in gc.get_objects())
     frozen = gc.get_freeze_count()
-    build_plan(env=env, builtin_package=None)
-    assert frozen - 100 < gc.get_freeze_count() <= frozen
+    plan = build_plan(env=env, builtin_package=None)
+    assert not any(tracked is sentinel for tracked in gc.get_objects())
+    assert any(tracked is plan for tracked in gc.get_objects())  # what it made is not frozen
+    assert 0 < gc.get_freeze_count() <= frozen
