@@ -57,6 +57,7 @@ from ksi_host._cache_file import read_cache, write_cache
 from ksi_host._paths import KsiPaths
 from ksi_host._scan_cache import sys_path_key
 from ksi_host._stamps import HOT, SETTLE_SECONDS, Stamp, stamp
+from ksi_host._switches import switched_off
 
 if TYPE_CHECKING:
     from ksi_host._config import HostConfig
@@ -77,7 +78,6 @@ __all__ = [
 CACHE_FILE: Final = "answers.json"
 SWITCH: Final = "KSI_ANSWER_CACHE"
 """``0`` (or ``off``, ``false``, ``no``) turns kept answers off: none is printed or kept."""
-_OFF: Final = frozenset({"0", "off", "false", "no"})
 _FORMAT: Final = 1
 _KEPT: Final = 4
 """Answers kept per ``KSI_HOME``, the latest first: one per command line."""
@@ -127,7 +127,7 @@ def _cache_path() -> Path:
 
 
 def _enabled() -> bool:
-    return os.environ.get(SWITCH, "").strip().lower() not in _OFF
+    return not switched_off(os.environ, SWITCH)
 
 
 def serve(argv: Sequence[str]) -> int | None:

@@ -71,6 +71,7 @@ from ksi_host._paths import KsiPaths
 from ksi_host._plan import NOT_IMPORTED, Candidate, PluginSpec
 from ksi_host._scan_cache import ScanCache
 from ksi_host._stamps import identity
+from ksi_host._switches import switched_off
 from ksi_host.status import Origin
 
 __all__ = ["CACHE_FILE", "SWITCH", "DescribedCache"]
@@ -78,7 +79,6 @@ __all__ = ["CACHE_FILE", "SWITCH", "DescribedCache"]
 CACHE_FILE: Final = "described.json"
 SWITCH: Final = "KSI_DESCRIBED_CACHE"
 """``0`` (or ``off``, ``false``, ``no``) turns the cache off: every plugin is imported."""
-_OFF: Final = frozenset({"0", "off", "false", "no"})
 _FORMAT: Final = 1
 
 _Listings = dict[str, dict[str, list[tuple[str, str]]]]
@@ -129,7 +129,7 @@ class DescribedCache:
         path = KsiPaths.from_env(env).cache_dir / CACHE_FILE
         sections = sections or {}
         scan = ScanCache.last_key(env)
-        if scan is None or env.get(SWITCH, "").strip().lower() in _OFF:
+        if scan is None or switched_off(env, SWITCH):
             return cls(path, sections)
         stamp = {"scan": scan, "rules": _rules()}
         raw = read_cache(path)

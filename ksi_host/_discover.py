@@ -34,6 +34,7 @@ from ksi_host._paths import KsiPaths
 from ksi_host._plan import Candidate, Origin, SourceKind
 from ksi_host._report import NullReporter, Reporter
 from ksi_host._scan_cache import ScanCache
+from ksi_host._switches import switched_on
 from ksi_host.errors import ConfigError
 from ksi_host.plugin_types import canonical_name
 from ksi_plugins_builtin import PLUGIN_MODULES
@@ -62,7 +63,6 @@ BUILTIN_PACKAGE: Final = "ksi_plugins_builtin"
 PLUGIN_ATTRIBUTE: Final = "plugin"
 HOST_DISTRIBUTION: Final = "ksi-host"
 """The canonical name a requirement on the host itself uses (``ksi-host>=2``)."""
-_FALSE_WORDS: Final = frozenset({"", "0", "false", "no", "off"})
 
 
 def disabled_names(
@@ -93,7 +93,7 @@ def env_disabled(env: Mapping[str, str]) -> list[str]:
 
 def autoload_enabled(env: Mapping[str, str]) -> bool:
     """Whether entry points are searched: unless ``KSI_DISABLE_PLUGIN_AUTOLOAD`` is set true."""
-    return env.get("KSI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in _FALSE_WORDS
+    return not switched_on(env, "KSI_DISABLE_PLUGIN_AUTOLOAD")
 
 
 def env_plugin_folders(env: Mapping[str, str]) -> list[Path]:

@@ -14,6 +14,7 @@ Run it alone with ``python tests/benchmarks/bench_discovery.py``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -35,6 +36,10 @@ from tests.dists import install_dist, plugin_source
 
 SIZES = (100, 1000)
 REPEATS = 5
+WARM_UPS = 2
+"""Rounds before the measured ones. Nothing changed in the last two seconds is kept
+(docs/OPERATING.md), and ``plugins`` keeps its answer only once the scan and descriptions
+are kept: the warm-ups leave every row on what a user meets after the first runs."""
 
 _FLOOR = """
 import importlib, importlib.metadata
@@ -56,6 +61,29 @@ _STEVEDORE_ONE = """
 from stevedore import DriverManager
 DriverManager(namespace="ksi.plugins", name={name!r}, invoke_on_load=False)
 """
+
+_LEAST_DAEMON = """
+import asyncio, importlib, sys
+import click, uvloop
+from ksi_host import BasePlugin, PluginCapabilities, PluginMetadata, hookimpl
+from ksi_plugins_builtin import PLUGIN_MODULES
+for module in PLUGIN_MODULES:
+    importlib.import_module(module)
+
+async def answer(reader, writer):
+    await reader.readline()
+    writer.write(b'{"ok": true}\\n')
+    await writer.drain()
+    writer.close()
+
+async def serve(path):
+    server = await asyncio.start_unix_server(answer, path)
+    await server.serve_forever()
+
+uvloop.run(serve(sys.argv[1]))
+"""
+"""What any daemon on the plugin contract pays before it can answer: the contract (and so
+pydantic), the built-ins' modules, click and a uvloop server; no config, plan or host."""
 
 _HEALTH = b'{"event": "system:health", "data": {}, "correlation_id": "1"}\n'
 
@@ -117,15 +145,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _first_reply(env: dict[str, str], home: Path) -> Sample:
-    """From spawning ``ksi-host run`` to its first ``system:health`` reply: wall and its CPU."""
-    path = home / "ksi.sock"
+def _first_reply(argv: Sequence[str], env: dict[str, str], path: Path) -> Sample:
+    """From spawning a server on ``path`` to its first reply to ``system:health``: wall and CPU."""
     started = time.perf_counter()
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "ksi_host", "run", "--socket", str(path), "--log-level", "error"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    daemon = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
     try:
         while True:
             if daemon.poll() is not None:
@@ -141,40 +164,68 @@ def _first_reply(env: dict[str, str], home: Path) -> Sample:
         daemon.wait(timeout=60)
 
 
-def _median(measure: Callable[[], Sample]) -> Sample:
-    """The median wall time and the median CPU time of ``REPEATS`` runs after a warm-up."""
-    measure()  # warm the page cache and stevedore's entry-point cache
-    samples = [measure() for _ in range(REPEATS)]
-    return (
-        statistics.median(wall for wall, _ in samples),
-        statistics.median(cpu for _, cpu in samples),
-    )
+def _medians(cases: Sequence[tuple[str, Callable[[], Sample]]]) -> list[tuple[str, Sample]]:
+    """Each case's median wall time and median CPU time of ``REPEATS`` runs after warming up.
+
+    The cases take turns, one run each per round, so that a shared machine's drift in
+    speed over the minutes this takes falls on every row alike.
+    """
+    for _ in range(WARM_UPS):
+        for _, measure in cases:
+            measure()  # warm the page cache and the caches the row uses
+    samples: dict[str, list[Sample]] = {label: [] for label, _ in cases}
+    for _ in range(REPEATS):
+        for label, measure in cases:
+            samples[label].append(measure())
+    return [
+        (
+            label,
+            (
+                statistics.median(wall for wall, _ in runs),
+                statistics.median(cpu for _, cpu in runs),
+            ),
+        )
+        for label, runs in samples.items()
+    ]
 
 
 def _rows(root: Path, size: int) -> list[tuple[str, Sample]]:
     plain, lazy = _site(root, size, manifests=False), _site(root, size, manifests=True)
-    home = root / f"home-{size}"
-    home.mkdir(mode=0o700)
     python = sys.executable
+    homes = itertools.count()
+
+    def own_home() -> Path:
+        """A home of the row's own: its caches are neither another row's nor replaced by one."""
+        home = root / f"home-{size}-{next(homes)}"
+        home.mkdir(mode=0o700)
+        return home
 
     def script(text: str, site: Path = plain) -> Callable[[], Sample]:
-        return lambda: _timed([python, "-c", text], _env(site, home))
+        env = _env(site, own_home())
+        return lambda: _timed([python, "-c", text], env)
 
-    def cli(site: Path, *, answers: bool = True) -> Callable[[], Sample]:
+    def cli(site: Path, *, answers: bool = True, cached: bool = True) -> Callable[[], Sample]:
+        home = own_home()
         env = _env(site, home) | ({} if answers else {"KSI_ANSWER_CACHE": "0"})
-        return lambda: _timed([python, "-m", "ksi_host", "plugins", "--json"], env)
-
-    def daemon(site: Path) -> Callable[[], Sample]:
-        return lambda: _first_reply(_env(site, home), home)
-
-    def cold(measure: Callable[[], Sample]) -> Callable[[], Sample]:
-        """``measure`` as the first command after installing every plugin: no cache to use."""
 
         def run() -> Sample:
-            shutil.rmtree(home / ".ksi" / "cache", ignore_errors=True)
-            return measure()
+            if not cached:  # the first command after installing every plugin: no cache to use
+                shutil.rmtree(home / ".ksi" / "cache", ignore_errors=True)
+            return _timed([python, "-m", "ksi_host", "plugins", "--json"], env)
 
         return run
+
+    def daemon(site: Path) -> Callable[[], Sample]:
+        home = own_home()
+        path = home / "ksi.sock"
+        argv = [python, "-m", "ksi_host", "run", "--socket", str(path), "--log-level", "error"]
+        return lambda: _first_reply(argv, _env(site, home), path)
+
+    def least_daemon() -> Callable[[], Sample]:
+        home = own_home()
+        path = home / "ksi.sock"
+        argv = [python, "-c", _LEAST_DAEMON, str(path)]
+        return lambda: _first_reply(argv, _env(lazy, home), path)
 
     one = _STEVEDORE_ONE.format(name="bench_0")
     cases: list[tuple[str, Callable[[], Sample]]] = [
@@ -186,11 +237,12 @@ def _rows(root: Path, size: int) -> list[tuple[str, Sample]]:
         ("ksi-host plugins --json, no manifests, kept answers off", cli(plain, answers=False)),
         ("ksi-host plugins --json, lazy manifests", cli(lazy)),
         ("ksi-host plugins --json, lazy manifests, kept answers off", cli(lazy, answers=False)),
-        ("ksi-host plugins --json, lazy manifests, caches empty", cold(cli(lazy))),
+        ("ksi-host plugins --json, lazy manifests, caches empty", cli(lazy, cached=False)),
         ("daemon start to first reply, no manifests", daemon(plain)),
         ("daemon start to first reply, lazy manifests", daemon(lazy)),
+        ("least daemon: contract, built-ins, uvloop server, no host", least_daemon()),
     ]
-    return [(label, _median(measure)) for label, measure in cases]
+    return _medians(cases)
 
 
 def run() -> list[str]:
@@ -217,7 +269,10 @@ def run() -> list[str]:
     return section(
         "Cold start (`tests/benchmarks/bench_discovery.py`)",
         f"Whole processes in a fresh interpreter, timed from outside (start-up included), "
-        f"median of {REPEATS} after one warm-up, wall clock and the process's own CPU time "
+        f"median of {REPEATS} rounds after {WARM_UPS} warm-up rounds, the rows taking turns in "
+        "each round "
+        "(so that the machine's drift falls on all alike), each row with a `HOME` and "
+        "`KSI_HOME` of its own; wall clock and the process's own CPU time "
         "(user + system; the daemon's until its first reply), which load on a shared machine "
         "distorts less, over N installed plugin distributions "
         "(real `.dist-info` folders on `PYTHONPATH`, each plugin a package depending on the "
@@ -232,6 +287,10 @@ def run() -> list[str]:
         "says they are empty or off: `plugins` keeps its answer once a plan imports no plugin, "
         "and then prints it while nothing it read changed; with kept answers off "
         "(`KSI_ANSWER_CACHE=0`) it plans every time, from the other caches, as the daemon does. "
+        '"Least daemon" is a reference, not a peer: a process that only imports the plugin '
+        "contract (and so pydantic, as the floor's plugins do), the built-ins' modules, click "
+        "and uvloop, and answers one line on a Unix socket, with no config, plan or host: "
+        "what any daemon on this contract pays before its first reply. "
         "Targets at 1000: `plugins --json` without manifests <= 1.0x, "
         "with lazy manifests `plugins --json` and the daemon <= 0.5x.",
         lines,
