@@ -137,7 +137,7 @@ def serve(argv: Sequence[str]) -> int | None:
     """
     if not _enabled():
         return None
-    answer = _kept(read_cache(_cache_path()), argv)
+    answer = _kept(read_cache(_cache_path(), stdlib_only=True), argv)
     if answer is None:
         return None
     inputs, key, stdout, code = answer
@@ -326,7 +326,11 @@ class Recording:
             "stdout": stdout,
             "exit": code,
         }
-        others = [a for a in _answers(read_cache(path)) if a.get("argv") != answer["argv"]]
+        others = [
+            a
+            for a in _answers(read_cache(path, stdlib_only=True))
+            if a.get("argv") != answer["argv"]
+        ]
         write_cache(path, {"format": _FORMAT, "answers": [answer, *others][:_KEPT]})
 
 

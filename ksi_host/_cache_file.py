@@ -6,12 +6,17 @@ chooses what the host imports. A cache file, or its folder, that :func:`ksi_host
 refuses is ignored with a warning that names the fix, as a plugin folder would be; the
 command then scans and validates as if there were no cache, so its answer is the same.
 Unreadable, damaged or unwritable files are ignored quietly: a cache only saves time.
+Where orjson is installed it decodes the files (the kept manifests of a thousand
+plugins in half the time), but for a command that imports nothing else (orjson's own
+import loads dataclasses, enum, uuid, datetime...); it reads what :mod:`json` writes,
+and anything it refuses counts as damaged.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -30,10 +35,24 @@ def _trusted(path: Path) -> bool:
     return found is None
 
 
-def read_cache(path: Path) -> object | None:
-    """The JSON in ``path``, or None when it is missing, unreadable, damaged or not trusted."""
+def _decoder(stdlib_only: bool) -> Callable[[bytes], object]:
+    """orjson's ``loads`` where installed (CPython) and wanted, else the standard library's."""
+    if stdlib_only:
+        return json.loads
     try:
-        text = path.read_text(encoding="utf-8")
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
+
+
+def read_cache(path: Path, *, stdlib_only: bool = False) -> object | None:
+    """The JSON in ``path``, or None when it is missing, unreadable, damaged or not trusted.
+
+    ``stdlib_only`` decodes it with :mod:`json` even where orjson is installed.
+    """
+    try:
+        text = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -42,8 +61,8 @@ def read_cache(path: Path) -> object | None:
     if not _trusted(path):
         return None
     try:
-        found: object = json.loads(text)
-    except ValueError as exc:
+        found: object = _decoder(stdlib_only)(text)
+    except ValueError as exc:  # orjson's JSONDecodeError is one too
         logger.debug("ignoring the damaged cache %s: %s", path, exc)
         return None
     return found

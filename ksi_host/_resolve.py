@@ -24,12 +24,14 @@ A pure function of its input (no I/O): specs in, :class:`~ksi_host._plan.LoadPla
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from types import MappingProxyType
+from typing import Final
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -44,6 +46,21 @@ from ksi_host._report import NullReporter, Reporter
 from ksi_host._requirements import WrittenRequirement, parsed
 
 __all__ = ["host_mismatch", "resolve"]
+
+_MAX_NAMES: Final = 4096
+
+_canonical: Final = functools.lru_cache(maxsize=_MAX_NAMES)(canonicalize_name)
+"""packaging's ``canonicalize_name``, remembered per spelling: linking alone compares each
+dependency's name four times."""
+
+
+@functools.lru_cache(maxsize=_MAX_NAMES)
+def _version(text: str) -> Version:
+    """``Version(text)``, parsed once per spelling (providers are found by many dependents).
+
+    Raises :class:`packaging.version.InvalidVersion` (never remembered).
+    """
+    return Version(text)
 
 
 @dataclass(frozen=True)
@@ -107,7 +124,7 @@ def _commands(
     warnings = []
     for command, chosen in sorted(choices.items()):
         names = [spec.name for spec in claims.get(command, ())]
-        match = [n for n in names if canonicalize_name(n) == canonicalize_name(chosen)]
+        match = [n for n in names if _canonical(n) == _canonical(chosen)]
         if match and len(names) > 1:
             owners[command] = match[0]
         elif not match:
@@ -151,12 +168,12 @@ class _Graph:
         self.gone: dict[str, Exclusion] = {}
         self.gone_services: dict[str, Exclusion] = {}
         for exclusion in gone:
-            key = exclusion.spec.key if exclusion.spec else canonicalize_name(exclusion.name)
+            key = exclusion.spec.key if exclusion.spec else _canonical(exclusion.name)
             self.gone.setdefault(key, exclusion)
             if exclusion.spec is not None and exclusion.reason.code != "shadowed":
                 for service in exclusion.spec.capabilities.provides_services:
-                    self.gone_services.setdefault(canonicalize_name(service), exclusion)
-        self.choices = {canonicalize_name(k): canonicalize_name(v) for k, v in choices.items()}
+                    self.gone_services.setdefault(_canonical(service), exclusion)
+        self.choices = {_canonical(k): _canonical(v) for k, v in choices.items()}
         self.markers = {"extra": "", **marker_overrides}
         self.plugins: dict[str, PluginSpec] = {}
         self.providers: dict[str, list[str]] = {}
@@ -179,7 +196,7 @@ class _Graph:
         """Resolve every dependency to a provider, or record the first that cannot be."""
         for key in sorted(self.plugins):
             for service in self.plugins[key].capabilities.provides_services:
-                self.providers.setdefault(canonicalize_name(service), []).append(key)
+                self.providers.setdefault(_canonical(service), []).append(key)
         for key in sorted(self.plugins):
             spec = self.plugins[key]
             self.needs[key] = []
@@ -190,14 +207,14 @@ class _Graph:
             for requirement in requirements:
                 if requirement.marker and not requirement.marker.evaluate(self.markers):
                     continue
-                if canonicalize_name(requirement.name) == HOST_DISTRIBUTION:
+                if _canonical(requirement.name) == HOST_DISTRIBUTION:
                     continue
                 found = self._provider(spec, requirement)
                 if isinstance(found, _Choice):
                     self.undecided.setdefault(key, []).append(found)
                 else:
                     self._settle(key, found, requirement)
-            wanted = (canonicalize_name(name) for name in spec.metadata.after_dependencies)
+            wanted = (_canonical(name) for name in spec.metadata.after_dependencies)
             self.after[key] = [name for name in wanted if name in self.plugins and name != key]
 
     def _settle(self, key: str, found: str | Reason, requirement: Requirement) -> None:
@@ -205,7 +222,7 @@ class _Graph:
         if isinstance(found, Reason):
             self.reasons.setdefault(key, found)
             return
-        if canonicalize_name(requirement.name) == found:
+        if _canonical(requirement.name) == found:
             self.written[(key, found)] = _bare(requirement)
         else:
             self.written[(key, found)] = _service(requirement, [self.plugins[found].name])
@@ -213,7 +230,7 @@ class _Graph:
         self.dependents.setdefault(found, []).append(key)
 
     def _provider(self, spec: PluginSpec, requirement: Requirement) -> str | Reason | _Choice:
-        name = canonicalize_name(requirement.name)
+        name = _canonical(requirement.name)
         if name in self.plugins:
             return self._checked(spec, requirement, name)
         if name in self.providers:
@@ -239,7 +256,7 @@ class _Graph:
 
     def _checked(self, spec: PluginSpec, requirement: Requirement, provider: str) -> str | Reason:
         """``provider`` if its version matches ``requirement``, else the conflict."""
-        service = None if canonicalize_name(requirement.name) == provider else requirement.name
+        service = None if _canonical(requirement.name) == provider else requirement.name
         conflict = _version_conflict(spec, requirement, self.plugins[provider], service)
         return conflict or provider
 
@@ -391,7 +408,7 @@ class _Graph:
         for key in order:
             spec = self.plugins[key]
             for name in spec.metadata.after_dependencies:
-                reason = self._why_not_loading(canonicalize_name(name))
+                reason = self._why_not_loading(_canonical(name))
                 if reason is not None:
                     notes.append(
                         PlanWarning(
@@ -438,7 +455,7 @@ def host_mismatch(
     """
     environment = {"extra": "", **(markers or {})}
     for requirement in _requirements(spec) if requirements is None else requirements:
-        if canonicalize_name(requirement.name) != HOST_DISTRIBUTION:
+        if _canonical(requirement.name) != HOST_DISTRIBUTION:
             continue
         if requirement.marker and not requirement.marker.evaluate(environment):
             continue
@@ -513,7 +530,7 @@ def _version_conflict(
 def _version_problem(found: str, specifier: SpecifierSet) -> str | None:
     """None when ``found`` matches, else what to add to the conflict's message."""
     try:
-        version = Version(found)
+        version = _version(found)
     except InvalidVersion:
         return " (not a PEP 440 version)"
     return None if specifier.contains(version, prereleases=True) else ""

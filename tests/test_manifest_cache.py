@@ -101,9 +101,30 @@ def test_a_damaged_or_foreign_cache_is_ignored_and_rewritten(
     cache.write_text(json.dumps(damaged))
     assert _seen(_plan(ksi_env)) == expected
 
+    foreign = {**kept["entries"][key], "metadata": {"not_a_field": 1}}
+    cache.write_text(json.dumps({**kept, "entries": {key: foreign}}))
+    assert _seen(_plan(ksi_env)) == expected
+
     cache.write_text(json.dumps({**kept, "rules": "another ksi-host"}))
     assert _seen(_plan(ksi_env)) == expected
-    assert reads == ["mcd_pkg"] * 4
+    assert reads == ["mcd_pkg"] * 5
+
+
+def test_kept_fields_rebuild_the_models_that_validating_made() -> None:
+    """Values the metadata normalises (version, whitespace) are kept beside the manifest's."""
+    text = (
+        'name = "norm"\nversion = "01.0"\ndescription = "  spaced  "\n'
+        'dependencies = ["a >= 1"]\nevent_namespaces = ["norm"]\nhooks = ["ksi_handle_event"]\n'
+    )
+    read = PluginManifest.read(text, where="ksi-plugin.toml")
+    kept = json.loads(json.dumps(_manifest_cache.as_data(*read)))
+    assert kept["metadata"] == {"version": "1.0", "description": "spaced"}
+    rebuilt = _manifest_cache.from_data(kept)
+    for model, again in zip(read, rebuilt, strict=True):
+        assert again == model
+        assert repr(again) == repr(model)
+    assert rebuilt[1].key == "norm"
+    assert [str(r) for r in rebuilt[1].requirements] == ["a>=1"]
 
 
 def test_an_invalid_manifest_is_never_kept(
