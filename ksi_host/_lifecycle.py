@@ -730,11 +730,17 @@ class Host(Running):
     ) -> bool:
         """Run a start pass hook; on failure, fail the plugin and its dependents.
 
-        ``event`` is the event that activated a lazy plugin, for the crash-safe marker.
+        ``event`` is the event that activated a lazy plugin, for the crash-safe marker,
+        which names only a plugin whose code runs next: one without ``hook`` passes.
         """
+        impls = self._impls(spec, hook)
+        if not impls:
+            return True
         if self._marker is not None:
             self._marker.starting(spec, hook, event)
-        problem = await self._run_hook(spec, hook, code, self.config.host.startup_timeout)
+        problem = await self._run_hook(
+            spec, hook, code, self.config.host.startup_timeout, impls=impls
+        )
         if self._marker is not None:
             self._marker.finished(spec)
         if problem is not None:
@@ -742,11 +748,20 @@ class Host(Running):
         return problem is None
 
     async def _run_hook(
-        self, spec: PluginSpec, hook: str, code: ReasonCode, timeout: float
+        self,
+        spec: PluginSpec,
+        hook: str,
+        code: ReasonCode,
+        timeout: float,
+        *,
+        impls: Sequence[pluggy.HookImpl] | None = None,
     ) -> Reason | None:
-        """Call one plugin's lifecycle ``hook`` within ``timeout``; say what went wrong, if so."""
+        """Call one plugin's lifecycle ``hook`` within ``timeout``; say what went wrong, if so.
+
+        ``impls``: the plugin's implementations of ``hook``, when the caller has them.
+        """
         kwargs = {"context": self.context_for(spec.name)} if hook == "ksi_plugin_context" else {}
-        for impl in self._impls(spec, hook):
+        for impl in self._impls(spec, hook) if impls is None else impls:
             task = asyncio.ensure_future(self.tracer.call_hook(impl, hook, **kwargs))
             try:
                 await asyncio.wait((task,), timeout=timeout)
