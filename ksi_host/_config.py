@@ -55,7 +55,6 @@ from ksi_host._defaults import HISTORY_BYTES, HISTORY_SIZE
 from ksi_host._names import canonical_name
 from ksi_host._paths import KsiPaths
 from ksi_host._suggest import did_you_mean
-from ksi_host._toml import tomllib
 from ksi_host._trust import TrustPolicy, first_distrust
 from ksi_host.errors import ConfigError, PluginConfigInvalid, UntrustedConfig
 
@@ -293,6 +292,8 @@ def read_config_file(file: Path, *, explicit: bool) -> dict[str, Any]:
             hint="check that the path is a readable file",
             file=file,
         ) from None
+    from ksi_host._toml import tomllib  # only with a file: no config is all defaults
+
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -30,7 +30,6 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Final
 
-import importlib_metadata
 from packaging.version import InvalidVersion, Version
 
 from ksi_host._discover import ENTRY_POINT_GROUP, PLUGIN_ATTRIBUTE
@@ -333,6 +332,8 @@ def _load(candidate: Candidate) -> object:
     if candidate.plugin is not None:
         return candidate.plugin
     if candidate.entry_point is not None:
+        import importlib_metadata  # not for a plan of manifests and built-ins alone
+
         entry_point = importlib_metadata.EntryPoint(
             name=candidate.name_hint, value=candidate.entry_point, group=ENTRY_POINT_GROUP
         )

@@ -23,9 +23,8 @@ from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import importlib_metadata
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -38,6 +37,9 @@ from ksi_host._switches import switched_on
 from ksi_host.errors import ConfigError
 from ksi_host.plugin_types import canonical_name
 from ksi_plugins_builtin import PLUGIN_MODULES
+
+if TYPE_CHECKING:
+    import importlib_metadata
 
 __all__ = [
     "BUILTIN_PACKAGE",
@@ -204,6 +206,8 @@ def _entry_points(env: Mapping[str, str]) -> Iterator[Candidate]:
     kept = cache.candidates()
     if kept is not None:
         return iter(kept)
+    import importlib_metadata  # a scan only: a kept one needs none of its import
+
     every = importlib_metadata.entry_points()
     found = list(_entry_point_candidates(list(every.select(group=ENTRY_POINT_GROUP))))
     cache.keep(found, pydantic_plugins=bool(every.select(group=PYDANTIC_ENTRY_POINT_GROUP)))
@@ -216,6 +220,8 @@ def distribution_candidates(folder: Path) -> tuple[Candidate, ...]:
     For a folder that is not on ``sys.path`` (``ksi-host install`` stages what it is
     about to install there); candidates are as :func:`discover` makes them.
     """
+    import importlib_metadata  # imported only to scan (see _entry_points)
+
     found = [
         ep
         for dist in importlib_metadata.distributions(path=[str(folder)])

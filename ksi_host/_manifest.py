@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ksi_host import hookspecs
-from ksi_host._toml import tomllib
 from ksi_host.errors import InvalidManifest, InvalidPluginMetadata
 from ksi_host.plugin_manager import hook_names
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
@@ -127,6 +126,8 @@ class PluginManifest(BaseModel):
         cls, text: str, *, where: str
     ) -> tuple[PluginManifest, PluginMetadata, PluginCapabilities]:
         """:meth:`from_toml`, with the metadata and capabilities it validated on the way."""
+        from ksi_host._toml import tomllib  # a kept manifest (_manifest_cache) needs no parser
+
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

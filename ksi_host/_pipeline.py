@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Final
 from ksi_host import _crash_record as crash_record
 from ksi_host._collector import paused
 from ksi_host._describe import describe
-from ksi_host._described_cache import DescribedCache
 from ksi_host._discover import BUILTIN_PACKAGE, disabled_names, discover
 from ksi_host._manifest_cache import ManifestCache
 from ksi_host._plan import Candidate, Exclusion, LoadPlan, PluginSpec
@@ -68,7 +67,11 @@ def build_plan(
         isolated_specs, isolated_excluded = describe_isolated(apart, host, sections or {})
     off = disabled_names(disabled, env)
     cache = ManifestCache.load(env)
-    known = DescribedCache.load(env, sections) if kept_descriptions else None
+    known = None
+    if kept_descriptions:  # listing only: the daemon and doctor never import it
+        from ksi_host._described_cache import DescribedCache
+
+        known = DescribedCache.load(env, sections)
     described = vet(
         describe(loadable, reporter, disabled=off, trust=trust, cache=cache, known=known),
         sections or {},

@@ -31,15 +31,15 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
-
-import importlib_metadata
+from typing import TYPE_CHECKING, Any
 
 from ksi_host._describe import file_module_name
 from ksi_host._discover import ENTRY_POINT_GROUP, autoload_enabled
-from ksi_host._manage.environment import is_editable, record_digest
 from ksi_host._plan import LoadPlan, PluginSpec
 from ksi_host._workers import is_worker
+
+if TYPE_CHECKING:
+    import importlib_metadata
 
 __all__ = [
     "Forgotten",
@@ -236,6 +236,10 @@ def _stamp(spec: PluginSpec) -> str | None:
     """See :func:`code_stamps`; a distribution or file that went away is ``"gone"``."""
     origin = spec.origin
     if origin.kind == "entry-point" and origin.distribution:
+        import importlib_metadata  # not at start-up: only an installed plugin's stamp needs it
+
+        from ksi_host._manage.environment import record_digest
+
         try:
             dist = importlib_metadata.distribution(origin.distribution)
         except importlib_metadata.PackageNotFoundError:
@@ -252,6 +256,8 @@ def _editable_source(dist: importlib_metadata.IDistribution, spec: PluginSpec) -
 
     Its RECORD lists only a ``.pth`` or a finder, never the code the author edits.
     """
+    from ksi_host._manage.environment import is_editable  # as _stamp's imports
+
     if not is_editable(dist):
         return None
     top = _top_module(spec)
@@ -350,6 +356,8 @@ class InstalledSince:
     def _entry_points(self) -> tuple[tuple[str, str, str | None], ...]:
         stamp = tuple(_mtime(folder) for folder in sys.path)
         if stamp != self._stamp:
+            import importlib_metadata  # as _stamp's
+
             importlib.invalidate_caches()
             self._stamp = stamp
             self._found = tuple(

@@ -8,7 +8,6 @@ True
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Final
 
@@ -24,6 +23,8 @@ def close_matches(word: str, known: Iterable[str]) -> list[str]:
 
     Best first, ties alphabetically.
     """
+    import difflib  # only when a name is wrong: most commands never need it
+
     matcher = difflib.SequenceMatcher(b=word)
     scored = []
     for name in set(known):

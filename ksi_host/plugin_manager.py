@@ -8,7 +8,6 @@ an error that names the plugin, the hook and the likely fix.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import types
 from collections.abc import Callable, Mapping
@@ -234,6 +233,8 @@ class KsiPluggyManager(pluggy.PluginManager):
                 continue
             if any(impl.plugin is plugin for impl in caller.get_hookimpls()):
                 self.unregister(plugin)
+                import difflib  # only for a wrong hook name: the host's start needs none
+
                 close = difflib.get_close_matches(hook_name, known, n=1)
                 advice = f"rename it to {close[0]!r}" if close else "remove the @hookimpl"
                 raise PluginRegistrationError(

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic.plugin import _loader
 
-from ksi_host import _discover, _scan_cache
+from ksi_host import _scan_cache
 from ksi_host._cli import cli
 from ksi_host._discover import discover
 from ksi_host._paths import KsiPaths
@@ -36,7 +36,7 @@ def scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(params.get("group", "every group"))
         return real(**params)
 
-    monkeypatch.setattr(_discover.importlib_metadata, "entry_points", counted)
+    monkeypatch.setattr(importlib_metadata, "entry_points", counted)  # _discover imports it to scan
     return seen
 
 
