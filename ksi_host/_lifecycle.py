@@ -159,7 +159,10 @@ class Host(Running):
         )
         self._config_dict: Final = self.config.as_context_dict()
         self._view: Final = HostView(self.status, self.metrics, self.plugin_list, owner=self)
+        # A plugin's context is made the first time it is asked for (many plugins are
+        # never called): with the settings its registration validated.
         self._contexts: dict[str, PluginContext] = {}
+        self._settings: dict[str, Any] = {}
         self._tasks: Final = TaskKeeper()
         self._dispatcher: Final = make_dispatcher(
             self.manager.pm,
@@ -368,6 +371,7 @@ class Host(Running):
             )
         self._unregister(spec)
         self._contexts.pop(spec.name, None)
+        self._settings.pop(spec.name, None)
         self._set(spec.key, "stopped", problem)
         if state == "running":
             logger.info("stopped %s", spec.name, extra={"plugin": spec.name})
@@ -514,7 +518,8 @@ class Host(Running):
         """The context plugin ``plugin_name`` gets (see :class:`ksi_host.PluginContext`)."""
         context = self._contexts.get(plugin_name)
         if context is None:
-            context = self._contexts[plugin_name] = self._new_context(plugin_name, None)
+            settings = self._settings.get(plugin_name)
+            context = self._contexts[plugin_name] = self._new_context(plugin_name, settings)
         return context
 
     def _new_context(self, plugin_name: str, settings: Any) -> PluginContext:
@@ -709,7 +714,8 @@ class Host(Running):
         except PluginConfigInvalid as exc:  # the plan vetted it; a config given to Host may differ
             self._fail(spec, config_reason(exc))
             return
-        self._contexts[spec.name] = self._new_context(spec.name, settings)
+        self._settings[spec.name] = settings
+        self._contexts.pop(spec.name, None)
         try:
             self.manager.pm.register(spec.plugin, name=spec.name)
         except PluginRegistrationError as exc:
