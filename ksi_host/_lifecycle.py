@@ -725,9 +725,7 @@ class Host(Running):
             spec.plugin.attach(self.dispatch)
 
     def _impls(self, spec: PluginSpec, hook: str) -> list[pluggy.HookImpl]:
-        caller = getattr(self.manager.pm.hook, hook)
-        plugin = self._specs[spec.key].plugin
-        return [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
+        return self.manager.pm.hookimpls_of(self._specs[spec.key].plugin, hook)
 
     async def _start_hook(
         self, spec: PluginSpec, hook: str, code: ReasonCode, event: str | None = None

@@ -125,6 +125,9 @@ class KsiPluggyManager(pluggy.PluginManager):
         self._marked_now: dict[str, dict[str, Any]] | None = None
         self._hooks_now: list[str] = []
         self._registered: dict[int, tuple[str, tuple[str, ...]]] = {}
+        # Per hook, each plugin's implementations (by the plugin's id), as of the last
+        # register: unregistering a plugin drops its own, registering drops them all.
+        self._impls_of: dict[str, dict[int, list[pluggy.HookImpl]]] = {}
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         """pluggy's parser, answered from the one walk :func:`hook_names` makes, in ``register``.
@@ -172,15 +175,37 @@ class KsiPluggyManager(pluggy.PluginManager):
             return super().get_hookcallers(plugin)
         return [getattr(self.hook, hook) for hook in known[1]]
 
+    def hookimpls_of(self, plugin: object, hook: str) -> list[pluggy.HookImpl]:
+        """``plugin``'s implementations of ``hook``, in the order pluggy calls them.
+
+        What ``[i for i in hook.get_hookimpls() if i.plugin is plugin]`` gives, without
+        reading every plugin's implementations for each plugin: the host asks for each
+        plugin at every start pass and at its stop, so that grew with the square of the
+        plugins. One read per hook is kept until the next ``register``.
+        """
+        index = self._impls_of.get(hook)
+        if index is None:
+            index = {}
+            for impl in getattr(self.hook, hook).get_hookimpls():
+                index.setdefault(id(impl.plugin), []).append(impl)
+            self._impls_of[hook] = index
+        return [impl for impl in index.get(id(plugin), ()) if impl.plugin is plugin]
+
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after every register and unregister (the host's routes cache)."""
         self._on_change.append(callback)
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
         """pluggy's unregister, then tell who watches the registry."""
-        removed = super().unregister(plugin, name)
+        try:
+            removed = super().unregister(plugin, name)
+        except BaseException:
+            self._impls_of.clear()
+            raise
         if removed is not None:
             self._registered.pop(id(removed), None)
+            for index in self._impls_of.values():
+                index.pop(id(removed), None)
         self._changed()
         return removed
 
@@ -220,6 +245,7 @@ class KsiPluggyManager(pluggy.PluginManager):
             ) from exc
         finally:
             self._marked_now = None
+            self._impls_of.clear()  # pluggy added implementations (or part of them)
         if registered is not None:  # None: a blocked name, nothing registered
             self._registered[id(plugin)] = (registered, tuple(dict.fromkeys(hooks)))
         self._check_unknown_hooks(plugin, label)

@@ -228,3 +228,41 @@ def test_name_and_hookcallers_lookups_agree_with_pluggys_scans():
     pm.unregister(renamed)
     assert pm.hook.ksi_startup.get_hookimpls() == []
     assert [name for name, _ in pm.list_name_plugin()] == ["g0", "g2", "g4", "blocked"]
+
+
+class _Ordered(Good):
+    @hookimpl(tryfirst=True)
+    def ksi_startup(self):
+        return None
+
+    @hookimpl(trylast=True, specname="ksi_startup")
+    def start_last(self):
+        return None
+
+
+def test_each_plugins_hookimpls_are_the_ones_pluggy_calls_in_its_order():
+    pm = PluginManager().pm
+    plugins = [(_Ordered if index % 2 else Good)(f"p{index}") for index in range(6)]
+    hooks = ("ksi_startup", "ksi_handle_event", "ksi_shutdown")
+
+    def agree() -> None:
+        for plugin in [*plugins, Good("stranger")]:
+            for hook in hooks:
+                every = getattr(pm.hook, hook).get_hookimpls()
+                assert pm.hookimpls_of(plugin, hook) == [i for i in every if i.plugin is plugin]
+
+    for plugin in plugins[:4]:
+        pm.register(plugin)
+    agree()
+    pm.unregister(plugins[1])
+    agree()
+    pm.register(plugins[4])  # after the lookups: its implementations are found too
+    pm.unregister(name="p2")
+    agree()
+    with pytest.raises(PluginRegistrationError):
+        pm.register(Good("p0"))  # refused: the kept lookups still hold
+    agree()
+    assert [i.function.__name__ for i in pm.hookimpls_of(plugins[3], "ksi_startup")] == [
+        "start_last",
+        "ksi_startup",
+    ]
