@@ -278,7 +278,12 @@ def _describe_one(candidate: Candidate, trust: TrustPolicy) -> PluginSpec | Excl
         return Exclusion(name, origin, described)
     metadata, capabilities, hooks = described
     return PluginSpec(
-        plugin=plugin, metadata=metadata, capabilities=capabilities, origin=origin, hooks=hooks
+        plugin=plugin,
+        metadata=metadata,
+        capabilities=capabilities,
+        origin=origin,
+        hooks=hooks,
+        candidate=candidate,
     )
 
 

@@ -248,11 +248,18 @@ def _entry_point_candidates(found: list[importlib_metadata.EntryPoint]) -> Itera
             ),
             entry_point=ep.value,
             manifest=_manifest(ep.dist, top) if alone else None,
+            dist_info=_dist_info(ep.dist),
         )
 
 
 def _top_package(value: str) -> str:
     return value.partition(":")[0].strip().partition(".")[0]
+
+
+def _dist_info(dist: importlib_metadata.IDistribution | None) -> str | None:
+    """The metadata folder of a distribution installed as one (a path distribution's str)."""
+    folder = str(dist) if dist is not None else ""
+    return folder if folder and Path(folder).is_dir() else None
 
 
 def _manifest(dist: importlib_metadata.IDistribution | None, package: str) -> Path | None:

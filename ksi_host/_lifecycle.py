@@ -158,6 +158,9 @@ class Host(Running):
             history_bytes=self.config.host.history_bytes,
         )
         self._config_dict: Final = self.config.as_context_dict()
+        # Each plugin's section by key, as the plan looks it up: sections_by_key() once,
+        # not once per plugin (plugin_section() rebuilds it on every call).
+        self._sections: Final = self.config.sections_by_key()
         self._view: Final = HostView(self.status, self.metrics, self.plugin_list, owner=self)
         # A plugin's context is made the first time it is asked for (many plugins are
         # never called): with the settings its registration validated.
@@ -665,9 +668,7 @@ class Host(Running):
         specs = [s for s in self.plan.order if s.key in self._workers and self._is_pending(s)]
         results = await asyncio.gather(
             *(
-                self._workers[s.key].spawn(
-                    self.context_for(s.name), self.config.plugin_section(s.name)
-                )
+                self._workers[s.key].spawn(self.context_for(s.name), self._sections.get(s.key))
                 for s in specs
             ),
             return_exceptions=True,
@@ -702,15 +703,12 @@ class Host(Running):
                 self._fail(spec, imported)
                 return
             spec = self._specs[spec.key] = imported
-            section = self.config.plugin_section(spec.name)
-            problem = vet_one(spec, section, KsiPluggyManager())
+            problem = vet_one(spec, self._sections.get(spec.key), KsiPluggyManager())
             if problem is not None:
                 self._fail(spec, problem)
                 return
         try:
-            settings = plugin_settings(
-                spec.name, spec.plugin, self.config.plugin_section(spec.name)
-            )
+            settings = plugin_settings(spec.name, spec.plugin, self._sections.get(spec.key))
         except PluginConfigInvalid as exc:  # the plan vetted it; a config given to Host may differ
             self._fail(spec, config_reason(exc))
             return

@@ -52,7 +52,9 @@ class Candidate:
     turned it off, so it is reported instead of imported. ``scanned`` is true for a
     file found by listing a folder, which may be a helper module rather than a plugin.
     ``manifest`` is the ``ksi-plugin.toml`` its distribution ships for it, read
-    instead of importing it.
+    instead of importing it. ``dist_info`` is an entry point's distribution's metadata
+    folder as the scan found it, where the host reads the identity of its code
+    (:func:`ksi_host._reload.code_stamps`) without looking the distribution up again.
     """
 
     name_hint: str
@@ -64,6 +66,7 @@ class Candidate:
     scanned: bool = False
     plugin: object = None
     manifest: Path | None = None
+    dist_info: str | None = None
 
     @property
     def target(self) -> str:
@@ -108,9 +111,10 @@ NOT_IMPORTED: Final = _NotImported()
 class PluginSpec:
     """A plugin whose metadata validated: imported, or read from its ``ksi-plugin.toml``.
 
-    ``hooks`` are the hooks it implements. A spec read from a manifest keeps the
-    manifest and the candidate to import it from, and its ``plugin`` is
-    :data:`NOT_IMPORTED` until :func:`ksi_host._describe.import_described` runs.
+    ``hooks`` are the hooks it implements; ``candidate`` is what it was described
+    from. A spec read from a manifest keeps the manifest, imports its candidate,
+    and its ``plugin`` is :data:`NOT_IMPORTED` until
+    :func:`ksi_host._describe.import_described` runs.
     """
 
     plugin: object

@@ -17,9 +17,11 @@ that finishes removes the marker. If the process dies on the way (a segfault, an
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -56,6 +58,21 @@ def fingerprint(origin: Origin, file: Path | None) -> str:
             continue
         stamps.append(f"{path.name}:{info.st_size}:{info.st_mtime_ns}")
     return ";".join(stamps)
+
+
+def _since() -> str:
+    """Now, local, to the second: the marker's ``since``.
+
+    Converting to local time costs more than the rest of a marker entry, and a start
+    writes one before each of a thousand imports within a second or two: each second
+    is converted once.
+    """
+    return _local_second(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _local_second(second: int) -> str:
+    return datetime.fromtimestamp(second, timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 def _identity(origin: Origin) -> str:
@@ -205,8 +222,9 @@ class StartMarker:
     def _entry(
         self, name: str, origin: Origin, file: Path | None, stage: str, event: str | None
     ) -> Quarantined:
-        since = datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-        return Quarantined(name, _identity(origin), fingerprint(origin, file), stage, since, event)
+        return Quarantined(
+            name, _identity(origin), fingerprint(origin, file), stage, _since(), event
+        )
 
     def _write(self) -> None:
         entries = [*self._starting.values(), *([self._importing] if self._importing else [])]

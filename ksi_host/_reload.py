@@ -156,6 +156,8 @@ def code_stamps(plan: LoadPlan) -> dict[str, str]:
     its contents, so an edit that keeps the size and the modification time is one too.
     An editable install's stamp adds its plugin module's contents (RECORD does not
     change when its author edits the code).
+    A distribution is the one the plan's scan found (``Candidate.dist_info``), read
+    as it is now: the one the plugin was imported from.
     A plugin not
     imported yet (lazy) has nothing to forget: it is stamped when it activates
     (:func:`code_stamp`).
@@ -166,9 +168,9 @@ def code_stamps(plan: LoadPlan) -> dict[str, str]:
 def code_stamp(spec: PluginSpec) -> str | None:
     """The identity of ``spec``'s code if it is imported (here, or in its worker), else None."""
     if is_worker(spec.plugin):
-        return _stamp(spec)
+        return _stamp(spec, planned=True)
     top = _top_module(spec)
-    return _stamp(spec) if top is not None and top in sys.modules else None
+    return _stamp(spec, planned=True) if top is not None and top in sys.modules else None
 
 
 def keep_workers(old: LoadPlan, new: LoadPlan, start: Collection[str]) -> LoadPlan:
@@ -232,16 +234,26 @@ def forget_changed_modules(plan: LoadPlan, stamps: Mapping[str, str]) -> Forgott
     return Forgotten(frozenset(spec.key for spec in changed), now)
 
 
-def _stamp(spec: PluginSpec) -> str | None:
-    """See :func:`code_stamps`; a distribution or file that went away is ``"gone"``."""
+def _stamp(spec: PluginSpec, *, planned: bool = False) -> str | None:
+    """See :func:`code_stamps`; a distribution or file that went away is ``"gone"``.
+
+    ``planned``: the distribution the plan found, if its folder is still there (looking
+    it up by name walks ``sys.path``); otherwise, as when checking for changes, the one
+    installed under its name now.
+    """
     origin = spec.origin
     if origin.kind == "entry-point" and origin.distribution:
         import importlib_metadata  # not at start-up: only an installed plugin's stamp needs it
 
         from ksi_host._manage.environment import record_digest
 
+        folder = spec.candidate.dist_info if planned and spec.candidate is not None else None
         try:
-            dist = importlib_metadata.distribution(origin.distribution)
+            dist = (
+                importlib_metadata.Distribution.at(folder)
+                if folder is not None and Path(folder).is_dir()
+                else importlib_metadata.distribution(origin.distribution)
+            )
         except importlib_metadata.PackageNotFoundError:
             return "gone"
         stamp = f"{dist.locate_file('')}:{record_digest(dist)}"  # no version parse: costlier

@@ -135,6 +135,7 @@ def _row(candidate: Candidate) -> dict[str, Any]:
         "entry_point": origin.entry_point,
         "host": origin.host_requirement,
         "manifest": str(candidate.manifest) if candidate.manifest is not None else None,
+        "dist_info": candidate.dist_info,
     }
 
 
@@ -161,6 +162,7 @@ def _candidates(rows: Iterable[Mapping[str, Any]]) -> list[Candidate]:
                 origin=origin,
                 entry_point=row["value"],
                 manifest=Path(manifest) if manifest is not None else None,
+                dist_info=row.get("dist_info"),
             )
         )
     return found

@@ -123,6 +123,8 @@ class KsiPluggyManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self._on_change: list[Callable[[], None]] = []
         self._marked_now: dict[str, dict[str, Any]] | None = None
+        self._hooks_now: list[str] = []
+        self._registered: dict[int, tuple[str, tuple[str, ...]]] = {}
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         """pluggy's parser, answered from the one walk :func:`hook_names` makes, in ``register``.
@@ -133,8 +135,42 @@ class KsiPluggyManager(pluggy.PluginManager):
         the plan's checks and the host both register every plugin.
         """
         if self._marked_now is not None:
-            return cast("pluggy.HookimplOpts | None", self._marked_now.get(name))
+            opts = self._marked_now.get(name)
+            if opts is not None:
+                self._hooks_now.append(opts.get("specname") or name)
+            return cast("pluggy.HookimplOpts | None", opts)
         return super().parse_hookimpl_opts(plugin, name)
+
+    def get_name(self, plugin: object) -> str | None:
+        """pluggy's answer, found by the plugin's identity rather than a scan of every plugin.
+
+        pluggy's ``unregister`` asks for the name (twice, once through
+        :meth:`get_hookcallers`), so stopping each of N plugins scanned N: a host's stop
+        grew with the square of its plugins. A plugin this manager registered is looked
+        up by identity; anything else (an equal object, a plugin pluggy holds that the
+        lookup does not know) gets pluggy's scan, so the answer is the same.
+        """
+        known = self._registered.get(id(plugin))
+        if known is not None and self.get_plugin(known[0]) is plugin:
+            return known[0]
+        return super().get_name(plugin)
+
+    def is_registered(self, plugin: object) -> bool:
+        """pluggy's answer (``==`` against every plugin, as :meth:`get_name`), by lookup."""
+        return self.get_name(plugin) is not None
+
+    def get_hookcallers(self, plugin: object) -> list[pluggy.HookCaller] | None:
+        """pluggy's answer, from the hooks ``register`` gave the plugin implementations of.
+
+        pluggy reads every implementation of every hook to find the plugin's; the hooks
+        are the ones its registration asked :meth:`parse_hookimpl_opts` about and got
+        options for, each of which pluggy gave an implementation (``unregister`` then
+        removes the plugin from exactly these).
+        """
+        known = self._registered.get(id(plugin))
+        if known is None or self.get_plugin(known[0]) is not plugin:
+            return super().get_hookcallers(plugin)
+        return [getattr(self.hook, hook) for hook in known[1]]
 
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after every register and unregister (the host's routes cache)."""
@@ -143,6 +179,8 @@ class KsiPluggyManager(pluggy.PluginManager):
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
         """pluggy's unregister, then tell who watches the registry."""
         removed = super().unregister(plugin, name)
+        if removed is not None:
+            self._registered.pop(id(removed), None)
         self._changed()
         return removed
 
@@ -156,6 +194,7 @@ class KsiPluggyManager(pluggy.PluginManager):
         marked = dict(_marked(plugin))
         self._check_is_plugin(plugin, label, bool(marked))
         self._marked_now = marked
+        hooks = self._hooks_now = []  # its own: a historic hook's replay may register others
         try:
             registered = super().register(plugin, name=name or _metadata_name(plugin))
         except pluggy.PluginValidationError as exc:
@@ -181,6 +220,8 @@ class KsiPluggyManager(pluggy.PluginManager):
             ) from exc
         finally:
             self._marked_now = None
+        if registered is not None:  # None: a blocked name, nothing registered
+            self._registered[id(plugin)] = (registered, tuple(dict.fromkeys(hooks)))
         self._check_unknown_hooks(plugin, label)
         self._changed()
         return registered

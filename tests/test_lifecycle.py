@@ -128,6 +128,32 @@ def test_a_failing_shutdown_does_not_stop_the_others(scripted_plugin, make_plan)
     assert "Traceback (most recent call last)" in reasons["b"].traceback
 
 
+def test_a_host_with_hundreds_of_plugins_stops_each_in_reverse_order(scripted_plugin, make_plan):
+    log: list[tuple[str, str]] = []
+    registered_at_shutdown: dict[str, list[str]] = {}
+
+    class Watching(scripted_plugin):  # type: ignore[misc,valid-type]
+        @hookimpl
+        def ksi_shutdown(self) -> None:
+            pm = host.manager.pm
+            registered_at_shutdown[self.name] = [name for name, _ in pm.list_name_plugin()]
+            super().ksi_shutdown()
+
+    names = [f"p{index}" for index in range(300)]
+    raising = {"p150": ["ksi_shutdown"]}
+    plugins = [Watching(name, log=log, raises=raising.get(name, ())) for name in names]
+    host = Host(make_plan(*plugins))
+    run(host)
+    assert [p for p, hook in log if hook == "ksi_shutdown"] == names[::-1]
+    assert set(states(host).values()) == {"stopped"}
+    assert [s.name for s in host.status() if s.reason] == ["p150"]
+    assert host.status()[150].reason.code == "shutdown-failed"
+    # one at a time: each sees every plugin before it still registered, none after it
+    assert all(registered_at_shutdown[n] == names[: i + 1] for i, n in enumerate(names))
+    assert host.manager.pm.list_name_plugin() == []
+    assert not any(vars(host.manager.pm.hook)[hook].get_hookimpls() for hook in HOOKS)
+
+
 class Hanging(BasePlugin):
     """Awaits forever in one lifecycle hook, as a plugin stuck on a dead server would."""
 

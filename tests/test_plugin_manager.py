@@ -192,3 +192,39 @@ def test_hook_names_finds_what_pluggy_registers(make):
     walked = dict(_marked(plugin))
     assert walked.keys() == expected.keys()
     assert all(walked[attr] is expected[attr] for attr in expected)
+
+
+class _StartsUnderAnotherName(Good):
+    @hookimpl(specname="ksi_startup")
+    def start_up(self):
+        return None
+
+
+def test_name_and_hookcallers_lookups_agree_with_pluggys_scans():
+    pm = PluginManager().pm
+    plugins = [Good(f"g{index}") for index in range(5)]
+    renamed, blocked = _StartsUnderAnotherName(name="renamed"), Good("blocked")
+    stranger = Good("stranger")
+    for plugin in [*plugins, renamed]:
+        pm.register(plugin)
+    pm.set_blocked("blocked")
+    assert pm.register(blocked) is None
+    pm.unregister(plugins[1])
+    pm.unregister(name="g3")
+
+    def pluggys(plugin: object) -> tuple[object, ...]:
+        scan = pluggy.PluginManager
+        callers = scan.get_hookcallers(pm, plugin)
+        return scan.get_name(pm, plugin), scan.is_registered(pm, plugin), callers and set(callers)
+
+    for plugin in [*plugins, renamed, blocked, stranger]:
+        callers = pm.get_hookcallers(plugin)
+        ours = (pm.get_name(plugin), pm.is_registered(plugin), callers and set(callers))
+        assert ours == pluggys(plugin)
+    assert {c.name for c in pm.get_hookcallers(renamed) or ()} == {
+        "ksi_handle_event",
+        "ksi_startup",
+    }
+    pm.unregister(renamed)
+    assert pm.hook.ksi_startup.get_hookimpls() == []
+    assert [name for name, _ in pm.list_name_plugin()] == ["g0", "g2", "g4", "blocked"]

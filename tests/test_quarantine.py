@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import signal
 import time
+from datetime import datetime, timezone
 
 import pytest
 
+from ksi_host._quarantine import _since
 from tests.conftest import error_code
 from tests.containment import FAULTY, Prober, ask, contained_daemon, stop_cleanly
 from tests.dists import install_recorded, recorded_manifest
@@ -242,3 +244,15 @@ def test_the_marker_is_rewritten_in_place_and_a_shorter_one_reads_back_whole(tmp
     assert entry.name == "again"
     marker.done()
     assert not marker.path.exists()
+
+
+def test_a_markers_since_is_the_local_time_to_the_second():
+    def now() -> str:
+        return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+    _since()  # a second converted before this one is not served again
+    while True:
+        before, since, after = now(), _since(), now()
+        if before == after:  # not across a second's edge
+            assert since == before
+            return

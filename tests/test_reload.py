@@ -18,7 +18,13 @@ from ksi_host._lifecycle import Host
 from ksi_host._manifest import PluginManifest
 from ksi_host._pipeline import boot, build_plan, plan_for
 from ksi_host._plan import LoadPlan
-from ksi_host._reload import InstalledSince, PlanChange, diff_plans
+from ksi_host._reload import (
+    InstalledSince,
+    PlanChange,
+    code_stamps,
+    diff_plans,
+    forget_changed_modules,
+)
 from ksi_host.plugin_base import BasePlugin, hookimpl
 from ksi_host.plugin_types import PluginCapabilities, PluginMetadata
 from tests.conftest import (
@@ -382,6 +388,26 @@ def test_a_reinstall_of_the_same_version_with_other_code_is_restarted(
     assert first == {"code": "A"}
     assert change.restarted == ("which",)
     assert second == {"code": "B"}
+
+
+def test_a_start_stamp_reads_the_distribution_the_scan_found_as_a_reload_looks_it_up(
+    tmp_path: Path, site_dir: Path
+) -> None:
+    env = {**host_env(tmp_path), "KSI_DISABLE_PLUGIN_AUTOLOAD": "0"}
+    info = install_dist(
+        site_dir,
+        dist="ksi-plugin-stamped",
+        version="1.0",
+        files={"stamped_mod.py": plugin_source("stamped")},
+        entry_points={"stamped": "stamped_mod"},
+    )
+    plan = plan_for(HostConfig(), env=env)
+    spec = next(spec for spec in plan.order if spec.name == "stamped")
+    assert spec.candidate is not None
+    assert spec.candidate.dist_info == str(info)
+    assert forget_changed_modules(plan, code_stamps(plan)).changed == frozenset()
+    shutil.rmtree(info)
+    assert code_stamps(plan)[spec.key] == "gone"  # the folder went: looked up by name
 
 
 def test_a_lazy_plugin_upgraded_before_or_after_its_activation_runs_the_new_version(

@@ -75,11 +75,13 @@ def _found(env: dict[str, str]) -> list[tuple[str, str | None, Path | None]]:
 def test_an_unchanged_sys_path_is_not_scanned_twice(
     site_dir: Path, ksi_env: dict[str, str], scans: list[str], settled: None
 ) -> None:
-    _install(site_dir, "sc_one", manifest=True)
+    info = _install(site_dir, "sc_one", manifest=True)
     first = _found(ksi_env)
     assert ("sc_one", "1.0", site_dir / "sc_one_pkg" / "ksi-plugin.toml") in first
     assert _found(ksi_env) == first
     assert scans == ["every group"]
+    kept = discover(env=ksi_env, builtin_package=None)  # the kept scan keeps where each dist is
+    assert [c.dist_info for c in kept if c.name_hint == "sc_one"] == [str(info)]
 
 
 @pytest.mark.parametrize("change", ["install", "uninstall", "same-mtime"])
