@@ -266,3 +266,36 @@ def test_each_plugins_hookimpls_are_the_ones_pluggy_calls_in_its_order():
         "start_last",
         "ksi_startup",
     ]
+
+
+def test_a_plugin_that_registers_another_while_registering_still_unregisters_whole():
+    """A historic hook's replay runs inside ``register``: a plugin whose replay registers
+    another keeps its record of every hook it implements, so unregistering it leaves no
+    implementation of it behind (``dir()`` order puts ``ksi_announce`` first)."""
+    manager = PluginManager()
+    pm = manager.pm
+
+    class Announce:
+        @pluggy.HookspecMarker("ksi")(historic=True)
+        def ksi_announce(self):
+            """A historic hook a user's manager adds."""
+
+    pm.add_hookspecs(Announce)
+    pm.hook.ksi_announce.call_historic(kwargs={})
+    inner = Good("inner")
+
+    class Outer(BasePlugin):
+        @hookimpl
+        def ksi_announce(self):
+            manager.register(inner)
+
+        @hookimpl
+        def ksi_handle_event(self, event_name, data, context):
+            return None
+
+    outer = Outer(metadata=PluginMetadata(name="outer"))
+    manager.register(outer)
+    assert pm.is_registered(inner)
+    manager.unregister(outer)
+    assert [impl.plugin for impl in pm.hook.ksi_handle_event.get_hookimpls()] == [inner]
+    assert pm.hook.ksi_announce.get_hookimpls() == []
