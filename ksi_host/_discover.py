@@ -257,7 +257,12 @@ def _top_package(value: str) -> str:
 
 
 def _dist_info(dist: importlib_metadata.IDistribution | None) -> str | None:
-    """The metadata folder of a distribution installed as one (a path distribution's str)."""
+    """The metadata folder of a distribution installed as one (a path distribution's str).
+
+    importlib-metadata renders a path distribution as its folder from 10.0 on; with an
+    older one this is None, and the host looks the distribution up by name as before
+    (same stamp, found more slowly).
+    """
     folder = str(dist) if dist is not None else ""
     return folder if folder and Path(folder).is_dir() else None
 
