@@ -181,23 +181,13 @@ class Host(Running):
         # Each plugin's spec as it is now: a manifest's spec is replaced once imported.
         self._specs: dict[str, PluginSpec] = {spec.key: spec for spec in plan.order}
         self._lazy = _lazy_keys(plan)
-        lazy = frozenset(self._lazy)  # a tuple, in load order, is searched per plugin
         # In load order: status() reads it as is (system:health asks on every call), and
         # keeps the tuple it made in _listed until a status changes (_set, _note_plan), the
         # watchdog counts another stall or a worker restarts or fails.
         self._listed: tuple[PluginStatus, ...] | None = None
         self._listed_stalls: dict[str, int] = {}
         self._listed_workers: tuple[tuple[int | None, int, Reason | None], ...] = ()
-        self._status: dict[str, PluginStatus] = {
-            spec.key: PluginStatus(
-                spec.name,
-                spec.key,
-                spec.version,
-                spec.origin,
-                "lazy" if spec.key in lazy else "pending",
-            )
-            for spec in plan.order
-        }
+        self._status: dict[str, PluginStatus] = _waiting(plan.order, self._lazy)
         self._wanted_by: dict[str, tuple[str, ...]] = {}
         self._activations: dict[str, asyncio.Future[None]] = {}
         self._excluded: tuple[PluginStatus, ...] = ()
@@ -326,18 +316,11 @@ class Host(Running):
         for key in diff.stop:
             await self._stop_one(old[key])
         lazy = _lazy_keys(plan)
-        lazy_keys = frozenset(lazy)
         self._listed = None
+        fresh = [s for s in plan.order if s.key in diff.start or s.key not in self._status]
+        waiting = _waiting(fresh, lazy)
         self._status = {
-            spec.key: PluginStatus(
-                spec.name,
-                spec.key,
-                spec.version,
-                spec.origin,
-                "lazy" if spec.key in lazy_keys else "pending",
-            )
-            if spec.key in diff.start or spec.key not in self._status
-            else self._status[spec.key]
+            spec.key: waiting[spec.key] if spec.key in waiting else self._status[spec.key]
             for spec in plan.order
         }
         self._specs = {
@@ -868,6 +851,21 @@ def _what_and_where(exc: KsiError) -> str:
 
 _MAX_WANTED: Final = 4096
 """Event names whose lazy plugins are remembered (as the dispatcher's routes are)."""
+
+
+def _waiting(specs: Iterable[PluginSpec], lazy: Iterable[str]) -> dict[str, PluginStatus]:
+    """Each spec's status before it starts: ``lazy`` until its first event, else pending."""
+    lazy_keys = frozenset(lazy)  # the lazy keys are a tuple in load order: searched per spec
+    return {
+        spec.key: PluginStatus(
+            spec.name,
+            spec.key,
+            spec.version,
+            spec.origin,
+            "lazy" if spec.key in lazy_keys else "pending",
+        )
+        for spec in specs
+    }
 
 
 def _lazy_keys(plan: LoadPlan) -> tuple[str, ...]:
