@@ -18,6 +18,12 @@ sees it. Plugins must leave ``SIGUSR2`` alone.
 
 The hot path pays nothing: who is running is read from the stack only when a stall
 is seen, and the heartbeat is one timer callback per tick.
+
+A loop that is not running is not blocked: nothing is reported while it is stopped, the
+time it was stopped does not count once it runs again, and the thread ends when the
+loop is closed, so a watchdog whose host was never stopped (its start raised, or it
+was left running when ``asyncio.run`` returned) cannot blame or interrupt whatever the
+thread runs next, such as another host's plugin.
 """
 
 from __future__ import annotations
@@ -156,9 +162,16 @@ class Watchdog:
     def _watch(self) -> None:
         seen = None
         interrupted = None
+        idle_until = 0.0  # when the loop was last seen not running
         while not self._stopped.wait(self.tick):
+            loop = self._loop
+            if loop is not None and not loop.is_running():
+                if loop.is_closed():
+                    return
+                idle_until = time.monotonic()
+                continue
             beat = self._beat
-            blocked = time.monotonic() - beat - self.tick
+            blocked = time.monotonic() - max(beat, idle_until) - self.tick
             if blocked < self.threshold:
                 interrupted = None
                 continue

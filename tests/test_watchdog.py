@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Any
 
@@ -114,3 +115,45 @@ def test_plugin_stalled_is_not_an_exception_and_pickles():
     stalled = PluginStalled("p", "ksi_startup", 1.5, 1.0)
     assert not isinstance(stalled, Exception)
     assert str(pickle.loads(pickle.dumps(stalled))) == str(stalled)
+
+
+def test_a_loop_that_is_not_running_is_not_blocked(caplog):
+    """The thread running something else between two runs of the loop is not a stall."""
+    from ksi_host._watchdog import Watchdog
+
+    loop = asyncio.new_event_loop()
+    watchdog = Watchdog(0.05, lambda plugin, hook: 0.1)
+
+    async def start() -> None:
+        watchdog.start()
+
+    try:
+        loop.run_until_complete(start())
+        time.sleep(0.5)  # the loop stopped, ten thresholds: no beat, and no stall either
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert not watchdog.stalls
+        assert "blocked" not in caplog.text
+    finally:
+        watchdog.stop()
+        loop.close()
+
+
+def test_a_watchdog_left_running_ends_with_its_loop():
+    """A host that was never stopped must not watch, or interrupt, what the thread runs next."""
+    from ksi_host._watchdog import Watchdog
+
+    before = set(threading.enumerate())
+
+    async def start() -> Watchdog:
+        watchdog = Watchdog(0.05, lambda plugin, hook: 0.1)
+        watchdog.start()
+        return watchdog
+
+    watchdog = asyncio.run(start())  # closes the loop; nobody calls stop()
+    try:
+        [thread] = [t for t in threading.enumerate() if t not in before]
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+        assert not watchdog.stalls
+    finally:
+        watchdog.stop()
